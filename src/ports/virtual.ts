@@ -1,0 +1,128 @@
+import { SeededRandom } from './random.js';
+import type { Clock, Ports, TimerHandle, Timers } from './types.js';
+
+interface VirtualEvent {
+  atMs: number;
+  seq: number;
+  fn: () => void;
+  cancelled: boolean;
+}
+
+/** Default bound on events one `run` may execute: a runaway feedback loop fails loudly instead of hanging. */
+export const DEFAULT_RUN_EVENTS_MAX = 10_000_000;
+
+/**
+ * Virtual time: a discrete-event loop. Timers fire in (time, insertion order), time jumps to the next
+ * event, and between two events every pending promise continuation runs (we yield to the real event
+ * loop with setImmediate), so async actor code sees exactly the interleaving it would see for real.
+ * The same seed and the same inputs give the same order of events every time.
+ */
+export class VirtualTime implements Clock, Timers {
+  #now = 0;
+  #seq = 0;
+  #heap: VirtualEvent[] = [];
+  #executed = 0;
+
+  nowMs(): number {
+    return this.#now;
+  }
+
+  get eventsExecuted(): number {
+    return this.#executed;
+  }
+
+  get pending(): number {
+    return this.#heap.length;
+  }
+
+  setTimeout(fn: () => void, delayMs: number): TimerHandle {
+    const ev: VirtualEvent = { atMs: this.#now + Math.max(0, delayMs), seq: this.#seq++, fn, cancelled: false };
+    this.#push(ev);
+    return { cancel: () => { ev.cancelled = true; } };
+  }
+
+  defer(fn: () => void): void {
+    this.setTimeout(fn, 0);
+  }
+
+  /** Runs events until none is left (or `untilMs` is reached, or `eventsMax` ran). Returns events run. */
+  async run(options: { untilMs?: number; eventsMax?: number } = {}): Promise<number> {
+    const until = options.untilMs ?? Infinity;
+    const max = options.eventsMax ?? DEFAULT_RUN_EVENTS_MAX;
+    let ran = 0;
+    await flushMicrotasks();
+    for (;;) {
+      const ev = this.#peek();
+      if (ev === undefined || ev.atMs > until) break;
+      if (ran >= max) throw new Error(`virtual time: more than ${max} events in one run (a feedback loop?)`);
+      this.#pop();
+      if (ev.cancelled) continue;
+      this.#now = ev.atMs;
+      ran++;
+      this.#executed++;
+      ev.fn();
+      await flushMicrotasks();
+    }
+    if (until !== Infinity && until > this.#now) this.#now = until;
+    return ran;
+  }
+
+  /** Advances virtual time by `ms`, running everything due on the way. */
+  advance(ms: number): Promise<number> {
+    return this.run({ untilMs: this.#now + ms });
+  }
+
+  #peek(): VirtualEvent | undefined {
+    return this.#heap[0];
+  }
+
+  // A binary min-heap on (atMs, seq): O(log n) per timer, and ties keep insertion order.
+  #push(ev: VirtualEvent): void {
+    const h = this.#heap;
+    h.push(ev);
+    let i = h.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (!before(h[i]!, h[p]!)) break;
+      [h[i], h[p]] = [h[p]!, h[i]!];
+      i = p;
+    }
+  }
+
+  #pop(): void {
+    const h = this.#heap;
+    const last = h.pop()!;
+    if (h.length === 0) return;
+    h[0] = last;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < h.length && before(h[l]!, h[m]!)) m = l;
+      if (r < h.length && before(h[r]!, h[m]!)) m = r;
+      if (m === i) return;
+      [h[i], h[m]] = [h[m]!, h[i]!];
+      i = m;
+    }
+  }
+}
+
+function before(a: VirtualEvent, b: VirtualEvent): boolean {
+  return a.atMs < b.atMs || (a.atMs === b.atMs && a.seq < b.seq);
+}
+
+/** Resolves after every microtask queued so far (and those they queue) has run. */
+export function flushMicrotasks(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+export interface VirtualPorts extends Ports {
+  time: VirtualTime;
+  random: SeededRandom;
+}
+
+export function virtualPorts(seed: number): VirtualPorts {
+  const time = new VirtualTime();
+  return { time, clock: time, timers: time, random: new SeededRandom(seed) };
+}
