@@ -1,0 +1,22 @@
+/** The actor kernel's public surface. */
+export { Actor } from './actor.js';
+export { ActorSystem, createSystem, DEFAULT_THROUGHPUT, DEFAULT_TURN_BUDGET, type SystemOptions, type SystemStats } from './system.js';
+export { stateful, stateless, type Hooks } from './functional.js';
+export { PersistentActor, InMemoryJournal, type Journal, type JournalEntry, type Snapshot } from './persistent.js';
+export { Mailbox, DEFAULT_MAILBOX_CAPACITY, MAILBOX_CAPACITY_MAX, type MailboxOptions, type OverflowPolicy } from './mailbox.js';
+export {
+  oneForOne,
+  oneForAll,
+  restForOne,
+  backoffDelayMs,
+  DEFAULT_STRATEGY,
+  DEFAULT_MAX_RESTARTS,
+  DEFAULT_RESTART_WINDOW_MS,
+  type Backoff,
+  type Decision,
+  type StrategyKind,
+  type SupervisorStrategy,
+} from './supervision.js';
+export { InMemoryNetwork, FRAME_BYTES_MAX, parsePath, type Transport } from './remote.js';
+export * from './errors.js';
+export type { ActorRef, Behavior, Context, Factory, SpawnOptions, SystemEvent, Terminated } from './types.js';
