@@ -51,7 +51,9 @@ export class Cell<M> implements Context<M> {
   #timers: Set<TimerHandle> | undefined;
   #terminated: Promise<void> | undefined;
   #resolveTerminated: (() => void) | undefined;
+  /** Restarts of this actor (one-for-one) and of its children as a group (one-for-all, rest-for-one). */
   readonly restarts = new RestartHistory();
+  readonly #groupRestarts = new RestartHistory();
   #log: Logger | undefined;
 
   constructor(
@@ -320,10 +322,12 @@ export class Cell<M> implements Context<M> {
       return;
     }
     if (decision === 'restart') {
-      const attempt = child.restarts.record(this.system.ports.clock.nowMs(), strategy);
+      // Intensity as in OTP for group strategies (counted per supervisor), per child for one-for-one.
+      const history = strategy.kind === 'one-for-one' ? child.restarts : this.#groupRestarts;
+      const attempt = history.record(this.system.ports.clock.nowMs(), strategy);
       if (attempt > 0) {
         const delayMs = backoffDelayMs(strategy.backoff, attempt, this.system.ports.random);
-        for (const c of affected) void c.#restart(error, c === child ? msg : undefined, delayMs, attempt);
+        for (const c of affected) void c.#restart(error, c === child ? msg : undefined, delayMs, attempt, child.path);
         return;
       }
       error = new RestartIntensityExceededError(child.path, strategy.maxRestarts, strategy.withinMs, error);
@@ -352,7 +356,7 @@ export class Cell<M> implements Context<M> {
     this.#running();
   }
 
-  async #restart(error: unknown, msg: unknown, delayMs: number, attempt: number): Promise<void> {
+  async #restart(error: unknown, msg: unknown, delayMs: number, attempt: number, cause: string): Promise<void> {
     if (this.#status >= STOPPING) return;
     this.#status = SUSPENDED;
     const inc = ++this.#incarnation;
@@ -370,7 +374,7 @@ export class Cell<M> implements Context<M> {
     }
     if (delayMs > 0) await new Promise<void>((r) => this.system.ports.timers.setTimeout(r, delayMs));
     if (inc !== this.#incarnation || this.#status >= STOPPING) return;
-    this.system.emit({ type: 'restarted', path: this.path, attempt, delayMs });
+    this.system.emit({ type: 'restarted', path: this.path, attempt, delayMs, cause });
     this.#createBehavior();
     if (this.#behavior === undefined) return;
     this.#runHook(inc, (b) => (b.postRestart !== undefined ? b.postRestart(this, error) : b.preStart?.(this)));

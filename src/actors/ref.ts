@@ -1,6 +1,6 @@
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { TimerHandle } from '../ports/types.js';
-import { ActorStoppedError, AskTimeoutError, InvalidOptionError, MailboxFullError, type ActorError } from './errors.js';
+import { ActorStoppedError, AskTimeoutError, InvalidOptionError, MailboxFullError, withoutStack, type ActorError } from './errors.js';
 import type { ActorRef } from './types.js';
 import type { Cell } from './cell.js';
 
@@ -52,7 +52,8 @@ export class LocalRef<M> implements ActorRef<M> {
   tryTell(msg: M): Either<ActorError, void> {
     const r = this.cell.enqueue(msg);
     if (r === ENQ_OK) return RIGHT_VOID;
-    return left(r === ENQ_FULL ? new MailboxFullError(this.path, this.cell.mailbox.capacity) : new ActorStoppedError(this.path));
+    const cap = this.cell.mailbox.capacity;
+    return left(withoutStack(() => (r === ENQ_FULL ? new MailboxFullError(this.path, cap) : new ActorStoppedError(this.path))));
   }
 
   ask<R>(make: (replyTo: ActorRef<R>) => M, timeoutMs: number): Promise<R> {
@@ -143,7 +144,11 @@ export class RemoteRef<M> implements ActorRef<M> {
   }
 
   tryTell(msg: M): Either<ActorError, void> {
-    this.host.sendRemote(this.path, msg);
+    try {
+      this.host.sendRemote(this.path, msg);
+    } catch (e) {
+      return left(e as ActorError); // only RemoteDeliveryError (frame too large) is thrown here
+    }
     return RIGHT_VOID;
   }
 

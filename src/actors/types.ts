@@ -81,7 +81,8 @@ export type Factory<M> = FactoryFn<M> | ActorClass<M>;
 
 export type SystemEvent =
   | { type: 'failed'; path: string; error: unknown }
-  | { type: 'restarted'; path: string; attempt: number; delayMs: number }
+  /** `cause` is the failed child whose supervision decision restarted `path` (itself, or a sibling). */
+  | { type: 'restarted'; path: string; attempt: number; delayMs: number; cause: string }
   | { type: 'resumed'; path: string }
   | { type: 'stopped'; path: string }
   | { type: 'escalated'; path: string; error: unknown }
