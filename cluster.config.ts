@@ -1,0 +1,18 @@
+import { defineCluster } from './src/config/cluster.js';
+
+/**
+ * The local cluster `npm run cluster` starts: an embedded nats-server with JetStream, three node
+ * processes on this machine, and one realm. Point `nats.servers` at an existing NATS cluster to run
+ * the same code across machines.
+ */
+export default defineCluster({
+  name: 'sigma',
+  nodes: 3,
+  node: { mcpu: 2000, memMb: 4096 },
+  realms: ['default'],
+  nats: { embedded: true, port: 4222 },
+  gateway: { port: 8080 },
+  datapath: 'auto',
+  dataDir: '.sigma',
+  programs: {},
+});

@@ -1,0 +1,123 @@
+import { left, right, type Either } from 'fp-ts/lib/Either.js';
+
+/** One node: a machine, or a process standing for one in local clusters. Units last: mcpu, memMb. */
+export interface NodeConfig {
+  id: string;
+  mcpu: number;
+  memMb: number;
+}
+
+export type NatsConfig = { embedded: true; port: number } | { embedded: false; servers: string[] };
+export type DataPathMode = 'auto' | 'bpf' | 'userspace';
+
+export interface ClusterConfig {
+  name: string;
+  nodes: NodeConfig[];
+  /** Realms created when the cluster starts (more can be created at run time). */
+  realms: string[];
+  nats: NatsConfig;
+  gateway: { port: number };
+  datapath: DataPathMode;
+  /** JetStream store, proc logs and other state; relative paths are relative to the working directory. */
+  dataDir: string;
+  /** Program name -> module path (relative to the config file's directory) that procs can run. */
+  programs: Record<string, string>;
+}
+
+/** What a cluster.config.ts may say; everything has a default. */
+export interface ClusterInput {
+  name?: string;
+  /** A count of identical nodes, or the list. */
+  nodes?: number | Array<Partial<NodeConfig>>;
+  node?: { mcpu?: number; memMb?: number };
+  realms?: string[];
+  /** `embedded` (the default) starts a nats-server; `servers` joins an existing NATS cluster. */
+  nats?: { embedded?: boolean; port?: number; servers?: string[] };
+  gateway?: { port?: number };
+  datapath?: DataPathMode;
+  dataDir?: string;
+  programs?: Record<string, string>;
+}
+
+export const DEFAULT_NODE_COUNT = 3;
+export const DEFAULT_NODE_MCPU = 2000;
+export const DEFAULT_NODE_MEM_MB = 4096;
+export const DEFAULT_NATS_PORT = 4222;
+export const DEFAULT_GATEWAY_PORT = 8080;
+export const NODES_MAX = 1024;
+const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+export class ClusterConfigError extends Error {
+  readonly type = 'cluster-config';
+  constructor(readonly field: string, detail: string) {
+    super(`cluster config: ${field} ${detail}`);
+    this.name = 'ClusterConfigError';
+  }
+}
+
+/** Validates and fills defaults. Every problem names the field and what would be accepted. */
+export function parseCluster(input: ClusterInput): Either<ClusterConfigError, ClusterConfig> {
+  try {
+    return right(build(input));
+  } catch (e) {
+    if (e instanceof ClusterConfigError) return left(e);
+    throw e;
+  }
+}
+
+/** For cluster.config.ts: typed input, validated at load; throws ClusterConfigError on bad input. */
+export function defineCluster(input: ClusterInput = {}): ClusterConfig {
+  return build(input);
+}
+
+function build(input: ClusterInput): ClusterConfig {
+  const name = input.name ?? 'sigma';
+  if (!ID_RE.test(name)) throw new ClusterConfigError('name', `must match ${ID_RE}, got "${name}"`);
+  const nodes = buildNodes(input);
+  const realms = input.realms ?? ['default'];
+  for (const r of realms) if (!ID_RE.test(r)) throw new ClusterConfigError('realms', `entry "${r}" must match ${ID_RE}`);
+  if (new Set(realms).size !== realms.length) throw new ClusterConfigError('realms', 'has duplicates');
+  const datapath = input.datapath ?? 'auto';
+  if (!['auto', 'bpf', 'userspace'].includes(datapath)) throw new ClusterConfigError('datapath', `must be auto, bpf or userspace, got "${datapath}"`);
+  const gatewayPort = port('gateway.port', input.gateway?.port ?? DEFAULT_GATEWAY_PORT);
+  return {
+    name,
+    nodes,
+    realms,
+    nats: buildNats(input.nats ?? {}),
+    gateway: { port: gatewayPort },
+    datapath,
+    dataDir: input.dataDir ?? '.sigma',
+    programs: { ...(input.programs ?? {}) },
+  };
+}
+
+function buildNodes(input: ClusterInput): NodeConfig[] {
+  const mcpu = input.node?.mcpu ?? DEFAULT_NODE_MCPU;
+  const memMb = input.node?.memMb ?? DEFAULT_NODE_MEM_MB;
+  const list = typeof input.nodes === 'number' || input.nodes === undefined ? Array.from({ length: input.nodes ?? DEFAULT_NODE_COUNT }, () => ({})) : input.nodes;
+  if (list.length < 1 || list.length > NODES_MAX) throw new ClusterConfigError('nodes', `must be between 1 and ${NODES_MAX}, got ${list.length}`);
+  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb }));
+  for (const n of nodes) {
+    if (!ID_RE.test(n.id)) throw new ClusterConfigError('nodes[].id', `"${n.id}" must match ${ID_RE}`);
+    if (!Number.isInteger(n.mcpu) || n.mcpu < 1) throw new ClusterConfigError(`nodes[${n.id}].mcpu`, `must be a positive integer (1000 = one core), got ${n.mcpu}`);
+    if (!Number.isInteger(n.memMb) || n.memMb < 1) throw new ClusterConfigError(`nodes[${n.id}].memMb`, `must be a positive integer, got ${n.memMb}`);
+  }
+  if (new Set(nodes.map((n) => n.id)).size !== nodes.length) throw new ClusterConfigError('nodes', 'ids must be unique');
+  return nodes;
+}
+
+function buildNats(n: NonNullable<ClusterInput['nats']>): NatsConfig {
+  if (n.servers !== undefined && n.embedded === true) throw new ClusterConfigError('nats', 'cannot be both embedded and servers; pick one');
+  if (n.servers !== undefined) {
+    if (n.servers.length === 0) throw new ClusterConfigError('nats.servers', 'must list at least one URL');
+    for (const s of n.servers) if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(s)) throw new ClusterConfigError('nats.servers', `"${s}" is not a nats:// URL`);
+    return { embedded: false, servers: [...n.servers] };
+  }
+  return { embedded: true, port: port('nats.port', n.port ?? DEFAULT_NATS_PORT) };
+}
+
+function port(field: string, p: number): number {
+  if (!Number.isInteger(p) || p < 0 || p > 65535) throw new ClusterConfigError(field, `must be a port in [0, 65535] (0 = any free port), got ${p}`);
+  return p;
+}
