@@ -1,0 +1,73 @@
+/**
+ * A proc host (σcontainer) process: forked pre-warmed by a node manager, bound to one realm, runs
+ * that realm's procs as actors. It talks to its node manager over the fork IPC channel only.
+ * Binding to the real world (real clock and timers) is this file's job.
+ */
+import { pino } from 'pino';
+import { createSystem } from '../actors/index.js';
+import { decodeToHost, type ToNode } from './protocol.js';
+import { ProcRunner, currentProc } from './runner.js';
+
+const hostId = process.env['SIGMA_HOST_ID'] ?? `host-${process.pid}`;
+const realm = process.env['SIGMA_REALM'] ?? 'default';
+
+if (process.send === undefined) {
+  process.stderr.write('sigma host: must be started by a node manager (no IPC channel)\n');
+  process.exit(2);
+}
+
+const send = (m: ToNode): void => {
+  if (process.connected) process.send!(m);
+};
+
+// Output written while a proc's code runs belongs to that proc: route it to the node manager,
+// which keeps one log per proc (`sigma logs <pid>`).
+for (const stream of ['stdout', 'stderr'] as const) {
+  const original = process[stream].write.bind(process[stream]);
+  process[stream].write = ((chunk: string | Uint8Array, ...rest: unknown[]): boolean => {
+    const store = currentProc.getStore();
+    if (store === undefined) return (original as (c: string | Uint8Array, ...r: unknown[]) => boolean)(chunk, ...rest);
+    send({ t: 'log', pid: store.pid, stream, data: typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8') });
+    return true;
+  }) as typeof process.stdout.write;
+}
+
+const log = pino({ level: process.env['SIGMA_LOG'] ?? 'warn', name: hostId }, pino.destination(2));
+let runner: ProcRunner | undefined;
+const system = createSystem({
+  name: hostId,
+  logger: log,
+  onEvent: (e) => {
+    if (e.type === 'failed') runner?.noteFailure(e.path, e.error);
+  },
+});
+runner = new ProcRunner(system, send, log);
+
+process.on('message', (raw) => {
+  const m = decodeToHost(raw);
+  if (m === undefined) {
+    log.warn({ raw }, 'ignored a malformed message from the node manager');
+    return;
+  }
+  switch (m.t) {
+    case 'run':
+      void runner!.run(m.pid, m.modulePath, m.args, m.realm);
+      return;
+    case 'evict':
+      runner!.evict(m.pid);
+      return;
+    case 'ping':
+      send({ t: 'pong', seq: m.seq });
+      return;
+    case 'exit':
+      void system.shutdown().then(() => process.exit(0));
+  }
+});
+
+// The node manager is gone: nobody can report our procs' exits, so leave (its successor reaps).
+process.on('disconnect', () => process.exit(0));
+process.on('uncaughtException', (e) => log.error({ err: e }, 'uncaught exception in a proc host'));
+process.on('unhandledRejection', (e) => log.error({ err: e }, 'unhandled rejection in a proc host'));
+
+send({ t: 'ready', hostId, address: system.name });
+void realm;

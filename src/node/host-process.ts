@@ -1,0 +1,118 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { decodeToNode, type ToHost, type ToNode } from '../host/protocol.js';
+
+/** A running proc host as the node manager sees it. The simulator provides an in-process one. */
+export interface HostHandle {
+  readonly hostId: string;
+  readonly realm: string;
+  readonly pid: number | undefined;
+  send(m: ToHost): boolean;
+  /** Every decoded message from the host. */
+  onMessage(fn: (m: ToNode) => void): void;
+  /** The host process ended (crash, kill or exit). */
+  onExit(fn: (code: number | null, signal: string | null) => void): void;
+  kill(): void;
+}
+
+export interface HostLauncher {
+  start(hostId: string, realm: string): Promise<HostHandle>;
+}
+
+export class HostStartError extends Error {
+  readonly type = 'host-start';
+  constructor(readonly hostId: string, detail: string) {
+    super(`proc host ${hostId} did not start: ${detail}`);
+    this.name = 'HostStartError';
+  }
+}
+
+export const HOST_READY_TIMEOUT_MS = 10_000;
+const HOST_MAIN = fileURLToPath(new URL('../host/main.js', import.meta.url));
+
+/**
+ * Variables that slow every Node start or leak the parent's debugging/instrumentation into hosts.
+ * NODE_EXTRA_CA_CERTS alone costs ~60 ms per start on this platform.
+ */
+const STRIPPED_ENV = ['NODE_EXTRA_CA_CERTS', 'NODE_OPTIONS', 'NODE_V8_COVERAGE', 'NODE_DEBUG', 'NODE_INSPECT_RESUME_ON_START'];
+
+export function hostEnv(base: NodeJS.ProcessEnv, extra: Record<string, string>): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...base, ...extra };
+  for (const k of STRIPPED_ENV) delete env[k];
+  return env;
+}
+
+/** Forks real host processes. This file's job is binding to the real world. */
+export class ForkHostLauncher implements HostLauncher {
+  constructor(private readonly options: { env?: Record<string, string>; readyTimeoutMs?: number } = {}) {}
+
+  start(hostId: string, realm: string): Promise<HostHandle> {
+    const child = fork(HOST_MAIN, [], {
+      env: hostEnv(process.env, { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm }),
+      execArgv: [],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'json',
+    });
+    const handle = new ForkedHost(hostId, realm, child);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(new HostStartError(hostId, `no ready message within ${this.options.readyTimeoutMs ?? HOST_READY_TIMEOUT_MS} ms`));
+      }, this.options.readyTimeoutMs ?? HOST_READY_TIMEOUT_MS);
+      const onExit = (code: number | null, signal: string | null): void => {
+        clearTimeout(timer);
+        reject(new HostStartError(hostId, `exited before ready (code ${code}, signal ${signal})`));
+      };
+      child.once('exit', onExit);
+      child.once('error', (e) => {
+        clearTimeout(timer);
+        reject(new HostStartError(hostId, e.message));
+      });
+      handle.onMessage((m) => {
+        if (m.t !== 'ready') return;
+        clearTimeout(timer);
+        child.off('exit', onExit);
+        resolve(handle);
+      });
+    });
+  }
+}
+
+class ForkedHost implements HostHandle {
+  readonly #messageFns: Array<(m: ToNode) => void> = [];
+
+  constructor(
+    readonly hostId: string,
+    readonly realm: string,
+    private readonly child: ChildProcess,
+  ) {
+    child.on('message', (raw) => {
+      const m = decodeToNode(raw);
+      if (m === undefined) return; // a host speaking nonsense is ignored; its heartbeat decides its fate
+      for (const fn of this.#messageFns) fn(m);
+    });
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  send(m: ToHost): boolean {
+    if (!this.child.connected) return false;
+    this.child.send(m);
+    return true;
+  }
+
+  onMessage(fn: (m: ToNode) => void): void {
+    this.#messageFns.push(fn);
+  }
+
+  onExit(fn: (code: number | null, signal: string | null) => void): void {
+    if (this.child.exitCode !== null || this.child.signalCode !== null) fn(this.child.exitCode, this.child.signalCode);
+    else this.child.once('exit', fn);
+  }
+
+  kill(): void {
+    this.child.kill('SIGKILL');
+  }
+}

@@ -1,0 +1,85 @@
+import type { Logger } from 'pino';
+import { Actor } from '../actors/actor.js';
+import type { Context } from '../actors/types.js';
+
+/** How a proc ended. σOS's statuses plus `crashed` (its host died) and `lost` (its node died). */
+export type ExitKind = 'ok' | 'error' | 'evicted' | 'crashed' | 'lost';
+
+export interface Status {
+  kind: ExitKind;
+  message: string;
+  /** The function's result (ok) or error details; JSON. */
+  data?: unknown;
+}
+
+export type ProcKind = 'function' | 'service';
+export type RestartPolicy = 'never' | 'on-failure' | 'always';
+
+/** What a client asks for. Validated at spawn; a bad spec is a typed error, never a hung waiter. */
+export interface ProcSpec {
+  program: string;
+  args: unknown[];
+  realm: string;
+  /** LC procs reserve mcpu/mem and are placed at once; BE procs queue per realm and fill spare capacity. */
+  lc: boolean;
+  mcpu: number;
+  memMb: number;
+  /** A fresh host process of its own instead of a shared, pre-warmed one. */
+  dedicated: boolean;
+  /** Services only: a name in the realm's registry (named). */
+  name?: string;
+  restart: RestartPolicy;
+  /** Restart intensity for services: at most maxRestarts within withinMs. */
+  maxRestarts: number;
+  restartWithinMs: number;
+  /** Parent pid; its death evicts this proc only when evictWithParent is set. */
+  parent?: string;
+  evictWithParent: boolean;
+}
+
+/** What a proc sees of the system from inside. */
+export interface ProcContext {
+  readonly pid: string;
+  readonly realm: string;
+  readonly args: readonly unknown[];
+  readonly log: Logger;
+  /** Resolves when the proc has been asked to leave (evicted). Cooperative procs finish and return. */
+  waitEvict(): Promise<void>;
+  readonly evicted: boolean;
+  /** Services: tell the system the proc is up (functions are started when run() begins). */
+  started(): void;
+  /** End the proc now with this status (twice is an error). */
+  exited(status: Status): void;
+}
+
+/**
+ * A function proc: runs, returns a result, exits. The module's default export:
+ *
+ *   export default class Hello extends FunctionProc<[string], string> {
+ *     async run([who], ctx) { return `hello ${who}`; }
+ *   }
+ */
+export abstract class FunctionProc<A extends unknown[] = unknown[], R = unknown> {
+  static readonly procKind: ProcKind = 'function';
+  abstract run(args: A, ctx: ProcContext): R | Promise<R>;
+}
+
+/**
+ * A service proc: an actor that stays up and serves messages until evicted. It counts as started once
+ * preStart has settled (or earlier, if it calls `this.proc.started()`); clients reach it by the name in
+ * its spec, through an ActorRef that works from any process. Eviction stops the actor (postStop runs).
+ *
+ *   export default class Kv extends ServiceProc<{ get: string; replyTo: ActorRef<string | null> }> {
+ *     data = new Map<string, string>();
+ *     receive(m) { m.replyTo.tell(this.data.get(m.get) ?? null); }
+ *   }
+ */
+export abstract class ServiceProc<M = unknown> extends Actor<M> {
+  static readonly procKind: ProcKind = 'service';
+  constructor(
+    ctx: Context<M>,
+    readonly proc: ProcContext,
+  ) {
+    super(ctx);
+  }
+}
