@@ -8,10 +8,10 @@ import { DEFAULT_STRATEGY, RestartHistory, backoffDelayMs, type SupervisorStrate
 import type { ActorSystem } from './system.js';
 import type { ActorRef, Behavior, Context, Factory, SpawnOptions, Terminated } from './types.js';
 
-// Lifecycle. Only RUNNING processes user messages; SUSPENDED waits for its supervisor or a restart.
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a cell of any message type, for trees and queues
 export type AnyCell = Cell<any>;
 
+// Lifecycle. Only RUNNING processes user messages; SUSPENDED waits for its supervisor or a restart.
 const STARTING = 0;
 const RUNNING = 1;
 const SUSPENDED = 2;
@@ -51,9 +51,10 @@ export class Cell<M> implements Context<M> {
   #timers: Set<TimerHandle> | undefined;
   #terminated: Promise<void> | undefined;
   #resolveTerminated: (() => void) | undefined;
-  /** Restarts of this actor (one-for-one) and of its children as a group (one-for-all, rest-for-one). */
-  readonly restarts = new RestartHistory();
-  readonly #groupRestarts = new RestartHistory();
+  // Restarts of this actor (one-for-one) and of its children as a group (one-for-all, rest-for-one);
+  // allocated on first failure so that spawning stays cheap.
+  #restarts: RestartHistory | undefined;
+  #groupRestarts: RestartHistory | undefined;
   #log: Logger | undefined;
 
   constructor(
@@ -323,7 +324,7 @@ export class Cell<M> implements Context<M> {
     }
     if (decision === 'restart') {
       // Intensity as in OTP for group strategies (counted per supervisor), per child for one-for-one.
-      const history = strategy.kind === 'one-for-one' ? child.restarts : this.#groupRestarts;
+      const history = strategy.kind === 'one-for-one' ? (child.#restarts ??= new RestartHistory()) : (this.#groupRestarts ??= new RestartHistory());
       const attempt = history.record(this.system.ports.clock.nowMs(), strategy);
       if (attempt > 0) {
         const delayMs = backoffDelayMs(strategy.backoff, attempt, this.system.ports.random);
