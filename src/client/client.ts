@@ -1,0 +1,135 @@
+import { ControlError } from '../control/errors.js';
+import { ProcTable } from '../control/proc-table.js';
+import { BUCKET, SUBJECT, decodeJson, decodeNodeRecord, decodeProcRecord, encode, type NameRecord, type NodeRecord, type ProcRecord, type SpawnReply, type WireError } from '../control/protocol.js';
+import type { SpecInput } from '../proc/spec.js';
+import type { Status } from '../proc/types.js';
+import type { Bus, Kv } from '../nats/types.js';
+
+export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+export const DEFAULT_EVICT_GRACE_MS = 2_000;
+
+export class WaitTimeoutError extends Error {
+  readonly type = 'wait-timeout';
+  constructor(readonly pid: string, readonly what: string, readonly timeoutMs: number) {
+    super(`proc ${pid} did not ${what} within ${timeoutMs} ms`);
+    this.name = 'WaitTimeoutError';
+  }
+}
+
+/**
+ * What any client — a test, the CLI, a proc — uses to drive a cluster: spawn, waitStart, waitExit,
+ * evict, and listings. Everything goes through NATS; nothing assumes the cluster runs on this machine.
+ */
+export class SigmaClient {
+  readonly #table: ProcTable;
+
+  private constructor(
+    readonly bus: Bus,
+    private readonly procs: Kv,
+    private readonly nodesKv: Kv,
+    private readonly namesKv: Kv,
+    private readonly realmsKv: Kv,
+  ) {
+    this.#table = new ProcTable(procs);
+  }
+
+  static async connect(bus: Bus): Promise<SigmaClient> {
+    const [procs, nodes, names, realms] = await Promise.all([bus.kv(BUCKET.procs), bus.kv(BUCKET.nodes), bus.kv(BUCKET.names), bus.kv(BUCKET.realms)]);
+    return new SigmaClient(bus, procs, nodes, names, realms);
+  }
+
+  /** Resolves with the pid once the spawn is durable; rejects with a ControlError naming what is wrong. */
+  async spawn(spec: SpecInput, options: { timeoutMs?: number } = {}): Promise<string> {
+    const reply = (await this.#request(SUBJECT.spawn, spec, options.timeoutMs)) as SpawnReply;
+    if (!reply.ok) throw ControlError.fromWire(reply.error);
+    return reply.pid;
+  }
+
+  /** Resolves once the proc runs (or has already exited). */
+  waitStart(pid: string, options: { timeoutMs?: number } = {}): Promise<ProcRecord> {
+    return this.#waitFor(pid, 'start', (r) => r.state === 'running' || r.state === 'exited', options.timeoutMs);
+  }
+
+  /** Resolves with the proc's final status, read from the durable proc table. */
+  async waitExit(pid: string, options: { timeoutMs?: number } = {}): Promise<Status> {
+    const r = await this.#waitFor(pid, 'exit', (rec) => rec.state === 'exited', options.timeoutMs);
+    return r.status!;
+  }
+
+  async evict(pid: string, options: { graceMs?: number; timeoutMs?: number } = {}): Promise<void> {
+    const reply = (await this.#request(SUBJECT.evict, { pid, graceMs: options.graceMs ?? DEFAULT_EVICT_GRACE_MS }, options.timeoutMs)) as { ok: boolean; error?: WireError };
+    if (!reply.ok) throw ControlError.fromWire(reply.error!);
+  }
+
+  async proc(pid: string): Promise<ProcRecord | undefined> {
+    return (await this.#table.get(pid))?.record;
+  }
+
+  async ps(options: { realm?: string; all?: boolean } = {}): Promise<ProcRecord[]> {
+    const all = await this.#table.list();
+    return all.filter((r) => (options.realm === undefined || r.spec.realm === options.realm) && (options.all === true || r.state !== 'exited')).sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  async nodes(): Promise<NodeRecord[]> {
+    return (await readAll(this.nodesKv, decodeNodeRecord)).sort((a, b) => a.id.localeCompare(b.id));
+  }
+
+  async names(realm?: string): Promise<NameRecord[]> {
+    const all = await readAll(this.namesKv, (b) => decodeJson(b) as NameRecord | undefined);
+    return all.filter((n) => realm === undefined || n.realm === realm);
+  }
+
+  async realms(): Promise<string[]> {
+    return (await this.realmsKv.keys()).sort();
+  }
+
+  async createRealm(name: string): Promise<void> {
+    const r = (await this.#request(SUBJECT.realm.create, { name })) as { ok: boolean; error?: WireError };
+    if (!r.ok) throw ControlError.fromWire(r.error!);
+  }
+
+  async removeRealm(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
+    const r = (await this.#request(SUBJECT.realm.remove, { name }, options.timeoutMs ?? 30_000)) as { ok: boolean; error?: WireError };
+    if (!r.ok) throw ControlError.fromWire(r.error!);
+  }
+
+  async #request(subject: string, body: unknown, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<unknown> {
+    try {
+      const reply = await this.bus.request(subject, encode(body), { timeoutMs });
+      return decodeJson(reply.data);
+    } catch (e) {
+      const type = (e as { type?: string }).type;
+      if (type === 'no-responders' || type === 'timeout') throw new ControlError('no-scheduler', `no scheduler answered on ${subject} (${type}); is the cluster running? try \`npm run cluster\``);
+      throw e;
+    }
+  }
+
+  async #waitFor(pid: string, what: string, done: (r: ProcRecord) => boolean, timeoutMs = 60_000): Promise<ProcRecord> {
+    const watch = await this.procs.watch({ key: pid });
+    const timer = setTimeout(() => watch.stop(), timeoutMs);
+    try {
+      const first = await this.#table.get(pid);
+      if (first === undefined) throw new ControlError('unknown-proc', `no proc ${pid}`);
+      if (done(first.record)) return first.record;
+      for await (const e of watch) {
+        if (e.value === null) continue;
+        const r = decodeProcRecord(e.value);
+        if (r !== undefined && done(r)) return r;
+      }
+      throw new WaitTimeoutError(pid, what, timeoutMs);
+    } finally {
+      clearTimeout(timer);
+      watch.stop();
+    }
+  }
+}
+
+async function readAll<T>(kv: Kv, decode: (b: Uint8Array) => T | undefined): Promise<T[]> {
+  const out: T[] = [];
+  for (const k of await kv.keys()) {
+    const e = await kv.get(k).catch(() => null);
+    const v = e?.value == null ? undefined : decode(e.value);
+    if (v !== undefined) out.push(v);
+  }
+  return out;
+}

@@ -1,0 +1,313 @@
+import type { Context } from '../actors/index.js';
+import { parseSpec } from '../proc/spec.js';
+import type { ProcSpec, Status } from '../proc/types.js';
+import { ControlError } from './errors.js';
+import { BeQueues, LC_PENDING_MAX, Placements, QueueFullError } from './placement.js';
+import type { Kv } from '../nats/types.js';
+import type { ProcTable } from './proc-table.js';
+import { encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol.js';
+
+export interface SchedulerDeps {
+  table: ProcTable;
+  /** Sends a request to a node manager; resolves once the node has accepted it. */
+  toNode(node: string, req: NodeRequest): Promise<void>;
+  /** Program name -> module path. */
+  programs: Readonly<Record<string, string>>;
+  /** Fencing token of this leadership (the lease's revision). Part of every pid, so pids never repeat. */
+  term: number;
+  realmsKv: Kv;
+  namesKv: Kv;
+}
+
+type Ack = (r: { ok: true } | { ok: false; error: WireError }) => void;
+
+export type SchedulerMsg =
+  | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[] }
+  | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
+  | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
+  | { type: 'evict'; pid: string; graceMs: number; reply: Ack }
+  | { type: 'proc-event'; ev: ProcEvent }
+  | { type: 'node-up'; node: NodeRecord }
+  | { type: 'node-down'; id: string }
+  | { type: 'realms'; names: string[] }
+  | { type: 'realm-create'; name: string; reply: Ack }
+  | { type: 'realm-remove'; name: string; reply: Ack }
+  | { type: 'created'; record: ProcRecord; reply: (r: SpawnReply) => void }
+  | { type: 'create-failed'; record: ProcRecord; error: unknown; reply: (r: SpawnReply) => void };
+
+/** Bound on messages held while the scheduler recovers its state after election. */
+export const STASH_MAX = 100_000;
+
+interface Queued {
+  realm: string;
+  record: ProcRecord;
+}
+
+/**
+ * The leader's scheduler. Placement state changes synchronously in receive(); table writes and
+ * node orders are launched and their results come back as messages, so a slow KV never stalls the
+ * mailbox. On election it rebuilds reservations and queues from the proc table before serving.
+ */
+export function schedulerActor(deps: SchedulerDeps) {
+  return (ctx: Context<SchedulerMsg>) => {
+    const placements = new Placements();
+    const be = new BeQueues<Queued>();
+    const lcPending: ProcRecord[] = [];
+    const credits = new Map<string, number>(); // BE slots nodes have asked work for
+    const live = new Map<string, ProcRecord>(); // accepted, not yet exited
+    let realms = new Set<string>();
+    let stash: SchedulerMsg[] | undefined = [];
+    let seq = 0;
+    const log = ctx.log;
+
+    const order = (r: ProcRecord): RunOrder => ({ pid: r.pid, spec: r.spec, modulePath: deps.programs[r.spec.program]! });
+
+    const dispatch = (r: ProcRecord, node: string): void => {
+      const rec: ProcRecord = { ...r, state: 'starting', node };
+      live.set(r.pid, rec);
+      deps.table
+        .transition(r.pid, (cur) => (cur.state === 'queued' ? { ...cur, state: 'starting', node } : undefined))
+        .then(() => deps.toNode(node, { op: 'run', order: order(rec) }))
+        .catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${node} did not take the proc: ${(e as Error).message}` }));
+    };
+
+    const finish = (pid: string, status: Status): void => {
+      void deps.table.exit(pid, status).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record an exit'));
+      onExit(pid, status);
+    };
+
+    const onExit = (pid: string, status: Status): void => {
+      placements.release(pid);
+      const rec = live.get(pid);
+      live.delete(pid);
+      if (rec !== undefined && wantsRestart(rec, status)) respawn(rec);
+      if (rec !== undefined && removing.has(rec.spec.realm)) realmGone(rec.spec.realm);
+      drain();
+    };
+
+    const wantsRestart = (r: ProcRecord, s: Status): boolean => {
+      if (r.spec.restart === 'never' || s.kind === 'evicted' || !realms.has(r.spec.realm)) return false;
+      if (r.spec.restart === 'on-failure' && s.kind === 'ok') return false;
+      return r.restarts < r.spec.maxRestarts;
+    };
+
+    const respawn = (r: ProcRecord): void => {
+      const rec = newRecord(r.spec, r.restarts + 1);
+      log.info({ old: r.pid, pid: rec.pid }, 'respawning service');
+      accept(rec, () => {});
+    };
+
+    const newRecord = (spec: ProcSpec, restarts = 0): ProcRecord => ({
+      pid: `${spec.realm}.${deps.term.toString(36)}-${(seq++).toString(36)}`,
+      spec,
+      state: 'queued',
+      restarts,
+      term: deps.term,
+      createdAtMs: ctx.ports.clock.nowMs(),
+    });
+
+    /** Places (LC) or queues (BE) an accepted record, then writes it; the reply goes out once it is durable. */
+    const accept = (rec: ProcRecord, reply: (r: SpawnReply) => void): void => {
+      if (rec.spec.lc) {
+        const p = placements.placeLc({ pid: rec.pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb });
+        if (p.kind === 'never-fits') return reply({ ok: false, error: new ControlError('never-fits', `no node could ever run this proc: ${p.reason}`).toWire() });
+        if (p.kind === 'no-room-now' && lcPending.length >= LC_PENDING_MAX) return reply({ ok: false, error: new ControlError('queue-full', `${LC_PENDING_MAX} LC procs already wait for room`).toWire() });
+        if (p.kind === 'placed') rec.node = p.node;
+      } else {
+        try {
+          be.push({ realm: rec.spec.realm, record: rec });
+        } catch (e) {
+          if (e instanceof QueueFullError) return reply({ ok: false, error: new ControlError('queue-full', e.message).toWire() });
+          throw e;
+        }
+      }
+      live.set(rec.pid, rec);
+      if (rec.spec.lc && rec.node === undefined) lcPending.push(rec);
+      // The table gets the record as queued; the node is written by dispatch() once the record exists.
+      const { node: _placedOn, ...stored } = rec;
+      deps.table.create(stored).then(
+        () => ctx.self.tell({ type: 'created', record: rec, reply }),
+        (e: unknown) => ctx.self.tell({ type: 'create-failed', record: rec, error: e, reply }),
+      );
+    };
+
+    /** Hands queued work to free room: pending LC procs first, then BE procs to nodes holding credits. */
+    const drain = (): void => {
+      for (let i = 0; i < lcPending.length; ) {
+        const r = lcPending[i]!;
+        const p = placements.placeLc({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb });
+        if (p.kind !== 'placed') {
+          i++;
+          continue;
+        }
+        lcPending.splice(i, 1);
+        dispatch(r, p.node);
+      }
+      for (const [node, slots] of credits) {
+        let left = slots;
+        while (left > 0) {
+          const free = placements.free(node);
+          const item = be.take((q) => free !== undefined && q.record.spec.mcpu <= free.mcpu && q.record.spec.memMb <= free.memMb);
+          if (item === undefined) break;
+          placements.assign({ pid: item.record.pid, mcpu: item.record.spec.mcpu, memMb: item.record.spec.memMb }, node);
+          dispatch(item.record, node);
+          left--;
+        }
+        credits.set(node, left);
+      }
+    };
+
+    const spawn = (input: unknown, reply: (r: SpawnReply) => void): void => {
+      const parsed = parseSpec(input);
+      if (parsed._tag === 'Left') return reply({ ok: false, error: { type: 'bad-spec', message: parsed.left.message, field: parsed.left.field } });
+      const spec = parsed.right;
+      if (!realms.has(spec.realm)) return reply({ ok: false, error: new ControlError('unknown-realm', `realm "${spec.realm}" does not exist; create it with \`sigma realm create ${spec.realm}\``, 'realm').toWire() });
+      if (deps.programs[spec.program] === undefined) {
+        return reply({ ok: false, error: new ControlError('unknown-program', `no program "${spec.program}"; known: ${Object.keys(deps.programs).sort().join(', ') || '(none)'}`, 'program').toWire() });
+      }
+      accept(newRecord(spec), reply);
+    };
+
+    const evict = (pid: string, graceMs: number, reply: Ack): void => {
+      const rec = live.get(pid);
+      if (rec === undefined) return reply({ ok: false, error: new ControlError('unknown-proc', `no running or queued proc ${pid}`).toWire() });
+      const queued = be.remove((q) => q.record.pid === pid).length > 0 || removePending(pid);
+      if (queued || rec.node === undefined) {
+        finish(pid, { kind: 'evicted', message: 'evicted before it started' });
+        return reply({ ok: true });
+      }
+      deps.toNode(rec.node, { op: 'evict', pid, graceMs }).then(
+        () => reply({ ok: true }),
+        (e: unknown) => reply({ ok: false, error: new ControlError('internal', `node ${rec.node} did not take the eviction: ${(e as Error).message}`).toWire() }),
+      );
+    };
+
+    const removing = new Map<string, Ack[]>(); // realm -> callers waiting for its removal
+
+    const realmCreate = (name: string, reply: Ack): void => {
+      if (!/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) return reply({ ok: false, error: { type: 'bad-spec', message: `realm names match [a-z0-9][a-z0-9-]{0,62}, got "${name}"`, field: 'name' } });
+      const rec: RealmRecord = { name, state: 'active', createdAtMs: ctx.ports.clock.nowMs() };
+      deps.realmsKv.create(name, encode(rec)).then(
+        () => {
+          realms.add(name);
+          reply({ ok: true });
+        },
+        () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
+      );
+    };
+
+    /** Evicts every proc of the realm; once the last has exited, drops its names and its record. */
+    const realmRemove = (name: string, reply: Ack): void => {
+      if (!realms.has(name) && !removing.has(name)) return reply({ ok: false, error: new ControlError('unknown-realm', `realm "${name}" does not exist`).toWire() });
+      realms.delete(name); // no new spawns from here on
+      const waiting = removing.get(name) ?? [];
+      waiting.push(reply);
+      removing.set(name, waiting);
+      for (const r of [...live.values()]) if (r.spec.realm === name) evict(r.pid, 1_000, () => {});
+      realmGone(name);
+    };
+
+    const realmGone = (name: string): void => {
+      const waiting = removing.get(name);
+      if (waiting === undefined || [...live.values()].some((r) => r.spec.realm === name)) return;
+      removing.delete(name);
+      void (async () => {
+        for (const key of await deps.namesKv.keys()) if (key.startsWith(`${name}.`)) await deps.namesKv.delete(key).catch(() => {});
+        await deps.realmsKv.delete(name);
+      })().then(
+        () => waiting.forEach((w) => w({ ok: true })),
+        (e: unknown) => waiting.forEach((w) => w({ ok: false, error: new ControlError('internal', `realm ${name}: ${(e as Error).message}`).toWire() })),
+      );
+    };
+
+    const removePending = (pid: string): boolean => {
+      const i = lcPending.findIndex((r) => r.pid === pid);
+      if (i >= 0) lcPending.splice(i, 1);
+      return i >= 0;
+    };
+
+    const nodeDown = (id: string): void => {
+      credits.delete(id);
+      for (const pid of placements.removeNode(id)) finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+    };
+
+    const recover = (m: Extract<SchedulerMsg, { type: 'recovered' }>): void => {
+      realms = new Set(m.realms);
+      for (const n of m.nodes) placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+      const alive = new Set(m.nodes.map((n) => n.id));
+      for (const r of m.records) {
+        if (r.state === 'exited') continue;
+        live.set(r.pid, r);
+        if (r.node !== undefined && alive.has(r.node)) placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, r.node);
+        else if (r.node !== undefined) finish(r.pid, { kind: 'lost', message: `node ${r.node} was gone when a new scheduler took over` });
+        else if (r.spec.lc) lcPending.push(r);
+        else be.push({ realm: r.spec.realm, record: r });
+      }
+      log.info({ term: deps.term, live: live.size, nodes: alive.size }, 'scheduler recovered');
+    };
+
+    const handle = (m: SchedulerMsg): void => {
+      switch (m.type) {
+        case 'spawn':
+          return spawn(m.input, m.reply);
+        case 'created':
+          m.reply({ ok: true, pid: m.record.pid });
+          if (m.record.node !== undefined) dispatch(m.record, m.record.node);
+          else drain();
+          return;
+        case 'create-failed':
+          live.delete(m.record.pid);
+          placements.release(m.record.pid);
+          be.remove((q) => q.record.pid === m.record.pid);
+          removePending(m.record.pid);
+          return m.reply({ ok: false, error: new ControlError('internal', `could not record the proc: ${(m.error as Error).message}`).toWire() });
+        case 'pull':
+          credits.set(m.node, m.slots);
+          drain();
+          return m.reply([]);
+        case 'evict':
+          return evict(m.pid, m.graceMs, m.reply);
+        case 'proc-event':
+          if (m.ev.type === 'exited' && live.has(m.ev.pid)) onExit(m.ev.pid, m.ev.status);
+          else if (m.ev.type === 'started') {
+            const r = live.get(m.ev.pid);
+            if (r !== undefined) live.set(m.ev.pid, { ...r, state: 'running' });
+          }
+          return;
+        case 'node-up':
+          placements.upsertNode({ id: m.node.id, mcpu: m.node.mcpu, memMb: m.node.memMb });
+          return drain();
+        case 'node-down':
+          return nodeDown(m.id);
+        case 'realms':
+          realms = new Set(m.names.filter((n) => !removing.has(n)));
+          return;
+        case 'realm-create':
+          return realmCreate(m.name, m.reply);
+        case 'realm-remove':
+          return realmRemove(m.name, m.reply);
+        case 'recovered':
+          return;
+      }
+    };
+
+    return {
+      receive: (m: SchedulerMsg) => {
+        if (stash !== undefined) {
+          if (m.type !== 'recovered') {
+            if (stash.length < STASH_MAX) stash.push(m);
+            else if (m.type === 'spawn') m.reply({ ok: false, error: new ControlError('no-scheduler', 'the scheduler is still recovering; retry').toWire() });
+            return;
+          }
+          recover(m);
+          const held = stash;
+          stash = undefined;
+          for (const h of held) handle(h);
+          drain();
+          return;
+        }
+        handle(m);
+      },
+    };
+  };
+}
