@@ -17,6 +17,11 @@ export interface SchedulerDeps {
   term: number;
   realmsKv: Kv;
   namesKv: Kv;
+  /**
+   * A node not heard from (heartbeat) for this long is down and its procs are lost. The scheduler
+   * judges by its own clock: in NATS 2.9 an entry expiring by bucket TTL produces no watch event.
+   */
+  nodeTimeoutMs: number;
 }
 
 type Ack = (r: { ok: true } | { ok: false; error: WireError }) => void;
@@ -28,6 +33,7 @@ export type SchedulerMsg =
   | { type: 'evict'; pid: string; graceMs: number; reply: Ack }
   | { type: 'proc-event'; ev: ProcEvent }
   | { type: 'node-up'; node: NodeRecord }
+  | { type: 'tick' }
   | { type: 'node-down'; id: string }
   | { type: 'realms'; names: string[] }
   | { type: 'realm-create'; name: string; reply: Ack }
@@ -226,14 +232,25 @@ export function schedulerActor(deps: SchedulerDeps) {
       return i >= 0;
     };
 
+    const lastSeen = new Map<string, number>();
+    const checkNodes = (): void => {
+      const now = ctx.ports.clock.nowMs();
+      for (const [id, at] of lastSeen) if (now - at > deps.nodeTimeoutMs) nodeDown(id);
+    };
+
     const nodeDown = (id: string): void => {
+      log.warn({ node: id }, 'node is down');
+      lastSeen.delete(id);
       credits.delete(id);
       for (const pid of placements.removeNode(id)) finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
     };
 
     const recover = (m: Extract<SchedulerMsg, { type: 'recovered' }>): void => {
       realms = new Set(m.realms);
-      for (const n of m.nodes) placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+      for (const n of m.nodes) {
+        placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+        lastSeen.set(n.id, ctx.ports.clock.nowMs()); // a grace period: stale ones time out from here
+      }
       const alive = new Set(m.nodes.map((n) => n.id));
       for (const r of m.records) {
         if (r.state === 'exited') continue;
@@ -275,8 +292,11 @@ export function schedulerActor(deps: SchedulerDeps) {
           }
           return;
         case 'node-up':
+          lastSeen.set(m.node.id, ctx.ports.clock.nowMs());
           placements.upsertNode({ id: m.node.id, mcpu: m.node.mcpu, memMb: m.node.memMb });
           return drain();
+        case 'tick':
+          return checkNodes();
         case 'node-down':
           return nodeDown(m.id);
         case 'realms':
@@ -292,6 +312,9 @@ export function schedulerActor(deps: SchedulerDeps) {
     };
 
     return {
+      preStart: () => {
+        ctx.scheduleRepeat(Math.max(10, deps.nodeTimeoutMs / 4), { type: 'tick' });
+      },
       receive: (m: SchedulerMsg) => {
         if (stash !== undefined) {
           if (m.type !== 'recovered') {
