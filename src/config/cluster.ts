@@ -5,6 +5,8 @@ export interface NodeConfig {
   id: string;
   mcpu: number;
   memMb: number;
+  /** Best-effort procs the node runs at once. */
+  beSlots: number;
 }
 
 export type NatsConfig = { embedded: true; port: number } | { embedded: false; servers: string[] };
@@ -29,7 +31,7 @@ export interface ClusterInput {
   name?: string;
   /** A count of identical nodes, or the list. */
   nodes?: number | Array<Partial<NodeConfig>>;
-  node?: { mcpu?: number; memMb?: number };
+  node?: { mcpu?: number; memMb?: number; beSlots?: number };
   realms?: string[];
   /** `embedded` (the default) starts a nats-server; `servers` joins an existing NATS cluster. */
   nats?: { embedded?: boolean; port?: number; servers?: string[] };
@@ -42,6 +44,7 @@ export interface ClusterInput {
 export const DEFAULT_NODE_COUNT = 3;
 export const DEFAULT_NODE_MCPU = 2000;
 export const DEFAULT_NODE_MEM_MB = 4096;
+export const DEFAULT_BE_SLOTS = 64;
 export const DEFAULT_NATS_PORT = 4222;
 export const DEFAULT_GATEWAY_PORT = 8080;
 export const NODES_MAX = 1024;
@@ -95,13 +98,15 @@ function build(input: ClusterInput): ClusterConfig {
 function buildNodes(input: ClusterInput): NodeConfig[] {
   const mcpu = input.node?.mcpu ?? DEFAULT_NODE_MCPU;
   const memMb = input.node?.memMb ?? DEFAULT_NODE_MEM_MB;
+  const beSlots = input.node?.beSlots ?? DEFAULT_BE_SLOTS;
   const list = typeof input.nodes === 'number' || input.nodes === undefined ? Array.from({ length: input.nodes ?? DEFAULT_NODE_COUNT }, () => ({})) : input.nodes;
   if (list.length < 1 || list.length > NODES_MAX) throw new ClusterConfigError('nodes', `must be between 1 and ${NODES_MAX}, got ${list.length}`);
-  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb }));
+  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb, beSlots: n.beSlots ?? beSlots }));
   for (const n of nodes) {
     if (!ID_RE.test(n.id)) throw new ClusterConfigError('nodes[].id', `"${n.id}" must match ${ID_RE}`);
     if (!Number.isInteger(n.mcpu) || n.mcpu < 1) throw new ClusterConfigError(`nodes[${n.id}].mcpu`, `must be a positive integer (1000 = one core), got ${n.mcpu}`);
     if (!Number.isInteger(n.memMb) || n.memMb < 1) throw new ClusterConfigError(`nodes[${n.id}].memMb`, `must be a positive integer, got ${n.memMb}`);
+    if (!Number.isInteger(n.beSlots) || n.beSlots < 1 || n.beSlots > 100_000) throw new ClusterConfigError(`nodes[${n.id}].beSlots`, `must be an integer in [1, 100000], got ${n.beSlots}`);
   }
   if (new Set(nodes.map((n) => n.id)).size !== nodes.length) throw new ClusterConfigError('nodes', 'ids must be unique');
   return nodes;

@@ -59,7 +59,10 @@ export function schedulerActor(deps: SchedulerDeps) {
     const placements = new Placements();
     const be = new BeQueues<Queued>();
     const lcPending: ProcRecord[] = [];
-    const credits = new Map<string, number>(); // BE slots nodes have asked work for
+    // BE slots each node offers (from its pulls) and BE procs this scheduler has running there: the
+    // scheduler counts for itself, so a pull racing with run orders in flight cannot over-fill a node.
+    const credits = new Map<string, number>();
+    const beOn = new Map<string, number>();
     const live = new Map<string, ProcRecord>(); // accepted, not yet exited
     let realms = new Set<string>();
     let stash: SchedulerMsg[] | undefined = [];
@@ -73,7 +76,7 @@ export function schedulerActor(deps: SchedulerDeps) {
       live.set(r.pid, rec);
       deps.table
         .transition(r.pid, (cur) => (cur.state === 'queued' ? { ...cur, state: 'starting', node } : undefined))
-        .then(() => deps.toNode(node, { op: 'run', order: order(rec) }))
+        .then((written) => (written === undefined ? undefined : deps.toNode(node, { op: 'run', order: order(rec) })))
         .catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${node} did not take the proc: ${(e as Error).message}` }));
     };
 
@@ -86,6 +89,7 @@ export function schedulerActor(deps: SchedulerDeps) {
       placements.release(pid);
       const rec = live.get(pid);
       live.delete(pid);
+      if (rec !== undefined && !rec.spec.lc && rec.node !== undefined && beOn.has(rec.node)) beOn.set(rec.node, beOn.get(rec.node)! - 1);
       if (rec !== undefined && wantsRestart(rec, status)) respawn(rec);
       if (rec !== undefined && removing.has(rec.spec.realm)) realmGone(rec.spec.realm);
       drain();
@@ -150,16 +154,14 @@ export function schedulerActor(deps: SchedulerDeps) {
         dispatch(r, p.node);
       }
       for (const [node, slots] of credits) {
-        let left = slots;
-        while (left > 0) {
+        while ((beOn.get(node) ?? 0) < slots) {
           const free = placements.free(node);
           const item = be.take((q) => free !== undefined && q.record.spec.mcpu <= free.mcpu && q.record.spec.memMb <= free.memMb);
           if (item === undefined) break;
           placements.assign({ pid: item.record.pid, mcpu: item.record.spec.mcpu, memMb: item.record.spec.memMb }, node);
+          beOn.set(node, (beOn.get(node) ?? 0) + 1);
           dispatch(item.record, node);
-          left--;
         }
-        credits.set(node, left);
       }
     };
 
@@ -242,6 +244,7 @@ export function schedulerActor(deps: SchedulerDeps) {
       log.warn({ node: id }, 'node is down');
       lastSeen.delete(id);
       credits.delete(id);
+      beOn.delete(id);
       for (const pid of placements.removeNode(id)) finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
     };
 
@@ -255,7 +258,13 @@ export function schedulerActor(deps: SchedulerDeps) {
       for (const r of m.records) {
         if (r.state === 'exited') continue;
         live.set(r.pid, r);
-        if (r.node !== undefined && alive.has(r.node)) placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, r.node);
+        if (r.node !== undefined && alive.has(r.node)) {
+          placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, r.node);
+          if (!r.spec.lc) beOn.set(r.node, (beOn.get(r.node) ?? 0) + 1);
+          // The old leader may have died between recording the placement and sending the order; the
+          // node ignores a run it already has, so sending again is safe.
+          if (r.state === 'starting') void deps.toNode(r.node, { op: 'run', order: order(r) }).catch(() => {});
+        }
         else if (r.node !== undefined) finish(r.pid, { kind: 'lost', message: `node ${r.node} was gone when a new scheduler took over` });
         else if (r.spec.lc) lcPending.push(r);
         else be.push({ realm: r.spec.realm, record: r });

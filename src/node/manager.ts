@@ -27,7 +27,7 @@ export interface NodeManagerDeps {
   nodesKv: Kv;
   namesKv: Kv;
   publish(ev: ProcEvent): void;
-  /** Tells the scheduler how many BE procs this node can take now. */
+  /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
   pull(slots: number): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
 }
@@ -163,8 +163,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
         h.pingsMissed++;
         h.handle.send({ t: 'ping', seq: pingSeq++ });
       }
-      const beRunning = [...procs.values()].filter((p) => !p.order.spec.lc).length;
-      if (beRunning < cfg.beSlots) void deps.pull(cfg.beSlots - beRunning).catch(() => {});
+      // Offer our BE slots; the scheduler counts what it has placed here against them.
+      void deps.pull(cfg.beSlots).catch(() => {});
     };
 
     const handle = (m: NodeMsg): void => {

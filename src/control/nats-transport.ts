@@ -1,0 +1,26 @@
+import type { Transport } from '../actors/index.js';
+import type { Bus, Subscription } from '../nats/types.js';
+import { SUBJECT } from './protocol.js';
+
+/**
+ * The actor kernel's Transport over NATS: one subject per actor system. NATS keeps per-connection
+ * order, which gives the kernel's per-sender FIFO across processes.
+ */
+export function natsTransport(bus: Bus): Transport {
+  let sub: Subscription | undefined;
+  return {
+    bind(address, onFrame) {
+      sub = bus.subscribe(SUBJECT.actor(address));
+      const s = sub;
+      void (async () => {
+        for await (const m of s) onFrame(m.data);
+      })();
+    },
+    send(address, frame) {
+      bus.publish(SUBJECT.actor(address), frame);
+    },
+    async close() {
+      sub?.unsubscribe();
+    },
+  };
+}
