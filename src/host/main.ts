@@ -5,6 +5,8 @@
  */
 import { pino } from 'pino';
 import { createSystem } from '../actors/index.js';
+import { natsTransport } from '../control/nats-transport.js';
+import { connectBus } from '../nats/real.js';
 import { decodeToHost, type ToNode } from './protocol.js';
 import { ProcRunner, currentProc } from './runner.js';
 
@@ -33,10 +35,15 @@ for (const stream of ['stdout', 'stderr'] as const) {
 }
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'warn', name: hostId }, pino.destination(2));
+// With NATS, service procs are actors any process can reach by path; without, the host still runs
+// functions (tests of the host alone).
+const natsUrl = process.env['SIGMA_NATS_URL'];
+const bus = natsUrl === undefined ? undefined : await connectBus({ servers: [natsUrl], name: hostId });
 let runner: ProcRunner | undefined;
 const system = createSystem({
   name: hostId,
   logger: log,
+  ...(bus === undefined ? {} : { transport: natsTransport(bus) }),
   onEvent: (e) => {
     if (e.type === 'failed') runner?.noteFailure(e.path, e.error);
   },
@@ -60,7 +67,10 @@ process.on('message', (raw) => {
       send({ t: 'pong', seq: m.seq });
       return;
     case 'exit':
-      void system.shutdown().then(() => process.exit(0));
+      void system
+        .shutdown()
+        .then(() => bus?.close())
+        .then(() => process.exit(0));
   }
 });
 

@@ -1,0 +1,169 @@
+#!/usr/bin/env node
+/** The `sigma` CLI. Tables for people, --json for scripts, exit codes in format.ts. */
+import { Command, Option } from 'commander';
+import { existsSync, readFileSync, statSync, watch } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { SigmaClient, WaitTimeoutError } from '../client/client.js';
+import { ControlError } from '../control/errors.js';
+import type { ClusterConfig } from '../config/cluster.js';
+import { connectBus } from '../nats/real.js';
+import { startCluster } from '../cluster/launcher.js';
+import { EXIT, table } from './format.js';
+
+const program = new Command('sigma').description('sigma-ts: a multi-tenant cloud OS of supervised actors').option('--nats <url>', 'NATS URL of the cluster (default: $SIGMA_NATS or the embedded server of cluster.config.ts)').option('--config <file>', 'cluster config', 'cluster.config.ts').option('--json', 'machine-readable output');
+
+async function loadConfig(file: string): Promise<ClusterConfig> {
+  // cluster.config.ts is compiled to dist/cluster.config.js by the bootstrap.
+  const abs = resolve(file);
+  const js = abs.endsWith('.ts') ? join(resolve('dist'), `${abs.slice(process.cwd().length + 1, -3)}.js`) : abs;
+  if (!existsSync(js)) throw new Error(`config ${file} not found (looked for ${js}); run from the project root or pass --config`);
+  return ((await import(pathToFileURL(js).href)) as { default: ClusterConfig }).default;
+}
+
+async function natsUrl(): Promise<string> {
+  const o = program.opts<{ nats?: string; config: string }>();
+  if (o.nats !== undefined) return o.nats;
+  if (process.env['SIGMA_NATS'] !== undefined) return process.env['SIGMA_NATS'];
+  const c = await loadConfig(o.config);
+  return c.nats.embedded ? `nats://127.0.0.1:${c.nats.port}` : c.nats.servers[0]!;
+}
+
+async function withClient<T>(fn: (c: SigmaClient) => Promise<T>): Promise<T> {
+  const bus = await connectBus({ servers: [await natsUrl()], name: 'sigma-cli' });
+  try {
+    return await fn(await SigmaClient.connect(bus));
+  } finally {
+    await bus.close();
+  }
+}
+
+const json = (): boolean => program.opts<{ json?: boolean }>().json === true;
+const out = (human: string, data: unknown): void => console.log(json() ? JSON.stringify(data) : human);
+
+program
+  .command('cluster')
+  .description('start a local cluster as cluster.config.ts describes; Ctrl-C stops it')
+  .action(async () => {
+    const cfgFile = program.opts<{ config: string }>().config;
+    const config = await loadConfig(cfgFile);
+    const cluster = await startCluster(config, { log: (l) => console.log(`  ${l}`) });
+    const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster' });
+    const client = await SigmaClient.connect(bus);
+    for (const r of config.realms) {
+      await retry(() => client.createRealm(r)).catch((e: unknown) => {
+        if ((e as ControlError).type !== 'realm-exists') throw e;
+      });
+    }
+    console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${cluster.natsUrl}`);
+    console.log(`data in ${cluster.dataDir}; programs: ${Object.keys(cluster.programs).join(', ')}`);
+    console.log(`\ntry:  npm run sigma -- spawn hello world --wait\n      npm run sigma -- ps --all\n`);
+    const stop = async (): Promise<void> => {
+      console.log('stopping…');
+      await bus.close();
+      await cluster.stop();
+      process.exit(0);
+    };
+    process.on('SIGINT', () => void stop());
+    process.on('SIGTERM', () => void stop());
+  });
+
+const realm = program.command('realm').description('manage realms (tenants)');
+realm.command('create <name>').action((name: string) => withClient(async (c) => (await c.createRealm(name), out(`realm ${name} created`, { ok: true, realm: name }))));
+realm.command('ls').action(() => withClient(async (c) => {
+  const rs = await c.realms();
+  out(rs.join('\n') || '(none)', rs);
+}));
+realm.command('rm <name>').description('evicts every proc of the realm, then removes it').action((name: string) => withClient(async (c) => (await c.removeRealm(name), out(`realm ${name} removed`, { ok: true }))));
+
+program
+  .command('spawn <program> [args...]')
+  .description('spawn a proc; with --wait, wait for its exit status')
+  .option('--realm <realm>', 'realm', 'default')
+  .option('--lc', 'latency-critical: reserve --mcpu/--mem and place now')
+  .option('--mcpu <n>', 'millicores to reserve', (v) => Number(v))
+  .option('--mem <mb>', 'memory in MB', (v) => Number(v))
+  .option('--dedicated', 'a fresh host process of its own')
+  .option('--name <name>', 'service name to register')
+  .addOption(new Option('--restart <policy>', 'restart policy for services').choices(['never', 'on-failure', 'always']))
+  .option('--wait', 'wait for the exit status')
+  .action((prog: string, args: string[], o: { realm: string; lc?: boolean; mcpu?: number; mem?: number; dedicated?: boolean; name?: string; restart?: 'never'; wait?: boolean }) =>
+    withClient(async (c) => {
+      const pid = await c.spawn({ program: prog, args, realm: o.realm, lc: o.lc === true, dedicated: o.dedicated === true, ...(o.mcpu === undefined ? {} : { mcpu: o.mcpu }), ...(o.mem === undefined ? {} : { memMb: o.mem }), ...(o.name === undefined ? {} : { name: o.name }), ...(o.restart === undefined ? {} : { restart: o.restart }) });
+      if (o.wait !== true) return out(pid, { pid });
+      const status = await c.waitExit(pid);
+      out(`${pid} ${status.kind}: ${status.data === undefined ? status.message : JSON.stringify(status.data)}`, { pid, status });
+      if (status.kind !== 'ok') process.exitCode = EXIT.procFailed;
+    }),
+  );
+
+program
+  .command('ps')
+  .option('--realm <realm>')
+  .option('--all', 'include exited procs')
+  .action((o: { realm?: string; all?: boolean }) =>
+    withClient(async (c) => {
+      const rs = await c.ps({ ...(o.realm === undefined ? {} : { realm: o.realm }), all: o.all === true });
+      out(table(rs.map((r) => ({ pid: r.pid, program: r.spec.program, realm: r.spec.realm, kind: r.spec.lc ? 'LC' : 'BE', state: r.state, node: r.node, status: r.status?.kind })), ['pid', 'program', 'realm', 'kind', 'state', 'node', 'status']), rs);
+    }),
+  );
+
+program.command('evict <pid>').option('--grace-ms <ms>', 'cooperative grace before forcing', (v) => Number(v), 2000).action((pid: string, o: { graceMs: number }) => withClient(async (c) => (await c.evict(pid, { graceMs: o.graceMs }), out(`evicting ${pid}`, { ok: true }))));
+
+program
+  .command('logs <pid>')
+  .description("a proc's stdout and stderr")
+  .option('-f, --follow', 'keep printing as it grows')
+  .action(async (pid: string, o: { follow?: boolean }) => {
+    const c = await loadConfig(program.opts<{ config: string }>().config);
+    const file = join(resolve(c.dataDir), 'logs', `${pid}.log`);
+    if (!existsSync(file)) {
+      console.error(`no logs for ${pid} in ${file} (logs live on the node that ran it)`);
+      process.exitCode = EXIT.refused;
+      return;
+    }
+    process.stdout.write(readFileSync(file));
+    if (o.follow !== true) return;
+    let at = statSync(file).size;
+    watch(file, () => {
+      const buf = readFileSync(file);
+      process.stdout.write(buf.subarray(at));
+      at = buf.length;
+    });
+  });
+
+program.command('nodes').action(() => withClient(async (c) => {
+  const ns = await c.nodes();
+  out(table(ns.map((n) => ({ id: n.id, mcpu: n.mcpu, memMb: n.memMb, address: n.address, heartbeat: n.heartbeatSeq })), ['id', 'mcpu', 'memMb', 'address', 'heartbeat']), ns);
+}));
+
+program.command('names').option('--realm <realm>').action((o: { realm?: string }) => withClient(async (c) => {
+  const ns = await c.names(o.realm);
+  out(table(ns.map((n) => ({ realm: n.realm, name: n.name, pid: n.pid, actor: n.actorPath })), ['realm', 'name', 'pid', 'actor']), ns);
+}));
+
+async function retry<T>(fn: () => Promise<T>, attempts = 40, delayMs = 250): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || (e as ControlError).type !== 'no-scheduler') throw e;
+      await new Promise((r) => setTimeout(r, delayMs));
+    }
+  }
+}
+
+try {
+  await program.parseAsync();
+} catch (e) {
+  if (e instanceof ControlError) {
+    console.error(`sigma: ${e.message}`);
+    process.exitCode = e.type === 'no-scheduler' ? EXIT.unavailable : EXIT.refused;
+  } else if (e instanceof WaitTimeoutError) {
+    console.error(`sigma: ${e.message}`);
+    process.exitCode = EXIT.timeout;
+  } else {
+    console.error(`sigma: ${(e as Error).message}`);
+    process.exitCode = EXIT.unavailable;
+  }
+}

@@ -1,0 +1,92 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ClusterConfig } from '../config/cluster.js';
+import { BUILTIN_PROGRAMS } from '../examples/index.js';
+import { hostEnv } from '../node/host-process.js';
+import { startNatsServer } from '../nats/server.js';
+
+const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
+export const NODE_READY_TIMEOUT_MS = 20_000;
+
+export interface RunningCluster {
+  natsUrl: string;
+  dataDir: string;
+  nodes: Map<string, ChildProcess>;
+  programs: Record<string, string>;
+  /** Starts (or restarts) one node process. */
+  startNode(id: string): Promise<ChildProcess>;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts what cluster.config.ts describes on this machine: the embedded nats-server (JetStream store
+ * under dataDir, so a restart recovers state) unless NATS servers are given, then one process per node.
+ * Realms are created by the caller through the client once a scheduler is elected.
+ */
+export async function startCluster(config: ClusterConfig, options: { configDir?: string; log?: (line: string) => void } = {}): Promise<RunningCluster> {
+  const log = options.log ?? (() => {});
+  const dataDir = resolve(config.dataDir);
+  mkdirSync(dataDir, { recursive: true });
+  const nats = config.nats.embedded ? await startNatsServer({ port: config.nats.port, dataDir: join(dataDir, 'nats'), keepDataDir: true }) : undefined;
+  const natsUrl = nats?.url ?? (config.nats.embedded ? '' : config.nats.servers[0]!);
+  if (nats !== undefined) log(`nats-server ${nats.url} (JetStream store: ${join(dataDir, 'nats')})`);
+  const configDir = options.configDir ?? process.cwd();
+  const programs: Record<string, string> = { ...BUILTIN_PROGRAMS };
+  for (const [name, path] of Object.entries(config.programs)) programs[name] = isAbsolute(path) ? path : resolve(configDir, path);
+  const nodes = new Map<string, ChildProcess>();
+  const byId = new Map(config.nodes.map((n) => [n.id, n]));
+
+  const startNode = (id: string): Promise<ChildProcess> => {
+    const n = byId.get(id);
+    if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
+    const args = ['--id', n.id, '--nats', natsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(programs)];
+    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, {}), execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    nodes.set(id, child);
+    return new Promise((res, rej) => {
+      const timer = setTimeout(() => rej(new Error(`node ${id} not ready within ${NODE_READY_TIMEOUT_MS} ms`)), NODE_READY_TIMEOUT_MS);
+      child.once('exit', (code) => {
+        clearTimeout(timer);
+        rej(new Error(`node ${id} exited during start (code ${code})`));
+      });
+      child.on('message', (m: { t?: string }) => {
+        if (m.t !== 'node-ready') return;
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        log(`node ${id} pid ${child.pid}`);
+        res(child);
+      });
+    });
+  };
+
+  await Promise.all(config.nodes.map((n) => startNode(n.id)));
+  return {
+    natsUrl,
+    dataDir,
+    nodes,
+    programs,
+    startNode,
+    async stop() {
+      await Promise.all(
+        [...nodes.values()].map(
+          (c) =>
+            new Promise<void>((r) => {
+              if (c.exitCode !== null || c.signalCode !== null) return r();
+              const t = setTimeout(() => c.kill('SIGKILL'), 5_000);
+              c.once('exit', () => {
+                clearTimeout(t);
+                r();
+              });
+              c.kill('SIGTERM');
+            }),
+        ),
+      );
+      await nats?.stop();
+    },
+  };
+}
+
+export function configDirOf(path: string): string {
+  return dirname(resolve(path));
+}

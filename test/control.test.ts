@@ -1,0 +1,122 @@
+import test from 'ava';
+import { ControlError } from '../src/control/errors.js';
+import type { CounterMsg } from '../src/examples/counter.js';
+import { testCluster, untilScheduler, type TestCluster } from './helpers/cluster.js';
+
+let tc: TestCluster;
+
+test.before(async () => {
+  tc = await testCluster({ nodes: 3, node: { mcpu: 2000, memMb: 4096, beSlots: 4 } }, ['default', 'blue', 'green']);
+});
+test.after.always(async () => tc?.stop());
+
+test.serial('control - a function proc runs and its status carries the result', async (t) => {
+  const pid = await untilScheduler(() => tc.client.spawn({ program: 'hello', args: ['sigma'] }));
+  const status = await tc.client.waitExit(pid, { timeoutMs: 20_000 });
+  t.deepEqual(status, { kind: 'ok', message: 'ok', data: 'hello sigma' });
+  const rec = await tc.client.proc(pid);
+  t.is(rec?.state, 'exited');
+  t.truthy(rec?.node);
+});
+
+test.serial('control - an LC function and a failing one', async (t) => {
+  const ok = await tc.client.spawn({ program: 'hello', args: ['lc'], lc: true, mcpu: 500 });
+  const bad = await tc.client.spawn({ program: 'fail', args: ['boom'] });
+  t.is((await tc.client.waitExit(ok, { timeoutMs: 20_000 })).kind, 'ok');
+  const s = await tc.client.waitExit(bad, { timeoutMs: 20_000 });
+  t.is(s.kind, 'error');
+  t.regex(s.message, /boom/);
+});
+
+test.serial('control - bad specs get typed errors, never a hanging waiter', async (t) => {
+  const cases: Array<[Parameters<typeof tc.client.spawn>[0], ControlError['type']]> = [
+    [{ program: 'no-such-program' }, 'unknown-program'],
+    [{ program: 'hello', realm: 'nowhere' }, 'unknown-realm'],
+    [{ program: 'hello', mcpu: -1 }, 'bad-spec'],
+    [{ program: 'hello', lc: true, mcpu: 0 }, 'bad-spec'],
+    [{ program: 'hello', lc: true, mcpu: 64_000 }, 'never-fits'],
+  ];
+  for (const [spec, type] of cases) {
+    const e = await t.throwsAsync(tc.client.spawn(spec), { instanceOf: ControlError });
+    t.is(e?.type, type, JSON.stringify(spec));
+  }
+});
+
+test.serial('control - a service registers its name, answers asks from another process, and is evicted', async (t) => {
+  const pid = await tc.client.spawn({ program: 'counter', name: 'counter', realm: 'blue' });
+  const rec = await tc.client.waitStart(pid, { timeoutMs: 20_000 });
+  t.is(rec.state, 'running');
+  const names = await waitFor(() => tc.client.names('blue'), (ns) => ns.some((n) => n.name === 'counter'));
+  const counter = tc.system.refFor<CounterMsg>(names.find((n) => n.name === 'counter')!.actorPath);
+  counter.tell({ type: 'add', n: 40 });
+  counter.tell({ type: 'add', n: 2 });
+  t.is(await counter.ask<number>((replyTo) => ({ type: 'get', replyTo }), 5_000), 42);
+  await tc.client.evict(pid);
+  t.is((await tc.client.waitExit(pid, { timeoutMs: 20_000 })).kind, 'evicted');
+  await waitFor(() => tc.client.names('blue'), (ns) => !ns.some((n) => n.name === 'counter'));
+});
+
+test.serial('control - a proc that ignores eviction is forced out after the grace period', async (t) => {
+  const pid = await tc.client.spawn({ program: 'sleep', args: [60_000], dedicated: true });
+  await tc.client.waitStart(pid, { timeoutMs: 20_000 });
+  await tc.client.evict(pid, { graceMs: 200 });
+  t.is((await tc.client.waitExit(pid, { timeoutMs: 20_000 })).kind, 'evicted');
+});
+
+test.serial('control - LC placement never over-commits a node; waiting procs start when room frees', async (t) => {
+  // 3 nodes × 2000 mcpu: six 1000-mcpu procs fit, the next two wait.
+  const pids: string[] = [];
+  for (let i = 0; i < 8; i++) pids.push(await tc.client.spawn({ program: 'sleep', lc: true, mcpu: 1000 }));
+  const mine = async () => (await tc.client.ps()).filter((r) => pids.includes(r.pid));
+  const running = await waitFor(mine, (rs) => rs.filter((r) => r.state === 'running').length === 6);
+  const perNode = new Map<string, number>();
+  for (const r of running.filter((x) => x.state === 'running')) perNode.set(r.node!, (perNode.get(r.node!) ?? 0) + r.spec.mcpu);
+  t.true([...perNode.values()].every((m) => m <= 2000), JSON.stringify([...perNode]));
+  t.is(running.filter((r) => r.state === 'queued').length, 2);
+  const victim = running.find((r) => r.state === 'running')!.pid;
+  await tc.client.evict(victim);
+  await waitFor(mine, (rs) => rs.filter((r) => r.state === 'running').length === 6 && rs.filter((r) => r.state === 'queued').length === 1);
+  for (const p of pids) await tc.client.evict(p).catch(() => {});
+  for (const p of pids) t.not((await tc.client.waitExit(p, { timeoutMs: 20_000 })).kind, 'ok');
+});
+
+test.serial('control - BE procs of two realms share the capacity round-robin', async (t) => {
+  // 3 nodes × 4 BE slots = 12 running at once. Realm green floods first; blue arrives after.
+  const green: string[] = [];
+  for (let i = 0; i < 24; i++) green.push(await tc.client.spawn({ program: 'sleep', args: [300], realm: 'green' }));
+  const blue: string[] = [];
+  for (let i = 0; i < 6; i++) blue.push(await tc.client.spawn({ program: 'sleep', args: [300], realm: 'blue' }));
+  const done = async (pids: string[]) => Promise.all(pids.map((p) => tc.client.waitExit(p, { timeoutMs: 60_000 })));
+  const blueExits = await done(blue);
+  const greenRecords = await Promise.all(green.map((p) => tc.client.proc(p)));
+  const greenStillWaiting = greenRecords.filter((r) => r?.state !== 'exited').length;
+  t.true(blueExits.every((s) => s.kind === 'ok'));
+  // Without fairness blue would wait for all 24 green procs; round-robin lets it in early.
+  t.true(greenStillWaiting > 0, 'blue finished only after every green proc');
+  t.true((await done(green)).every((s) => s.kind === 'ok'));
+});
+
+test.serial('control - removing a realm evicts its procs and frees its names', async (t) => {
+  await tc.client.createRealm('doomed');
+  const svc = await tc.client.spawn({ program: 'counter', name: 'svc', realm: 'doomed' });
+  const fn = await tc.client.spawn({ program: 'sleep', realm: 'doomed' });
+  await tc.client.waitStart(svc, { timeoutMs: 20_000 });
+  await tc.client.waitStart(fn, { timeoutMs: 20_000 });
+  await tc.client.removeRealm('doomed');
+  t.is((await tc.client.waitExit(svc)).kind, 'evicted');
+  t.is((await tc.client.waitExit(fn)).kind, 'evicted');
+  t.deepEqual(await tc.client.names('doomed'), []);
+  t.false((await tc.client.realms()).includes('doomed'));
+  const e = await t.throwsAsync(tc.client.spawn({ program: 'hello', realm: 'doomed' }), { instanceOf: ControlError });
+  t.is(e?.type, 'unknown-realm');
+});
+
+async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(v).slice(0, 500)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,56 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createSystem, type ActorSystem } from '../../src/actors/index.js';
+import { SigmaClient } from '../../src/client/client.js';
+import { startCluster, type RunningCluster } from '../../src/cluster/launcher.js';
+import { defineCluster, type ClusterInput } from '../../src/config/cluster.js';
+import { natsTransport } from '../../src/control/nats-transport.js';
+import { connectBus } from '../../src/nats/real.js';
+import type { Bus } from '../../src/nats/types.js';
+import { silent } from './actors.js';
+
+export interface TestCluster {
+  cluster: RunningCluster;
+  bus: Bus;
+  client: SigmaClient;
+  /** An actor system in the test process, reachable over NATS (for asking service procs). */
+  system: ActorSystem;
+  stop(): Promise<void>;
+}
+
+/** A real cluster: embedded nats-server on a free port, node processes, a data dir of its own. */
+export async function testCluster(input: ClusterInput = {}, realms = ['default']): Promise<TestCluster> {
+  process.env['SIGMA_LOG'] ??= 'warn';
+  const dataDir = mkdtempSync(join(tmpdir(), 'sigma-test-'));
+  const config = defineCluster({ nodes: 3, ...input, nats: { embedded: true, port: 0 }, dataDir, realms });
+  const cluster = await startCluster(config);
+  const bus = await connectBus({ servers: [cluster.natsUrl], name: 'test' });
+  const client = await SigmaClient.connect(bus);
+  for (const r of realms) await untilScheduler(() => client.createRealm(r));
+  const system = createSystem({ name: `test-${process.pid}`, logger: silent, transport: natsTransport(bus) });
+  return {
+    cluster,
+    bus,
+    client,
+    system,
+    async stop() {
+      await system.shutdown();
+      await bus.close();
+      await cluster.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Retries while no scheduler is elected yet (a fresh cluster needs a moment). */
+export async function untilScheduler<T>(fn: () => Promise<T>, attempts = 80): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || (e as { type?: string }).type !== 'no-scheduler') throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
