@@ -1,0 +1,88 @@
+import test from 'ava';
+import { BUCKET, decodeJson, type LeaseRecord, type ProcRecord } from '../src/control/protocol.js';
+import type { CounterMsg } from '../src/examples/counter.js';
+import { testCluster, untilScheduler, type TestCluster } from './helpers/cluster.js';
+
+async function leader(tc: TestCluster): Promise<LeaseRecord | undefined> {
+  const e = await (await tc.bus.kv(BUCKET.leader)).get('scheduler');
+  return e?.value == null ? undefined : (decodeJson(e.value) as LeaseRecord);
+}
+
+async function until<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`not within ${timeoutMs} ms: ${JSON.stringify(v).slice(0, 400)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('faults - kill -9 a node: its procs end lost, a restartable service serves again from another node', async (t) => {
+  const tc = await testCluster({ nodes: 3 });
+  try {
+    const svc = await untilScheduler(() => tc.client.spawn({ program: 'counter', name: 'ctr', restart: 'always' }));
+    const first = await tc.client.waitStart(svc, { timeoutMs: 20_000 });
+    const sleepers = [];
+    for (let i = 0; i < 6; i++) sleepers.push(await tc.client.spawn({ program: 'sleep' }));
+    await Promise.all(sleepers.map((p) => tc.client.waitStart(p, { timeoutMs: 20_000 })));
+    const doomed = first.node!;
+    const onDoomed = (await tc.client.ps()).filter((r) => r.node === doomed).map((r) => r.pid);
+    tc.cluster.nodes.get(doomed)!.kill('SIGKILL');
+
+    for (const pid of onDoomed) {
+      const s = await tc.client.waitExit(pid, { timeoutMs: 30_000 });
+      t.is(s.kind, 'lost', `${pid} on the killed node`);
+    }
+    const successor = await until(
+      () => tc.client.ps(),
+      (rs) => rs.some((r) => r.spec.name === 'ctr' && r.pid !== svc && r.state === 'running'),
+    );
+    const next = successor.find((r) => r.spec.name === 'ctr' && r.state === 'running')!;
+    t.not(next.node, doomed);
+    t.is(next.restarts, 1);
+    // One live incarnation of the service at a time.
+    t.is(successor.filter((r: ProcRecord) => r.spec.name === 'ctr' && r.state !== 'exited').length, 1);
+    const names = await until(() => tc.client.names(), (ns) => ns.some((n) => n.name === 'ctr' && n.pid === next.pid));
+    const ref = tc.system.refFor<CounterMsg>(names.find((n) => n.name === 'ctr')!.actorPath);
+    ref.tell({ type: 'add', n: 7 });
+    t.is(await ref.ask<number>((replyTo) => ({ type: 'get', replyTo }), 5_000), 7);
+    // Procs on surviving nodes were not disturbed.
+    for (const pid of sleepers.filter((p) => !onDoomed.includes(p))) t.is((await tc.client.proc(pid))?.state, 'running');
+  } finally {
+    await tc.stop();
+  }
+});
+
+test('faults - kill the scheduler leader during a spawn storm: a standby takes over, no accepted spawn is lost', async (t) => {
+  const tc = await testCluster({ nodes: 3 });
+  try {
+    await untilScheduler(() => tc.client.spawn({ program: 'noop' }));
+    const before = (await leader(tc))!;
+    const accepted: string[] = [];
+    let refused = 0;
+    const storm = (async () => {
+      for (let i = 0; i < 300; i++) {
+        try {
+          accepted.push(await tc.client.spawn({ program: 'noop' }, { timeoutMs: 1_000 }));
+        } catch (e) {
+          if ((e as { type?: string }).type !== 'no-scheduler') throw e;
+          refused++;
+          await new Promise((r) => setTimeout(r, 50));
+        }
+      }
+    })();
+    await until(async () => accepted.length, (n) => n >= 50);
+    tc.cluster.nodes.get(before.holder)!.kill('SIGKILL');
+    await storm;
+    const after = await until(() => leader(tc), (l) => l !== undefined && l.holder !== before.holder);
+    t.true(after!.term > before.term);
+    t.true(refused > 0, 'the storm should have seen the failover');
+    const statuses = await Promise.all(accepted.map((p) => tc.client.waitExit(p, { timeoutMs: 60_000 })));
+    t.is(statuses.length, accepted.length);
+    t.true(statuses.every((s) => s.kind === 'ok' || s.kind === 'lost'), JSON.stringify(statuses.filter((s) => s.kind !== 'ok' && s.kind !== 'lost')));
+    t.true(statuses.filter((s) => s.kind === 'ok').length > accepted.length / 2);
+  } finally {
+    await tc.stop();
+  }
+});
