@@ -81,19 +81,26 @@ test.serial('control - LC placement never over-commits a node; waiting procs sta
 });
 
 test.serial('control - BE procs of two realms share the capacity round-robin', async (t) => {
-  // 3 nodes × 4 BE slots = 12 running at once. Realm green floods first; blue arrives after.
+  // 3 nodes × 4 BE slots = 12 at once. Green floods first (24 procs that run until evicted), blue
+  // queues behind it. Freeing one slot at a time, round-robin alternates realms; FIFO would hand
+  // all twelve queued green procs their slots before blue's first.
   const green: string[] = [];
-  for (let i = 0; i < 24; i++) green.push(await tc.client.spawn({ program: 'sleep', args: [300], realm: 'green' }));
+  for (let i = 0; i < 24; i++) green.push(await tc.client.spawn({ program: 'sleep', realm: 'green' }));
+  const running = async (pids: string[]) => (await Promise.all(pids.map((p) => tc.client.proc(p)))).filter((r) => r?.state === 'running').map((r) => r!.pid);
+  await waitFor(() => running(green), (r) => r.length === 12);
   const blue: string[] = [];
-  for (let i = 0; i < 6; i++) blue.push(await tc.client.spawn({ program: 'sleep', args: [300], realm: 'blue' }));
-  const done = async (pids: string[]) => Promise.all(pids.map((p) => tc.client.waitExit(p, { timeoutMs: 60_000 })));
-  const blueExits = await done(blue);
-  const greenRecords = await Promise.all(green.map((p) => tc.client.proc(p)));
-  const greenStillWaiting = greenRecords.filter((r) => r?.state !== 'exited').length;
-  t.true(blueExits.every((s) => s.kind === 'ok'));
-  // Without fairness blue would wait for all 24 green procs; round-robin lets it in early.
-  t.true(greenStillWaiting > 0, 'blue finished only after every green proc');
-  t.true((await done(green)).every((s) => s.kind === 'ok'));
+  for (let i = 0; i < 6; i++) blue.push(await tc.client.spawn({ program: 'sleep', realm: 'blue' }));
+  for (let i = 0; i < 6; i++) {
+    const [victim] = await running(green);
+    await tc.client.evict(victim!);
+    await tc.client.waitExit(victim!, { timeoutMs: 20_000 });
+    await waitFor(async () => (await running(green)).length + (await running(blue)).length, (n) => n === 12);
+  }
+  const blueRunning = (await running(blue)).length;
+  t.true(blueRunning >= 2, `only ${blueRunning} of 6 freed slots went to blue`);
+  t.true(blueRunning <= 4, `${blueRunning} of 6 freed slots went to blue: green was starved`);
+  for (const p of [...green, ...blue]) await tc.client.evict(p).catch(() => {});
+  for (const p of [...green, ...blue]) t.not((await tc.client.waitExit(p, { timeoutMs: 20_000 })).kind, 'ok');
 });
 
 test.serial('control - removing a realm evicts its procs and frees its names', async (t) => {
