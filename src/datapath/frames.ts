@@ -1,0 +1,177 @@
+import type { Socket } from 'node:net';
+
+/**
+ * Descriptor frames on the wire and the links that carry them.
+ *
+ * A frame is one 32-byte descriptor, little-endian, fixed width (the layout of bpf/ and
+ * src/datapath/descriptor.ts — the native side owns the header; these offsets mirror it):
+ *   dst_ep u32 @0 | src_ep u32 @4 | offset u32 @8 | length u32 @12 | generation u32 @16 | flags u32 @20 | request_id u64 @24
+ * Fixed frames rather than length-prefixed ones: the BPF program gives one verdict per 32 bytes
+ * (bpf_msg_apply_bytes), and the hub can route a whole read chunk in place without parsing lengths.
+ */
+export const FRAME_BYTES = 32;
+export const F_DST = 0;
+export const F_SRC = 4;
+export const F_OFFSET = 8;
+export const F_LENGTH = 12;
+export const F_GENERATION = 16;
+export const F_FLAGS = 20;
+export const F_REQUEST_ID = 24;
+/** A credit return: no buffer; `length` is the number of credits. */
+export const FLAG_CREDIT = 0x1;
+
+/** Everything a descriptor says. `requestId` is a u64. */
+export interface Descriptor {
+  dstEp: number;
+  srcEp: number;
+  offset: number;
+  length: number;
+  generation: number;
+  flags: number;
+  requestId: bigint;
+}
+
+export function encodeFrame(d: Descriptor, out: Buffer = Buffer.allocUnsafe(FRAME_BYTES), at = 0): Buffer {
+  out.writeUInt32LE(d.dstEp >>> 0, at + F_DST);
+  out.writeUInt32LE(d.srcEp >>> 0, at + F_SRC);
+  out.writeUInt32LE(d.offset >>> 0, at + F_OFFSET);
+  out.writeUInt32LE(d.length >>> 0, at + F_LENGTH);
+  out.writeUInt32LE(d.generation >>> 0, at + F_GENERATION);
+  out.writeUInt32LE(d.flags >>> 0, at + F_FLAGS);
+  out.writeBigUInt64LE(BigInt.asUintN(64, d.requestId), at + F_REQUEST_ID);
+  return out;
+}
+
+export function decodeFrame(b: Buffer, at = 0): Descriptor {
+  return {
+    dstEp: b.readUInt32LE(at + F_DST),
+    srcEp: b.readUInt32LE(at + F_SRC),
+    offset: b.readUInt32LE(at + F_OFFSET),
+    length: b.readUInt32LE(at + F_LENGTH),
+    generation: b.readUInt32LE(at + F_GENERATION),
+    flags: b.readUInt32LE(at + F_FLAGS),
+    requestId: b.readBigUInt64LE(at + F_REQUEST_ID),
+  };
+}
+
+/**
+ * One endpoint's connection, seen from either end: the hub's side or the endpoint's side. The userspace
+ * hub and BPF mode both use sockets (in BPF mode most frames are redirected by the kernel and only the
+ * rejected ones reach the hub); tests and single-process setups use an in-process pair.
+ */
+export interface FrameLink {
+  /** Sends whole frames. False (and nothing sent) when the peer's backlog is over its bound. */
+  write(frames: Uint8Array): boolean;
+  /** Receives whole frames (a multiple of FRAME_BYTES, valid only during the call). */
+  onFrames(handler: (frames: Buffer) => void): void;
+  onClose(handler: () => void): void;
+  close(): void;
+}
+
+export const DEFAULT_LINK_BACKLOG_BYTES_MAX = 1 << 20;
+
+/** A FrameLink over a stream socket (unix or TCP): reassembles frames, coalesces writes, bounds the backlog. */
+export class SocketLink implements FrameLink {
+  #partial: Buffer | undefined;
+  #frames: (frames: Buffer) => void = () => {};
+  #corked = false;
+  readonly #closeHandlers: Array<() => void> = [];
+
+  constructor(readonly socket: Socket, readonly backlogBytesMax = DEFAULT_LINK_BACKLOG_BYTES_MAX) {
+    socket.setNoDelay?.(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('close', () => this.#closeHandlers.splice(0).forEach((h) => h()));
+    socket.on('error', () => socket.destroy()); // 'close' follows; the owner learns of it there
+  }
+
+  write(frames: Uint8Array): boolean {
+    if (frames.length % FRAME_BYTES !== 0) throw new RangeError(`a link carries whole ${FRAME_BYTES}-byte frames, got ${frames.length} bytes`);
+    if (this.socket.destroyed || this.socket.writableLength + frames.length > this.backlogBytesMax) return false;
+    if (!this.#corked) {
+      // Frames written in one turn of the event loop go out in one writev.
+      this.#corked = true;
+      this.socket.cork();
+      process.nextTick(() => {
+        this.#corked = false;
+        this.socket.uncork();
+      });
+    }
+    this.socket.write(frames);
+    return true;
+  }
+
+  onFrames(handler: (frames: Buffer) => void): void {
+    this.#frames = handler;
+  }
+
+  onClose(handler: () => void): void {
+    if (this.socket.destroyed) handler();
+    else this.#closeHandlers.push(handler);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    let data = chunk;
+    if (this.#partial !== undefined) {
+      data = Buffer.concat([this.#partial, chunk]);
+      this.#partial = undefined;
+    }
+    const whole = data.length - (data.length % FRAME_BYTES);
+    if (whole < data.length) this.#partial = Buffer.from(data.subarray(whole));
+    if (whole > 0) this.#frames(data.subarray(0, whole));
+  }
+}
+
+/**
+ * Two in-process links wired to each other (an endpoint and the hub in one process). Delivery is deferred
+ * (never re-entrant, like a socket) and bounded like a socket's backlog.
+ */
+export function linkPair(defer: (fn: () => void) => void = queueMicrotask, backlogBytesMax = DEFAULT_LINK_BACKLOG_BYTES_MAX): [FrameLink, FrameLink] {
+  const a = new MemoryLink(defer, backlogBytesMax);
+  const b = new MemoryLink(defer, backlogBytesMax);
+  a.peer = b;
+  b.peer = a;
+  return [a, b];
+}
+
+class MemoryLink implements FrameLink {
+  peer: MemoryLink | undefined;
+  queuedBytes = 0;
+  closed = false;
+  #frames: (frames: Buffer) => void = () => {};
+  readonly #closeHandlers: Array<() => void> = [];
+
+  constructor(readonly defer: (fn: () => void) => void, readonly backlogBytesMax: number) {}
+
+  write(frames: Uint8Array): boolean {
+    const peer = this.peer;
+    if (this.closed || peer === undefined || peer.closed || peer.queuedBytes + frames.length > this.backlogBytesMax) return false;
+    if (frames.length % FRAME_BYTES !== 0) throw new RangeError(`a link carries whole ${FRAME_BYTES}-byte frames, got ${frames.length} bytes`);
+    const copy = Buffer.from(frames);
+    peer.queuedBytes += copy.length;
+    this.defer(() => {
+      peer.queuedBytes -= copy.length;
+      if (!peer.closed) peer.#frames(copy);
+    });
+    return true;
+  }
+
+  onFrames(handler: (frames: Buffer) => void): void {
+    this.#frames = handler;
+  }
+
+  onClose(handler: () => void): void {
+    if (this.closed) handler();
+    else this.#closeHandlers.push(handler);
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.#closeHandlers.splice(0).forEach((h) => h());
+    this.peer?.close();
+  }
+}
