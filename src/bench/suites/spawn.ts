@@ -1,0 +1,148 @@
+import { fork } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SigmaClient } from '../../client/client.js';
+import { startCluster } from '../../cluster/launcher.js';
+import { defineCluster } from '../../config/cluster.js';
+import { BUCKET, decodeProcRecord } from '../../control/protocol.js';
+import { hostEnv } from '../../node/host-process.js';
+import { connectBus } from '../../nats/real.js';
+import { median, percentile, round, type BenchContext, type Figures, type Suite } from '../harness.js';
+
+const PROC_TYPES = fileURLToPath(new URL('../../proc/types.js', import.meta.url));
+
+/** A function proc whose first line stamps the wall clock (µs precision, same clock in every process). */
+const stampProgram = (): string => `import { FunctionProc } from ${JSON.stringify(PROC_TYPES)};
+export default class Stamp extends FunctionProc {
+  run() { return performance.timeOrigin + performance.now(); }
+}
+`;
+const wallMs = (): number => performance.timeOrigin + performance.now();
+
+/** The same first line as a plain script started with child_process.fork: the baseline. */
+const forkScript = `process.send(performance.timeOrigin + performance.now()); process.disconnect();\n`;
+
+async function forkStart(script: string): Promise<number> {
+  const t0 = wallMs();
+  const child = fork(script, [], { env: hostEnv(process.env, {}), execArgv: [], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
+  const first = await new Promise<number>((r) => child.once('message', (m) => r(m as number)));
+  await new Promise((r) => child.once('exit', r));
+  return first - t0;
+}
+
+export const spawnSuite: Suite = {
+  name: 'spawn',
+  description: 'procs through the real control plane: cold and warm start, fork baseline, throughput',
+  async run(ctx: BenchContext): Promise<Figures> {
+    const dir = mkdtempSync(join(tmpdir(), 'sigma-bench-'));
+    const coldCount = ctx.quick ? 20 : 100;
+    const programs: Record<string, string> = {};
+    for (let i = 0; i < coldCount; i++) {
+      programs[`cold-${i}`] = join(dir, `cold-${i}.js`);
+      writeFileSync(programs[`cold-${i}`]!, stampProgram());
+    }
+    programs['stamp'] = join(dir, 'stamp.js');
+    writeFileSync(programs['stamp'], stampProgram());
+    const script = join(dir, 'fork-first-line.cjs');
+    writeFileSync(script, forkScript);
+
+    process.env['SIGMA_LOG'] ??= 'warn';
+    const config = defineCluster({ nodes: 2, node: { beSlots: 4096 }, nats: { embedded: true, port: 0 }, dataDir: join(dir, 'data'), realms: ['default'], programs });
+    const cluster = await startCluster(config);
+    const bus = await connectBus({ servers: [cluster.natsUrl], name: 'bench' });
+    const client = await SigmaClient.connect(bus);
+    try {
+      for (let i = 0; ; i++) {
+        try {
+          await client.createRealm('default');
+          break;
+        } catch (e) {
+          if ((e as { type?: string }).type !== 'no-scheduler' || i > 100) throw e;
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      }
+      // Completion by one watch over the whole proc table, not one watch per proc.
+      const exits = new Map<string, (data: unknown) => void>();
+      const watch = await (await bus.kv(BUCKET.procs)).watch({});
+      void (async () => {
+        for await (const e of watch) {
+          const r = e.value === null ? undefined : decodeProcRecord(e.value);
+          if (r?.state === 'exited') exits.get(r.pid)?.(r.status?.data);
+        }
+      })();
+      const run = async (program: string): Promise<{ startMs: number }> => {
+        const t0 = wallMs();
+        let resolve!: (d: unknown) => void;
+        const exited = new Promise<unknown>((r) => (resolve = r));
+        const pid = await client.spawn({ program });
+        exits.set(pid, resolve);
+        const rec = await client.proc(pid);
+        if (rec?.state === 'exited') resolve(rec.status?.data);
+        const first = (await exited) as number;
+        exits.delete(pid);
+        return { startMs: first - t0 };
+      };
+
+      // Warm every node's realm host (σOS measures cold start with the realm's container up).
+      await Promise.all(Array.from({ length: 16 }, () => run('stamp')));
+      const bar = ctx.progress('cold start', coldCount);
+      const cold: number[] = [];
+      for (let i = 0; i < coldCount; i++) {
+        cold.push((await run(`cold-${i}`)).startMs);
+        bar.tick();
+      }
+      bar.done();
+      const warm: number[] = [];
+      for (let i = 0; i < (ctx.quick ? 50 : 200); i++) warm.push((await run('stamp')).startMs);
+      const forks: number[] = [];
+      for (let i = 0; i < (ctx.quick ? 10 : 30); i++) forks.push(await forkStart(script));
+
+      // Closed loop at rising concurrency until throughput stops growing or latency turns up.
+      const levels = ctx.quick ? [4, 16, 64] : [4, 16, 64, 256, 1024];
+      const durationMs = ctx.quick ? 2_000 : 5_000;
+      let best = { perS: 0, p99: 0, level: 0 };
+      const tbar = ctx.progress('throughput levels', levels.length);
+      for (const level of levels) {
+        const lat: number[] = [];
+        let done = 0;
+        const deadline = wallMs() + durationMs;
+        const t0 = wallMs();
+        await Promise.all(
+          Array.from({ length: level }, async () => {
+            while (wallMs() < deadline) {
+              lat.push((await run('stamp')).startMs);
+              done++;
+            }
+          }),
+        );
+        const perS = (done / (wallMs() - t0)) * 1000;
+        const p99 = percentile(lat, 99);
+        ctx.log(`  concurrency ${level}: ${Math.round(perS)} procs/s, start p99 ${round(p99)} ms`);
+        tbar.tick();
+        if (perS > best.perS) best = { perS, p99, level };
+        else break;
+      }
+      tbar.done();
+      watch.stop();
+      const coldP50 = median(cold);
+      const forkP50 = median(forks);
+      return {
+        cold_start_p50_ms: round(coldP50, 3),
+        cold_start_p99_ms: round(percentile(cold, 99), 3),
+        fork_p50_ms: round(forkP50, 3),
+        warm_start_p50_ms: round(median(warm), 3),
+        spawn_throughput_per_s: Math.round(best.perS),
+        start_latency_p99_ms_at_peak: round(best.p99, 3),
+        peak_concurrency: best.level,
+        fork_vs_cold_start: round(forkP50 / coldP50),
+        nodes: config.nodes.length,
+      };
+    } finally {
+      await bus.close();
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};
