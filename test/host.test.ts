@@ -4,6 +4,7 @@ import type { ToNode } from '../src/host/protocol.js';
 import { ForkHostLauncher, type HostHandle } from '../src/node/host-process.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`./fixtures/procs/${name}.js`, import.meta.url));
+const example = (name: string) => fileURLToPath(new URL(`../src/examples/${name}.js`, import.meta.url));
 
 /** Collects a host's messages and resolves waiters for a given proc's exit. */
 function recorder(h: HostHandle) {
@@ -59,7 +60,7 @@ test.serial('host - failures, bad modules and non-proc classes end in error stat
 
 test.serial('host - cooperative eviction of a function and of a service', async (t) => {
   host.send({ t: 'run', pid: 'f1', modulePath: fixture('sleeper'), args: [], realm: 'default' });
-  host.send({ t: 'run', pid: 's1', modulePath: fixture('counter-service'), args: [], realm: 'default' });
+  host.send({ t: 'run', pid: 's1', modulePath: example('counter'), args: [], realm: 'default' });
   const started = (await rec.next((m) => m.t === 'started' && m.pid === 's1')) as Extract<ToNode, { t: 'started' }>;
   t.is(started.kind, 'service');
   t.is(started.actorPath, 'actor://host-test/procs/s1');

@@ -11,16 +11,8 @@ export abstract class DataPathError extends Error {
   }
 }
 
-/** Builds an error without paying for a stack trace (restores the previous limit even if `make` throws). */
-export function stackless<E>(make: () => E): E {
-  const limit = Error.stackTraceLimit;
-  Error.stackTraceLimit = 0;
-  try {
-    return make();
-  } finally {
-    Error.stackTraceLimit = limit;
-  }
-}
+/** Builds an error without paying for a stack trace (the actor kernel's helper, under the name used here). */
+export { withoutStack as stackless } from '../actors/errors.js';
 
 /** No free buffer of the needed size right now: free buffers, back off, or give the realm a larger pool. */
 export class PoolExhaustedError extends DataPathError {
