@@ -54,6 +54,19 @@ export class ProcTable {
     throw new ProcTableError(`gave up on ${pid} after ${CAS_RETRIES_MAX} conflicting updates`);
   }
 
+  /**
+   * Writes `next` if the record is still at `revision` (no read first: the hot path). Resolves with
+   * the new revision, or undefined when the record has moved on — then use transition().
+   */
+  async writeAt(next: ProcRecord, revision: number): Promise<number | undefined> {
+    try {
+      return await this.kv.update(next.pid, encode(next), revision);
+    } catch (e) {
+      if ((e as { type?: string }).type === 'wrong-revision') return undefined;
+      throw e;
+    }
+  }
+
   /** Writes the terminal status once. Resolves true if this call wrote it. */
   async exit(pid: string, status: Status): Promise<boolean> {
     const r = await this.transition(pid, (rec) => (rec.state === 'exited' ? undefined : { ...rec, state: 'exited', status }));

@@ -99,6 +99,9 @@ export interface RunOrder {
   pid: string;
   spec: ProcSpec;
   modulePath: string;
+  /** The record as the scheduler last wrote it and its revision: the node's first write needs no read. */
+  record?: ProcRecord;
+  revision?: number;
 }
 
 export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number };

@@ -38,7 +38,7 @@ export type SchedulerMsg =
   | { type: 'realms'; names: string[] }
   | { type: 'realm-create'; name: string; reply: Ack }
   | { type: 'realm-remove'; name: string; reply: Ack }
-  | { type: 'created'; record: ProcRecord; reply: (r: SpawnReply) => void }
+  | { type: 'created'; record: ProcRecord; revision: number; reply: (r: SpawnReply) => void }
   | { type: 'create-failed'; record: ProcRecord; error: unknown; reply: (r: SpawnReply) => void };
 
 /** Bound on messages held while the scheduler recovers its state after election. */
@@ -69,7 +69,27 @@ export function schedulerActor(deps: SchedulerDeps) {
     let seq = 0;
     const log = ctx.log;
 
-    const order = (r: ProcRecord): RunOrder => ({ pid: r.pid, spec: r.spec, modulePath: deps.programs[r.spec.program]! });
+    const order = (r: ProcRecord, revision?: number): RunOrder => ({
+      pid: r.pid,
+      spec: r.spec,
+      modulePath: deps.programs[r.spec.program]!,
+      ...(revision === undefined ? {} : { record: r, revision }),
+    });
+
+    /** Sends the order for a record created already placed (the fast path: no second table write). */
+    const send = (r: ProcRecord, revision: number): void => {
+      deps.toNode(r.node!, { op: 'run', order: order(r, revision) }).catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
+    };
+
+    /** A node with a free BE slot and room, if the BE queues are empty (queued work goes first, fairly). */
+    const beNodeNow = (spec: ProcSpec): string | undefined => {
+      if (be.size > 0) return undefined;
+      for (const [node, slots] of credits) {
+        const free = placements.free(node);
+        if ((beOn.get(node) ?? 0) < slots && free !== undefined && spec.mcpu <= free.mcpu && spec.memMb <= free.memMb) return node;
+      }
+      return undefined;
+    };
 
     const dispatch = (r: ProcRecord, node: string): void => {
       const rec: ProcRecord = { ...r, state: 'starting', node };
@@ -122,22 +142,28 @@ export function schedulerActor(deps: SchedulerDeps) {
         const p = placements.placeLc({ pid: rec.pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb });
         if (p.kind === 'never-fits') return reply({ ok: false, error: new ControlError('never-fits', `no node could ever run this proc: ${p.reason}`).toWire() });
         if (p.kind === 'no-room-now' && lcPending.length >= LC_PENDING_MAX) return reply({ ok: false, error: new ControlError('queue-full', `${LC_PENDING_MAX} LC procs already wait for room`).toWire() });
-        if (p.kind === 'placed') rec.node = p.node;
+        if (p.kind === 'placed') rec = { ...rec, state: 'starting', node: p.node };
+        else lcPending.push(rec);
       } else {
-        try {
-          be.push({ realm: rec.spec.realm, record: rec });
-        } catch (e) {
-          if (e instanceof QueueFullError) return reply({ ok: false, error: new ControlError('queue-full', e.message).toWire() });
-          throw e;
+        const node = beNodeNow(rec.spec);
+        if (node !== undefined) {
+          placements.assign({ pid: rec.pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb }, node);
+          beOn.set(node, (beOn.get(node) ?? 0) + 1);
+          rec = { ...rec, state: 'starting', node };
+        } else {
+          try {
+            be.push({ realm: rec.spec.realm, record: rec });
+          } catch (e) {
+            if (e instanceof QueueFullError) return reply({ ok: false, error: new ControlError('queue-full', e.message).toWire() });
+            throw e;
+          }
         }
       }
       live.set(rec.pid, rec);
-      if (rec.spec.lc && rec.node === undefined) lcPending.push(rec);
-      // The table gets the record as queued; the node is written by dispatch() once the record exists.
-      const { node: _placedOn, ...stored } = rec;
-      deps.table.create(stored).then(
-        () => ctx.self.tell({ type: 'created', record: rec, reply }),
-        (e: unknown) => ctx.self.tell({ type: 'create-failed', record: rec, error: e, reply }),
+      const created = rec;
+      deps.table.create(created).then(
+        (revision) => ctx.self.tell({ type: 'created', record: created, revision, reply }),
+        (e: unknown) => ctx.self.tell({ type: 'create-failed', record: created, error: e, reply }),
       );
     };
 
@@ -278,7 +304,7 @@ export function schedulerActor(deps: SchedulerDeps) {
           return spawn(m.input, m.reply);
         case 'created':
           m.reply({ ok: true, pid: m.record.pid });
-          if (m.record.node !== undefined) dispatch(m.record, m.record.node);
+          if (m.record.node !== undefined && live.has(m.record.pid)) send(m.record, m.revision);
           else drain();
           return;
         case 'create-failed':

@@ -2,7 +2,7 @@ import type { Context } from '../actors/index.js';
 import type { TimerHandle } from '../ports/types.js';
 import { describe } from '../actors/errors.js';
 import type { ProcTable } from '../control/proc-table.js';
-import { encode, type NameRecord, type NodeRecord, type ProcEvent, type RunOrder, type WireError } from '../control/protocol.js';
+import { encode, type NameRecord, type NodeRecord, type ProcEvent, type ProcRecord, type RunOrder, type WireError } from '../control/protocol.js';
 import type { ToNode } from '../host/protocol.js';
 import type { Kv } from '../nats/types.js';
 import type { Status } from '../proc/types.js';
@@ -40,6 +40,7 @@ export type NodeMsg =
   | { type: 'host-msg'; hostId: string; msg: ToNode }
   | { type: 'host-exit'; hostId: string; detail: string }
   | { type: 'force-evict'; pid: string }
+  | { type: 'mark-running'; pid: string }
   | { type: 'tick' };
 
 interface Host {
@@ -57,7 +58,17 @@ interface Proc {
   hostId?: string;
   evictTimer?: TimerHandle;
   kind?: 'function' | 'service';
+  /** The record as last written and its revision, so our next write needs no read. */
+  record?: ProcRecord;
+  revision?: number;
+  actorPath?: string;
 }
+
+/**
+ * A function that exits within this delay never has its `running` state written: its exit is the
+ * only table write it costs (most serverless functions are that short).
+ */
+export const RUNNING_WRITE_DELAY_MS = 20;
 
 /**
  * One per node. Runs procs in per-realm proc hosts: a shared host per realm for ordinary procs and a
@@ -103,6 +114,29 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm });
     };
 
+    /** CAS write of the proc's record: straight at the known revision, else read-modify-write. */
+    const write = async (pid: string, p: Proc, change: (r: ProcRecord) => ProcRecord | undefined): Promise<void> => {
+      if (p.record !== undefined && p.revision !== undefined) {
+        const next = change(p.record);
+        if (next === undefined) return;
+        const rev = await deps.table.writeAt(next, p.revision);
+        if (rev !== undefined) {
+          p.record = next;
+          p.revision = rev;
+          return;
+        }
+      }
+      p.revision = undefined;
+      await deps.table.transition(pid, change);
+    };
+
+    const markRunning = (pid: string, p: Proc): void => {
+      const actorPath = p.actorPath;
+      void write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'running', node: cfg.id, ...(actorPath === undefined ? {} : { actorPath }) })).catch((e: unknown) =>
+        log.warn({ err: e, pid }, 'could not record start'),
+      );
+    };
+
     const exited = (pid: string, status: Status): void => {
       const p = procs.get(pid);
       if (p === undefined) return; // a duplicate report: the first one counted
@@ -111,7 +145,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       const h = p.hostId === undefined ? undefined : hosts.get(p.hostId);
       h?.procs.delete(pid);
       if (h !== undefined && (h.dedicatedTo === pid || (h.tainted && h.procs.size === 0))) h.handle.kill();
-      void deps.table.exit(pid, status).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record exit'));
+      void write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'exited', node: cfg.id, status })).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record exit'));
       deps.publish({ type: 'exited', pid, node: cfg.id, status });
       if (p.order.spec.name !== undefined) void unname(p.order, pid);
     };
@@ -120,9 +154,9 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       const p = procs.get(pid);
       if (p === undefined) return;
       p.kind = kind;
-      void deps.table
-        .transition(pid, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'running', node: cfg.id, ...(actorPath === undefined ? {} : { actorPath }) }))
-        .catch((e: unknown) => log.warn({ err: e, pid }, 'could not record start'));
+      if (actorPath !== undefined) p.actorPath = actorPath;
+      if (kind === 'service') markRunning(pid, p);
+      else ctx.scheduleOnce(RUNNING_WRITE_DELAY_MS, { type: 'mark-running', pid });
       deps.publish({ type: 'started', pid, node: cfg.id });
       const name = p.order.spec.name;
       if (name !== undefined && actorPath !== undefined) {
@@ -171,10 +205,15 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       switch (m.type) {
         case 'run':
           if (!procs.has(m.order.pid)) {
-            procs.set(m.order.pid, { order: m.order });
+            procs.set(m.order.pid, { order: m.order, ...(m.order.record === undefined ? {} : { record: m.order.record, revision: m.order.revision! }) });
             place(m.order);
           }
           return m.reply();
+        case 'mark-running': {
+          const p = procs.get(m.pid);
+          if (p !== undefined) markRunning(m.pid, p);
+          return;
+        }
         case 'evict': {
           const p = procs.get(m.pid);
           if (p === undefined) return m.reply({ type: 'unknown-proc', message: `proc ${m.pid} is not running on ${cfg.id}` });
