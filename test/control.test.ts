@@ -118,6 +118,33 @@ test.serial('control - removing a realm evicts its procs and frees its names', a
   t.is(e?.type, 'unknown-realm');
 });
 
+test.serial("control - a parent's exit evicts only the children that asked for it", async (t) => {
+  const parent = await tc.client.spawn({ program: 'sleep' });
+  const tied = await tc.client.spawn({ program: 'sleep', parent, evictWithParent: true });
+  const free = await tc.client.spawn({ program: 'sleep', parent });
+  await Promise.all([parent, tied, free].map((p) => tc.client.waitStart(p, { timeoutMs: 20_000 })));
+  await tc.client.evict(parent);
+  t.is((await tc.client.waitExit(parent, { timeoutMs: 20_000 })).kind, 'evicted');
+  t.is((await tc.client.waitExit(tied, { timeoutMs: 20_000 })).kind, 'evicted');
+  t.is((await tc.client.proc(free))?.state, 'running');
+  await tc.client.evict(free);
+  await tc.client.waitExit(free, { timeoutMs: 20_000 });
+});
+
+test.serial('control - a failing service is respawned at most maxRestarts times within its window', async (t) => {
+  const first = await tc.client.spawn({ program: 'fail', args: ['again'], restart: 'on-failure', maxRestarts: 2, restartWithinMs: 600_000, realm: 'green' });
+  const incarnations = await waitFor(
+    async () => (await tc.client.ps({ realm: 'green', all: true })).filter((r) => r.spec.program === 'fail' && r.createdAtMs >= 0),
+    (rs) => rs.length >= 3 && rs.every((r) => r.state === 'exited'),
+  );
+  t.true(incarnations.some((r) => r.pid === first));
+  t.deepEqual(incarnations.map((r) => r.restarts).sort(), [0, 1, 2]);
+  t.true(incarnations.every((r) => r.status?.kind === 'error'));
+  // A sync point: a spawn handled after the last exit; no fourth incarnation by then.
+  await tc.client.waitExit(await tc.client.spawn({ program: 'hello', realm: 'green' }), { timeoutMs: 20_000 });
+  t.is((await tc.client.ps({ realm: 'green', all: true })).filter((r) => r.spec.program === 'fail').length, 3);
+});
+
 async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {

@@ -63,6 +63,8 @@ export interface ProcRecord {
   status?: Status;
   /** How many times this service was respawned. */
   restarts: number;
+  /** When the recent respawns happened (scheduler clock), for the restart intensity window. */
+  restartTimesMs?: number[];
   /** Term of the scheduler that accepted the spawn. */
   term: number;
   createdAtMs: number;

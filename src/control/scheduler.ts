@@ -112,17 +112,25 @@ export function schedulerActor(deps: SchedulerDeps) {
       if (rec !== undefined && !rec.spec.lc && rec.node !== undefined && beOn.has(rec.node)) beOn.set(rec.node, beOn.get(rec.node)! - 1);
       if (rec !== undefined && wantsRestart(rec, status)) respawn(rec);
       if (rec !== undefined && removing.has(rec.spec.realm)) realmGone(rec.spec.realm);
+      // A parent's death does not take its children along unless their spec asks for it.
+      for (const child of [...live.values()]) if (child.spec.parent === pid && child.spec.evictWithParent) evict(child.pid, 1_000, () => {});
       drain();
     };
 
     const wantsRestart = (r: ProcRecord, s: Status): boolean => {
       if (r.spec.restart === 'never' || s.kind === 'evicted' || !realms.has(r.spec.realm)) return false;
       if (r.spec.restart === 'on-failure' && s.kind === 'ok') return false;
-      return r.restarts < r.spec.maxRestarts;
+      // Restart intensity: at most maxRestarts respawns within restartWithinMs, then it stays down.
+      return recentRestarts(r).length < r.spec.maxRestarts;
+    };
+
+    const recentRestarts = (r: ProcRecord): number[] => {
+      const horizon = ctx.ports.clock.nowMs() - r.spec.restartWithinMs;
+      return (r.restartTimesMs ?? []).filter((t) => t > horizon);
     };
 
     const respawn = (r: ProcRecord): void => {
-      const rec = newRecord(r.spec, r.restarts + 1);
+      const rec: ProcRecord = { ...newRecord(r.spec, r.restarts + 1), restartTimesMs: [...recentRestarts(r), ctx.ports.clock.nowMs()] };
       log.info({ old: r.pid, pid: rec.pid }, 'respawning service');
       accept(rec, () => {});
     };

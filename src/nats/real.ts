@@ -57,10 +57,11 @@ class RealKv implements Kv {
     await this.kv.delete(key, expectedRevision === undefined ? {} : { previousSeq: expectedRevision }).catch((e: unknown) => Promise.reject(classify(e)));
   }
 
+  /** Each key once: nats.js lists keys through a consumer, and writes during the listing repeat keys. */
   async keys(filter?: string): Promise<string[]> {
-    const out: string[] = [];
-    for await (const k of await this.kv.keys(filter)) out.push(k);
-    return out;
+    const out = new Set<string>();
+    for await (const k of await this.kv.keys(filter)) out.add(k);
+    return [...out];
   }
 
   async watch(options: { key?: string; includeHistory?: boolean }): Promise<KvWatch> {

@@ -1,9 +1,13 @@
 import { SeededRandom } from './random.js';
 import type { Clock, Ports, Random, TimerHandle, Timers } from './types.js';
 
-/** The real world: performance.now (monotonic), Node timers, Math.random unless a seed is given. */
+/**
+ * The real world: Node timers, Math.random unless a seed is given, and a clock that is monotonic
+ * within a process (performance.now) yet comparable across processes of one machine (offset by the
+ * process's time origin) — times written into shared records by one leader mean something to the next.
+ */
 export const realClock: Clock = {
-  nowMs: () => performance.now(),
+  nowMs: () => performance.timeOrigin + performance.now(),
 };
 
 export const realTimers: Timers = {
