@@ -1,0 +1,73 @@
+import { JournalConflictError, InvalidOptionError } from '../actors/errors.js';
+import type { Journal, JournalEntry, Snapshot } from '../actors/persistent.js';
+import type { Kv } from '../nats/types.js';
+import { decodeJson, encode } from './protocol.js';
+
+export const JOURNAL_BUCKET = 'sigma_journal';
+export const SNAPSHOT_BUCKET = 'sigma_snapshots';
+const ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
+/** Sequence numbers are zero-padded in keys so that a key listing sorts in event order. */
+const SEQ_DIGITS = 12;
+
+/**
+ * The persistent actors' journal in JetStream KV: one key per event, `<id>.<seq>`. Appending an event
+ * is a create of the next key, which succeeds for one writer only — the compare-and-set that keeps two
+ * actors under one persistence id from interleaving. Snapshots live in a bucket of their own.
+ */
+export class KvJournal implements Journal {
+  constructor(
+    private readonly events: Kv,
+    private readonly snapshots: Kv,
+  ) {}
+
+  async append(persistenceId: string, events: readonly unknown[], expectedSeq: number): Promise<number> {
+    checkId(persistenceId);
+    for (let i = 0; i < events.length; i++) {
+      const seq = expectedSeq + i + 1;
+      try {
+        await this.events.create(key(persistenceId, seq), encode(events[i]));
+      } catch (e) {
+        if ((e as { type?: string }).type !== 'key-exists') throw e;
+        throw new JournalConflictError(persistenceId, expectedSeq, await this.#lastSeq(persistenceId));
+      }
+    }
+    return expectedSeq + events.length;
+  }
+
+  async *read(persistenceId: string, afterSeq: number): AsyncIterable<JournalEntry> {
+    checkId(persistenceId);
+    for (const seq of await this.#seqs(persistenceId)) {
+      if (seq <= afterSeq) continue;
+      const e = await this.events.get(key(persistenceId, seq));
+      if (e?.value == null) continue;
+      yield { seq, event: decodeJson(e.value) };
+    }
+  }
+
+  async saveSnapshot(persistenceId: string, snapshot: Snapshot): Promise<void> {
+    checkId(persistenceId);
+    await this.snapshots.put(persistenceId, encode(snapshot));
+  }
+
+  async loadSnapshot(persistenceId: string): Promise<Snapshot | undefined> {
+    checkId(persistenceId);
+    const e = await this.snapshots.get(persistenceId);
+    return e?.value == null ? undefined : (decodeJson(e.value) as Snapshot);
+  }
+
+  async #seqs(persistenceId: string): Promise<number[]> {
+    return (await this.events.keys(`${persistenceId}.*`)).map((k) => Number(k.slice(persistenceId.length + 1))).sort((a, b) => a - b);
+  }
+
+  async #lastSeq(persistenceId: string): Promise<number> {
+    return (await this.#seqs(persistenceId)).at(-1) ?? 0;
+  }
+}
+
+function key(id: string, seq: number): string {
+  return `${id}.${String(seq).padStart(SEQ_DIGITS, '0')}`;
+}
+
+function checkId(id: string): void {
+  if (!ID_RE.test(id)) throw new InvalidOptionError('persistenceId', `"${id}" must match ${ID_RE} to be a JetStream key`);
+}
