@@ -81,7 +81,11 @@ void (async () => {
   }
 })();
 
+// Leadership changes are applied one after another, so a scheduler that is still starting when
+// leadership is lost is stopped before any successor starts: never two schedulers in one process.
+let leaderChain: Promise<void> = Promise.resolve();
 let stopLeader: (() => Promise<void>) | undefined;
+const leaderDeps = { bus, system, table, nodesKv, realmsKv, namesKv, programs, nodeTimeoutMs: NODE_TIMEOUT_MS, nodeRequestTimeoutMs: 2_000 };
 system.spawn(
   leaseActor({
     kv: leaderKv,
@@ -91,14 +95,22 @@ system.spawn(
     renewEveryMs: LEASE_RENEW_MS,
     onElected: (term) => {
       log.info({ term }, 'elected scheduler leader');
-      void startLeader({ bus, system, table, nodesKv, realmsKv, namesKv, programs, nodeTimeoutMs: NODE_TIMEOUT_MS, nodeRequestTimeoutMs: 2_000 }, term).then((stop) => {
-        stopLeader = stop;
+      leaderChain = leaderChain.then(async () => {
+        try {
+          stopLeader = await startLeader(leaderDeps, term);
+        } catch (e) {
+          // Holding the lease without a scheduler would stall the cluster: leave, so it lapses.
+          log.fatal({ err: e }, 'could not start the scheduler; exiting so that a standby takes over');
+          process.exit(1);
+        }
       });
     },
     onDeposed: (reason) => {
       log.warn({ reason }, 'no longer the scheduler leader');
-      void stopLeader?.();
-      stopLeader = undefined;
+      leaderChain = leaderChain.then(async () => {
+        await stopLeader?.();
+        stopLeader = undefined;
+      });
     },
   }),
   { name: 'lease' },
