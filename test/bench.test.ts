@@ -2,32 +2,85 @@ import test from 'ava';
 import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { percentile } from '../src/bench/harness.js';
+import { BenchError, percentile, type Suite } from '../src/bench/harness.js';
+import { suiteNames } from '../src/bench/registry.js';
+import { formatTable, withRatios } from '../src/bench/report.js';
 
 const run = promisify(execFile);
 const CLI = fileURLToPath(new URL('../src/bench/cli.js', import.meta.url));
 
-test('bench - percentile picks ranks, not averages', (t) => {
+const ACTORS_KEYS = [
+  'tell_msgs_per_s',
+  'ask_p50_us',
+  'ask_p99_us',
+  'spawn_actors_per_s',
+  'mailbox_peak_mb_flood',
+  'mailbox_capacity_flood',
+  'mailbox_peak_messages_flood',
+  'nact_tell_msgs_per_s',
+  'nact_ask_p50_us',
+  'nact_ask_p99_us',
+  'nact_spawn_actors_per_s',
+  'tell_vs_nact',
+  'ask_p50_vs_nact',
+];
+
+test('bench - percentile is nearest-rank over unsorted values and leaves its input alone', (t) => {
   const xs = Array.from({ length: 100 }, (_, i) => 100 - i);
   t.is(percentile(xs, 50), 50);
   t.is(percentile(xs, 99), 99);
   t.is(percentile(xs, 100), 100);
+  t.is(percentile(xs, 0), 1);
+  t.is(xs[0], 100);
   t.is(percentile([7], 99), 7);
+  t.is(percentile([3, 1, 2], 50), 2);
+  t.is(percentile([1, 2, 3, 4], 50), 2);
+  t.is(percentile([10, 9, 1000], 99), 1000);
   t.true(Number.isNaN(percentile([], 50)));
 });
 
-test('bench - actors --quick --json ends with one JSON object holding every figure the issue names', async (t) => {
+test('bench - percentile rejects p outside [0, 100] with a typed error', (t) => {
+  for (const p of [-1, 101, Number.NaN]) {
+    const e = t.throws(() => percentile([1, 2], p), { instanceOf: BenchError });
+    t.regex(e!.message, /\[0, 100\]/);
+  }
+});
+
+test('bench - ratios are oriented so that above 1 means we are better', (t) => {
+  const suite: Suite = {
+    name: 'x',
+    description: 'x',
+    comparisons: [
+      { figure: 'rate', baseline: 'base_rate', better: 'higher', ratio: 'rate_vs' },
+      { figure: 'lat', baseline: 'base_lat', better: 'lower', ratio: 'lat_vs' },
+    ],
+    goals: [{ figure: 'rate_vs', op: '>=', target: 3 }],
+    run: async () => ({}),
+  };
+  const f = withRatios(suite, { rate: 10, base_rate: 5, lat: 2, base_lat: 1 });
+  t.is(f['rate_vs'], 2);
+  t.is(f['lat_vs'], 0.5);
+  const table = formatTable(suite, f);
+  t.regex(table, /rate .*2x better.*rate_vs >= 3 +MISSED/);
+  t.regex(table, /lat .*0\.5x worse/);
+});
+
+test('bench - actors --quick --json ends with one JSON object holding every required figure', async (t) => {
   const { stdout } = await run(process.execPath, [CLI, 'actors', '--quick', '--json'], { maxBuffer: 1 << 24 });
-  const last = stdout.trim().split('\n').at(-1)!;
+  const last = stdout.trimEnd().split('\n').at(-1)!;
   const figures = JSON.parse(last) as Record<string, unknown>;
-  for (const key of ['tell_msgs_per_s', 'ask_p50_us', 'ask_p99_us', 'spawn_actors_per_s', 'mailbox_peak_mb_flood', 'nact_tell_msgs_per_s', 'nact_ask_p50_us']) {
+  t.true(figures !== null && typeof figures === 'object' && !Array.isArray(figures));
+  for (const key of ACTORS_KEYS) {
     t.true(typeof figures[key] === 'number' && Number.isFinite(figures[key]), `${key} = ${String(figures[key])}`);
   }
-  // The flood is bounded by construction, whatever the machine: the mailbox never held more than its capacity.
+  // Bounded by construction, whatever the machine: the mailbox never held more than its capacity.
   t.true((figures['mailbox_peak_messages_flood'] as number) <= (figures['mailbox_capacity_flood'] as number));
 });
 
-test('bench - an unknown suite exits non-zero and names the known ones', async (t) => {
-  const e = await t.throwsAsync(run(process.execPath, [CLI, 'nope']));
-  t.regex(String((e as { stderr?: string }).stderr), /known suites: actors, spawn/);
+test('bench - an unknown suite exits with 2 and names every known suite', async (t) => {
+  const e = (await t.throwsAsync(run(process.execPath, [CLI, 'no-such-suite']))) as Error & { code?: number; stderr?: string };
+  t.is(e.code, 2);
+  t.regex(String(e.stderr), /unknown suite "no-such-suite"/);
+  t.true(suiteNames().includes('actors'));
+  for (const name of suiteNames()) t.true(String(e.stderr).includes(name), `stderr names ${name}`);
 });

@@ -1,32 +1,56 @@
 #!/usr/bin/env node
-/** `npm run bench -- <suite> [--quick] [--json]`: with --json the last line printed is one JSON object. */
+/**
+ * `npm run bench -- <suite> [--quick] [--json]`. With --json the last line on stdout is exactly one JSON
+ * object with the suite's figures; progress, logs and anything a suite prints go to stderr.
+ */
 import { Command } from 'commander';
-import { makeContext, type Suite } from './harness.js';
-import { actorsSuite } from './suites/actors.js';
-import { spawnSuite } from './suites/spawn.js';
+import { makeContext, wantsProgress } from './harness.js';
+import { findSuite, suiteNames } from './registry.js';
+import { formatTable, withRatios } from './report.js';
 
-const SUITES: Suite[] = [actorsSuite, spawnSuite];
+const EXIT_UNKNOWN_SUITE = 2;
+
+/** Runs `fn` with process.stdout writes sent to stderr, so nothing a suite prints can follow the JSON. */
+async function stdoutToStderr<T>(fn: () => Promise<T>): Promise<T> {
+  const write = process.stdout.write;
+  process.stdout.write = process.stderr.write.bind(process.stderr) as typeof process.stdout.write;
+  try {
+    return await fn();
+  } finally {
+    process.stdout.write = write;
+  }
+}
+
+const exitAfter = (text: string, code: number): void => {
+  // Exit explicitly (a suite may leave handles open), but only once stdout has taken the text.
+  process.stdout.write(text, () => process.exit(code));
+};
 
 const program = new Command('bench')
-  .argument('<suite>', `one of: ${SUITES.map((s) => s.name).join(', ')}`)
-  .option('--quick', 'a short run (under a minute)')
-  .option('--json', 'print the figures as one JSON object on the last line')
+  .description('Benchmarks of sigma-ts against baselines measured in the same run.')
+  .argument('<suite>', `one of: ${suiteNames().join(', ')}`)
+  .option('--quick', 'a short run (under a minute per suite)')
+  .option('--json', 'print the figures as one JSON object on the last line of stdout')
   .action(async (name: string, o: { quick?: boolean; json?: boolean }) => {
-    const suite = SUITES.find((s) => s.name === name);
-    if (suite === undefined) {
-      console.error(`bench: unknown suite "${name}"; known suites: ${SUITES.map((s) => s.name).join(', ')}`);
-      process.exit(2);
+    const entry = findSuite(name);
+    if (entry === undefined) {
+      process.stderr.write(`bench: unknown suite "${name}". Known suites: ${suiteNames().join(', ')}. Try: npm run bench -- ${suiteNames()[0]} --quick\n`);
+      process.exit(EXIT_UNKNOWN_SUITE);
     }
-    const ctx = makeContext(o.quick === true, process.stderr.isTTY === true && o.json !== true);
-    ctx.log(`bench ${suite.name}: ${suite.description}${o.quick === true ? ' (quick)' : ''}`);
-    const figures = await suite.run(ctx);
-    if (o.json === true) {
-      console.log(JSON.stringify(figures));
-    } else {
-      const width = Math.max(...Object.keys(figures).map((k) => k.length));
-      for (const [k, v] of Object.entries(figures)) console.log(`${k.padEnd(width)}  ${String(v)}`);
+    const suite = await entry.load();
+    const quick = o.quick === true;
+    const ctx = makeContext(quick, wantsProgress());
+    ctx.log(`bench ${suite.name}: ${suite.description}${quick ? ' (quick)' : ''}`);
+    const t0 = performance.now();
+    let figures;
+    try {
+      figures = withRatios(suite, o.json === true ? await stdoutToStderr(() => suite.run(ctx)) : await suite.run(ctx));
+    } catch (e) {
+      process.stderr.write(`bench ${suite.name} failed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
+      process.exit(1);
     }
-    process.exit(0);
+    ctx.log(`bench ${suite.name}: done in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+    exitAfter(o.json === true ? `${JSON.stringify(figures)}\n` : `${formatTable(suite, figures)}\n`, 0);
   });
 
 await program.parseAsync();

@@ -1,196 +1,115 @@
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
-import * as nact from 'nact';
-import { pino } from 'pino';
-import { createSystem, stateful, type ActorRef, type ActorSystem } from '../../actors/index.js';
-import { median, nowMs, percentile, round, yieldLoop, type BenchContext, type Figures, type Suite } from '../harness.js';
+/**
+ * Suite `actors`: the actor kernel's tell throughput, ask latency, spawn rate and a mailbox flood, with
+ * the same workloads on nact 7.6 in the same run as the baseline. Workloads: actors-sigma.ts,
+ * actors-nact.ts (shared shapes in actors-workload.ts); the flood runs in child processes (actors-flood.ts).
+ */
+import { loadavg } from 'node:os';
+import { median, medianOf, perSecond, repeat, round, type BenchContext, type RepeatOptions, type Suite } from '../harness.js';
+import { floodInChild } from './actors-flood.js';
+import { NactWorkloads } from './actors-nact.js';
+import { SigmaWorkloads } from './actors-sigma.js';
+import type { ActorWorkloads, AskRun, SpawnRun, TellRun } from './actors-workload.js';
 
-const BATCH = 10_000;
-const quiet = pino({ level: 'silent' });
+export const FLOOD_MESSAGES = 1_000_000;
+export const FLOOD_CAPACITY = 10_000;
 
-interface Sizes {
+/**
+ * Counts per run are the same on both sides. Runs differ: ours take milliseconds, so they get more
+ * warm-up (V8 tiers the hot path up over a few runs) and more repetitions for a stable median, while
+ * nact's tell runs take seconds.
+ */
+interface Plan {
   tellMsgs: number;
   asks: number;
   spawns: number;
-  reps: number;
+  sigma: RepeatOptions;
+  nact: RepeatOptions;
+}
+const QUICK: Plan = { tellMsgs: 500_000, asks: 20_000, spawns: 50_000, sigma: { warmup: 3, reps: 7 }, nact: { warmup: 1, reps: 3 } };
+const FULL: Plan = { tellMsgs: 2_000_000, asks: 100_000, spawns: 200_000, sigma: { warmup: 3, reps: 11 }, nact: { warmup: 1, reps: 5 } };
+
+interface SideResults {
+  tell: TellRun[];
+  ask: AskRun[];
+  spawn: SpawnRun[];
+  bytesPerActor: number;
 }
 
-// ---- sigma-ts workloads -----------------------------------------------------------------------
-
-type Recv = { n: number; ack: ActorRef<'ack'> | null };
-
-/** One sender actor tells one receiver actor, paced by an ack per batch so the bounded mailbox never rejects. */
-async function ourTell(total: number): Promise<number> {
-  const sys = createSystem({ name: 'bench-tell', logger: quiet });
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  const receiver = sys.spawn(stateful(0, (count: number, m: Recv) => {
-    if (m.ack !== null) m.ack.tell('ack');
-    return count + 1;
-  }), { mailbox: { capacity: BATCH } });
-  let sent = 0;
-  const sender = sys.spawn<'go' | 'ack'>((ctx) => ({
-    receive: () => {
-      if (sent >= total) return done();
-      for (let i = 1; i <= BATCH; i++) receiver.tell({ n: sent + i, ack: i === BATCH ? ctx.self : null });
-      sent += BATCH;
-    },
-  }));
-  const t0 = nowMs();
-  sender.tell('go');
-  await finished;
-  const dt = nowMs() - t0;
-  await sys.shutdown();
-  return (total / dt) * 1000;
-}
-
-async function ourAsk(count: number): Promise<number[]> {
-  const sys = createSystem({ name: 'bench-ask', logger: quiet });
-  const echo = sys.spawn<{ v: number; replyTo: ActorRef<number> }>(() => ({ receive: (m) => m.replyTo.tell(m.v) }));
-  const lat: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = nowMs();
-    await echo.ask<number>((replyTo) => ({ v: i, replyTo }), 1000);
-    lat.push((nowMs() - t0) * 1000);
+async function runSide(ctx: BenchContext, label: string, w: ActorWorkloads, p: Plan, o: RepeatOptions): Promise<SideResults> {
+  const names = Array.from({ length: p.spawns }, (_, i) => `a${i}`);
+  try {
+    const tell = await repeat(ctx, `tell (${label})`, o, () => w.tell(p.tellMsgs));
+    const ask = await repeat(ctx, `ask (${label})`, o, () => w.ask(p.asks));
+    const spawn = await repeat(ctx, `spawn (${label})`, o, () => w.spawn(names, false));
+    const spawnMemory = await w.spawn(names, true);
+    return { tell, ask, spawn, bytesPerActor: spawnMemory.bytesPerActor };
+  } finally {
+    await w.close();
   }
-  await sys.shutdown();
-  return lat;
-}
-
-async function ourSpawn(count: number): Promise<number> {
-  const sys = createSystem({ name: 'bench-spawn', logger: quiet });
-  const noop = () => ({ receive: () => {} });
-  const t0 = nowMs();
-  for (let i = 0; i < count; i++) sys.spawn(noop);
-  const dt = nowMs() - t0;
-  await sys.shutdown();
-  return (count / dt) * 1000;
-}
-
-// ---- nact 7.6 workloads (same shapes, same counts) --------------------------------------------
-
-async function nactTell(total: number): Promise<number> {
-  const system = nact.start();
-  let done!: () => void;
-  const finished = new Promise<void>((r) => (done = r));
-  const receiver = nact.spawn(system, (count: number = 0, m: Recv & { ack: unknown }) => {
-    if (m.ack !== null) nact.dispatch(m.ack as never, 'ack');
-    return count + 1;
-  });
-  let sent = 0;
-  const sender = nact.spawn(system, (state: number = 0, _m: string, ctx: { self: unknown }) => {
-    if (sent >= total) {
-      done();
-      return state;
-    }
-    for (let i = 1; i <= BATCH; i++) nact.dispatch(receiver, { n: sent + i, ack: i === BATCH ? ctx.self : null });
-    sent += BATCH;
-    return state;
-  });
-  const t0 = nowMs();
-  nact.dispatch(sender, 'go');
-  await finished;
-  const dt = nowMs() - t0;
-  nact.stop(system);
-  return (total / dt) * 1000;
-}
-
-async function nactAsk(count: number): Promise<number[]> {
-  const system = nact.start();
-  const echo = nact.spawnStateless(system, (m: { v: number; replyTo: unknown }) => nact.dispatch(m.replyTo as never, m.v));
-  const lat: number[] = [];
-  for (let i = 0; i < count; i++) {
-    const t0 = nowMs();
-    await nact.query(echo, (replyTo: unknown) => ({ v: i, replyTo }), 1000);
-    lat.push((nowMs() - t0) * 1000);
-  }
-  nact.stop(system);
-  return lat;
-}
-
-async function nactSpawn(count: number): Promise<number> {
-  const system = nact.start();
-  const t0 = nowMs();
-  // Explicit names: nact's random ones collide (birthday problem) at this count.
-  for (let i = 0; i < count; i++) nact.spawnStateless(system, () => {}, `a${i}`);
-  const dt = nowMs() - t0;
-  nact.stop(system);
-  return (count / dt) * 1000;
-}
-
-// ---- flood ------------------------------------------------------------------------------------
-
-const gc: () => void = (() => {
-  setFlagsFromString('--expose-gc');
-  return runInNewContext('gc') as () => void;
-})();
-
-/** 1 M messages at a bounded mailbox as fast as a loop can send them; peak extra heap in MB. */
-async function flood(sys: ActorSystem, capacity: number): Promise<Figures> {
-  let handled = 0;
-  const slow = sys.spawn(stateful(0, (n: number) => (handled++, n + 1)), { mailbox: { capacity, overflow: 'drop-oldest' } });
-  gc();
-  const base = process.memoryUsage().heapUsed;
-  let peak = base;
-  for (let i = 0; i < 1_000_000; i++) {
-    slow.tell(i);
-    if ((i & 0x3fff) === 0) peak = Math.max(peak, process.memoryUsage().heapUsed);
-  }
-  peak = Math.max(peak, process.memoryUsage().heapUsed);
-  const stats = sys.mailboxStats(slow)!;
-  await yieldLoop();
-  return {
-    mailbox_peak_mb_flood: round((peak - base) / 2 ** 20, 2),
-    mailbox_capacity_flood: capacity,
-    mailbox_peak_messages_flood: stats.peak,
-    mailbox_dropped_flood: stats.dropped,
-    flood_handled: handled,
-  };
-}
-
-async function repeat<T>(ctx: BenchContext, label: string, reps: number, fn: () => Promise<T>): Promise<T[]> {
-  const bar = ctx.progress(label, reps);
-  const out: T[] = [];
-  for (let i = 0; i < reps; i++) {
-    out.push(await fn());
-    bar.tick();
-    await yieldLoop();
-  }
-  bar.done();
-  return out;
 }
 
 export const actorsSuite: Suite = {
   name: 'actors',
   description: 'actor kernel: tell, ask, spawn and a mailbox flood, against nact 7.6 in the same run',
+  comparisons: [
+    { figure: 'tell_msgs_per_s', baseline: 'nact_tell_msgs_per_s', better: 'higher', ratio: 'tell_vs_nact' },
+    { figure: 'ask_p50_us', baseline: 'nact_ask_p50_us', better: 'lower', ratio: 'ask_p50_vs_nact' },
+    { figure: 'ask_p99_us', baseline: 'nact_ask_p99_us', better: 'lower', ratio: 'ask_p99_vs_nact' },
+    { figure: 'spawn_actors_per_s', baseline: 'nact_spawn_actors_per_s', better: 'higher', ratio: 'spawn_vs_nact' },
+    { figure: 'spawn_bytes_per_actor', baseline: 'nact_spawn_bytes_per_actor', better: 'lower' },
+    { figure: 'tell_cpu_ns_per_msg', baseline: 'nact_tell_cpu_ns_per_msg', better: 'lower' },
+    { figure: 'mailbox_peak_mb_flood', baseline: 'nact_mailbox_peak_mb_flood', better: 'lower' },
+    { figure: 'mailbox_peak_rss_mb_flood', baseline: 'nact_mailbox_peak_rss_mb_flood', better: 'lower' },
+  ],
+  goals: [
+    { figure: 'tell_msgs_per_s', op: '>=', target: 2_000_000 },
+    { figure: 'tell_vs_nact', op: '>=', target: 2 },
+    { figure: 'ask_p50_us', op: '<=', target: 5 },
+    { figure: 'spawn_actors_per_s', op: '>=', target: 200_000 },
+    { figure: 'mailbox_peak_messages_flood', op: '<=', target: 'mailbox_capacity_flood' },
+  ],
   async run(ctx) {
-    const s: Sizes = ctx.quick ? { tellMsgs: 1_000_000, asks: 20_000, spawns: 50_000, reps: 3 } : { tellMsgs: 5_000_000, asks: 100_000, spawns: 200_000, reps: 5 };
-    await ourTell(200_000); // warm-up, both sides
-    await nactTell(200_000);
-    const tell = median(await repeat(ctx, 'tell (sigma)', s.reps, () => ourTell(s.tellMsgs)));
-    const nTell = median(await repeat(ctx, 'tell (nact)', s.reps, () => nactTell(s.tellMsgs)));
-    const ask = (await repeat(ctx, 'ask (sigma)', 1, () => ourAsk(s.asks)))[0]!;
-    const nAsk = (await repeat(ctx, 'ask (nact)', 1, () => nactAsk(s.asks)))[0]!;
-    const spawn = median(await repeat(ctx, 'spawn (sigma)', s.reps, () => ourSpawn(s.spawns)));
-    const nSpawn = median(await repeat(ctx, 'spawn (nact)', s.reps, () => nactSpawn(s.spawns)));
-    const sys = createSystem({ name: 'bench-flood', logger: quiet });
-    const fl = await flood(sys, 10_000);
-    await sys.shutdown();
-    const askP50 = percentile(ask, 50);
-    const nAskP50 = percentile(nAsk, 50);
+    const p = ctx.quick ? QUICK : FULL;
+    const load1m = loadavg()[0]!;
+    const ours = await runSide(ctx, 'sigma', new SigmaWorkloads(), p, p.sigma);
+    const nact = await runSide(ctx, 'nact', new NactWorkloads(), p, p.nact);
+    const once = { warmup: 0, reps: 1 };
+    const f = (await repeat(ctx, 'flood (sigma, child)', once, () => floodInChild('sigma', FLOOD_MESSAGES, FLOOD_CAPACITY)))[0]!;
+    const nf = (await repeat(ctx, 'flood (nact, child)', once, () => floodInChild('nact', FLOOD_MESSAGES, FLOOD_CAPACITY)))[0]!;
     return {
-      tell_msgs_per_s: Math.round(tell),
-      ask_p50_us: round(askP50),
-      ask_p99_us: round(percentile(ask, 99)),
-      spawn_actors_per_s: Math.round(spawn),
-      ...fl,
-      nact_tell_msgs_per_s: Math.round(nTell),
-      nact_ask_p50_us: round(nAskP50),
-      nact_ask_p99_us: round(percentile(nAsk, 99)),
-      nact_spawn_actors_per_s: Math.round(nSpawn),
-      tell_vs_nact: round(tell / nTell),
-      ask_p50_vs_nact: round(nAskP50 / askP50),
-      spawn_vs_nact: round(spawn / nSpawn),
+      tell_msgs_per_s: Math.round(medianOf(ours.tell, (r) => r.perS)),
+      ask_p50_us: round(medianOf(ours.ask, (r) => r.p50Us)),
+      ask_p99_us: round(medianOf(ours.ask, (r) => r.p99Us)),
+      spawn_actors_per_s: Math.round(medianOf(ours.spawn, (r) => r.perS)),
+      mailbox_peak_mb_flood: round(f.heapMb, 3),
+      nact_tell_msgs_per_s: Math.round(medianOf(nact.tell, (r) => r.perS)),
+      nact_ask_p50_us: round(medianOf(nact.ask, (r) => r.p50Us)),
+      nact_ask_p99_us: round(medianOf(nact.ask, (r) => r.p99Us)),
+      nact_spawn_actors_per_s: Math.round(medianOf(nact.spawn, (r) => r.perS)),
+      // Extras: what each figure cost, the spread of the medians, and the flood's evidence of a bound.
+      tell_msgs_per_s_min: Math.round(Math.min(...ours.tell.map((r) => r.perS))),
+      tell_msgs_per_s_max: Math.round(Math.max(...ours.tell.map((r) => r.perS))),
+      tell_cpu_ns_per_msg: round(medianOf(ours.tell, (r) => r.cpuNsPerMsg), 1),
+      nact_tell_cpu_ns_per_msg: round(medianOf(nact.tell, (r) => r.cpuNsPerMsg), 1),
+      spawn_bytes_per_actor: Math.round(ours.bytesPerActor),
+      nact_spawn_bytes_per_actor: Math.round(nact.bytesPerActor),
+      stop_actors_per_s: Math.round(median(ours.spawn.map((r) => perSecond(p.spawns, r.stopMs!)))),
+      mailbox_capacity_flood: f.capacity,
+      mailbox_peak_messages_flood: f.peakMessages,
+      mailbox_dropped_flood: f.dropped,
+      mailbox_rejected_flood: f.rejected,
+      flood_handled: f.handled,
+      mailbox_peak_rss_mb_flood: round(f.rssMb, 3),
+      flood_send_ms: round(f.sendMs, 1),
+      nact_mailbox_peak_mb_flood: round(nf.heapMb, 3),
+      nact_mailbox_peak_rss_mb_flood: round(nf.rssMb, 3),
+      flood_messages: FLOOD_MESSAGES,
+      tell_messages_per_run: p.tellMsgs,
+      asks_per_run: p.asks,
+      spawns_per_run: p.spawns,
+      runs_sigma: p.sigma.reps,
+      runs_nact: p.nact.reps,
+      load_avg_1m_at_start: round(load1m),
     };
   },
 };
