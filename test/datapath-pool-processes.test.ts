@@ -30,7 +30,8 @@ async function loadMapping(): Promise<Mapping | undefined> {
   const m = (await import(NATIVE_JS.href)) as Record<string, unknown>;
   const memfd = m['memfdCreate'];
   const map = m['mapFd'];
-  if (typeof memfd !== 'function' || typeof map !== 'function') return undefined;
+  const status = m['nativeStatus'] as (() => { available: boolean }) | undefined;
+  if (typeof memfd !== 'function' || typeof map !== 'function' || status?.().available !== true) return undefined;
   return { memfd: memfd as Mapping['memfd'], map: map as Mapping['map'], moduleUrl: NATIVE_JS.href };
 }
 
