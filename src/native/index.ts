@@ -26,6 +26,16 @@ interface Addon {
   memfdCreate(name: string, sizeBytes: number): number;
   mapFd(fd: number, sizeBytes: number): ArrayBuffer;
   closeFd(fd: number): void;
+  bpfLoad(path: string): number;
+  bpfClose(handle: number): void;
+  bpfMapFd(handle: number, name: string): number;
+  bpfProgFd(handle: number, name: string): number;
+  bpfAttachSkMsg(progFd: number, mapFd: number): void;
+  bpfDetachSkMsg(progFd: number, mapFd: number): void;
+  bpfMapUpdate(mapFd: number, key: Buffer, value: Buffer, flags: number): void;
+  bpfMapLookup(mapFd: number, key: Buffer, valueBytes: number): Buffer | null;
+  bpfMapDelete(mapFd: number, key: Buffer): boolean;
+  possibleCpus(): number;
 }
 
 // dist/src/native/index.js -> src/native/build/Release (the build stays next to its sources).
@@ -68,3 +78,20 @@ export function mapFd(fd: number, sizeBytes: number): ArrayBuffer {
 export function closeFd(fd: number): void {
   call((a) => a.closeFd(fd));
 }
+
+// ---- BPF ------------------------------------------------------------------------------------------
+
+
+/** The raw libbpf calls; the data path (src/native/bpf.ts) is the intended user. */
+export const bpf = {
+  load: (path: string) => call((a) => a.bpfLoad(path)),
+  close: (handle: number) => call((a) => a.bpfClose(handle)),
+  mapFd: (handle: number, name: string) => call((a) => a.bpfMapFd(handle, name)),
+  progFd: (handle: number, name: string) => call((a) => a.bpfProgFd(handle, name)),
+  attachSkMsg: (progFd: number, mapFd: number) => call((a) => a.bpfAttachSkMsg(progFd, mapFd)),
+  detachSkMsg: (progFd: number, mapFd: number) => call((a) => a.bpfDetachSkMsg(progFd, mapFd)),
+  update: (mapFd: number, key: Buffer, value: Buffer, flags = 0) => call((a) => a.bpfMapUpdate(mapFd, key, value, flags)),
+  lookup: (mapFd: number, key: Buffer, valueBytes: number) => call((a) => a.bpfMapLookup(mapFd, key, valueBytes)),
+  delete: (mapFd: number, key: Buffer) => call((a) => a.bpfMapDelete(mapFd, key)),
+  possibleCpus: () => call((a) => a.possibleCpus()),
+};

@@ -1,9 +1,14 @@
-// sigma-ts native addon: the kernel facilities Node does not expose. So far: memfd_create and mmap of
-// a shared mapping exposed to JS as an external ArrayBuffer (the per-realm shared-memory pools).
+// sigma-ts native addon: the kernel facilities Node does not expose — memfd_create and mmap of a shared
+// mapping exposed to JS as an external ArrayBuffer (the per-realm pools), and the system libbpf: load
+// BPF objects, attach the sk_msg verdict to a SOCKHASH, and map operations keyed and valued by Buffers.
 // Every kernel error becomes a JS Error with errno, code and syscall — never an abort.
 #include <napi.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
 
 #include <cerrno>
+#include <cstdarg>
+#include <vector>
 #include <cstring>
 #include <string>
 #include <sys/mman.h>
@@ -83,7 +88,139 @@ Napi::Value CloseFd(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+// ---- libbpf -----------------------------------------------------------------------------------
+
+std::vector<bpf_object*> g_objects;  // handle = index + 1; closed slots are nullptr
+
+int Quiet(enum libbpf_print_level level, const char* fmt, va_list args) {
+  return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
+}
+
+bpf_object* ObjectArg(const Napi::CallbackInfo& info, size_t i) {
+  if (info.Length() <= i || !info[i].IsNumber()) return nullptr;
+  int64_t h = info[i].As<Napi::Number>().Int64Value();
+  if (h < 1 || static_cast<size_t>(h) > g_objects.size()) return nullptr;
+  return g_objects[h - 1];
+}
+
+// bpfLoad(path): handle
+Napi::Value BpfLoad(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) return ThrowArg(env, "bpfLoad(path) needs the path of a BPF object file");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  bpf_object* obj = bpf_object__open_file(path.c_str(), nullptr);
+  if (obj == nullptr) return ThrowErrno(env, errno, "bpf_object__open_file", "opening " + path);
+  int r = bpf_object__load(obj);
+  if (r != 0) {
+    bpf_object__close(obj);
+    return ThrowErrno(env, -r, "bpf_object__load", "loading " + path + " (needs root or CAP_BPF; see the verifier log above)");
+  }
+  g_objects.push_back(obj);
+  return Napi::Number::New(env, static_cast<double>(g_objects.size()));
+}
+
+// bpfClose(handle)
+Napi::Value BpfClose(const Napi::CallbackInfo& info) {
+  bpf_object* obj = ObjectArg(info, 0);
+  if (obj != nullptr) {
+    bpf_object__close(obj);
+    g_objects[info[0].As<Napi::Number>().Int64Value() - 1] = nullptr;
+  }
+  return info.Env().Undefined();
+}
+
+// bpfMapFd(handle, name) / bpfProgFd(handle, name)
+Napi::Value BpfMapFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_object* obj = ObjectArg(info, 0);
+  if (obj == nullptr || info.Length() < 2 || !info[1].IsString()) return ThrowArg(env, "bpfMapFd(handle, name) needs a loaded object and a map name");
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  int fd = bpf_object__find_map_fd_by_name(obj, name.c_str());
+  if (fd < 0) return ThrowErrno(env, ENOENT, "bpf_object__find_map_fd_by_name", "no map " + name);
+  return Napi::Number::New(env, fd);
+}
+
+Napi::Value BpfProgFd(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  bpf_object* obj = ObjectArg(info, 0);
+  if (obj == nullptr || info.Length() < 2 || !info[1].IsString()) return ThrowArg(env, "bpfProgFd(handle, name) needs a loaded object and a program name");
+  std::string name = info[1].As<Napi::String>().Utf8Value();
+  bpf_program* prog = bpf_object__find_program_by_name(obj, name.c_str());
+  if (prog == nullptr) return ThrowErrno(env, ENOENT, "bpf_object__find_program_by_name", "no program " + name);
+  return Napi::Number::New(env, bpf_program__fd(prog));
+}
+
+// bpfAttachSkMsg(progFd, mapFd) / bpfDetachSkMsg(progFd, mapFd)
+Napi::Value BpfAttachSkMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) return ThrowArg(env, "bpfAttachSkMsg(progFd, mapFd)");
+  int r = bpf_prog_attach(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), BPF_SK_MSG_VERDICT, 0);
+  if (r != 0) return ThrowErrno(env, errno, "bpf_prog_attach", "attaching the sk_msg verdict");
+  return env.Undefined();
+}
+
+Napi::Value BpfDetachSkMsg(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) return ThrowArg(env, "bpfDetachSkMsg(progFd, mapFd)");
+  int r = bpf_prog_detach2(info[0].As<Napi::Number>().Int32Value(), info[1].As<Napi::Number>().Int32Value(), BPF_SK_MSG_VERDICT);
+  if (r != 0) return ThrowErrno(env, errno, "bpf_prog_detach2", "detaching the sk_msg verdict");
+  return env.Undefined();
+}
+
+// bpfMapUpdate(mapFd, key: Buffer, value: Buffer, flags)
+Napi::Value BpfMapUpdate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsBuffer() || !info[3].IsNumber()) return ThrowArg(env, "bpfMapUpdate(mapFd, key, value, flags) needs Buffers");
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  auto value = info[2].As<Napi::Buffer<uint8_t>>();
+  int r = bpf_map_update_elem(info[0].As<Napi::Number>().Int32Value(), key.Data(), value.Data(), info[3].As<Napi::Number>().Int64Value());
+  if (r != 0) return ThrowErrno(env, errno, "bpf_map_update_elem", "map update");
+  return env.Undefined();
+}
+
+// bpfMapLookup(mapFd, key: Buffer, valueBytes): Buffer | null
+Napi::Value BpfMapLookup(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 3 || !info[0].IsNumber() || !info[1].IsBuffer() || !info[2].IsNumber()) return ThrowArg(env, "bpfMapLookup(mapFd, key, valueBytes)");
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  size_t n = static_cast<size_t>(info[2].As<Napi::Number>().Int64Value());
+  if (n == 0 || n > (1u << 20)) return ThrowArg(env, "bpfMapLookup: valueBytes must be in [1, 1 MiB]");
+  auto out = Napi::Buffer<uint8_t>::New(env, n);
+  if (bpf_map_lookup_elem(info[0].As<Napi::Number>().Int32Value(), key.Data(), out.Data()) != 0) {
+    if (errno == ENOENT) return env.Null();
+    return ThrowErrno(env, errno, "bpf_map_lookup_elem", "map lookup");
+  }
+  return out;
+}
+
+// bpfMapDelete(mapFd, key: Buffer): boolean (false when absent)
+Napi::Value BpfMapDelete(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsBuffer()) return ThrowArg(env, "bpfMapDelete(mapFd, key)");
+  auto key = info[1].As<Napi::Buffer<uint8_t>>();
+  if (bpf_map_delete_elem(info[0].As<Napi::Number>().Int32Value(), key.Data()) != 0) {
+    if (errno == ENOENT) return Napi::Boolean::New(env, false);
+    return ThrowErrno(env, errno, "bpf_map_delete_elem", "map delete");
+  }
+  return Napi::Boolean::New(env, true);
+}
+
+Napi::Value PossibleCpus(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), libbpf_num_possible_cpus());
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  libbpf_set_print(Quiet);
+  exports.Set("bpfLoad", Napi::Function::New(env, BpfLoad));
+  exports.Set("bpfClose", Napi::Function::New(env, BpfClose));
+  exports.Set("bpfMapFd", Napi::Function::New(env, BpfMapFd));
+  exports.Set("bpfProgFd", Napi::Function::New(env, BpfProgFd));
+  exports.Set("bpfAttachSkMsg", Napi::Function::New(env, BpfAttachSkMsg));
+  exports.Set("bpfDetachSkMsg", Napi::Function::New(env, BpfDetachSkMsg));
+  exports.Set("bpfMapUpdate", Napi::Function::New(env, BpfMapUpdate));
+  exports.Set("bpfMapLookup", Napi::Function::New(env, BpfMapLookup));
+  exports.Set("bpfMapDelete", Napi::Function::New(env, BpfMapDelete));
+  exports.Set("possibleCpus", Napi::Function::New(env, PossibleCpus));
   exports.Set("memfdCreate", Napi::Function::New(env, MemfdCreate));
   exports.Set("mapFd", Napi::Function::New(env, MapFd));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
