@@ -1,5 +1,5 @@
 import test from 'ava';
-import { InMemoryNetwork, RemoteDeliveryError, FRAME_BYTES_MAX, stateful, type ActorRef } from '../src/actors/index.js';
+import { InMemoryNetwork, InvalidOptionError, RemoteDeliveryError, FRAME_BYTES_MAX, stateful, type ActorRef } from '../src/actors/index.js';
 import { realTimers } from '../src/ports/index.js';
 import { eventually, realSystem } from './helpers/actors.js';
 
@@ -32,6 +32,25 @@ test('remote - refs travel inside messages and keep per-sender order', async (t)
   a.refFor<{ upTo: number; to: ActorRef<number> }>('actor://node-b/counter').tell({ upTo: 1000, to: collector });
   await eventually(() => got.length === 1000);
   t.deepEqual(got, Array.from({ length: 1000 }, (_, i) => i));
+  await Promise.all([a.shutdown(), b.shutdown()]);
+});
+
+test('remote - watching a remote actor is refused plainly rather than reported dead', async (t) => {
+  const { a, b } = pair();
+  const far = a.refFor<string>('actor://node-b/anything');
+  let refused: unknown;
+  a.spawn<string>((ctx) => ({
+    receive: () => {},
+    preStart: () => {
+      try {
+        ctx.watch(far as never, 'gone');
+      } catch (e) {
+        refused = e;
+      }
+    },
+  }));
+  await eventually(() => refused !== undefined);
+  t.true(refused instanceof InvalidOptionError);
   await Promise.all([a.shutdown(), b.shutdown()]);
 });
 

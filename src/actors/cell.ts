@@ -127,6 +127,11 @@ export class Cell<M> implements Context<M> {
 
   watch(ref: ActorRef<never>, ...message: unknown[]): void {
     const msg = message.length > 0 ? message[0] : ({ type: 'terminated', ref } satisfies Terminated);
+    if (!(ref instanceof LocalRef)) {
+      // A remote actor's death is a fact about another process; the control plane learns it from
+      // heartbeats (node and host liveness), not from this kernel.
+      throw new InvalidOptionError('watch(ref)', `${ref.path} is not a local actor; remote death watch is not supported — watch the node or proc through the control plane`);
+    }
     const target = this.system.localCell(ref);
     if (target === undefined || target.#status === STOPPED) {
       // Watching the dead (or an unknown path) delivers Terminated at once, as in Akka.
