@@ -41,7 +41,8 @@ class RealKv implements Kv {
 
   async get(key: string): Promise<KvEntry | null> {
     const e = await this.kv.get(key).catch((err: unknown) => Promise.reject(classify(err)));
-    return e === null ? null : entry(e);
+    // A deleted key reads as absent (nats.js hands back the delete marker).
+    return e === null || e.operation !== 'PUT' ? null : entry(e);
   }
 
   async update(key: string, value: Uint8Array, expectedRevision: number): Promise<number> {
