@@ -28,7 +28,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     if (body?.ok !== true) throw new Error(body?.error?.message ?? 'node refused');
   };
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
-    schedulerActor({ table: d.table, toNode, programs: d.programs, term, realmsKv: d.realmsKv, namesKv: d.namesKv, nodeTimeoutMs: d.nodeTimeoutMs }),
+    schedulerActor({ table: d.table, toNode, programs: d.programs, term, realmsKv: d.realmsKv, namesKv: d.namesKv, nodesKv: d.nodesKv, nodeTimeoutMs: d.nodeTimeoutMs }),
     { name: `scheduler-${term}`, mailbox: { capacity: 200_000 } },
   );
   const subs: Subscription[] = [];
@@ -66,16 +66,8 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     }
   })();
 
-  // Snapshot, then follow: the scheduler holds requests until it has recovered from this.
+  // Follow node heartbeats; the scheduler reads its own snapshot on start (and on any restart).
   const nodesWatch = await d.nodesKv.watch({});
-  const [records, nodeKeys, realms] = await Promise.all([d.table.list(), d.nodesKv.keys(), d.realmsKv.keys()]);
-  const nodes = [];
-  for (const k of nodeKeys) {
-    const e = await d.nodesKv.get(k);
-    const n = e?.value == null ? undefined : decodeNodeRecord(e.value);
-    if (n !== undefined) nodes.push(n);
-  }
-  sched.tell({ type: 'recovered', records, nodes, realms });
   void (async () => {
     for await (const e of nodesWatch) {
       const n = e.value === null ? undefined : decodeNodeRecord(e.value);

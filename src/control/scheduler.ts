@@ -5,7 +5,7 @@ import { ControlError } from './errors.js';
 import { BeQueues, LC_PENDING_MAX, Placements, QueueFullError } from './placement.js';
 import type { Kv } from '../nats/types.js';
 import type { ProcTable } from './proc-table.js';
-import { encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol.js';
+import { decodeNodeRecord, encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol.js';
 
 export interface SchedulerDeps {
   table: ProcTable;
@@ -17,6 +17,7 @@ export interface SchedulerDeps {
   term: number;
   realmsKv: Kv;
   namesKv: Kv;
+  nodesKv: Kv;
   /**
    * A node not heard from (heartbeat) for this long is down and its procs are lost. The scheduler
    * judges by its own clock: in NATS 2.9 an entry expiring by bucket TTL produces no watch event.
@@ -28,6 +29,7 @@ type Ack = (r: { ok: true } | { ok: false; error: WireError }) => void;
 
 export type SchedulerMsg =
   | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[] }
+  | { type: 'recover-failed'; error: unknown }
   | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
   | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: Ack }
@@ -40,6 +42,18 @@ export type SchedulerMsg =
   | { type: 'realm-remove'; name: string; reply: Ack }
   | { type: 'created'; record: ProcRecord; revision: number; reply: (r: SpawnReply) => void }
   | { type: 'create-failed'; record: ProcRecord; error: unknown; reply: (r: SpawnReply) => void };
+
+/** What a new scheduler recovers from: the proc table, live nodes and realms. */
+async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; nodes: NodeRecord[]; realms: string[] }> {
+  const [records, nodeKeys, realms] = await Promise.all([deps.table.list(), deps.nodesKv.keys(), deps.realmsKv.keys()]);
+  const nodes: NodeRecord[] = [];
+  for (const k of nodeKeys) {
+    const e = await deps.nodesKv.get(k);
+    const n = e?.value == null ? undefined : decodeNodeRecord(e.value);
+    if (n !== undefined) nodes.push(n);
+  }
+  return { records, nodes, realms };
+}
 
 /** Bound on messages held while the scheduler recovers its state after election. */
 export const STASH_MAX = 100_000;
@@ -350,15 +364,24 @@ export function schedulerActor(deps: SchedulerDeps) {
         case 'realm-remove':
           return realmRemove(m.name, m.reply);
         case 'recovered':
+        case 'recover-failed':
           return;
       }
     };
 
     return {
+      // Every incarnation (the first, and any after a supervisor restart) rebuilds its state from the
+      // proc table and the buckets; requests wait in the stash until then.
       preStart: () => {
         ctx.scheduleRepeat(Math.max(10, deps.nodeTimeoutMs / 4), { type: 'tick' });
+        snapshot(deps).then(
+          (s) => ctx.self.tell({ type: 'recovered', ...s }),
+          (e: unknown) => ctx.self.tell({ type: 'recover-failed', error: e }),
+        );
       },
       receive: (m: SchedulerMsg) => {
+        // Fail into the supervisor, which restarts this actor, which reads its state again.
+        if (m.type === 'recover-failed') throw new Error(`scheduler could not read its state: ${(m.error as Error).message}`, { cause: m.error });
         if (stash !== undefined) {
           if (m.type !== 'recovered') {
             if (stash.length < STASH_MAX) stash.push(m);
