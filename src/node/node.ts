@@ -1,0 +1,133 @@
+import type { Logger } from 'pino';
+import { createSystem, type ActorSystem } from '../actors/index.js';
+import { leaseActor } from '../control/lease.js';
+import { startLeader } from '../control/leader.js';
+import { ProcTable } from '../control/proc-table.js';
+import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest } from '../control/protocol.js';
+import { natsTransport } from '../control/nats-transport.js';
+import type { Bus } from '../nats/types.js';
+import type { Ports } from '../ports/types.js';
+import type { HostLauncher } from './host-process.js';
+import { nodeManager, type NodeMsg } from './manager.js';
+
+/** Timing of the control plane; the simulator may shorten or skew these per node. */
+export interface NodeTiming {
+  leaseTtlMs: number;
+  leaseRenewMs: number;
+  heartbeatMs: number;
+  nodeTimeoutMs: number;
+  nodeRequestTimeoutMs: number;
+}
+
+export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 500, heartbeatMs: 250, nodeTimeoutMs: 2_000, nodeRequestTimeoutMs: 2_000 };
+
+export interface NodeOptions {
+  id: string;
+  mcpu: number;
+  memMb: number;
+  beSlots: number;
+  programs: Record<string, string>;
+  bus: Bus;
+  launcher: HostLauncher;
+  logger: Logger;
+  appendLog: (pid: string, stream: 'stdout' | 'stderr', data: string) => void;
+  /** Real ports by default; the simulator passes virtual ones. */
+  ports?: Ports;
+  timing?: NodeTiming;
+  onFatal?: (error: unknown) => void;
+}
+
+export interface RunningNode {
+  system: ActorSystem;
+  stop(): Promise<void>;
+}
+
+/**
+ * Everything a node is, wired to its ports: one ActorSystem on NATS with the NodeManager, the
+ * subscription for orders addressed to it, and a lease candidate that runs the scheduler while it
+ * leads. `src/node/main.ts` runs this in a process of its own; the simulator runs many in one.
+ */
+export async function startNode(o: NodeOptions): Promise<RunningNode> {
+  const timing = o.timing ?? DEFAULT_TIMING;
+  const bus = o.bus;
+  const [nodesKv, leaderKv, procsKv, realmsKv, namesKv] = await Promise.all([
+    bus.kv(BUCKET.nodes, { ttlMs: 60_000 }),
+    bus.kv(BUCKET.leader, { ttlMs: timing.leaseTtlMs }),
+    bus.kv(BUCKET.procs),
+    bus.kv(BUCKET.realms),
+    bus.kv(BUCKET.names),
+  ]);
+  const table = new ProcTable(procsKv);
+  const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), ...(o.ports === undefined ? {} : { ports: o.ports }) });
+  const nm = system.spawn(
+    nodeManager(
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: 8 },
+      {
+        launcher: o.launcher,
+        table,
+        nodesKv,
+        namesKv,
+        publish: (ev) => bus.publish(SUBJECT.procEvent, encode(ev)),
+        pull: async (slots) => {
+          await bus.request(SUBJECT.pull, encode({ node: o.id, freeMcpu: 0, freeMemMb: 0, max: slots }), { timeoutMs: 1_000 });
+        },
+        appendLog: o.appendLog,
+      },
+    ),
+    { name: 'node' },
+  );
+
+  const orders = bus.subscribe(SUBJECT.node(o.id));
+  void (async () => {
+    for await (const m of orders) {
+      const req = decodeJson(m.data) as NodeRequest | undefined;
+      const reply = (error?: { type: string; message: string }) => void m.respond(encode(error === undefined ? { ok: true } : { ok: false, error }));
+      let msg: NodeMsg | undefined;
+      if (req?.op === 'run' && typeof req.order?.pid === 'string') msg = { type: 'run', order: req.order, reply };
+      else if (req?.op === 'evict' && typeof req.pid === 'string') msg = { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
+      if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
+      else nm.tell(msg);
+    }
+  })();
+
+  // Leadership changes are applied one after another, so a scheduler that is still starting when
+  // leadership is lost is stopped before any successor starts: never two schedulers in one node.
+  let leaderChain: Promise<void> = Promise.resolve();
+  let stopLeader: (() => Promise<void>) | undefined;
+  const leaderDeps = { bus, system, table, nodesKv, realmsKv, namesKv, programs: o.programs, nodeTimeoutMs: timing.nodeTimeoutMs, nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs };
+  system.spawn(
+    leaseActor({
+      kv: leaderKv,
+      key: 'scheduler',
+      holder: o.id,
+      ttlMs: timing.leaseTtlMs,
+      renewEveryMs: timing.leaseRenewMs,
+      onElected: (term) => {
+        o.logger.info({ term }, 'elected scheduler leader');
+        leaderChain = leaderChain.then(async () => {
+          try {
+            stopLeader = await startLeader(leaderDeps, term);
+          } catch (e) {
+            o.onFatal?.(e);
+          }
+        });
+      },
+      onDeposed: (reason) => {
+        o.logger.warn({ reason }, 'no longer the scheduler leader');
+        leaderChain = leaderChain.then(async () => {
+          await stopLeader?.();
+          stopLeader = undefined;
+        });
+      },
+    }),
+    { name: 'lease' },
+  );
+
+  return {
+    system,
+    async stop() {
+      orders.unsubscribe();
+      await system.shutdown();
+    },
+  };
+}
