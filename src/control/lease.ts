@@ -45,7 +45,9 @@ export function leaseActor(o: LeaseOptions) {
         if (revision === 0) return;
         const rev = revision;
         depose('stopped');
-        await o.kv.delete(o.key, rev).catch(() => {}); // hand over at once instead of waiting for the TTL
+        // Hand over at once instead of waiting for the TTL: a released marker (no holder) that a
+        // candidate takes by CAS. (Delete-then-create of one key can hang with nats.js 3 on 2.9.)
+        await o.kv.update(o.key, encode({ holder: '', term: 0 } satisfies LeaseRecord), rev).catch(() => {});
       },
       receive: async () => {
         if (revision !== 0) {
@@ -60,7 +62,12 @@ export function leaseActor(o: LeaseOptions) {
           return;
         }
         try {
-          const rev = await o.kv.create(o.key, encode({ holder: o.holder, term: 0 } satisfies LeaseRecord));
+          const mine = encode({ holder: o.holder, term: 0 } satisfies LeaseRecord);
+          const cur = await o.kv.get(o.key);
+          const released = cur?.value != null && (JSON.parse(new TextDecoder().decode(cur.value)) as LeaseRecord).holder === '';
+          // Free (absent or lapsed) -> create; released by its last holder -> take it by CAS.
+          const rev = cur === null ? await o.kv.create(o.key, mine) : released ? await o.kv.update(o.key, mine, cur.revision) : undefined;
+          if (rev === undefined) return;
           revision = rev;
           term = rev;
           lastRenewMs = clock.nowMs();

@@ -6,6 +6,21 @@ import type { Bus, Kv, KvEntry, KvWatch, Msg, Subscription } from './types.js';
 /** Bound on messages a subscription may hold unread; past it NATS marks the consumer slow. */
 export const SUBSCRIPTION_PENDING_MAX = 100_000;
 
+/**
+ * Bound on one KV operation. nats.js 3 against nats-server 2.9 can leave a call pending forever (seen:
+ * create of a key right after its delete); an actor awaiting it would stall. Past the bound the call
+ * fails with a typed timeout and the caller retries or reports.
+ */
+export const KV_OP_TIMEOUT_MS = 5_000;
+
+function bounded<T>(op: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new NatsPortError('timeout', `KV ${op} did not complete within ${KV_OP_TIMEOUT_MS} ms`)), KV_OP_TIMEOUT_MS);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
 function classify(e: unknown): unknown {
   const msg = (e as Error)?.message ?? '';
   const name = (e as Error)?.name ?? '';
@@ -28,7 +43,7 @@ class RealKv implements Kv {
 
   async create(key: string, value: Uint8Array): Promise<number> {
     try {
-      return await this.kv.create(key, value);
+      return await bounded('create', this.kv.create(key, value));
     } catch (e) {
       const c = classify(e);
       throw c instanceof NatsPortError && c.type === 'wrong-revision' ? new NatsPortError('key-exists', `key ${key} exists`, { cause: e }) : c;
@@ -36,18 +51,18 @@ class RealKv implements Kv {
   }
 
   async put(key: string, value: Uint8Array): Promise<number> {
-    return this.kv.put(key, value).catch((e: unknown) => Promise.reject(classify(e)));
+    return bounded('put', this.kv.put(key, value)).catch((e: unknown) => Promise.reject(classify(e)));
   }
 
   async get(key: string): Promise<KvEntry | null> {
-    const e = await this.kv.get(key).catch((err: unknown) => Promise.reject(classify(err)));
+    const e = await bounded('get', this.kv.get(key)).catch((err: unknown) => Promise.reject(classify(err)));
     // A deleted key reads as absent (nats.js hands back the delete marker).
     return e === null || e.operation !== 'PUT' ? null : entry(e);
   }
 
   async update(key: string, value: Uint8Array, expectedRevision: number): Promise<number> {
     try {
-      return await this.kv.update(key, value, expectedRevision);
+      return await bounded('update', this.kv.update(key, value, expectedRevision));
     } catch (e) {
       const c = classify(e);
       throw c instanceof NatsPortError && c.type === 'key-exists' ? new NatsPortError('wrong-revision', (e as Error).message, { cause: e }) : c;
@@ -55,14 +70,17 @@ class RealKv implements Kv {
   }
 
   async delete(key: string, expectedRevision?: number): Promise<void> {
-    await this.kv.delete(key, expectedRevision === undefined ? {} : { previousSeq: expectedRevision }).catch((e: unknown) => Promise.reject(classify(e)));
+    await bounded('delete', this.kv.delete(key, expectedRevision === undefined ? {} : { previousSeq: expectedRevision })).catch((e: unknown) => Promise.reject(classify(e)));
   }
 
   /** Each key once: nats.js lists keys through a consumer, and writes during the listing repeat keys. */
   async keys(filter?: string): Promise<string[]> {
-    const out = new Set<string>();
-    for await (const k of await this.kv.keys(filter)) out.add(k);
-    return [...out];
+    const list = async (): Promise<string[]> => {
+      const out = new Set<string>();
+      for await (const k of await this.kv.keys(filter)) out.add(k);
+      return [...out];
+    };
+    return bounded('keys', list());
   }
 
   async watch(options: { key?: string; includeHistory?: boolean }): Promise<KvWatch> {
@@ -106,7 +124,7 @@ class RealBus implements Bus {
   }
 
   async kv(bucket: string, options: { ttlMs?: number; history?: number } = {}): Promise<Kv> {
-    const kv = await this.#kvm.create(bucket, { history: options.history ?? 1, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) });
+    const kv = await bounded('open', this.#kvm.create(bucket, { history: options.history ?? 1, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }));
     return new RealKv(kv);
   }
 

@@ -137,6 +137,18 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       );
     };
 
+    // A terminal status must reach the proc table even if NATS is away when the proc ends: failed
+    // writes are kept and retried on every heartbeat until they land (the write is a CAS, so a
+    // status recorded meanwhile by someone else — lost, by the scheduler — is left alone).
+    const unrecorded = new Map<string, { p: Proc; status: Status }>();
+    const recordExit = (pid: string, p: Proc, status: Status): void => {
+      unrecorded.set(pid, { p, status });
+      write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'exited', node: cfg.id, status })).then(
+        () => unrecorded.delete(pid),
+        (e: unknown) => log.warn({ err: e, pid }, 'could not record an exit yet; will retry'),
+      );
+    };
+
     const exited = (pid: string, status: Status): void => {
       const p = procs.get(pid);
       if (p === undefined) return; // a duplicate report: the first one counted
@@ -145,7 +157,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       const h = p.hostId === undefined ? undefined : hosts.get(p.hostId);
       h?.procs.delete(pid);
       if (h !== undefined && (h.dedicatedTo === pid || (h.tainted && h.procs.size === 0))) h.handle.kill();
-      void write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'exited', node: cfg.id, status })).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record exit'));
+      recordExit(pid, p, status);
       deps.publish({ type: 'exited', pid, node: cfg.id, status });
       if (p.order.spec.name !== undefined) void unname(p.order, pid);
     };
@@ -185,6 +197,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     };
 
     const heartbeat = (): void => {
+      for (const [pid, u] of [...unrecorded]) recordExit(pid, u.p, u.status);
       const rec: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs, heartbeatSeq: heartbeatSeq++ };
       void deps.nodesKv.put(cfg.id, encode(rec)).catch((e: unknown) => log.warn({ err: e }, 'heartbeat failed'));
       for (const [id, h] of hosts) {
