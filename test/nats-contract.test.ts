@@ -129,11 +129,20 @@ for (const impl of impls) {
     await kv.put('x', enc('0'));
     const w = await (await b.kv(name)).watch({ includeHistory: true });
     const seen: KvEntry[] = [];
-    const done = (async () => { for await (const e of w) { seen.push(e); if (seen.length === 4) break; } })();
+    let wake: () => void = () => {};
+    const grew = () => new Promise<void>((r) => (wake = r));
+    void (async () => { for await (const e of w) { seen.push(e); wake(); } })();
+    // Write only once the watch is live (its history entry arrived): a bucket keeps one revision
+    // per key, so a watcher that starts late sees only the latest values, on either implementation.
+    const until = async (n: number) => {
+      const deadline = Date.now() + 10_000;
+      while (seen.length < n && Date.now() < deadline) await Promise.race([grew(), new Promise((r) => setTimeout(r, 100))]);
+    };
+    await until(1);
     await kv.put('x', enc('1'));
     await kv.put('y', enc('2'));
     await kv.delete('x');
-    await done;
+    await until(4);
     w.stop();
     t.deepEqual(seen.map((e) => [e.key, e.operation, dec(e.value)]), [['x', 'PUT', '0'], ['x', 'PUT', '1'], ['y', 'PUT', '2'], ['x', 'DEL', null]]);
     t.true(seen.every((e, i) => i === 0 || e.revision > seen[i - 1]!.revision));
