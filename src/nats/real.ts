@@ -13,6 +13,8 @@ export const SUBSCRIPTION_PENDING_MAX = 100_000;
  */
 export const KV_OP_TIMEOUT_MS = 5_000;
 
+export const KEYS_ATTEMPTS_MAX = 3;
+
 function bounded<T>(op: string, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<never>((_, reject) => {
@@ -80,7 +82,15 @@ class RealKv implements Kv {
       for await (const k of await this.kv.keys(filter)) out.add(k);
       return [...out];
     };
-    return bounded('keys', list());
+    // Listing is an idempotent read and nats.js's key consumer occasionally stalls under load, so a
+    // stalled attempt is simply made again (KEYS_ATTEMPTS_MAX times).
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bounded('keys', list());
+      } catch (e) {
+        if (attempt >= KEYS_ATTEMPTS_MAX || (e as NatsPortError).type !== 'timeout') throw e;
+      }
+    }
   }
 
   async watch(options: { key?: string; includeHistory?: boolean }): Promise<KvWatch> {
