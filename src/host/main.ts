@@ -18,6 +18,10 @@ if (process.send === undefined) {
   process.exit(2);
 }
 
+// The node manager is gone: nobody can report our procs' exits, so leave (its successor reaps).
+// Registered before anything is awaited, so a parent that dies while we start is never missed.
+process.on('disconnect', () => process.exit(0));
+
 const send = (m: ToNode): void => {
   if (process.connected) process.send!(m);
 };
@@ -39,6 +43,7 @@ const log = pino({ level: process.env['SIGMA_LOG'] ?? 'warn', name: hostId }, pi
 // functions (tests of the host alone).
 const natsUrl = process.env['SIGMA_NATS_URL'];
 const bus = natsUrl === undefined ? undefined : await connectBus({ servers: [natsUrl], name: hostId });
+if (!process.connected) process.exit(0); // the parent left while we were connecting
 let runner: ProcRunner | undefined;
 const system = createSystem({
   name: hostId,
@@ -74,8 +79,6 @@ process.on('message', (raw) => {
   }
 });
 
-// The node manager is gone: nobody can report our procs' exits, so leave (its successor reaps).
-process.on('disconnect', () => process.exit(0));
 process.on('uncaughtException', (e) => log.error({ err: e }, 'uncaught exception in a proc host'));
 process.on('unhandledRejection', (e) => log.error({ err: e }, 'unhandled rejection in a proc host'));
 

@@ -54,6 +54,7 @@ const stop = async (): Promise<void> => {
   process.exit(0);
 };
 process.on('SIGTERM', () => void stop());
+process.on('disconnect', () => void stop()); // the launcher is gone: do not linger as an orphan
 process.on('SIGINT', () => void stop());
 process.send?.({ t: 'node-ready', id: opts.id });
 log.info({ nats: opts.nats }, 'node up');

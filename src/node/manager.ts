@@ -91,7 +91,10 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     const startHost = (key: string, realm: string): void => {
       const hostId = `${cfg.id}-h${hostSeq++}`;
       deps.launcher.start(hostId, realm).then(
-        (handle) => ctx.self.tell({ type: 'host-up', key, handle }),
+        // A host that comes up after this node manager stopped has nobody to answer to: kill it.
+        (handle) => {
+          if (ctx.self.tryTell({ type: 'host-up', key, handle })._tag === 'Left') handle.kill();
+        },
         (e: unknown) => ctx.self.tell({ type: 'host-failed', key, error: describe(e) }),
       );
     };
