@@ -4,6 +4,8 @@ import { BUCKET, SUBJECT, decodeJson, decodeNodeRecord, decodeProcRecord, encode
 import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
+import { realTimers } from '../ports/real.js';
+import type { Timers } from '../ports/types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 export const DEFAULT_EVICT_GRACE_MS = 2_000;
@@ -29,13 +31,15 @@ export class SigmaClient {
     private readonly nodesKv: Kv,
     private readonly namesKv: Kv,
     private readonly realmsKv: Kv,
+    private readonly timers: Timers,
   ) {
     this.#table = new ProcTable(procs);
   }
 
-  static async connect(bus: Bus): Promise<SigmaClient> {
+  /** `timers` bounds the waits; the simulator passes its virtual ones. */
+  static async connect(bus: Bus, options: { timers?: Timers } = {}): Promise<SigmaClient> {
     const [procs, nodes, names, realms] = await Promise.all([bus.kv(BUCKET.procs), bus.kv(BUCKET.nodes), bus.kv(BUCKET.names), bus.kv(BUCKET.realms)]);
-    return new SigmaClient(bus, procs, nodes, names, realms);
+    return new SigmaClient(bus, procs, nodes, names, realms, options.timers ?? realTimers);
   }
 
   /** Resolves with the pid once the spawn is durable; rejects with a ControlError naming what is wrong. */
@@ -106,7 +110,7 @@ export class SigmaClient {
 
   async #waitFor(pid: string, what: string, done: (r: ProcRecord) => boolean, timeoutMs = 60_000): Promise<ProcRecord> {
     const watch = await this.procs.watch({ key: pid });
-    const timer = setTimeout(() => watch.stop(), timeoutMs);
+    const timer = this.timers.setTimeout(() => watch.stop(), timeoutMs);
     try {
       const first = await this.#table.get(pid);
       if (first === undefined) throw new ControlError('unknown-proc', `no proc ${pid}`);
@@ -118,7 +122,7 @@ export class SigmaClient {
       }
       throw new WaitTimeoutError(pid, what, timeoutMs);
     } finally {
-      clearTimeout(timer);
+      timer.cancel();
       watch.stop();
     }
   }

@@ -44,7 +44,7 @@ export async function simWorld(seed: number, options: { nodes?: number; timing?:
     });
     nodes.set(id, node);
   }
-  const client = await SigmaClient.connect(nats.connect('client'));
+  const client = await SigmaClient.connect(nats.connect('client'), { timers: ports.time });
   return {
     seed,
     ports,
