@@ -1,150 +1,284 @@
-import { connect, type NatsConnection } from '@nats-io/transport-node';
-import { Kvm, type KV } from '@nats-io/kv';
-import { NatsPortError } from './errors.js';
-import type { Bus, Kv, KvEntry, KvWatch, Msg, Subscription } from './types.js';
+import {
+  ClosedConnectionError,
+  connect,
+  RequestError,
+  DrainingConnectionError,
+  InvalidArgumentError as NatsInvalidArgumentError,
+  InvalidSubjectError,
+  headers as natsHeaders,
+  NoRespondersError as NatsNoRespondersError,
+  TimeoutError as NatsTimeoutError,
+  type Msg as NatsMsg,
+  type MsgHdrs,
+  type NatsConnection,
+  type Subscription as NatsSubscription,
+} from '@nats-io/transport-node';
+import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { ClosedError, ConnectError, DisconnectedError, InvalidArgumentError, NatsPortError, NoRespondersError, SlowConsumerError, TimeoutError } from './errors.js';
+import { BoundedQueue } from './queue.js';
+import { bounded, RealKv, RealStream } from './real-jetstream.js';
+import { checkKvOptions } from './stream-options.js';
+import { checkFilter, checkName, checkPositiveInt, checkPositiveMs, checkSubject } from './subject.js';
+import {
+  JS_TIMEOUT_MS_DEFAULT,
+  SUBSCRIPTION_PENDING_MAX,
+  type Bus,
+  type BusStatus,
+  type Headers,
+  type Kv,
+  type KvOptions,
+  type Msg,
+  type PublishOptions,
+  type RequestOptions,
+  type Stream,
+  type StreamOptions,
+  type SubscribeOptions,
+  type Subscription,
+} from './types.js';
 
-/** Bound on messages a subscription may hold unread; past it NATS marks the consumer slow. */
-export const SUBSCRIPTION_PENDING_MAX = 100_000;
+export { SUBSCRIPTION_PENDING_MAX };
 
-/**
- * Bound on one KV operation. nats.js 3 against nats-server 2.9 can leave a call pending forever (seen:
- * create of a key right after its delete); an actor awaiting it would stall. Past the bound the call
- * fails with a typed timeout and the caller retries or reports.
- */
-export const KV_OP_TIMEOUT_MS = 5_000;
-
-export const KEYS_ATTEMPTS_MAX = 3;
-
-function bounded<T>(op: string, p: Promise<T>): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new NatsPortError('timeout', `KV ${op} did not complete within ${KV_OP_TIMEOUT_MS} ms`)), KV_OP_TIMEOUT_MS);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+export interface ConnectOptions {
+  servers: string[];
+  /** The client's name, shown in the server's monitoring. */
+  name: string;
+  /** How long JetStream and KV operations wait for the server. Default JS_TIMEOUT_MS_DEFAULT. */
+  jsTimeoutMs?: number;
+  /** Client pings; a dead server is noticed after about pingIntervalMs * 2. Default 10 000. */
+  pingIntervalMs?: number;
+  /** Pause between reconnect attempts (forever: a control plane outlives server restarts). Default 250. */
+  reconnectWaitMs?: number;
+  /** Gives up the first connect after this. Default 5 000. */
+  connectTimeoutMs?: number;
 }
 
-function classify(e: unknown): unknown {
-  const msg = (e as Error)?.message ?? '';
-  const name = (e as Error)?.name ?? '';
-  if (/wrong last sequence/i.test(msg)) return new NatsPortError(/create/i.test(msg) ? 'key-exists' : 'wrong-revision', msg, { cause: e });
-  if (name === 'NoRespondersError' || /no responders/i.test(msg)) return new NatsPortError('no-responders', msg, { cause: e });
-  if (name === 'TimeoutError' || /timeout/i.test(msg)) return new NatsPortError('timeout', msg, { cause: e });
-  if (name === 'ClosedConnectionError') return new NatsPortError('closed', msg, { cause: e });
+/** Connects to real NATS servers (JetStream enabled) and returns the port over nats.js 3. */
+export async function connectBus(options: ConnectOptions): Promise<Bus> {
+  if (!Array.isArray(options.servers) || options.servers.length === 0) throw new InvalidArgumentError('connectBus needs at least one server URL, like "nats://127.0.0.1:4222"');
+  const jsTimeoutMs = options.jsTimeoutMs ?? JS_TIMEOUT_MS_DEFAULT;
+  checkPositiveMs(jsTimeoutMs, 'jsTimeoutMs');
+  let nc: NatsConnection;
+  try {
+    nc = await connect({
+      servers: options.servers,
+      name: options.name,
+      maxReconnectAttempts: -1,
+      reconnectTimeWait: options.reconnectWaitMs ?? 250,
+      pingInterval: options.pingIntervalMs ?? 10_000,
+      timeout: options.connectTimeoutMs ?? 5_000,
+    });
+  } catch (e) {
+    throw new ConnectError(options.servers, { cause: e });
+  }
+  return new RealBus(nc, options.name, jsTimeoutMs);
+}
+
+/** Maps nats.js failures onto the port's errors; unknown ones pass through unchanged. */
+export function classify(e: unknown, operation: string, timeoutMs: number): unknown {
+  if (e instanceof NatsPortError) return e;
+  // nats.js wraps the telling error in `cause` (RequestError(cause: NoRespondersError) and the like).
+  for (let c: unknown = e; c instanceof Error; c = c.cause) {
+    if (c instanceof NatsNoRespondersError || c.name === 'JetStreamNotEnabled') return new NoRespondersError(operation, { cause: e });
+    if (c instanceof NatsTimeoutError) return new TimeoutError(operation, timeoutMs, { cause: e });
+    if (c instanceof ClosedConnectionError || c instanceof DrainingConnectionError) return new ClosedError(undefined, { cause: e });
+    if (c instanceof InvalidSubjectError || c instanceof NatsInvalidArgumentError) return new InvalidArgumentError(`${operation}: ${c.message}`, { cause: e });
+    if (c instanceof RequestError && /disconnected/.test(c.message)) return new DisconnectedError({ cause: e });
+  }
+  if (e instanceof JetStreamApiError && e.status === 400) return new InvalidArgumentError(`${operation}: the server refused it: ${e.message}`, { cause: e });
   return e;
 }
 
-const entry = (e: { key: string; value: Uint8Array; revision: number; operation: 'PUT' | 'DEL' | 'PURGE' }): KvEntry => ({
-  key: e.key,
-  value: e.operation === 'PUT' ? e.value : null,
-  revision: e.revision,
-  operation: e.operation,
-});
+export function toNatsHeaders(h: Headers | undefined): MsgHdrs | undefined {
+  if (h === undefined) return undefined;
+  const out = natsHeaders();
+  for (const [k, v] of Object.entries(h)) out.set(k, v);
+  return out;
+}
 
-class RealKv implements Kv {
-  constructor(private readonly kv: KV) {}
+export function fromNatsHeaders(h: MsgHdrs | undefined): Headers | undefined {
+  if (h === undefined) return undefined;
+  const out: Record<string, string> = {};
+  for (const k of h.keys()) out[k] = h.get(k);
+  return Object.keys(out).length === 0 ? undefined : out;
+}
 
-  async create(key: string, value: Uint8Array): Promise<number> {
-    try {
-      return await bounded('create', this.kv.create(key, value));
-    } catch (e) {
-      const c = classify(e);
-      throw c instanceof NatsPortError && c.type === 'wrong-revision' ? new NatsPortError('key-exists', `key ${key} exists`, { cause: e }) : c;
-    }
-  }
+function toMsg(m: NatsMsg): Msg {
+  const headers = fromNatsHeaders(m.headers);
+  return {
+    subject: m.subject,
+    data: m.data,
+    ...(headers === undefined ? {} : { headers }),
+    respond: (data, o) => {
+      const h = toNatsHeaders(o?.headers);
+      return m.respond(data, h === undefined ? undefined : { headers: h });
+    },
+  };
+}
 
-  async put(key: string, value: Uint8Array): Promise<number> {
-    return bounded('put', this.kv.put(key, value)).catch((e: unknown) => Promise.reject(classify(e)));
-  }
-
-  async get(key: string): Promise<KvEntry | null> {
-    const e = await bounded('get', this.kv.get(key)).catch((err: unknown) => Promise.reject(classify(err)));
-    // A deleted key reads as absent (nats.js hands back the delete marker).
-    return e === null || e.operation !== 'PUT' ? null : entry(e);
-  }
-
-  async update(key: string, value: Uint8Array, expectedRevision: number): Promise<number> {
-    try {
-      return await bounded('update', this.kv.update(key, value, expectedRevision));
-    } catch (e) {
-      const c = classify(e);
-      throw c instanceof NatsPortError && c.type === 'key-exists' ? new NatsPortError('wrong-revision', (e as Error).message, { cause: e }) : c;
-    }
-  }
-
-  async delete(key: string, expectedRevision?: number): Promise<void> {
-    await bounded('delete', this.kv.delete(key, expectedRevision === undefined ? {} : { previousSeq: expectedRevision })).catch((e: unknown) => Promise.reject(classify(e)));
-  }
-
-  /** Each key once: nats.js lists keys through a consumer, and writes during the listing repeat keys. */
-  async keys(filter?: string): Promise<string[]> {
-    const list = async (): Promise<string[]> => {
-      const out = new Set<string>();
-      for await (const k of await this.kv.keys(filter)) out.add(k);
-      return [...out];
-    };
-    // Listing is an idempotent read and nats.js's key consumer occasionally stalls under load, so a
-    // stalled attempt is simply made again (KEYS_ATTEMPTS_MAX times).
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await bounded('keys', list());
-      } catch (e) {
-        if (attempt >= KEYS_ATTEMPTS_MAX || (e as NatsPortError).type !== 'timeout') throw e;
-      }
-    }
-  }
-
-  async watch(options: { key?: string; includeHistory?: boolean }): Promise<KvWatch> {
-    const it = await this.kv.watch({ ...(options.key === undefined ? {} : { key: options.key }), include: options.includeHistory === true ? 'history' : 'updates' });
-    return {
-      stop: () => it.stop(),
-      async *[Symbol.asyncIterator]() {
-        for await (const e of it) yield entry(e);
-      },
-    };
-  }
+interface Tracked {
+  /** A core subscription (nats.js drains those itself). */
+  core: boolean;
+  end(discard: boolean): void;
 }
 
 class RealBus implements Bus {
+  readonly #listeners = new Set<(s: BusStatus) => void>();
+  /** Everything that must end when the bus closes: subscriptions, watches, stream readers. */
+  readonly #open = new Set<Tracked>();
+  readonly #js: JetStreamClient;
   readonly #kvm: Kvm;
-  constructor(private readonly nc: NatsConnection) {
-    this.#kvm = new Kvm(nc);
+  #jsm: Promise<JetStreamManager> | undefined;
+  #closing = false;
+  readonly closed: Promise<NatsPortError | null>;
+
+  constructor(
+    private readonly nc: NatsConnection,
+    readonly name: string,
+    private readonly jsTimeoutMs: number,
+  ) {
+    this.#js = jetstream(nc, { timeout: jsTimeoutMs });
+    this.#kvm = new Kvm(this.#js);
+    this.closed = nc.closed().then((e) => {
+      this.#closing = true;
+      for (const o of [...this.#open]) o.end(false);
+      this.#emit({ type: 'closed' });
+      return e instanceof Error ? new ClosedError('the NATS connection', { cause: e }) : null;
+    });
+    void this.#pumpStatus();
   }
 
-  publish(subject: string, data: Uint8Array): void {
-    this.nc.publish(subject, data);
-  }
-
-  subscribe(subject: string, options: { queue?: string } = {}): Subscription {
-    const sub = this.nc.subscribe(subject, { ...(options.queue === undefined ? {} : { queue: options.queue }), slow: SUBSCRIPTION_PENDING_MAX });
-    return {
-      unsubscribe: () => sub.unsubscribe(),
-      async *[Symbol.asyncIterator]() {
-        for await (const m of sub) yield { subject: m.subject, data: m.data, respond: (d: Uint8Array) => m.respond(d) } satisfies Msg;
-      },
-    };
-  }
-
-  async request(subject: string, data: Uint8Array, options: { timeoutMs: number }): Promise<Msg> {
-    try {
-      const m = await this.nc.request(subject, data, { timeout: options.timeoutMs });
-      return { subject: m.subject, data: m.data, respond: () => false };
-    } catch (e) {
-      throw classify(e);
+  async #pumpStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      if (s.type === 'disconnect') this.#emit({ type: 'disconnect' });
+      else if (s.type === 'reconnect') this.#emit({ type: 'reconnect' });
+      else if (s.type === 'error') this.#emit({ type: 'error', error: s.error });
     }
   }
 
-  async kv(bucket: string, options: { ttlMs?: number; history?: number } = {}): Promise<Kv> {
-    const kv = await bounded('open', this.#kvm.create(bucket, { history: options.history ?? 1, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }));
-    return new RealKv(kv);
+  #emit(s: BusStatus): void {
+    for (const l of this.#listeners) l(s);
+  }
+
+  #live(): void {
+    if (this.#closing) throw new ClosedError();
+  }
+
+  /** Registers a resource that must end with the bus; returns its deregistration. */
+  track(o: Tracked): () => boolean {
+    this.#open.add(o);
+    return () => this.#open.delete(o);
+  }
+
+  publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
+    checkSubject(subject);
+    this.#live();
+    const h = toNatsHeaders(options.headers);
+    try {
+      this.nc.publish(subject, data, h === undefined ? undefined : { headers: h });
+    } catch (e) {
+      throw classify(e, `publish on ${subject}`, 0);
+    }
+  }
+
+  subscribe(subject: string, options: SubscribeOptions = {}): Subscription {
+    checkFilter(subject);
+    if (options.queue !== undefined) checkName(options.queue, 'queue group');
+    const pendingMax = options.pendingMax ?? SUBSCRIPTION_PENDING_MAX;
+    checkPositiveInt(pendingMax, 'pendingMax');
+    this.#live();
+    let sub: NatsSubscription | undefined;
+    let untrack = (): boolean => false;
+    const q = new BoundedQueue<Msg>(pendingMax, options.overflow ?? 'drop', () => new SlowConsumerError(subject, pendingMax), {
+      onOverflow: (dropped, first) => first && this.#emit({ type: 'slow-consumer', subject, dropped }),
+      onEnd: () => {
+        untrack();
+        if (sub !== undefined && !sub.isClosed()) sub.unsubscribe();
+      },
+    });
+    sub = this.nc.subscribe(subject, {
+      ...(options.queue === undefined ? {} : { queue: options.queue }),
+      callback: (err, m) => (err === null ? void q.push(toMsg(m)) : q.end(classify(err, `subscription to ${subject}`, 0) as NatsPortError)),
+    });
+    // A drain ends the subscription after what already arrived; the reader still gets it.
+    void sub.closed.then((e) => q.end(e instanceof Error ? (classify(e, `subscription to ${subject}`, 0) as NatsPortError) : null));
+    untrack = this.track({ core: true, end: (discard) => q.end(null, { discard }) });
+    return {
+      subject,
+      get pending() {
+        return q.pending;
+      },
+      get dropped() {
+        return q.dropped;
+      },
+      unsubscribe: () => q.end(null, { discard: true }),
+      closed: q.closed,
+      [Symbol.asyncIterator]: () => q[Symbol.asyncIterator](),
+    };
+  }
+
+  async request(subject: string, data: Uint8Array, options: RequestOptions): Promise<Msg> {
+    checkSubject(subject);
+    checkPositiveMs(options.timeoutMs, 'timeoutMs');
+    this.#live();
+    const h = toNatsHeaders(options.headers);
+    try {
+      const m = await this.nc.request(subject, data, { timeout: options.timeoutMs, ...(h === undefined ? {} : { headers: h }) });
+      return toMsg(m);
+    } catch (e) {
+      const c = classify(e, `request on ${subject}`, options.timeoutMs);
+      throw c instanceof NoRespondersError ? new NoRespondersError(subject, { cause: e }) : c;
+    }
+  }
+
+  async flush(): Promise<void> {
+    this.#live();
+    await this.nc.flush().catch((e: unknown) => Promise.reject(classify(e, 'flush', 0)));
+  }
+
+  jsm(): Promise<JetStreamManager> {
+    this.#jsm ??= this.#js.jetstreamManager();
+    return this.#jsm;
+  }
+
+  async kv(bucket: string, options: KvOptions = {}): Promise<Kv> {
+    checkKvOptions(bucket, options);
+    const history = options.history ?? 1;
+    this.#live();
+    try {
+      const kv = await bounded(this.#kvm.create(bucket, { history, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }), `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+      return new RealKv(this, kv, bucket, this.jsTimeoutMs);
+    } catch (e) {
+      throw classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+    }
+  }
+
+  async stream(name: string, options: StreamOptions): Promise<Stream> {
+    this.#live();
+    return RealStream.open(this, this.#js, name, options, this.jsTimeoutMs);
+  }
+
+  onStatus(listener: (s: BusStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async drain(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    // Watches and stream readers stop now; nats.js drains core subscriptions (each then hands its
+    // reader what arrived before the drain, and ends).
+    for (const o of [...this.#open]) if (!o.core) o.end(false);
+    await this.nc.drain().catch(() => this.nc.close());
+    await this.closed;
   }
 
   async close(): Promise<void> {
-    if (!this.nc.isClosed()) await this.nc.drain().catch(() => this.nc.close());
+    this.#closing = true;
+    for (const o of [...this.#open]) o.end(true);
+    if (!this.nc.isClosed()) await this.nc.close();
+    await this.closed;
   }
 }
 
-/** Connects to real NATS servers. */
-export async function connectBus(options: { servers: string[]; name: string }): Promise<Bus> {
-  const nc = await connect({ servers: options.servers, name: options.name, maxReconnectAttempts: -1 });
-  return new RealBus(nc);
-}
+export type { RealBus };

@@ -1,26 +1,47 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NatsPortError } from './errors.js';
+import { InvalidArgumentError, ServerMissingError, ServerStartError } from './errors.js';
 
+/**
+ * Starts and stops a real nats-server (Debian's 2.9.10) — for tests and for `npm run cluster`'s
+ * embedded server. This file binds to the real world: it uses Node's timers and processes directly.
+ */
 export interface NatsServer {
   url: string;
   port: number;
+  /** The nats-server process. */
   pid: number;
+  /** The JetStream store directory. */
+  dataDir: string;
   stop(): Promise<void>;
 }
 
 export interface NatsServerOptions {
-  /** 0 picks a free port. */
+  /** 0 (default) lets the server pick a free port. */
   port?: number;
-  /** JetStream store; a temporary directory (removed on stop) when absent. */
+  /** JetStream store; a temporary directory, removed on stop, when absent (a given one is kept). */
   dataDir?: string;
-  /** Keep dataDir on stop (a cluster's state survives restarts). */
+  /** Accepted for compatibility: a given dataDir is always kept. */
   keepDataDir?: boolean;
+  /** Default true. */
+  jetstream?: boolean;
+  /** 'info' (default), 'debug' or 'trace' (nats-server has no quieter level than info). */
+  logLevel?: 'info' | 'debug' | 'trace';
+  /** Every log line of the server, as it comes. */
+  onLog?: (line: string) => void;
+  /** The binary; found on the usual paths and PATH when absent. */
+  binary?: string;
   readyTimeoutMs?: number;
+  /** How long stop() waits after SIGTERM before SIGKILL. */
+  stopTimeoutMs?: number;
 }
+
+export const NATS_READY_TIMEOUT_MS = 10_000;
+export const NATS_STOP_TIMEOUT_MS = 10_000;
+/** Bytes of the server's log kept for error messages. */
+const LOG_TAIL_BYTES_MAX = 4_000;
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
@@ -30,63 +51,99 @@ export function findNatsServer(): string | undefined {
   return undefined;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/**
+ * The server runs under a small shell that holds a pipe from us on its stdin: when this process ends
+ * in any way (even SIGKILL) the pipe closes, `read` returns, and the shell stops the server — no
+ * orphaned servers. It reports the server's pid first so stop() can signal the server itself.
+ */
+const WATCHDOG = 'trap "" INT; "$@" </dev/null & srv=$!; echo "sigma-watchdog server-pid $srv" >&2; while read -r _; do :; done; kill -TERM "$srv" 2>/dev/null; wait "$srv"';
 
-/** Starts a real nats-server with JetStream on loopback and resolves once it accepts connections. */
+/** Starts nats-server on 127.0.0.1 and resolves once it logs "Server is ready" (JetStream up). */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
-  const bin = findNatsServer();
-  if (bin === undefined) throw new NatsPortError('server-missing', 'nats-server is not installed; run `apt-get install nats-server` (Debian) or `npm test`, whose bootstrap installs it');
-  const port = options.port === undefined || options.port === 0 ? await freePort() : options.port;
+  const bin = options.binary ?? findNatsServer();
+  if (bin === undefined || !existsSync(bin)) throw new ServerMissingError();
+  const port = options.port ?? 0;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`port must be 0 (any free port) or 1..65535, got ${port}`);
   const temp = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sigma-nats-'));
   mkdirSync(dataDir, { recursive: true });
-  const child: ChildProcess = spawn(bin, ['-a', '127.0.0.1', '-p', String(port), '-js', '-sd', dataDir], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr?.on('data', (d: Buffer) => (stderr = (stderr + d.toString()).slice(-4000)));
-  const killOnExit = (): void => void child.kill('SIGKILL');
-  process.once('exit', killOnExit); // no orphaned servers
-  const deadline = Date.now() + (options.readyTimeoutMs ?? 10_000);
-  while (!(await accepts(port))) {
-    if (child.exitCode !== null) throw new NatsPortError('server-start', `nats-server exited with code ${child.exitCode}: ${stderr.trim()}`);
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new NatsPortError('server-start', `nats-server did not accept connections on port ${port}: ${stderr.trim()}`);
-    }
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    port,
-    pid: child.pid!,
-    async stop() {
-      process.off('exit', killOnExit);
-      if (child.exitCode === null && child.signalCode === null) {
-        await new Promise<void>((r) => {
-          child.once('exit', () => r());
-          child.kill('SIGTERM');
-        });
+  const args = ['-a', '127.0.0.1', '-p', String(port === 0 ? -1 : port)];
+  if (options.jetstream !== false) args.push('-js', '-sd', dataDir);
+  if (options.logLevel === 'debug') args.push('-D');
+  if (options.logLevel === 'trace') args.push('-DV');
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-nats-watchdog', bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+  let tail = '';
+  let partial = '';
+  let serverPid: number | undefined;
+  let boundPort: number | undefined;
+  let onReady: (() => void) | undefined;
+  child.stderr.on('data', (d: Buffer) => {
+    const text = partial + d.toString();
+    const lines = text.split('\n');
+    partial = lines.pop()!;
+    for (const line of lines) {
+      tail = (tail + line + '\n').slice(-LOG_TAIL_BYTES_MAX);
+      const pid = /^sigma-watchdog server-pid (\d+)/.exec(line);
+      if (pid !== null) {
+        serverPid = Number(pid[1]);
+        continue;
       }
-      if (temp && options.keepDataDir !== true) rmSync(dataDir, { recursive: true, force: true });
+      options.onLog?.(line);
+      const listen = /Listening for client connections on [^\s]*:(\d+)/.exec(line);
+      if (listen !== null) boundPort = Number(listen[1]);
+      if (/Server is ready/.test(line)) onReady?.();
+    }
+  });
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const removeTemp = (): void => {
+    if (temp) rmSync(dataDir, { recursive: true, force: true });
+  };
+  try {
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not get ready within ${options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS} ms:\n${tail.trim()}`)), options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS);
+      onReady = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      void exited.then(() => {
+        clearTimeout(timer);
+        const hint = /address already in use/i.test(tail) ? ` (port ${port} is taken: pick another or use port 0)` : '';
+        reject(new ServerStartError(`nats-server exited during startup${hint}:\n${tail.trim()}`));
+      });
+      child.once('error', (e) => reject(new ServerStartError(`cannot run nats-server (${bin}): ${e.message}`, { cause: e })));
+    });
+  } catch (e) {
+    child.stdin.end();
+    if (serverPid !== undefined) killQuietly(serverPid, 'SIGKILL');
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 1_000))]);
+    removeTemp();
+    throw e;
+  }
+  if (boundPort === undefined || serverPid === undefined) throw new ServerStartError(`nats-server got ready but did not say where it listens:\n${tail.trim()}`);
+  const pid = serverPid;
+  let stopping: Promise<void> | undefined;
+  return {
+    url: `nats://127.0.0.1:${boundPort}`,
+    port: boundPort,
+    pid,
+    dataDir,
+    stop() {
+      stopping ??= (async () => {
+        child.stdin.end(); // the watchdog sends SIGTERM and waits for the server
+        const killer = setTimeout(() => killQuietly(pid, 'SIGKILL'), options.stopTimeoutMs ?? NATS_STOP_TIMEOUT_MS);
+        await exited;
+        clearTimeout(killer);
+        removeTemp();
+      })();
+      return stopping;
     },
   };
 }
 
-function accepts(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = tcpConnect(port, '127.0.0.1');
-    s.once('connect', () => {
-      s.destroy();
-      resolve(true);
-    });
-    s.once('error', () => resolve(false));
-  });
+function killQuietly(pid: number, signal: NodeJS.Signals): void {
+  try {
+    process.kill(pid, signal);
+  } catch {
+    // already gone
+  }
 }

@@ -1,286 +1,427 @@
-import { NatsPortError } from '../nats/errors.js';
-import type { Bus, Kv, KvEntry, KvWatch, Msg, Subscription } from '../nats/types.js';
+import { ClosedError, DisconnectedError, NoRespondersError, SlowConsumerError, TimeoutError, type NatsPortError } from '../nats/errors.js';
+import { BoundedQueue } from '../nats/queue.js';
+import { checkFilter, checkName, checkPositiveInt, checkPositiveMs, checkSubject, matches } from '../nats/subject.js';
+import {
+  JS_TIMEOUT_MS_DEFAULT,
+  SUBSCRIPTION_PENDING_MAX,
+  type Bus,
+  type BusStatus,
+  type Headers,
+  type Kv,
+  type KvOptions,
+  type Msg,
+  type PublishOptions,
+  type RequestOptions,
+  type Stream,
+  type StreamOptions,
+  type SubscribeOptions,
+  type Subscription,
+} from '../nats/types.js';
 import type { Clock, Random, Timers } from '../ports/types.js';
+import { openKv, openStream, type SimDurable } from './nats-js.js';
+import type { SimStore } from './nats-jetstream.js';
+import { SimNetwork, type LinkFaults, type NetHook } from './network.js';
+
+export { matches };
+export type { LinkFaults, NetHook, NetEvent, NetVerdict } from './network.js';
+
+export interface SimNatsOptions {
+  /** One-way client-server delay, ms (a publish reaches a subscriber after two of these). Default 0. */
+  latencyMs?: number;
+  /** How long JetStream/KV calls wait for the server, as in the real binding. Default JS_TIMEOUT_MS_DEFAULT. */
+  jsTimeoutMs?: number;
+  /** Faults on every link that has none of its own (see setFaults). */
+  faults?: LinkFaults;
+  /** A custom per-message fault hook, consulted on every link. */
+  hook?: NetHook;
+}
 
 /**
- * NATS in one process for the simulator, behind the same port as the real client and held to it by
- * the contract tests (test/nats-contract.test.ts). Time, timers and the queue-group choice come from
- * the injected ports, so under VirtualTime and a seed every run is the same. Faults hook in per
- * client: `partition(name)` cuts a client off (its publishes vanish, nothing reaches it, its requests
- * time out), `down` stops the whole server.
+ * NATS in one process for the simulator, behind the same Bus port as the real client and held to it
+ * by the contract tests (test/nats-contract.test.ts). Time, timers and every random choice (queue
+ * group member, faults) come from the injected ports, so under VirtualTime a seed replays a run.
+ *
+ * Faults, per client name: `partition(name)` cuts a client off both ways (the server drops its
+ * interest, so requests to it find no responders; its own publishes are lost; its JetStream calls
+ * time out), `down = true` does that to every client (JetStream state survives, as on disk),
+ * `setFaults(name, {delayMs, jitterMs, dropRate, duplicateRate, reorder})` degrades its link, and
+ * `network.hook` sees every message. Where the simulator knowingly differs from the real server:
+ * - a disconnect is noticed at once (real clients take up to two ping intervals); publishes made
+ *   while cut off are lost (nats.js would buffer some and send them after reconnecting);
+ * - a message already in flight when a partition starts is still delivered;
+ * - bucket TTL expiry is exact (the server sweeps expired messages about once a second);
+ * - opening a bucket or stream, and attaching a reader to a durable consumer, take no virtual time
+ *   while the server is reachable; unsubscribing takes effect at once;
+ * - a core request on a stream subject is stored but not acked; workqueue streams do not refuse
+ *   overlapping consumers; stream/watch deliveries are never lost to drop faults (nats.js's
+ *   ordered consumers re-fetch after a gap, so the loss would not be visible).
  */
 export class SimNats {
+  readonly network: SimNetwork;
+  readonly jsTimeoutMs: number;
+  readonly streams = new Map<string, SimStore>();
+  readonly consumers = new Map<string, SimDurable>();
   readonly #subs = new Set<SimSub>();
-  readonly #buckets = new Map<string, SimBucket>();
-  readonly #cut = new Set<string>();
+  readonly #inboxes = new Map<string, { client: string; onReply(m: Msg): void; onNoResponders(): void }>();
+  readonly #buses = new Map<string, Set<SimBus>>();
+  /** JetStream followers (watches, readers, consumer readers) per client, kicked when it comes back. */
+  readonly #resumers = new Map<string, Set<() => void>>();
   #inbox = 0;
-  down = false;
-  /** Messages delivered, for the simulator's events-per-second figure. */
+  /** Core messages delivered to subscribers, for the simulator's figures. */
   delivered = 0;
 
   constructor(
     readonly ports: { clock: Clock; timers: Timers; random: Random },
-    readonly options: { latencyMs?: number } = {},
-  ) {}
+    options: SimNatsOptions = {},
+  ) {
+    this.jsTimeoutMs = options.jsTimeoutMs ?? JS_TIMEOUT_MS_DEFAULT;
+    this.network = new SimNetwork(ports, options.latencyMs ?? 0, (c, up) => this.#linkChanged(c, up), options.faults ?? {}, options.hook);
+  }
 
   connect(name: string): Bus {
-    return new SimBus(this, name);
+    const bus = new SimBus(this, name);
+    this.network.register(name);
+    const set = this.#buses.get(name) ?? new Set<SimBus>();
+    set.add(bus);
+    this.#buses.set(name, set);
+    return bus;
   }
 
   partition(name: string, cut = true): void {
-    if (cut) this.#cut.add(name);
-    else this.#cut.delete(name);
+    this.network.partition(name, cut);
+  }
+
+  get down(): boolean {
+    return this.network.down;
+  }
+
+  set down(down: boolean) {
+    this.network.setDown(down);
+  }
+
+  setFaults(name: string, faults: LinkFaults | undefined): void {
+    this.network.setFaults(name, faults);
   }
 
   reachable(name: string): boolean {
-    return !this.down && !this.#cut.has(name);
+    return this.network.connected(name);
   }
 
-  subscribe(sub: SimSub): void {
+  onResume(client: string, kick: () => void): () => void {
+    const set = this.#resumers.get(client) ?? new Set();
+    set.add(kick);
+    this.#resumers.set(client, set);
+    return () => set.delete(kick);
+  }
+
+  #linkChanged(client: string, up: boolean): void {
+    for (const bus of this.#buses.get(client) ?? []) bus.linkChanged(up);
+    if (up) for (const k of [...(this.#resumers.get(client) ?? [])]) k();
+  }
+
+  addSub(sub: SimSub): void {
     this.#subs.add(sub);
   }
 
-  unsubscribe(sub: SimSub): void {
+  removeSub(sub: SimSub): void {
     this.#subs.delete(sub);
   }
 
-  inbox(): string {
-    return `_INBOX.${(this.#inbox++).toString(36)}`;
+  newInbox(client: string, handlers: { onReply(m: Msg): void; onNoResponders(): void }): string {
+    const inbox = `_INBOX.${(this.#inbox++).toString(36)}`;
+    this.#inboxes.set(inbox, { client, ...handlers });
+    return inbox;
   }
 
-  /** Routes a message; returns how many subscriptions it went to (0: no responders). */
-  publish(from: string, subject: string, data: Uint8Array, reply?: string): number {
-    if (!this.reachable(from)) return 0;
+  dropInbox(inbox: string): void {
+    this.#inboxes.delete(inbox);
+  }
+
+  /**
+   * The server routing a message that arrived from `from`: stored by any stream that captures the
+   * subject (`capture`), handed to every interested plain subscription and to one member per queue
+   * group. Returns how many took it (0: no responders).
+   */
+  route(from: string, subject: string, data: Uint8Array, headers: Headers | undefined, reply: string | undefined, capture = true): number {
+    if (capture) for (const s of this.streams.values()) if (s.captures(subject)) s.append(subject, data, headers);
+    let count = 0;
+    const inbox = this.#inboxes.get(subject);
+    if (inbox !== undefined) {
+      const m: Msg = { subject, data, ...(headers === undefined ? {} : { headers }), respond: () => false };
+      this.network.send(inbox.client, 'down', 'core', subject, () => this.#inboxes.get(subject)?.onReply(m));
+      count++;
+    }
     const plain: SimSub[] = [];
     const groups = new Map<string, SimSub[]>();
     for (const s of this.#subs) {
-      if (!matches(s.subject, subject) || !this.reachable(s.client)) continue;
+      if (!s.registered || !this.network.connected(s.client) || !matches(s.subject, subject)) continue;
       if (s.queue === undefined) plain.push(s);
       else groups.set(s.queue, [...(groups.get(s.queue) ?? []), s]);
     }
     const targets = [...plain, ...[...groups.values()].map((g) => g[this.ports.random.int(g.length)]!)];
     for (const t of targets) {
-      const msg: Msg = { subject, data, respond: (d) => (reply === undefined ? false : this.publish(t.client, reply, d) >= 0) };
-      this.ports.timers.setTimeout(() => {
-        this.delivered++;
-        t.push(msg);
-      }, this.options.latencyMs ?? 0);
+      const msg: Msg = {
+        subject,
+        data,
+        ...(headers === undefined ? {} : { headers }),
+        respond: (d, o) => (reply === undefined ? false : t.bus.sendRaw(reply, d, o?.headers)),
+      };
+      this.network.send(t.client, 'down', 'core', subject, () => {
+        if (t.push(msg)) this.delivered++;
+      });
     }
-    return targets.length;
-  }
-
-  bucket(name: string, ttlMs: number | undefined): SimBucket {
-    let b = this.#buckets.get(name);
-    if (b === undefined) {
-      b = new SimBucket(this.ports.clock, ttlMs);
-      this.#buckets.set(name, b);
-    }
-    return b;
+    return count + targets.length;
   }
 }
 
-/** NATS subject matching: `*` one token, `>` the rest. */
-export function matches(pattern: string, subject: string): boolean {
-  const p = pattern.split('.');
-  const s = subject.split('.');
-  for (let i = 0; i < p.length; i++) {
-    if (p[i] === '>') return s.length > i;
-    if (i >= s.length || (p[i] !== '*' && p[i] !== s[i])) return false;
-  }
-  return p.length === s.length;
-}
+export class SimSub implements Subscription {
+  /** Interest reaches the server one hop after subscribe (and again after a reconnect). */
+  registered = false;
+  readonly q: BoundedQueue<Msg>;
 
-/** A single-consumer queue that is an AsyncIterable, ending when closed. */
-class Queue<T> implements AsyncIterable<T> {
-  readonly #items: T[] = [];
-  #wake: (() => void) | undefined;
-  #closed = false;
-
-  push(x: T): void {
-    if (this.#closed) return;
-    this.#items.push(x);
-    this.#wake?.();
-  }
-
-  close(): void {
-    this.#closed = true;
-    this.#wake?.();
-  }
-
-  async *[Symbol.asyncIterator](): AsyncIterator<T> {
-    for (;;) {
-      while (this.#items.length > 0) yield this.#items.shift()!;
-      if (this.#closed) return;
-      await new Promise<void>((r) => (this.#wake = r));
-      this.#wake = undefined;
-    }
-  }
-}
-
-class SimSub extends Queue<Msg> implements Subscription {
   constructor(
-    private readonly server: SimNats,
-    readonly client: string,
+    readonly bus: SimBus,
     readonly subject: string,
     readonly queue: string | undefined,
+    pendingMax: number,
+    overflow: 'drop' | 'error',
+    onEnd: () => void,
   ) {
-    super();
-    server.subscribe(this);
-  }
-
-  unsubscribe(): void {
-    this.server.unsubscribe(this);
-    this.close();
-  }
-}
-
-class SimBus implements Bus {
-  #closed = false;
-  constructor(
-    private readonly server: SimNats,
-    readonly name: string,
-  ) {}
-
-  publish(subject: string, data: Uint8Array): void {
-    if (!this.#closed) this.server.publish(this.name, subject, data);
-  }
-
-  subscribe(subject: string, options: { queue?: string } = {}): Subscription {
-    return new SimSub(this.server, this.name, subject, options.queue);
-  }
-
-  request(subject: string, data: Uint8Array, options: { timeoutMs: number }): Promise<Msg> {
-    const inbox = this.server.inbox();
-    const sub = new SimSub(this.server, this.name, inbox, undefined);
-    return new Promise<Msg>((resolve, reject) => {
-      const timer = this.server.ports.timers.setTimeout(() => {
-        sub.unsubscribe();
-        reject(new NatsPortError('timeout', `request on ${subject} timed out after ${options.timeoutMs} ms`));
-      }, options.timeoutMs);
-      if (this.server.publish(this.name, subject, data, inbox) === 0 && this.server.reachable(this.name)) {
-        timer.cancel();
-        sub.unsubscribe();
-        reject(new NatsPortError('no-responders', `no responders on ${subject}`));
-        return;
-      }
-      void (async () => {
-        for await (const m of sub) {
-          timer.cancel();
-          sub.unsubscribe();
-          resolve(m);
-          return;
-        }
-      })();
+    this.q = new BoundedQueue<Msg>(pendingMax, overflow, () => new SlowConsumerError(subject, pendingMax), {
+      onOverflow: (dropped, first) => first && bus.emit({ type: 'slow-consumer', subject, dropped }),
+      onEnd,
     });
   }
 
-  async kv(bucket: string, options: { ttlMs?: number } = {}): Promise<Kv> {
-    return new SimKv(this.server, this.name, this.server.bucket(bucket, options.ttlMs));
+  get client(): string {
+    return this.bus.name;
+  }
+
+  push(m: Msg): boolean {
+    return this.q.push(m);
+  }
+
+  get pending(): number {
+    return this.q.pending;
+  }
+
+  get dropped(): number {
+    return this.q.dropped;
+  }
+
+  get closed(): Promise<NatsPortError | null> {
+    return this.q.closed;
+  }
+
+  unsubscribe(): void {
+    this.q.end(null, { discard: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Msg> {
+    return this.q[Symbol.asyncIterator]();
+  }
+}
+
+/** One client connection. */
+export class SimBus implements Bus {
+  readonly #listeners = new Set<(s: BusStatus) => void>();
+  readonly #subs = new Set<SimSub>();
+  /** Watches, stream readers and consumers: ended with the bus. */
+  readonly #iters = new Set<(discard: boolean) => void>();
+  /** Calls waiting for the server; rejected with ClosedError on close. */
+  readonly #waiting = new Set<(e: NatsPortError) => void>();
+  /** Flushes in flight, failed if the link goes down under them (their pong is lost). */
+  readonly #flushes = new Set<(e: NatsPortError) => void>();
+  #closing = false;
+  #resolveClosed!: (e: NatsPortError | null) => void;
+  readonly closed: Promise<NatsPortError | null> = new Promise((r) => (this.#resolveClosed = r));
+
+  constructor(
+    readonly server: SimNats,
+    readonly name: string,
+  ) {}
+
+  get net(): SimNetwork {
+    return this.server.network;
+  }
+
+  emit(s: BusStatus): void {
+    for (const l of [...this.#listeners]) this.server.ports.timers.defer(() => l(s));
+  }
+
+  linkChanged(up: boolean): void {
+    if (this.#closing) return;
+    this.emit({ type: up ? 'reconnect' : 'disconnect' });
+    if (!up) {
+      for (const f of [...this.#flushes]) f(new DisconnectedError());
+      return;
+    }
+    // A reconnecting client sends its subscriptions again.
+    for (const s of this.#subs) this.net.send(this.name, 'up', 'control', s.subject, () => (s.registered = true));
+  }
+
+  #live(): void {
+    if (this.#closing) throw new ClosedError();
+  }
+
+  /** Keeps something that must end with the bus; returns its release. */
+  track(end: (discard: boolean) => void): () => void {
+    this.#iters.add(end);
+    return () => this.#iters.delete(end);
+  }
+
+  /** A publish from this client, as the wire sees it; false once closed. */
+  sendRaw(subject: string, data: Uint8Array, headers: Headers | undefined): boolean {
+    if (this.#closing) return false;
+    this.net.send(this.name, 'up', 'core', subject, () => this.server.route(this.name, subject, data, headers, undefined));
+    return true;
+  }
+
+  publish(subject: string, data: Uint8Array, options: PublishOptions = {}): void {
+    checkSubject(subject);
+    this.#live();
+    this.sendRaw(subject, data, options.headers);
+  }
+
+  subscribe(subject: string, options: SubscribeOptions = {}): Subscription {
+    checkFilter(subject);
+    if (options.queue !== undefined) checkName(options.queue, 'queue group');
+    const pendingMax = options.pendingMax ?? SUBSCRIPTION_PENDING_MAX;
+    checkPositiveInt(pendingMax, 'pendingMax');
+    this.#live();
+    const sub: SimSub = new SimSub(this, subject, options.queue, pendingMax, options.overflow ?? 'drop', () => {
+      this.server.removeSub(sub);
+      this.#subs.delete(sub);
+    });
+    this.#subs.add(sub);
+    this.server.addSub(sub);
+    this.net.send(this.name, 'up', 'control', subject, () => (sub.registered = true));
+    return sub;
+  }
+
+  async request(subject: string, data: Uint8Array, options: RequestOptions): Promise<Msg> {
+    checkSubject(subject);
+    checkPositiveMs(options.timeoutMs, 'timeoutMs');
+    this.#live();
+    return new Promise<Msg>((resolve, reject) => {
+      let done = false;
+      const finish = (settle: () => void): void => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        this.server.dropInbox(inbox);
+        this.#waiting.delete(onClose);
+        settle();
+      };
+      const onClose = (e: NatsPortError): void => finish(() => reject(e));
+      const timer = this.server.ports.timers.setTimeout(() => finish(() => reject(new TimeoutError(`request on ${subject}`, options.timeoutMs))), options.timeoutMs);
+      const inbox = this.server.newInbox(this.name, {
+        onReply: (m) => finish(() => resolve(m)),
+        onNoResponders: () => finish(() => reject(new NoRespondersError(subject))),
+      });
+      this.#waiting.add(onClose);
+      this.net.send(this.name, 'up', 'core', subject, () => {
+        if (this.server.route(this.name, subject, data, options.headers, inbox) === 0) {
+          this.net.send(this.name, 'down', 'core', inbox, () => finish(() => reject(new NoRespondersError(subject))));
+        }
+      });
+    });
+  }
+
+  async flush(): Promise<void> {
+    this.#live();
+    if (!this.net.connected(this.name)) throw new DisconnectedError();
+    return new Promise<void>((resolve, reject) => {
+      const fail = (e: NatsPortError): void => {
+        this.#flushes.delete(fail);
+        this.#waiting.delete(fail);
+        reject(e);
+      };
+      this.#flushes.add(fail);
+      this.#waiting.add(fail);
+      this.net.send(this.name, 'up', 'control', undefined, () =>
+        this.net.send(this.name, 'down', 'control', undefined, () => {
+          if (!this.#flushes.delete(fail)) return;
+          this.#waiting.delete(fail);
+          resolve();
+        }),
+      );
+    });
+  }
+
+  /**
+   * A JetStream API call: the request travels to the server, `apply` runs there, the answer travels
+   * back. A lost request or answer makes the caller time out — possibly after the change was applied,
+   * exactly the ambiguity a real client faces.
+   */
+  rpc<T>(what: string, apply: () => T, options: { immediate?: boolean } = {}): Promise<T> {
+    if (this.#closing) return Promise.reject(new ClosedError());
+    // Opening a bucket or stream takes no virtual time when the server is reachable, so a world can
+    // be set up before its clock runs (src/sim/world.ts awaits startNode before advancing time).
+    if (options.immediate === true && this.net.connected(this.name)) {
+      try {
+        return Promise.resolve(apply());
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const timeoutMs = this.server.jsTimeoutMs;
+    return new Promise<T>((resolve, reject) => {
+      let done = false;
+      const finish = (settle: () => void): void => {
+        if (done) return;
+        done = true;
+        timer.cancel();
+        this.#waiting.delete(onClose);
+        settle();
+      };
+      const onClose = (e: NatsPortError): void => finish(() => reject(e));
+      const timer = this.server.ports.timers.setTimeout(() => finish(() => reject(new TimeoutError(what, timeoutMs))), timeoutMs);
+      this.#waiting.add(onClose);
+      this.net.send(this.name, 'up', 'js-api', undefined, () => {
+        let result: { ok: true; value: T } | { ok: false; error: unknown };
+        try {
+          result = { ok: true, value: apply() };
+        } catch (error) {
+          result = { ok: false, error };
+        }
+        this.net.send(this.name, 'down', 'js-api', undefined, () => finish(() => (result.ok ? resolve(result.value) : reject(result.error))));
+      });
+    });
+  }
+
+  kv(bucket: string, options: KvOptions = {}): Promise<Kv> {
+    return openKv(this, bucket, options);
+  }
+
+  stream(name: string, options: StreamOptions): Promise<Stream> {
+    return openStream(this, name, options);
+  }
+
+  onStatus(listener: (s: BusStatus) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  async drain(): Promise<void> {
+    if (this.#closing) return;
+    for (const end of [...this.#iters]) end(false);
+    for (const s of [...this.#subs]) s.q.end(null); // readers still get what already arrived
+    if (this.net.connected(this.name)) await this.flush().catch(() => {});
+    this.#shut(false);
   }
 
   async close(): Promise<void> {
-    this.#closed = true;
-  }
-}
-
-interface Slot {
-  value: Uint8Array | null;
-  revision: number;
-  operation: KvEntry['operation'];
-  writtenAtMs: number;
-}
-
-/** One KV bucket: per-bucket revisions, compare-and-set, bucket-wide TTL (expiry sends no watch event, as in NATS 2.9). */
-class SimBucket {
-  readonly slots = new Map<string, Slot>();
-  readonly watchers = new Set<{ key: string; q: Queue<KvEntry> }>();
-  revision = 0;
-
-  constructor(
-    private readonly clock: Clock,
-    readonly ttlMs: number | undefined,
-  ) {}
-
-  live(key: string): Slot | undefined {
-    const s = this.slots.get(key);
-    if (s === undefined || s.value === null) return undefined;
-    if (this.ttlMs !== undefined && this.clock.nowMs() - s.writtenAtMs >= this.ttlMs) {
-      this.slots.delete(key);
-      return undefined;
-    }
-    return s;
+    this.#shut(true);
   }
 
-  write(key: string, value: Uint8Array | null, operation: KvEntry['operation']): number {
-    const revision = ++this.revision;
-    this.slots.set(key, { value, revision, operation, writtenAtMs: this.clock.nowMs() });
-    const e: KvEntry = { key, value, revision, operation };
-    for (const w of this.watchers) if (matches(w.key, key)) w.q.push(e);
-    return revision;
-  }
-}
-
-class SimKv implements Kv {
-  constructor(
-    private readonly server: SimNats,
-    private readonly client: string,
-    private readonly b: SimBucket,
-  ) {}
-
-  #reach(): void {
-    if (!this.server.reachable(this.client)) throw new NatsPortError('timeout', 'JetStream is unreachable from this client');
-  }
-
-  async create(key: string, value: Uint8Array): Promise<number> {
-    this.#reach();
-    if (this.b.live(key) !== undefined) throw new NatsPortError('key-exists', `key ${key} exists`);
-    return this.b.write(key, value, 'PUT');
-  }
-
-  async put(key: string, value: Uint8Array): Promise<number> {
-    this.#reach();
-    return this.b.write(key, value, 'PUT');
-  }
-
-  async get(key: string): Promise<KvEntry | null> {
-    this.#reach();
-    const s = this.b.live(key);
-    return s === undefined ? null : { key, value: s.value, revision: s.revision, operation: s.operation };
-  }
-
-  async update(key: string, value: Uint8Array, expectedRevision: number): Promise<number> {
-    this.#reach();
-    const s = this.b.live(key);
-    if (s === undefined || s.revision !== expectedRevision) throw new NatsPortError('wrong-revision', `key ${key} is at revision ${s?.revision ?? 0}, not ${expectedRevision}`);
-    return this.b.write(key, value, 'PUT');
-  }
-
-  async delete(key: string, expectedRevision?: number): Promise<void> {
-    this.#reach();
-    const s = this.b.live(key);
-    if (expectedRevision !== undefined && s?.revision !== expectedRevision) throw new NatsPortError('wrong-revision', `key ${key} is not at revision ${expectedRevision}`);
-    this.b.write(key, null, 'DEL');
-  }
-
-  async keys(filter = '>'): Promise<string[]> {
-    this.#reach();
-    return [...this.b.slots.keys()].filter((k) => matches(filter, k) && this.b.live(k) !== undefined);
-  }
-
-  async watch(options: { key?: string; includeHistory?: boolean }): Promise<KvWatch> {
-    this.#reach();
-    const q = new Queue<KvEntry>();
-    const w = { key: options.key ?? '>', q };
-    if (options.includeHistory === true) {
-      for (const [key, s] of this.b.slots) if (matches(w.key, key) && this.b.live(key) !== undefined) q.push({ key, value: s.value, revision: s.revision, operation: s.operation });
-    }
-    this.b.watchers.add(w);
-    return {
-      stop: () => {
-        this.b.watchers.delete(w);
-        q.close();
-      },
-      [Symbol.asyncIterator]: () => q[Symbol.asyncIterator](),
-    };
+  #shut(discard: boolean): void {
+    if (this.#closing) return;
+    this.#closing = true;
+    for (const end of [...this.#iters]) end(discard);
+    for (const s of [...this.#subs]) s.q.end(null, { discard });
+    for (const w of [...this.#waiting]) w(new ClosedError());
+    this.emit({ type: 'closed' });
+    this.#resolveClosed(null);
   }
 }

@@ -1,0 +1,319 @@
+import { AckPolicy, DeliverPolicy, DiscardPolicy, JetStreamApiError, RetentionPolicy, StorageType, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { KvWatchInclude, type KV, type KvEntry as NatsKvEntry } from '@nats-io/kv';
+import { nanos } from '@nats-io/transport-node';
+import { InvalidArgumentError, KeyExistsError, NatsPortError, NoRespondersError, NotFoundError, SlowConsumerError, TimeoutError, WrongRevisionError } from './errors.js';
+import { BoundedQueue } from './queue.js';
+import type { RealBus } from './real.js';
+import { classify, fromNatsHeaders, toNatsHeaders } from './real.js';
+import { checkFilter, checkKey, checkKeyFilter, checkName, checkPositiveInt, checkRevision, checkSubject, matches } from './subject.js';
+import {
+  DUPLICATE_WINDOW_MS_DEFAULT,
+  STREAM_PULL_MAX,
+  WATCH_PENDING_MAX,
+  type ConsumerMsg,
+  type ConsumerOptions,
+  type DurableConsumer,
+  type Kv,
+  type KvChange,
+  type KvEntry,
+  type KvWatch,
+  type KvWatchOptions,
+  type PubAck,
+  type ReadOptions,
+  type Stream,
+  type StreamInfo,
+  type StreamIter,
+  type StreamMsg,
+  type StreamOptions,
+  type StreamPublishOptions,
+} from './types.js';
+import { checkConsumerOptions, checkStreamOptions, CONSUMER_DEFAULTS } from './stream-options.js';
+
+/** JetStream API error codes we act on (nats-server's, stable across versions). */
+const CODE = { wrongLastSeq: 10071, wrongLastSeqUnknown: 10164, streamNotFound: 10059, consumerNotFound: 10014 } as const;
+
+const apiCode = (e: unknown): number | undefined => (e instanceof JetStreamApiError ? e.code : undefined);
+const wrongSeq = (e: unknown): boolean => apiCode(e) === CODE.wrongLastSeq || apiCode(e) === CODE.wrongLastSeqUnknown;
+
+/**
+ * Listing keys is an idempotent read and nats.js's key consumer occasionally stalls under load: a
+ * stalled listing is made again, up to this many attempts.
+ */
+export const KEYS_ATTEMPTS_MAX = 3;
+
+/**
+ * Races a KV call against its bound. nats.js 3 against nats-server 2.9 can leave a call pending forever
+ * (seen: a create right after the key's delete); an actor awaiting it would stall, and a lease holder
+ * would keep acting past its lease. Past the bound the call fails with TimeoutError.
+ */
+export function bounded<T>(p: Promise<T>, operation: string, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new TimeoutError(operation, timeoutMs)), timeoutMs);
+  });
+  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+}
+
+export class RealKv implements Kv {
+  constructor(
+    private readonly bus: RealBus,
+    private readonly kv: KV,
+    readonly bucket: string,
+    private readonly timeoutMs: number,
+  ) {}
+
+  #fail(e: unknown, op: string, key: string): unknown {
+    return classify(e, `KV ${op} ${this.bucket}/${key}`, this.timeoutMs);
+  }
+
+  async create(key: string, value: Uint8Array): Promise<number> {
+    checkKey(key);
+    try {
+      return await bounded(this.kv.create(key, value), `KV create ${this.bucket}/${key}`, this.timeoutMs);
+    } catch (e) {
+      throw wrongSeq(e) ? new KeyExistsError(this.bucket, key, { cause: e }) : this.#fail(e, 'create', key);
+    }
+  }
+
+  async put(key: string, value: Uint8Array): Promise<number> {
+    checkKey(key);
+    return bounded(this.kv.put(key, value), `KV put ${this.bucket}/${key}`, this.timeoutMs).catch((e: unknown) => Promise.reject(this.#fail(e, 'put', key)));
+  }
+
+  async get(key: string): Promise<KvEntry | null> {
+    checkKey(key);
+    const e = await bounded(this.kv.get(key), `KV get ${this.bucket}/${key}`, this.timeoutMs).catch((err: unknown) => Promise.reject(this.#fail(err, 'get', key)));
+    // nats.js hands back DEL/PURGE markers as entries; for the port a deleted key is absent.
+    return e === null || e.operation !== 'PUT' ? null : { key: e.key, value: e.value, revision: e.revision };
+  }
+
+  async update(key: string, value: Uint8Array, expectedRevision: number): Promise<number> {
+    checkKey(key);
+    checkRevision(expectedRevision);
+    try {
+      return await bounded(this.kv.update(key, value, expectedRevision), `KV update ${this.bucket}/${key}`, this.timeoutMs);
+    } catch (e) {
+      throw wrongSeq(e) ? new WrongRevisionError(this.bucket, key, expectedRevision, { cause: e }) : this.#fail(e, 'update', key);
+    }
+  }
+
+  async delete(key: string, expectedRevision?: number): Promise<void> {
+    checkKey(key);
+    if (expectedRevision !== undefined) checkRevision(expectedRevision);
+    try {
+      await bounded(this.kv.delete(key, expectedRevision === undefined ? {} : { previousSeq: expectedRevision }), `KV delete ${this.bucket}/${key}`, this.timeoutMs);
+    } catch (e) {
+      throw wrongSeq(e) ? new WrongRevisionError(this.bucket, key, expectedRevision ?? 0, { cause: e }) : this.#fail(e, 'delete', key);
+    }
+  }
+
+  async purge(key: string): Promise<void> {
+    checkKey(key);
+    await bounded(this.kv.purge(key), `KV purge ${this.bucket}/${key}`, this.timeoutMs).catch((e: unknown) => Promise.reject(this.#fail(e, 'purge', key)));
+  }
+
+  /** Each key once: nats.js lists keys through a consumer, and writes during the listing repeat keys. */
+  async keys(filter = '>'): Promise<string[]> {
+    checkKeyFilter(filter);
+    const list = async (): Promise<string[]> => {
+      const out = new Set<string>();
+      for await (const k of await this.kv.keys(filter)) out.add(k);
+      return [...out];
+    };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bounded(list(), `KV keys ${this.bucket}/${filter}`, this.timeoutMs);
+      } catch (e) {
+        if (attempt >= KEYS_ATTEMPTS_MAX || !(e instanceof TimeoutError)) throw this.#fail(e, 'keys', filter);
+      }
+    }
+  }
+
+  async watch(options: KvWatchOptions = {}): Promise<KvWatch> {
+    const key = options.key ?? '>';
+    checkKeyFilter(key);
+    const include = options.include ?? (options.includeHistory === true ? 'history' : 'updates');
+    const pendingMax = options.pendingMax ?? WATCH_PENDING_MAX;
+    checkPositiveInt(pendingMax, 'pendingMax');
+    const mode = include === 'history' ? KvWatchInclude.AllHistory : include === 'latest' ? KvWatchInclude.LastValue : KvWatchInclude.UpdatesOnly;
+    const it = await bounded(this.kv.watch({ key, include: mode }), `KV watch ${this.bucket}/${key}`, this.timeoutMs).catch((e: unknown) => Promise.reject(this.#fail(e, 'watch', key)));
+    let untrack = (): boolean => false;
+    // nats.js buffers a watch without bound; the pump below moves it into a bounded queue at once.
+    const q = new BoundedQueue<KvChange>(pendingMax, 'error', () => new SlowConsumerError(`KV ${this.bucket} watch ${key}`, pendingMax), {
+      onEnd: () => {
+        untrack();
+        it.stop();
+      },
+    });
+    untrack = this.bus.track({ core: false, end: (discard) => q.end(null, { discard }) });
+    void (async () => {
+      try {
+        for await (const e of it) if (!q.push(change(e))) break;
+        q.end(null);
+      } catch (e) {
+        q.end(this.#fail(e, 'watch', key) as NatsPortError);
+      }
+    })();
+    return { stop: () => q.end(null, { discard: true }), closed: q.closed, [Symbol.asyncIterator]: () => q[Symbol.asyncIterator]() };
+  }
+}
+
+function change(e: NatsKvEntry & { isUpdate: boolean }): KvChange {
+  return { key: e.key, value: e.operation === 'PUT' ? e.value : null, revision: e.revision, operation: e.operation, caughtUp: e.isUpdate }; // nats.js flags the last replayed entry too
+}
+
+export class RealStream implements Stream {
+  private constructor(
+    private readonly bus: RealBus,
+    private readonly js: JetStreamClient,
+    readonly name: string,
+    private readonly subjects: readonly string[],
+    private readonly timeoutMs: number,
+  ) {}
+
+  /** Binds to the stream, creating it if absent; an existing stream keeps its configuration. */
+  static async open(bus: RealBus, js: JetStreamClient, name: string, o: StreamOptions, timeoutMs: number): Promise<RealStream> {
+    checkName(name, 'stream name');
+    checkStreamOptions(o);
+    const jsm = await bus.jsm().catch((e: unknown) => Promise.reject(classify(e, 'JetStream', timeoutMs)));
+    try {
+      const info = await jsm.streams.info(name);
+      return new RealStream(bus, js, name, info.config.subjects ?? [], timeoutMs);
+    } catch (e) {
+      if (apiCode(e) !== CODE.streamNotFound) throw classify(e, `opening stream ${name}`, timeoutMs);
+    }
+    try {
+      const info = await jsm.streams.add({
+        name,
+        subjects: [...o.subjects],
+        retention: o.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
+        storage: StorageType.File,
+        discard: DiscardPolicy.Old,
+        duplicate_window: nanos(o.duplicateWindowMs ?? DUPLICATE_WINDOW_MS_DEFAULT),
+        ...(o.maxAgeMs === undefined ? {} : { max_age: nanos(o.maxAgeMs) }),
+        ...(o.msgsMax === undefined ? {} : { max_msgs: o.msgsMax }),
+      });
+      return new RealStream(bus, js, name, info.config.subjects ?? [], timeoutMs);
+    } catch (e) {
+      throw classify(e, `creating stream ${name}`, timeoutMs);
+    }
+  }
+
+  async publish(subject: string, data: Uint8Array, options: StreamPublishOptions = {}): Promise<PubAck> {
+    checkSubject(subject);
+    if (!this.subjects.some((f) => matches(f, subject))) throw new InvalidArgumentError(`stream ${this.name} does not store "${subject}" (its subjects: ${this.subjects.join(', ')})`);
+    if (options.msgId !== undefined && options.msgId.length === 0) throw new InvalidArgumentError('msgId must not be empty');
+    const h = toNatsHeaders(options.headers);
+    try {
+      const pa = await this.js.publish(subject, data, { ...(options.msgId === undefined ? {} : { msgID: options.msgId }), ...(h === undefined ? {} : { headers: h }), timeout: this.timeoutMs });
+      return { stream: pa.stream, seq: pa.seq, duplicate: pa.duplicate };
+    } catch (e) {
+      const c = classify(e, `stream publish on ${subject}`, this.timeoutMs);
+      throw c instanceof NoRespondersError ? new NotFoundError(`no stream stores "${subject}" any more (was ${this.name} deleted?)`, { cause: e }) : c;
+    }
+  }
+
+  async info(): Promise<StreamInfo> {
+    try {
+      const i = await (await this.bus.jsm()).streams.info(this.name);
+      return { messages: i.state.messages, firstSeq: i.state.first_seq, lastSeq: i.state.last_seq };
+    } catch (e) {
+      throw apiCode(e) === CODE.streamNotFound ? new NotFoundError(`stream ${this.name} does not exist`, { cause: e }) : classify(e, `stream info ${this.name}`, this.timeoutMs);
+    }
+  }
+
+  read(options: ReadOptions = {}): StreamIter<StreamMsg> {
+    const fromSeq = options.fromSeq ?? 1;
+    checkPositiveInt(fromSeq, 'fromSeq');
+    if (options.filter !== undefined) checkFilter(options.filter, 'stream filter');
+    const pullMax = options.pullMax ?? STREAM_PULL_MAX;
+    checkPositiveInt(pullMax, 'pullMax');
+    return this.#pump(`stream ${this.name} read`, pullMax, async () => {
+      const c = await this.js.consumers.get(this.name, {
+        ...(options.filter === undefined ? {} : { filter_subjects: options.filter }),
+        ...(fromSeq === 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: fromSeq }),
+      });
+      return c.consume({ max_messages: pullMax });
+    }, streamMsg);
+  }
+
+  async consumer(name: string, options: ConsumerOptions = {}): Promise<DurableConsumer> {
+    checkName(name, 'consumer name');
+    checkConsumerOptions(options);
+    const o = { ...CONSUMER_DEFAULTS, ...options };
+    const jsm = await this.bus.jsm().catch((e: unknown) => Promise.reject(classify(e, 'JetStream', this.timeoutMs)));
+    try {
+      await jsm.consumers.info(this.name, name);
+    } catch (e) {
+      if (apiCode(e) !== CODE.consumerNotFound) throw apiCode(e) === CODE.streamNotFound ? new NotFoundError(`stream ${this.name} does not exist`, { cause: e }) : classify(e, `consumer ${name}`, this.timeoutMs);
+      await jsm.consumers
+        .add(this.name, {
+          durable_name: name,
+          ack_policy: AckPolicy.Explicit,
+          ...(o.fromSeq === 1 ? { deliver_policy: DeliverPolicy.All } : { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: o.fromSeq }),
+          ...(o.filter === undefined ? {} : { filter_subject: o.filter }),
+          ack_wait: nanos(o.ackWaitMs),
+          max_deliver: o.deliverMax,
+          max_ack_pending: o.ackPendingMax,
+        })
+        .catch((err: unknown) => Promise.reject(classify(err, `creating consumer ${name}`, this.timeoutMs)));
+    }
+    return {
+      stream: this.name,
+      name,
+      consume: (c = {}) => {
+        const pullMax = c.pullMax ?? STREAM_PULL_MAX;
+        checkPositiveInt(pullMax, 'pullMax');
+        return this.#pump(`consumer ${this.name}/${name}`, pullMax, async () => (await this.js.consumers.get(this.name, name)).consume({ max_messages: pullMax }), consumerMsg);
+      },
+    };
+  }
+
+  /**
+   * Moves messages from a nats.js pull consumer into a bounded queue, waiting while the queue is
+   * full: nats.js pulls at most pullMax ahead, so at most 2 * pullMax messages are ever held.
+   */
+  #pump<M>(what: string, pullMax: number, start: () => Promise<ConsumerMessages>, convert: (m: JsMsg) => M): StreamIter<M> {
+    let space: (() => void) | undefined;
+    let messages: ConsumerMessages | undefined;
+    let untrack = (): boolean => false;
+    const q = new BoundedQueue<M>(pullMax, 'error', () => new SlowConsumerError(what, pullMax), {
+      onTake: () => space?.(),
+      onEnd: () => {
+        untrack();
+        space?.();
+        void messages?.close();
+      },
+    });
+    untrack = this.bus.track({ core: false, end: (discard) => q.end(null, { discard }) });
+    void (async () => {
+      try {
+        messages = await start();
+        if (q.ended) return void messages.close();
+        for await (const m of messages) {
+          while (q.pending >= pullMax && !q.ended) await new Promise<void>((r) => (space = r));
+          if (!q.push(convert(m))) break;
+        }
+        q.end(null);
+      } catch (e) {
+        q.end(classify(e, what, this.timeoutMs) as NatsPortError);
+      }
+    })();
+    return { stop: () => q.end(null, { discard: true }), closed: q.closed, [Symbol.asyncIterator]: () => q[Symbol.asyncIterator]() };
+  }
+}
+
+function streamMsg(m: JsMsg): StreamMsg {
+  const headers = fromNatsHeaders(m.headers);
+  return { subject: m.subject, data: m.data, seq: m.seq, ...(headers === undefined ? {} : { headers }) };
+}
+
+function consumerMsg(m: JsMsg): ConsumerMsg {
+  return {
+    ...streamMsg(m),
+    deliveryCount: m.info.deliveryCount,
+    ack: () => m.ack(),
+    nak: (delayMs) => m.nak(delayMs),
+    term: () => m.term(),
+  };
+}
