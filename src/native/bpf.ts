@@ -1,46 +1,48 @@
-import { existsSync } from 'node:fs';
 import type { Socket } from 'node:net';
-import { fileURLToPath } from 'node:url';
-import { bpf, NativeError, nativeStatus } from './index.js';
+import { constants } from 'node:os';
+import { ENDPOINTS_MAX, HUB_EP, SYSTEM_REALM } from '../datapath/descriptor.js';
+import { BPF_NOEXIST, bpf, DATAPATH_OBJECT_PATH, NativeError, socketFd } from './index.js';
 
-/** Mirrors bpf/sigma_datapath.h (checked against the header by test/bpf.test.ts). */
-export const BPF_CONST = {
-  DESC_SIZE: 32,
-  HUB_EP: 1,
-  SYSTEM_REALM: 0,
-  F_REJECTED: 0x80000000,
-  R_NO_IDENTITY: 1 << 24,
-  R_UNKNOWN_DST: 1 << 25,
-  R_CROSS_REALM: 1 << 26,
-} as const;
+export { bpfStatus, DATAPATH_OBJECT_PATH, type BpfStatus } from './index.js';
 
-export const DATAPATH_OBJECT = fileURLToPath(new URL('../../../build/bpf/sigma_datapath.bpf.o', import.meta.url));
+/** Endpoint ids are positive and fit the pool's owner field (src/datapath/pool.ts OWNER_MAX). */
+const ENDPOINT_MAX = 0x7fff_ffff;
+const REALM_MAX = 0xffff_ffff;
+const METRICS_BYTES = 24;
+
+export interface EndpointMetrics {
+  msgs: number;
+  bytes: number;
+  rejects: number;
+}
 
 const u32 = (...xs: number[]): Buffer => {
   const b = Buffer.alloc(4 * xs.length);
-  xs.forEach((x, i) => b.writeUInt32LE(x >>> 0, 4 * i));
+  xs.forEach((x, i) => b.writeUInt32LE(x, 4 * i));
   return b;
 };
 
-function socketFd(sock: Socket): number {
-  const fd = (sock as unknown as { _handle?: { fd?: number } })._handle?.fd;
-  if (typeof fd !== 'number' || fd < 0) throw new NativeError('the socket has no file descriptor (not connected yet, or not a TCP socket)', 'EBADF');
-  return fd;
+function invalid(what: string): NativeError {
+  return new NativeError(what, 'EINVAL', constants.errno.EINVAL, 'BpfDataPath');
 }
 
-/** Whether the BPF data path can run here, and why not. */
-export function bpfStatus(): { available: boolean; reason?: string } {
-  const n = nativeStatus();
-  if (!n.available) return n;
-  if (!existsSync(DATAPATH_OBJECT)) return { available: false, reason: `${DATAPATH_OBJECT} is not built; run \`npm run build\`` };
-  if (process.getuid?.() !== 0) return { available: false, reason: 'BPF needs root (unprivileged BPF is off on this kernel); the userspace hub is used instead' };
-  return { available: true };
+function checkEndpoint(endpoint: number): void {
+  if (!Number.isInteger(endpoint) || endpoint < 1 || endpoint > ENDPOINT_MAX) throw invalid(`endpoint ids are integers in [1, ${ENDPOINT_MAX}], got ${endpoint}`);
 }
+
+function checkRealm(realm: number): void {
+  if (!Number.isInteger(realm) || realm < 0 || realm > REALM_MAX) throw invalid(`realm ids are u32 (0 is the system realm), got ${realm}`);
+}
+
+const fdOf = (sock: Socket | number): number => (typeof sock === 'number' ? sock : socketFd(sock));
 
 /**
- * The kernel half of the data path: the sk_msg verdict attached to the SOCKHASH, and the maps the node
- * manager fills when it registers an endpoint's socket: identity (SK_STORAGE, by fd), the endpoint's
- * realm, exports across realms, and per-CPU metrics.
+ * The kernel half of the data path: bpf/sigma_datapath.bpf.o loaded, its sk_msg verdict attached to the
+ * SOCKHASH, and the maps the node manager fills when it registers sockets: identity (SK_STORAGE, by fd),
+ * each endpoint's realm and carrying socket, exports across realms, and per-CPU metrics.
+ *
+ * A registered socket is a TCP loopback connection whose peer never reads: whatever it writes is
+ * intercepted by the verdict and redirected into the destination socket's receive queue.
  */
 export class BpfDataPath {
   readonly #handle: number;
@@ -66,49 +68,85 @@ export class BpfDataPath {
     }
   }
 
-  /** Loads and attaches; throws NativeError (EPERM when not root) — callers fall back to the hub. */
-  static load(path = DATAPATH_OBJECT): BpfDataPath {
+  /** Loads and attaches. Throws NativeError (EPERM without privileges): callers fall back to the hub. */
+  static load(path = DATAPATH_OBJECT_PATH): BpfDataPath {
     return new BpfDataPath(path);
   }
 
-  /** Registers a connected TCP socket as `endpoint` of `realm` (realm 0: the system hub). */
-  register(sock: Socket, realm: number, endpoint: number): void {
-    const fd = socketFd(sock);
-    bpf.update(this.#maps.identity, u32(fd), u32(realm, endpoint));
-    bpf.update(this.#maps.epInfo, u32(endpoint), u32(realm, 0));
-    const v = Buffer.alloc(8);
-    v.writeBigUInt64LE(BigInt(fd));
-    bpf.update(this.#maps.sock, u32(endpoint), v);
+  /**
+   * Registers a connected TCP socket as `endpoint` of `realm` (SYSTEM_REALM and HUB_EP for the hub).
+   * The identity goes in before the socket enters the SOCKHASH, so its first write is already checked.
+   */
+  attachSocket(sock: Socket | number, realm: number, endpoint: number): void {
+    this.#open();
+    checkRealm(realm);
+    checkEndpoint(endpoint);
+    if (endpoint === HUB_EP && realm !== SYSTEM_REALM) throw invalid(`endpoint ${HUB_EP} is the hub's and belongs to the system realm`);
+    const fd = fdOf(sock);
+    bpf.skStorageUpdate(this.#maps.identity, fd, u32(realm, endpoint));
+    bpf.update(this.#maps.epInfo, u32(endpoint), u32(realm, endpoint));
+    bpf.sockMapUpdate(this.#maps.sock, u32(endpoint), fd);
   }
 
-  /** Stops routing to `endpoint` (its realm entry goes first, so nothing is redirected to a gap). */
-  unregister(endpoint: number): void {
+  /**
+   * Adds `endpoint` (a proc hosted behind the socket) to an attached socket, in the socket's realm. Only
+   * the realm map changes: the kernel redirects to the socket's own SOCKHASH entry, and the receiver
+   * demultiplexes on dst.
+   */
+  addEndpoint(sock: Socket | number, endpoint: number): void {
+    this.#open();
+    checkEndpoint(endpoint);
+    const fd = fdOf(sock);
+    const id = bpf.skStorageLookup(this.#maps.identity, fd);
+    if (id === null) throw new NativeError(`the socket (fd ${fd}) is not attached; attachSocket() it first`, 'ENOENT', constants.errno.ENOENT, 'BpfDataPath');
+    if (bpf.lookup(this.#maps.epInfo, u32(endpoint)) !== null) throw new NativeError(`endpoint ${endpoint} is already registered; remove it first`, 'EEXIST', constants.errno.EEXIST, 'BpfDataPath');
+    bpf.update(this.#maps.epInfo, u32(endpoint), u32(id.readUInt32LE(0), id.readUInt32LE(4)), BPF_NOEXIST);
+  }
+
+  /**
+   * Stops routing to `endpoint`: its realm entry goes first, so nothing is redirected into a gap. For a
+   * socket's own endpoint this also takes the socket out of the SOCKHASH (its hosted endpoints then get
+   * 'dst-gone' until they are removed too).
+   */
+  removeEndpoint(endpoint: number): void {
+    this.#open();
     bpf.delete(this.#maps.epInfo, u32(endpoint));
     bpf.delete(this.#maps.sock, u32(endpoint));
   }
 
+  /** Makes `dstEndpoint` reachable from (and able to reply to) endpoints of `srcRealm`. */
   exportTo(srcRealm: number, dstEndpoint: number): void {
+    this.#open();
+    checkRealm(srcRealm);
+    checkEndpoint(dstEndpoint);
     bpf.update(this.#maps.exports, u32(srcRealm, dstEndpoint), u32(1));
   }
 
   unexport(srcRealm: number, dstEndpoint: number): void {
+    this.#open();
     bpf.delete(this.#maps.exports, u32(srcRealm, dstEndpoint));
   }
 
-  /** Messages, bytes and rejects sent by `endpoint`, summed over CPUs. */
-  metrics(endpoint: number): { msgs: number; bytes: number; rejects: number } {
-    const cpus = bpf.possibleCpus();
-    const raw = bpf.lookup(this.#maps.metrics, u32(endpoint), 24 * cpus);
+  /** Descriptors, bytes and rejects sent by `endpoint` (0: sockets without identity), summed over CPUs. */
+  metrics(endpoint: number): EndpointMetrics {
+    this.#open();
     const out = { msgs: 0, bytes: 0, rejects: 0 };
-    if (raw === null) return out;
-    for (let c = 0; c < cpus; c++) {
-      out.msgs += Number(raw.readBigUInt64LE(24 * c));
-      out.bytes += Number(raw.readBigUInt64LE(24 * c + 8));
-      out.rejects += Number(raw.readBigUInt64LE(24 * c + 16));
+    for (const v of bpf.lookupPerCpu(this.#maps.metrics, u32(endpoint)) ?? []) {
+      if (v.length !== METRICS_BYTES) throw invalid(`metrics values are ${v.length} bytes, expected ${METRICS_BYTES}: rebuild bpf/`);
+      out.msgs += Number(v.readBigUInt64LE(0));
+      out.bytes += Number(v.readBigUInt64LE(8));
+      out.rejects += Number(v.readBigUInt64LE(16));
     }
     return out;
   }
 
+  /** Endpoints currently routable (bounded by the map size). */
+  endpoints(): number[] {
+    this.#open();
+    return bpf.keys(this.#maps.epInfo).slice(0, ENDPOINTS_MAX).map((k) => k.readUInt32LE(0));
+  }
+
+  /** Detaches and closes; the maps go away with the object (sockets in them are released). Idempotent. */
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -117,5 +155,9 @@ export class BpfDataPath {
     } finally {
       bpf.close(this.#handle);
     }
+  }
+
+  #open(): void {
+    if (this.#closed) throw new NativeError('the BPF data path is closed', 'EBADF', constants.errno.EBADF, 'BpfDataPath');
   }
 }
