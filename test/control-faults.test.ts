@@ -75,7 +75,8 @@ test('faults - kill the scheduler leader during a spawn storm: a standby takes o
     await until(async () => accepted.length, (n) => n >= 50);
     tc.cluster.nodes.get(before.holder)!.kill('SIGKILL');
     await storm;
-    const after = await until(() => leader(tc), (l) => l !== undefined && l.holder !== before.holder);
+    // A new holder's record says term 0 until its first renewal writes the term (the create's revision).
+    const after = await until(() => leader(tc), (l) => l !== undefined && l.holder !== before.holder && l.term > 0);
     t.true(after!.term > before.term);
     t.true(refused > 0, 'the storm should have seen the failover');
     const statuses = await Promise.all(accepted.map((p) => tc.client.waitExit(p, { timeoutMs: 60_000 })));

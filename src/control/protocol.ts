@@ -104,9 +104,21 @@ export interface RunOrder {
   /** The record as the scheduler last wrote it and its revision: the node's first write needs no read. */
   record?: ProcRecord;
   revision?: number;
+  /**
+   * The fast path: the scheduler sent this order in parallel with creating the record, so the record
+   * may not exist yet. The node starts the proc at once but writes nothing for it until a `created`
+   * note gives the revision (or, if that note is lost, it reads the record back once it exists).
+   */
+  pendingCreate?: boolean;
 }
 
-export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number };
+export type NodeRequest =
+  | { op: 'run'; order: RunOrder }
+  | { op: 'evict'; pid: string; graceMs: number }
+  /** Fire-and-forget note: the record of a `pendingCreate` order is durable at this revision. */
+  | { op: 'created'; pid: string; revision: number }
+  /** Fire-and-forget note: the record of a `pendingCreate` order could not be written; stop the proc, record nothing. */
+  | { op: 'cancel'; pid: string };
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
 
