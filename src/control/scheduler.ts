@@ -59,6 +59,13 @@ async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; n
   return { records, nodes, realms };
 }
 
+/**
+ * BE procs the scheduler places on its own node before spreading to the least loaded one. Its orders
+ * skip NATS, so under light load a spawn takes one hop; under heavy load the leader's process would
+ * be the bottleneck (scheduler and node manager share its one thread).
+ */
+export const LOCAL_FIRST_BE_MAX = 4;
+
 /** Bound on messages held while the scheduler recovers its state after election. */
 export const STASH_MAX = 100_000;
 
@@ -111,13 +118,17 @@ export function schedulerActor(deps: SchedulerDeps) {
     /** A node with a free BE slot and room, if the BE queues are empty (queued work goes first, fairly). */
     const beNodeNow = (spec: ProcSpec): string | undefined => {
       if (be.size > 0) return undefined;
-      const local = deps.localNode === undefined ? undefined : credits.get(deps.localNode);
-      const candidates: Iterable<[string, number]> = local === undefined ? credits : [[deps.localNode!, local], ...credits];
-      for (const [node, slots] of candidates) {
+      const fits = (node: string, slots: number): boolean => {
         const free = placements.free(node);
-        if ((beOn.get(node) ?? 0) < slots && free !== undefined && spec.mcpu <= free.mcpu && spec.memMb <= free.memMb) return node;
-      }
-      return undefined;
+        return (beOn.get(node) ?? 0) < slots && free !== undefined && spec.mcpu <= free.mcpu && spec.memMb <= free.memMb;
+      };
+      // Light load: the scheduler's own node, whose orders skip NATS (the lowest start latency).
+      const local = deps.localNode === undefined ? undefined : credits.get(deps.localNode);
+      if (local !== undefined && (beOn.get(deps.localNode!) ?? 0) < LOCAL_FIRST_BE_MAX && fits(deps.localNode!, local)) return deps.localNode;
+      // Past that, the least loaded node: one process (and core) per node shares the work.
+      let best: string | undefined;
+      for (const [node, slots] of credits) if (fits(node, slots) && (best === undefined || (beOn.get(node) ?? 0) < (beOn.get(best) ?? 0))) best = node;
+      return best;
     };
 
     const dispatch = (r: ProcRecord, node: string): void => {

@@ -192,9 +192,12 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       if (p === undefined) return;
       p.kind = kind;
       if (actorPath !== undefined) p.actorPath = actorPath;
-      if (kind === 'service') markRunning(pid, p);
-      else ctx.scheduleOnce(RUNNING_WRITE_DELAY_MS, { type: 'mark-running', pid });
-      deps.publish({ type: 'started', pid, node: cfg.id });
+      // A function that is still running after RUNNING_WRITE_DELAY_MS has its start written and
+      // reported then; a shorter one costs neither (its exit says it all).
+      if (kind === 'service') {
+        markRunning(pid, p);
+        deps.publish({ type: 'started', pid, node: cfg.id });
+      } else ctx.scheduleOnce(RUNNING_WRITE_DELAY_MS, { type: 'mark-running', pid });
       const name = p.order.spec.name;
       if (name !== undefined && actorPath !== undefined) {
         const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath };
@@ -307,8 +310,9 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
         }
         case 'mark-running': {
           const p = procs.get(m.pid);
-          if (p !== undefined) markRunning(m.pid, p);
-          return;
+          if (p === undefined) return;
+          markRunning(m.pid, p);
+          return deps.publish({ type: 'started', pid: m.pid, node: cfg.id });
         }
         case 'evict': {
           const p = procs.get(m.pid);
