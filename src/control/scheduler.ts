@@ -111,7 +111,6 @@ export function schedulerActor(deps: SchedulerDeps) {
      * `created` note (or a read) shows the record is durable; a failed create cancels it.
      */
     const send = (r: ProcRecord): void => {
-
       deps.toNode(r.node!, { op: 'run', order: { ...order(r), record: r, pendingCreate: true } }).catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
     };
 

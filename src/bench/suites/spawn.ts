@@ -10,6 +10,8 @@ import { BUCKET, decodeProcRecord } from '../../control/protocol.js';
 import { hostEnv } from '../../node/host-process.js';
 import { connectBus } from '../../nats/real.js';
 import { median, percentile, round, type BenchContext, type Figures, type Suite } from '../harness.js';
+import { cpuUsPer, treeCpuMs, type CpuByRole } from './spawn-cpu.js';
+import { availableParallelism } from 'node:os';
 
 const PROC_TYPES = fileURLToPath(new URL('../../proc/types.js', import.meta.url));
 
@@ -109,12 +111,13 @@ export const spawnSuite: Suite = {
       // Closed loop at rising concurrency until throughput stops growing or latency turns up.
       const levels = ctx.quick ? [4, 16, 64] : [4, 16, 64, 256, 1024];
       const durationMs = ctx.quick ? 2_000 : 5_000;
-      let best = { perS: 0, p99: 0, level: 0 };
+      let best: { perS: number; p99: number; level: number; cpu?: CpuByRole & { total: number } } = { perS: 0, p99: 0, level: 0 };
       const tbar = ctx.progress('throughput levels', levels.length);
       for (const level of levels) {
         const lat: number[] = [];
         let done = 0;
         const deadline = wallMs() + durationMs;
+        const cpu0 = treeCpuMs();
         const t0 = wallMs();
         await Promise.all(
           Array.from({ length: level }, async () => {
@@ -125,10 +128,11 @@ export const spawnSuite: Suite = {
           }),
         );
         const perS = (done / (wallMs() - t0)) * 1000;
+        const cpu = cpuUsPer(cpu0, treeCpuMs(), done);
         const p99 = percentile(lat, 99);
-        ctx.log(`  concurrency ${level}: ${Math.round(perS)} procs/s, start p99 ${round(p99)} ms`);
+        ctx.log(`  concurrency ${level}: ${Math.round(perS)} procs/s, start p99 ${round(p99)} ms, CPU per spawn ${cpu === undefined ? '?' : `${cpu.total} µs (nats-server ${cpu.nats}, nodes ${cpu.nodes}, hosts ${cpu.hosts}, bench client ${cpu.bench})`}`);
         tbar.tick();
-        if (perS > best.perS) best = { perS, p99, level };
+        if (perS > best.perS) best = { perS, p99, level, ...(cpu === undefined ? {} : { cpu }) };
         else break;
       }
       tbar.done();
@@ -143,6 +147,14 @@ export const spawnSuite: Suite = {
         spawn_throughput_per_s: Math.round(best.perS),
         start_latency_p99_ms_at_peak: round(best.p99, 3),
         peak_concurrency: best.level,
+        // CPU of the whole cluster and this client per spawn at the peak: every process shares the
+        // machine's cores, so cores * 1e6 / cpu_us_per_spawn bounds the throughput on this machine.
+        cpu_us_per_spawn: best.cpu?.total ?? null,
+        cpu_us_per_spawn_nats: best.cpu?.nats ?? null,
+        cpu_us_per_spawn_nodes: best.cpu?.nodes ?? null,
+        cpu_us_per_spawn_hosts: best.cpu?.hosts ?? null,
+        cpu_us_per_spawn_client: best.cpu?.bench ?? null,
+        cpu_bound_spawns_per_s: best.cpu === undefined || best.cpu.total <= 0 ? null : Math.round((availableParallelism() * 1e6) / best.cpu.total),
         fork_vs_cold_start: round(forkP50 / coldP50),
         nodes: config.nodes.length,
       };
