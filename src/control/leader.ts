@@ -33,7 +33,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   const tellNode = (node: string, req: NodeRequest): void => {
     if (node === d.local?.node) return void d.local.deliver(req).catch(() => {});
     try {
-      d.bus.publish(SUBJECT.node(node), encode(req));
+      d.bus.publish(SUBJECT.nodeNote(node), encode(req));
     } catch {
       // Closed or disconnected: the node falls back to reading the record (see RunOrder.pendingCreate).
     }

@@ -17,6 +17,8 @@ export const SUBJECT = {
   realm: { create: 'sigma.realm.create', remove: 'sigma.realm.remove' },
   /** Per node: run and evict requests addressed to one node manager. */
   node: (id: string) => `sigma.node.${id}`,
+  /** Per node: fire-and-forget notes from the scheduler (`created`, `cancel`); losing one costs a read. */
+  nodeNote: (id: string) => `sigma.node.${id}.note`,
   /** Actor frames for the system at `address` (the NATS Transport of the actor kernel). */
   actor: (address: string) => `sigma.actor.${address}`,
 } as const;

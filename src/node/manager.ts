@@ -165,7 +165,13 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     // status recorded meanwhile by someone else — lost, by the scheduler — is left alone).
     const unrecorded = new Map<string, { p: Proc; status: Status }>();
     const recordExit = (pid: string, p: Proc, status: Status): void => {
-      if (p.cancelled === true) return void unrecorded.delete(pid);
+      if (p.cancelled === true) {
+        // Its spawn was refused, yet a create that timed out may still have landed: end such a
+        // record (a CAS that writes nothing when the record is absent) rather than leave it starting.
+        unrecorded.delete(pid);
+        void deps.table.exit(pid, { kind: 'error', message: 'its spawn failed: the record could not be written in time' }).catch(() => {});
+        return;
+      }
       unrecorded.set(pid, { p, status });
       if (p.awaitingCreate === true) return; // written when the record is known to exist
       write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'exited', node: cfg.id, status })).then(
@@ -301,7 +307,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           if (p === undefined) return;
           p.cancelled = true;
           awaiting.delete(m.pid);
-          unrecorded.delete(m.pid);
+          const u = unrecorded.get(m.pid);
+          if (u !== undefined) recordExit(m.pid, u.p, u.status);
           if (procs.get(m.pid) === p && p.evictTimer === undefined) {
             p.evictTimer = ctx.scheduleOnce(CANCEL_GRACE_MS, { type: 'force-evict', pid: m.pid });
             if (p.hostId !== undefined) hosts.get(p.hostId)?.handle.send({ t: 'evict', pid: m.pid });

@@ -87,15 +87,18 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   };
 
   const orders = bus.subscribe(SUBJECT.node(o.id));
-  void (async () => {
-    for await (const m of orders) {
+  const notes = bus.subscribe(SUBJECT.nodeNote(o.id));
+  const serve = async (sub: typeof orders): Promise<void> => {
+    for await (const m of sub) {
       const req = decodeJson(m.data) as NodeRequest | undefined;
       const reply = (error?: { type: string; message: string }) => void m.respond(encode(error === undefined ? { ok: true } : { ok: false, error }));
       const msg = toMsg(req, reply);
       if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
       else nm.tell(msg);
     }
-  })();
+  };
+  void serve(orders);
+  void serve(notes);
 
   /**
    * Orders from the scheduler when it runs in this very process: handed to the node manager without
@@ -147,6 +150,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     system,
     async stop() {
       orders.unsubscribe();
+      notes.unsubscribe();
       await system.shutdown();
     },
   };
