@@ -67,3 +67,19 @@ test('sim - a node cut off from NATS: its procs end lost, the rest of the cluste
   t.is(rec.status?.kind, 'ok');
   t.not(rec.node, victim);
 });
+
+test('sim - every `created` note lost: nodes read their records back and every exit is still recorded, once', async (t) => {
+  const w = await started(11);
+  let dropped = 0;
+  // The fast path sends a run order before its record is durable, then a note with the revision;
+  // without the notes a node must find the record itself before it writes the exit.
+  w.nats.network.hook = (e) => (e.subject?.endsWith('.note') === true ? (dropped++, { drop: true }) : undefined);
+  const accepted = await w.during(Promise.all(Array.from({ length: 60 }, () => w.client.spawn({ program: 'noop' }, { timeoutMs: 5_000 }))), 10_000);
+  await w.ports.time.advance(5_000);
+  const records = (await table(w)).filter((r) => accepted.includes(r.pid));
+  t.is(records.length, 60);
+  t.true(records.every((r) => r.state === 'exited' && r.status?.kind === 'ok'), JSON.stringify(records.filter((r) => r.state !== 'exited').slice(0, 3)));
+  t.true(dropped > 0, 'notes were sent over NATS and dropped');
+  t.true(new Set(records.map((r) => r.node)).size > 1, 'procs ran on nodes other than the leader');
+  for (const node of w.nodes.values()) await w.during(node.stop(), 5_000);
+});

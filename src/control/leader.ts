@@ -14,6 +14,8 @@ export interface LeaderDeps {
   programs: Readonly<Record<string, string>>;
   nodeTimeoutMs: number;
   nodeRequestTimeoutMs: number;
+  /** The node manager in this process: orders for it skip NATS (see startNode). */
+  local?: { node: string; deliver(req: NodeRequest): Promise<void> };
 }
 
 /**
@@ -23,12 +25,21 @@ export interface LeaderDeps {
  */
 export async function startLeader(d: LeaderDeps, term: number): Promise<() => Promise<void>> {
   const toNode = async (node: string, req: NodeRequest): Promise<void> => {
+    if (node === d.local?.node) return d.local.deliver(req);
     const reply = await d.bus.request(SUBJECT.node(node), encode(req), { timeoutMs: d.nodeRequestTimeoutMs });
     const body = decodeJson(reply.data) as { ok?: boolean; error?: { message: string } } | undefined;
     if (body?.ok !== true) throw new Error(body?.error?.message ?? 'node refused');
   };
+  const tellNode = (node: string, req: NodeRequest): void => {
+    if (node === d.local?.node) return void d.local.deliver(req).catch(() => {});
+    try {
+      d.bus.publish(SUBJECT.nodeNote(node), encode(req));
+    } catch {
+      // Closed or disconnected: the node falls back to reading the record (see RunOrder.pendingCreate).
+    }
+  };
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
-    schedulerActor({ table: d.table, toNode, programs: d.programs, term, realmsKv: d.realmsKv, namesKv: d.namesKv, nodesKv: d.nodesKv, nodeTimeoutMs: d.nodeTimeoutMs }),
+    schedulerActor({ table: d.table, toNode, tellNode, ...(d.local === undefined ? {} : { localNode: d.local.node }), programs: d.programs, term, realmsKv: d.realmsKv, namesKv: d.namesKv, nodesKv: d.nodesKv, nodeTimeoutMs: d.nodeTimeoutMs }),
     { name: `scheduler-${term}`, mailbox: { capacity: 200_000 } },
   );
   const subs: Subscription[] = [];
@@ -37,6 +48,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     subs.push(sub);
     void (async () => {
       for await (const m of sub) {
+
         const respond = (v: unknown): void => void m.respond(encode(v));
         const msg = toMsg(decodeJson(m.data), respond);
         if (msg === undefined) {

@@ -17,6 +17,8 @@ export const SUBJECT = {
   realm: { create: 'sigma.realm.create', remove: 'sigma.realm.remove' },
   /** Per node: run and evict requests addressed to one node manager. */
   node: (id: string) => `sigma.node.${id}`,
+  /** Per node: fire-and-forget notes from the scheduler (`created`, `cancel`); losing one costs a read. */
+  nodeNote: (id: string) => `sigma.node.${id}.note`,
   /** Actor frames for the system at `address` (the NATS Transport of the actor kernel). */
   actor: (address: string) => `sigma.actor.${address}`,
 } as const;
@@ -104,9 +106,21 @@ export interface RunOrder {
   /** The record as the scheduler last wrote it and its revision: the node's first write needs no read. */
   record?: ProcRecord;
   revision?: number;
+  /**
+   * The fast path: the scheduler sent this order in parallel with creating the record, so the record
+   * may not exist yet. The node starts the proc at once but writes nothing for it until a `created`
+   * note gives the revision (or, if that note is lost, it reads the record back once it exists).
+   */
+  pendingCreate?: boolean;
 }
 
-export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number };
+export type NodeRequest =
+  | { op: 'run'; order: RunOrder }
+  | { op: 'evict'; pid: string; graceMs: number }
+  /** Fire-and-forget note: the record of a `pendingCreate` order is durable at this revision. */
+  | { op: 'created'; pid: string; revision: number }
+  /** Fire-and-forget note: the record of a `pendingCreate` order could not be written; stop the proc, record nothing. */
+  | { op: 'cancel'; pid: string };
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
 

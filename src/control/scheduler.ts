@@ -11,6 +11,10 @@ export interface SchedulerDeps {
   table: ProcTable;
   /** Sends a request to a node manager; resolves once the node has accepted it. */
   toNode(node: string, req: NodeRequest): Promise<void>;
+  /** Fire-and-forget note to a node manager (`created`, `cancel`): nothing waits for an answer. */
+  tellNode(node: string, req: NodeRequest): void;
+  /** The node running in the scheduler's own process: its orders need no NATS hop, so BE procs try it first. */
+  localNode?: string;
   /** Program name -> module path. */
   programs: Readonly<Record<string, string>>;
   /** Fencing token of this leadership (the lease's revision). Part of every pid, so pids never repeat. */
@@ -55,6 +59,13 @@ async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; n
   return { records, nodes, realms };
 }
 
+/**
+ * BE procs the scheduler places on its own node before spreading to the least loaded one. Its orders
+ * skip NATS, so under light load a spawn takes one hop; under heavy load the leader's process would
+ * be the bottleneck (scheduler and node manager share its one thread).
+ */
+export const LOCAL_FIRST_BE_MAX = 4;
+
 /** Bound on messages held while the scheduler recovers its state after election. */
 export const STASH_MAX = 100_000;
 
@@ -90,19 +101,33 @@ export function schedulerActor(deps: SchedulerDeps) {
       ...(revision === undefined ? {} : { record: r, revision }),
     });
 
-    /** Sends the order for a record created already placed (the fast path: no second table write). */
-    const send = (r: ProcRecord, revision: number): void => {
-      deps.toNode(r.node!, { op: 'run', order: order(r, revision) }).catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
+    // Records whose create is in flight, with a terminal status decided meanwhile (node down, order
+    // refused): it is applied once the record exists, since a CAS on an absent record writes nothing.
+    const creating = new Map<string, Status | undefined>();
+
+    /**
+     * The fast path: a record placed at accept time has its order sent at once, in parallel with the
+     * create, so the proc starts one table write earlier. The node writes nothing for it until the
+     * `created` note (or a read) shows the record is durable; a failed create cancels it.
+     */
+    const send = (r: ProcRecord): void => {
+      deps.toNode(r.node!, { op: 'run', order: { ...order(r), record: r, pendingCreate: true } }).catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
     };
 
     /** A node with a free BE slot and room, if the BE queues are empty (queued work goes first, fairly). */
     const beNodeNow = (spec: ProcSpec): string | undefined => {
       if (be.size > 0) return undefined;
-      for (const [node, slots] of credits) {
+      const fits = (node: string, slots: number): boolean => {
         const free = placements.free(node);
-        if ((beOn.get(node) ?? 0) < slots && free !== undefined && spec.mcpu <= free.mcpu && spec.memMb <= free.memMb) return node;
-      }
-      return undefined;
+        return (beOn.get(node) ?? 0) < slots && free !== undefined && spec.mcpu <= free.mcpu && spec.memMb <= free.memMb;
+      };
+      // Light load: the scheduler's own node, whose orders skip NATS (the lowest start latency).
+      const local = deps.localNode === undefined ? undefined : credits.get(deps.localNode);
+      if (local !== undefined && (beOn.get(deps.localNode!) ?? 0) < LOCAL_FIRST_BE_MAX && fits(deps.localNode!, local)) return deps.localNode;
+      // Past that, the least loaded node: one process (and core) per node shares the work.
+      let best: string | undefined;
+      for (const [node, slots] of credits) if (fits(node, slots) && (best === undefined || (beOn.get(node) ?? 0) < (beOn.get(best) ?? 0))) best = node;
+      return best;
     };
 
     const dispatch = (r: ProcRecord, node: string): void => {
@@ -115,7 +140,8 @@ export function schedulerActor(deps: SchedulerDeps) {
     };
 
     const finish = (pid: string, status: Status): void => {
-      void deps.table.exit(pid, status).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record an exit'));
+      if (creating.has(pid)) creating.set(pid, status); // written once the record exists
+      else void deps.table.exit(pid, status).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record an exit'));
       onExit(pid, status);
     };
 
@@ -183,6 +209,8 @@ export function schedulerActor(deps: SchedulerDeps) {
       }
       live.set(rec.pid, rec);
       const created = rec;
+      creating.set(created.pid, undefined);
+      if (created.node !== undefined) send(created);
       deps.table.create(created).then(
         (revision) => ctx.self.tell({ type: 'created', record: created, revision, reply }),
         (e: unknown) => ctx.self.tell({ type: 'create-failed', record: created, error: e, reply }),
@@ -324,12 +352,21 @@ export function schedulerActor(deps: SchedulerDeps) {
       switch (m.type) {
         case 'spawn':
           return spawn(m.input, m.reply);
-        case 'created':
+        case 'created': {
           m.reply({ ok: true, pid: m.record.pid });
-          if (m.record.node !== undefined && live.has(m.record.pid)) send(m.record, m.revision);
-          else drain();
+          const decided = creating.get(m.record.pid);
+          creating.delete(m.record.pid);
+          // Even if the proc has exited meanwhile: its node holds the exit until it knows the revision.
+          if (m.record.node !== undefined) deps.tellNode(m.record.node, { op: 'created', pid: m.record.pid, revision: m.revision });
+          // onExit already ran when the status was decided; only the write was held back.
+          if (decided !== undefined) void deps.table.exit(m.record.pid, decided).catch((e: unknown) => log.warn({ err: e, pid: m.record.pid }, 'could not record an exit'));
+          if (m.record.node === undefined) drain();
           return;
+        }
         case 'create-failed':
+          creating.delete(m.record.pid);
+          if (m.record.node !== undefined) deps.tellNode(m.record.node, { op: 'cancel', pid: m.record.pid });
+          if (live.has(m.record.pid) && m.record.node !== undefined && !m.record.spec.lc && beOn.has(m.record.node)) beOn.set(m.record.node, beOn.get(m.record.node)! - 1);
           live.delete(m.record.pid);
           placements.release(m.record.pid);
           be.remove((q) => q.record.pid === m.record.pid);

@@ -41,6 +41,8 @@ export type NodeMsg =
   | { type: 'host-exit'; hostId: string; detail: string }
   | { type: 'force-evict'; pid: string }
   | { type: 'mark-running'; pid: string }
+  | { type: 'created'; pid: string; revision: number }
+  | { type: 'cancel'; pid: string }
   | { type: 'tick' };
 
 interface Host {
@@ -62,6 +64,12 @@ interface Proc {
   record?: ProcRecord;
   revision?: number;
   actorPath?: string;
+  /** The order came before its record was durable (RunOrder.pendingCreate): write nothing yet. */
+  awaitingCreate?: boolean;
+  /** A `running` write held back until the record exists. */
+  runningHeld?: boolean;
+  /** Its record could not be created: the spawn was refused, so nothing is ever written for it. */
+  cancelled?: boolean;
 }
 
 /**
@@ -69,6 +77,17 @@ interface Proc {
  * only table write it costs (most serverless functions are that short).
  */
 export const RUNNING_WRITE_DELAY_MS = 20;
+
+/** Grace a proc gets to stop when its spawn is cancelled (its record could not be created). */
+export const CANCEL_GRACE_MS = 1_000;
+
+/**
+ * Heartbeats a proc may wait for its record before the node reads it back itself (the `created`
+ * note is core NATS, at most once), and reads that find no record before the node gives up on it:
+ * past JS_TIMEOUT_MS_DEFAULT (5 s) the scheduler's create has failed, and then a `cancel` was sent.
+ */
+export const AWAIT_CREATE_HEARTBEATS = 2;
+export const AWAIT_CREATE_READS_MAX = 40;
 
 /**
  * One per node. Runs procs in per-realm proc hosts: a shared host per realm for ordinary procs and a
@@ -134,6 +153,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     };
 
     const markRunning = (pid: string, p: Proc): void => {
+      if (p.awaitingCreate === true) return void (p.runningHeld = true); // written once the record exists
       const actorPath = p.actorPath;
       void write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'running', node: cfg.id, ...(actorPath === undefined ? {} : { actorPath }) })).catch((e: unknown) =>
         log.warn({ err: e, pid }, 'could not record start'),
@@ -145,7 +165,15 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     // status recorded meanwhile by someone else — lost, by the scheduler — is left alone).
     const unrecorded = new Map<string, { p: Proc; status: Status }>();
     const recordExit = (pid: string, p: Proc, status: Status): void => {
+      if (p.cancelled === true) {
+        // Its spawn was refused, yet a create that timed out may still have landed: end such a
+        // record (a CAS that writes nothing when the record is absent) rather than leave it starting.
+        unrecorded.delete(pid);
+        void deps.table.exit(pid, { kind: 'error', message: 'its spawn failed: the record could not be written in time' }).catch(() => {});
+        return;
+      }
       unrecorded.set(pid, { p, status });
+      if (p.awaitingCreate === true) return; // written when the record is known to exist
       write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'exited', node: cfg.id, status })).then(
         () => unrecorded.delete(pid),
         (e: unknown) => log.warn({ err: e, pid }, 'could not record an exit yet; will retry'),
@@ -170,9 +198,12 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       if (p === undefined) return;
       p.kind = kind;
       if (actorPath !== undefined) p.actorPath = actorPath;
-      if (kind === 'service') markRunning(pid, p);
-      else ctx.scheduleOnce(RUNNING_WRITE_DELAY_MS, { type: 'mark-running', pid });
-      deps.publish({ type: 'started', pid, node: cfg.id });
+      // A function that is still running after RUNNING_WRITE_DELAY_MS has its start written and
+      // reported then; a shorter one costs neither (its exit says it all).
+      if (kind === 'service') {
+        markRunning(pid, p);
+        deps.publish({ type: 'started', pid, node: cfg.id });
+      } else ctx.scheduleOnce(RUNNING_WRITE_DELAY_MS, { type: 'mark-running', pid });
       const name = p.order.spec.name;
       if (name !== undefined && actorPath !== undefined) {
         const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath };
@@ -199,8 +230,42 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       }
     };
 
+    // Procs started on the fast path whose record is not known to exist yet: pid -> heartbeats waited
+    // and reads that found nothing. Cleared by the `created` note, a read that finds it, or `cancel`.
+    const awaiting = new Map<string, { p: Proc; heartbeats: number; reads: number }>();
+
+    /** The record is durable at `revision`: write what was held back (the start, the exit). */
+    const recordKnown = (pid: string, p: Proc, revision: number, record?: ProcRecord): void => {
+      if (p.awaitingCreate !== true) return;
+      awaiting.delete(pid);
+      p.awaitingCreate = false;
+      p.revision = revision;
+      if (record !== undefined) p.record = record;
+      if (p.runningHeld === true && procs.get(pid) === p) markRunning(pid, p);
+      const u = unrecorded.get(pid);
+      if (u !== undefined) recordExit(pid, u.p, u.status);
+    };
+
+    const checkAwaiting = (): void => {
+      for (const [pid, a] of [...awaiting]) {
+        if (++a.heartbeats < AWAIT_CREATE_HEARTBEATS) continue;
+        deps.table.get(pid).then(
+          (cur) => {
+            if (cur !== undefined) return recordKnown(pid, a.p, cur.revision, cur.record);
+            if (++a.reads < AWAIT_CREATE_READS_MAX) return;
+            log.warn({ pid }, 'the record of a started proc never appeared; its spawn failed');
+            awaiting.delete(pid);
+            a.p.cancelled = true;
+            unrecorded.delete(pid);
+          },
+          (e: unknown) => log.warn({ err: e, pid }, 'could not read back a record; will retry'),
+        );
+      }
+    };
+
     const heartbeat = (): void => {
-      for (const [pid, u] of [...unrecorded]) recordExit(pid, u.p, u.status);
+      for (const [pid, u] of [...unrecorded]) if (u.p.awaitingCreate !== true) recordExit(pid, u.p, u.status);
+      checkAwaiting();
       const rec: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs, heartbeatSeq: heartbeatSeq++ };
       void deps.nodesKv.put(cfg.id, encode(rec)).catch((e: unknown) => log.warn({ err: e }, 'heartbeat failed'));
       for (const [id, h] of hosts) {
@@ -221,14 +286,40 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       switch (m.type) {
         case 'run':
           if (!procs.has(m.order.pid)) {
-            procs.set(m.order.pid, { order: m.order, ...(m.order.record === undefined ? {} : { record: m.order.record, revision: m.order.revision! }) });
+            const p: Proc = { order: m.order, ...(m.order.record === undefined || m.order.revision === undefined ? {} : { record: m.order.record, revision: m.order.revision }) };
+            if (m.order.pendingCreate === true) {
+              // Started before its record is durable (the scheduler creates it meanwhile).
+              p.awaitingCreate = true;
+              if (m.order.record !== undefined) p.record = m.order.record;
+              awaiting.set(m.order.pid, { p, heartbeats: 0, reads: 0 });
+            }
+            procs.set(m.order.pid, p);
             place(m.order);
           }
           return m.reply();
+        case 'created': {
+          const p = procs.get(m.pid) ?? unrecorded.get(m.pid)?.p;
+          if (p !== undefined) recordKnown(m.pid, p, m.revision);
+          return;
+        }
+        case 'cancel': {
+          const p = procs.get(m.pid) ?? unrecorded.get(m.pid)?.p ?? awaiting.get(m.pid)?.p;
+          if (p === undefined) return;
+          p.cancelled = true;
+          awaiting.delete(m.pid);
+          const u = unrecorded.get(m.pid);
+          if (u !== undefined) recordExit(m.pid, u.p, u.status);
+          if (procs.get(m.pid) === p && p.evictTimer === undefined) {
+            p.evictTimer = ctx.scheduleOnce(CANCEL_GRACE_MS, { type: 'force-evict', pid: m.pid });
+            if (p.hostId !== undefined) hosts.get(p.hostId)?.handle.send({ t: 'evict', pid: m.pid });
+          }
+          return;
+        }
         case 'mark-running': {
           const p = procs.get(m.pid);
-          if (p !== undefined) markRunning(m.pid, p);
-          return;
+          if (p === undefined) return;
+          markRunning(m.pid, p);
+          return deps.publish({ type: 'started', pid: m.pid, node: cfg.id });
         }
         case 'evict': {
           const p = procs.get(m.pid);

@@ -3,7 +3,7 @@ import { createSystem, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest } from '../control/protocol.js';
+import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest, type WireError } from '../control/protocol.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Bus } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
@@ -77,24 +77,47 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     { name: 'node' },
   );
 
+  /** A node request, from NATS or from this process's own scheduler, as a message to the node manager. */
+  const toMsg = (req: NodeRequest | undefined, reply: (error?: WireError) => void): NodeMsg | undefined => {
+    if (req?.op === 'run' && typeof req.order?.pid === 'string') return { type: 'run', order: req.order, reply };
+    if (req?.op === 'evict' && typeof req.pid === 'string') return { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
+    if (req?.op === 'created' && typeof req.pid === 'string' && Number.isSafeInteger(req.revision)) return { type: 'created', pid: req.pid, revision: req.revision };
+    if (req?.op === 'cancel' && typeof req.pid === 'string') return { type: 'cancel', pid: req.pid };
+    return undefined;
+  };
+
   const orders = bus.subscribe(SUBJECT.node(o.id));
-  void (async () => {
-    for await (const m of orders) {
+  const notes = bus.subscribe(SUBJECT.nodeNote(o.id));
+  const serve = async (sub: typeof orders): Promise<void> => {
+    for await (const m of sub) {
       const req = decodeJson(m.data) as NodeRequest | undefined;
       const reply = (error?: { type: string; message: string }) => void m.respond(encode(error === undefined ? { ok: true } : { ok: false, error }));
-      let msg: NodeMsg | undefined;
-      if (req?.op === 'run' && typeof req.order?.pid === 'string') msg = { type: 'run', order: req.order, reply };
-      else if (req?.op === 'evict' && typeof req.pid === 'string') msg = { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
+      const msg = toMsg(req, reply);
       if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
       else nm.tell(msg);
     }
-  })();
+  };
+  void serve(orders);
+  void serve(notes);
+
+  /**
+   * Orders from the scheduler when it runs in this very process: handed to the node manager without
+   * a NATS hop (the one-hop spawn path). Cloned, as a decode from the wire would, so the two actors
+   * never share a record object.
+   */
+  const local = (req: NodeRequest): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(new Error(error.message))));
+      if (msg === undefined) return reject(new Error('malformed node request'));
+      nm.tell(msg);
+      if (msg.type === 'created' || msg.type === 'cancel') resolve();
+    });
 
   // Leadership changes are applied one after another, so a scheduler that is still starting when
   // leadership is lost is stopped before any successor starts: never two schedulers in one node.
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
-  const leaderDeps = { bus, system, table, nodesKv, realmsKv, namesKv, programs: o.programs, nodeTimeoutMs: timing.nodeTimeoutMs, nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs };
+  const leaderDeps = { bus, system, table, local: { node: o.id, deliver: local }, nodesKv, realmsKv, namesKv, programs: o.programs, nodeTimeoutMs: timing.nodeTimeoutMs, nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs };
   system.spawn(
     leaseActor({
       kv: leaderKv,
@@ -127,6 +150,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     system,
     async stop() {
       orders.unsubscribe();
+      notes.unsubscribe();
       await system.shutdown();
     },
   };
