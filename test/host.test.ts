@@ -58,6 +58,16 @@ test.serial('host - failures, bad modules and non-proc classes end in error stat
   t.deepEqual(await rec.next((m) => m.t === 'pong'), { t: 'pong', seq: 7 });
 });
 
+test.serial('host - a module with top-level await loads too; one that throws while loading ends in error', async (t) => {
+  host.send({ t: 'run', pid: 'tla', modulePath: fixture('top-level-await'), args: [], realm: 'default' });
+  host.send({ t: 'run', pid: 'broken', modulePath: fixture('throws-at-load'), args: [], realm: 'default' });
+  const [ok, broken] = await Promise.all([rec.exitOf('tla'), rec.exitOf('broken')]);
+  t.is(ok.status.kind, 'ok');
+  t.is(ok.status.data, 'awaited at load');
+  t.is(broken.status.kind, 'error');
+  t.regex(broken.status.message ?? '', /broken at load/);
+});
+
 test.serial('host - cooperative eviction of a function and of a service', async (t) => {
   host.send({ t: 'run', pid: 'f1', modulePath: fixture('sleeper'), args: [], realm: 'default' });
   host.send({ t: 'run', pid: 's1', modulePath: example('counter'), args: [], realm: 'default' });
