@@ -81,6 +81,9 @@ export interface NameRecord {
   name: string;
   pid: string;
   actorPath: string;
+  /** The proc's data-path endpoint and the node it lives on (absent when its node has no data path). */
+  node?: string;
+  endpoint?: number;
 }
 
 export type SpawnReply = { ok: true; pid: string } | { ok: false; error: WireError };
@@ -106,7 +109,7 @@ export interface RunOrder {
   revision?: number;
 }
 
-export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number };
+export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number } | { op: 'datapath-status' };
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
 

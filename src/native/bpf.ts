@@ -104,6 +104,19 @@ export class BpfDataPath {
   }
 
   /**
+   * `addEndpoint` for a socket whose fd this process no longer holds (it was handed to a proc host):
+   * `ownerEp` is the endpoint the socket was attached as, `realm` its realm.
+   */
+  addHostedEndpoint(realm: number, ownerEp: number, endpoint: number): void {
+    this.#open();
+    checkRealm(realm);
+    checkEndpoint(ownerEp);
+    checkEndpoint(endpoint);
+    if (bpf.lookup(this.#maps.epInfo, u32(endpoint)) !== null) throw new NativeError(`endpoint ${endpoint} is already registered; remove it first`, 'EEXIST', constants.errno.EEXIST, 'BpfDataPath');
+    bpf.update(this.#maps.epInfo, u32(endpoint), u32(realm, ownerEp), BPF_NOEXIST);
+  }
+
+  /**
    * Stops routing to `endpoint`: its realm entry goes first, so nothing is redirected into a gap. For a
    * socket's own endpoint this also takes the socket out of the SOCKHASH (its hosted endpoints then get
    * 'dst-gone' until they are removed too).

@@ -6,6 +6,7 @@ import { encode, type NameRecord, type NodeRecord, type ProcEvent, type ProcReco
 import type { ToNode } from '../host/protocol.js';
 import type { Kv } from '../nats/types.js';
 import type { Status } from '../proc/types.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
 import type { HostHandle, HostLauncher } from './host-process.js';
 
 export interface NodeManagerConfig {
@@ -30,12 +31,16 @@ export interface NodeManagerDeps {
   /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
   pull(slots: number): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
+  /** The node's data path (pools, endpoints, BPF maps or hub); absent in the simulator. */
+  datapath?: DataPathPort;
 }
 
 export type NodeMsg =
   | { type: 'run'; order: RunOrder; reply: (error?: WireError) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: (error?: WireError) => void }
-  | { type: 'host-up'; key: string; handle: HostHandle }
+  | { type: 'host-up'; key: string; handle: HostHandle; wiring?: HostWiring }
+  | { type: 'datapath-status'; reply: (s: DataPathStatus | undefined) => void }
+  | { type: 'dp-close'; endpoint: number }
   | { type: 'host-failed'; key: string; error: string }
   | { type: 'host-msg'; hostId: string; msg: ToNode }
   | { type: 'host-exit'; hostId: string; detail: string }
@@ -62,6 +67,8 @@ interface Proc {
   record?: ProcRecord;
   revision?: number;
   actorPath?: string;
+  /** Data-path endpoint, when its host has a data path. */
+  endpoint?: number;
 }
 
 /**
@@ -69,6 +76,14 @@ interface Proc {
  * only table write it costs (most serverless functions are that short).
  */
 export const RUNNING_WRITE_DELAY_MS = 20;
+
+/**
+ * A proc's endpoint outlives it by this long: descriptors it wrote just before exiting are still in
+ * its host's socket (the exit report travels on another channel and can overtake them), and they
+ * should arrive rather than be dropped as coming from an unknown sender. Then it is unregistered and
+ * everything it still holds is reclaimed. A dead host's endpoints go at once.
+ */
+export const ENDPOINT_LINGER_MS = 500;
 
 /**
  * One per node. Runs procs in per-realm proc hosts: a shared host per realm for ordinary procs and a
@@ -88,16 +103,34 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     const startedAtMs = ctx.ports.clock.nowMs();
     const log = ctx.log;
 
+    const dp = deps.datapath;
     const startHost = (key: string, realm: string): void => {
       const hostId = `${cfg.id}-h${hostSeq++}`;
-      deps.launcher.start(hostId, realm).then(
-        // A host that comes up after this node manager stopped has nobody to answer to: kill it.
-        (handle) => {
-          if (ctx.self.tryTell({ type: 'host-up', key, handle })._tag === 'Left') handle.kill();
-        },
-        (e: unknown) => ctx.self.tell({ type: 'host-failed', key, error: describe(e) }),
-      );
+      // The realm's pool and the host's data-path connection exist before the fork: the pool fd is inherited.
+      const wired = dp === undefined ? Promise.resolve(undefined) : prepareDataPath(dp, hostId, realm);
+      wired
+        .then((wiring) =>
+          deps.launcher.start(hostId, realm, wiring === undefined ? {} : { fds: wiring.fds }).then(
+            (handle) => ({ handle, wiring }),
+            (e: unknown) => {
+              if (wiring !== undefined) dp?.hostGone(hostId);
+              throw e;
+            },
+          ),
+        )
+        .then(
+          // A host that comes up after this node manager stopped has nobody to answer to: kill it.
+          ({ handle, wiring }) => {
+            if (ctx.self.tryTell({ type: 'host-up', key, handle, ...(wiring === undefined ? {} : { wiring }) })._tag === 'Left') handle.kill();
+          },
+          (e: unknown) => ctx.self.tell({ type: 'host-failed', key, error: describe(e) }),
+        );
     };
+    const prepareDataPath = (port: DataPathPort, hostId: string, realm: string): Promise<HostWiring | undefined> =>
+      port.prepareHost(hostId, realm).catch((e: unknown) => {
+        log.warn({ err: e, hostId }, 'data path: could not prepare the host; it runs without a data path');
+        return undefined;
+      });
 
     const place = (order: RunOrder): void => {
       const realm = order.spec.realm;
@@ -113,8 +146,11 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     const runOn = (hostId: string, order: RunOrder): void => {
       const h = hosts.get(hostId)!;
       h.procs.add(order.pid);
-      procs.get(order.pid)!.hostId = hostId;
-      h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm });
+      const p = procs.get(order.pid)!;
+      p.hostId = hostId;
+      const endpoint = dp?.openEndpoint(hostId);
+      if (endpoint !== undefined) p.endpoint = endpoint;
+      h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm, ...(endpoint === undefined ? {} : { endpoint }) });
     };
 
     /** CAS write of the proc's record: straight at the known revision, else read-modify-write. */
@@ -157,6 +193,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       if (p === undefined) return; // a duplicate report: the first one counted
       procs.delete(pid);
       p.evictTimer?.cancel();
+      if (p.endpoint !== undefined && dp !== undefined) ctx.scheduleOnce(ENDPOINT_LINGER_MS, { type: 'dp-close', endpoint: p.endpoint });
       const h = p.hostId === undefined ? undefined : hosts.get(p.hostId);
       h?.procs.delete(pid);
       if (h !== undefined && (h.dedicatedTo === pid || (h.tainted && h.procs.size === 0))) h.handle.kill();
@@ -175,7 +212,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       deps.publish({ type: 'started', pid, node: cfg.id });
       const name = p.order.spec.name;
       if (name !== undefined && actorPath !== undefined) {
-        const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath };
+        const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath, ...(p.endpoint === undefined ? {} : { node: cfg.id, endpoint: p.endpoint }) };
         void deps.namesKv.put(`${rec.realm}.${name}`, encode(rec)).catch((e: unknown) => log.warn({ err: e }, 'could not register name'));
       }
     };
@@ -197,6 +234,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
         const evicting = procs.get(pid)?.evictTimer !== undefined;
         exited(pid, evicting ? { kind: 'evicted', message: 'evicted (host stopped)' } : { kind: 'crashed', message: `proc host ${hostId} died: ${detail}` });
       }
+      dp?.hostGone(hostId);
     };
 
     const heartbeat = (): void => {
@@ -258,6 +296,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           const dedicated = m.key.startsWith('dedicated:') ? m.key.slice('dedicated:'.length) : undefined;
           hosts.set(hh.hostId, { handle: hh, realm: hh.realm, procs: new Set(), tainted: false, pingsMissed: 0, ...(dedicated === undefined ? {} : { dedicatedTo: dedicated }) });
           if (dedicated === undefined) shared.set(hh.realm, hh.hostId);
+          if (m.wiring !== undefined && !dp?.attachHost(m.wiring, hh)) dp?.hostGone(hh.hostId);
           hh.onMessage((msg) => ctx.self.tell({ type: 'host-msg', hostId: hh.hostId, msg }));
           hh.onExit((code, signal) => ctx.self.tell({ type: 'host-exit', hostId: hh.hostId, detail: `exit code ${code}, signal ${signal}` }));
           for (const o of orders) if (procs.has(o.pid)) runOn(hh.hostId, o);
@@ -273,6 +312,10 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           return hostGone(m.hostId, m.detail);
         case 'tick':
           return heartbeat();
+        case 'datapath-status':
+          return m.reply(dp?.status());
+        case 'dp-close':
+          return dp?.closeEndpoint(m.endpoint);
       }
     };
 
@@ -289,6 +332,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           if (h !== undefined) h.pingsMissed = 0;
           return;
         }
+        case 'dp-stats':
+          return dp?.noteHostStats(hostId, msg.stats);
         case 'ready':
           return;
       }
@@ -301,6 +346,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       },
       postStop: () => {
         for (const h of hosts.values()) h.handle.kill();
+        dp?.close();
       },
       receive: handle,
     };

@@ -7,6 +7,7 @@ import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest } from '../contro
 import { natsTransport } from '../control/nats-transport.js';
 import type { Bus } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
+import type { DataPathPort } from './dp-port.js';
 import type { HostLauncher } from './host-process.js';
 import { nodeManager, type NodeMsg } from './manager.js';
 
@@ -35,6 +36,8 @@ export interface NodeOptions {
   ports?: Ports;
   timing?: NodeTiming;
   onFatal?: (error: unknown) => void;
+  /** The data path this node owns (src/node/datapath.ts); none in the simulator. */
+  datapath?: DataPathPort;
 }
 
 export interface RunningNode {
@@ -72,6 +75,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
           await bus.request(SUBJECT.pull, encode({ node: o.id, freeMcpu: 0, freeMemMb: 0, max: slots }), { timeoutMs: 1_000 });
         },
         appendLog: o.appendLog,
+        ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
       },
     ),
     { name: 'node' },
@@ -85,6 +89,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       let msg: NodeMsg | undefined;
       if (req?.op === 'run' && typeof req.order?.pid === 'string') msg = { type: 'run', order: req.order, reply };
       else if (req?.op === 'evict' && typeof req.pid === 'string') msg = { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
+      else if (req?.op === 'datapath-status') msg = { type: 'datapath-status', reply: (s) => void m.respond(encode(s === undefined ? { ok: false, error: { type: 'no-datapath', message: `node ${o.id} runs without a data path` } } : { ok: true, status: s })) };
       if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
       else nm.tell(msg);
     }

@@ -1,0 +1,362 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { DataPathMode } from '../config/cluster.js';
+import { F_COPY, F_CREDIT, HUB_EP, rejectReason, SYSTEM_REALM } from '../datapath/descriptor.js';
+import { REJECT_REASONS } from '../datapath/errors.js';
+import { F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
+import { Hub } from '../datapath/hub.js';
+import { Ownership, type RejectCounts } from '../datapath/ownership.js';
+import { OWNER_MAX, Pool } from '../datapath/pool.js';
+import type { HostDataPathStats } from '../host/datapath.js';
+import { BpfDataPath, bpfStatus } from '../native/bpf.js';
+import { closeFd, mapFd, memfdCreate, unmap } from '../native/index.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
+import type { HostHandle } from './host-process.js';
+
+/**
+ * The node manager's data path (the real binding of DataPathPort: memfds, sockets, the kernel).
+ *
+ * - One pool per (realm, node): a memfd formatted as a Pool when the realm's first host is prepared,
+ *   inherited by that realm's hosts only (fd 4 at fork; memfds are close-on-exec, so no other host gets
+ *   it), unmapped and closed when the realm's last host is gone.
+ * - Each host gets one TCP loopback connection to this process: the host keeps one end, this process
+ *   attaches the other to the Hub. In `userspace` mode every descriptor crosses the Hub, which checks
+ *   the sender by the connection it came on and the realm policy. In `bpf` mode the host's end is in
+ *   the SOCKHASH with its (realm, endpoint) in SK_STORAGE and each proc's endpoint in ep_info: the
+ *   kernel redirects allowed descriptors straight into the destination host's socket and diverts the
+ *   rest to the hub socket (HUB_EP) with a reason, which is counted here and freed on the sender's
+ *   behalf. What the verdict passes to the peer (a split descriptor) reaches the Hub and is judged there.
+ * - Endpoint ids are node-unique (they own pool buffers), allocated here; when a proc exits or its host
+ *   dies, its endpoints leave the maps and the Hub and every buffer they held is reclaimed.
+ */
+
+export const DEFAULT_POOL_BYTES = 64 << 20;
+/** Endpoints (procs + hosts) one node serves at once. */
+export const NODE_ENDPOINTS_MAX = 65_536;
+/** A connection to the pairing socket that no host preparation claims within this delay is closed. */
+const PAIR_CLAIM_MS = 2_000;
+/** The host's end of its connection is fd 4 in the host: stdio 0-2, the IPC channel 3, then ours. */
+const HOST_POOL_FD = 4;
+
+interface RealmPool {
+  realmNo: number;
+  fd: number;
+  buffer: ArrayBuffer;
+  pool: Pool;
+  own: Ownership;
+  hosts: Set<string>;
+}
+
+interface HostEntry {
+  hostId: string;
+  realm: string;
+  hostEp: number;
+  link?: FrameLink;
+  handle?: HostHandle;
+  endpoints: Set<number>;
+}
+
+export interface NodeDataPathOptions {
+  node: string;
+  mode: DataPathMode;
+  log: Logger;
+  poolBytes?: number;
+}
+
+export class NodeDataPath implements DataPathPort {
+  readonly mode: 'bpf' | 'userspace';
+  readonly reason: string;
+  readonly #o: Required<NodeDataPathOptions>;
+  readonly #server: Server;
+  readonly #port: number;
+  readonly #bpf: BpfDataPath | undefined;
+  readonly #hub: Hub;
+  readonly #pools = new Map<string, RealmPool>();
+  readonly #hosts = new Map<string, HostEntry>();
+  /** endpoint -> host id */
+  readonly #endpoints = new Map<number, string>();
+  readonly #accepted = new Map<number, Socket>();
+  readonly #claims = new Map<number, (s: Socket) => void>();
+  readonly #violations: Record<string, number> = {};
+  readonly #hostStats = new Map<string, HostDataPathStats>();
+  readonly #deadHostRejects: RejectCounts = zeroRejects();
+  #hubSocket: Socket | undefined;
+  #nextEp = HUB_EP + 1;
+  #realmSeq = 0;
+  #reclaimed = { buffers: 0, bytes: 0 };
+
+  private constructor(o: Required<NodeDataPathOptions>, server: Server, bpfPath: BpfDataPath | undefined, reason: string) {
+    this.#o = o;
+    this.#server = server;
+    this.#port = (server.address() as { port: number }).port;
+    this.#bpf = bpfPath;
+    this.mode = bpfPath === undefined ? 'userspace' : 'bpf';
+    this.reason = reason;
+    this.#hub = new Hub({ logger: o.log });
+    server.on('connection', (s) => this.#onConnection(s));
+  }
+
+  /** Chooses the mode (auto: bpf when it loads, else userspace, saying why) and opens the pairing socket. */
+  static async create(options: NodeDataPathOptions): Promise<NodeDataPath> {
+    const o = { poolBytes: DEFAULT_POOL_BYTES, ...options };
+    let dp: BpfDataPath | undefined;
+    let reason = 'configured: userspace';
+    if (o.mode !== 'userspace') {
+      const st = bpfStatus();
+      if (st.available) {
+        try {
+          dp = BpfDataPath.load();
+          reason = `${o.mode === 'auto' ? 'auto' : 'configured'}: the BPF object loaded`;
+        } catch (e) {
+          reason = `the BPF object did not load (${(e as Error).message})`;
+        }
+      } else reason = st.reason ?? 'BPF unavailable';
+      if (dp === undefined && o.mode === 'bpf') throw new Error(`data path mode 'bpf' was configured but ${reason}; use 'auto' or 'userspace'`);
+      if (dp === undefined) reason = `auto: userspace, because ${reason}`;
+    }
+    const server = createServer({ pauseOnConnect: true });
+    await new Promise<void>((r, j) => server.once('error', j).listen(0, '127.0.0.1', () => r()));
+    const self = new NodeDataPath(o, server, dp, reason);
+    o.log.info({ mode: self.mode, reason }, `data path: ${self.mode} mode (${reason})`);
+    if (dp !== undefined) await self.#startHubSocket(dp);
+    return self;
+  }
+
+  async prepareHost(hostId: string, realm: string): Promise<HostWiring> {
+    const rp = this.#pool(realm);
+    const hostEp = this.#allocEp(hostId);
+    const entry: HostEntry = { hostId, realm, hostEp, endpoints: new Set() };
+    this.#hosts.set(hostId, entry);
+    rp.hosts.add(hostId);
+    try {
+      const { mine, theirs } = await this.#pair();
+      this.#bpf?.attachSocket(theirs, rp.realmNo, hostEp);
+      const reg = this.#hub.attachSocket({ realm, endpoint: hostEp }, mine);
+      if (reg._tag === 'Left') throw reg.left;
+      entry.link = reg.right;
+      mine.resume(); // accepted paused (pauseOnConnect): the Hub reads from here on
+      return { hostId, fds: [rp.fd], socket: theirs, attach: { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode } };
+    } catch (e) {
+      this.hostGone(hostId);
+      throw e;
+    }
+  }
+
+  attachHost(wiring: HostWiring, handle: HostHandle): boolean {
+    const entry = this.#hosts.get(wiring.hostId);
+    if (entry === undefined || handle.sendHandle === undefined) return false;
+    entry.handle = handle;
+    // The host's end goes to the host; this process's copy is closed once sent.
+    return handle.sendHandle(wiring.attach, wiring.socket);
+  }
+
+  openEndpoint(hostId: string): number | undefined {
+    const h = this.#hosts.get(hostId);
+    if (h === undefined || h.link === undefined || h.handle === undefined) return undefined;
+    const ep = this.#allocEp(hostId);
+    try {
+      this.#bpf?.addHostedEndpoint(this.#pools.get(h.realm)!.realmNo, h.hostEp, ep);
+      const r = this.#hub.attach({ realm: h.realm, endpoint: ep }, h.link);
+      if (r._tag === 'Left') throw r.left;
+    } catch (e) {
+      this.#o.log.warn({ err: e, hostId, endpoint: ep }, 'data path: could not register an endpoint; the proc runs without one');
+      this.#forget(ep);
+      return undefined;
+    }
+    h.endpoints.add(ep);
+    return ep;
+  }
+
+  closeEndpoint(endpoint: number): void {
+    const hostId = this.#endpoints.get(endpoint);
+    if (hostId === undefined) return;
+    const h = this.#hosts.get(hostId);
+    h?.endpoints.delete(endpoint);
+    this.#forget(endpoint);
+    if (h === undefined) return;
+    const rp = this.#pools.get(h.realm);
+    if (rp !== undefined) this.#reclaim(rp, endpoint);
+    // Senders free what they sent it that it never accepted (those buffers are still theirs).
+    for (const id of rp?.hosts ?? []) this.#hosts.get(id)?.handle?.send({ t: 'dp-gone', endpoint });
+  }
+
+  hostGone(hostId: string): void {
+    const h = this.#hosts.get(hostId);
+    if (h === undefined) return;
+    for (const ep of [...h.endpoints]) this.closeEndpoint(ep);
+    this.#hosts.delete(hostId);
+    this.#forget(h.hostEp);
+    h.link?.close();
+    const stats = this.#hostStats.get(hostId);
+    this.#hostStats.delete(hostId);
+    if (stats !== undefined) for (const r of REJECT_REASONS) this.#deadHostRejects[r] += stats.rejected[r] ?? 0;
+    const rp = this.#pools.get(h.realm);
+    if (rp === undefined) return;
+    this.#reclaim(rp, h.hostEp);
+    rp.hosts.delete(hostId);
+    if (rp.hosts.size === 0) this.#freePool(h.realm, rp);
+  }
+
+  noteHostStats(hostId: string, stats: HostDataPathStats): void {
+    if (this.#hosts.has(hostId)) this.#hostStats.set(hostId, stats);
+  }
+
+  status(): DataPathStatus {
+    const pools: DataPathStatus['pools'] = {};
+    for (const [realm, rp] of this.#pools) {
+      const s = rp.pool.stats();
+      pools[realm] = { bytesTotal: s.bytesFree + s.bytesUsed, bytesFree: s.bytesFree, bytesUsed: s.bytesUsed, hosts: rp.hosts.size };
+    }
+    const receiverRejects = { ...this.#deadHostRejects };
+    for (const s of this.#hostStats.values()) for (const r of REJECT_REASONS) receiverRejects[r] += s.rejected[r] ?? 0;
+    const hub = this.#hub.stats();
+    const violations: Record<string, number> = { ...this.#violations };
+    for (const [reason, n] of Object.entries(hub.dropped)) if (n > 0) violations[reason === 'spoofed-src' ? 'src-spoofed' : reason] = (violations[reason === 'spoofed-src' ? 'src-spoofed' : reason] ?? 0) + n;
+    let kernel: DataPathStatus['kernel'];
+    if (this.#bpf !== undefined) {
+      kernel = { msgs: 0, rejects: 0 };
+      for (const ep of [...this.#endpoints.keys(), HUB_EP]) {
+        const m = this.#bpf.metrics(ep);
+        kernel.msgs += m.msgs;
+        kernel.rejects += m.rejects;
+      }
+    }
+    return {
+      mode: this.mode,
+      reason: this.reason,
+      endpoints: this.#endpoints.size,
+      pools,
+      violations,
+      receiverRejects,
+      reclaimed: { ...this.#reclaimed },
+      hubRouted: hub.routed,
+      ...(kernel === undefined ? {} : { kernel }),
+    };
+  }
+
+  close(): void {
+    for (const id of [...this.#hosts.keys()]) this.hostGone(id);
+    this.#hubSocket?.destroy();
+    for (const s of this.#accepted.values()) s.destroy();
+    this.#hub.close();
+    this.#server.close();
+    this.#bpf?.close();
+  }
+
+  #pool(realm: string): RealmPool {
+    const known = this.#pools.get(realm);
+    if (known !== undefined) return known;
+    const fd = memfdCreate(this.#o.poolBytes, `sigma-pool-${realm}`);
+    let buffer: ArrayBuffer | undefined;
+    try {
+      buffer = mapFd(fd, this.#o.poolBytes);
+      const pool = Pool.format(buffer);
+      if (pool._tag === 'Left') throw pool.left;
+      const rp: RealmPool = { realmNo: ++this.#realmSeq, fd, buffer, pool: pool.right, own: new Ownership(pool.right), hosts: new Set() };
+      this.#pools.set(realm, rp);
+      this.#hub.attachPool(realm, pool.right);
+      return rp;
+    } catch (e) {
+      if (buffer !== undefined) unmap(buffer);
+      closeFd(fd);
+      throw e;
+    }
+  }
+
+  #freePool(realm: string, rp: RealmPool): void {
+    this.#pools.delete(realm);
+    unmap(rp.buffer);
+    closeFd(rp.fd);
+  }
+
+  #reclaim(rp: RealmPool, owner: number): void {
+    const r = rp.own.reclaim(owner);
+    this.#reclaimed.buffers += r.buffers;
+    this.#reclaimed.bytes += r.bytes;
+  }
+
+  #allocEp(hostId: string): number {
+    if (this.#endpoints.size >= NODE_ENDPOINTS_MAX) throw new Error(`the node already serves ${NODE_ENDPOINTS_MAX} data-path endpoints; stop idle procs`);
+    for (;;) {
+      const ep = this.#nextEp;
+      this.#nextEp = ep >= OWNER_MAX ? HUB_EP + 1 : ep + 1;
+      if (!this.#endpoints.has(ep)) {
+        this.#endpoints.set(ep, hostId);
+        return ep;
+      }
+    }
+  }
+
+  #forget(ep: number): void {
+    this.#endpoints.delete(ep);
+    this.#hub.detach(ep);
+    try {
+      this.#bpf?.removeEndpoint(ep);
+    } catch (e) {
+      this.#o.log.warn({ err: e, endpoint: ep }, 'data path: could not remove an endpoint from the kernel maps');
+    }
+  }
+
+  /** A connected TCP loopback pair: `theirs` for a host (or the hub socket), `mine` accepted here. */
+  async #pair(): Promise<{ mine: Socket; theirs: Socket }> {
+    const theirs = connect(this.#port, '127.0.0.1');
+    theirs.pause(); // nothing here may read what belongs to the host
+    await new Promise<void>((r, j) => theirs.once('error', j).once('connect', () => r()));
+    const port = theirs.localPort!;
+    const early = this.#accepted.get(port);
+    if (early !== undefined) {
+      this.#accepted.delete(port);
+      return { mine: early, theirs };
+    }
+    const mine = await new Promise<Socket>((r) => this.#claims.set(port, r));
+    return { mine, theirs };
+  }
+
+  #onConnection(s: Socket): void {
+    const port = s.remotePort;
+    if (s.remoteAddress !== '127.0.0.1' || port === undefined) return void s.destroy();
+    const claim = this.#claims.get(port);
+    if (claim !== undefined) {
+      this.#claims.delete(port);
+      return claim(s);
+    }
+    this.#accepted.set(port, s);
+    // Anyone else on this machine may connect: what no preparation claims soon is closed.
+    setTimeout(() => {
+      if (this.#accepted.get(port) !== s) return;
+      this.#accepted.delete(port);
+      s.destroy();
+    }, PAIR_CLAIM_MS).unref();
+  }
+
+  /** BPF mode: the hub's own socket (system realm, HUB_EP) receives what the verdict diverts. */
+  async #startHubSocket(dp: BpfDataPath): Promise<void> {
+    const { mine, theirs } = await this.#pair();
+    mine.pause(); // the sink: never read (the verdict redirects into `theirs`' receive queue)
+    dp.attachSocket(theirs, SYSTEM_REALM, HUB_EP);
+    this.#hubSocket = theirs;
+    const link = new SocketLink(theirs);
+    link.onFrames((frames) => this.#diverted(frames));
+    theirs.resume();
+  }
+
+  /** Descriptors the kernel refused: count by reason, free the buffer on the (kernel-stamped) sender's behalf. */
+  #diverted(frames: Buffer): void {
+    for (let at = 0; at < frames.length; at += FRAME_BYTES) {
+      const flags = frames.readUInt32LE(at + F_FLAGS);
+      const reason = rejectReason(flags) ?? ((flags & F_COPY) !== 0 ? 'cross-realm-copy-unsupported' : 'unexplained');
+      const n = (this.#violations[reason] = (this.#violations[reason] ?? 0) + 1);
+      if ((n & (n - 1)) === 0) this.#o.log.warn({ reason, count: n }, `data path: the kernel diverted a descriptor (${reason})`);
+      if ((flags & F_CREDIT) !== 0) continue;
+      const src = frames.readUInt32LE(at + F_SRC);
+      const hostId = this.#endpoints.get(src);
+      const realm = hostId === undefined ? undefined : this.#hosts.get(hostId)?.realm;
+      const rp = realm === undefined ? undefined : this.#pools.get(realm);
+      rp?.own.release({ offset: frames.readUInt32LE(at + F_OFFSET), length: frames.readUInt32LE(at + F_LENGTH), generation: frames.readUInt32LE(at + F_GENERATION) }, src);
+    }
+  }
+}
+
+function zeroRejects(): RejectCounts {
+  return Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as RejectCounts;
+}
