@@ -153,6 +153,13 @@ export class BpfDataPath {
     return out;
   }
 
+  /** Returns `endpoint`'s counters and deletes its row (the endpoint is gone; the map is bounded). */
+  takeMetrics(endpoint: number): EndpointMetrics {
+    const m = this.metrics(endpoint);
+    bpf.delete(this.#maps.metrics, u32(endpoint));
+    return m;
+  }
+
   /** Endpoints currently routable (bounded by the map size). */
   endpoints(): number[] {
     this.#open();

@@ -84,6 +84,8 @@ export class NodeDataPath implements DataPathPort {
   #nextEp = HUB_EP + 1;
   #realmSeq = 0;
   #reclaimed = { buffers: 0, bytes: 0 };
+  /** Kernel counters of endpoints that are gone (their metrics rows are deleted). */
+  #kernelGone = { msgs: 0, rejects: 0 };
 
   private constructor(o: Required<NodeDataPathOptions>, server: Server, bpfPath: BpfDataPath | undefined, reason: string) {
     this.#o = o;
@@ -214,7 +216,7 @@ export class NodeDataPath implements DataPathPort {
     for (const [reason, n] of Object.entries(hub.dropped)) if (n > 0) violations[reason === 'spoofed-src' ? 'src-spoofed' : reason] = (violations[reason === 'spoofed-src' ? 'src-spoofed' : reason] ?? 0) + n;
     let kernel: DataPathStatus['kernel'];
     if (this.#bpf !== undefined) {
-      kernel = { msgs: 0, rejects: 0 };
+      kernel = { ...this.#kernelGone };
       for (const ep of [...this.#endpoints.keys(), HUB_EP]) {
         const m = this.#bpf.metrics(ep);
         kernel.msgs += m.msgs;
@@ -292,6 +294,11 @@ export class NodeDataPath implements DataPathPort {
     this.#hub.detach(ep);
     try {
       this.#bpf?.removeEndpoint(ep);
+      const m = this.#bpf?.takeMetrics(ep);
+      if (m !== undefined) {
+        this.#kernelGone.msgs += m.msgs;
+        this.#kernelGone.rejects += m.rejects;
+      }
     } catch (e) {
       this.#o.log.warn({ err: e, endpoint: ep }, 'data path: could not remove an endpoint from the kernel maps');
     }
