@@ -109,7 +109,7 @@ export interface RunOrder {
   revision?: number;
 }
 
-export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number } | { op: 'datapath-status' };
+export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number } | { op: 'datapath-status' } | { op: 'realm-removed'; realm: string };
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
 

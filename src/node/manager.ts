@@ -41,6 +41,7 @@ export type NodeMsg =
   | { type: 'host-up'; key: string; handle: HostHandle; wiring?: HostWiring }
   | { type: 'datapath-status'; reply: (s: DataPathStatus | undefined) => void }
   | { type: 'dp-close'; endpoint: number }
+  | { type: 'realm-removed'; realm: string; reply: (error?: WireError) => void }
   | { type: 'host-failed'; key: string; error: string }
   | { type: 'host-msg'; hostId: string; msg: ToNode }
   | { type: 'host-exit'; hostId: string; detail: string }
@@ -316,6 +317,15 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           return m.reply(dp?.status());
         case 'dp-close':
           return dp?.closeEndpoint(m.endpoint);
+        case 'realm-removed':
+          // Its hosts go (the busy ones once empty, like a tainted host): the last one frees the realm's pool.
+          if (shared.get(m.realm) !== undefined) shared.delete(m.realm);
+          for (const h of hosts.values()) {
+            if (h.realm !== m.realm) continue;
+            h.tainted = true;
+            if (h.procs.size === 0) h.handle.kill();
+          }
+          return m.reply();
       }
     };
 

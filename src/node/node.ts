@@ -89,6 +89,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       let msg: NodeMsg | undefined;
       if (req?.op === 'run' && typeof req.order?.pid === 'string') msg = { type: 'run', order: req.order, reply };
       else if (req?.op === 'evict' && typeof req.pid === 'string') msg = { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
+      else if (req?.op === 'realm-removed' && typeof req.realm === 'string') msg = { type: 'realm-removed', realm: req.realm, reply };
       else if (req?.op === 'datapath-status') msg = { type: 'datapath-status', reply: (s) => void m.respond(encode(s === undefined ? { ok: false, error: { type: 'no-datapath', message: `node ${o.id} runs without a data path` } } : { ok: true, status: s })) };
       if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
       else nm.tell(msg);

@@ -72,6 +72,11 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     t.regex(unknown.message, /cannot reach "nobody"/);
     const otherRealm = await run({ program: 'dpcall', args: ['echo', 'x'], realm: 'other' });
     t.regex(otherRealm.message, /cannot reach "echo".*realm other/, 'names are realm-scoped');
+    await service('counter', 'plain');
+    t.regex((await run({ program: 'dpcall', args: ['plain', 'x'] })).message, /RemoteHandlerError.*no onData handler/);
+    await service('dp-victim', 'thrower');
+    t.regex((await run({ program: 'dpcall', args: ['thrower', 'throw'] })).message, /RemoteHandlerError.*asked to fail/);
+    t.is(await answer('thrower', 'count'), '0', 'a throwing handler leaves the service up');
 
     const after = await status();
     if (mode === 'bpf') t.true((after.kernel?.msgs ?? 0) > 10 * after.hubRouted, `descriptors went through the kernel verdict, not the hub: ${JSON.stringify(after)}`);
@@ -151,6 +156,16 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     t.is((await tc.client.waitExit(doomed.pid, { timeoutMs: WAIT_MS })).kind, 'crashed');
     t.is(await waitFor(used, (u) => u === baseline), baseline, 'a dead host gives everything back');
     t.true((await status()).reclaimed.buffers >= 40);
+  });
+
+  serial(`datapath ${mode} - a realm's pool lives while the realm has hosts here and is freed when the realm is removed`, async (t) => {
+    await untilScheduler(() => tc.client.createRealm('brief'));
+    await service('echo', 'echo', { realm: 'brief' });
+    t.is(await answer('echo', 'in brief', 'brief'), 'in brief');
+    t.truthy((await status()).pools['brief'], 'the realm got a pool of its own');
+    await tc.client.removeRealm('brief');
+    await waitFor(status, (s) => s.pools['brief'] === undefined);
+    t.truthy((await status()).pools['default'], 'other realms keep theirs');
   });
 }
 
