@@ -139,7 +139,15 @@ program.command('nodes').action(() => withClient(async (c) => {
 
 program.command('names').option('--realm <realm>').action((o: { realm?: string }) => withClient(async (c) => {
   const ns = await c.names(o.realm);
-  out(table(ns.map((n) => ({ realm: n.realm, name: n.name, pid: n.pid, actor: n.actorPath })), ['realm', 'name', 'pid', 'actor']), ns);
+  out(table(ns.map((n) => ({ realm: n.realm, name: n.name, pid: n.pid, actor: n.actorPath, endpoint: n.endpoint === undefined ? '-' : `${n.node}:${n.endpoint}` })), ['realm', 'name', 'pid', 'actor', 'endpoint']), ns);
+}));
+
+program.command('datapath [node]').description("a node's data path: mode, pools per realm, refused descriptors").action((node: string | undefined) => withClient(async (c) => {
+  const ids = node === undefined ? (await c.nodes()).map((n) => n.id) : [node];
+  const all = await Promise.all(ids.map(async (id) => ({ node: id, ...(await c.dataPathStatus(id)) })));
+  const rows = all.flatMap((s) => Object.entries(s.pools).map(([realm, p]) => ({ node: s.node, mode: s.mode, realm, usedKiB: Math.round(p.bytesUsed / 1024), freeKiB: Math.round(p.bytesFree / 1024), hosts: p.hosts })));
+  const refused = all.map((s) => `${s.node}: ${s.mode} (${s.reason}); ${s.endpoints} endpoints; refused ${JSON.stringify({ ...s.violations, ...Object.fromEntries(Object.entries(s.receiverRejects).filter(([, n]) => n > 0)) })}`);
+  out(`${refused.join('\n')}\n${table(rows, ['node', 'mode', 'realm', 'usedKiB', 'freeKiB', 'hosts'])}`, all);
 }));
 
 async function retry<T>(fn: () => Promise<T>, attempts = 40, delayMs = 250): Promise<T> {

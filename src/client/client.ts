@@ -4,6 +4,7 @@ import { BUCKET, SUBJECT, decodeJson, decodeNodeRecord, decodeProcRecord, encode
 import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
+import type { DataPathStatus } from '../node/dp-port.js';
 import { realTimers } from '../ports/real.js';
 import type { Timers } from '../ports/types.js';
 
@@ -81,6 +82,18 @@ export class SigmaClient {
   async names(realm?: string): Promise<NameRecord[]> {
     const all = await readAll(this.namesKv, (b) => decodeJson(b) as NameRecord | undefined);
     return all.filter((n) => realm === undefined || n.realm === realm);
+  }
+
+  /** The data path of one node: mode, pools, endpoints, and the descriptors it refused (and why). */
+  async dataPathStatus(node: string, options: { timeoutMs?: number } = {}): Promise<DataPathStatus> {
+    let reply;
+    try {
+      reply = decodeJson((await this.bus.request(SUBJECT.node(node), encode({ op: 'datapath-status' }), { timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS })).data) as { ok: boolean; status?: DataPathStatus; error?: WireError };
+    } catch (e) {
+      throw new ControlError('no-scheduler', `node ${node} did not answer (${(e as { type?: string }).type ?? (e as Error).message}); is it running?`);
+    }
+    if (!reply.ok || reply.status === undefined) throw ControlError.fromWire(reply.error ?? { type: 'internal', message: 'malformed data-path status' });
+    return reply.status;
   }
 
   async realms(): Promise<string[]> {
