@@ -199,8 +199,13 @@ export class NodeDataPath implements DataPathPort {
     if (rp.hosts.size === 0) this.#freePool(h.realm, rp);
   }
 
+  /** Hosts run tenant code, which can write on the IPC channel too: keep only counts that are counts. */
   noteHostStats(hostId: string, stats: HostDataPathStats): void {
-    if (this.#hosts.has(hostId)) this.#hostStats.set(hostId, stats);
+    if (!this.#hosts.has(hostId)) return;
+    const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+    const rejected = zeroRejects();
+    for (const r of REJECT_REASONS) rejected[r] = count(stats.rejected[r]);
+    this.#hostStats.set(hostId, { endpoints: count(stats.endpoints), rejected, misrouted: count(stats.misrouted), received: count(stats.received), sent: count(stats.sent) });
   }
 
   status(): DataPathStatus {
