@@ -103,6 +103,14 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     t.true(stats.heldMax <= DEFAULT_IN_FLIGHT_MAX, `the receiver held ${stats.heldMax} at once; credits allow ${DEFAULT_IN_FLIGHT_MAX}`);
     // One sender, one receiver: at most inFlightMax 1 KiB-class buffers pinned (plus answers), whatever the count sent.
     t.true(peak - before <= 2 * DEFAULT_IN_FLIGHT_MAX * 1024, `pool use grew by ${peak - before} bytes`);
+
+    // A receiver that never finishes: the window fills, then every send is refused with a typed error.
+    const stuck = await service('dp-slow', 'stuck', { args: ['stuck'] });
+    const refused = await run({ program: 'dp-flood', args: ['stuck', DEFAULT_IN_FLIGHT_MAX + 5, 100, 100] });
+    t.deepEqual(refused.data, { sent: DEFAULT_IN_FLIGHT_MAX, failed: { 'credit-timeout': 5 } });
+    await tc.client.evict(stuck.pid);
+    await tc.client.waitExit(stuck.pid, { timeoutMs: WAIT_MS });
+    await waitFor(async () => (await status()).pools['default']!.bytesUsed, (u) => u === before);
   });
 
   serial(`datapath ${mode} - forged descriptors to another realm, stale generations and foreign buffers deliver nothing and are counted`, async (t) => {
