@@ -169,32 +169,41 @@ export class NodeDataPath implements DataPathPort {
     return ep;
   }
 
-  closeEndpoint(endpoint: number): void {
-    const hostId = this.#endpoints.get(endpoint);
-    if (hostId === undefined) return;
-    const h = this.#hosts.get(hostId);
-    h?.endpoints.delete(endpoint);
-    this.#forget(endpoint);
-    if (h === undefined) return;
-    const rp = this.#pools.get(h.realm);
-    if (rp !== undefined) this.#reclaim(rp, endpoint);
-    // Senders free what they sent it that it never accepted (those buffers are still theirs).
-    for (const id of rp?.hosts ?? []) this.#hosts.get(id)?.handle?.send({ t: 'dp-gone', endpoint });
+  closeEndpoints(endpoints: readonly number[]): void {
+    // One pass over a realm's pool tables reclaims any number of owners: group by realm.
+    const byRealm = new Map<string, Set<number>>();
+    for (const endpoint of endpoints) {
+      const hostId = this.#endpoints.get(endpoint);
+      if (hostId === undefined) continue;
+      const h = this.#hosts.get(hostId);
+      h?.endpoints.delete(endpoint);
+      this.#forget(endpoint);
+      if (h === undefined) continue;
+      const set = byRealm.get(h.realm) ?? new Set<number>();
+      byRealm.set(h.realm, set.add(endpoint));
+    }
+    for (const [realm, set] of byRealm) {
+      const rp = this.#pools.get(realm);
+      if (rp === undefined) continue;
+      const r = rp.pool.reclaimAll(set);
+      this.#reclaimed.buffers += r.buffers;
+      this.#reclaimed.bytes += r.bytes;
+      // Senders free what they sent there that was never accepted (those buffers are still theirs).
+      for (const id of rp.hosts) for (const endpoint of set) this.#hosts.get(id)?.handle?.send({ t: 'dp-gone', endpoint });
+    }
   }
 
   hostGone(hostId: string): void {
     const h = this.#hosts.get(hostId);
     if (h === undefined) return;
-    for (const ep of [...h.endpoints]) this.closeEndpoint(ep);
+    this.closeEndpoints([...h.endpoints, h.hostEp]);
     this.#hosts.delete(hostId);
-    this.#forget(h.hostEp);
     h.link?.close();
     const stats = this.#hostStats.get(hostId);
     this.#hostStats.delete(hostId);
     if (stats !== undefined) for (const r of REJECT_REASONS) this.#deadHostRejects[r] += stats.rejected[r] ?? 0;
     const rp = this.#pools.get(h.realm);
     if (rp === undefined) return;
-    this.#reclaim(rp, h.hostEp);
     rp.hosts.delete(hostId);
     if (rp.hosts.size === 0) this.#freePool(h.realm, rp);
   }
@@ -274,12 +283,6 @@ export class NodeDataPath implements DataPathPort {
     this.#pools.delete(realm);
     unmap(rp.buffer);
     closeFd(rp.fd);
-  }
-
-  #reclaim(rp: RealmPool, owner: number): void {
-    const r = rp.own.reclaim(owner);
-    this.#reclaimed.buffers += r.buffers;
-    this.#reclaimed.bytes += r.bytes;
   }
 
   #allocEp(hostId: string): number {

@@ -16,8 +16,8 @@ export interface DataPathPort {
   attachHost(wiring: HostWiring, handle: HostHandle): boolean;
   /** A fresh endpoint for a proc on `hostId`, registered in the maps / hub; undefined without a data path. */
   openEndpoint(hostId: string): number | undefined;
-  /** The proc is gone: unregister, reclaim its buffers, tell the realm's other hosts. */
-  closeEndpoint(endpoint: number): void;
+  /** The procs are gone: unregister, reclaim their buffers (one pass per realm), tell the realm's hosts. */
+  closeEndpoints(endpoints: readonly number[]): void;
   /** The host is gone (or never came up): everything it held is reclaimed; the last host of a realm frees the pool. */
   hostGone(hostId: string): void;
   noteHostStats(hostId: string, stats: HostDataPathStats): void;

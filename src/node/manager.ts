@@ -40,7 +40,7 @@ export type NodeMsg =
   | { type: 'evict'; pid: string; graceMs: number; reply: (error?: WireError) => void }
   | { type: 'host-up'; key: string; handle: HostHandle; wiring?: HostWiring }
   | { type: 'datapath-status'; reply: (s: DataPathStatus | undefined) => void }
-  | { type: 'dp-close'; endpoint: number }
+  | { type: 'dp-close' }
   | { type: 'realm-removed'; realm: string; reply: (error?: WireError) => void }
   | { type: 'host-failed'; key: string; error: string }
   | { type: 'host-msg'; hostId: string; msg: ToNode }
@@ -105,6 +105,20 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     const log = ctx.log;
 
     const dp = deps.datapath;
+    // Endpoints of exited procs, oldest first, with the time each may go; closed in batches.
+    const lingering: Array<{ endpoint: number; atMs: number }> = [];
+    const lingerEndpoint = (endpoint: number): void => {
+      if (dp === undefined) return;
+      if (lingering.length === 0) ctx.scheduleOnce(ENDPOINT_LINGER_MS, { type: 'dp-close' });
+      lingering.push({ endpoint, atMs: ctx.ports.clock.nowMs() + ENDPOINT_LINGER_MS });
+    };
+    const closeLingering = (): void => {
+      const now = ctx.ports.clock.nowMs();
+      let n = 0;
+      while (n < lingering.length && lingering[n]!.atMs <= now) n++;
+      dp?.closeEndpoints(lingering.splice(0, n).map((l) => l.endpoint));
+      if (lingering.length > 0) ctx.scheduleOnce(Math.max(0, lingering[0]!.atMs - now), { type: 'dp-close' });
+    };
     const startHost = (key: string, realm: string): void => {
       const hostId = `${cfg.id}-h${hostSeq++}`;
       // The realm's pool and the host's data-path connection exist before the fork: the pool fd is inherited.
@@ -194,7 +208,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       if (p === undefined) return; // a duplicate report: the first one counted
       procs.delete(pid);
       p.evictTimer?.cancel();
-      if (p.endpoint !== undefined && dp !== undefined) ctx.scheduleOnce(ENDPOINT_LINGER_MS, { type: 'dp-close', endpoint: p.endpoint });
+      if (p.endpoint !== undefined) lingerEndpoint(p.endpoint);
       const h = p.hostId === undefined ? undefined : hosts.get(p.hostId);
       h?.procs.delete(pid);
       if (h !== undefined && (h.dedicatedTo === pid || (h.tainted && h.procs.size === 0))) h.handle.kill();
@@ -316,7 +330,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
         case 'datapath-status':
           return m.reply(dp?.status());
         case 'dp-close':
-          return dp?.closeEndpoint(m.endpoint);
+          return closeLingering();
         case 'realm-removed':
           // Its hosts go (the busy ones once empty, like a tainted host): the last one frees the realm's pool.
           if (shared.get(m.realm) !== undefined) shared.delete(m.realm);
