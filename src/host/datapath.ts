@@ -96,15 +96,17 @@ export class HostDataPath {
   }
 
   /** The proc is gone: close its endpoint, keep its counts. */
-  close(endpoint: number): void {
+  /** The proc is gone: close its endpoint, keep its counts. True when it ever wrote (so its exit should wait for `drained`). */
+  close(endpoint: number): boolean {
     const data = this.#procs.get(endpoint);
-    if (data === undefined) return;
+    if (data === undefined) return false;
     this.#procs.delete(endpoint);
     const s = data.endpointStats();
     for (const r of REJECT_REASONS) this.#closedTotals.rejected[r] += s.rejected[r];
     this.#closedTotals.received += s.received;
     this.#closedTotals.sent += s.sent;
-    data.close();
+    data.close(); // returns pending credits: a write too, when it received anything
+    return s.sent > 0 || s.received > 0 || Object.values(s.rejected).some((n) => n > 0);
   }
 
   /** An endpoint of this realm went away (node manager): free what we sent it, forget its name. */

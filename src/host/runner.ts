@@ -214,9 +214,9 @@ export class ProcRunner {
     this.#procs.delete(pid);
     const dp = this.datapath;
     if (p?.endpoint === undefined || dp === undefined) return this.send({ t: 'exited', pid, status });
-    dp.close(p.endpoint);
     // What it sent must leave this process before the exit is reported (a dedicated host is killed then).
-    void dp.drained().then(() => this.send({ t: 'exited', pid, status }));
+    if (dp.close(p.endpoint)) void dp.drained().then(() => this.send({ t: 'exited', pid, status }));
+    else this.send({ t: 'exited', pid, status });
   }
 }
 
