@@ -112,8 +112,7 @@ export class BpfDataPath {
     checkRealm(realm);
     checkEndpoint(ownerEp);
     checkEndpoint(endpoint);
-    if (bpf.lookup(this.#maps.epInfo, u32(endpoint)) !== null) throw new NativeError(`endpoint ${endpoint} is already registered; remove it first`, 'EEXIST', constants.errno.EEXIST, 'BpfDataPath');
-    bpf.update(this.#maps.epInfo, u32(endpoint), u32(realm, ownerEp), BPF_NOEXIST);
+    bpf.update(this.#maps.epInfo, u32(endpoint), u32(realm, ownerEp), BPF_NOEXIST); // EEXIST if registered
   }
 
   /**
@@ -121,10 +120,10 @@ export class BpfDataPath {
    * socket's own endpoint this also takes the socket out of the SOCKHASH (its hosted endpoints then get
    * 'dst-gone' until they are removed too).
    */
-  removeEndpoint(endpoint: number): void {
+  removeEndpoint(endpoint: number, options: { hosted?: boolean } = {}): void {
     this.#open();
     bpf.delete(this.#maps.epInfo, u32(endpoint));
-    bpf.delete(this.#maps.sock, u32(endpoint));
+    if (options.hosted !== true) bpf.delete(this.#maps.sock, u32(endpoint)); // a hosted endpoint has no socket entry
   }
 
   /** Makes `dstEndpoint` reachable from (and able to reply to) endpoints of `srcRealm`. */
@@ -144,7 +143,7 @@ export class BpfDataPath {
   metrics(endpoint: number): EndpointMetrics {
     this.#open();
     const out = { msgs: 0, bytes: 0, rejects: 0 };
-    for (const v of bpf.lookupPerCpu(this.#maps.metrics, u32(endpoint)) ?? []) {
+    for (const v of bpf.lookupPerCpu(this.#maps.metrics, u32(endpoint), METRICS_BYTES) ?? []) {
       if (v.length !== METRICS_BYTES) throw invalid(`metrics values are ${v.length} bytes, expected ${METRICS_BYTES}: rebuild bpf/`);
       out.msgs += Number(v.readBigUInt64LE(0));
       out.bytes += Number(v.readBigUInt64LE(8));

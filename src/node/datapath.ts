@@ -298,10 +298,11 @@ export class NodeDataPath implements DataPathPort {
   }
 
   #forget(ep: number): void {
+    const hostId = this.#endpoints.get(ep);
     this.#endpoints.delete(ep);
     this.#hub.detach(ep);
     try {
-      this.#bpf?.removeEndpoint(ep);
+      this.#bpf?.removeEndpoint(ep, { hosted: hostId !== undefined && this.#hosts.get(hostId)?.hostEp !== ep });
       const m = this.#bpf?.takeMetrics(ep);
       if (m !== undefined) {
         this.#kernelGone.msgs += m.msgs;
