@@ -109,7 +109,8 @@ export interface RunOrder {
   revision?: number;
 }
 
-export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number } | { op: 'datapath-status' } | { op: 'realm-removed'; realm: string };
+export type NodeRequest = { op: 'run'; order: RunOrder } | { op: 'evict'; pid: string; graceMs: number } | { op: 'datapath-status' } | { op: 'realm-removed'; realm: string }
+  | { op: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number };
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
 

@@ -1,13 +1,18 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { DataPathMode } from '../config/cluster.js';
-import { F_COPY, F_CREDIT, HUB_EP, rejectReason, SYSTEM_REALM } from '../datapath/descriptor.js';
+import { F_COPY, F_CREDIT, F_REJECTED, HUB_EP, rejectReason, SYSTEM_REALM } from '../datapath/descriptor.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
-import { F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
+import { F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
 import { Hub } from '../datapath/hub.js';
 import { Ownership, type RejectCounts } from '../datapath/ownership.js';
 import { OWNER_MAX, Pool } from '../datapath/pool.js';
+import { Endpoint } from '../datapath/endpoint.js';
+import { linkPair } from '../datapath/frames.js';
 import type { HostDataPathStats } from '../host/datapath.js';
+import { ProcData, type NameLookup } from '../host/proc-data.js';
+import { realTimers } from '../ports/real.js';
+import type { DataPathApi } from '../proc/data.js';
 import { BpfDataPath, bpfStatus } from '../native/bpf.js';
 import { closeFd, mapFd, memfdCreate, unmap } from '../native/index.js';
 import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
@@ -80,6 +85,9 @@ export class NodeDataPath implements DataPathPort {
   readonly #violations: Record<string, number> = {};
   readonly #hostStats = new Map<string, HostDataPathStats>();
   readonly #deadHostRejects: RejectCounts = zeroRejects();
+  /** Per realm, an endpoint in this process (the gateway's, `sigma call`'s): realm -> its endpoint. */
+  readonly #locals = new Map<string, { endpoint: number; data: ProcData; link: FrameLink }>();
+  readonly #localLinks = new Map<number, FrameLink>();
   #hubSocket: Socket | undefined;
   #nextEp = HUB_EP + 1;
   #realmSeq = 0;
@@ -190,7 +198,36 @@ export class NodeDataPath implements DataPathPort {
       this.#reclaimed.bytes += r.bytes;
       // Senders free what they sent there that was never accepted (those buffers are still theirs).
       for (const id of rp.hosts) for (const endpoint of set) this.#hosts.get(id)?.handle?.send({ t: 'dp-gone', endpoint });
+      const local = this.#locals.get(realm);
+      if (local !== undefined) for (const endpoint of set) local.data.destinationGone(endpoint);
     }
+  }
+
+  /**
+   * An endpoint of `realm` living in this process, for callers inside the node (the gateway, `sigma
+   * call`): undefined while the realm has no pool here (no host of it on this node). In bpf mode its
+   * ep_info entry points at the hub socket, so hosts' descriptors to it arrive there.
+   */
+  local(realm: string, lookup: NameLookup): DataPathApi | undefined {
+    const known = this.#locals.get(realm);
+    if (known !== undefined) return known.data;
+    const rp = this.#pools.get(realm);
+    if (rp === undefined) return undefined;
+    const endpoint = this.#allocEp(`local:${realm}`);
+    const [mine, theirs] = linkPair();
+    try {
+      this.#bpf?.addHostedEndpoint(rp.realmNo, HUB_EP, endpoint);
+      const r = this.#hub.attach({ realm, endpoint }, theirs);
+      if (r._tag === 'Left') throw r.left;
+    } catch (e) {
+      this.#o.log.warn({ err: e, realm }, 'data path: could not open a node-local endpoint');
+      this.#forget(endpoint);
+      return undefined;
+    }
+    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log });
+    this.#locals.set(realm, { endpoint, data, link: theirs });
+    this.#localLinks.set(endpoint, theirs);
+    return data;
   }
 
   hostGone(hostId: string): void {
@@ -280,6 +317,13 @@ export class NodeDataPath implements DataPathPort {
   }
 
   #freePool(realm: string, rp: RealmPool): void {
+    const local = this.#locals.get(realm);
+    if (local !== undefined) {
+      this.#locals.delete(realm);
+      this.#localLinks.delete(local.endpoint);
+      local.data.close();
+      this.#forget(local.endpoint);
+    }
     this.#pools.delete(realm);
     unmap(rp.buffer);
     closeFd(rp.fd);
@@ -360,7 +404,12 @@ export class NodeDataPath implements DataPathPort {
   #diverted(frames: Buffer): void {
     for (let at = 0; at < frames.length; at += FRAME_BYTES) {
       const flags = frames.readUInt32LE(at + F_FLAGS);
-      const reason = rejectReason(flags) ?? ((flags & F_COPY) !== 0 ? 'cross-realm-copy-unsupported' : 'unexplained');
+      if ((flags & (F_REJECTED | F_COPY)) === 0) {
+        // Allowed by the verdict and addressed to an endpoint in this process (see local()).
+        const to = this.#localLinks.get(frames.readUInt32LE(at + F_DST));
+        if (to !== undefined && to.write(frames.subarray(at, at + FRAME_BYTES))) continue;
+      }
+      const reason = rejectReason(flags) ?? ((flags & F_COPY) !== 0 ? 'cross-realm-copy-unsupported' : 'dst-gone');
       const n = (this.#violations[reason] = (this.#violations[reason] ?? 0) + 1);
       if ((n & (n - 1)) === 0) this.#o.log.warn({ reason, count: n }, `data path: the kernel diverted a descriptor (${reason})`);
       if ((flags & F_CREDIT) !== 0) continue;

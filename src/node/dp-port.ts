@@ -1,7 +1,9 @@
 import type { Socket } from 'node:net';
 import type { RejectCounts } from '../datapath/ownership.js';
 import type { HostDataPathStats } from '../host/datapath.js';
+import type { NameLookup } from '../host/proc-data.js';
 import type { ToHost } from '../host/protocol.js';
+import type { DataPathApi } from '../proc/data.js';
 import type { HostHandle } from './host-process.js';
 
 /**
@@ -21,6 +23,8 @@ export interface DataPathPort {
   /** The host is gone (or never came up): everything it held is reclaimed; the last host of a realm frees the pool. */
   hostGone(hostId: string): void;
   noteHostStats(hostId: string, stats: HostDataPathStats): void;
+  /** An endpoint of `realm` in the node process (gateway, `sigma call`); undefined if the realm has no pool here. */
+  local(realm: string, lookup: NameLookup): DataPathApi | undefined;
   status(): DataPathStatus;
   close(): void;
 }

@@ -41,6 +41,8 @@ export type NodeMsg =
   | { type: 'host-up'; key: string; handle: HostHandle; wiring?: HostWiring }
   | { type: 'datapath-status'; reply: (s: DataPathStatus | undefined) => void }
   | { type: 'dp-close' }
+  /** A call from the node process into the data path (`sigma call`; the gateway's path). */
+  | { type: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number; reply: (r: { ok: true; answer: string } | { ok: false; error: WireError }) => void }
   | { type: 'realm-removed'; realm: string; reply: (error?: WireError) => void }
   | { type: 'host-failed'; key: string; error: string }
   | { type: 'host-msg'; hostId: string; msg: ToNode }
@@ -111,6 +113,18 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       if (dp === undefined) return;
       if (lingering.length === 0) ctx.scheduleOnce(ENDPOINT_LINGER_MS, { type: 'dp-close' });
       lingering.push({ endpoint, atMs: ctx.ports.clock.nowMs() + ENDPOINT_LINGER_MS });
+    };
+    const lookupName = async (key: string): Promise<NameRecord | undefined> => {
+      const e = await deps.namesKv.get(key);
+      return e?.value == null ? undefined : (JSON.parse(new TextDecoder().decode(e.value)) as NameRecord);
+    };
+    const dataPathCall = (m: Extract<NodeMsg, { type: 'datapath-call' }>): void => {
+      const api = dp?.local(m.realm, lookupName);
+      if (api === undefined) return m.reply({ ok: false, error: { type: 'datapath-unavailable', message: `node ${cfg.id} has no data path for realm ${m.realm} (no host of that realm runs here)` } });
+      api.call(m.target, m.payload, { timeoutMs: m.timeoutMs }).then(
+        (answer) => m.reply({ ok: true, answer: new TextDecoder().decode(answer) }),
+        (e: unknown) => m.reply({ ok: false, error: { type: (e as { type?: string }).type ?? 'internal', message: describe(e) } }),
+      );
     };
     const closeLingering = (): void => {
       const now = ctx.ports.clock.nowMs();
@@ -331,6 +345,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           return m.reply(dp?.status());
         case 'dp-close':
           return closeLingering();
+        case 'datapath-call':
+          return dataPathCall(m);
         case 'realm-removed':
           // Its hosts go (the busy ones once empty, like a tainted host): the last one frees the realm's pool.
           if (shared.get(m.realm) !== undefined) shared.delete(m.realm);

@@ -20,6 +20,9 @@ export interface NodeTiming {
   nodeRequestTimeoutMs: number;
 }
 
+/** Bound on a `sigma call` through this node's data path. */
+export const DATAPATH_CALL_TIMEOUT_MS_MAX = 60_000;
+
 export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 500, heartbeatMs: 250, nodeTimeoutMs: 2_000, nodeRequestTimeoutMs: 2_000 };
 
 export interface NodeOptions {
@@ -90,7 +93,10 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       if (req?.op === 'run' && typeof req.order?.pid === 'string') msg = { type: 'run', order: req.order, reply };
       else if (req?.op === 'evict' && typeof req.pid === 'string') msg = { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
       else if (req?.op === 'realm-removed' && typeof req.realm === 'string') msg = { type: 'realm-removed', realm: req.realm, reply };
-      else if (req?.op === 'datapath-status') msg = { type: 'datapath-status', reply: (s) => void m.respond(encode(s === undefined ? { ok: false, error: { type: 'no-datapath', message: `node ${o.id} runs without a data path` } } : { ok: true, status: s })) };
+      else if (req?.op === 'datapath-call' && typeof req.realm === 'string' && typeof req.target === 'string' && typeof req.payload === 'string' && Number.isFinite(req.timeoutMs)) {
+        const timeoutMs = Math.min(Math.max(1, req.timeoutMs), DATAPATH_CALL_TIMEOUT_MS_MAX);
+        msg = { type: 'datapath-call', realm: req.realm, target: req.target, payload: req.payload, timeoutMs, reply: (r) => void m.respond(encode(r)) };
+      } else if (req?.op === 'datapath-status') msg = { type: 'datapath-status', reply: (s) => void m.respond(encode(s === undefined ? { ok: false, error: { type: 'no-datapath', message: `node ${o.id} runs without a data path` } } : { ok: true, status: s })) };
       if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
       else nm.tell(msg);
     }

@@ -78,6 +78,12 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     t.regex((await run({ program: 'dpcall', args: ['thrower', 'throw'] })).message, /RemoteHandlerError.*asked to fail/);
     t.is(await answer('thrower', 'count'), '0', 'a throwing handler leaves the service up');
 
+    // From the node process itself (the gateway's path): an endpoint of the realm living in the node.
+    t.is(await tc.client.dataPathCall('echo', 'from the node'), 'from the node');
+    t.is(await tc.client.dataPathCall('s1', 'xyz'), 'z{|');
+    const nobody = await t.throwsAsync(tc.client.dataPathCall('thrower', 'throw'));
+    t.is((nobody as { type?: string }).type, 'remote-handler');
+
     const after = await status();
     if (mode === 'bpf') t.true((after.kernel?.msgs ?? 0) > 10 * after.hubRouted, `descriptors went through the kernel verdict, not the hub: ${JSON.stringify(after)}`);
     else t.true(after.hubRouted > 0, 'descriptors went through the hub');
