@@ -6,6 +6,7 @@ import { F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/fram
 import type { RejectCounts } from '../datapath/ownership.js';
 import type { Pool } from '../datapath/pool.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
+import type { RemoteChannel } from '../node/dp-remote.js';
 import type { Timers } from '../ports/types.js';
 import { ProcData, type NameLookup } from './proc-data.js';
 
@@ -25,6 +26,8 @@ export interface HostDataPathOptions {
   timers: Timers;
   lookup: NameLookup;
   log: Logger;
+  /** The node-to-node channel, once there is one (src/node/dp-remote.ts); without it cross-node targets fail typed. */
+  remote?: RemoteChannel;
 }
 
 export interface HostDataPathStats {
@@ -90,7 +93,8 @@ export class HostDataPath {
       },
     };
     const ep = new Endpoint({ id: endpoint, pool: this.pool, link, timers: this.#options.timers });
-    const data = new ProcData({ endpoint: ep, node: this.node, realm: this.realm, timers: this.#options.timers, lookup: this.#options.lookup, log: this.#options.log });
+    const { timers, lookup, log, remote } = this.#options;
+    const data = new ProcData({ endpoint: ep, node: this.node, realm: this.realm, timers, lookup, log, ...(remote === undefined ? {} : { remote }) });
     this.#procs.set(endpoint, data);
     return data;
   }

@@ -3,6 +3,7 @@ import type { NameRecord } from '../control/protocol.js';
 import type { Endpoint, EndpointStats, Message } from '../datapath/endpoint.js';
 import { EndpointClosedError } from '../datapath/errors.js';
 import { callId, CALL_SEQ_MAX, parseId, responseId, type ParsedId } from '../datapath/request-id.js';
+import type { RemoteChannel } from '../node/dp-remote.js';
 import type { TimerHandle, Timers } from '../ports/types.js';
 import {
   BufferConsumedError,
@@ -20,6 +21,11 @@ import {
   type PoolBuffer,
   type Target,
 } from '../proc/data.js';
+
+interface Remote {
+  node: string;
+  endpoint: number;
+}
 
 /** Reads a name record of this realm from named; undefined when there is none. */
 export type NameLookup = (key: string) => Promise<NameRecord | undefined>;
@@ -110,15 +116,17 @@ interface Pending {
 export class ProcData implements DataPathApi {
   readonly endpoint: EndpointAddress;
   readonly #ep: Endpoint;
-  readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger };
+  readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel };
   readonly #pending = new Map<number, Pending>();
   readonly #names = new Map<string, number>();
+  /** Names that resolved to another node. Not invalidated by dp-gone (another node's endpoints): a failed remote send drops the entry. */
+  readonly #remoteNames = new Map<string, Remote>();
   #handler: DataHandler | undefined;
   #seq = 0;
   #closed = false;
   readonly counts = { unserved: 0, lateAnswers: 0, answerFailures: 0, handlerErrors: 0 };
 
-  constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger }) {
+  constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel }) {
     this.#ep = o.endpoint;
     this.#o = o;
     this.endpoint = { node: o.node, endpoint: o.endpoint.id };
@@ -137,6 +145,7 @@ export class ProcData implements DataPathApi {
 
   async send(target: Target, payload: Uint8Array | string | PoolBuffer, options: CallOptions = {}): Promise<void> {
     const dst = await this.#resolve(target);
+    if (typeof dst !== 'number') return this.#remote(dst, payload, (ch, bytes) => ch.send(dst.node, dst.endpoint, this.#ep.id, bytes, options));
     await this.#transmit(dst, payload, 0n, options.timeoutMs);
   }
 
@@ -146,6 +155,7 @@ export class ProcData implements DataPathApi {
 
   async callWith<R>(target: Target, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options: CallOptions = {}): Promise<R> {
     const dst = await this.#resolve(target);
+    if (typeof dst !== 'number') return this.#remote(dst, payload, async (ch, bytes) => read(await ch.call(dst.node, dst.endpoint, this.#ep.id, bytes, options)));
     if (this.#pending.size >= CALLS_PENDING_MAX) throw new CallsPendingFullError(CALLS_PENDING_MAX);
     const seq = this.#nextSeq();
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
@@ -195,12 +205,16 @@ export class ProcData implements DataPathApi {
       } else throw new BufferConsumedError('forward');
     } else if (msg instanceof OwnedBuffer) buf = msg;
     else throw new TypeError('forward takes a message received by this proc or a buffer from ctx.alloc');
-    let dst: number;
+    let dst: number | Remote;
     try {
       dst = await this.#resolve(next);
     } catch (e) {
       buf.release();
       throw e;
+    }
+    if (typeof dst !== 'number') {
+      const to = dst;
+      return this.#remote(to, buf, (ch, bytes) => ch.send(to.node, to.endpoint, this.#ep.id, bytes, options)); // answers of a remote chain: the channel's business
     }
     await this.#transmit(dst, buf, buf.requestId, options.timeoutMs);
   }
@@ -249,19 +263,48 @@ export class ProcData implements DataPathApi {
     if (r._tag === 'Left') throw r.left;
   }
 
-  async #resolve(target: Target): Promise<number> {
+  /** A cross-node target goes to the RemoteChannel with a copy of the payload (a pool buffer is freed). */
+  async #remote<R>(to: Remote, payload: Uint8Array | string | PoolBuffer, go: (ch: RemoteChannel, bytes: Uint8Array) => Promise<R>): Promise<R> {
+    let bytes: Uint8Array;
+    if (payload instanceof OwnedBuffer) {
+      payload.consume('send');
+      bytes = payload.bytes.slice();
+      this.#ep.pool.free(this.#ep.id, payload.offset, payload.generation);
+    } else if (typeof payload === 'string') bytes = utf8.encode(payload);
+    else if (payload instanceof Uint8Array) bytes = payload;
+    else throw new TypeError('a payload is a Uint8Array, a string or a buffer from ctx.alloc');
+    if (this.#o.remote === undefined) throw new CrossNodeTargetError(to.node, to.endpoint);
+    try {
+      return await go(this.#o.remote, bytes);
+    } catch (e) {
+      for (const [name, at] of this.#remoteNames) if (at.node === to.node && at.endpoint === to.endpoint) this.#remoteNames.delete(name);
+      throw e;
+    }
+  }
+
+  /** A local endpoint id, or where a remote target lives. */
+  async #resolve(target: Target): Promise<number | Remote> {
     if (typeof target !== 'string') {
-      if (target.node !== undefined && target.node !== this.#o.node) throw new CrossNodeTargetError(target.node, target.endpoint);
+      if (target.node !== undefined && target.node !== this.#o.node) return { node: target.node, endpoint: target.endpoint };
       return target.endpoint;
     }
     const cached = this.#names.get(target);
     if (cached !== undefined) return cached;
+    const remote = this.#remoteNames.get(target);
+    if (remote !== undefined) return remote;
     const rec = await this.#o.lookup(`${this.#o.realm}.${target}`);
     if (rec === undefined) throw new UnknownTargetError(target, `no service of that name in realm ${this.#o.realm}`);
     if (rec.endpoint === undefined || rec.node === undefined) throw new UnknownTargetError(target, 'the service has no data-path endpoint (its node runs without a data path)');
-    // The seam for the node-to-node channel: a RemoteChannel (src/node/dp-remote.ts) will carry these.
-    if (rec.node !== this.#o.node) throw new CrossNodeTargetError(rec.node, rec.endpoint);
-    if (this.#names.size >= NAME_CACHE_ENTRIES_MAX) this.#names.clear();
+    if (this.#names.size + this.#remoteNames.size >= NAME_CACHE_ENTRIES_MAX) {
+      this.#names.clear();
+      this.#remoteNames.clear();
+    }
+    // The seam for the node-to-node channel: a RemoteChannel (src/node/dp-remote.ts) carries these.
+    if (rec.node !== this.#o.node) {
+      const at = { node: rec.node, endpoint: rec.endpoint };
+      this.#remoteNames.set(target, at);
+      return at;
+    }
     this.#names.set(target, rec.endpoint);
     return rec.endpoint;
   }

@@ -16,6 +16,7 @@ import type { DataPathApi } from '../proc/data.js';
 import { BpfDataPath, bpfStatus } from '../native/bpf.js';
 import { closeFd, mapFd, memfdCreate, unmap } from '../native/index.js';
 import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
+import type { RemoteChannel } from './dp-remote.js';
 import type { HostHandle } from './host-process.js';
 
 /**
@@ -66,12 +67,14 @@ export interface NodeDataPathOptions {
   mode: DataPathMode;
   log: Logger;
   poolBytes?: number;
+  /** The node-to-node channel for the node-local endpoints, once there is one. */
+  remote?: RemoteChannel;
 }
 
 export class NodeDataPath implements DataPathPort {
   readonly mode: 'bpf' | 'userspace';
   readonly reason: string;
-  readonly #o: Required<NodeDataPathOptions>;
+  readonly #o: NodeDataPathOptions & { poolBytes: number };
   readonly #server: Server;
   readonly #port: number;
   readonly #bpf: BpfDataPath | undefined;
@@ -95,7 +98,7 @@ export class NodeDataPath implements DataPathPort {
   /** Kernel counters of endpoints that are gone (their metrics rows are deleted). */
   #kernelGone = { msgs: 0, rejects: 0 };
 
-  private constructor(o: Required<NodeDataPathOptions>, server: Server, bpfPath: BpfDataPath | undefined, reason: string) {
+  private constructor(o: NodeDataPathOptions & { poolBytes: number }, server: Server, bpfPath: BpfDataPath | undefined, reason: string) {
     this.#o = o;
     this.#server = server;
     this.#port = (server.address() as { port: number }).port;
@@ -224,7 +227,8 @@ export class NodeDataPath implements DataPathPort {
       this.#forget(endpoint);
       return undefined;
     }
-    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log });
+    const remote = this.#o.remote;
+    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log, ...(remote === undefined ? {} : { remote }) });
     this.#locals.set(realm, { endpoint, data, link: theirs });
     this.#localLinks.set(endpoint, theirs);
     return data;

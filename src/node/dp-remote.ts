@@ -1,11 +1,15 @@
+import type { CallOptions } from '../proc/data.js';
+
 /**
- * The seam for the node-to-node channel (built elsewhere, src/datapath/remote*.ts). Today a target on
- * another node fails with CrossNodeTargetError (src/proc/data.ts) where ProcData resolves it; when a
- * channel exists, the node manager gives one to its DataPathPort and hosts hand non-local descriptors to
- * it (one copy into the remote realm's pool, the same credit and ownership rules).
+ * The seam for the node-to-node channel (built elsewhere, src/datapath/remote*.ts). ProcData hands every
+ * send / call / forward whose target lives on another node (its names record says so, or the caller
+ * named the node) to a RemoteChannel when it has one; without one the caller gets CrossNodeTargetError.
+ * A channel copies the payload once into the remote realm's pool and applies the same credit and
+ * ownership rules there; its failures are typed errors like the local path's.
  */
 export interface RemoteChannel {
-  /** Copies `payload` to `endpoint` on `node`; rejects with a typed error (unreachable, no credit, ...). */
-  send(node: string, endpoint: number, src: number, payload: Uint8Array, requestId: bigint): Promise<void>;
-  close(): void;
+  /** One-way to `endpoint` on `node`, on behalf of local endpoint `src`. */
+  send(node: string, endpoint: number, src: number, payload: Uint8Array, options: CallOptions): Promise<void>;
+  /** Request and response; resolves with a copy of the answer. */
+  call(node: string, endpoint: number, src: number, payload: Uint8Array, options: CallOptions): Promise<Uint8Array>;
 }
