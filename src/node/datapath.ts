@@ -59,6 +59,10 @@ interface HostEntry {
   hostEp: number;
   link?: FrameLink;
   handle?: HostHandle;
+  /** The host's end until it is handed over (destroyed if the host never comes up). */
+  unsent?: Socket;
+  /** This process's end (the hub reads it once registered). */
+  mine?: Socket;
   endpoints: Set<number>;
 }
 
@@ -143,6 +147,8 @@ export class NodeDataPath implements DataPathPort {
     rp.hosts.add(hostId);
     try {
       const { mine, theirs } = await this.#pair();
+      entry.unsent = theirs;
+      entry.mine = mine;
       this.#bpf?.attachSocket(theirs, rp.realmNo, hostEp);
       const reg = this.#hub.attachSocket({ realm, endpoint: hostEp }, mine);
       if (reg._tag === 'Left') throw reg.left;
@@ -160,7 +166,9 @@ export class NodeDataPath implements DataPathPort {
     if (entry === undefined || handle.sendHandle === undefined) return false;
     entry.handle = handle;
     // The host's end goes to the host; this process's copy is closed once sent.
-    return handle.sendHandle(wiring.attach, wiring.socket);
+    if (!handle.sendHandle(wiring.attach, wiring.socket)) return false;
+    entry.unsent = undefined;
+    return true;
   }
 
   openEndpoint(hostId: string): number | undefined {
@@ -240,6 +248,8 @@ export class NodeDataPath implements DataPathPort {
     this.closeEndpoints([...h.endpoints, h.hostEp]);
     this.#hosts.delete(hostId);
     h.link?.close();
+    h.mine?.destroy();
+    h.unsent?.destroy();
     const stats = this.#hostStats.get(hostId);
     this.#hostStats.delete(hostId);
     if (stats !== undefined) for (const r of REJECT_REASONS) this.#deadHostRejects[r] += stats.rejected[r] ?? 0;
@@ -372,7 +382,17 @@ export class NodeDataPath implements DataPathPort {
       this.#accepted.delete(port);
       return { mine: early, theirs };
     }
-    const mine = await new Promise<Socket>((r) => this.#claims.set(port, r));
+    const mine = await new Promise<Socket>((r, j) => {
+      const timer = setTimeout(() => {
+        this.#claims.delete(port);
+        theirs.destroy();
+        j(new Error(`the data-path connection from port ${port} was not accepted within ${PAIR_CLAIM_MS} ms`));
+      }, PAIR_CLAIM_MS);
+      this.#claims.set(port, (s) => {
+        clearTimeout(timer);
+        r(s);
+      });
+    });
     return { mine, theirs };
   }
 
