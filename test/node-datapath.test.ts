@@ -1,6 +1,8 @@
 import test from 'ava';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
+import { Pool } from '../src/datapath/pool.js';
+import { mapFd } from '../src/native/index.js';
 import { NodeDataPath } from '../src/node/datapath.js';
 import { silent } from './helpers/actors.js';
 
@@ -40,6 +42,45 @@ test('node datapath - userspace is chosen when configured, even where BPF would 
     t.is(dp.mode, 'userspace');
     t.is(dp.status().kernel, undefined);
     t.deepEqual(dp.status().pools, {});
+  } finally {
+    dp.close();
+  }
+});
+
+test('node datapath - a pool per realm shared through its memfd, node-unique endpoints, reclaim on close, the pool freed with the last host', async (t) => {
+  const dp = await NodeDataPath.create({ node: 'n', mode: 'userspace', log: silent, poolBytes: 8 << 20 });
+  const sent: unknown[] = [];
+  const handle = (id: string) => ({ hostId: id, realm: 'r', pid: undefined, send: (m: unknown) => (sent.push(m), true), sendHandle: () => true, onMessage: () => {}, onExit: () => {}, kill: () => {} });
+  try {
+    const a = await dp.prepareHost('h1', 'r');
+    const b = await dp.prepareHost('h2', 'r');
+    const c = await dp.prepareHost('h3', 'other');
+    t.is(a.fds[0], b.fds[0], 'one pool per realm');
+    t.not(a.fds[0], c.fds[0], 'another realm, another pool');
+    t.is(dp.openEndpoint('h1'), undefined, 'no endpoints before the host is attached');
+    t.true(dp.attachHost(a, handle('h1')));
+    t.true(dp.attachHost(b, handle('h2')));
+    const eps = [dp.openEndpoint('h1')!, dp.openEndpoint('h1')!, dp.openEndpoint('h2')!];
+    t.is(new Set([...eps, a.attach.hostEp, b.attach.hostEp, c.attach.hostEp]).size, 6, 'endpoint ids are node-unique');
+
+    // The host's view of the pool: the same memory (what a host maps from the inherited fd).
+    const pool = Pool.attach(mapFd(a.fds[0]!, a.attach.poolBytes));
+    if (pool._tag === 'Left') throw pool.left;
+    for (let i = 0; i < 5; i++) t.is(pool.right.alloc(eps[0]!, 1000)._tag, 'Right');
+    t.is(dp.status().pools['r']!.bytesUsed, 5 * 1024);
+    dp.closeEndpoints([eps[0]!]);
+    t.is(dp.status().pools['r']!.bytesUsed, 0);
+    t.deepEqual(dp.status().reclaimed, { buffers: 5, bytes: 5 * 1024 });
+    t.true(sent.some((m) => (m as { t: string; endpoint: number }).t === 'dp-gone' && (m as { endpoint: number }).endpoint === eps[0]), "the realm's hosts hear of it");
+
+    dp.hostGone('h3');
+    t.is(dp.status().pools['other'], undefined, "a realm's last host gone frees its pool");
+    dp.hostGone('h1');
+    t.truthy(dp.status().pools['r'], 'h2 still holds it');
+    dp.hostGone('h2');
+    t.deepEqual(dp.status().pools, {});
+    t.is(dp.status().endpoints, 0);
+    for (const w of [a, b, c]) w.socket.destroy();
   } finally {
     dp.close();
   }
