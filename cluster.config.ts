@@ -12,7 +12,8 @@ export default defineCluster({
   realms: ['default'],
   nats: { embedded: true, port: 4222 },
   gateway: { port: 8080 },
-  datapath: 'auto',
+  datapath: 'auto', // bpf when the sk_msg object loads (root), else the userspace hub
+  poolMb: 64, // shared memory per realm and node
   dataDir: '.sigma',
   programs: {},
 });

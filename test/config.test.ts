@@ -12,6 +12,7 @@ test('config - defaults fill a minimal config', (t) => {
   const c = defineCluster({ nodes: 2 });
   t.deepEqual(c.nodes.map((n) => n.id), ['node-1', 'node-2']);
   t.is(c.datapath, 'auto');
+  t.is(c.poolMb, 64);
 });
 
 test('config - bad input is rejected with the field named', (t) => {
@@ -24,6 +25,8 @@ test('config - bad input is rejected with the field named', (t) => {
     [{ nats: { servers: ['http://x'] } }, 'nats.servers'],
     [{ gateway: { port: 70000 } }, 'gateway.port'],
     [{ datapath: 'dpdk' as never }, 'datapath'],
+    [{ poolMb: 4096 }, 'poolMb'],
+    [{ poolMb: 0.5 }, 'poolMb'],
   ];
   for (const [input, field] of cases) {
     const r = parseCluster(input);

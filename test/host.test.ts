@@ -92,3 +92,9 @@ test.serial('host - a killed host reports its exit', async (t) => {
   h.kill();
   t.is(await exited, 'SIGKILL');
 });
+
+test.serial('host - without a data path, ctx.send fails with a typed error instead of hanging', async (t) => {
+  host.send({ t: 'run', pid: 'dp1', modulePath: fixture('dp-try'), args: [], realm: 'default' });
+  const exit = await rec.exitOf('dp1');
+  t.deepEqual(exit.status, { kind: 'ok', message: 'ok', data: 'datapath-unavailable' });
+});

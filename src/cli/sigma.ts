@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { existsSync, readFileSync, statSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { SigmaClient, WaitTimeoutError } from '../client/client.js';
+import { DataPathCallError, SigmaClient, WaitTimeoutError } from '../client/client.js';
 import { ControlError } from '../control/errors.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
@@ -139,7 +139,21 @@ program.command('nodes').action(() => withClient(async (c) => {
 
 program.command('names').option('--realm <realm>').action((o: { realm?: string }) => withClient(async (c) => {
   const ns = await c.names(o.realm);
-  out(table(ns.map((n) => ({ realm: n.realm, name: n.name, pid: n.pid, actor: n.actorPath })), ['realm', 'name', 'pid', 'actor']), ns);
+  out(table(ns.map((n) => ({ realm: n.realm, name: n.name, pid: n.pid, actor: n.actorPath, endpoint: n.endpoint === undefined ? '-' : `${n.node}:${n.endpoint}` })), ['realm', 'name', 'pid', 'actor', 'endpoint']), ns);
+}));
+
+program.command('call <name> <payload>').description("calls a service through its node's data path").option('--realm <realm>', 'realm of the service', 'default').option('--timeout-ms <ms>', 'how long to wait for the answer', (v) => Number(v), 5000)
+  .action((name: string, payload: string, o: { realm: string; timeoutMs: number }) => withClient(async (c) => {
+    const answer = await c.dataPathCall(name, payload, { realm: o.realm, timeoutMs: o.timeoutMs });
+    out(answer, { ok: true, answer });
+  }));
+
+program.command('datapath [node]').description("a node's data path: mode, pools per realm, refused descriptors").action((node: string | undefined) => withClient(async (c) => {
+  const ids = node === undefined ? (await c.nodes()).map((n) => n.id) : [node];
+  const all = await Promise.all(ids.map(async (id) => ({ node: id, ...(await c.dataPathStatus(id)) })));
+  const rows = all.flatMap((s) => Object.entries(s.pools).map(([realm, p]) => ({ node: s.node, mode: s.mode, realm, usedKiB: Math.round(p.bytesUsed / 1024), freeKiB: Math.round(p.bytesFree / 1024), hosts: p.hosts })));
+  const refused = all.map((s) => `${s.node}: ${s.mode} (${s.reason}); ${s.endpoints} endpoints; refused ${JSON.stringify({ ...s.violations, ...Object.fromEntries(Object.entries(s.receiverRejects).filter(([, n]) => n > 0)) })}`);
+  out(`${refused.join('\n')}\n${table(rows, ['node', 'mode', 'realm', 'usedKiB', 'freeKiB', 'hosts'])}`, all);
 }));
 
 async function retry<T>(fn: () => Promise<T>, attempts = 40, delayMs = 250): Promise<T> {
@@ -159,6 +173,9 @@ try {
   if (e instanceof ControlError) {
     console.error(`sigma: ${e.message}`);
     process.exitCode = e.type === 'no-scheduler' ? EXIT.unavailable : EXIT.refused;
+  } else if (e instanceof DataPathCallError) {
+    console.error(`sigma: ${e.type}: ${e.message}`);
+    process.exitCode = e.type === 'node-unreachable' ? EXIT.unavailable : EXIT.procFailed;
   } else if (e instanceof WaitTimeoutError) {
     console.error(`sigma: ${e.message}`);
     process.exitCode = EXIT.timeout;

@@ -4,11 +4,20 @@ import { BUCKET, SUBJECT, decodeJson, decodeNodeRecord, decodeProcRecord, encode
 import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
+import type { DataPathStatus } from '../node/dp-port.js';
 import { realTimers } from '../ports/real.js';
 import type { Timers } from '../ports/types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
 export const DEFAULT_EVICT_GRACE_MS = 2_000;
+
+/** A call through a node's data path failed; `type` is the data path's own (pool-exhausted, call-timeout, unknown-target, ...). */
+export class DataPathCallError extends Error {
+  constructor(readonly type: string, message: string) {
+    super(message);
+    this.name = 'DataPathCallError';
+  }
+}
 
 export class WaitTimeoutError extends Error {
   readonly type = 'wait-timeout';
@@ -81,6 +90,38 @@ export class SigmaClient {
   async names(realm?: string): Promise<NameRecord[]> {
     const all = await readAll(this.namesKv, (b) => decodeJson(b) as NameRecord | undefined);
     return all.filter((n) => realm === undefined || n.realm === realm);
+  }
+
+  /** The data path of one node: mode, pools, endpoints, and the descriptors it refused (and why). */
+  async dataPathStatus(node: string, options: { timeoutMs?: number } = {}): Promise<DataPathStatus> {
+    let reply;
+    try {
+      reply = decodeJson((await this.bus.request(SUBJECT.node(node), encode({ op: 'datapath-status' }), { timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS })).data) as { ok: boolean; status?: DataPathStatus; error?: WireError };
+    } catch (e) {
+      throw new ControlError('no-scheduler', `node ${node} did not answer (${(e as { type?: string }).type ?? (e as Error).message}); is it running?`);
+    }
+    if (!reply.ok || reply.status === undefined) throw ControlError.fromWire(reply.error ?? { type: 'internal', message: 'malformed data-path status' });
+    return reply.status;
+  }
+
+  /**
+   * Calls the service `target` of `realm` through the data path of the node it runs on (the payload is
+   * copied into that realm's pool there): what a gateway does, and `sigma call`.
+   */
+  async dataPathCall(target: string, payload: string, options: { realm?: string; timeoutMs?: number } = {}): Promise<string> {
+    const realm = options.realm ?? 'default';
+    const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
+    const e = await this.namesKv.get(`${realm}.${target}`);
+    const rec = e?.value == null ? undefined : (decodeJson(e.value) as NameRecord | undefined);
+    if (rec?.node === undefined) throw new DataPathCallError('unknown-target', `no service "${target}" with a data-path endpoint in realm ${realm}`);
+    let reply;
+    try {
+      reply = decodeJson((await this.bus.request(SUBJECT.node(rec.node), encode({ op: 'datapath-call', realm, target, payload, timeoutMs }), { timeoutMs: timeoutMs + 1_000 })).data) as { ok: boolean; answer?: string; error?: WireError };
+    } catch (err) {
+      throw new DataPathCallError('node-unreachable', `node ${rec.node} did not answer (${(err as { type?: string }).type ?? (err as Error).message})`);
+    }
+    if (!reply.ok || reply.answer === undefined) throw new DataPathCallError(reply.error?.type ?? 'internal', reply.error?.message ?? 'malformed answer');
+    return reply.answer;
   }
 
   async realms(): Promise<string[]> {

@@ -20,6 +20,8 @@ export interface ClusterConfig {
   nats: NatsConfig;
   gateway: { port: number };
   datapath: DataPathMode;
+  /** Shared-memory pool per (realm, node), MiB. */
+  poolMb: number;
   /** JetStream store, proc logs and other state; relative paths are relative to the working directory. */
   dataDir: string;
   /** Program name -> module path (relative to the config file's directory) that procs can run. */
@@ -37,6 +39,8 @@ export interface ClusterInput {
   nats?: { embedded?: boolean; port?: number; servers?: string[] };
   gateway?: { port?: number };
   datapath?: DataPathMode;
+  /** Shared-memory pool per (realm, node), MiB (default 64; the largest payload is a quarter of it). */
+  poolMb?: number;
   dataDir?: string;
   programs?: Record<string, string>;
 }
@@ -48,6 +52,9 @@ export const DEFAULT_BE_SLOTS = 64;
 export const DEFAULT_NATS_PORT = 4222;
 export const DEFAULT_GATEWAY_PORT = 8080;
 export const NODES_MAX = 1024;
+export const DEFAULT_POOL_MB = 64;
+/** Descriptor offsets are u32: a pool is below 4 GiB. */
+export const POOL_MB_MAX = 4095;
 const ID_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
 export class ClusterConfigError extends Error {
@@ -83,6 +90,8 @@ function build(input: ClusterInput): ClusterConfig {
   const datapath = input.datapath ?? 'auto';
   if (!['auto', 'bpf', 'userspace'].includes(datapath)) throw new ClusterConfigError('datapath', `must be auto, bpf or userspace, got "${datapath}"`);
   const gatewayPort = port('gateway.port', input.gateway?.port ?? DEFAULT_GATEWAY_PORT);
+  const poolMb = input.poolMb ?? DEFAULT_POOL_MB;
+  if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > POOL_MB_MAX) throw new ClusterConfigError('poolMb', `must be an integer in [1, ${POOL_MB_MAX}], got ${poolMb}`);
   return {
     name,
     nodes,
@@ -90,6 +99,7 @@ function build(input: ClusterInput): ClusterConfig {
     nats: buildNats(input.nats ?? {}),
     gateway: { port: gatewayPort },
     datapath,
+    poolMb,
     dataDir: input.dataDir ?? '.sigma',
     programs: { ...(input.programs ?? {}) },
   };

@@ -83,6 +83,9 @@ export interface NameRecord {
   name: string;
   pid: string;
   actorPath: string;
+  /** The proc's data-path endpoint and the node it lives on (absent when its node has no data path). */
+  node?: string;
+  endpoint?: number;
 }
 
 export type SpawnReply = { ok: true; pid: string } | { ok: false; error: WireError };
@@ -120,7 +123,10 @@ export type NodeRequest =
   /** Fire-and-forget note: the record of a `pendingCreate` order is durable at this revision. */
   | { op: 'created'; pid: string; revision: number }
   /** Fire-and-forget note: the record of a `pendingCreate` order could not be written; stop the proc, record nothing. */
-  | { op: 'cancel'; pid: string };
+  | { op: 'cancel'; pid: string }
+  | { op: 'datapath-status' }
+  | { op: 'realm-removed'; realm: string }
+  | { op: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number };
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
 

@@ -298,6 +298,8 @@ export function schedulerActor(deps: SchedulerDeps) {
       void (async () => {
         for (const key of await deps.namesKv.keys()) if (key.startsWith(`${name}.`)) await deps.namesKv.delete(key).catch(() => {});
         await deps.realmsKv.delete(name);
+        // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool). Best effort.
+        for (const node of lastSeen.keys()) void deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});
       })().then(
         () => waiting.forEach((w) => w({ ok: true })),
         (e: unknown) => waiting.forEach((w) => w({ ok: false, error: new ControlError('internal', `realm ${name}: ${(e as Error).message}`).toWire() })),

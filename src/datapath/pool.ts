@@ -218,34 +218,27 @@ export class Pool {
    * the owner was killed in the middle of. Returns what was reclaimed.
    */
   reclaim(owner: number): { buffers: number; bytes: number } {
+    return isOwner(owner) ? this.reclaimAll(new Set([owner])) : { buffers: 0, bytes: 0 };
+  }
+
+  /**
+   * `reclaim` for several gone owners in one pass over the tables (a pass costs the same for one owner
+   * or many: the node manager batches the procs that exited within a moment).
+   */
+  reclaimAll(owners: ReadonlySet<number>): { buffers: number; bytes: number } {
     const out = { buffers: 0, bytes: 0 };
-    if (!isOwner(owner)) return out;
-    const count = (u: number): void => {
+    const take = (u: number): void => {
+      const o = Atomics.load(this.#owners, u);
+      if (o === 0 || !owners.has(o > 0 ? o : -o) || !isOwner(o > 0 ? o : -o)) return;
+      const cap = this.#capacity(u);
+      if (o > 0) {
+        if (this.#release(u, o, Atomics.load(this.#gens, u) >>> 0) !== 0) return;
+      } else this.#finishFree(u, -o);
       out.buffers++;
-      out.bytes += this.#capacity(u);
+      out.bytes += cap;
     };
-    for (let u = 0; u < this.#slotsTotal; u++) {
-      const o = Atomics.load(this.#owners, u);
-      if (o === owner) {
-        if (this.#release(u, owner, Atomics.load(this.#gens, u) >>> 0) === 0) count(u);
-      } else if (o === -owner) {
-        count(u);
-        this.#finishFree(u, owner);
-      }
-    }
-    for (let p = 0; p < this.layout.pageCount; p++) {
-      const u = this.#slotsTotal + p;
-      if (Atomics.load(this.#pageState, p) !== p + 1) continue;
-      const o = Atomics.load(this.#owners, u);
-      if (o === owner || o === -owner) {
-        const cap = this.#capacity(u);
-        const ok = o === owner ? this.#release(u, owner, Atomics.load(this.#gens, u) >>> 0) === 0 : (this.#finishFree(u, owner), true);
-        if (ok) {
-          out.buffers++;
-          out.bytes += cap;
-        }
-      }
-    }
+    for (let u = 0; u < this.#slotsTotal; u++) take(u);
+    for (let p = 0; p < this.layout.pageCount; p++) if (Atomics.load(this.#pageState, p) === p + 1) take(this.#slotsTotal + p);
     return out;
   }
 

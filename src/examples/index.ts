@@ -9,4 +9,7 @@ export const BUILTIN_PROGRAMS: Readonly<Record<string, string>> = {
   sleep: here('sleep'),
   fail: here('fail'),
   counter: here('counter'),
+  echo: here('echo'),
+  stage: here('stage'),
+  dpcall: here('dpcall'),
 };

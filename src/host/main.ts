@@ -7,6 +7,11 @@ import { pino } from 'pino';
 import { createSystem } from '../actors/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import { connectBus } from '../nats/real.js';
+import type { Socket } from 'node:net';
+import { BUCKET, decodeJson, type NameRecord } from '../control/protocol.js';
+import { realTimers } from '../ports/real.js';
+import { attachDataPath } from './attach.js';
+import type { HostDataPath } from './datapath.js';
 import { decodeToHost, type ToNode } from './protocol.js';
 import { ProcRunner, currentProc } from './runner.js';
 
@@ -54,8 +59,14 @@ const system = createSystem({
   },
 });
 runner = new ProcRunner(system, send, log);
+const namesKv = bus === undefined ? undefined : await bus.kv(BUCKET.names);
+const lookup = async (key: string): Promise<NameRecord | undefined> => {
+  const e = await namesKv?.get(key);
+  return e?.value == null ? undefined : (decodeJson(e.value) as NameRecord | undefined);
+};
+let datapath: HostDataPath | undefined;
 
-process.on('message', (raw) => {
+process.on('message', (raw, handle) => {
   const m = decodeToHost(raw);
   if (m === undefined) {
     log.warn({ raw }, 'ignored a malformed message from the node manager');
@@ -63,13 +74,23 @@ process.on('message', (raw) => {
   }
   switch (m.t) {
     case 'run':
-      void runner!.run(m.pid, m.modulePath, m.args, m.realm);
+      void runner!.run(m.pid, m.modulePath, m.args, m.realm, m.endpoint);
       return;
     case 'evict':
       runner!.evict(m.pid);
       return;
     case 'ping':
       send({ t: 'pong', seq: m.seq });
+      if (datapath !== undefined) send({ t: 'dp-stats', stats: datapath.stats() });
+      return;
+    case 'dp-attach': {
+      const r = attachDataPath(m, handle as Socket | undefined, { realm, timers: realTimers, lookup, log });
+      if (r._tag === 'Left') log.error({ err: r.left }, 'data path: cannot attach; procs here run without it');
+      else runner!.datapath = datapath = r.right;
+      return;
+    }
+    case 'dp-gone':
+      datapath?.gone(m.endpoint);
       return;
     case 'exit':
       void system

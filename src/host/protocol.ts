@@ -1,12 +1,17 @@
 import type { ProcKind, Status } from '../proc/types.js';
+import type { HostDataPathStats } from './datapath.js';
 
 /**
  * Messages between a node manager and one of its proc hosts, over the fork IPC channel (JSON).
  * Decoded with `decodeToHost` / `decodeToNode`, which reject anything malformed instead of trusting it.
  */
 export type ToHost =
-  | { t: 'run'; pid: string; modulePath: string; args: unknown[]; realm: string }
+  | { t: 'run'; pid: string; modulePath: string; args: unknown[]; realm: string; endpoint?: number }
   | { t: 'evict'; pid: string }
+  /** Sent with the host's data-path socket as the IPC handle; the pool memfd is inherited at fd `poolFd`. */
+  | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; poolBytes: number; mode: string }
+  /** An endpoint of the realm went away: free what was sent to it, forget its name. */
+  | { t: 'dp-gone'; endpoint: number }
   | { t: 'ping'; seq: number }
   | { t: 'exit' };
 
@@ -15,16 +20,22 @@ export type ToNode =
   | { t: 'started'; pid: string; kind: ProcKind; actorPath?: string }
   | { t: 'exited'; pid: string; status: Status }
   | { t: 'log'; pid: string; stream: 'stdout' | 'stderr'; data: string }
-  | { t: 'pong'; seq: number };
+  | { t: 'pong'; seq: number }
+  | { t: 'dp-stats'; stats: HostDataPathStats };
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
 const isStr = (v: unknown): v is string => typeof v === 'string';
+const isU31 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fff_ffff;
 
 export function decodeToHost(v: unknown): ToHost | undefined {
   if (!isObj(v)) return undefined;
   switch (v['t']) {
     case 'run':
-      return isStr(v['pid']) && isStr(v['modulePath']) && Array.isArray(v['args']) && isStr(v['realm']) ? (v as ToHost) : undefined;
+      return isStr(v['pid']) && isStr(v['modulePath']) && Array.isArray(v['args']) && isStr(v['realm']) && (v['endpoint'] === undefined || isU31(v['endpoint'])) ? (v as ToHost) : undefined;
+    case 'dp-attach':
+      return isStr(v['node']) && isU31(v['hostEp']) && isU31(v['poolFd']) && Number.isSafeInteger(v['poolBytes']) && (v['poolBytes'] as number) > 0 && isStr(v['mode']) ? (v as ToHost) : undefined;
+    case 'dp-gone':
+      return isU31(v['endpoint']) ? (v as ToHost) : undefined;
     case 'evict':
       return isStr(v['pid']) ? (v as ToHost) : undefined;
     case 'ping':
@@ -53,6 +64,10 @@ export function decodeToNode(v: unknown): ToNode | undefined {
       return isStr(v['pid']) && (v['stream'] === 'stdout' || v['stream'] === 'stderr') && isStr(v['data']) ? (v as ToNode) : undefined;
     case 'pong':
       return typeof v['seq'] === 'number' ? (v as ToNode) : undefined;
+    case 'dp-stats': {
+      const s = v['stats'];
+      return isObj(s) && isObj(s['rejected']) && typeof s['misrouted'] === 'number' ? (v as ToNode) : undefined;
+    }
     default:
       return undefined;
   }

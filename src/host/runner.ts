@@ -5,6 +5,9 @@ import type { Logger } from 'pino';
 import { oneForOne, type ActorSystem, type Behavior, type Context } from '../actors/index.js';
 import { describe } from '../actors/errors.js';
 import { FunctionProc, ServiceProc, type ProcContext, type Status } from '../proc/types.js';
+import type { CallOptions, DataHandler, DataMessage, DataPathApi, EndpointAddress, PoolBuffer, Target } from '../proc/data.js';
+import type { HostDataPath } from './datapath.js';
+import { noDataPath } from './no-datapath.js';
 import type { ToNode } from './protocol.js';
 
 const requireProgram = createRequire(import.meta.url);
@@ -44,6 +47,7 @@ interface Running {
   ctx: ProcCtx;
   kind: 'function' | 'service';
   stop?: () => Promise<void>;
+  endpoint?: number;
 }
 
 class ProcCtx implements ProcContext {
@@ -60,8 +64,32 @@ class ProcCtx implements ProcContext {
     readonly log: Logger,
     private readonly runner: ProcRunner,
     private readonly kind: 'function' | 'service',
+    private readonly data: DataPathApi,
   ) {
     this.#evict = new Promise((r) => (this.#resolveEvict = r));
+  }
+
+  // The data path (src/host/proc-data.ts), or a stand-in that rejects with DataPathUnavailableError.
+  get endpoint(): EndpointAddress | undefined {
+    return this.data.endpoint;
+  }
+  send(target: Target, payload: Uint8Array | string | PoolBuffer, options?: CallOptions): Promise<void> {
+    return this.data.send(target, payload, options);
+  }
+  call(target: Target, payload: Uint8Array | string | PoolBuffer, options?: CallOptions): Promise<Uint8Array> {
+    return this.data.call(target, payload, options);
+  }
+  callWith<R>(target: Target, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options?: CallOptions): Promise<R> {
+    return this.data.callWith(target, payload, read, options);
+  }
+  forward(next: Target, msg: DataMessage | PoolBuffer, options?: CallOptions): Promise<void> {
+    return this.data.forward(next, msg, options);
+  }
+  alloc(lengthBytes: number): PoolBuffer {
+    return this.data.alloc(lengthBytes);
+  }
+  serve(handler: DataHandler): void {
+    this.data.serve((m) => currentProc.run({ pid: this.pid }, () => handler(m)));
   }
 
   get done(): boolean {
@@ -100,6 +128,8 @@ export class ProcRunner {
   readonly #procs = new Map<string, Running>();
   readonly #failures = new Map<string, unknown>();
   readonly #supervisor;
+  /** Set when the node manager attached this host to its data path. */
+  datapath: HostDataPath | undefined;
 
   constructor(
     private readonly system: ActorSystem,
@@ -123,25 +153,28 @@ export class ProcRunner {
     return this.#procs.size;
   }
 
-  async run(pid: string, modulePath: string, args: unknown[], realm: string): Promise<void> {
+  async run(pid: string, modulePath: string, args: unknown[], realm: string, endpoint?: number): Promise<void> {
     if (this.#procs.has(pid)) return; // duplicate delivery of the same run: idempotent
+    // Opened before the import, so nothing addressed to it meanwhile is misrouted.
+    const data = endpoint === undefined || this.datapath === undefined ? undefined : this.datapath.open(endpoint);
+    const fail = (message: string): void => {
+      if (endpoint !== undefined) this.datapath?.close(endpoint);
+      this.send({ t: 'exited', pid, status: { kind: 'error', message } });
+    };
     let Cls: unknown;
     try {
       const mod = await loadProgram(modulePath);
       Cls = mod.default;
     } catch (e) {
-      this.send({ t: 'exited', pid, status: { kind: 'error', message: `cannot load ${modulePath}: ${describe(e)}` } });
-      return;
+      return fail(`cannot load ${modulePath}: ${describe(e)}`);
     }
     const isFn = typeof Cls === 'function' && Cls.prototype instanceof FunctionProc;
     const isSvc = typeof Cls === 'function' && Cls.prototype instanceof ServiceProc;
-    if (!isFn && !isSvc) {
-      this.send({ t: 'exited', pid, status: { kind: 'error', message: `${modulePath} must default-export a class extending FunctionProc or ServiceProc` } });
-      return;
-    }
+    if (!isFn && !isSvc) return fail(`${modulePath} must default-export a class extending FunctionProc or ServiceProc`);
     const kind = isFn ? 'function' : 'service';
-    const ctx = new ProcCtx(pid, realm, args, this.log.child({ pid }), this, kind);
-    const entry: Running = { ctx, kind };
+    const reason = this.datapath === undefined ? 'this proc host is not attached to a data path' : 'the node gave this proc no endpoint';
+    const ctx = new ProcCtx(pid, realm, args, this.log.child({ pid }), this, kind, data ?? noDataPath(reason));
+    const entry: Running = { ctx, kind, ...(data === undefined ? {} : { endpoint: endpoint! }) };
     this.#procs.set(pid, entry);
     if (isFn) await currentProc.run({ pid }, () => this.#runFunction(ctx, Cls as new () => FunctionProc));
     else currentProc.run({ pid }, () => this.#runService(entry, Cls as new (c: Context<unknown>, p: ProcContext) => ServiceProc));
@@ -162,7 +195,8 @@ export class ProcRunner {
     const ctx = entry.ctx;
     const ref = this.system.root.childCell('procs')!.spawn(
       (actorCtx: Context<unknown>) => {
-        const inst: Behavior<unknown> = new Cls(actorCtx, ctx);
+        const inst: Behavior<unknown> & { onData?: DataHandler } = new Cls(actorCtx, ctx);
+        if (typeof inst.onData === 'function') ctx.serve((m) => inst.onData!(m));
         const preStart = inst.preStart?.bind(inst);
         // Started once its own preStart has settled (a service may also call started() earlier).
         inst.preStart = async (c: Context<unknown>) => {
@@ -196,8 +230,13 @@ export class ProcRunner {
   }
 
   finished(pid: string, status: Status): void {
+    const p = this.#procs.get(pid);
     this.#procs.delete(pid);
-    this.send({ t: 'exited', pid, status });
+    const dp = this.datapath;
+    if (p?.endpoint === undefined || dp === undefined) return this.send({ t: 'exited', pid, status });
+    // What it sent must leave this process before the exit is reported (a dedicated host is killed then).
+    if (dp.close(p.endpoint)) void dp.drained().then(() => this.send({ t: 'exited', pid, status }));
+    else this.send({ t: 'exited', pid, status });
   }
 }
 

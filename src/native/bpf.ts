@@ -104,14 +104,26 @@ export class BpfDataPath {
   }
 
   /**
+   * `addEndpoint` for a socket whose fd this process no longer holds (it was handed to a proc host):
+   * `ownerEp` is the endpoint the socket was attached as, `realm` its realm.
+   */
+  addHostedEndpoint(realm: number, ownerEp: number, endpoint: number): void {
+    this.#open();
+    checkRealm(realm);
+    checkEndpoint(ownerEp);
+    checkEndpoint(endpoint);
+    bpf.update(this.#maps.epInfo, u32(endpoint), u32(realm, ownerEp), BPF_NOEXIST); // EEXIST if registered
+  }
+
+  /**
    * Stops routing to `endpoint`: its realm entry goes first, so nothing is redirected into a gap. For a
    * socket's own endpoint this also takes the socket out of the SOCKHASH (its hosted endpoints then get
    * 'dst-gone' until they are removed too).
    */
-  removeEndpoint(endpoint: number): void {
+  removeEndpoint(endpoint: number, options: { hosted?: boolean } = {}): void {
     this.#open();
     bpf.delete(this.#maps.epInfo, u32(endpoint));
-    bpf.delete(this.#maps.sock, u32(endpoint));
+    if (options.hosted !== true) bpf.delete(this.#maps.sock, u32(endpoint)); // a hosted endpoint has no socket entry
   }
 
   /** Makes `dstEndpoint` reachable from (and able to reply to) endpoints of `srcRealm`. */
@@ -131,13 +143,20 @@ export class BpfDataPath {
   metrics(endpoint: number): EndpointMetrics {
     this.#open();
     const out = { msgs: 0, bytes: 0, rejects: 0 };
-    for (const v of bpf.lookupPerCpu(this.#maps.metrics, u32(endpoint)) ?? []) {
+    for (const v of bpf.lookupPerCpu(this.#maps.metrics, u32(endpoint), METRICS_BYTES) ?? []) {
       if (v.length !== METRICS_BYTES) throw invalid(`metrics values are ${v.length} bytes, expected ${METRICS_BYTES}: rebuild bpf/`);
       out.msgs += Number(v.readBigUInt64LE(0));
       out.bytes += Number(v.readBigUInt64LE(8));
       out.rejects += Number(v.readBigUInt64LE(16));
     }
     return out;
+  }
+
+  /** Returns `endpoint`'s counters and deletes its row (the endpoint is gone; the map is bounded). */
+  takeMetrics(endpoint: number): EndpointMetrics {
+    const m = this.metrics(endpoint);
+    bpf.delete(this.#maps.metrics, u32(endpoint));
+    return m;
   }
 
   /** Endpoints currently routable (bounded by the map size). */

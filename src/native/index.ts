@@ -187,9 +187,9 @@ export const bpf = {
   update: (fd: number, key: Buffer, value: Buffer, flags = BPF_ANY): void => call((a) => a.mapUpdate(fd, key, value, flags)),
   /** The value, or null when absent. Per-CPU maps: every CPU's value back to back, see lookupPerCpu. */
   lookup: (fd: number, key: Buffer): Buffer | null => call((a) => a.mapLookup(fd, key)),
-  /** One value per possible CPU (each valueBytes long), or null when absent. */
-  lookupPerCpu: (fd: number, key: Buffer): Buffer[] | null => {
-    const info = bpf.mapInfo(fd);
+  /** One value per possible CPU (each valueBytes long), or null when absent. Pass valueBytes if known (saves a syscall). */
+  lookupPerCpu: (fd: number, key: Buffer, valueBytes?: number): Buffer[] | null => {
+    const info = valueBytes === undefined ? bpf.mapInfo(fd) : { valueBytes };
     const raw = bpf.lookup(fd, key);
     if (raw === null) return null;
     const stride = (info.valueBytes + 7) & ~7;

@@ -1,4 +1,5 @@
 import { fork, type ChildProcess } from 'node:child_process';
+import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { decodeToNode, type ToHost, type ToNode } from '../host/protocol.js';
 
@@ -8,6 +9,8 @@ export interface HostHandle {
   readonly realm: string;
   readonly pid: number | undefined;
   send(m: ToHost): boolean;
+  /** Sends `m` with a socket the host takes over (the data path's connection); this process's copy closes. */
+  sendHandle?(m: ToHost, socket: Socket): boolean;
   /** Every decoded message from the host. */
   onMessage(fn: (m: ToNode) => void): void;
   /** The host process ended (crash, kill or exit). */
@@ -15,8 +18,13 @@ export interface HostHandle {
   kill(): void;
 }
 
+export interface HostStartOptions {
+  /** Open file descriptors the host inherits as fd 4, 5, ... (the realm's pool memfd). */
+  fds?: number[];
+}
+
 export interface HostLauncher {
-  start(hostId: string, realm: string): Promise<HostHandle>;
+  start(hostId: string, realm: string, options?: HostStartOptions): Promise<HostHandle>;
 }
 
 export class HostStartError extends Error {
@@ -46,11 +54,11 @@ export function hostEnv(base: NodeJS.ProcessEnv, extra: Record<string, string>):
 export class ForkHostLauncher implements HostLauncher {
   constructor(private readonly options: { env?: Record<string, string>; readyTimeoutMs?: number } = {}) {}
 
-  start(hostId: string, realm: string): Promise<HostHandle> {
+  start(hostId: string, realm: string, options: HostStartOptions = {}): Promise<HostHandle> {
     const child = fork(HOST_MAIN, [], {
       env: hostEnv(process.env, { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm }),
       execArgv: [],
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(options.fds ?? [])],
       serialization: 'json',
     });
     const handle = new ForkedHost(hostId, realm, child);
@@ -100,6 +108,12 @@ class ForkedHost implements HostHandle {
   send(m: ToHost): boolean {
     if (!this.child.connected) return false;
     this.child.send(m);
+    return true;
+  }
+
+  sendHandle(m: ToHost, socket: Socket): boolean {
+    if (!this.child.connected) return false;
+    this.child.send(m, socket);
     return true;
   }
 

@@ -8,6 +8,8 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
+import type { DataPathMode } from '../config/cluster.js';
+import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath.js';
 import { ForkHostLauncher } from './host-process.js';
 import { startNode } from './node.js';
 
@@ -19,14 +21,29 @@ const opts = new Command()
   .option('--be-slots <n>', 'best-effort procs run at once', '64')
   .option('--data-dir <dir>', 'logs and state', '.sigma')
   .option('--programs <json>', 'program name -> module path', '{}')
+  .option('--datapath <mode>', 'data path: auto (bpf when it loads), bpf or userspace', 'auto')
+  .option('--pool-mb <n>', 'shared-memory pool per realm, MiB', String(DEFAULT_POOL_BYTES >> 20))
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
 const logDir = join(opts.dataDir, 'logs');
 mkdirSync(logDir, { recursive: true });
 
+if (!['auto', 'bpf', 'userspace'].includes(opts.datapath)) {
+  log.fatal(`--datapath must be auto, bpf or userspace, got "${opts.datapath}"`);
+  process.exit(2);
+}
+const poolMb = Number(opts.poolMb);
+if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > 4095) {
+  log.fatal(`--pool-mb must be an integer in [1, 4095], got "${opts.poolMb}"`);
+  process.exit(2);
+}
+const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20 }).catch((e: unknown) => {
+  log.fatal({ err: e }, 'cannot start the data path');
+  process.exit(1);
+});
 const bus = await connectBus({ servers: [opts.nats], name: opts.id });
 const node = await startNode({
   id: opts.id,
@@ -37,6 +54,7 @@ const node = await startNode({
   bus,
   launcher: new ForkHostLauncher({ env: { SIGMA_NATS_URL: opts.nats } }),
   logger: log,
+  datapath,
   appendLog: (pid, _stream, data) => appendFileSync(join(logDir, `${pid}.log`), data),
   // Holding the lease without a scheduler would stall the cluster: leave, so that it lapses.
   onFatal: (e) => {

@@ -6,6 +6,7 @@ import { encode, type NameRecord, type NodeRecord, type ProcEvent, type ProcReco
 import type { ToNode } from '../host/protocol.js';
 import type { Kv } from '../nats/types.js';
 import type { Status } from '../proc/types.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
 import type { HostHandle, HostLauncher } from './host-process.js';
 
 export interface NodeManagerConfig {
@@ -30,12 +31,19 @@ export interface NodeManagerDeps {
   /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
   pull(slots: number): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
+  /** The node's data path (pools, endpoints, BPF maps or hub); absent in the simulator. */
+  datapath?: DataPathPort;
 }
 
 export type NodeMsg =
   | { type: 'run'; order: RunOrder; reply: (error?: WireError) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: (error?: WireError) => void }
-  | { type: 'host-up'; key: string; handle: HostHandle }
+  | { type: 'host-up'; key: string; handle: HostHandle; wiring?: HostWiring }
+  | { type: 'datapath-status'; reply: (s: DataPathStatus | undefined) => void }
+  | { type: 'dp-close' }
+  /** A call from the node process into the data path (`sigma call`; the gateway's path). */
+  | { type: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number; reply: (r: { ok: true; answer: string } | { ok: false; error: WireError }) => void }
+  | { type: 'realm-removed'; realm: string; reply: (error?: WireError) => void }
   | { type: 'host-failed'; key: string; error: string }
   | { type: 'host-msg'; hostId: string; msg: ToNode }
   | { type: 'host-exit'; hostId: string; detail: string }
@@ -70,6 +78,8 @@ interface Proc {
   runningHeld?: boolean;
   /** Its record could not be created: the spawn was refused, so nothing is ever written for it. */
   cancelled?: boolean;
+  /** Data-path endpoint, when its host has a data path. */
+  endpoint?: number;
 }
 
 /**
@@ -90,6 +100,14 @@ export const AWAIT_CREATE_HEARTBEATS = 2;
 export const AWAIT_CREATE_READS_MAX = 40;
 
 /**
+ * A proc's endpoint outlives it by this long: descriptors it wrote just before exiting are still in
+ * its host's socket (the exit report travels on another channel and can overtake them), and they
+ * should arrive rather than be dropped as coming from an unknown sender. Then it is unregistered and
+ * everything it still holds is reclaimed. A dead host's endpoints go at once.
+ */
+export const ENDPOINT_LINGER_MS = 500;
+
+/**
  * One per node. Runs procs in per-realm proc hosts: a shared host per realm for ordinary procs and a
  * fresh host for each `dedicated` one. Reports starts and exits into the proc table (exactly once, by
  * CAS) and to the scheduler, heartbeats into the nodes bucket, and asks for best-effort work when it
@@ -107,16 +125,60 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     const startedAtMs = ctx.ports.clock.nowMs();
     const log = ctx.log;
 
-    const startHost = (key: string, realm: string): void => {
-      const hostId = `${cfg.id}-h${hostSeq++}`;
-      deps.launcher.start(hostId, realm).then(
-        // A host that comes up after this node manager stopped has nobody to answer to: kill it.
-        (handle) => {
-          if (ctx.self.tryTell({ type: 'host-up', key, handle })._tag === 'Left') handle.kill();
-        },
-        (e: unknown) => ctx.self.tell({ type: 'host-failed', key, error: describe(e) }),
+    const dp = deps.datapath;
+    // Endpoints of exited procs, oldest first, with the time each may go; closed in batches.
+    const lingering: Array<{ endpoint: number; atMs: number }> = [];
+    const lingerEndpoint = (endpoint: number): void => {
+      if (dp === undefined) return;
+      if (lingering.length === 0) ctx.scheduleOnce(ENDPOINT_LINGER_MS, { type: 'dp-close' });
+      lingering.push({ endpoint, atMs: ctx.ports.clock.nowMs() + ENDPOINT_LINGER_MS });
+    };
+    const lookupName = async (key: string): Promise<NameRecord | undefined> => {
+      const e = await deps.namesKv.get(key);
+      return e?.value == null ? undefined : (JSON.parse(new TextDecoder().decode(e.value)) as NameRecord);
+    };
+    const dataPathCall = (m: Extract<NodeMsg, { type: 'datapath-call' }>): void => {
+      const api = dp?.local(m.realm, lookupName);
+      if (api === undefined) return m.reply({ ok: false, error: { type: 'datapath-unavailable', message: `node ${cfg.id} has no data path for realm ${m.realm} (no host of that realm runs here)` } });
+      api.call(m.target, m.payload, { timeoutMs: m.timeoutMs }).then(
+        (answer) => m.reply({ ok: true, answer: new TextDecoder().decode(answer) }),
+        (e: unknown) => m.reply({ ok: false, error: { type: (e as { type?: string }).type ?? 'internal', message: describe(e) } }),
       );
     };
+    const closeLingering = (): void => {
+      const now = ctx.ports.clock.nowMs();
+      let n = 0;
+      while (n < lingering.length && lingering[n]!.atMs <= now) n++;
+      dp?.closeEndpoints(lingering.splice(0, n).map((l) => l.endpoint));
+      if (lingering.length > 0) ctx.scheduleOnce(Math.max(0, lingering[0]!.atMs - now), { type: 'dp-close' });
+    };
+    const startHost = (key: string, realm: string): void => {
+      const hostId = `${cfg.id}-h${hostSeq++}`;
+      // The realm's pool and the host's data-path connection exist before the fork: the pool fd is inherited.
+      const wired = dp === undefined ? Promise.resolve(undefined) : prepareDataPath(dp, hostId, realm);
+      wired
+        .then((wiring) =>
+          deps.launcher.start(hostId, realm, wiring === undefined ? {} : { fds: wiring.fds }).then(
+            (handle) => ({ handle, wiring }),
+            (e: unknown) => {
+              if (wiring !== undefined) dp?.hostGone(hostId);
+              throw e;
+            },
+          ),
+        )
+        .then(
+          // A host that comes up after this node manager stopped has nobody to answer to: kill it.
+          ({ handle, wiring }) => {
+            if (ctx.self.tryTell({ type: 'host-up', key, handle, ...(wiring === undefined ? {} : { wiring }) })._tag === 'Left') handle.kill();
+          },
+          (e: unknown) => ctx.self.tell({ type: 'host-failed', key, error: describe(e) }),
+        );
+    };
+    const prepareDataPath = (port: DataPathPort, hostId: string, realm: string): Promise<HostWiring | undefined> =>
+      port.prepareHost(hostId, realm).catch((e: unknown) => {
+        log.warn({ err: e, hostId }, 'data path: could not prepare the host; it runs without a data path');
+        return undefined;
+      });
 
     const place = (order: RunOrder): void => {
       const realm = order.spec.realm;
@@ -132,8 +194,11 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     const runOn = (hostId: string, order: RunOrder): void => {
       const h = hosts.get(hostId)!;
       h.procs.add(order.pid);
-      procs.get(order.pid)!.hostId = hostId;
-      h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm });
+      const p = procs.get(order.pid)!;
+      p.hostId = hostId;
+      const endpoint = dp?.openEndpoint(hostId);
+      if (endpoint !== undefined) p.endpoint = endpoint;
+      h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm, ...(endpoint === undefined ? {} : { endpoint }) });
     };
 
     /** CAS write of the proc's record: straight at the known revision, else read-modify-write. */
@@ -185,6 +250,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       if (p === undefined) return; // a duplicate report: the first one counted
       procs.delete(pid);
       p.evictTimer?.cancel();
+      if (p.endpoint !== undefined) lingerEndpoint(p.endpoint);
       const h = p.hostId === undefined ? undefined : hosts.get(p.hostId);
       h?.procs.delete(pid);
       if (h !== undefined && (h.dedicatedTo === pid || (h.tainted && h.procs.size === 0))) h.handle.kill();
@@ -206,7 +272,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       } else ctx.scheduleOnce(RUNNING_WRITE_DELAY_MS, { type: 'mark-running', pid });
       const name = p.order.spec.name;
       if (name !== undefined && actorPath !== undefined) {
-        const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath };
+        const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath, ...(p.endpoint === undefined ? {} : { node: cfg.id, endpoint: p.endpoint }) };
         void deps.namesKv.put(`${rec.realm}.${name}`, encode(rec)).catch((e: unknown) => log.warn({ err: e }, 'could not register name'));
       }
     };
@@ -228,6 +294,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
         const evicting = procs.get(pid)?.evictTimer !== undefined;
         exited(pid, evicting ? { kind: 'evicted', message: 'evicted (host stopped)' } : { kind: 'crashed', message: `proc host ${hostId} died: ${detail}` });
       }
+      dp?.hostGone(hostId);
     };
 
     // Procs started on the fast path whose record is not known to exist yet: pid -> heartbeats waited
@@ -349,6 +416,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           const dedicated = m.key.startsWith('dedicated:') ? m.key.slice('dedicated:'.length) : undefined;
           hosts.set(hh.hostId, { handle: hh, realm: hh.realm, procs: new Set(), tainted: false, pingsMissed: 0, ...(dedicated === undefined ? {} : { dedicatedTo: dedicated }) });
           if (dedicated === undefined) shared.set(hh.realm, hh.hostId);
+          if (m.wiring !== undefined && !dp?.attachHost(m.wiring, hh)) dp?.hostGone(hh.hostId);
           hh.onMessage((msg) => ctx.self.tell({ type: 'host-msg', hostId: hh.hostId, msg }));
           hh.onExit((code, signal) => ctx.self.tell({ type: 'host-exit', hostId: hh.hostId, detail: `exit code ${code}, signal ${signal}` }));
           for (const o of orders) if (procs.has(o.pid)) runOn(hh.hostId, o);
@@ -364,6 +432,21 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           return hostGone(m.hostId, m.detail);
         case 'tick':
           return heartbeat();
+        case 'datapath-status':
+          return m.reply(dp?.status());
+        case 'dp-close':
+          return closeLingering();
+        case 'datapath-call':
+          return dataPathCall(m);
+        case 'realm-removed':
+          // Its hosts go (the busy ones once empty, like a tainted host): the last one frees the realm's pool.
+          if (shared.get(m.realm) !== undefined) shared.delete(m.realm);
+          for (const h of hosts.values()) {
+            if (h.realm !== m.realm) continue;
+            h.tainted = true;
+            if (h.procs.size === 0) h.handle.kill();
+          }
+          return m.reply();
       }
     };
 
@@ -380,6 +463,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
           if (h !== undefined) h.pingsMissed = 0;
           return;
         }
+        case 'dp-stats':
+          return dp?.noteHostStats(hostId, msg.stats);
         case 'ready':
           return;
       }
@@ -392,6 +477,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       },
       postStop: () => {
         for (const h of hosts.values()) h.handle.kill();
+        dp?.close();
       },
       receive: handle,
     };

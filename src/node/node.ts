@@ -7,6 +7,7 @@ import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest, type WireError }
 import { natsTransport } from '../control/nats-transport.js';
 import type { Bus } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
+import type { DataPathPort } from './dp-port.js';
 import type { HostLauncher } from './host-process.js';
 import { nodeManager, type NodeMsg } from './manager.js';
 
@@ -18,6 +19,9 @@ export interface NodeTiming {
   nodeTimeoutMs: number;
   nodeRequestTimeoutMs: number;
 }
+
+/** Bound on a `sigma call` through this node's data path. */
+export const DATAPATH_CALL_TIMEOUT_MS_MAX = 60_000;
 
 export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 500, heartbeatMs: 250, nodeTimeoutMs: 2_000, nodeRequestTimeoutMs: 2_000 };
 
@@ -35,6 +39,8 @@ export interface NodeOptions {
   ports?: Ports;
   timing?: NodeTiming;
   onFatal?: (error: unknown) => void;
+  /** The data path this node owns (src/node/datapath.ts); none in the simulator. */
+  datapath?: DataPathPort;
 }
 
 export interface RunningNode {
@@ -72,18 +78,38 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
           await bus.request(SUBJECT.pull, encode({ node: o.id, freeMcpu: 0, freeMemMb: 0, max: slots }), { timeoutMs: 1_000 });
         },
         appendLog: o.appendLog,
+        ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
       },
     ),
     { name: 'node' },
   );
 
-  /** A node request, from NATS or from this process's own scheduler, as a message to the node manager. */
-  const toMsg = (req: NodeRequest | undefined, reply: (error?: WireError) => void): NodeMsg | undefined => {
-    if (req?.op === 'run' && typeof req.order?.pid === 'string') return { type: 'run', order: req.order, reply };
-    if (req?.op === 'evict' && typeof req.pid === 'string') return { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
-    if (req?.op === 'created' && typeof req.pid === 'string' && Number.isSafeInteger(req.revision)) return { type: 'created', pid: req.pid, revision: req.revision };
-    if (req?.op === 'cancel' && typeof req.pid === 'string') return { type: 'cancel', pid: req.pid };
-    return undefined;
+  /**
+   * A node request, from NATS or from this process's own scheduler, as a message to the node manager.
+   * `reply` answers ok or with an error; `respond` answers with a value of the request's own shape.
+   */
+  const toMsg = (req: NodeRequest | undefined, reply: (error?: WireError) => void, respond: (value: unknown) => void): NodeMsg | undefined => {
+    switch (req?.op) {
+      case 'run':
+        return typeof req.order?.pid === 'string' ? { type: 'run', order: req.order, reply } : undefined;
+      case 'evict':
+        return typeof req.pid === 'string' ? { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply } : undefined;
+      case 'created':
+        return typeof req.pid === 'string' && Number.isSafeInteger(req.revision) ? { type: 'created', pid: req.pid, revision: req.revision } : undefined;
+      case 'cancel':
+        return typeof req.pid === 'string' ? { type: 'cancel', pid: req.pid } : undefined;
+      case 'realm-removed':
+        return typeof req.realm === 'string' ? { type: 'realm-removed', realm: req.realm, reply } : undefined;
+      case 'datapath-call': {
+        if (typeof req.realm !== 'string' || typeof req.target !== 'string' || typeof req.payload !== 'string' || !Number.isFinite(req.timeoutMs)) return undefined;
+        const timeoutMs = Math.min(Math.max(1, req.timeoutMs), DATAPATH_CALL_TIMEOUT_MS_MAX);
+        return { type: 'datapath-call', realm: req.realm, target: req.target, payload: req.payload, timeoutMs, reply: respond };
+      }
+      case 'datapath-status':
+        return { type: 'datapath-status', reply: (st) => respond(st === undefined ? { ok: false, error: { type: 'no-datapath', message: `node ${o.id} runs without a data path` } } : { ok: true, status: st }) };
+      default:
+        return undefined;
+    }
   };
 
   const orders = bus.subscribe(SUBJECT.node(o.id));
@@ -92,7 +118,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     for await (const m of sub) {
       const req = decodeJson(m.data) as NodeRequest | undefined;
       const reply = (error?: { type: string; message: string }) => void m.respond(encode(error === undefined ? { ok: true } : { ok: false, error }));
-      const msg = toMsg(req, reply);
+      const msg = toMsg(req, reply, (value) => void m.respond(encode(value)));
       if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
       else nm.tell(msg);
     }
@@ -107,7 +133,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
    */
   const local = (req: NodeRequest): Promise<void> =>
     new Promise((resolve, reject) => {
-      const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(new Error(error.message))));
+      const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(new Error(error.message))), () => resolve());
       if (msg === undefined) return reject(new Error('malformed node request'));
       nm.tell(msg);
       if (msg.type === 'created' || msg.type === 'cancel') resolve();

@@ -1,6 +1,9 @@
 import type { Logger } from 'pino';
 import { Actor } from '../actors/actor.js';
 import type { Context } from '../actors/types.js';
+import type { DataPathApi } from './data.js';
+
+export type { CallOptions, DataHandler, DataMessage, DataPathApi, DataReply, EndpointAddress, PoolBuffer, Target } from './data.js';
 
 /** How a proc ended. σOS's statuses plus `crashed` (its host died) and `lost` (its node died). */
 export type ExitKind = 'ok' | 'error' | 'evicted' | 'crashed' | 'lost';
@@ -37,8 +40,8 @@ export interface ProcSpec {
   evictWithParent: boolean;
 }
 
-/** What a proc sees of the system from inside. */
-export interface ProcContext {
+/** What a proc sees of the system from inside, the data path included (send, call, forward: see data.ts). */
+export interface ProcContext extends DataPathApi {
   readonly pid: string;
   readonly realm: string;
   readonly args: readonly unknown[];
@@ -73,6 +76,10 @@ export abstract class FunctionProc<A extends unknown[] = unknown[], R = unknown>
  *     data = new Map<string, string>();
  *     receive(m) { m.replyTo.tell(this.data.get(m.get) ?? null); }
  *   }
+ *
+ * A service that defines `onData(msg: DataMessage): DataReply | Promise<DataReply>` serves the data
+ * path: other procs reach it with ctx.send / ctx.call by its name, and what onData returns is the
+ * answer to a call (`msg.bytes` is valid until the returned promise settles).
  */
 export abstract class ServiceProc<M = unknown> extends Actor<M> {
   static readonly procKind: ProcKind = 'service';

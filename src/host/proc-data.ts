@@ -1,0 +1,378 @@
+import type { Logger } from 'pino';
+import type { NameRecord } from '../control/protocol.js';
+import type { Endpoint, EndpointStats, Message } from '../datapath/endpoint.js';
+import { EndpointClosedError } from '../datapath/errors.js';
+import { callId, CALL_SEQ_MAX, parseId, responseId, type ParsedId } from '../datapath/request-id.js';
+import type { RemoteChannel } from '../node/dp-remote.js';
+import type { TimerHandle, Timers } from '../ports/types.js';
+import {
+  BufferConsumedError,
+  CallsPendingFullError,
+  CallTimeoutError,
+  CrossNodeTargetError,
+  RemoteHandlerError,
+  UnknownTargetError,
+  type CallOptions,
+  type DataHandler,
+  type DataMessage,
+  type DataPathApi,
+  type DataReply,
+  type EndpointAddress,
+  type PoolBuffer,
+  type Target,
+} from '../proc/data.js';
+
+interface Remote {
+  node: string;
+  endpoint: number;
+}
+
+/** Reads a name record of this realm from named; undefined when there is none. */
+export type NameLookup = (key: string) => Promise<NameRecord | undefined>;
+
+export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
+/** Calls of one proc waiting for answers at once. */
+export const CALLS_PENDING_MAX = 4_096;
+/** Resolved names kept per proc (a bounded cache: cleared when full). */
+export const NAME_CACHE_ENTRIES_MAX = 1_024;
+
+const utf8 = new TextEncoder();
+const fromUtf8 = new TextDecoder();
+
+/** A pool buffer this proc owns: allocated, or a received message it retained. */
+class OwnedBuffer implements PoolBuffer {
+  consumed = false;
+  constructor(
+    private readonly ep: Endpoint,
+    readonly offset: number,
+    readonly generation: number,
+    readonly bytes: Uint8Array,
+    /** The request this buffer carried when received (kept when it is forwarded). */
+    readonly requestId: bigint,
+  ) {}
+
+  /** Marks it handed on; throws if it already was. */
+  consume(what: string): void {
+    if (this.consumed) throw new BufferConsumedError(what);
+    this.consumed = true;
+  }
+
+  release(): void {
+    if (this.consumed) return;
+    this.consumed = true;
+    this.ep.pool.free(this.ep.id, this.offset, this.generation);
+  }
+}
+
+/** The handler's view of a received request. */
+class Received implements DataMessage {
+  state: 'held' | 'retained' | 'forwarded' | 'released' = 'held';
+  retained: OwnedBuffer | undefined;
+  constructor(
+    readonly m: Message,
+    private readonly ep: Endpoint,
+    readonly id: ParsedId,
+  ) {}
+
+  get bytes(): Uint8Array {
+    return this.m.bytes;
+  }
+  get src(): number {
+    return this.m.src;
+  }
+  get expectsReply(): boolean {
+    return !this.id.oneWay;
+  }
+
+  retain(): PoolBuffer {
+    if (this.retained !== undefined) return this.retained;
+    if (this.state !== 'held') throw new BufferConsumedError('retain');
+    const ref = this.m.take();
+    this.state = 'retained';
+    this.retained = new OwnedBuffer(this.ep, ref.offset, ref.generation, this.m.bytes, this.m.requestId);
+    return this.retained;
+  }
+
+  /** After the handler: free the buffer unless it was kept or handed on. */
+  done(): void {
+    if (this.state !== 'held') return;
+    this.state = 'released';
+    this.m.release();
+  }
+}
+
+interface Pending {
+  dst: number;
+  timer: TimerHandle;
+  settle: (m: Message | undefined, error: Error | undefined) => void;
+}
+
+/**
+ * One proc's data-path API (what ProcContext delegates to): names resolved through named (realm-scoped
+ * keys, cached), calls correlated by the request id (src/datapath/request-id.ts), answers from the
+ * handler, zero-copy forwarding. Failures are typed errors on plain promises; a bad request never takes
+ * the proc down (a throwing handler becomes an error answer).
+ */
+export class ProcData implements DataPathApi {
+  readonly endpoint: EndpointAddress;
+  readonly #ep: Endpoint;
+  readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel };
+  readonly #pending = new Map<number, Pending>();
+  readonly #names = new Map<string, number>();
+  /** Names that resolved to another node. Not invalidated by dp-gone (another node's endpoints): a failed remote send drops the entry. */
+  readonly #remoteNames = new Map<string, Remote>();
+  #handler: DataHandler | undefined;
+  #seq = 0;
+  #closed = false;
+  readonly counts = { unserved: 0, lateAnswers: 0, answerFailures: 0, handlerErrors: 0 };
+
+  constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel }) {
+    this.#ep = o.endpoint;
+    this.#o = o;
+    this.endpoint = { node: o.node, endpoint: o.endpoint.id };
+    this.#ep.onMessage((m) => this.#onMessage(m));
+  }
+
+  serve(handler: DataHandler): void {
+    this.#handler = handler;
+  }
+
+  alloc(lengthBytes: number): PoolBuffer {
+    const a = this.#ep.alloc(Math.max(1, lengthBytes));
+    if (a._tag === 'Left') throw a.left;
+    return new OwnedBuffer(this.#ep, a.right.offset, a.right.generation, this.#ep.pool.bytes(a.right.offset, lengthBytes), 0n);
+  }
+
+  async send(target: Target, payload: Uint8Array | string | PoolBuffer, options: CallOptions = {}): Promise<void> {
+    const dst = await this.#resolve(target);
+    if (typeof dst !== 'number') return this.#remote(dst, payload, (ch, bytes) => ch.send(dst.node, dst.endpoint, this.#ep.id, bytes, options));
+    await this.#transmit(dst, payload, 0n, options.timeoutMs);
+  }
+
+  async call(target: Target, payload: Uint8Array | string | PoolBuffer, options: CallOptions = {}): Promise<Uint8Array> {
+    return this.callWith(target, payload, (answer) => answer.slice(), options);
+  }
+
+  async callWith<R>(target: Target, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options: CallOptions = {}): Promise<R> {
+    const dst = await this.#resolve(target);
+    if (typeof dst !== 'number') return this.#remote(dst, payload, async (ch, bytes) => read(await ch.call(dst.node, dst.endpoint, this.#ep.id, bytes, options)));
+    if (this.#pending.size >= CALLS_PENDING_MAX) throw new CallsPendingFullError(CALLS_PENDING_MAX);
+    const seq = this.#nextSeq();
+    const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    const answer = new Promise<R>((resolve, reject) => {
+      const timer = this.#o.timers.setTimeout(() => {
+        this.#pending.delete(seq);
+        reject(new CallTimeoutError(dst, timeoutMs));
+      }, timeoutMs);
+      this.#pending.set(seq, {
+        dst,
+        timer,
+        settle: (m, error) => {
+          if (m === undefined) return reject(error);
+          try {
+            const id = parseId(m.requestId);
+            if (id.error) reject(new RemoteHandlerError(m.src, fromUtf8.decode(m.bytes)));
+            else resolve(read(m.bytes));
+          } catch (e) {
+            reject(e);
+          } finally {
+            m.release();
+          }
+        },
+      });
+    });
+    try {
+      await this.#transmit(dst, payload, callId(this.#ep.id, seq), options.timeoutMs);
+    } catch (e) {
+      this.#pending.get(seq)?.timer.cancel();
+      this.#pending.delete(seq);
+      void answer.catch(() => {});
+      throw e;
+    }
+    return answer;
+  }
+
+  async forward(next: Target, msg: DataMessage | PoolBuffer, options: CallOptions = {}): Promise<void> {
+    let buf: OwnedBuffer;
+    if (msg instanceof Received) {
+      if (msg.state === 'held') {
+        const ref = msg.m.take();
+        msg.state = 'forwarded';
+        buf = new OwnedBuffer(this.#ep, ref.offset, ref.generation, msg.m.bytes, msg.m.requestId);
+      } else if (msg.retained !== undefined) {
+        buf = msg.retained;
+        msg.state = 'forwarded';
+      } else throw new BufferConsumedError('forward');
+    } else if (msg instanceof OwnedBuffer) buf = msg;
+    else throw new TypeError('forward takes a message received by this proc or a buffer from ctx.alloc');
+    let dst: number | Remote;
+    try {
+      dst = await this.#resolve(next);
+    } catch (e) {
+      buf.release();
+      throw e;
+    }
+    if (typeof dst !== 'number') {
+      const to = dst;
+      return this.#remote(to, buf, (ch, bytes) => ch.send(to.node, to.endpoint, this.#ep.id, bytes, options)); // answers of a remote chain: the channel's business
+    }
+    await this.#transmit(dst, buf, buf.requestId, options.timeoutMs);
+  }
+
+  endpointStats(): EndpointStats {
+    return this.#ep.stats();
+  }
+
+  destinationGone(endpoint: number): void {
+    this.#ep.closeDestination(endpoint);
+    for (const [name, ep] of this.#names) if (ep === endpoint) this.#names.delete(name);
+    for (const [seq, p] of this.#pending) {
+      if (p.dst !== endpoint) continue;
+      this.#pending.delete(seq);
+      p.timer.cancel();
+      p.settle(undefined, new RemoteHandlerError(endpoint, 'the target proc exited before answering'));
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const p of this.#pending.values()) {
+      p.timer.cancel();
+      p.settle(undefined, new EndpointClosedError(this.#ep.id));
+    }
+    this.#pending.clear();
+    this.#ep.close();
+  }
+
+  /** Sends `payload` (copied, or the buffer itself) with `requestId`; a send consumes a PoolBuffer, delivered or not. */
+  async #transmit(dst: number, payload: Uint8Array | string | PoolBuffer, requestId: bigint, timeoutMs: number | undefined): Promise<void> {
+    const opts = { requestId, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
+    if (payload instanceof OwnedBuffer) {
+      payload.consume('send');
+      const r = await this.#ep.sendBuffer(dst, payload, payload.bytes.length, opts);
+      if (r._tag === 'Left') {
+        this.#ep.pool.free(this.#ep.id, payload.offset, payload.generation);
+        throw r.left;
+      }
+      return;
+    }
+    const bytes = typeof payload === 'string' ? utf8.encode(payload) : payload;
+    if (!(bytes instanceof Uint8Array)) throw new TypeError('a payload is a Uint8Array, a string or a buffer from ctx.alloc');
+    const r = await this.#ep.send(dst, bytes, opts);
+    if (r._tag === 'Left') throw r.left;
+  }
+
+  /** A cross-node target goes to the RemoteChannel with a copy of the payload (a pool buffer is freed). */
+  async #remote<R>(to: Remote, payload: Uint8Array | string | PoolBuffer, go: (ch: RemoteChannel, bytes: Uint8Array) => Promise<R>): Promise<R> {
+    let bytes: Uint8Array;
+    if (payload instanceof OwnedBuffer) {
+      payload.consume('send');
+      bytes = payload.bytes.slice();
+      this.#ep.pool.free(this.#ep.id, payload.offset, payload.generation);
+    } else if (typeof payload === 'string') bytes = utf8.encode(payload);
+    else if (payload instanceof Uint8Array) bytes = payload;
+    else throw new TypeError('a payload is a Uint8Array, a string or a buffer from ctx.alloc');
+    if (this.#o.remote === undefined) throw new CrossNodeTargetError(to.node, to.endpoint);
+    try {
+      return await go(this.#o.remote, bytes);
+    } catch (e) {
+      for (const [name, at] of this.#remoteNames) if (at.node === to.node && at.endpoint === to.endpoint) this.#remoteNames.delete(name);
+      throw e;
+    }
+  }
+
+  /** A local endpoint id, or where a remote target lives. */
+  async #resolve(target: Target): Promise<number | Remote> {
+    if (typeof target !== 'string') {
+      if (target.node !== undefined && target.node !== this.#o.node) return { node: target.node, endpoint: target.endpoint };
+      return target.endpoint;
+    }
+    const cached = this.#names.get(target);
+    if (cached !== undefined) return cached;
+    const remote = this.#remoteNames.get(target);
+    if (remote !== undefined) return remote;
+    const rec = await this.#o.lookup(`${this.#o.realm}.${target}`);
+    if (rec === undefined) throw new UnknownTargetError(target, `no service of that name in realm ${this.#o.realm}`);
+    if (rec.endpoint === undefined || rec.node === undefined) throw new UnknownTargetError(target, 'the service has no data-path endpoint (its node runs without a data path)');
+    if (this.#names.size + this.#remoteNames.size >= NAME_CACHE_ENTRIES_MAX) {
+      this.#names.clear();
+      this.#remoteNames.clear();
+    }
+    // The seam for the node-to-node channel: a RemoteChannel (src/node/dp-remote.ts) carries these.
+    if (rec.node !== this.#o.node) {
+      const at = { node: rec.node, endpoint: rec.endpoint };
+      this.#remoteNames.set(target, at);
+      return at;
+    }
+    this.#names.set(target, rec.endpoint);
+    return rec.endpoint;
+  }
+
+  #nextSeq(): number {
+    for (;;) {
+      this.#seq = this.#seq >= CALL_SEQ_MAX ? 1 : this.#seq + 1;
+      if (!this.#pending.has(this.#seq)) return this.#seq;
+    }
+  }
+
+  #onMessage(m: Message): void {
+    const id = parseId(m.requestId);
+    if (id.response) {
+      const p = this.#pending.get(id.seq);
+      if (p === undefined) {
+        this.counts.lateAnswers++;
+        return m.release();
+      }
+      this.#pending.delete(id.seq);
+      p.timer.cancel();
+      return p.settle(m, undefined);
+    }
+    const handler = this.#handler;
+    if (handler === undefined) {
+      this.counts.unserved++;
+      if (!id.oneWay) this.#answerError(m.requestId, id.replyTo, 'it serves no data-path messages (no onData handler)');
+      return m.release();
+    }
+    const msg = new Received(m, this.#ep, id);
+    let result: DataReply | Promise<DataReply>;
+    try {
+      result = handler(msg);
+    } catch (e) {
+      return this.#failed(msg, e);
+    }
+    if (result instanceof Promise) result.then((r) => this.#answered(msg, r), (e: unknown) => this.#failed(msg, e));
+    else this.#answered(msg, result);
+  }
+
+  #answered(msg: Received, r: DataReply): void {
+    if (msg.state === 'forwarded' || msg.id.oneWay) {
+      if (r instanceof OwnedBuffer && r !== msg.retained) r.release();
+      return msg.done();
+    }
+    const requestId = responseId(msg.m.requestId, false);
+    let payload: Uint8Array | string | PoolBuffer;
+    if (r === msg) payload = msg.retain();
+    else if (r === undefined) payload = new Uint8Array(0);
+    else if (r instanceof Received) payload = r.bytes;
+    else payload = r as Uint8Array | string | PoolBuffer;
+    const reply = this.#transmit(msg.id.replyTo, payload, requestId, undefined);
+    msg.done(); // a copied answer is in the pool already; the request's buffer can go
+    reply.catch((e: unknown) => {
+      this.counts.answerFailures++;
+      this.#o.log.warn({ err: e, to: msg.id.replyTo }, 'data path: could not send an answer');
+    });
+  }
+
+  #failed(msg: Received, e: unknown): void {
+    this.counts.handlerErrors++;
+    if (!msg.id.oneWay && msg.state !== 'forwarded') this.#answerError(msg.m.requestId, msg.id.replyTo, e instanceof Error ? e.message : String(e));
+    msg.done();
+  }
+
+  #answerError(requestId: bigint, replyTo: number, reason: string): void {
+    void this.#ep.send(replyTo, utf8.encode(reason.slice(0, 1024)), { requestId: responseId(requestId, true) }).then((r) => {
+      if (r._tag === 'Left') this.counts.answerFailures++;
+    });
+  }
+}

@@ -1,0 +1,451 @@
+import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Logger } from 'pino';
+import type { DataPathMode } from '../config/cluster.js';
+import { F_COPY, F_CREDIT, F_REJECTED, HUB_EP, rejectReason, SYSTEM_REALM } from '../datapath/descriptor.js';
+import { REJECT_REASONS } from '../datapath/errors.js';
+import { F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
+import { Hub } from '../datapath/hub.js';
+import { Ownership, type RejectCounts } from '../datapath/ownership.js';
+import { OWNER_MAX, Pool } from '../datapath/pool.js';
+import { Endpoint } from '../datapath/endpoint.js';
+import { linkPair } from '../datapath/frames.js';
+import type { HostDataPathStats } from '../host/datapath.js';
+import { ProcData, type NameLookup } from '../host/proc-data.js';
+import { realTimers } from '../ports/real.js';
+import type { DataPathApi } from '../proc/data.js';
+import { BpfDataPath, bpfStatus } from '../native/bpf.js';
+import { closeFd, mapFd, memfdCreate, unmap } from '../native/index.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
+import type { RemoteChannel } from './dp-remote.js';
+import type { HostHandle } from './host-process.js';
+
+/**
+ * The node manager's data path (the real binding of DataPathPort: memfds, sockets, the kernel).
+ *
+ * - One pool per (realm, node): a memfd formatted as a Pool when the realm's first host is prepared,
+ *   inherited by that realm's hosts only (fd 4 at fork; memfds are close-on-exec, so no other host gets
+ *   it), unmapped and closed when the realm's last host is gone.
+ * - Each host gets one TCP loopback connection to this process: the host keeps one end, this process
+ *   attaches the other to the Hub. In `userspace` mode every descriptor crosses the Hub, which checks
+ *   the sender by the connection it came on and the realm policy. In `bpf` mode the host's end is in
+ *   the SOCKHASH with its (realm, endpoint) in SK_STORAGE and each proc's endpoint in ep_info: the
+ *   kernel redirects allowed descriptors straight into the destination host's socket and diverts the
+ *   rest to the hub socket (HUB_EP) with a reason, which is counted here and freed on the sender's
+ *   behalf. What the verdict passes to the peer (a split descriptor) reaches the Hub and is judged there.
+ * - Endpoint ids are node-unique (they own pool buffers), allocated here; when a proc exits or its host
+ *   dies, its endpoints leave the maps and the Hub and every buffer they held is reclaimed.
+ */
+
+export const DEFAULT_POOL_BYTES = 64 << 20;
+/** Endpoints (procs + hosts) one node serves at once. */
+export const NODE_ENDPOINTS_MAX = 65_536;
+/** A connection to the pairing socket that no host preparation claims within this delay is closed. */
+const PAIR_CLAIM_MS = 2_000;
+/** The host's end of its connection is fd 4 in the host: stdio 0-2, the IPC channel 3, then ours. */
+const HOST_POOL_FD = 4;
+
+interface RealmPool {
+  realmNo: number;
+  fd: number;
+  buffer: ArrayBuffer;
+  pool: Pool;
+  own: Ownership;
+  hosts: Set<string>;
+}
+
+interface HostEntry {
+  hostId: string;
+  realm: string;
+  hostEp: number;
+  link?: FrameLink;
+  handle?: HostHandle;
+  /** The host's end until it is handed over (destroyed if the host never comes up). */
+  unsent?: Socket;
+  /** This process's end (the hub reads it once registered). */
+  mine?: Socket;
+  endpoints: Set<number>;
+}
+
+export interface NodeDataPathOptions {
+  node: string;
+  mode: DataPathMode;
+  log: Logger;
+  poolBytes?: number;
+  /** The node-to-node channel for the node-local endpoints, once there is one. */
+  remote?: RemoteChannel;
+}
+
+export class NodeDataPath implements DataPathPort {
+  readonly mode: 'bpf' | 'userspace';
+  readonly reason: string;
+  readonly #o: NodeDataPathOptions & { poolBytes: number };
+  readonly #server: Server;
+  readonly #port: number;
+  readonly #bpf: BpfDataPath | undefined;
+  readonly #hub: Hub;
+  readonly #pools = new Map<string, RealmPool>();
+  readonly #hosts = new Map<string, HostEntry>();
+  /** endpoint -> host id */
+  readonly #endpoints = new Map<number, string>();
+  readonly #accepted = new Map<number, Socket>();
+  readonly #claims = new Map<number, (s: Socket) => void>();
+  readonly #violations: Record<string, number> = {};
+  readonly #hostStats = new Map<string, HostDataPathStats>();
+  readonly #deadHostRejects: RejectCounts = zeroRejects();
+  /** Per realm, an endpoint in this process (the gateway's, `sigma call`'s): realm -> its endpoint. */
+  readonly #locals = new Map<string, { endpoint: number; data: ProcData; link: FrameLink }>();
+  readonly #localLinks = new Map<number, FrameLink>();
+  #hubSocket: Socket | undefined;
+  #nextEp = HUB_EP + 1;
+  #realmSeq = 0;
+  #reclaimed = { buffers: 0, bytes: 0 };
+  /** Kernel counters of endpoints that are gone (their metrics rows are deleted). */
+  #kernelGone = { msgs: 0, rejects: 0 };
+
+  private constructor(o: NodeDataPathOptions & { poolBytes: number }, server: Server, bpfPath: BpfDataPath | undefined, reason: string) {
+    this.#o = o;
+    this.#server = server;
+    this.#port = (server.address() as { port: number }).port;
+    this.#bpf = bpfPath;
+    this.mode = bpfPath === undefined ? 'userspace' : 'bpf';
+    this.reason = reason;
+    this.#hub = new Hub({ logger: o.log });
+    server.on('connection', (s) => this.#onConnection(s));
+  }
+
+  /** Chooses the mode (auto: bpf when it loads, else userspace, saying why) and opens the pairing socket. */
+  static async create(options: NodeDataPathOptions): Promise<NodeDataPath> {
+    const o = { poolBytes: DEFAULT_POOL_BYTES, ...options };
+    let dp: BpfDataPath | undefined;
+    let reason = 'configured: userspace';
+    if (o.mode !== 'userspace') {
+      const st = bpfStatus();
+      if (st.available) {
+        try {
+          dp = BpfDataPath.load();
+          reason = `${o.mode === 'auto' ? 'auto' : 'configured'}: the BPF object loaded`;
+        } catch (e) {
+          reason = `the BPF object did not load (${(e as Error).message})`;
+        }
+      } else reason = st.reason ?? 'BPF unavailable';
+      if (dp === undefined && o.mode === 'bpf') throw new Error(`data path mode 'bpf' was configured but ${reason}; use 'auto' or 'userspace'`);
+      if (dp === undefined) reason = `auto: userspace, because ${reason}`;
+    }
+    const server = createServer({ pauseOnConnect: true });
+    await new Promise<void>((r, j) => server.once('error', j).listen(0, '127.0.0.1', () => r()));
+    const self = new NodeDataPath(o, server, dp, reason);
+    o.log.info({ mode: self.mode, reason }, `data path: ${self.mode} mode (${reason})`);
+    if (dp !== undefined) await self.#startHubSocket(dp);
+    return self;
+  }
+
+  async prepareHost(hostId: string, realm: string): Promise<HostWiring> {
+    const rp = this.#pool(realm);
+    const hostEp = this.#allocEp(hostId);
+    const entry: HostEntry = { hostId, realm, hostEp, endpoints: new Set() };
+    this.#hosts.set(hostId, entry);
+    rp.hosts.add(hostId);
+    try {
+      const { mine, theirs } = await this.#pair();
+      entry.unsent = theirs;
+      entry.mine = mine;
+      this.#bpf?.attachSocket(theirs, rp.realmNo, hostEp);
+      const reg = this.#hub.attachSocket({ realm, endpoint: hostEp }, mine);
+      if (reg._tag === 'Left') throw reg.left;
+      entry.link = reg.right;
+      mine.resume(); // accepted paused (pauseOnConnect): the Hub reads from here on
+      return { hostId, fds: [rp.fd], socket: theirs, attach: { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode } };
+    } catch (e) {
+      this.hostGone(hostId);
+      throw e;
+    }
+  }
+
+  attachHost(wiring: HostWiring, handle: HostHandle): boolean {
+    const entry = this.#hosts.get(wiring.hostId);
+    if (entry === undefined || handle.sendHandle === undefined) return false;
+    entry.handle = handle;
+    // The host's end goes to the host; this process's copy is closed once sent.
+    if (!handle.sendHandle(wiring.attach, wiring.socket)) return false;
+    entry.unsent = undefined;
+    return true;
+  }
+
+  openEndpoint(hostId: string): number | undefined {
+    const h = this.#hosts.get(hostId);
+    if (h === undefined || h.link === undefined || h.handle === undefined) return undefined;
+    const ep = this.#allocEp(hostId);
+    try {
+      this.#bpf?.addHostedEndpoint(this.#pools.get(h.realm)!.realmNo, h.hostEp, ep);
+      const r = this.#hub.attach({ realm: h.realm, endpoint: ep }, h.link);
+      if (r._tag === 'Left') throw r.left;
+    } catch (e) {
+      this.#o.log.warn({ err: e, hostId, endpoint: ep }, 'data path: could not register an endpoint; the proc runs without one');
+      this.#forget(ep);
+      return undefined;
+    }
+    h.endpoints.add(ep);
+    return ep;
+  }
+
+  closeEndpoints(endpoints: readonly number[]): void {
+    // One pass over a realm's pool tables reclaims any number of owners: group by realm.
+    const byRealm = new Map<string, Set<number>>();
+    for (const endpoint of endpoints) {
+      const hostId = this.#endpoints.get(endpoint);
+      if (hostId === undefined) continue;
+      const h = this.#hosts.get(hostId);
+      h?.endpoints.delete(endpoint);
+      this.#forget(endpoint);
+      if (h === undefined) continue;
+      const set = byRealm.get(h.realm) ?? new Set<number>();
+      byRealm.set(h.realm, set.add(endpoint));
+    }
+    for (const [realm, set] of byRealm) {
+      const rp = this.#pools.get(realm);
+      if (rp === undefined) continue;
+      const r = rp.pool.reclaimAll(set);
+      this.#reclaimed.buffers += r.buffers;
+      this.#reclaimed.bytes += r.bytes;
+      // Senders free what they sent there that was never accepted (those buffers are still theirs).
+      for (const id of rp.hosts) for (const endpoint of set) this.#hosts.get(id)?.handle?.send({ t: 'dp-gone', endpoint });
+      const local = this.#locals.get(realm);
+      if (local !== undefined) for (const endpoint of set) local.data.destinationGone(endpoint);
+    }
+  }
+
+  /**
+   * An endpoint of `realm` living in this process, for callers inside the node (the gateway, `sigma
+   * call`): undefined while the realm has no pool here (no host of it on this node). In bpf mode its
+   * ep_info entry points at the hub socket, so hosts' descriptors to it arrive there.
+   */
+  local(realm: string, lookup: NameLookup): DataPathApi | undefined {
+    const known = this.#locals.get(realm);
+    if (known !== undefined) return known.data;
+    const rp = this.#pools.get(realm);
+    if (rp === undefined) return undefined;
+    const endpoint = this.#allocEp(`local:${realm}`);
+    const [mine, theirs] = linkPair();
+    try {
+      this.#bpf?.addHostedEndpoint(rp.realmNo, HUB_EP, endpoint);
+      const r = this.#hub.attach({ realm, endpoint }, theirs);
+      if (r._tag === 'Left') throw r.left;
+    } catch (e) {
+      this.#o.log.warn({ err: e, realm }, 'data path: could not open a node-local endpoint');
+      this.#forget(endpoint);
+      return undefined;
+    }
+    const remote = this.#o.remote;
+    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log, ...(remote === undefined ? {} : { remote }) });
+    this.#locals.set(realm, { endpoint, data, link: theirs });
+    this.#localLinks.set(endpoint, theirs);
+    return data;
+  }
+
+  hostGone(hostId: string): void {
+    const h = this.#hosts.get(hostId);
+    if (h === undefined) return;
+    this.closeEndpoints([...h.endpoints, h.hostEp]);
+    this.#hosts.delete(hostId);
+    h.link?.close();
+    h.mine?.destroy();
+    h.unsent?.destroy();
+    const stats = this.#hostStats.get(hostId);
+    this.#hostStats.delete(hostId);
+    if (stats !== undefined) for (const r of REJECT_REASONS) this.#deadHostRejects[r] += stats.rejected[r] ?? 0;
+    const rp = this.#pools.get(h.realm);
+    if (rp === undefined) return;
+    rp.hosts.delete(hostId);
+    if (rp.hosts.size === 0) this.#freePool(h.realm, rp);
+  }
+
+  /** Hosts run tenant code, which can write on the IPC channel too: keep only counts that are counts. */
+  noteHostStats(hostId: string, stats: HostDataPathStats): void {
+    if (!this.#hosts.has(hostId)) return;
+    const count = (v: unknown): number => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : 0);
+    const rejected = zeroRejects();
+    for (const r of REJECT_REASONS) rejected[r] = count(stats.rejected[r]);
+    this.#hostStats.set(hostId, { endpoints: count(stats.endpoints), rejected, misrouted: count(stats.misrouted), received: count(stats.received), sent: count(stats.sent) });
+  }
+
+  status(): DataPathStatus {
+    const pools: DataPathStatus['pools'] = {};
+    for (const [realm, rp] of this.#pools) {
+      const s = rp.pool.stats();
+      pools[realm] = { bytesTotal: s.bytesFree + s.bytesUsed, bytesFree: s.bytesFree, bytesUsed: s.bytesUsed, hosts: rp.hosts.size };
+    }
+    const receiverRejects = { ...this.#deadHostRejects };
+    for (const s of this.#hostStats.values()) for (const r of REJECT_REASONS) receiverRejects[r] += s.rejected[r] ?? 0;
+    const hub = this.#hub.stats();
+    const violations: Record<string, number> = { ...this.#violations };
+    for (const [reason, n] of Object.entries(hub.dropped)) if (n > 0) violations[reason === 'spoofed-src' ? 'src-spoofed' : reason] = (violations[reason === 'spoofed-src' ? 'src-spoofed' : reason] ?? 0) + n;
+    let kernel: DataPathStatus['kernel'];
+    if (this.#bpf !== undefined) {
+      kernel = { ...this.#kernelGone };
+      for (const ep of [...this.#endpoints.keys(), HUB_EP]) {
+        const m = this.#bpf.metrics(ep);
+        kernel.msgs += m.msgs;
+        kernel.rejects += m.rejects;
+      }
+    }
+    return {
+      mode: this.mode,
+      reason: this.reason,
+      endpoints: this.#endpoints.size,
+      pools,
+      violations,
+      receiverRejects,
+      reclaimed: { ...this.#reclaimed },
+      hubRouted: hub.routed,
+      ...(kernel === undefined ? {} : { kernel }),
+    };
+  }
+
+  close(): void {
+    for (const id of [...this.#hosts.keys()]) this.hostGone(id);
+    this.#hubSocket?.destroy();
+    for (const s of this.#accepted.values()) s.destroy();
+    this.#hub.close();
+    this.#server.close();
+    this.#bpf?.close();
+  }
+
+  #pool(realm: string): RealmPool {
+    const known = this.#pools.get(realm);
+    if (known !== undefined) return known;
+    const fd = memfdCreate(this.#o.poolBytes, `sigma-pool-${realm}`);
+    let buffer: ArrayBuffer | undefined;
+    try {
+      buffer = mapFd(fd, this.#o.poolBytes);
+      const pool = Pool.format(buffer);
+      if (pool._tag === 'Left') throw pool.left;
+      const rp: RealmPool = { realmNo: ++this.#realmSeq, fd, buffer, pool: pool.right, own: new Ownership(pool.right), hosts: new Set() };
+      this.#pools.set(realm, rp);
+      this.#hub.attachPool(realm, pool.right);
+      return rp;
+    } catch (e) {
+      if (buffer !== undefined) unmap(buffer);
+      closeFd(fd);
+      throw e;
+    }
+  }
+
+  #freePool(realm: string, rp: RealmPool): void {
+    const local = this.#locals.get(realm);
+    if (local !== undefined) {
+      this.#locals.delete(realm);
+      this.#localLinks.delete(local.endpoint);
+      local.data.close();
+      this.#forget(local.endpoint);
+    }
+    this.#pools.delete(realm);
+    unmap(rp.buffer);
+    closeFd(rp.fd);
+  }
+
+  #allocEp(hostId: string): number {
+    if (this.#endpoints.size >= NODE_ENDPOINTS_MAX) throw new Error(`the node already serves ${NODE_ENDPOINTS_MAX} data-path endpoints; stop idle procs`);
+    for (;;) {
+      const ep = this.#nextEp;
+      this.#nextEp = ep >= OWNER_MAX ? HUB_EP + 1 : ep + 1;
+      if (!this.#endpoints.has(ep)) {
+        this.#endpoints.set(ep, hostId);
+        return ep;
+      }
+    }
+  }
+
+  #forget(ep: number): void {
+    const hostId = this.#endpoints.get(ep);
+    this.#endpoints.delete(ep);
+    this.#hub.detach(ep);
+    try {
+      this.#bpf?.removeEndpoint(ep, { hosted: hostId !== undefined && this.#hosts.get(hostId)?.hostEp !== ep });
+      const m = this.#bpf?.takeMetrics(ep);
+      if (m !== undefined) {
+        this.#kernelGone.msgs += m.msgs;
+        this.#kernelGone.rejects += m.rejects;
+      }
+    } catch (e) {
+      this.#o.log.warn({ err: e, endpoint: ep }, 'data path: could not remove an endpoint from the kernel maps');
+    }
+  }
+
+  /** A connected TCP loopback pair: `theirs` for a host (or the hub socket), `mine` accepted here. */
+  async #pair(): Promise<{ mine: Socket; theirs: Socket }> {
+    const theirs = connect(this.#port, '127.0.0.1');
+    theirs.pause(); // nothing here may read what belongs to the host
+    await new Promise<void>((r, j) => theirs.once('error', j).once('connect', () => r()));
+    const port = theirs.localPort!;
+    const early = this.#accepted.get(port);
+    if (early !== undefined) {
+      this.#accepted.delete(port);
+      return { mine: early, theirs };
+    }
+    const mine = await new Promise<Socket>((r, j) => {
+      const timer = setTimeout(() => {
+        this.#claims.delete(port);
+        theirs.destroy();
+        j(new Error(`the data-path connection from port ${port} was not accepted within ${PAIR_CLAIM_MS} ms`));
+      }, PAIR_CLAIM_MS);
+      this.#claims.set(port, (s) => {
+        clearTimeout(timer);
+        r(s);
+      });
+    });
+    return { mine, theirs };
+  }
+
+  #onConnection(s: Socket): void {
+    const port = s.remotePort;
+    if (s.remoteAddress !== '127.0.0.1' || port === undefined) return void s.destroy();
+    const claim = this.#claims.get(port);
+    if (claim !== undefined) {
+      this.#claims.delete(port);
+      return claim(s);
+    }
+    this.#accepted.set(port, s);
+    // Anyone else on this machine may connect: what no preparation claims soon is closed.
+    setTimeout(() => {
+      if (this.#accepted.get(port) !== s) return;
+      this.#accepted.delete(port);
+      s.destroy();
+    }, PAIR_CLAIM_MS).unref();
+  }
+
+  /** BPF mode: the hub's own socket (system realm, HUB_EP) receives what the verdict diverts. */
+  async #startHubSocket(dp: BpfDataPath): Promise<void> {
+    const { mine, theirs } = await this.#pair();
+    mine.pause(); // the sink: never read (the verdict redirects into `theirs`' receive queue)
+    dp.attachSocket(theirs, SYSTEM_REALM, HUB_EP);
+    this.#hubSocket = theirs;
+    const link = new SocketLink(theirs);
+    link.onFrames((frames) => this.#diverted(frames));
+    theirs.resume();
+  }
+
+  /** Descriptors the kernel refused: count by reason, free the buffer on the (kernel-stamped) sender's behalf. */
+  #diverted(frames: Buffer): void {
+    for (let at = 0; at < frames.length; at += FRAME_BYTES) {
+      const flags = frames.readUInt32LE(at + F_FLAGS);
+      if ((flags & (F_REJECTED | F_COPY)) === 0) {
+        // Allowed by the verdict and addressed to an endpoint in this process (see local()).
+        const to = this.#localLinks.get(frames.readUInt32LE(at + F_DST));
+        if (to !== undefined && to.write(frames.subarray(at, at + FRAME_BYTES))) continue;
+      }
+      const reason = rejectReason(flags) ?? ((flags & F_COPY) !== 0 ? 'cross-realm-copy-unsupported' : 'dst-gone');
+      const n = (this.#violations[reason] = (this.#violations[reason] ?? 0) + 1);
+      if ((n & (n - 1)) === 0) this.#o.log.warn({ reason, count: n }, `data path: the kernel diverted a descriptor (${reason})`);
+      if ((flags & F_CREDIT) !== 0) continue;
+      const src = frames.readUInt32LE(at + F_SRC);
+      const hostId = this.#endpoints.get(src);
+      const realm = hostId === undefined ? undefined : this.#hosts.get(hostId)?.realm;
+      const rp = realm === undefined ? undefined : this.#pools.get(realm);
+      rp?.own.release({ offset: frames.readUInt32LE(at + F_OFFSET), length: frames.readUInt32LE(at + F_LENGTH), generation: frames.readUInt32LE(at + F_GENERATION) }, src);
+    }
+  }
+}
+
+function zeroRejects(): RejectCounts {
+  return Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as RejectCounts;
+}

@@ -1,0 +1,55 @@
+import type { Socket } from 'node:net';
+import type { RejectCounts } from '../datapath/ownership.js';
+import type { HostDataPathStats } from '../host/datapath.js';
+import type { NameLookup } from '../host/proc-data.js';
+import type { ToHost } from '../host/protocol.js';
+import type { DataPathApi } from '../proc/data.js';
+import type { HostHandle } from './host-process.js';
+
+/**
+ * What the NodeManager actor asks of the data path. The real binding is src/node/datapath.ts (memfds,
+ * sockets, BPF maps); the simulator passes none, and its hosts run without a data path.
+ */
+export interface DataPathPort {
+  readonly mode: 'bpf' | 'userspace';
+  /** Before a host is forked: the realm's pool (created on first use) and the host's connection. */
+  prepareHost(hostId: string, realm: string): Promise<HostWiring>;
+  /** The host is up: hand it its socket and tell it where its pool is. False if it cannot take them. */
+  attachHost(wiring: HostWiring, handle: HostHandle): boolean;
+  /** A fresh endpoint for a proc on `hostId`, registered in the maps / hub; undefined without a data path. */
+  openEndpoint(hostId: string): number | undefined;
+  /** The procs are gone: unregister, reclaim their buffers (one pass per realm), tell the realm's hosts. */
+  closeEndpoints(endpoints: readonly number[]): void;
+  /** The host is gone (or never came up): everything it held is reclaimed; the last host of a realm frees the pool. */
+  hostGone(hostId: string): void;
+  noteHostStats(hostId: string, stats: HostDataPathStats): void;
+  /** An endpoint of `realm` in the node process (gateway, `sigma call`); undefined if the realm has no pool here. */
+  local(realm: string, lookup: NameLookup): DataPathApi | undefined;
+  status(): DataPathStatus;
+  close(): void;
+}
+
+export interface HostWiring {
+  hostId: string;
+  /** File descriptors the host inherits at fork (fd 4 onwards): the realm's pool memfd. */
+  fds: number[];
+  /** The host's end of its data-path connection, sent over the IPC channel. */
+  socket: Socket;
+  attach: Extract<ToHost, { t: 'dp-attach' }>;
+}
+
+export interface DataPathStatus {
+  mode: 'bpf' | 'userspace';
+  reason: string;
+  endpoints: number;
+  pools: Record<string, { bytesTotal: number; bytesFree: number; bytesUsed: number; hosts: number }>;
+  /** Descriptors refused by the kernel verdict or the hub (forged source, other realm, unknown destination, ...). */
+  violations: Record<string, number>;
+  /** Descriptors refused by receiving endpoints (forged offsets, stale generations, wrong owners), as hosts last reported. */
+  receiverRejects: RejectCounts;
+  /** Buffers and bytes taken back from procs and hosts that went away. */
+  reclaimed: { buffers: number; bytes: number };
+  hubRouted: number;
+  /** BPF mode: descriptors the verdict saw and rejected, over this node's endpoints. */
+  kernel?: { msgs: number; rejects: number };
+}
