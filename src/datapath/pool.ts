@@ -242,6 +242,17 @@ export class Pool {
     return out;
   }
 
+  /**
+   * Buffers (slots and large-object pages) counted live. Zero means no buffer is owned, except one whose
+   * owner was killed between the two atomics of an allocation or a free: callers that reclaim after a
+   * process died must scan anyway (reclaimAll); after a clean exit a zero lets them skip the scan.
+   */
+  unitsLive(): number {
+    let n = Atomics.load(this.#sb, SB.PAGES_LIVE);
+    for (let ci = 0; ci < this.layout.classes.length; ci++) n += Atomics.load(this.#sb, SB.LIVE_BASE + ci);
+    return n;
+  }
+
   /** A view of pool bytes (no copy). Callers get offsets from validated descriptors or their allocations. */
   bytes(offset: number, lengthBytes: number): Uint8Array {
     return this.#bytes.subarray(offset, offset + lengthBytes);

@@ -90,7 +90,7 @@ process.on('message', (raw, handle) => {
       return;
     }
     case 'dp-gone':
-      datapath?.gone(m.endpoint);
+      for (const endpoint of m.endpoints) datapath?.gone(endpoint);
       return;
     case 'exit':
       void system

@@ -11,7 +11,8 @@ export type ToHost =
   /** Sent with the host's data-path socket as the IPC handle; the pool memfd is inherited at fd `poolFd`. */
   | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; poolBytes: number; mode: string }
   /** An endpoint of the realm went away: free what was sent to it, forget its name. */
-  | { t: 'dp-gone'; endpoint: number }
+  /** These endpoints left the node (batched: procs exit in bursts, one message per host per batch). */
+  | { t: 'dp-gone'; endpoints: number[] }
   | { t: 'ping'; seq: number }
   | { t: 'exit' };
 
@@ -35,7 +36,7 @@ export function decodeToHost(v: unknown): ToHost | undefined {
     case 'dp-attach':
       return isStr(v['node']) && isU31(v['hostEp']) && isU31(v['poolFd']) && Number.isSafeInteger(v['poolBytes']) && (v['poolBytes'] as number) > 0 && isStr(v['mode']) ? (v as ToHost) : undefined;
     case 'dp-gone':
-      return isU31(v['endpoint']) ? (v as ToHost) : undefined;
+      return Array.isArray(v['endpoints']) && v['endpoints'].every(isU31) ? (v as ToHost) : undefined;
     case 'evict':
       return isStr(v['pid']) ? (v as ToHost) : undefined;
     case 'ping':

@@ -19,7 +19,7 @@ export interface DataPathPort {
   /** A fresh endpoint for a proc on `hostId`, registered in the maps / hub; undefined without a data path. */
   openEndpoint(hostId: string): number | undefined;
   /** The procs are gone: unregister, reclaim their buffers (one pass per realm), tell the realm's hosts. */
-  closeEndpoints(endpoints: readonly number[]): void;
+  closeEndpoints(endpoints: readonly number[], afterCrash?: boolean): void;
   /** The host is gone (or never came up): everything it held is reclaimed; the last host of a realm frees the pool. */
   hostGone(hostId: string): void;
   noteHostStats(hostId: string, stats: HostDataPathStats): void;
