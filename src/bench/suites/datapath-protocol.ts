@@ -1,0 +1,29 @@
+/** What the `datapath` suite (playing the node manager) and its host processes say to each other over IPC. */
+
+export type Transport = 'bpf' | 'userspace' | 'tcp' | 'http' | 'nats';
+export const TRANSPORTS: readonly Transport[] = ['bpf', 'userspace', 'tcp', 'http', 'nats'];
+export type Role = 'client' | 'server' | 'forger';
+
+/**
+ * Endpoint ids per role and data-path mode. Realm A holds the client and the server, realm B the forger.
+ * Each host has one endpoint per mode (BPF and hub), both over realm A's one pool.
+ */
+export const ENDPOINTS: Record<Role, { bpf: number; userspace: number }> = {
+  client: { bpf: 10, userspace: 110 },
+  server: { bpf: 11, userspace: 111 },
+  forger: { bpf: 20, userspace: 120 },
+};
+/** Realm ids in the kernel maps (0 is the system realm) and names at the hub. */
+export const REALM_A = { id: 1, name: 'a' } as const;
+export const REALM_B = { id: 2, name: 'b' } as const;
+
+export type HostCommand =
+  | { op: 'prepare'; transport: Transport; port?: number; url?: string; window: number }
+  | { op: 'serve'; transport: Transport; url?: string }
+  | { op: 'latency'; transport: Transport; sizeBytes: number; count: number; warmup: number }
+  | { op: 'throughput'; transport: Transport; sizeBytes: number; window: number; durationMs: number }
+  | { op: 'cpu' }
+  | { op: 'forge'; periodMs: number; mode: 'bpf' | 'userspace' }
+  | { op: 'forge-stop'; mode: 'bpf' | 'userspace' }
+  | { op: 'stats' }
+  | { op: 'exit' };
