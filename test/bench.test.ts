@@ -84,3 +84,23 @@ test('bench - an unknown suite exits with 2 and names every known suite', async 
   t.true(suiteNames().includes('actors'));
   for (const name of suiteNames()) t.true(String(e.stderr).includes(name), `stderr names ${name}`);
 });
+
+test('bench - datapath --quick --json: every transport and size reported, nothing forged delivered, the pool back to empty', async (t) => {
+  const { stdout } = await run(process.execPath, [CLI, 'datapath', '--quick', '--json'], { maxBuffer: 1 << 24 });
+  const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
+  t.true(figures['mode'] === 'bpf' || figures['mode'] === 'userspace', `mode = ${String(figures['mode'])}`);
+  const transports = ['userspace', 'tcp', 'http', 'nats', ...(figures['mode'] === 'bpf' ? ['bpf'] : [])];
+  for (const tr of transports) {
+    for (const size of ['64', '4k', '64k', '1m']) {
+      for (const f of ['rtt_p50_us', 'rtt_p99_us', 'msgs_per_s']) {
+        const key = `${tr}_${size}_${f}`;
+        t.true(typeof figures[key] === 'number' && (figures[key] as number) > 0, `${key} = ${String(figures[key])}`);
+      }
+    }
+    t.true(typeof figures[`${tr}_cpu_us_per_msg`] === 'number', `${tr}_cpu_us_per_msg`);
+  }
+  if (figures['mode'] === 'bpf') t.is(typeof figures['bpf_vs_http_64_p50_ratio'], 'number');
+  t.is(figures['cross_realm_delivered'], 0, 'no forged descriptor reached the other realm');
+  t.true((figures['cross_realm_rejected'] as number) > 0, 'the forger really sent, and was refused');
+  t.is(figures['pool_bytes_leaked'], 0);
+});

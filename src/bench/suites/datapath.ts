@@ -50,13 +50,24 @@ const FORGE_PERIOD_MS = 2;
 const HOST_READY_TIMEOUT_MS = 20_000;
 const COMMAND_TIMEOUT_MS = 120_000;
 
+/**
+ * Latency is measured in interleaved rounds — every round takes a batch of each (transport, size) in turn —
+ * so that load from elsewhere on this shared machine falls on all transports alike instead of on
+ * whichever one happened to run while it lasted.
+ */
 interface Plan {
-  latency: Record<SizeKey, number>;
+  /** Round trips per (transport, size) before anything is timed, so every transport is measured JIT-warm. */
+  warmup: number;
+  rounds: number;
+  /** Round trips per (transport, size) per round. */
+  batch: Record<SizeKey, number>;
+  /** Requests outstanding in the throughput phase. */
   window: Record<SizeKey, number>;
   throughputMs: number;
 }
-const PLAN_QUICK: Plan = { latency: { '64': 300, '4k': 300, '64k': 150, '1m': 40 }, window: { '64': 16, '4k': 16, '64k': 8, '1m': 4 }, throughputMs: 300 };
-const PLAN_FULL: Plan = { latency: { '64': 3000, '4k': 3000, '64k': 1500, '1m': 300 }, window: { '64': 16, '4k': 16, '64k': 8, '1m': 4 }, throughputMs: 1500 };
+const WINDOW = { '64': 16, '4k': 16, '64k': 8, '1m': 4 };
+const PLAN_QUICK: Plan = { warmup: 100, rounds: 6, batch: { '64': 60, '4k': 60, '64k': 30, '1m': 8 }, window: WINDOW, throughputMs: 250 };
+const PLAN_FULL: Plan = { warmup: 500, rounds: 30, batch: { '64': 100, '4k': 100, '64k': 50, '1m': 12 }, window: WINDOW, throughputMs: 1500 };
 
 const comparisons: Comparison[] = [
   ...SIZES.flatMap((s) =>
@@ -229,30 +240,57 @@ interface Run {
   plan: Plan;
 }
 
-async function measureTransport(ctx: BenchContext, run: Run, t: Transport, tick: () => void, out: Figures): Promise<void> {
+async function prepare(run: Run, transports: readonly Transport[]): Promise<void> {
   const { client, server, forger, nats, plan } = run;
-  const served = await server.call({ op: 'serve', transport: t, url: nats.url });
-  await client.call({ op: 'prepare', transport: t, port: served['port'] as number | undefined, url: nats.url, window: Math.max(...Object.values(plan.window)) });
-  const datapath = t === 'bpf' || t === 'userspace';
-  if (datapath) await forger.call({ op: 'forge', periodMs: FORGE_PERIOD_MS, mode: t });
-  for (const s of SIZES) {
-    const count = plan.latency[s.key];
-    const lat = await client.call({ op: 'latency', transport: t, sizeBytes: s.bytes, count, warmup: Math.max(10, Math.floor(count / 10)) });
-    const rtts = lat['rttsUs'] as number[];
-    out[`${t}_${s.key}_rtt_p50_us`] = round(percentile(rtts, 50), 1);
-    out[`${t}_${s.key}_rtt_p99_us`] = round(percentile(rtts, 99), 1);
-    tick();
-    const cpu0 = [await client.cpuUs(), await server.cpuUs(), selfCpuUs(), t === 'nats' ? procCpuUs(nats.pid) : 0];
-    const tp = await client.call({ op: 'throughput', transport: t, sizeBytes: s.bytes, window: plan.window[s.key], durationMs: plan.throughputMs });
-    const cpu1 = [await client.cpuUs(), await server.cpuUs(), selfCpuUs(), t === 'nats' ? procCpuUs(nats.pid) : 0];
-    const completed = tp['completed'] as number;
-    out[`${t}_${s.key}_msgs_per_s`] = Math.round((completed / (tp['wallMs'] as number)) * 1000);
-    if (s.key === '64') out[`${t}_cpu_us_per_msg`] = round(cpu1.reduce((a, c, i) => a + c - cpu0[i]!, 0) / completed, 2);
-    tick();
+  for (const t of transports) {
+    const served = await server.call({ op: 'serve', transport: t, url: nats.url });
+    await client.call({ op: 'prepare', transport: t, port: served['port'] as number | undefined, url: nats.url, window: Math.max(...Object.values(plan.window)) });
+    if (t === 'bpf' || t === 'userspace') await forger.call({ op: 'forge', periodMs: FORGE_PERIOD_MS, mode: t });
+    for (const s of SIZES) await client.call({ op: 'latency', transport: t, sizeBytes: s.bytes, count: 1, warmup: s.bytes >= 1 << 20 ? plan.warmup / 10 : plan.warmup });
   }
-  if (datapath) {
-    const forged = await forger.call({ op: 'forge-stop', mode: t });
-    ctx.log(`  ${t}: ${String(forged['attempts'])} forged descriptors sent from realm B`);
+}
+
+async function measureLatency(ctx: BenchContext, run: Run, transports: readonly Transport[], out: Figures): Promise<void> {
+  const rtts = new Map<string, number[]>();
+  const bar = ctx.progress('datapath round trips', run.plan.rounds);
+  try {
+    for (let r = 0; r < run.plan.rounds; r++) {
+      for (const t of transports) {
+        for (const s of SIZES) {
+          const got = await run.client.call({ op: 'latency', transport: t, sizeBytes: s.bytes, count: run.plan.batch[s.key], warmup: 0 });
+          const key = `${t}_${s.key}`;
+          rtts.set(key, [...(rtts.get(key) ?? []), ...(got['rttsUs'] as number[])]);
+        }
+      }
+      bar.tick();
+    }
+  } finally {
+    bar.done();
+  }
+  for (const [key, xs] of rtts) {
+    out[`${key}_rtt_p50_us`] = round(percentile(xs, 50), 1);
+    out[`${key}_rtt_p99_us`] = round(percentile(xs, 99), 1);
+  }
+}
+
+async function measureThroughput(ctx: BenchContext, run: Run, transports: readonly Transport[], out: Figures): Promise<void> {
+  const { client, server, nats, plan } = run;
+  const cpu = async (t: Transport): Promise<number> => (await client.cpuUs()) + (await server.cpuUs()) + selfCpuUs() + (t === 'nats' ? procCpuUs(nats.pid) : 0);
+  const bar = ctx.progress('datapath throughput', transports.length * SIZES.length);
+  try {
+    for (const t of transports) {
+      for (const s of SIZES) {
+        const cpu0 = await cpu(t);
+        const tp = await client.call({ op: 'throughput', transport: t, sizeBytes: s.bytes, window: plan.window[s.key], durationMs: plan.throughputMs });
+        const cpuUs = (await cpu(t)) - cpu0;
+        const completed = tp['completed'] as number;
+        out[`${t}_${s.key}_msgs_per_s`] = Math.round((completed / (tp['wallMs'] as number)) * 1000);
+        if (s.key === '64') out[`${t}_cpu_us_per_msg`] = round(cpuUs / completed, 2);
+        bar.tick();
+      }
+    }
+  } finally {
+    bar.done();
   }
 }
 
@@ -296,12 +334,13 @@ export const datapathSuite: Suite = {
       await Promise.all(hosts.map(ready));
       nats = await startNatsServer({ jetstream: false });
       const transports = TRANSPORTS.filter((t) => t !== 'bpf' || kernel !== undefined);
-      const bar = ctx.progress('datapath', transports.length * SIZES.length * 2);
       const out: Figures = { mode: kernel !== undefined ? 'bpf' : 'userspace' };
-      try {
-        for (const t of transports) await measureTransport(ctx, { client, server, forger, nats, kernel, plan }, t, () => bar.tick(), out);
-      } finally {
-        bar.done();
+      const run: Run = { client, server, forger, nats, kernel, plan };
+      await prepare(run, transports);
+      await measureLatency(ctx, run, transports, out);
+      await measureThroughput(ctx, run, transports, out);
+      for (const t of ['bpf', 'userspace'] as const) {
+        if (transports.includes(t)) ctx.log(`  ${t}: ${String((await forger.call({ op: 'forge-stop', mode: t }))['attempts'])} forged descriptors sent from realm B`);
       }
       if (kernel === undefined) for (const k of TRANSPORT_KEYS('bpf')) out[k] = null;
       const stats = await server.call({ op: 'stats' });
