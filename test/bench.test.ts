@@ -104,3 +104,18 @@ test('bench - datapath --quick --json: every transport and size reported, nothin
   t.true((figures['cross_realm_rejected'] as number) > 0, 'the forger really sent, and was refused');
   t.is(figures['pool_bytes_leaked'], 0);
 });
+
+test('bench - datapath without privileges falls back to the userspace hub: mode "userspace", bpf figures null with the reason', async (t) => {
+  // As root (CI), drop to nobody for this run; otherwise this process is already unprivileged.
+  const argv = [CLI, 'datapath', '--quick', '--json'];
+  const { stdout } =
+    process.getuid?.() === 0
+      ? await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, ...argv], { maxBuffer: 1 << 24 })
+      : await run(process.execPath, argv, { maxBuffer: 1 << 24 });
+  const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
+  t.is(figures['mode'], 'userspace');
+  t.is(figures['bpf_64_rtt_p50_us'], null);
+  t.regex(String(figures['bpf_unavailable_reason']), /root|CAP_BPF|EPERM/);
+  t.true(typeof figures['userspace_64_rtt_p50_us'] === 'number');
+  t.is(figures['cross_realm_delivered'], 0);
+});
