@@ -1,0 +1,144 @@
+import { F_SRC, FRAME_BYTES, type Descriptor, decodeFrame, encodeFrame } from './frames.js';
+
+/**
+ * The node-to-node channel's frames (src/datapath/remote.ts). One TCP connection per pair of nodes
+ * carries them both ways. Every frame starts with a fixed 128-byte header, little-endian:
+ *   kind u32 @0 | payload_bytes u32 @4 | seq u64 @8 | reason u32 @16 | text_bytes u32 @20
+ *   | descriptor (the 32-byte frame of frames.ts) @24 | text (UTF-8, <= 64 bytes) @56 | reserved @120
+ * followed by `payload_bytes` of payload (data frames only). `text` is the sender's realm on a data or
+ * credit frame and the node id on HELLO. `seq` numbers data frames per connection and direction, so the
+ * receiver's ACK or NACK (with a reason) settles exactly the send it answers.
+ * Fixed width so that the reader never buffers more than one header: payload bytes go straight from the
+ * socket into the destination realm's pool, the one copy of the channel.
+ */
+export const HEADER_BYTES = 128;
+export const TEXT_BYTES_MAX = 64;
+const H_KIND = 0;
+const H_PAYLOAD = 4;
+const H_SEQ = 8;
+const H_REASON = 16;
+const H_TEXT_LEN = 20;
+const H_DESC = 24;
+const H_TEXT = 56;
+
+export const KIND = { hello: 1, data: 2, credit: 3, ack: 4, nack: 5 } as const;
+export type Kind = keyof typeof KIND;
+const KIND_NAMES = new Map<number, Kind>(Object.entries(KIND).map(([k, v]) => [v, k as Kind]));
+
+/** Why the receiving node refused a data frame (carried in a NACK's `reason`). */
+export const REFUSALS = ['unknown-endpoint', 'cross-realm', 'pool-exhausted', 'credits-exhausted', 'dst-backlog', 'too-large', 'bad-src'] as const;
+export type Refusal = (typeof REFUSALS)[number];
+
+export interface Header {
+  kind: Kind;
+  payloadBytes: number;
+  seq: bigint;
+  reason: number;
+  text: string;
+  desc: Descriptor;
+}
+
+const ZERO_DESC: Descriptor = { dstEp: 0, srcEp: 0, offset: 0, length: 0, generation: 0, flags: 0, requestId: 0n };
+
+export function encodeHeader(h: Partial<Header> & { kind: Kind }): Buffer {
+  const b = Buffer.alloc(HEADER_BYTES);
+  const text = Buffer.from(h.text ?? '', 'utf8');
+  if (text.length > TEXT_BYTES_MAX) throw new RangeError(`realm or node id "${h.text}" is ${text.length} bytes; at most ${TEXT_BYTES_MAX}`);
+  b.writeUInt32LE(KIND[h.kind], H_KIND);
+  b.writeUInt32LE(h.payloadBytes ?? 0, H_PAYLOAD);
+  b.writeBigUInt64LE(h.seq ?? 0n, H_SEQ);
+  b.writeUInt32LE(h.reason ?? 0, H_REASON);
+  b.writeUInt32LE(text.length, H_TEXT_LEN);
+  encodeFrame(h.desc ?? ZERO_DESC, b, H_DESC);
+  text.copy(b, H_TEXT);
+  return b;
+}
+
+export type HeaderFault = 'unknown-kind' | 'bad-text' | 'payload-on-control';
+
+/** Reads a header; undefined plus the fault when the bytes cannot be one (the connection is then closed). */
+export function decodeHeader(b: Buffer): Header | HeaderFault {
+  const kind = KIND_NAMES.get(b.readUInt32LE(H_KIND));
+  if (kind === undefined) return 'unknown-kind';
+  const textBytes = b.readUInt32LE(H_TEXT_LEN);
+  if (textBytes > TEXT_BYTES_MAX) return 'bad-text';
+  const payloadBytes = b.readUInt32LE(H_PAYLOAD);
+  if (kind !== 'data' && payloadBytes !== 0) return 'payload-on-control';
+  return {
+    kind,
+    payloadBytes,
+    seq: b.readBigUInt64LE(H_SEQ),
+    reason: b.readUInt32LE(H_REASON),
+    text: b.toString('utf8', H_TEXT, H_TEXT + textBytes),
+    desc: decodeFrame(b, H_DESC),
+  };
+}
+
+/** The descriptor as a local 32-byte frame, for delivery to a local endpoint's link. */
+export function localFrame(d: Descriptor): Buffer {
+  const f = encodeFrame(d);
+  if (f.length !== FRAME_BYTES || f.readUInt32LE(F_SRC) !== d.srcEp >>> 0) throw new RangeError('frame encoding broke its own layout');
+  return f;
+}
+
+/**
+ * Splits a connection's byte stream into headers and payload bytes. For each data header, `onHeader`
+ * says where its payload goes: a Uint8Array of exactly `payloadBytes` (the pool buffer), or undefined to
+ * skip it (refused, already answered). Never holds more than one header's bytes of its own.
+ */
+export class FrameReader {
+  readonly #head = Buffer.alloc(HEADER_BYTES);
+  #headBytes = 0;
+  #header: Header | undefined;
+  #into: Uint8Array | undefined;
+  #payloadLeft = 0;
+  #payloadAt = 0;
+
+  constructor(
+    readonly onHeader: (h: Header) => Uint8Array | undefined,
+    readonly onPayload: (h: Header) => void,
+    readonly onFault: (fault: HeaderFault) => void,
+  ) {}
+
+  /** True while the reader is in the middle of a frame's payload. */
+  get midFrame(): boolean {
+    return this.#header !== undefined;
+  }
+
+  feed(chunk: Buffer): void {
+    let at = 0;
+    while (at < chunk.length) {
+      if (this.#header === undefined) {
+        const n = Math.min(HEADER_BYTES - this.#headBytes, chunk.length - at);
+        chunk.copy(this.#head, this.#headBytes, at, at + n);
+        this.#headBytes += n;
+        at += n;
+        if (this.#headBytes < HEADER_BYTES) return;
+        this.#headBytes = 0;
+        const h = decodeHeader(this.#head);
+        if (typeof h === 'string') return this.onFault(h);
+        if (h.kind !== 'data' || h.payloadBytes === 0) {
+          if (h.kind === 'data') this.onHeader(h);
+          this.onPayload(h);
+          continue;
+        }
+        this.#header = h;
+        this.#into = this.onHeader(h);
+        this.#payloadLeft = h.payloadBytes;
+        this.#payloadAt = 0;
+        continue;
+      }
+      const n = Math.min(this.#payloadLeft, chunk.length - at);
+      this.#into?.set(chunk.subarray(at, at + n), this.#payloadAt);
+      this.#payloadAt += n;
+      this.#payloadLeft -= n;
+      at += n;
+      if (this.#payloadLeft === 0) {
+        const h = this.#header;
+        this.#header = undefined;
+        this.#into = undefined;
+        this.onPayload(h);
+      }
+    }
+  }
+}

@@ -1,0 +1,282 @@
+import test from 'ava';
+import { fork, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import type { Endpoint, Message } from '../src/datapath/endpoint.js';
+import { RemoteChannel } from '../src/datapath/remote.js';
+import { FrameReader, encodeHeader, HEADER_BYTES } from '../src/datapath/remote-wire.js';
+import { realTimers } from '../src/ports/index.js';
+import { TestNode } from './fixtures/remote-node.js';
+
+/**
+ * The node-to-node channel for real: TCP on loopback between two data-path instances (two nodes, each
+ * with its own pools), in one process or in two. Timeouts here only detect a hang; nothing asserts speed.
+ */
+const WAIT_MS = 10_000;
+const MAIN = fileURLToPath(new URL('./fixtures/remote-node-main.js', import.meta.url));
+const directory = (ep: number): string | undefined => (ep >= 100 && ep < 200 ? 'node-a' : ep >= 200 && ep < 300 ? 'node-b' : undefined);
+
+async function until(what: string, cond: () => boolean): Promise<void> {
+  const deadline = Date.now() + WAIT_MS;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** Two nodes in this process, connected. */
+async function pair(optionsB: Parameters<typeof TestNode.start>[3] = {}, optionsA: Parameters<typeof TestNode.start>[3] = {}): Promise<[TestNode, TestNode]> {
+  const a = await TestNode.start('node-a', directory, ['a', 'b'], optionsA);
+  const b = await TestNode.start('node-b', directory, ['a', 'b'], optionsB);
+  b.channel.addPeer('node-a', { host: '127.0.0.1', port: a.channel.port });
+  a.channel.addPeer('node-b', { host: '127.0.0.1', port: b.channel.port });
+  if (!(await a.channel.whenConnected('node-b', WAIT_MS)) || !(await b.channel.whenConnected('node-a', WAIT_MS))) throw new Error('nodes did not connect');
+  return [a, b];
+}
+
+/** node-b in a child process (test/fixtures/remote-node-main.ts). */
+async function childNode(): Promise<{ cp: ChildProcess; port: number; ask(op: string): Promise<Record<string, any>> }> {
+  const cp = fork(MAIN, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    cp.once('message', (m) => resolve((m as { port: number }).port));
+    cp.once('exit', (c) => reject(new Error(`node-b exited with ${c}`)));
+  });
+  const ask = (op: string): Promise<Record<string, any>> =>
+    new Promise((resolve) => {
+      const on = (m: unknown): void => {
+        if ((m as { op: string }).op !== (op === 'freeze' ? 'frozen' : op)) return;
+        cp.off('message', on);
+        resolve(m as Record<string, any>);
+      };
+      cp.on('message', on);
+      cp.send({ op });
+    });
+  return { cp, port, ask };
+}
+
+/** Collects an endpoint's messages (copies of payload and metadata) and releases them. */
+function inbox(ep: Endpoint): Array<{ src: number; requestId: bigint; bytes: Buffer }> {
+  const got: Array<{ src: number; requestId: bigint; bytes: Buffer }> = [];
+  ep.onMessage((m: Message) => {
+    got.push({ src: m.src, requestId: m.requestId, bytes: Buffer.from(m.bytes) });
+    m.release();
+  });
+  return got;
+}
+
+const payload = (n: number, seed: number): Buffer => {
+  const b = Buffer.alloc(n);
+  for (let i = 0; i < n; i++) b[i] = (i * 31 + seed) & 0xff;
+  return b;
+};
+
+test.serial('remote - request and response with another node process: one connection, payload and descriptor intact, pools back to empty', async (t) => {
+  const b = await childNode();
+  const a = await TestNode.start('node-a', directory, ['a', 'b']);
+  try {
+    b.cp.send({ op: 'peer', host: '127.0.0.1', port: a.channel.port });
+    a.channel.addPeer('node-b', { host: '127.0.0.1', port: b.port });
+    t.true(await a.channel.whenConnected('node-b', WAIT_MS));
+    const client = a.addEndpoint(101, 'a');
+    const got = inbox(client);
+    const sizes = [1, 64, 4096, 65_536, 1 << 20, 300, 200_000];
+    for (let i = 0; i < 70; i++) {
+      const r = await client.send(201, payload(sizes[i % sizes.length]!, i), { requestId: 1000n + BigInt(i), timeoutMs: WAIT_MS });
+      if (r._tag === 'Left') throw r.left;
+      await until(`echo ${i}`, () => got.length === i + 1); // request, then its response
+    }
+    got.sort((x, y) => Number(x.requestId - y.requestId));
+    got.forEach((m, i) => {
+      t.is(m.src, 201);
+      t.is(m.requestId, 1000n + BigInt(i));
+      t.true(m.bytes.equals(payload(sizes[i % sizes.length]!, i)), `payload ${i} intact`);
+    });
+    t.deepEqual(a.failures, []);
+    t.is(a.channel.stats().peers, 1);
+    await until('node-a pool empty', () => a.bytesUsed('a') === 0);
+    await until('credits settled', () => client.stats().credits.inFlight === 0);
+    const s = await b.ask('stats');
+    t.deepEqual(s['bytesUsed'], { a: 0, b: 0 }, 'node-b freed everything it received and echoed');
+    t.is(s['channel'].peers, 1, 'one TCP connection, used both ways');
+  } finally {
+    b.cp.kill();
+    await a.close();
+  }
+});
+
+test.serial('remote - realm policy on the receiving side: another realm is refused unless exported, and the exported endpoint may answer', async (t) => {
+  const [a, b] = await pair();
+  try {
+    const stranger = a.addEndpoint(102, 'b');
+    const strangerGot = inbox(stranger);
+    const echo = b.addEndpoint(201, 'a');
+    const echoGot: number[] = [];
+    echo.onMessage((m) => {
+      echoGot.push(m.src);
+      const buf = m.take();
+      void echo.sendBuffer(m.src, buf, m.lengthBytes, { requestId: m.requestId });
+    });
+    t.is((await stranger.send(201, payload(512, 1), { requestId: 7n }))._tag, 'Right', 'handed to its own node');
+    await until('the refusal', () => a.failures.length === 1);
+    t.like(a.failures[0], { type: 'remote-refused', reason: 'cross-realm', endpoint: 201 });
+    t.deepEqual(echoGot, [], 'nothing delivered across realms');
+    t.is(a.bytesUsed('b'), 0, "the sender's buffer was freed");
+    await until('credit refunded', () => stranger.stats().credits.inFlight === 0);
+    t.is(b.channel.stats().refusedIn['cross-realm'], 1);
+
+    b.export(201, 'b');
+    t.is((await stranger.send(201, payload(512, 2), { requestId: 8n }))._tag, 'Right');
+    await until('the reply', () => strangerGot.length === 1);
+    t.like(strangerGot[0], { src: 201, requestId: 8n });
+    t.true(strangerGot[0]!.bytes.equals(payload(512, 2)));
+    t.deepEqual(echoGot, [102]);
+    await until('pools empty', () => a.bytesUsed('b') === 0 && b.bytesUsed('a') === 0 && b.bytesUsed('b') === 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test.serial('remote - unknown endpoint, oversized payload and a sender ignoring its credits get typed errors and lose nothing', async (t) => {
+  const [a, b] = await pair({ payloadBytesMax: 64 << 10, creditsPerPairMax: 8 }, { payloadBytesMax: 1 << 20 });
+  try {
+    const ep = a.addEndpoint(103, 'a');
+    b.addEndpoint(203, 'a').onMessage(() => {}); // never consumes, never returns credits
+    await ep.send(299, payload(100, 0));
+    await until('unknown endpoint', () => a.failures.length === 1);
+    t.like(a.failures[0], { type: 'remote-endpoint-unknown', node: 'node-b', endpoint: 299 });
+    await ep.send(203, payload(100 << 10, 0));
+    await until('too large at the receiver', () => a.failures.length === 2);
+    t.like(a.failures[1], { type: 'remote-refused', reason: 'too-large' });
+
+    // Larger than the sending node's own limit: refused before anything is written.
+    const pool = a.pools.get('a')!;
+    const big = pool.alloc(103, 2 << 20);
+    if (big._tag === 'Left') throw big.left;
+    const tooBig = await a.channel.send('node-b', { dstEp: 203, srcEp: 103, offset: big.right.offset, length: 2 << 20, generation: big.right.generation, flags: 0, requestId: 0n }, 'a');
+    t.like(tooBig._tag === 'Left' ? tooBig.left : undefined, { type: 'remote-payload-too-large', payloadBytesMax: 1 << 20 });
+    // A descriptor that is not the sender's buffer: refused, and the real owner keeps it.
+    const forged = await a.channel.send('node-b', { dstEp: 203, srcEp: 104, offset: big.right.offset, length: 64, generation: big.right.generation, flags: 0, requestId: 0n }, 'a');
+    t.like(forged._tag === 'Left' ? forged.left : undefined, { type: 'remote-bad-buffer' });
+
+    // Raw sends past the receiver's credit window (the Endpoint would have waited): refused, not queued.
+    const results = await Promise.all(
+      Array.from({ length: 12 }, () => {
+        const x = pool.alloc(103, 64);
+        if (x._tag === 'Left') throw x.left;
+        return a.channel.send('node-b', { dstEp: 203, srcEp: 103, offset: x.right.offset, length: 64, generation: x.right.generation, flags: 0, requestId: 0n }, 'a');
+      }),
+    );
+    t.is(results.filter((r) => r._tag === 'Right').length, 8);
+    t.deepEqual(results.filter((r) => r._tag === 'Left').map((r) => (r._tag === 'Left' ? r.left.type + ':' + (r.left as { reason?: string }).reason : '')), Array(4).fill('remote-refused:credits-exhausted'));
+    t.is(b.bytesUsed('a'), 8 * 256, 'the receiving pool holds exactly the window');
+    t.is(a.bytesUsed('a'), 0, 'every sent or refused buffer was freed on the sending node');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test.serial('remote - the peer process dies with sends in flight: typed peer-gone errors, buffers freed, then peer-unreachable', async (t) => {
+  const b = await childNode();
+  const a = await TestNode.start('node-a', directory, ['a', 'b']);
+  const down: string[] = [];
+  a.channel.onPeerDown((n) => down.push(n));
+  try {
+    b.cp.send({ op: 'peer', host: '127.0.0.1', port: a.channel.port });
+    a.channel.addPeer('node-b', { host: '127.0.0.1', port: b.port });
+    t.true(await a.channel.whenConnected('node-b', WAIT_MS));
+    const ep = a.addEndpoint(105, 'a');
+    await b.ask('freeze'); // alive, but never reads or answers again
+    for (let i = 0; i < 10; i++) t.is((await ep.send(201, payload(256 << 10, i)))._tag, 'Right');
+    await until('sends in flight', () => a.channel.stats().pending === 10);
+    t.true(a.bytesUsed('a') >= 10 * (256 << 10), 'the buffers stay the sender’s while unanswered');
+    b.cp.kill('SIGKILL');
+    await until('every send settled', () => a.settled.length === 10);
+    t.deepEqual(a.settled, Array(10).fill('peer-gone'));
+    t.like(a.failures[0], { node: 'node-b' });
+    t.is(a.bytesUsed('a'), 0, 'buffers freed');
+    t.deepEqual(down, ['node-b']);
+    await until('credits refunded', () => ep.stats().credits.inFlight === 0);
+    const x = a.pools.get('a')!.alloc(105, 64);
+    if (x._tag === 'Left') throw x.left;
+    const after = await a.channel.send('node-b', { dstEp: 201, srcEp: 105, offset: x.right.offset, length: 64, generation: x.right.generation, flags: 0, requestId: 0n }, 'a');
+    t.like(after._tag === 'Left' ? after.left : undefined, { type: 'peer-unreachable' });
+    t.is(a.bytesUsed('a'), 0);
+  } finally {
+    b.cp.kill('SIGKILL');
+    await a.close();
+  }
+});
+
+test.serial('remote - a fast sender and a slow receiver on another node: memory bounded by the credits on both nodes, nothing lost', async (t) => {
+  const credits = 16;
+  const [a, b] = await pair({ creditsPerPairMax: credits });
+  try {
+    const sender = a.addEndpoint(106, 'a', { credits: { inFlightMax: credits } });
+    const slow = b.addEndpoint(206, 'a', { returns: { batch: 4 } });
+    const held: Message[] = [];
+    const seen: bigint[] = [];
+    slow.onMessage((m) => {
+      seen.push(m.requestId);
+      held.push(m);
+    });
+    const drain = setInterval(() => held.shift()?.release(), 2);
+    let peakA = 0;
+    let peakB = 0;
+    const sample = setInterval(() => {
+      peakA = Math.max(peakA, a.bytesUsed('a'));
+      peakB = Math.max(peakB, b.bytesUsed('a'));
+    }, 1);
+    const n = 300;
+    const size = 60 << 10; // a 64 KiB slot each
+    for (let i = 0; i < n; i++) {
+      const r = await sender.send(206, payload(size, i), { requestId: BigInt(i), timeoutMs: WAIT_MS });
+      if (r._tag === 'Left') throw r.left;
+      peakA = Math.max(peakA, a.bytesUsed('a'));
+      peakB = Math.max(peakB, b.bytesUsed('a'));
+    }
+    await until('all delivered', () => seen.length === n);
+    clearInterval(sample);
+    clearInterval(drain);
+    for (const m of held.splice(0)) m.release();
+    t.deepEqual(seen, Array.from({ length: n }, (_, i) => BigInt(i)), 'every message, in order');
+    t.deepEqual(a.failures, []);
+    t.log(`peak pool use: sender node ${peakA} B, receiver node ${peakB} B, bound ${credits * (64 << 10)} B`);
+    t.true(peakB <= credits * (64 << 10), `receiver pool peak ${peakB} within the credit window`);
+    t.true(peakA <= credits * (64 << 10), `sender pool peak ${peakA} within the credit window`);
+    t.true(peakB > 0);
+    await until('pools empty', () => a.bytesUsed('a') === 0 && b.bytesUsed('a') === 0);
+    t.is(a.channel.stats().refusedOut['credits-exhausted'], 0, 'a credit-respecting sender is never refused');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test('remote - frame reader: headers split at every byte, payload streamed into the target, garbage is a fault', (t) => {
+  const desc = { dstEp: 2, srcEp: 1, offset: 0, length: 5, generation: 1, flags: 0, requestId: 9n };
+  const stream = Buffer.concat([encodeHeader({ kind: 'data', payloadBytes: 5, seq: 3n, text: 'realm-a', desc }), Buffer.from('hello'), encodeHeader({ kind: 'ack', seq: 3n })]);
+  for (let split = 1; split < stream.length; split++) {
+    const into = new Uint8Array(5);
+    const seen: string[] = [];
+    const r = new FrameReader(
+      (h) => (seen.push(`head:${h.text}:${h.seq}`), into),
+      (h) => seen.push(`done:${h.kind}`),
+      (f) => seen.push(`fault:${f}`),
+    );
+    r.feed(stream.subarray(0, split));
+    r.feed(stream.subarray(split));
+    t.deepEqual(seen, ['head:realm-a:3', 'done:data', 'done:ack']);
+    t.is(Buffer.from(into).toString(), 'hello');
+  }
+  const faults: string[] = [];
+  new FrameReader(() => undefined, () => undefined, (f) => faults.push(f)).feed(Buffer.alloc(HEADER_BYTES, 0xff));
+  t.deepEqual(faults, ['unknown-kind']);
+  t.throws(() => encodeHeader({ kind: 'hello', text: 'x'.repeat(65) }), { instanceOf: RangeError });
+});
+
+test('remote - options are checked: a bad bound or node id is a typed error', async (t) => {
+  const local = { realmOf: () => undefined, isExportedTo: () => false, pool: () => undefined, deliver: () => false };
+  await t.throwsAsync(RemoteChannel.listen({ nodeId: 'x', local, timers: realTimers, creditsPerPairMax: 0 }), { message: /creditsPerPairMax/ });
+  await t.throwsAsync(RemoteChannel.listen({ nodeId: '', local, timers: realTimers }), { message: /nodeId/ });
+});
