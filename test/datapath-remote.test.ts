@@ -1,5 +1,6 @@
 import test from 'ava';
 import { fork, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, Message } from '../src/datapath/endpoint.js';
 import { RemoteChannel } from '../src/datapath/remote.js';
@@ -247,6 +248,27 @@ test.serial('remote - a fast sender and a slow receiver on another node: memory 
     t.true(peakB > 0);
     await until('pools empty', () => a.bytesUsed('a') === 0 && b.bytesUsed('a') === 0);
     t.is(a.channel.stats().refusedOut['credits-exhausted'], 0, 'a credit-respecting sender is never refused');
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test.serial('remote - a peer that dies halfway through a payload leaves nothing allocated on the receiving node', async (t) => {
+  const [a, b] = await pair();
+  try {
+    b.addEndpoint(203, 'a');
+    const raw = connect(b.channel.port, '127.0.0.1');
+    await new Promise<void>((r) => raw.once('connect', () => r()));
+    raw.write(encodeHeader({ kind: 'hello', text: 'node-x' }));
+    const desc = { dstEp: 203, srcEp: 150, offset: 0, length: 100_000, generation: 1, flags: 0, requestId: 1n };
+    raw.write(encodeHeader({ kind: 'data', payloadBytes: desc.length, seq: 1n, text: 'a', desc }));
+    raw.write(Buffer.alloc(50_000, 7));
+    await until('the half-received buffer allocated', () => b.bytesUsed('a') > 0);
+    raw.destroy();
+    await until('reclaimed', () => b.bytesUsed('a') === 0);
+    t.is(b.channel.stats().reclaimedBuffers, 1);
+    t.is(b.channel.stats().delivered, 0);
   } finally {
     await a.close();
     await b.close();
