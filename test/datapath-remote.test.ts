@@ -1,6 +1,6 @@
 import test from 'ava';
 import { fork, type ChildProcess } from 'node:child_process';
-import { connect } from 'node:net';
+import { connect, createServer } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Endpoint, Message } from '../src/datapath/endpoint.js';
 import { RemoteChannel } from '../src/datapath/remote.js';
@@ -269,6 +269,35 @@ test.serial('remote - a peer that dies halfway through a payload leaves nothing 
     await until('reclaimed', () => b.bytesUsed('a') === 0);
     t.is(b.channel.stats().reclaimedBuffers, 1);
     t.is(b.channel.stats().delivered, 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test.serial('remote - the dialling node retries until the peer is up, and again after it restarts', async (t) => {
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise<void>((r) => probe.close(() => r()));
+  const a = await TestNode.start('node-a', directory, ['a'], { redialDelayMsMin: 10, redialDelayMsMax: 50 });
+  const down: string[] = [];
+  a.channel.onPeerDown((n) => down.push(n));
+  a.channel.addPeer('node-b', { host: '127.0.0.1', port }); // nothing listens there yet
+  await new Promise((r) => setTimeout(r, 100));
+  t.false(a.channel.connected('node-b'));
+  let b = await TestNode.start('node-b', directory, ['a'], { port });
+  try {
+    t.true(await a.channel.whenConnected('node-b', WAIT_MS), 'connected once the peer came up');
+    await b.close();
+    await until('peer down', () => down.length === 1);
+    b = await TestNode.start('node-b', directory, ['a'], { port });
+    t.true(await a.channel.whenConnected('node-b', WAIT_MS), 'connected again after the restart');
+    b.addEndpoint(201, 'a');
+    const got = inbox(b.endpoints.get(201)!);
+    await a.addEndpoint(101, 'a').send(201, payload(10, 3));
+    await until('delivered after the reconnect', () => got.length === 1);
+    t.deepEqual(down, ['node-b']);
   } finally {
     await a.close();
     await b.close();

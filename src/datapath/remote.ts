@@ -69,6 +69,8 @@ export interface RemoteChannelOptions {
   bytesInFlightPerPeerMax: number;
   /** Unconsumed messages per (remote source, local destination): the senders' credit window. */
   creditsPerPairMax: number;
+  /** Control frames (ACK, NACK, credits) queued towards a peer that is not reading: beyond, it is cut off. */
+  controlBacklogBytesMax: number;
   /** (source, destination) pairs tracked per connection. */
   pairsPerPeerMax: number;
   redialDelayMsMin: number;
@@ -82,6 +84,7 @@ export const DEFAULT_REMOTE_OPTIONS = {
   pendingPerPeerMax: 4096,
   bytesInFlightPerPeerMax: 64 << 20,
   creditsPerPairMax: DEFAULT_IN_FLIGHT_MAX,
+  controlBacklogBytesMax: 4 << 20,
   pairsPerPeerMax: 65_536,
   redialDelayMsMin: 50,
   redialDelayMsMax: 2000,
@@ -157,7 +160,7 @@ export class RemoteChannel {
   /** Starts the listener. */
   static async listen(options: Partial<RemoteChannelOptions> & Pick<RemoteChannelOptions, 'nodeId' | 'local' | 'timers'>): Promise<RemoteChannel> {
     const o: RemoteChannelOptions = { ...DEFAULT_REMOTE_OPTIONS, ...options };
-    for (const k of ['payloadBytesMax', 'pendingPerPeerMax', 'bytesInFlightPerPeerMax', 'creditsPerPairMax', 'pairsPerPeerMax'] as const) {
+    for (const k of ['payloadBytesMax', 'pendingPerPeerMax', 'bytesInFlightPerPeerMax', 'creditsPerPairMax', 'controlBacklogBytesMax', 'pairsPerPeerMax'] as const) {
       if (!Number.isInteger(o[k]) || o[k] < 1) throw new InvalidArgumentError(`remote.${k}`, `must be a positive integer, got ${o[k]}`);
     }
     if (Buffer.byteLength(o.nodeId) < 1 || Buffer.byteLength(o.nodeId) > 64) throw new InvalidArgumentError('remote.nodeId', 'must be 1..64 bytes of UTF-8');
@@ -193,16 +196,18 @@ export class RemoteChannel {
     if (this.#conns.has(node)) return Promise.resolve(true);
     return new Promise((resolve) => {
       let done = false;
-      const timer = this.options.timers.setTimeout(() => {
-        done = true;
-        resolve(false);
-      }, timeoutMs);
       const list = this.#waiters.get(node) ?? [];
-      list.push(() => {
+      const waiter = (): void => {
         if (done) return;
         timer.cancel();
         resolve(true);
-      });
+      };
+      const timer = this.options.timers.setTimeout(() => {
+        done = true;
+        list.splice(list.indexOf(waiter), 1); // no waiter outlives its timeout
+        resolve(false);
+      }, timeoutMs);
+      list.push(waiter);
       this.#waiters.set(node, list);
     });
   }
@@ -222,7 +227,7 @@ export class RemoteChannel {
     if ((desc.flags & FLAG_CREDIT) !== 0) {
       if (conn === undefined) return Promise.resolve(left(new PeerUnreachableError(dstNode, 'not connected')));
       this.#creditReturned(conn, desc);
-      conn.sock.write(encodeHeader({ kind: 'credit', text: srcRealm, desc }));
+      this.#control(conn, encodeHeader({ kind: 'credit', text: srcRealm, desc }));
       return Promise.resolve(right(undefined));
     }
     const pool = this.options.local.pool(srcRealm);
@@ -341,9 +346,8 @@ export class RemoteChannel {
     for (const a of unaccepted) if (a.pool.free(a.src, a.offset, a.generation)._tag === 'Right') this.#stats.reclaimedBuffers++;
     conn.current = undefined;
     conn.pairs.clear();
-    if (node === undefined) return;
-    if (dialled !== undefined) this.#redial(dialled);
-    if (this.#conns.get(node) === undefined) for (const h of this.#downHandlers) h(node);
+    if (dialled !== undefined) this.#redial(dialled); // also when the dial itself failed
+    if (node !== undefined && this.#conns.get(node) === undefined) for (const h of this.#downHandlers) h(node);
   }
 
   // ---- receiving ---------------------------------------------------------------------------------------
@@ -353,7 +357,7 @@ export class RemoteChannel {
     this.#stats.received++;
     const refuse = (reason: Refusal): undefined => {
       this.#stats.refusedIn[reason]++;
-      conn.sock.write(encodeHeader({ kind: 'nack', seq: h.seq, reason: REFUSALS.indexOf(reason), desc: h.desc }));
+      this.#control(conn, encodeHeader({ kind: 'nack', seq: h.seq, reason: REFUSALS.indexOf(reason), desc: h.desc }));
       return undefined;
     };
     if (conn.node === undefined) {
@@ -378,6 +382,7 @@ export class RemoteChannel {
   #onFrame(conn: Conn, h: Header, dialled: string | undefined): void {
     switch (h.kind) {
       case 'hello':
+        if (h.text === this.options.nodeId || h.text === '' || conn.node !== undefined) return void conn.sock.destroy();
         if (dialled === undefined) conn.sock.write(encodeHeader({ kind: 'hello', text: this.options.nodeId }));
         else if (h.text !== dialled) return void conn.sock.destroy(); // not the node we meant to reach
         return this.#up(conn, h.text);
@@ -400,13 +405,22 @@ export class RemoteChannel {
     if (!this.options.local.deliver(frame)) {
       cur.pool.free(d.srcEp, cur.offset, cur.generation);
       this.#stats.refusedIn['dst-backlog']++;
-      conn.sock.write(encodeHeader({ kind: 'nack', seq: h.seq, reason: REFUSALS.indexOf('dst-backlog'), desc: d }));
+      this.#control(conn, encodeHeader({ kind: 'nack', seq: h.seq, reason: REFUSALS.indexOf('dst-backlog'), desc: d }));
       return;
     }
     cur.pair.outstanding++;
     cur.pair.allocs.push({ pool: cur.pool, src: cur.src, offset: cur.offset, generation: cur.generation });
     this.#stats.delivered++;
-    conn.sock.write(encodeHeader({ kind: 'ack', seq: h.seq, desc: d }));
+    this.#control(conn, encodeHeader({ kind: 'ack', seq: h.seq, desc: d }));
+  }
+
+  /** A control frame; a peer that lets them pile up past the bound is not reading, and is cut off. */
+  #control(conn: Conn, frame: Buffer): void {
+    if (conn.sock.writableLength + frame.length > this.options.controlBacklogBytesMax + conn.bytesInFlight) {
+      conn.sock.destroy();
+      return;
+    }
+    conn.sock.write(frame);
   }
 
   #onCredit(conn: Conn, h: Header): void {
