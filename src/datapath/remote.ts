@@ -102,6 +102,8 @@ export interface RemoteStats {
   bytesInFlight: number;
   reclaimedBuffers: number;
   creditsDropped: number;
+  /** Connections cut off for speaking something that is not the protocol. */
+  connectionFaults: number;
 }
 
 interface Pending {
@@ -148,7 +150,7 @@ export class RemoteChannel {
   readonly #peers = new Map<string, { host: string; port: number; timer: TimerHandle | undefined; delayMs: number }>();
   readonly #waiters = new Map<string, Array<() => void>>();
   readonly #downHandlers: Array<(node: string) => void> = [];
-  readonly #stats = { sent: 0, delivered: 0, received: 0, peerGone: 0, reclaimedBuffers: 0, creditsDropped: 0, refusedOut: zeroRefusals(), refusedIn: zeroRefusals() };
+  readonly #stats = { sent: 0, delivered: 0, received: 0, peerGone: 0, reclaimedBuffers: 0, creditsDropped: 0, connectionFaults: 0, refusedOut: zeroRefusals(), refusedIn: zeroRefusals() };
   readonly #own = new Map<Pool, Ownership>();
   #closed = false;
 
@@ -312,10 +314,21 @@ export class RemoteChannel {
       reader: new FrameReader(
         (h) => this.#onDataHeader(conn, h),
         (h) => this.#onFrame(conn, h, dialled),
-        () => sock.destroy(), // a peer that speaks garbage is cut off; its sends fail as peer-gone
+        () => {
+          this.#stats.connectionFaults++;
+          sock.destroy(); // a peer that speaks garbage is cut off; its sends fail as peer-gone
+        },
       ),
     };
-    sock.on('data', (chunk: Buffer) => conn.reader.feed(chunk));
+    sock.on('data', (chunk: Buffer) => {
+      try {
+        conn.reader.feed(chunk);
+      } catch {
+        // A bug or a frame we cannot handle must cost this connection, never the node manager.
+        this.#stats.connectionFaults++;
+        sock.destroy();
+      }
+    });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => this.#onClose(conn, dialled));
   }
@@ -361,6 +374,7 @@ export class RemoteChannel {
       return undefined;
     };
     if (conn.node === undefined) {
+      this.#stats.connectionFaults++;
       conn.sock.destroy(); // data before HELLO
       return undefined;
     }
