@@ -83,7 +83,9 @@ export class DataPathClient implements WireClient {
     this.ep.pool.bytes(a.right.offset, sizeBytes).fill(fill);
     const id = this.#next++;
     const answered = new Promise<void>((resolve, reject) => this.#pending.set(id, { fill, resolve, reject }));
-    const sent = await this.ep.sendBuffer(this.dst, a.right, sizeBytes, { requestId: id, timeoutMs: ROUND_TRIP_TIMEOUT_MS });
+    // A credit is normally at hand: send synchronously, and wait for one only when the window is full.
+    const now = this.ep.trySendBuffer(this.dst, a.right, sizeBytes, id);
+    const sent = now._tag === 'Right' || now.left.type !== 'credits-exhausted' ? now : await this.ep.sendBuffer(this.dst, a.right, sizeBytes, { requestId: id, timeoutMs: ROUND_TRIP_TIMEOUT_MS });
     if (sent._tag === 'Left') {
       this.#pending.delete(id);
       this.ep.pool.free(this.ep.id, a.right.offset, a.right.generation);
