@@ -169,9 +169,17 @@ test.serial('remote - unknown endpoint, oversized payload and a sender ignoring 
     if (big._tag === 'Left') throw big.left;
     const tooBig = await a.channel.send('node-b', { dstEp: 203, srcEp: 103, offset: big.right.offset, length: 2 << 20, generation: big.right.generation, flags: 0, requestId: 0n }, 'a');
     t.like(tooBig._tag === 'Left' ? tooBig.left : undefined, { type: 'remote-payload-too-large', payloadBytesMax: 1 << 20 });
+    t.is(a.bytesUsed('a'), 0, 'the oversized buffer was freed (a send gives it away)');
     // A descriptor that is not the sender's buffer: refused, and the real owner keeps it.
-    const forged = await a.channel.send('node-b', { dstEp: 203, srcEp: 104, offset: big.right.offset, length: 64, generation: big.right.generation, flags: 0, requestId: 0n }, 'a');
+    const mine = pool.alloc(103, 64);
+    if (mine._tag === 'Left') throw mine.left;
+    const ref = { dstEp: 203, offset: mine.right.offset, length: 64, generation: mine.right.generation, flags: 0, requestId: 0n };
+    const forged = await a.channel.send('node-b', { ...ref, srcEp: 104 }, 'a');
     t.like(forged._tag === 'Left' ? forged.left : undefined, { type: 'remote-bad-buffer' });
+    const longRealm = await a.channel.send('node-b', { ...ref, srcEp: 103 }, 'r'.repeat(65));
+    t.is(longRealm._tag === 'Left' ? longRealm.left.type : undefined, 'remote-bad-buffer');
+    t.regex(longRealm._tag === 'Left' ? longRealm.left.message : '', /longer than 64 bytes/);
+    t.is(pool.free(103, mine.right.offset, mine.right.generation)._tag, 'Right', 'still owned by its real owner');
 
     // Raw sends past the receiver's credit window (the Endpoint would have waited): refused, not queued.
     const results = await Promise.all(

@@ -18,7 +18,7 @@ import {
   RemoteRefusedError,
   type RemoteSendError,
 } from './remote-errors.js';
-import { encodeHeader, FrameReader, localFrame, REFUSALS, type Header, type Refusal } from './remote-wire.js';
+import { encodeHeader, FrameReader, localFrame, REFUSALS, TEXT_BYTES_MAX, type Header, type Refusal } from './remote-wire.js';
 
 /**
  * The node-to-node data-path channel (σEP-like): procs on different nodes exchange descriptors with the
@@ -225,6 +225,7 @@ export class RemoteChannel {
    * a data descriptor names a buffer of the sender in its realm's pool and settles when the peer answers.
    */
   send(dstNode: string, desc: Descriptor, srcRealm: string): Promise<Either<RemoteSendError, void>> {
+    if (Buffer.byteLength(srcRealm) > TEXT_BYTES_MAX) return Promise.resolve(left(new RemoteBadBufferError(desc.srcEp, `its realm name "${srcRealm}" is longer than ${TEXT_BYTES_MAX} bytes`)));
     const conn = this.#conns.get(dstNode);
     if ((desc.flags & FLAG_CREDIT) !== 0) {
       if (conn === undefined) return Promise.resolve(left(new PeerUnreachableError(dstNode, 'not connected')));
