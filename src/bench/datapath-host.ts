@@ -17,6 +17,7 @@ import { Pool } from '../datapath/pool.js';
 import { mapFd, socketFd } from '../native/index.js';
 import { realTimers } from '../ports/index.js';
 import { DataPathClient, FORGED_BIT, HttpClient, NatsClient, serveDataPath, serveHttp, serveNats, serveTcp, TcpClient, type EchoStats, type WireClient } from './suites/datapath-wire.js';
+import { startRemoteNode } from './suites/datapath-remote-node.js';
 import { ENDPOINTS, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';
 
 const role = process.env['SIGMA_BENCH_ROLE'] as Role;
@@ -61,7 +62,7 @@ if (role !== 'forger') {
 
 const clients = new Map<Transport, WireClient>();
 const closers: Array<() => Promise<void>> = [];
-const echoStats: Partial<Record<'bpf' | 'userspace', EchoStats>> = {};
+const echoStats: Partial<Record<'bpf' | 'userspace' | 'remote', EchoStats>> = {};
 const forging: Record<'bpf' | 'userspace', { timer: NodeJS.Timeout | undefined; attempts: number }> = { bpf: { timer: undefined, attempts: 0 }, userspace: { timer: undefined, attempts: 0 } };
 
 function endpoint(t: 'bpf' | 'userspace'): Endpoint {
@@ -70,8 +71,18 @@ function endpoint(t: 'bpf' | 'userspace'): Endpoint {
   return ep;
 }
 
+/** Connects to the server host's node for the `remote` transport (this node dials: its id is smaller). */
+async function remoteClient(port: number): Promise<WireClient> {
+  const node = await startRemoteNode('bench-client', 'bench-server', ENDPOINTS.client.remote);
+  closers.push(() => node.close());
+  node.channel.addPeer('bench-server', { host: '127.0.0.1', port });
+  if (!(await node.channel.whenConnected('bench-server', 10_000))) throw new Error('the remote channel did not connect');
+  return new DataPathClient(node.endpoint, ENDPOINTS.server.remote);
+}
+
 async function prepareClient(t: Transport, port: number, url: string, window: number): Promise<void> {
-  if (t === 'bpf' || t === 'userspace') clients.set(t, new DataPathClient(endpoint(t), ENDPOINTS.server[t]));
+  if (t === 'remote') clients.set(t, await remoteClient(port));
+  else if (t === 'bpf' || t === 'userspace') clients.set(t, new DataPathClient(endpoint(t), ENDPOINTS.server[t]));
   else if (t === 'tcp') clients.set(t, await TcpClient.connect(port));
   else if (t === 'http') clients.set(t, new HttpClient(port, window));
   else clients.set(t, await NatsClient.connect(url));
@@ -81,6 +92,12 @@ async function serve(t: Transport, url: string): Promise<{ port?: number }> {
   if (t === 'bpf' || t === 'userspace') {
     echoStats[t] = serveDataPath(endpoint(t), ENDPOINTS.client[t]);
     return {};
+  }
+  if (t === 'remote') {
+    const node = await startRemoteNode('bench-server', 'bench-client', ENDPOINTS.server.remote);
+    closers.push(() => node.close());
+    echoStats.remote = serveDataPath(node.endpoint, ENDPOINTS.client.remote);
+    return { port: node.channel.port };
   }
   if (t === 'nats') {
     const s = await serveNats(url);

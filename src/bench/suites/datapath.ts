@@ -10,7 +10,7 @@ import { BpfDataPath, bpfStatus } from '../../native/bpf.js';
 import { closeFd, mapFd, memfdCreate, nativeStatus, pidfdGetfd, unmap } from '../../native/index.js';
 import { startNatsServer, type NatsServer } from '../../nats/server.js';
 import { BenchError, percentile, round, type BenchContext, type Comparison, type Figures, type Goal, type Suite } from '../harness.js';
-import { ENDPOINTS, REALM_A, REALM_B, TRANSPORTS, type HostCommand, type Role, type Transport } from './datapath-protocol.js';
+import { ENDPOINTS, POOL_A_BYTES, POOL_A_CLASSES, REALM_A, REALM_B, TRANSPORTS, type HostCommand, type Role, type Transport } from './datapath-protocol.js';
 
 /**
  * `npm run bench -- datapath`: two procs in two host processes on one node exchange requests of 64 B,
@@ -37,14 +37,6 @@ const SIZES = [
 ] as const;
 type SizeKey = (typeof SIZES)[number]['key'];
 
-/** Realm A's pool: room for the largest window of 1 MiB requests, with slack. */
-const POOL_A_BYTES = 64 << 20;
-const POOL_A_CLASSES = [
-  { sizeBytes: 256, slots: 512 },
-  { sizeBytes: 4096, slots: 256 },
-  { sizeBytes: 64 << 10, slots: 64 },
-  { sizeBytes: 1 << 20, slots: 32 },
-];
 const POOL_B_BYTES = 1 << 20;
 const FORGE_PERIOD_MS = 2;
 const HOST_READY_TIMEOUT_MS = 20_000;
@@ -244,6 +236,7 @@ async function prepare(run: Run, transports: readonly Transport[]): Promise<void
   const { client, server, forger, nats, plan } = run;
   for (const t of transports) {
     const served = await server.call({ op: 'serve', transport: t, url: nats.url });
+    // (remote: `port` is the server node's channel listener; the client node dials it)
     await client.call({ op: 'prepare', transport: t, port: served['port'] as number | undefined, url: nats.url, window: Math.max(...Object.values(plan.window)) });
     if (t === 'bpf' || t === 'userspace') await forger.call({ op: 'forge', periodMs: FORGE_PERIOD_MS, mode: t });
     for (const s of SIZES) await client.call({ op: 'latency', transport: t, sizeBytes: s.bytes, count: 1, warmup: s.bytes >= 1 << 20 ? plan.warmup / 10 : plan.warmup });
