@@ -89,7 +89,7 @@ test('bench - datapath --quick --json: every transport and size reported, nothin
   const { stdout } = await run(process.execPath, [CLI, 'datapath', '--quick', '--json'], { maxBuffer: 1 << 24 });
   const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
   t.true(figures['mode'] === 'bpf' || figures['mode'] === 'userspace', `mode = ${String(figures['mode'])}`);
-  const transports = ['userspace', 'tcp', 'http', 'nats', ...(figures['mode'] === 'bpf' ? ['bpf'] : [])];
+  const transports = ['userspace', 'remote', 'tcp', 'http', 'nats', ...(figures['mode'] === 'bpf' ? ['bpf'] : [])];
   for (const tr of transports) {
     for (const size of ['64', '4k', '64k', '1m']) {
       for (const f of ['rtt_p50_us', 'rtt_p99_us', 'msgs_per_s']) {

@@ -22,6 +22,9 @@ import { ENDPOINTS, POOL_A_BYTES, POOL_A_CLASSES, REALM_A, REALM_B, TRANSPORTS, 
  * be delivered. Until procs can use the data path (src/proc), the two procs are host processes holding an
  * Endpoint exactly as a proc host does (src/bench/datapath-host.ts).
  *
+ * A sixth transport, `remote`, runs the same two hosts as two nodes over the node-to-node channel
+ * (src/datapath/remote.ts), each with a pool of its own: what one copy across nodes costs.
+ *
  * Figures: `<transport>_<size>_rtt_p50_us` / `_p99_us` (sequential round trips, one outstanding),
  * `<transport>_<size>_msgs_per_s` (requests answered per second with a window of requests outstanding),
  * `<transport>_cpu_us_per_msg` (CPU of client + server + the node manager/hub or nats-server, per request,
