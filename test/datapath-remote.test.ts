@@ -360,6 +360,42 @@ test.serial('remote - garbage from a peer (fast-check) costs that connection onl
   }
 });
 
+test.serial('remote - a peer that accepts and never answers: sends beyond the pending and byte bounds are refused at once', async (t) => {
+  // A peer that says HELLO and then reads (so TCP never pushes back) but answers nothing.
+  const silent = createServer((sock) => {
+    sock.on('data', () => undefined);
+    sock.write(encodeHeader({ kind: 'hello', text: 'node-b' }));
+  });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  const a = await TestNode.start('node-a', directory, ['a'], { pendingPerPeerMax: 4, bytesInFlightPerPeerMax: 64 << 10 });
+  try {
+    a.channel.addPeer('node-b', { host: '127.0.0.1', port: (silent.address() as { port: number }).port });
+    t.true(await a.channel.whenConnected('node-b', WAIT_MS));
+    const pool = a.pools.get('a')!;
+    const send = (length: number) => {
+      const x = pool.alloc(101, length);
+      if (x._tag === 'Left') throw x.left;
+      return a.channel.send('node-b', { dstEp: 201, srcEp: 101, offset: x.right.offset, length, generation: x.right.generation, flags: 0, requestId: 0n }, 'a');
+    };
+    const inFlight = [send(100), send(100), send(100)];
+    const tooManyBytes = await send(64 << 10);
+    t.like(tooManyBytes._tag === 'Left' ? tooManyBytes.left : undefined, { type: 'remote-backlogged', bound: 'bytesInFlightPerPeerMax' });
+    inFlight.push(send(100));
+    const tooMany = await send(100);
+    t.like(tooMany._tag === 'Left' ? tooMany.left : undefined, { type: 'remote-backlogged', bound: 'pendingPerPeerMax', value: 4 });
+    t.like(a.channel.stats(), { pending: 4, bytesInFlight: 400 });
+    t.is(a.bytesUsed('a'), 4 * 256, 'only the four in flight are held');
+    silent.close();
+    a.channel.removePeer('node-b'); // the operator drops the node: what was in flight fails, typed
+    const settled = await Promise.all(inFlight);
+    t.deepEqual(settled.map((r) => (r._tag === 'Left' ? r.left.type : 'ok')), Array(4).fill('peer-gone'));
+    t.is(a.bytesUsed('a'), 0);
+  } finally {
+    silent.close();
+    await a.close();
+  }
+});
+
 test('remote - frame reader: headers split at every byte, payload streamed into the target, garbage is a fault', (t) => {
   const desc = { dstEp: 2, srcEp: 1, offset: 0, length: 5, generation: 1, flags: 0, requestId: 9n };
   const stream = Buffer.concat([encodeHeader({ kind: 'data', payloadBytes: 5, seq: 3n, text: 'realm-a', desc }), Buffer.from('hello'), encodeHeader({ kind: 'ack', seq: 3n })]);
