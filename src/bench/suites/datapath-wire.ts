@@ -20,7 +20,11 @@ import { BenchError } from '../harness.js';
 export const PAGE_BYTES = 4096;
 /** Request ids of forged descriptors carry this bit, so a delivery of one is recognisable. */
 export const FORGED_BIT = 1n << 62n;
-/** A request that gets no answer in this long is a broken transport, not a slow one. */
+/**
+ * A credit or NATS reply that takes this long is a broken transport, not a slow one. Round trips carry no
+ * timer of their own (it would be measured too): a phase that hangs is caught by the suite's per-command
+ * bound (COMMAND_TIMEOUT_MS in datapath.ts).
+ */
 export const ROUND_TRIP_TIMEOUT_MS = 30_000;
 /** Bytes of one length-prefixed frame on the plain TCP transport (a bound, not a buffer size). */
 const TCP_FRAME_BYTES_MAX = 16 << 20;
@@ -60,12 +64,6 @@ export interface WireClient {
   close(): Promise<void>;
 }
 
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const t = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new BenchError(`${what}: no answer within ${ROUND_TRIP_TIMEOUT_MS} ms`)), ROUND_TRIP_TIMEOUT_MS)));
-  return Promise.race([p, t]).finally(() => clearTimeout(timer));
-}
-
 // ---- data path (bpf and userspace: the same Endpoint, a different link) ---------------------------------
 
 export class DataPathClient implements WireClient {
@@ -91,7 +89,7 @@ export class DataPathClient implements WireClient {
       this.ep.pool.free(this.ep.id, a.right.offset, a.right.generation);
       throw sent.left;
     }
-    return withTimeout(answered, `data path request ${id} to endpoint ${this.dst}`);
+    return answered;
   }
 
   async close(): Promise<void> {
@@ -235,7 +233,7 @@ export class TcpClient implements WireClient {
     b.fill(fill, 4);
     const answered = new Promise<void>((resolve, reject) => this.#fifo.push({ fill, resolve, reject }));
     this.sock.write(b);
-    return withTimeout(answered, 'tcp round trip');
+    return answered;
   }
 
   async close(): Promise<void> {
@@ -299,7 +297,7 @@ export class HttpClient implements WireClient {
       req.on('error', reject);
       req.end(body);
     });
-    return withTimeout(done, 'http round trip');
+    return done;
   }
 
   async close(): Promise<void> {
