@@ -225,6 +225,7 @@ export class RemoteChannel {
     if (peer === undefined || this.#closed || this.#conns.has(node)) return;
     const sock = connect(peer.port, peer.host);
     sock.once('connect', () => {
+      sock.setNoDelay(true);
       sock.write(encodeHeader({ kind: 'hello', text: this.options.nodeId }));
     });
     this.#attach(sock, node);
