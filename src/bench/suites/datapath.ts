@@ -335,8 +335,12 @@ export const datapathSuite: Suite = {
       await prepare(run, transports);
       await measureLatency(ctx, run, transports, out);
       await measureThroughput(ctx, run, transports, out);
+      let attempts = 0;
       for (const t of ['bpf', 'userspace'] as const) {
-        if (transports.includes(t)) ctx.log(`  ${t}: ${String((await forger.call({ op: 'forge-stop', mode: t }))['attempts'])} forged descriptors sent from realm B`);
+        if (!transports.includes(t)) continue;
+        const n = (await forger.call({ op: 'forge-stop', mode: t }))['attempts'] as number;
+        ctx.log(`  ${t}: ${n} forged descriptors sent from realm B`);
+        attempts += n;
       }
       if (kernel === undefined) for (const k of TRANSPORT_KEYS('bpf')) out[k] = null;
       const stats = await server.call({ op: 'stats' });
@@ -344,6 +348,8 @@ export const datapathSuite: Suite = {
       out['cross_realm_delivered'] = Object.values(echo).reduce((n, e) => n + e.forgedDelivered, 0);
       const dropped = hub.stats().dropped;
       const kernelRejects = Object.entries(kernel?.diverted ?? {}).filter(([k]) => k.endsWith(`:${ENDPOINTS.forger.bpf}`)).reduce((n, [, v]) => n + v, 0);
+      out['cross_realm_attempts'] = attempts;
+      // Counted where they were stopped: the kernel's diversions to the hub (BPF), the hub's drops (userspace).
       out['cross_realm_rejected'] = dropped['cross-realm'] + dropped['spoofed-src'] + kernelRejects;
       if (kernel === undefined) out['bpf_unavailable_reason'] = bpfReason ?? 'unknown';
       ctx.log(`  hub drops ${JSON.stringify(dropped)}; kernel diversions ${JSON.stringify(kernel?.diverted ?? {})}`);
