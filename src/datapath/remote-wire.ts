@@ -6,8 +6,9 @@ import { F_SRC, FRAME_BYTES, type Descriptor, decodeFrame, encodeFrame } from '.
  *   kind u32 @0 | payload_bytes u32 @4 | seq u64 @8 | reason u32 @16 | text_bytes u32 @20
  *   | descriptor (the 32-byte frame of frames.ts) @24 | text (UTF-8, <= 64 bytes) @56 | reserved @120
  * followed by `payload_bytes` of payload (data frames only). `text` is the sender's realm on a data or
- * credit frame and the node id on HELLO. `seq` numbers data frames per connection and direction, so the
- * receiver's ACK or NACK (with a reason) settles exactly the send it answers.
+ * credit frame and the node id on HELLO. `seq` numbers data frames per connection and direction; the
+ * receiver answers them in order: a NACK (with a reason) for a refused one, and a cumulative ACK
+ * ("every frame up to seq not NACKed was delivered") once per turn of its event loop.
  * Fixed width so that the reader never buffers more than one header: payload bytes go straight from the
  * socket into the destination realm's pool, the one copy of the channel.
  */

@@ -28,7 +28,7 @@ import { encodeHeader, FrameReader, localFrame, REFUSALS, TEXT_BYTES_MAX, type H
  * Sending (`send`, called by the node manager for a destination endpoint on another node): the payload is
  * written from the sender realm's pool straight into the socket; the buffer stays the sender's until the
  * receiving node answers, then it is freed whatever the answer (a send gives the buffer away, as on one
- * node). Each send settles exactly once: delivered (ACK), refused (NACK with a reason, a typed error), or
+ * node). Each send settles exactly once: delivered (a cumulative ACK), refused (NACK with a reason, a typed error), or
  * the peer died (PeerGoneError). On a refusal the sender's credit is handed back locally, so its window
  * does not shrink for good.
  *
@@ -79,6 +79,8 @@ interface Conn {
   contacted: Set<string>;
   /** Writes are being gathered for one writev at the end of this turn. */
   corked: boolean;
+  /** Highest delivered data frame not yet acknowledged: one cumulative ACK goes out per flush. */
+  ackUpTo: bigint;
   /** Inbound data frame whose payload is being read. */
   current: (Alloc & { pair: Pair }) | undefined;
 }
@@ -254,6 +256,7 @@ export class RemoteChannel {
       pairs: new Map(),
       contacted: new Set(),
       corked: false,
+      ackUpTo: 0n,
       current: undefined,
       reader: new FrameReader(
         (h) => this.#onDataHeader(conn, h),
@@ -369,7 +372,8 @@ export class RemoteChannel {
     cur.pair.outstanding++;
     cur.pair.allocs.push({ pool: cur.pool, src: cur.src, offset: cur.offset, generation: cur.generation });
     this.#stats.delivered++;
-    this.#control(conn, encodeHeader({ kind: 'ack', seq: h.seq, desc: d }));
+    conn.ackUpTo = h.seq; // frames are answered in order: a NACK already written goes before this ACK
+    this.#cork(conn);
   }
 
   /** A control frame; a peer that lets them pile up past the bound is not reading, and is cut off. */
@@ -387,16 +391,28 @@ export class RemoteChannel {
    * later share a system call (separate syscalls were most of the channel's cost per message).
    */
   #write(conn: Conn, bytes: Uint8Array): void {
-    if (!conn.corked) {
-      conn.corked = true;
-      conn.sock.cork();
-      this.options.timers.defer(() => this.#flush(conn));
-    }
+    this.#cork(conn);
+    this.#ackNow(conn); // before anything after it: a reply may rely on the ACK (the reply rule)
     conn.sock.write(bytes);
+  }
+
+  #ackNow(conn: Conn): void {
+    if (conn.ackUpTo === 0n) return;
+    const ack = encodeHeader({ kind: 'ack', seq: conn.ackUpTo });
+    conn.ackUpTo = 0n;
+    conn.sock.write(ack);
+  }
+
+  #cork(conn: Conn): void {
+    if (conn.corked) return;
+    conn.corked = true;
+    conn.sock.cork();
+    this.options.timers.defer(() => this.#flush(conn));
   }
 
   #flush(conn: Conn): void {
     if (!conn.corked) return;
+    this.#ackNow(conn);
     conn.corked = false;
     conn.sock.uncork();
   }
@@ -411,21 +427,32 @@ export class RemoteChannel {
     if (!this.options.local.deliver(localFrame({ ...h.desc, offset: 0, generation: 0, flags: FLAG_CREDIT }))) this.#stats.creditsDropped++;
   }
 
+  /** A cumulative ACK settles every pending send up to its seq (pending is in seq order); a NACK one. */
   #onAnswer(conn: Conn, h: Header): void {
+    if (h.kind === 'ack') {
+      for (const [seq, p] of conn.pending) {
+        if (seq > h.seq) break;
+        this.#settled(conn, seq, p);
+        if (conn.contacted.size < this.options.pairsPerPeerMax) conn.contacted.add(`${p.desc.srcEp}>${p.desc.dstEp}`);
+        p.resolve(right(undefined));
+      }
+      return;
+    }
     const p = conn.pending.get(h.seq);
     if (p === undefined) return;
-    conn.pending.delete(h.seq);
-    conn.bytesInFlight -= p.desc.length;
-    this.#ownership(this.options.local.pool(p.realm)!).release(p.desc, p.desc.srcEp);
-    if (h.kind === 'ack') {
-      if (conn.contacted.size < this.options.pairsPerPeerMax) conn.contacted.add(`${p.desc.srcEp}>${p.desc.dstEp}`);
-      return p.resolve(right(undefined));
-    }
+    this.#settled(conn, h.seq, p);
     const reason = REFUSALS[h.reason] ?? 'bad-src';
     this.#stats.refusedOut[reason]++;
     this.#refund(p.desc);
     const node = conn.node ?? 'unidentified';
     p.resolve(left(reason === 'unknown-endpoint' ? new RemoteEndpointUnknownError(node, p.desc.dstEp) : new RemoteRefusedError(node, p.desc.dstEp, reason)));
+  }
+
+  /** The peer answered: the sender's buffer is freed whatever the answer. */
+  #settled(conn: Conn, seq: bigint, p: Pending): void {
+    conn.pending.delete(seq);
+    conn.bytesInFlight -= p.desc.length;
+    this.#ownership(this.options.local.pool(p.realm)!).release(p.desc, p.desc.srcEp);
   }
 
   /** Same realm, exported to the sender's realm, or a reply to an endpoint that reached the sender first. */
