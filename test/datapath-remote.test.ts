@@ -418,6 +418,17 @@ test('remote - frame reader: headers split at every byte, payload streamed into 
   t.throws(() => encodeHeader({ kind: 'hello', text: 'x'.repeat(65) }), { instanceOf: RangeError });
 });
 
+test('remote - close() ends every connection, also one that never said HELLO', async (t) => {
+  const a = await TestNode.start('node-a', directory, ['a']);
+  const raw = connect(a.channel.port, '127.0.0.1');
+  const closed = new Promise<void>((r) => raw.once('close', () => r()));
+  raw.on('error', () => undefined);
+  await new Promise<void>((r) => raw.once('connect', () => r()));
+  await a.close(); // would wait forever for the unidentified connection if it were not tracked
+  await closed;
+  t.is(a.channel.stats().peers, 0);
+});
+
 test('remote - options are checked: a bad bound or node id is a typed error', async (t) => {
   const local = { realmOf: () => undefined, isExportedTo: () => false, pool: () => undefined, deliver: () => false };
   await t.throwsAsync(RemoteChannel.listen({ nodeId: 'x', local, timers: realTimers, creditsPerPairMax: 0 }), { message: /creditsPerPairMax/ });

@@ -96,6 +96,8 @@ export class RemoteChannel {
   readonly #downHandlers: Array<(node: string) => void> = [];
   readonly #stats = { sent: 0, delivered: 0, received: 0, peerGone: 0, reclaimedBuffers: 0, creditsDropped: 0, connectionFaults: 0, refusedOut: zeroRefusals(), refusedIn: zeroRefusals() };
   readonly #own = new Map<Pool, Ownership>();
+  /** Every socket, identified or not yet (dialling, awaiting HELLO): close() ends them all. */
+  readonly #socks = new Set<Socket>();
   #closed = false;
 
   private constructor(options: RemoteChannelOptions) {
@@ -216,7 +218,7 @@ export class RemoteChannel {
     this.#closed = true;
     for (const p of this.#peers.values()) p.timer?.cancel();
     this.#peers.clear();
-    const closing = [...this.#conns.values()].map((c) => new Promise<void>((r) => c.sock.once('close', () => r()).destroy()));
+    const closing = [...this.#socks].map((sock) => new Promise<void>((r) => (sock.destroyed && sock.closed ? r() : sock.once('close', () => r()).destroy())));
     await Promise.all([...closing, new Promise<void>((r) => this.#server.close(() => r()))]);
   }
 
@@ -246,6 +248,8 @@ export class RemoteChannel {
 
   /** A socket, dialled (`dialled` = the peer's id) or accepted (identified by its HELLO). */
   #attach(sock: Socket, dialled: string | undefined): void {
+    if (this.#closed) return void sock.destroy();
+    this.#socks.add(sock);
     sock.setNoDelay(true);
     const conn: Conn = {
       node: undefined,
@@ -277,7 +281,10 @@ export class RemoteChannel {
       }
     });
     sock.on('error', () => sock.destroy());
-    sock.on('close', () => this.#onClose(conn, dialled));
+    sock.on('close', () => {
+      this.#socks.delete(sock);
+      this.#onClose(conn, dialled);
+    });
   }
 
   #up(conn: Conn, node: string): void {
