@@ -85,7 +85,8 @@ test('bench - an unknown suite exits with 2 and names every known suite', async 
   for (const name of suiteNames()) t.true(String(e.stderr).includes(name), `stderr names ${name}`);
 });
 
-test('bench - datapath --quick --json: every transport and size reported, nothing forged delivered, the pool back to empty', async (t) => {
+// Serial: two data-path benchmarks at once on a 2-core machine would each take twice as long.
+test.serial('bench - datapath --quick --json: every transport and size reported, nothing forged delivered, the pool back to empty', async (t) => {
   const { stdout } = await run(process.execPath, [CLI, 'datapath', '--quick', '--json'], { maxBuffer: 1 << 24 });
   const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
   t.true(figures['mode'] === 'bpf' || figures['mode'] === 'userspace', `mode = ${String(figures['mode'])}`);
@@ -107,7 +108,7 @@ test('bench - datapath --quick --json: every transport and size reported, nothin
   t.is(figures['pool_bytes_leaked'], 0);
 });
 
-test('bench - datapath without privileges falls back to the userspace hub: mode "userspace", bpf figures null with the reason', async (t) => {
+test.serial('bench - datapath without privileges falls back to the userspace hub: mode "userspace", bpf figures null with the reason', async (t) => {
   // As root (CI), drop to nobody for this run; otherwise this process is already unprivileged.
   const argv = [CLI, 'datapath', '--quick', '--json'];
   const { stdout } =

@@ -61,7 +61,7 @@ interface Plan {
   throughputMs: number;
 }
 const WINDOW = { '64': 16, '4k': 16, '64k': 8, '1m': 4 };
-const PLAN_QUICK: Plan = { warmup: 100, rounds: 6, batch: { '64': 60, '4k': 60, '64k': 30, '1m': 8 }, window: WINDOW, throughputMs: 250 };
+const PLAN_QUICK: Plan = { warmup: 60, rounds: 4, batch: { '64': 60, '4k': 60, '64k': 30, '1m': 8 }, window: WINDOW, throughputMs: 200 };
 const PLAN_FULL: Plan = { warmup: 500, rounds: 30, batch: { '64': 100, '4k': 100, '64k': 50, '1m': 12 }, window: WINDOW, throughputMs: 1500 };
 
 const comparisons: Comparison[] = [
