@@ -17,8 +17,8 @@ import { Pool } from '../datapath/pool.js';
 import { mapFd, socketFd } from '../native/index.js';
 import { realTimers } from '../ports/index.js';
 import { DataPathClient, FORGED_BIT, HttpClient, NatsClient, serveDataPath, serveHttp, serveNats, serveTcp, TcpClient, type EchoStats, type WireClient } from './suites/datapath-wire.js';
-import { startRemoteNode } from './suites/datapath-remote-node.js';
-import { ENDPOINTS, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';
+import { startRemoteNode, type RemoteNode } from './suites/datapath-remote-node.js';
+import { ENDPOINTS, REALM_B, type ForgeMode, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';
 
 const role = process.env['SIGMA_BENCH_ROLE'] as Role;
 const poolBytes = Number(process.env['SIGMA_BENCH_POOL_BYTES']);
@@ -63,7 +63,12 @@ if (role !== 'forger') {
 const clients = new Map<Transport, WireClient>();
 const closers: Array<() => Promise<void>> = [];
 const echoStats: Partial<Record<'bpf' | 'userspace' | 'remote', EchoStats>> = {};
-const forging: Record<'bpf' | 'userspace', { timer: NodeJS.Timeout | undefined; attempts: number }> = { bpf: { timer: undefined, attempts: 0 }, userspace: { timer: undefined, attempts: 0 } };
+const forging: Record<ForgeMode, { timer: NodeJS.Timeout | undefined; attempts: number }> = {
+  bpf: { timer: undefined, attempts: 0 },
+  userspace: { timer: undefined, attempts: 0 },
+  remote: { timer: undefined, attempts: 0 },
+};
+let remoteServer: RemoteNode | undefined;
 
 function endpoint(t: 'bpf' | 'userspace'): Endpoint {
   const ep = endpoints[t];
@@ -95,6 +100,7 @@ async function serve(t: Transport, url: string): Promise<{ port?: number }> {
   }
   if (t === 'remote') {
     const node = await startRemoteNode('bench-server', 'bench-client', ENDPOINTS.server.remote);
+    remoteServer = node;
     closers.push(() => node.close());
     echoStats.remote = serveDataPath(node.endpoint, ENDPOINTS.client.remote);
     return { port: node.channel.port };
@@ -167,6 +173,27 @@ function forge(periodMs: number, mode: 'bpf' | 'userspace'): void {
   };
 }
 
+/**
+ * Realm B's proc on a node of its own sends to realm A's server endpoint through its node manager, which
+ * (honestly) says realm B: the server's node must refuse every one of them.
+ */
+async function forgeRemote(periodMs: number, port: number): Promise<void> {
+  const node = await startRemoteNode('bench-forger', 'bench-server', ENDPOINTS.forger.remote, REALM_B.name);
+  closers.push(() => node.close());
+  node.channel.addPeer('bench-server', { host: '127.0.0.1', port });
+  if (!(await node.channel.whenConnected('bench-server', 10_000))) throw new Error('the forger node did not connect');
+  const ep = node.endpoint;
+  const state = forging.remote;
+  state.timer = setInterval(() => {
+    const a = ep.alloc(64);
+    if (a._tag === 'Left') return;
+    ep.pool.bytes(a.right.offset, 64).fill(0xee);
+    const r = ep.trySendBuffer(ENDPOINTS.server.remote, a.right, 64, FORGED_BIT | BigInt(state.attempts));
+    if (r._tag === 'Left') ep.pool.free(ep.id, a.right.offset, a.right.generation);
+    else state.attempts++;
+  }, periodMs);
+}
+
 async function handle(m: HostCommand): Promise<object> {
   switch (m.op) {
     case 'prepare':
@@ -183,14 +210,15 @@ async function handle(m: HostCommand): Promise<object> {
       return { cpuUs: u.user + u.system };
     }
     case 'forge':
-      forge(m.periodMs, m.mode);
+      if (m.mode === 'remote') await forgeRemote(m.periodMs, m.port ?? 0);
+      else forge(m.periodMs, m.mode);
       return {};
     case 'forge-stop':
       clearInterval(forging[m.mode].timer);
       return { attempts: forging[m.mode].attempts };
     case 'stats': {
       const ep = Object.fromEntries(Object.entries(endpoints).map(([k, e]) => [k, e.stats()]));
-      return { echo: echoStats, endpoints: ep };
+      return { echo: echoStats, endpoints: ep, remoteCrossRealmRefused: remoteServer?.channel.stats().refusedIn['cross-realm'] ?? 0 };
     }
     case 'exit':
       for (const c of clients.values()) await c.close();

@@ -8,6 +8,8 @@
 export type Transport = 'bpf' | 'userspace' | 'tcp' | 'http' | 'nats' | 'remote';
 export const TRANSPORTS: readonly Transport[] = ['bpf', 'userspace', 'remote', 'tcp', 'http', 'nats'];
 export type Role = 'client' | 'server' | 'forger';
+/** Where the forger attacks: the kernel path, the hub, or the server's node over the channel. */
+export type ForgeMode = 'bpf' | 'userspace' | 'remote';
 
 /**
  * Endpoint ids per role and data-path mode. Realm A holds the client and the server, realm B the forger.
@@ -36,7 +38,7 @@ export type HostCommand =
   | { op: 'latency'; transport: Transport; sizeBytes: number; count: number; warmup: number }
   | { op: 'throughput'; transport: Transport; sizeBytes: number; window: number; durationMs: number }
   | { op: 'cpu' }
-  | { op: 'forge'; periodMs: number; mode: 'bpf' | 'userspace' }
-  | { op: 'forge-stop'; mode: 'bpf' | 'userspace' }
+  | { op: 'forge'; periodMs: number; mode: ForgeMode; port?: number }
+  | { op: 'forge-stop'; mode: ForgeMode }
   | { op: 'stats' }
   | { op: 'exit' };

@@ -18,15 +18,15 @@ export interface RemoteNode {
   close(): Promise<void>;
 }
 
-export async function startRemoteNode(nodeId: string, peerNode: string, endpointId: number): Promise<RemoteNode> {
-  const formatted = Pool.format(new ArrayBuffer(POOL_A_BYTES), { classes: POOL_A_CLASSES, largeBytes: 0 });
+export async function startRemoteNode(nodeId: string, peerNode: string, endpointId: number, realm: string = REALM_A.name): Promise<RemoteNode> {
+  const formatted = realm === REALM_A.name ? Pool.format(new ArrayBuffer(POOL_A_BYTES), { classes: POOL_A_CLASSES, largeBytes: 0 }) : Pool.format(new ArrayBuffer(1 << 20));
   if (formatted._tag === 'Left') throw formatted.left;
   const pool = formatted.right;
   const [mine, theirs] = linkPair((fn) => queueMicrotask(fn));
   const local: LocalSide = {
-    realmOf: (ep) => (ep === endpointId ? REALM_A.name : undefined),
+    realmOf: (ep) => (ep === endpointId ? realm : undefined),
     isExportedTo: () => false,
-    pool: (realm) => (realm === REALM_A.name ? pool : undefined),
+    pool: (r) => (r === realm ? pool : undefined),
     deliver: (frame) => mine.write(frame),
   };
   const channel = await RemoteChannel.listen({ nodeId, local, timers: realTimers });
@@ -34,9 +34,10 @@ export async function startRemoteNode(nodeId: string, peerNode: string, endpoint
     for (let at = 0; at < frames.length; at += FRAME_BYTES) {
       const d = decodeFrame(frames, at);
       if (d.srcEp !== endpointId) continue;
-      void channel.send(peerNode, d, REALM_A.name).then((r) => {
-        // Not expected (the endpoint keeps to its credits): the round trip then times out with this said.
-        if (r._tag === 'Left') process.stderr.write(`${new BenchError(`remote send failed: ${r.left.message}`).message}\n`);
+      void channel.send(peerNode, d, realm).then((r) => {
+        // Not expected (the endpoint keeps to its credits; the forger's refusals are the point and
+        // counted by the receiving node): a round trip then times out with this said.
+        if (r._tag === 'Left' && realm === REALM_A.name) process.stderr.write(`${new BenchError(`remote send failed: ${r.left.message}`).message}\n`);
       });
     }
   };

@@ -241,7 +241,7 @@ async function prepare(run: Run, transports: readonly Transport[]): Promise<void
     const served = await server.call({ op: 'serve', transport: t, url: nats.url });
     // (remote: `port` is the server node's channel listener; the client node dials it)
     await client.call({ op: 'prepare', transport: t, port: served['port'] as number | undefined, url: nats.url, window: Math.max(...Object.values(plan.window)) });
-    if (t === 'bpf' || t === 'userspace') await forger.call({ op: 'forge', periodMs: FORGE_PERIOD_MS, mode: t });
+    if (t === 'bpf' || t === 'userspace' || t === 'remote') await forger.call({ op: 'forge', periodMs: FORGE_PERIOD_MS, mode: t, port: served['port'] as number | undefined });
     for (const s of SIZES) await client.call({ op: 'latency', transport: t, sizeBytes: s.bytes, count: 1, warmup: s.bytes >= 1 << 20 ? plan.warmup / 10 : plan.warmup });
   }
 }
@@ -336,7 +336,7 @@ export const datapathSuite: Suite = {
       await measureLatency(ctx, run, transports, out);
       await measureThroughput(ctx, run, transports, out);
       let attempts = 0;
-      for (const t of ['bpf', 'userspace'] as const) {
+      for (const t of ['bpf', 'userspace', 'remote'] as const) {
         if (!transports.includes(t)) continue;
         const n = (await forger.call({ op: 'forge-stop', mode: t }))['attempts'] as number;
         ctx.log(`  ${t}: ${n} forged descriptors sent from realm B`);
@@ -349,8 +349,9 @@ export const datapathSuite: Suite = {
       const dropped = hub.stats().dropped;
       const kernelRejects = Object.entries(kernel?.diverted ?? {}).filter(([k]) => k.endsWith(`:${ENDPOINTS.forger.bpf}`)).reduce((n, [, v]) => n + v, 0);
       out['cross_realm_attempts'] = attempts;
-      // Counted where they were stopped: the kernel's diversions to the hub (BPF), the hub's drops (userspace).
-      out['cross_realm_rejected'] = dropped['cross-realm'] + dropped['spoofed-src'] + kernelRejects;
+      // Counted where they were stopped: the kernel's diversions to the hub (BPF), the hub's drops (userspace),
+      // the server node's refusals (remote).
+      out['cross_realm_rejected'] = dropped['cross-realm'] + dropped['spoofed-src'] + kernelRejects + (stats['remoteCrossRealmRefused'] as number);
       if (kernel === undefined) out['bpf_unavailable_reason'] = bpfReason ?? 'unknown';
       ctx.log(`  hub drops ${JSON.stringify(dropped)}; kernel diversions ${JSON.stringify(kernel?.diverted ?? {})}`);
       for (const h of hosts) await h.call({ op: 'exit' }).catch(() => undefined);
