@@ -284,7 +284,7 @@ test.serial('remote - a peer that dies halfway through a payload leaves nothing 
     await new Promise<void>((r) => raw.once('connect', () => r()));
     raw.write(encodeHeader({ kind: 'hello', text: 'node-x' }));
     const desc = { dstEp: 203, srcEp: 150, offset: 0, length: 100_000, generation: 1, flags: 0, requestId: 1n };
-    raw.write(encodeHeader({ kind: 'data', payloadBytes: desc.length, seq: 1n, text: 'a', desc }));
+    raw.write(encodeHeader({ kind: 'data', payloadBytes: desc.length, seq: 1, text: 'a', desc }));
     raw.write(Buffer.alloc(50_000, 7));
     await until('the half-received buffer allocated', () => b.bytesUsed('a') > 0);
     raw.destroy();
@@ -337,7 +337,7 @@ test.serial('remote - garbage from a peer (fast-check) costs that connection onl
     const u32 = fc.oneof(fc.constantFrom(0, 1, 150, 201, 202, 0x7fff_ffff, 0xffff_ffff), fc.nat());
     const header = fc
       .record({ kind: fc.constantFrom('data', 'credit', 'ack', 'nack', 'hello') as fc.Arbitrary<'data'>, payloadBytes: fc.nat({ max: 3000 }), dstEp: u32, srcEp: u32, length: fc.nat({ max: 3000 }), flags: u32, text: fc.constantFrom('a', 'b', 'node-x', ''), tail: fc.nat({ max: 3000 }) })
-      .map((h) => Buffer.concat([encodeHeader({ kind: h.kind, payloadBytes: h.kind === 'data' ? h.payloadBytes : 0, seq: 1n, text: h.text, desc: { dstEp: h.dstEp, srcEp: h.srcEp, offset: 0, length: h.length, generation: 1, flags: h.flags, requestId: 1n } }), Buffer.alloc(h.tail, 1)]));
+      .map((h) => Buffer.concat([encodeHeader({ kind: h.kind, payloadBytes: h.kind === 'data' ? h.payloadBytes : 0, seq: 1, text: h.text, desc: { dstEp: h.dstEp, srcEp: h.srcEp, offset: 0, length: h.length, generation: 1, flags: h.flags, requestId: 1n } }), Buffer.alloc(h.tail, 1)]));
     await fc.assert(
       fc.asyncProperty(fc.boolean(), fc.array(fc.oneof(fc.uint8Array({ minLength: 1, maxLength: 400 }), header), { minLength: 1, maxLength: 4 }), async (hello, chunks) => {
         const raw = connect(b.channel.port, '127.0.0.1');
@@ -398,7 +398,7 @@ test.serial('remote - a peer that accepts and never answers: sends beyond the pe
 
 test('remote - frame reader: headers split at every byte, payload streamed into the target, garbage is a fault', (t) => {
   const desc = { dstEp: 2, srcEp: 1, offset: 0, length: 5, generation: 1, flags: 0, requestId: 9n };
-  const stream = Buffer.concat([encodeHeader({ kind: 'data', payloadBytes: 5, seq: 3n, text: 'realm-a', desc }), Buffer.from('hello'), encodeHeader({ kind: 'ack', seq: 3n })]);
+  const stream = Buffer.concat([encodeHeader({ kind: 'data', payloadBytes: 5, seq: 3, text: 'realm-a', desc }), Buffer.from('hello'), encodeHeader({ kind: 'ack', seq: 3 })]);
   for (let split = 1; split < stream.length; split++) {
     const into = new Uint8Array(5);
     const seen: string[] = [];

@@ -33,7 +33,8 @@ export type Refusal = (typeof REFUSALS)[number];
 export interface Header {
   kind: Kind;
   payloadBytes: number;
-  seq: bigint;
+  /** A safe integer (2^53 frames per connection: centuries at a million a second). */
+  seq: number;
   reason: number;
   text: string;
   desc: Descriptor;
@@ -41,21 +42,37 @@ export interface Header {
 
 const ZERO_DESC: Descriptor = { dstEp: 0, srcEp: 0, offset: 0, length: 0, generation: 0, flags: 0, requestId: 0n };
 
+/** Realm and node names as bytes, cached: a handful per node, encoded on every frame otherwise. */
+const TEXT_CACHE_MAX = 1024;
+const textCache = new Map<string, Buffer>();
+function textBytes(text: string): Buffer {
+  let b = textCache.get(text);
+  if (b !== undefined) return b;
+  b = Buffer.from(text, 'utf8');
+  if (b.length > TEXT_BYTES_MAX) throw new RangeError(`realm or node id "${text}" is ${b.length} bytes; at most ${TEXT_BYTES_MAX}`);
+  if (textCache.size >= TEXT_CACHE_MAX) textCache.clear();
+  textCache.set(text, b);
+  return b;
+}
+
 export function encodeHeader(h: Partial<Header> & { kind: Kind }): Buffer {
-  const b = Buffer.alloc(HEADER_BYTES);
-  const text = Buffer.from(h.text ?? '', 'utf8');
-  if (text.length > TEXT_BYTES_MAX) throw new RangeError(`realm or node id "${h.text}" is ${text.length} bytes; at most ${TEXT_BYTES_MAX}`);
+  const text = textBytes(h.text ?? '');
+  const seq = h.seq ?? 0;
+  if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`seq must be a non-negative safe integer, got ${seq}`);
+  const b = Buffer.allocUnsafe(HEADER_BYTES);
   b.writeUInt32LE(KIND[h.kind], H_KIND);
   b.writeUInt32LE(h.payloadBytes ?? 0, H_PAYLOAD);
-  b.writeBigUInt64LE(h.seq ?? 0n, H_SEQ);
+  b.writeUInt32LE(seq % 2 ** 32, H_SEQ);
+  b.writeUInt32LE(Math.floor(seq / 2 ** 32), H_SEQ + 4);
   b.writeUInt32LE(h.reason ?? 0, H_REASON);
   b.writeUInt32LE(text.length, H_TEXT_LEN);
   encodeFrame(h.desc ?? ZERO_DESC, b, H_DESC);
   text.copy(b, H_TEXT);
+  b.fill(0, H_TEXT + text.length); // never put stale process memory on the wire
   return b;
 }
 
-export type HeaderFault = 'unknown-kind' | 'bad-text' | 'payload-on-control';
+export type HeaderFault = 'unknown-kind' | 'bad-text' | 'payload-on-control' | 'bad-seq';
 
 /** Reads a header; undefined plus the fault when the bytes cannot be one (the connection is then closed). */
 export function decodeHeader(b: Buffer): Header | HeaderFault {
@@ -65,10 +82,11 @@ export function decodeHeader(b: Buffer): Header | HeaderFault {
   if (textBytes > TEXT_BYTES_MAX) return 'bad-text';
   const payloadBytes = b.readUInt32LE(H_PAYLOAD);
   if (kind !== 'data' && payloadBytes !== 0) return 'payload-on-control';
+  if (b.readUInt32LE(H_SEQ + 4) >= 2 ** 21) return 'bad-seq'; // beyond 2^53
   return {
     kind,
     payloadBytes,
-    seq: b.readBigUInt64LE(H_SEQ),
+    seq: b.readUInt32LE(H_SEQ) + b.readUInt32LE(H_SEQ + 4) * 2 ** 32,
     reason: b.readUInt32LE(H_REASON),
     text: b.toString('utf8', H_TEXT, H_TEXT + textBytes),
     desc: decodeFrame(b, H_DESC),

@@ -70,8 +70,8 @@ interface Conn {
   node: string | undefined;
   sock: Socket;
   reader: FrameReader;
-  nextSeq: bigint;
-  pending: Map<bigint, Pending>;
+  nextSeq: number;
+  pending: Map<number, Pending>;
   bytesInFlight: number;
   /** Inbound: keyed `${remoteSrc}:${localDst}`. */
   pairs: Map<string, Pair>;
@@ -80,7 +80,7 @@ interface Conn {
   /** Writes are being gathered for one writev at the end of this turn. */
   corked: boolean;
   /** Highest delivered data frame not yet acknowledged: one cumulative ACK goes out per flush. */
-  ackUpTo: bigint;
+  ackUpTo: number;
   /** Inbound data frame whose payload is being read. */
   current: (Alloc & { pair: Pair }) | undefined;
 }
@@ -254,13 +254,13 @@ export class RemoteChannel {
     const conn: Conn = {
       node: undefined,
       sock,
-      nextSeq: 1n,
+      nextSeq: 1,
       pending: new Map(),
       bytesInFlight: 0,
       pairs: new Map(),
       contacted: new Set(),
       corked: false,
-      ackUpTo: 0n,
+      ackUpTo: 0,
       current: undefined,
       reader: new FrameReader(
         (h) => this.#onDataHeader(conn, h),
@@ -404,9 +404,9 @@ export class RemoteChannel {
   }
 
   #ackNow(conn: Conn): void {
-    if (conn.ackUpTo === 0n) return;
+    if (conn.ackUpTo === 0) return;
     const ack = encodeHeader({ kind: 'ack', seq: conn.ackUpTo });
-    conn.ackUpTo = 0n;
+    conn.ackUpTo = 0;
     conn.sock.write(ack);
   }
 
@@ -456,7 +456,7 @@ export class RemoteChannel {
   }
 
   /** The peer answered: the sender's buffer is freed whatever the answer. */
-  #settled(conn: Conn, seq: bigint, p: Pending): void {
+  #settled(conn: Conn, seq: number, p: Pending): void {
     conn.pending.delete(seq);
     conn.bytesInFlight -= p.desc.length;
     this.#ownership(this.options.local.pool(p.realm)!).release(p.desc, p.desc.srcEp);
