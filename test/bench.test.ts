@@ -84,3 +84,41 @@ test('bench - an unknown suite exits with 2 and names every known suite', async 
   t.true(suiteNames().includes('actors'));
   for (const name of suiteNames()) t.true(String(e.stderr).includes(name), `stderr names ${name}`);
 });
+
+// Serial: two data-path benchmarks at once on a 2-core machine would each take twice as long.
+test.serial('bench - datapath --quick --json: every transport and size reported, nothing forged delivered, the pool back to empty', async (t) => {
+  const { stdout } = await run(process.execPath, [CLI, 'datapath', '--quick', '--json'], { maxBuffer: 1 << 24 });
+  const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
+  t.true(figures['mode'] === 'bpf' || figures['mode'] === 'userspace', `mode = ${String(figures['mode'])}`);
+  const transports = ['userspace', 'remote', 'tcp', 'http', 'nats', ...(figures['mode'] === 'bpf' ? ['bpf'] : [])];
+  for (const tr of transports) {
+    for (const size of ['64', '4k', '64k', '1m']) {
+      for (const f of ['rtt_p50_us', 'rtt_p99_us', 'msgs_per_s']) {
+        const key = `${tr}_${size}_${f}`;
+        t.true(typeof figures[key] === 'number' && (figures[key] as number) > 0, `${key} = ${String(figures[key])}`);
+      }
+    }
+    t.true(typeof figures[`${tr}_cpu_us_per_msg`] === 'number', `${tr}_cpu_us_per_msg`);
+  }
+  if (figures['mode'] === 'bpf') t.is(typeof figures['bpf_vs_http_64_p50_ratio'], 'number');
+  t.is(figures['cross_realm_delivered'], 0, 'no forged descriptor reached the other realm');
+  t.true((figures['cross_realm_attempts'] as number) > 0, 'the forger really sent');
+  t.true((figures['cross_realm_rejected'] as number) <= (figures['cross_realm_attempts'] as number));
+  t.true((figures['cross_realm_rejected'] as number) > 0, 'and was refused');
+  t.is(figures['pool_bytes_leaked'], 0);
+});
+
+test.serial('bench - datapath without privileges falls back to the userspace hub: mode "userspace", bpf figures null with the reason', async (t) => {
+  // As root (CI), drop to nobody for this run; otherwise this process is already unprivileged.
+  const argv = [CLI, 'datapath', '--quick', '--json'];
+  const { stdout } =
+    process.getuid?.() === 0
+      ? await run('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--inh-caps=-all', process.execPath, ...argv], { maxBuffer: 1 << 24 })
+      : await run(process.execPath, argv, { maxBuffer: 1 << 24 });
+  const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
+  t.is(figures['mode'], 'userspace');
+  t.is(figures['bpf_64_rtt_p50_us'], null);
+  t.regex(String(figures['bpf_unavailable_reason']), /root|CAP_BPF|EPERM/);
+  t.true(typeof figures['userspace_64_rtt_p50_us'] === 'number');
+  t.is(figures['cross_realm_delivered'], 0);
+});

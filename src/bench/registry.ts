@@ -12,6 +12,7 @@ export interface SuiteEntry {
 export const SUITES: readonly SuiteEntry[] = [
   { name: 'actors', load: async () => (await import('./suites/actors.js')).actorsSuite },
   { name: 'spawn', load: async () => (await import('./suites/spawn.js')).spawnSuite },
+  { name: 'datapath', load: async () => (await import('./suites/datapath.js')).datapathSuite },
 ];
 
 export const suiteNames = (): string[] => SUITES.map((s) => s.name);

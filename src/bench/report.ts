@@ -41,10 +41,12 @@ export function formatFigure(v: Figure | undefined): string {
  */
 export function formatTable(suite: Suite, figures: Figures): string {
   const comparisons = suite.comparisons ?? [];
-  const byFigure = new Map(comparisons.map((c) => [c.figure, c]));
+  // A figure may have several baselines (bpf against http and nats): one row, every baseline in it.
+  const byFigure = new Map<string, Comparison[]>();
+  for (const c of comparisons) byFigure.set(c.figure, [...(byFigure.get(c.figure) ?? []), c]);
   const rowOf = new Map<string, string>();
   for (const c of comparisons) {
-    rowOf.set(c.baseline, c.figure);
+    if (!byFigure.has(c.baseline)) rowOf.set(c.baseline, c.figure);
     if (c.ratio !== undefined) rowOf.set(c.ratio, c.figure);
   }
   const goalsByRow = new Map<string, Goal[]>();
@@ -55,16 +57,19 @@ export function formatTable(suite: Suite, figures: Figures): string {
   const rows: string[][] = [['figure', 'value', 'baseline', 'vs baseline', 'goal', 'status']];
   for (const [key, value] of Object.entries(figures)) {
     if (rowOf.has(key) && !byFigure.has(key)) continue;
-    const c = byFigure.get(key);
-    const r = c === undefined ? null : ratio(c, figures);
+    const cs = byFigure.get(key) ?? [];
     const goals = goalsByRow.get(key) ?? [];
     const met = goals.map((g) => goalMet(g, figures));
     const target = (g: Goal): string => (typeof g.target === 'number' ? formatFigure(g.target) : g.target);
+    const versus = (c: Comparison): string => {
+      const r = ratio(c, figures);
+      return r === null ? '' : `${r}x ${r >= 1 ? 'better' : 'worse'}`;
+    };
     rows.push([
       key,
       formatFigure(value),
-      c === undefined ? '' : `${formatFigure(figures[c.baseline])} (${c.baseline})`,
-      r === null ? '' : `${r}x ${r >= 1 ? 'better' : 'worse'}`,
+      cs.map((c) => `${formatFigure(figures[c.baseline])} (${c.baseline})`).join('; '),
+      cs.map(versus).join('; '),
       goals.map((g) => `${g.figure === key ? '' : `${g.figure} `}${g.op} ${target(g)}`).join('; '),
       met.length === 0 ? '' : met.every((m) => m === true) ? 'ok' : met.some((m) => m === false) ? 'MISSED' : 'n/a',
     ]);

@@ -8,3 +8,5 @@ export { FRAME_BYTES, FLAG_CREDIT, SocketLink, linkPair, encodeFrame, decodeFram
 export { Hub, DROP_REASONS, type DropReason, type HubOptions, type HubStats, type Registration, type Router } from './hub.js';
 export { Endpoint, type EndpointOptions, type EndpointStats, type Message, type SendError } from './endpoint.js';
 export * from './errors.js';
+export { RemoteChannel, DEFAULT_REMOTE_OPTIONS, type LocalSide, type RemoteChannelOptions, type RemoteStats } from './remote.js';
+export * from './remote-errors.js';
