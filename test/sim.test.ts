@@ -26,7 +26,7 @@ async function storm(seed: number, n: number, mixed = false): Promise<{ trace: s
   const records = await table(w);
   const trace = records.map((x) => `${x.pid} ${x.spec.program} ${x.node} ${x.state} ${x.status?.kind}`).sort();
   const events = w.ports.time.eventsExecuted;
-  for (const node of w.nodes.values()) await w.during(node.stop(), 5_000);
+  for (const node of w.nodes.values()) if (node.running !== undefined) await w.during(node.running.stop(), 5_000);
   return { trace, accepted, records, events };
 }
 

@@ -1,5 +1,6 @@
 import type { ActorRef, ActorSystem } from '../actors/index.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
+import type { Mutations } from './mutations.js';
 import { ProcTable } from './proc-table.js';
 import { SUBJECT, decodeJson, decodeNodeRecord, decodeProcEvent, encode, type NodeRequest, type PullRequest } from './protocol.js';
 import { schedulerActor, type SchedulerMsg } from './scheduler.js';
@@ -14,6 +15,7 @@ export interface LeaderDeps {
   programs: Readonly<Record<string, string>>;
   nodeTimeoutMs: number;
   nodeRequestTimeoutMs: number;
+  mutations?: Mutations;
 }
 
 /**
@@ -28,7 +30,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     if (body?.ok !== true) throw new Error(body?.error?.message ?? 'node refused');
   };
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
-    schedulerActor({ table: d.table, toNode, programs: d.programs, term, realmsKv: d.realmsKv, namesKv: d.namesKv, nodesKv: d.nodesKv, nodeTimeoutMs: d.nodeTimeoutMs }),
+    schedulerActor({ table: d.table, toNode, programs: d.programs, term, realmsKv: d.realmsKv, namesKv: d.namesKv, nodesKv: d.nodesKv, nodeTimeoutMs: d.nodeTimeoutMs, ...(d.mutations === undefined ? {} : { mutations: d.mutations }) }),
     { name: `scheduler-${term}`, mailbox: { capacity: 200_000 } },
   );
   const subs: Subscription[] = [];

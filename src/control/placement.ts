@@ -39,6 +39,13 @@ interface NodeState extends NodeCapacity {
 
 export class Placements {
   readonly #nodes = new Map<string, NodeState>();
+  /** Simulator mutant only (src/control/mutations.ts): placement forgets what is reserved. */
+  readonly #overcommit: boolean;
+
+  constructor(options: { overcommit?: boolean } = {}) {
+    this.#overcommit = options.overcommit === true;
+  }
+
   /** pid -> node */
   readonly #where = new Map<string, string>();
 
@@ -76,7 +83,7 @@ export class Placements {
     let everFits = false;
     for (const n of this.#nodes.values()) {
       if (d.mcpu <= n.mcpu && d.memMb <= n.memMb) everFits = true;
-      if (n.usedMcpu + d.mcpu > n.mcpu || n.usedMemMb + d.memMb > n.memMb) continue;
+      if (!this.#overcommit && (n.usedMcpu + d.mcpu > n.mcpu || n.usedMemMb + d.memMb > n.memMb)) continue;
       const left = n.mcpu - n.usedMcpu - d.mcpu;
       const bestLeft = best === undefined ? Infinity : best.mcpu - best.usedMcpu - d.mcpu;
       if (left < bestLeft || (left === bestLeft && n.id < best!.id)) best = n;

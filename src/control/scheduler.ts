@@ -5,6 +5,7 @@ import { ControlError } from './errors.js';
 import { BeQueues, LC_PENDING_MAX, Placements, QueueFullError } from './placement.js';
 import type { Kv } from '../nats/types.js';
 import type { ProcTable } from './proc-table.js';
+import type { Mutations } from './mutations.js';
 import { decodeNodeRecord, encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol.js';
 
 export interface SchedulerDeps {
@@ -23,6 +24,8 @@ export interface SchedulerDeps {
    * judges by its own clock: in NATS 2.9 an entry expiring by bucket TTL produces no watch event.
    */
   nodeTimeoutMs: number;
+  /** Simulator mutants (src/control/mutations.ts); none in production. */
+  mutations?: Mutations;
 }
 
 type Ack = (r: { ok: true } | { ok: false; error: WireError }) => void;
@@ -70,7 +73,7 @@ interface Queued {
  */
 export function schedulerActor(deps: SchedulerDeps) {
   return (ctx: Context<SchedulerMsg>) => {
-    const placements = new Placements();
+    const placements = new Placements({ overcommit: deps.mutations?.lcOvercommit === true });
     const be = new BeQueues<Queued>();
     const lcPending: ProcRecord[] = [];
     // BE slots each node offers (from its pulls) and BE procs this scheduler has running there: the

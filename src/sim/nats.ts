@@ -60,6 +60,10 @@ export class SimNats {
   readonly network: SimNetwork;
   readonly jsTimeoutMs: number;
   readonly streams = new Map<string, SimStore>();
+  /** Called for every stream or KV bucket the server creates, before its first message. */
+  onStore: ((s: SimStore) => void) | undefined;
+  /** Called as a client issues a JetStream/KV call (before the network sees it): who acted, and when. */
+  onRpc: ((client: string, what: string) => void) | undefined;
   readonly consumers = new Map<string, SimDurable>();
   readonly #subs = new Set<SimSub>();
   readonly #inboxes = new Map<string, { client: string; onReply(m: Msg): void; onNoResponders(): void }>();
@@ -356,6 +360,7 @@ export class SimBus implements Bus {
    */
   rpc<T>(what: string, apply: () => T, options: { immediate?: boolean } = {}): Promise<T> {
     if (this.#closing) return Promise.reject(new ClosedError());
+    this.server.onRpc?.(this.name, what);
     // Opening a bucket or stream takes no virtual time when the server is reachable, so a world can
     // be set up before its clock runs (src/sim/world.ts awaits startNode before advancing time).
     if (options.immediate === true && this.net.connected(this.name)) {
