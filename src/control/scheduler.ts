@@ -58,6 +58,10 @@ async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; n
   return { records, nodes, realms };
 }
 
+/** Bounds on retrying a terminal status the table did not take (a lost or timed-out KV call). */
+export const EXIT_WRITE_ATTEMPTS_MAX = 30;
+export const EXIT_WRITE_RETRY_MS = 1_000;
+
 /** Bound on messages held while the scheduler recovers its state after election. */
 export const STASH_MAX = 100_000;
 
@@ -118,8 +122,18 @@ export function schedulerActor(deps: SchedulerDeps) {
     };
 
     const finish = (pid: string, status: Status): void => {
-      void deps.table.exit(pid, status).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record an exit'));
+      recordExit(pid, status, 1);
       onExit(pid, status);
+    };
+
+    // The exit must reach the table even when a write is lost (found by the simulator: message-chaos
+    // seed 22 left procs 'starting' forever after a dropped KV call). The write is write-once, so
+    // retrying is safe; a scheduler that stops meanwhile leaves it to its successor's recovery.
+    const recordExit = (pid: string, status: Status, attempt: number): void => {
+      deps.table.exit(pid, status).catch((e: unknown) => {
+        log.warn({ err: e, pid, attempt }, 'could not record an exit');
+        if (attempt < EXIT_WRITE_ATTEMPTS_MAX) ctx.ports.timers.setTimeout(() => recordExit(pid, status, attempt + 1), EXIT_WRITE_RETRY_MS);
+      });
     };
 
     const onExit = (pid: string, status: Status): void => {
