@@ -29,3 +29,10 @@ export function mixed(w: World, o: { sleepMsMax: number; failRate?: number; lcRa
     return { program: 'sleep', args: [r.int(o.sleepMsMax)], ...realm };
   };
 }
+
+/** Spawns `n` procs one every `everyMs` (a steady trickle, so some always arrive mid-fault). */
+export async function trickle(w: World, n: number, everyMs: number, spec: () => SpecInput, timeoutMs = 5_000): Promise<string[]> {
+  const all = Array.from({ length: n }, (_, i) => new Promise<string>((resolve, reject) => w.ports.time.setTimeout(() => w.client.spawn(spec(), { timeoutMs }).then(resolve, reject), i * everyMs)));
+  const settled = await w.during(Promise.allSettled(all), n * everyMs + timeoutMs + 1_000);
+  return settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+}

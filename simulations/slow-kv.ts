@@ -1,6 +1,6 @@
 import type { Scenario } from '../src/sim/scenario.js';
 import { LEADER } from '../src/sim/faults.js';
-import { burst, mixed, waitSome } from './lib.js';
+import { burst, mixed, trickle, waitSome } from './lib.js';
 
 /**
  * JetStream answers slowly for some nodes (the leader among them) while work arrives. Delays stay
@@ -17,9 +17,8 @@ export default {
   ],
   async workload(w) {
     const spec = mixed(w, { sleepMsMax: 500, lcRate: 0.2 });
-    const pids = await burst(w, 80, spec, 15_000);
-    await w.ports.time.advance(1_000);
-    pids.push(...(await burst(w, 40, spec, 15_000)));
+    const pids = await burst(w, 60, spec, 15_000);
+    pids.push(...(await trickle(w, 100, 80, spec)));
     await waitSome(w, pids, 4);
   },
 } satisfies Scenario;

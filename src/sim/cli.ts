@@ -48,6 +48,28 @@ async function report(s: Scenario, r: RunResult, o: { shrink: boolean; quiet: bo
   say(`  replay shrunk: npm run sim -- replay ${traceFile(r, '-shrunk')}`);
 }
 
+/**
+ * Runs interleaved in one process. Each world has its own virtual time and PRNG and no state is shared,
+ * so results do not depend on it. It buys fewer event-loop turns per simulated event but costs more
+ * CPU in GC and cache misses (measured: 4.1 s user at 1 against 5.3-5.9 s at 4), so 1 is the default.
+ */
+export const CONCURRENCY_DEFAULT = 1;
+export const CONCURRENCY_MAX = 64;
+
+/** Runs `tasks` at most `k` at a time; results in task order. */
+async function inPool<T>(tasks: Array<() => Promise<T>>, k: number): Promise<T[]> {
+  const out: T[] = new Array<T>(tasks.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < tasks.length) {
+      const i = next++;
+      out[i] = await tasks[i]!();
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(k, tasks.length) }, worker));
+  return out;
+}
+
 const program = new Command('sim');
 
 program
@@ -85,8 +107,9 @@ program
   .option('--mutate <name>', `switch on a deliberate bug (${MUTANT_NAMES.join(', ')}, or all)`)
   .option('--html <file>', 'write the (first failing, else first) run as an HTML timeline')
   .option('--no-shrink', 'do not shrink failing fault schedules')
+  .option('--concurrency <k>', 'runs interleaved in this process (each on its own virtual time; results do not depend on it)', (v) => Number(v), CONCURRENCY_DEFAULT)
   .option('--json', 'one JSON object on the last line')
-  .action(async (name: string | undefined, o: { seeds: number; seed?: number; checkDeterminism?: boolean; mutate?: string; html?: string; shrink: boolean; json?: boolean }) => {
+  .action(async (name: string | undefined, o: { seeds: number; seed?: number; checkDeterminism?: boolean; mutate?: string; html?: string; shrink: boolean; concurrency: number; json?: boolean }) => {
     const all = await scenarios();
     if (name === undefined) {
       console.error(`sim: name a scenario (${all.map((s) => s.name).join(', ')}) or all; or: replay <trace>`);
@@ -97,8 +120,8 @@ program
       console.error(`sim: no scenario "${name}"; known: ${all.map((s) => s.name).join(', ')}, all`);
       process.exit(2);
     }
-    if (!(Number.isInteger(o.seeds) && o.seeds > 0) || (o.seed !== undefined && !Number.isInteger(o.seed))) {
-      console.error('sim: --seeds takes a positive integer and --seed an integer');
+    if (!(Number.isInteger(o.seeds) && o.seeds > 0) || (o.seed !== undefined && !Number.isInteger(o.seed)) || !(Number.isInteger(o.concurrency) && o.concurrency >= 1 && o.concurrency <= CONCURRENCY_MAX)) {
+      console.error(`sim: --seeds takes a positive integer, --seed an integer, --concurrency 1..${CONCURRENCY_MAX}`);
       process.exit(2);
     }
     if (o.mutate !== undefined && o.mutate !== 'all' && !isMutant(o.mutate)) {
@@ -119,48 +142,52 @@ program
     let seedsRun = 0;
     let pictured: RunResult | undefined;
     const t0 = performance.now();
+    const k = o.concurrency;
     if (only === undefined) {
-      for (const s of chosen) {
-        let shrunk = false;
-        for (const seed of seeds) {
-          const r = await runScenario(s, seed);
-          events += r.events;
-          seedsRun++;
-          bar?.increment(1, { what: s.name });
-          if (o.checkDeterminism === true) {
-            const again = await runScenario(s, seed);
-            events += again.events;
-            bar?.increment(1, { what: s.name });
-            if (again.hash !== r.hash) {
-              nondeterministic++;
-              console.error(`NONDETERMINISTIC ${s.name} seed ${seed}: ${r.hash.slice(0, 12)} != ${again.hash.slice(0, 12)}\n  replay: ${replayCmd(r)}`);
-            }
+      const jobs = chosen.flatMap((s) => seeds.map((seed) => ({ s, seed })));
+      const twice = o.checkDeterminism === true;
+      const results = await inPool(jobs.flatMap((j) => (twice ? [j, j] : [j])).map((j) => async () => {
+        const r = await runScenario(j.s, j.seed);
+        bar?.increment(1, { what: j.s.name });
+        return r;
+      }), k);
+      const shrunk = new Set<string>();
+      for (let i = 0; i < jobs.length; i++) {
+        const { s, seed } = jobs[i]!;
+        const r = results[twice ? 2 * i : i]!;
+        events += r.events;
+        seedsRun++;
+        if (twice) {
+          const again = results[2 * i + 1]!;
+          events += again.events;
+          if (again.hash !== r.hash) {
+            nondeterministic++;
+            console.error(`NONDETERMINISTIC ${s.name} seed ${seed}: ${r.hash.slice(0, 12)} != ${again.hash.slice(0, 12)}\n  replay: ${replayCmd(r)}`);
           }
-          if (pictured === undefined || (pictured.violationCount === 0 && r.violationCount > 0)) pictured = r;
-          if (r.violationCount > 0) {
-            violations += r.violationCount;
-            await report(s, r, { shrink: o.shrink && !shrunk, quiet: false });
-            shrunk = true; // one shrink per scenario: later failures are usually the same bug
-          }
+        }
+        if (pictured === undefined || (pictured.violationCount === 0 && r.violationCount > 0)) pictured = r;
+        if (r.violationCount > 0) {
+          violations += r.violationCount;
+          // One shrink per scenario: later failures are usually the same bug.
+          await report(s, r, { shrink: o.shrink && !shrunk.has(s.name), quiet: false });
+          shrunk.add(s.name);
         }
       }
     }
-    // Mutants: each runs its own scenario (or the one named) over the seed budget until caught.
+    // Mutants: each runs its own scenario (or the one named) over the seed budget until caught, k seeds at a time.
     let caught = 0;
     for (const m of mutants) {
       const targets = name === 'all' ? all.filter((s) => s.name === MUTANTS[m].scenario) : chosen;
       let got: RunResult | undefined;
-      for (const s of targets) {
-        for (const seed of seeds) {
-          const r = await runScenario(s, seed, { mutant: m });
-          events += r.events;
+      const tries = targets.flatMap((s) => seeds.map((seed) => ({ s, seed })));
+      for (let i = 0; i < tries.length && got === undefined; i += k) {
+        const batch = await inPool(tries.slice(i, i + k).map((j) => async () => {
+          const r = await runScenario(j.s, j.seed, { mutant: m });
           bar?.increment(1, { what: `mutant ${m}` });
-          if (r.violationCount > 0) {
-            got = r;
-            break;
-          }
-        }
-        if (got !== undefined) break;
+          return r;
+        }), k);
+        for (const r of batch) events += r.events;
+        got = batch.find((r) => r.violationCount > 0);
       }
       if (got !== undefined) {
         caught++;

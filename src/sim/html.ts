@@ -92,7 +92,7 @@ export function renderHtml(header: TraceHeader & { hash: string }, lines: readon
   // Violations.
   const violations = evs.filter((e) => e[1] === 'violation');
   violations.slice(0, 20).forEach((e, i) => {
-    parts.push(`<line x1="${x(e[0])}" y1="${top}" x2="${x(e[0])}" y2="${height - 100}" class="v"/><text x="${Math.min(x(e[0]) + 3, W - 400)}" y="${height - 70 + (i % 5) * 13}" class="vt">${esc(`${String(e[2])}: ${String(e[3])}`).slice(0, 160)}</text>`);
+    parts.push(`<line x1="${x(e[0])}" y1="${top}" x2="${x(e[0])}" y2="${height - 100}" class="v"/><text x="${left}" y="${height - 70 + (i % 5) * 13}" class="vt">${esc(`${String(e[2])}: ${String(e[3])}`).slice(0, 160)}</text>`);
   });
 
   const title = `${header.scenario} seed ${header.seed}${header.mutant === null ? '' : ` mutant ${header.mutant}`}`;

@@ -56,6 +56,9 @@ export interface SimNatsOptions {
  *   overlapping consumers; stream/watch deliveries are never lost to drop faults (nats.js's
  *   ordered consumers re-fetch after a gap, so the loss would not be visible).
  */
+/** Subjects whose capturing streams are remembered (inbox subjects are unique, so the cache is bounded). */
+const CAPTURE_CACHE_MAX = 10_000;
+
 export class SimNats {
   readonly network: SimNetwork;
   readonly jsTimeoutMs: number;
@@ -146,8 +149,24 @@ export class SimNats {
    * subject (`capture`), handed to every interested plain subscription and to one member per queue
    * group. Returns how many took it (0: no responders).
    */
+  /** Streams capturing a subject, cached until the set of streams changes (checked on every route). */
+  readonly #captureCache = new Map<string, SimStore[]>();
+  #captureStreams = -1;
+  #capturing(subject: string): SimStore[] {
+    if (this.#captureStreams !== this.streams.size || this.#captureCache.size > CAPTURE_CACHE_MAX) {
+      this.#captureCache.clear();
+      this.#captureStreams = this.streams.size;
+    }
+    let hit = this.#captureCache.get(subject);
+    if (hit === undefined) {
+      hit = [...this.streams.values()].filter((s) => s.captures(subject));
+      this.#captureCache.set(subject, hit);
+    }
+    return hit;
+  }
+
   route(from: string, subject: string, data: Uint8Array, headers: Headers | undefined, reply: string | undefined, capture = true): number {
-    if (capture) for (const s of this.streams.values()) if (s.captures(subject)) s.append(subject, data, headers);
+    if (capture) for (const s of this.#capturing(subject)) s.append(subject, data, headers);
     let count = 0;
     const inbox = this.#inboxes.get(subject);
     if (inbox !== undefined) {

@@ -2,8 +2,8 @@ import { Ownership } from '../datapath/ownership.js';
 import { Pool, type Allocation } from '../datapath/pool.js';
 
 /** Bytes of each simulated (node, realm) pool: small, since sim procs hold a few small buffers. */
-export const SIM_POOL_BYTES = 1 << 20;
-const LAYOUT = { classes: [{ sizeBytes: 256, slots: 512 }, { sizeBytes: 4096, slots: 96 }], largeBytes: 64 * 1024 };
+export const SIM_POOL_BYTES = 384 * 1024;
+const LAYOUT = { classes: [{ sizeBytes: 256, slots: 256 }, { sizeBytes: 4096, slots: 48 }], largeBytes: 64 * 1024 };
 
 /** A buffer the pool still counts as live, with the owner the pool itself names. */
 export interface LiveBuffer {
