@@ -10,7 +10,7 @@ import cliProgress from 'cli-progress';
 import { Command } from 'commander';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { checkSchedule } from './faults.js';
+import { checkSchedule, type Fault } from './faults.js';
 import { renderHtml } from './html.js';
 import { isMutant, MUTANT_NAMES, MUTANTS, type MutantName } from './mutants.js';
 import { runScenario, type RunOptions } from './run.js';
@@ -77,7 +77,14 @@ program
   .description('run a recorded trace again and compare it event for event')
   .option('--html <file>', 'write the replayed run as an HTML timeline')
   .action(async (file: string, o: { html?: string }) => {
-    const { header, lines } = readTrace(file);
+    let trace: ReturnType<typeof readTrace>;
+    try {
+      trace = readTrace(file);
+    } catch (e) {
+      console.error(`sim replay: ${(e as Error).message}`);
+      process.exit(2);
+    }
+    const { header, lines } = trace;
     const s = (await scenarios()).find((x) => x.name === header.scenario);
     if (s === undefined) {
       console.error(`sim replay: the trace names scenario "${header.scenario}", which does not exist here`);
@@ -87,7 +94,13 @@ program
       console.error(`sim replay: unknown mutant "${header.mutant}"; known: ${MUTANT_NAMES.join(', ')}`);
       process.exit(2);
     }
-    const faults = checkSchedule(header.faults, Array.from({ length: s.nodes ?? 3 }, (_, i) => `node-${i + 1}`));
+    let faults: Fault[];
+    try {
+      faults = checkSchedule(header.faults, Array.from({ length: s.nodes ?? 3 }, (_, i) => `node-${i + 1}`));
+    } catch (e) {
+      console.error(`sim replay: ${file}: ${(e as Error).message}`);
+      process.exit(2);
+    }
     const r = await runScenario(s, header.seed, { faults, expected: lines, ...(header.mutant === null ? {} : { mutant: header.mutant as MutantName }) });
     if (o.html !== undefined) writeFileSync(o.html, renderHtml({ ...headerOf(r), hash: r.hash }, r.trace.lines));
     const d = r.trace.divergence;

@@ -1,3 +1,4 @@
+import type { ProcRecord } from '../control/protocol.js';
 import type { Random } from '../ports/types.js';
 import type { Fault } from './faults.js';
 import type { Violation } from './monitor.js';
@@ -29,5 +30,7 @@ export interface RunResult {
   hash: string;
   events: number;
   records: number;
+  /** The proc table at the end, as the server stored it. */
+  table: ProcRecord[];
   trace: Trace;
 }
