@@ -5,8 +5,8 @@ import { burst, mixed, trickle, waitSome } from './lib.js';
 /**
  * JetStream answers slowly for some nodes (the leader among them) while work arrives. Delays stay
  * inside the lease's margin (renew every 500 ms, TTL 3 s): past it, a leader whose renewal hangs keeps
- * acting after its lease lapsed — a known lease bug the 'one-scheduler' invariant catches (see
- * test/sim-invariants.test.ts), to be fixed in the lease, not hidden here.
+ * acting after its lease lapsed — a known lease bug the 'one-scheduler' invariant catches (the
+ * test.failing case in test/sim-invariants.test.ts, and some partition-heal seeds), being fixed on main.
  */
 export default {
   name: 'slow-kv',

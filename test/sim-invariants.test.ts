@@ -30,14 +30,20 @@ for (const m of MUTANT_NAMES) {
   });
 }
 
-test('sim invariants - a leader acting past its lease (KV renewal hanging beyond the margin) is caught by one-scheduler', async (t) => {
-  // The known lease bug: renewal stuck until the KV call times out, while spawns keep arriving.
-  const hang: Fault[] = [{ kind: 'slow-kv', atMs: 100, durationMs: 8_000, node: '@leader', delayMs: 3_000 }];
-  const r = await runScenario(slowKv, 1, { faults: hang });
-  t.true(r.violations.some((v) => v.invariant === 'one-scheduler'), JSON.stringify(r.violations.slice(0, 2)));
-  // Inside the margin the same run is clean.
-  const ok = await runScenario(slowKv, 1, { faults: [{ ...hang[0]!, delayMs: 200 } as Fault] });
-  t.deepEqual(ok.violations, []);
+// Known bug, being fixed on main: a leader whose KV renewal hangs keeps acting until the call times out
+// (5 s), past its 3 s lease, while a standby takes over. The simulator catches it ('one-scheduler':
+// creates and dispatches from the old leader after the new term began). test.failing until the fix
+// lands; then ava reports this test as passing unexpectedly: drop `.failing`.
+const HANG: Fault = { kind: 'slow-kv', atMs: 100, durationMs: 8_000, node: '@leader', delayMs: 3_000 };
+
+test.failing('sim invariants - a leader whose KV renewal hangs steps down before its lease lapses (known lease bug)', async (t) => {
+  const r = await runScenario(slowKv, 1, { faults: [HANG] });
+  t.deepEqual(r.violations.filter((v) => v.invariant === 'one-scheduler'), []);
+});
+
+test('sim invariants - slow KV inside the lease margin leaves one scheduler acting', async (t) => {
+  const r = await runScenario(slowKv, 1, { faults: [{ ...HANG, delayMs: 200 }] });
+  t.deepEqual(r.violations, []);
 });
 
 test('sim replay - a trace written to disk replays to the same hash, event for event; a changed trace diverges where it was changed', async (t) => {

@@ -19,6 +19,8 @@ export interface MonitorConfig {
   nodeMcpu: number;
   /** The lease's TTL: a scheduler acting later than this after its last renewal acts without a lease. */
   leaseTtlMs: number;
+  /** The client whose KV call the server is applying (the simulated NATS knows). */
+  writer: () => string | undefined;
 }
 
 const PROCS = `KV_${BUCKET.procs}`;
@@ -57,7 +59,11 @@ export class Monitor implements HostObserver {
     private readonly cfg: MonitorConfig,
   ) {}
 
+  /** Set once the end-of-run checks ran: the shutdown that follows is not judged. */
+  closed = false;
+
   violate(invariant: string, message: string): void {
+    if (this.closed) return;
     this.violationCount++;
     this.trace.add('violation', invariant, message);
     if (this.violations.length < VIOLATIONS_KEPT_MAX) this.violations.push({ invariant, atMs: this.now(), message });
@@ -73,7 +79,7 @@ export class Monitor implements HostObserver {
   /** A client issues a KV call: a create in the proc table is a scheduler acting under its term. */
   rpc(client: string, what: string): void {
     const prefix = `KV create ${BUCKET.procs}/`;
-    if (!what.startsWith(prefix)) return;
+    if (this.closed || !what.startsWith(prefix)) return;
     const pid = what.slice(prefix.length);
     const term = termOfPid(pid);
     const cur = this.#term;
@@ -81,7 +87,16 @@ export class Monitor implements HostObserver {
     if (term === undefined || cur === undefined) return;
     const now = this.now();
     if (term !== cur.term) this.violate('one-scheduler', `${client} created ${pid} under term ${term} at ${now} ms, but term ${cur.term} (${cur.holder}) has held the lease since ${cur.electedAtMs} ms`);
-    else if (now > cur.renewedAtMs + this.cfg.leaseTtlMs) this.violate('one-scheduler', `${client} created ${pid} at ${now} ms under term ${term}, whose lease lapsed at ${cur.renewedAtMs + this.cfg.leaseTtlMs} ms (last renewed ${cur.renewedAtMs} ms)`);
+    else this.#inLease(client, `created ${pid}`);
+  }
+
+  /** A scheduler act by `client`, now: it must hold the current term and be within its lease. */
+  #inLease(client: string, what: string): void {
+    const cur = this.#term;
+    const now = this.now();
+    if (cur === undefined) return;
+    if (client !== cur.holder) this.violate('one-scheduler', `${client} ${what} at ${now} ms, but ${cur.holder} has held the lease (term ${cur.term}) since ${cur.electedAtMs} ms`);
+    else if (now > cur.renewedAtMs + this.cfg.leaseTtlMs) this.violate('one-scheduler', `${client} ${what} at ${now} ms, after its lease (term ${cur.term}) lapsed at ${cur.renewedAtMs + this.cfg.leaseTtlMs} ms`);
   }
 
   #leaseWrite(m: Stored): void {
@@ -109,6 +124,9 @@ export class Monitor implements HostObserver {
     if (r === undefined) return;
     const prev = this.procs.get(r.pid);
     this.trace.add('proc', r.pid, r.state, r.node ?? null, r.status?.kind ?? null);
+    // Only a scheduler moves a record from queued to starting (a dispatch): that is acting too.
+    const by = this.cfg.writer();
+    if (prev?.state === 'queued' && r.state === 'starting' && by !== undefined && !this.closed) this.#inLease(by, `dispatched ${r.pid} to ${r.node}`);
     if (prev?.state === 'exited') this.violate('terminal-once', `${r.pid}: a second write after its terminal status (${prev.status?.kind} then ${r.state}/${r.status?.kind ?? '-'})`);
     this.procs.set(r.pid, r);
   }
@@ -188,6 +206,7 @@ export class Monitor implements HostObserver {
       const held = buffers.filter((b) => b.pool.endsWith(`/${realm}`));
       if (held.length > 0) this.violate('realm-removal', `realm ${realm} was removed but ${held.length} of its buffers are still held`);
     }
+    this.closed = true;
   }
 }
 

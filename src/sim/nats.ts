@@ -67,6 +67,8 @@ export class SimNats {
   onStore: ((s: SimStore) => void) | undefined;
   /** Called as a client issues a JetStream/KV call (before the network sees it): who acted, and when. */
   onRpc: ((client: string, what: string) => void) | undefined;
+  /** The client whose JetStream/KV call the server is applying right now (for observers' taps). */
+  writer: string | undefined;
   readonly consumers = new Map<string, SimDurable>();
   readonly #subs = new Set<SimSub>();
   readonly #inboxes = new Map<string, { client: string; onReply(m: Msg): void; onNoResponders(): void }>();
@@ -405,9 +407,12 @@ export class SimBus implements Bus {
       this.net.send(this.name, 'up', 'js-api', undefined, () => {
         let result: { ok: true; value: T } | { ok: false; error: unknown };
         try {
+          this.server.writer = this.name;
           result = { ok: true, value: apply() };
         } catch (error) {
           result = { ok: false, error };
+        } finally {
+          this.server.writer = undefined;
         }
         this.net.send(this.name, 'down', 'js-api', undefined, () => finish(() => (result.ok ? resolve(result.value) : reject(result.error))));
       });
