@@ -351,6 +351,10 @@ export function schedulerActor(deps: SchedulerDeps) {
           placements.release(m.record.pid);
           be.remove((q) => q.record.pid === m.record.pid);
           removePending(m.record.pid);
+          // The create may have landed even though its answer did not (a timed-out KV call): end that
+          // record, or it stays 'queued'/'starting' forever with nobody to run it (found by the
+          // simulator: realm-teardown-under-load seed 126). A no-op when there is no record.
+          recordExit(m.record.pid, { kind: 'lost', message: 'the spawn was refused: its record could not be confirmed; it never ran' }, 1);
           return m.reply({ ok: false, error: new ControlError('internal', `could not record the proc: ${(m.error as Error).message}`).toWire() });
         case 'pull':
           credits.set(m.node, m.slots);
