@@ -107,3 +107,19 @@ test('sim pools - real datapath pools: what dead owners held is reclaimed, what 
   t.is(p.reclaim('node-1', 'default', [b]), 0, 'the leak-buffer mutant skips one owner');
   t.is(p.live().buffers.length, 1);
 });
+
+test('sim time - timers fire in (time, insertion) order, cancelled ones never, whatever order they were set in', async (t) => {
+  const time = new VirtualTime();
+  const r = new SeededRandom(3);
+  const fired: Array<[number, number]> = [];
+  const want: Array<[number, number]> = [];
+  for (let i = 0; i < 2_000; i++) {
+    const at = r.int(100);
+    const h = time.setTimeout(() => fired.push([time.nowMs(), i]), at);
+    if (r.next() < 0.2) h.cancel();
+    else want.push([at, i]);
+  }
+  await time.run();
+  want.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  t.deepEqual(fired, want);
+});

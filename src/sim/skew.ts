@@ -27,7 +27,8 @@ export class SkewedClock implements Clock, Timers {
   }
 
   nowMs(): number {
-    return this.#baseMs + (this.world.nowMs() - this.#baseWorldMs) * this.#rate;
+    const w = this.world.nowMs();
+    return this.#rate === 1 ? w + (this.#baseMs - this.#baseWorldMs) : this.#baseMs + (w - this.#baseWorldMs) * this.#rate;
   }
 
   /** Jumps `offsetMs` (>= 0) forward and runs at `rate` from now on. */
