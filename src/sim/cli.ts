@@ -55,6 +55,8 @@ async function report(s: Scenario, r: RunResult, o: { shrink: boolean; quiet: bo
  */
 export const CONCURRENCY_DEFAULT = 1;
 export const CONCURRENCY_MAX = 64;
+/** Failing runs whose traces stay in memory for shrinking and pictures; later ones are written and dropped. */
+export const FAILED_RUNS_KEPT_MAX = 20;
 
 /** Runs `tasks` at most `k` at a time; results in task order. */
 async function inPool<T>(tasks: Array<() => Promise<T>>, k: number): Promise<T[]> {
@@ -159,28 +161,35 @@ program
     if (only === undefined) {
       const jobs = chosen.flatMap((s) => seeds.map((seed) => ({ s, seed })));
       const twice = o.checkDeterminism === true;
-      const results = await inPool(jobs.flatMap((j) => (twice ? [j, j] : [j])).map((j) => async () => {
+      // Runs keep their trace only while needed: a sweep of 10,000 seeds must not hold 10,000 traces.
+      let kept = 0;
+      const results = await inPool(jobs.map((j, i) => async () => {
         const r = await runScenario(j.s, j.seed);
         bar?.increment(1, { what: j.s.name });
-        return r;
+        const again = twice ? await runScenario(j.s, j.seed) : undefined;
+        if (again !== undefined) bar?.increment(1, { what: j.s.name });
+        const keep = i === 0 || (r.violationCount > 0 && kept++ < FAILED_RUNS_KEPT_MAX);
+        if (r.violationCount > 0 && !keep) {
+          writeTrace(traceFile(r), headerOf(r), r.trace, r.hash);
+          console.error(`VIOLATION ${j.s.name} seed ${j.seed}: ${r.violationCount} violation(s) [${r.violations[0]?.invariant}] ${r.violations[0]?.message}\n  replay: ${replayCmd(r)}`);
+        }
+        return { run: keep ? r : undefined, hash: r.hash, events: r.events + (again?.events ?? 0), violationCount: r.violationCount, againHash: again?.hash };
       }), k);
       const shrunk = new Set<string>();
       for (let i = 0; i < jobs.length; i++) {
         const { s, seed } = jobs[i]!;
-        const r = results[twice ? 2 * i : i]!;
-        events += r.events;
+        const x = results[i]!;
+        events += x.events;
         seedsRun++;
-        if (twice) {
-          const again = results[2 * i + 1]!;
-          events += again.events;
-          if (again.hash !== r.hash) {
-            nondeterministic++;
-            console.error(`NONDETERMINISTIC ${s.name} seed ${seed}: ${r.hash.slice(0, 12)} != ${again.hash.slice(0, 12)}\n  replay: ${replayCmd(r)}`);
-          }
+        violations += x.violationCount;
+        if (x.againHash !== undefined && x.againHash !== x.hash) {
+          nondeterministic++;
+          console.error(`NONDETERMINISTIC ${s.name} seed ${seed}: ${x.hash.slice(0, 12)} != ${x.againHash.slice(0, 12)}\n  replay: npm run sim -- ${s.name} --seed ${seed}`);
         }
+        const r = x.run;
+        if (r === undefined) continue;
         if (pictured === undefined || (pictured.violationCount === 0 && r.violationCount > 0)) pictured = r;
         if (r.violationCount > 0) {
-          violations += r.violationCount;
           // One shrink per scenario: later failures are usually the same bug.
           await report(s, r, { shrink: o.shrink && !shrunk.has(s.name), quiet: false });
           shrunk.add(s.name);
