@@ -11,5 +11,3 @@ export interface Mutations {
   /** LC placement ignores what is already reserved on a node. */
   lcOvercommit?: boolean;
 }
-
-export const NO_MUTATIONS: Readonly<Mutations> = Object.freeze({});

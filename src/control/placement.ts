@@ -39,15 +39,14 @@ interface NodeState extends NodeCapacity {
 
 export class Placements {
   readonly #nodes = new Map<string, NodeState>();
+  /** pid -> node */
+  readonly #where = new Map<string, string>();
   /** Simulator mutant only (src/control/mutations.ts): placement forgets what is reserved. */
   readonly #overcommit: boolean;
 
   constructor(options: { overcommit?: boolean } = {}) {
     this.#overcommit = options.overcommit === true;
   }
-
-  /** pid -> node */
-  readonly #where = new Map<string, string>();
 
   /** Adds or updates a node. Capacity shrinking below what is reserved is allowed (nothing new fits). */
   upsertNode(n: NodeCapacity): void {
