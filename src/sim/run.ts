@@ -54,7 +54,8 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
   await w.during(w.client.createRealm('default'), 5_000).catch((e: unknown) => monitor.violate('setup', `could not create realm default: ${(e as Error).message}`));
   const startMs = w.ports.time.nowMs();
   controller.schedule(faults, startMs);
-  await s.workload(w).catch((e: unknown) => trace.add('workload-error', (e as Error).message));
+  // A workload that throws is a scenario bug or work that never settled within its bound: fail loudly.
+  await s.workload(w).catch((e: unknown) => monitor.violate('workload', `the workload failed: ${(e as Error).message}`));
   if (w.ports.time.nowMs() < controller.lastFaultEndMs) await w.ports.time.run({ untilMs: controller.lastFaultEndMs });
   controller.healAll();
   trace.add('healed');
