@@ -16,7 +16,7 @@ import leaderFailover from '../simulations/leader-failover.js';
 const SCENARIOS: Record<string, Scenario> = { 'node-churn': nodeChurn, 'spawn-storm': spawnStorm, 'leader-failover': leaderFailover };
 
 /** The invariant each mutant is expected to break (the one built to catch that kind of bug). */
-const CATCHES: Record<string, string> = { 'stale-leader': 'one-scheduler', 'exit-twice': 'terminal-once', 'lc-overcommit': 'lc-capacity', 'leak-buffer': 'buffers-reclaimed' };
+const CATCHES: Record<string, string> = { 'stale-leader': 'one-scheduler', 'exit-twice': 'terminal-once', 'lc-overcommit': 'lc-capacity', 'leak-buffer': 'buffers-reclaimed', 'forget-restart': 'liveness' };
 
 for (const m of MUTANT_NAMES) {
   test(`sim invariants - mutant ${m} is caught by ${CATCHES[m]}, and the same seed passes without it`, async (t) => {

@@ -10,4 +10,6 @@ export interface Mutations {
   exitTwice?: boolean;
   /** LC placement ignores what is already reserved on a node. */
   lcOvercommit?: boolean;
+  /** A restarted node does not end the procs its previous incarnation left in the table. */
+  skipReconcile?: boolean;
 }

@@ -64,7 +64,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   // Before this node takes any order: what the table still shows running here died with an earlier
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
-  await reconcile(table, bus, o.id).catch((e: unknown) => o.logger.warn({ err: e }, 'could not reconcile procs of an earlier incarnation'));
+  if (o.mutations?.skipReconcile !== true) await reconcile(table, bus, o.id).catch((e: unknown) => o.logger.warn({ err: e }, 'could not reconcile procs of an earlier incarnation'));
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), ...(o.ports === undefined ? {} : { ports: o.ports }) });
   const nm = system.spawn(
     nodeManager(

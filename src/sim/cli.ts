@@ -55,6 +55,8 @@ async function report(s: Scenario, r: RunResult, o: { shrink: boolean; quiet: bo
  */
 export const CONCURRENCY_DEFAULT = 1;
 export const CONCURRENCY_MAX = 64;
+/** Seeds a mutant gets to be caught in (1..this, or --seeds if larger), stopping at the first catch. */
+export const MUTANT_SEED_BUDGET = 10;
 /** Failing runs whose traces stay in memory for shrinking and pictures; later ones are written and dropped. */
 export const FAILED_RUNS_KEPT_MAX = 20;
 
@@ -150,7 +152,7 @@ program
     const realRuns = only === undefined ? chosen.length * seeds.length * (o.checkDeterminism === true ? 2 : 1) : 0;
     const quiet = o.json === true;
     const bar = process.stderr.isTTY === true && !quiet ? new cliProgress.SingleBar({ stream: process.stderr, format: 'sim [{bar}] {value}/{total} runs {what}' }, cliProgress.Presets.shades_classic) : undefined;
-    bar?.start(realRuns + mutants.length * seeds.length, 0, { what: '' });
+    bar?.start(realRuns + mutants.length * (o.seed !== undefined ? 1 : Math.max(o.seeds, MUTANT_SEED_BUDGET)), 0, { what: '' });
     let violations = 0;
     let nondeterministic = 0;
     let events = 0;
@@ -201,7 +203,8 @@ program
     for (const m of mutants) {
       const targets = name === 'all' ? all.filter((s) => s.name === MUTANTS[m].scenario) : chosen;
       let got: RunResult | undefined;
-      const tries = targets.flatMap((s) => seeds.map((seed) => ({ s, seed })));
+      const budget = o.seed !== undefined ? [o.seed] : Array.from({ length: Math.max(o.seeds, MUTANT_SEED_BUDGET) }, (_, i) => i + 1);
+      const tries = targets.flatMap((s) => budget.map((seed) => ({ s, seed })));
       for (let i = 0; i < tries.length && got === undefined; i += k) {
         const batch = await inPool(tries.slice(i, i + k).map((j) => async () => {
           const r = await runScenario(j.s, j.seed, { mutant: m });
@@ -217,7 +220,7 @@ program
           pictured = got;
           await report(targets.find((s) => s.name === got.scenario)!, got, { shrink: o.shrink, quiet });
         } else if (!quiet) console.error(`mutant ${m} caught: ${got.scenario} seed ${got.seed} [${got.violations[0]?.invariant}] ${got.violations[0]?.message}`);
-      } else console.error(`MUTANT NOT CAUGHT ${m} (${MUTANTS[m].what}) in ${seeds.length} seeds of ${targets.map((s) => s.name).join(', ')}`);
+      } else console.error(`MUTANT NOT CAUGHT ${m} (${MUTANTS[m].what}) in ${tries.length} runs of ${targets.map((s) => s.name).join(', ')}`);
     }
     bar?.stop();
     if (o.html !== undefined && pictured !== undefined) {

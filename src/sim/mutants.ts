@@ -9,6 +9,7 @@ export const MUTANTS = {
   'exit-twice': { what: 'a node manager reports an exit twice, the second write past the write-once guard', scenario: 'spawn-storm' },
   'lc-overcommit': { what: 'LC placement ignores what is already reserved on a node', scenario: 'spawn-storm' },
   'leak-buffer': { what: 'reclamation after a host death forgets one proc\'s buffers', scenario: 'node-churn' },
+  'forget-restart': { what: 'a restarted node leaves its previous incarnation\'s procs running in the table', scenario: 'node-churn' },
 } as const;
 
 export type MutantName = keyof typeof MUTANTS;
@@ -23,6 +24,7 @@ export function mutationsOf(m: MutantName | undefined): Mutations | undefined {
     case 'stale-leader': return { staleLeader: true };
     case 'exit-twice': return { exitTwice: true };
     case 'lc-overcommit': return { lcOvercommit: true };
+    case 'forget-restart': return { skipReconcile: true };
     default: return undefined;
   }
 }
