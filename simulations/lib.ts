@@ -19,11 +19,12 @@ export async function waitSome(w: World, pids: readonly string[], every: number,
 }
 
 /** A mixed proc: mostly short sleepers, some failing, some LC reservations of `lcMcpu`. */
-export function mixed(w: World, o: { sleepMsMax: number; failRate?: number; lcRate?: number; lcMcpu?: number; realm?: string }): () => SpecInput {
+export function mixed(w: World, o: { sleepMsMax: number; failRate?: number; lcRate?: number; lcMcpu?: number; realm?: string; dedicatedRate?: number }): () => SpecInput {
   const r = w.ports.random;
   return () => {
     const x = r.next();
-    const realm = o.realm === undefined ? {} : { realm: o.realm };
+    // A dedicated proc gets a host of its own (so a proc started twice shows as two hosts).
+    const realm = { ...(o.realm === undefined ? {} : { realm: o.realm }), ...((o.dedicatedRate ?? 0) > 0 && r.next() < o.dedicatedRate! ? { dedicated: true } : {}) };
     if (x < (o.failRate ?? 0.1)) return { program: 'fail', ...realm };
     if (x < (o.failRate ?? 0.1) + (o.lcRate ?? 0)) return { program: 'sleep', args: [r.int(o.sleepMsMax)], lc: true, mcpu: o.lcMcpu ?? 500, ...realm };
     return { program: 'sleep', args: [r.int(o.sleepMsMax)], ...realm };
