@@ -1,20 +1,21 @@
+import { LEADER } from '../src/sim/faults.js';
 import type { Scenario } from '../src/sim/scenario.js';
-import { BUCKET, decodeJson, type LeaseRecord } from '../src/control/protocol.js';
+import { burst, mixed, waitSome } from './lib.js';
 
-/** The scheduler leader loses NATS during a spawn storm; a standby must take over. */
+/** The scheduler leader is cut off during a spawn storm and comes back later; a standby must take over. */
 export default {
   name: 'leader-failover',
-  description: 'the leader is partitioned away during a spawn storm',
-  async run(w) {
-    const r = w.ports.random;
-    const lease = await w.during(w.client.bus.kv(BUCKET.leader), 1_000);
-    const e = await w.during(lease.get('scheduler'), 1_000);
-    const leader = e?.value == null ? undefined : (decodeJson(e.value) as LeaseRecord).holder;
-    const storm = Promise.allSettled(Array.from({ length: 80 }, () => w.client.spawn({ program: 'sleep', args: [r.int(200)] }, { timeoutMs: 2_000 })));
-    await w.ports.time.advance(r.int(50));
-    if (leader !== undefined) w.nats.partition(leader);
-    await w.during(storm, 10_000);
+  description: 'the leader is partitioned away during a spawn storm, then heals; a node clock may drift',
+  faults: (r, nodes) => [
+    { kind: 'partition', atMs: r.int(50), durationMs: 4_000 + r.int(4_000), nodes: [LEADER] },
+    ...(r.next() < 0.5 ? [{ kind: 'clock-skew' as const, atMs: r.int(2_000), durationMs: 5_000, node: nodes[r.int(nodes.length)]!, offsetMs: r.int(10_000), rate: 0.9 + r.next() * 0.2 }] : []),
+  ],
+  async workload(w) {
+    const spec = mixed(w, { sleepMsMax: 200, lcRate: 0.2 });
+    const first = await burst(w, 80, spec, 10_000, 2_000);
     // Spawns during the failover may be refused; the ones accepted must all finish.
-    await w.during(Promise.allSettled(Array.from({ length: 20 }, () => w.client.spawn({ program: 'noop' }, { timeoutMs: 5_000 }))), 15_000);
+    await w.ports.time.advance(9_000);
+    const after = await burst(w, 30, spec, 15_000);
+    await waitSome(w, [...first, ...after], 3);
   },
 } satisfies Scenario;

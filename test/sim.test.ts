@@ -26,7 +26,7 @@ async function storm(seed: number, n: number, mixed = false): Promise<{ trace: s
   const records = await table(w);
   const trace = records.map((x) => `${x.pid} ${x.spec.program} ${x.node} ${x.state} ${x.status?.kind}`).sort();
   const events = w.ports.time.eventsExecuted;
-  for (const node of w.nodes.values()) await w.during(node.stop(), 5_000);
+  for (const node of w.nodes.values()) if (node.running !== undefined) await w.during(node.running.stop(), 5_000);
   return { trace, accepted, records, events };
 }
 
@@ -81,5 +81,5 @@ test('sim - every `created` note lost: nodes read their records back and every e
   t.true(records.every((r) => r.state === 'exited' && r.status?.kind === 'ok'), JSON.stringify(records.filter((r) => r.state !== 'exited').slice(0, 3)));
   t.true(dropped > 0, 'notes were sent over NATS and dropped');
   t.true(new Set(records.map((r) => r.node)).size > 1, 'procs ran on nodes other than the leader');
-  for (const node of w.nodes.values()) await w.during(node.stop(), 5_000);
+  for (const node of w.nodes.values()) if (node.running !== undefined) await w.during(node.running.stop(), 5_000);
 });

@@ -1,5 +1,6 @@
 import type { ActorRef, ActorSystem } from '../actors/index.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
+import type { Mutations } from './mutations.js';
 import { ProcTable } from './proc-table.js';
 import { SUBJECT, decodeJson, decodeNodeRecord, decodeProcEvent, encode, type NodeRequest, type PullRequest } from './protocol.js';
 import { schedulerActor, type SchedulerMsg } from './scheduler.js';
@@ -16,6 +17,7 @@ export interface LeaderDeps {
   nodeRequestTimeoutMs: number;
   /** The node manager in this process: orders for it skip NATS (see startNode). */
   local?: { node: string; deliver(req: NodeRequest): Promise<void> };
+  mutations?: Mutations;
 }
 
 /**
@@ -39,7 +41,19 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     }
   };
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
-    schedulerActor({ table: d.table, toNode, tellNode, ...(d.local === undefined ? {} : { localNode: d.local.node }), programs: d.programs, term, realmsKv: d.realmsKv, namesKv: d.namesKv, nodesKv: d.nodesKv, nodeTimeoutMs: d.nodeTimeoutMs }),
+    schedulerActor({
+      table: d.table,
+      toNode,
+      tellNode,
+      ...(d.local === undefined ? {} : { localNode: d.local.node }),
+      programs: d.programs,
+      term,
+      realmsKv: d.realmsKv,
+      namesKv: d.namesKv,
+      nodesKv: d.nodesKv,
+      nodeTimeoutMs: d.nodeTimeoutMs,
+      ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
+    }),
     { name: `scheduler-${term}`, mailbox: { capacity: 200_000 } },
   );
   const subs: Subscription[] = [];

@@ -41,6 +41,12 @@ export class Placements {
   readonly #nodes = new Map<string, NodeState>();
   /** pid -> node */
   readonly #where = new Map<string, string>();
+  /** Simulator mutant only (src/control/mutations.ts): placement forgets what is reserved. */
+  readonly #overcommit: boolean;
+
+  constructor(options: { overcommit?: boolean } = {}) {
+    this.#overcommit = options.overcommit === true;
+  }
 
   /** Adds or updates a node. Capacity shrinking below what is reserved is allowed (nothing new fits). */
   upsertNode(n: NodeCapacity): void {
@@ -76,7 +82,7 @@ export class Placements {
     let everFits = false;
     for (const n of this.#nodes.values()) {
       if (d.mcpu <= n.mcpu && d.memMb <= n.memMb) everFits = true;
-      if (n.usedMcpu + d.mcpu > n.mcpu || n.usedMemMb + d.memMb > n.memMb) continue;
+      if (!this.#overcommit && (n.usedMcpu + d.mcpu > n.mcpu || n.usedMemMb + d.memMb > n.memMb)) continue;
       const left = n.mcpu - n.usedMcpu - d.mcpu;
       const bestLeft = best === undefined ? Infinity : best.mcpu - best.usedMcpu - d.mcpu;
       if (left < bestLeft || (left === bestLeft && n.id < best!.id)) best = n;

@@ -5,6 +5,7 @@ import { ControlError } from './errors.js';
 import { BeQueues, LC_PENDING_MAX, Placements, QueueFullError } from './placement.js';
 import type { Kv } from '../nats/types.js';
 import type { ProcTable } from './proc-table.js';
+import type { Mutations } from './mutations.js';
 import { decodeNodeRecord, encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol.js';
 
 export interface SchedulerDeps {
@@ -27,6 +28,8 @@ export interface SchedulerDeps {
    * judges by its own clock: in NATS 2.9 an entry expiring by bucket TTL produces no watch event.
    */
   nodeTimeoutMs: number;
+  /** Simulator mutants (src/control/mutations.ts); none in production. */
+  mutations?: Mutations;
 }
 
 type Ack = (r: { ok: true } | { ok: false; error: WireError }) => void;
@@ -66,6 +69,10 @@ async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; n
  */
 export const LOCAL_FIRST_BE_MAX = 4;
 
+/** Bounds on retrying a terminal status the table did not take (a lost or timed-out KV call). */
+export const EXIT_WRITE_ATTEMPTS_MAX = 30;
+export const EXIT_WRITE_RETRY_MS = 1_000;
+
 /** Bound on messages held while the scheduler recovers its state after election. */
 export const STASH_MAX = 100_000;
 
@@ -81,7 +88,7 @@ interface Queued {
  */
 export function schedulerActor(deps: SchedulerDeps) {
   return (ctx: Context<SchedulerMsg>) => {
-    const placements = new Placements();
+    const placements = new Placements({ overcommit: deps.mutations?.lcOvercommit === true });
     const be = new BeQueues<Queued>();
     const lcPending: ProcRecord[] = [];
     // BE slots each node offers (from its pulls) and BE procs this scheduler has running there: the
@@ -141,8 +148,18 @@ export function schedulerActor(deps: SchedulerDeps) {
 
     const finish = (pid: string, status: Status): void => {
       if (creating.has(pid)) creating.set(pid, status); // written once the record exists
-      else void deps.table.exit(pid, status).catch((e: unknown) => log.warn({ err: e, pid }, 'could not record an exit'));
+      else recordExit(pid, status, 1);
       onExit(pid, status);
+    };
+
+    // The exit must reach the table even when a write is lost (found by the simulator: message-chaos
+    // seed 22 left procs 'starting' forever after a dropped KV call). The write is write-once, so
+    // retrying is safe; a scheduler that stops meanwhile leaves it to its successor's recovery.
+    const recordExit = (pid: string, status: Status, attempt: number): void => {
+      deps.table.exit(pid, status).catch((e: unknown) => {
+        log.warn({ err: e, pid, attempt }, 'could not record an exit');
+        if (attempt < EXIT_WRITE_ATTEMPTS_MAX) ctx.ports.timers.setTimeout(() => recordExit(pid, status, attempt + 1), EXIT_WRITE_RETRY_MS);
+      });
     };
 
     const onExit = (pid: string, status: Status): void => {
@@ -361,7 +378,7 @@ export function schedulerActor(deps: SchedulerDeps) {
           // Even if the proc has exited meanwhile: its node holds the exit until it knows the revision.
           if (m.record.node !== undefined) deps.tellNode(m.record.node, { op: 'created', pid: m.record.pid, revision: m.revision });
           // onExit already ran when the status was decided; only the write was held back.
-          if (decided !== undefined) void deps.table.exit(m.record.pid, decided).catch((e: unknown) => log.warn({ err: e, pid: m.record.pid }, 'could not record an exit'));
+          if (decided !== undefined) recordExit(m.record.pid, decided, 1);
           if (m.record.node === undefined) drain();
           return;
         }
@@ -373,6 +390,10 @@ export function schedulerActor(deps: SchedulerDeps) {
           placements.release(m.record.pid);
           be.remove((q) => q.record.pid === m.record.pid);
           removePending(m.record.pid);
+          // The create may have landed even though its answer did not (a timed-out KV call): end that
+          // record, or it stays 'queued'/'starting' forever with nobody to run it (found by the
+          // simulator: realm-teardown-under-load seed 126). A no-op when there is no record.
+          recordExit(m.record.pid, { kind: 'lost', message: 'the spawn was refused: its record could not be confirmed; it never ran' }, 1);
           return m.reply({ ok: false, error: new ControlError('internal', `could not record the proc: ${(m.error as Error).message}`).toWire() });
         case 'pull':
           credits.set(m.node, m.slots);

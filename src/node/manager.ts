@@ -20,6 +20,8 @@ export interface NodeManagerConfig {
   heartbeatMs: number;
   /** A host that misses this many pings in a row is killed and its procs end as crashed. */
   hostPingMissesMax: number;
+  /** Simulator mutant only (src/control/mutations.ts): the exit write loses its write-once guard. */
+  exitTwice?: boolean;
 }
 
 export interface NodeManagerDeps {
@@ -239,7 +241,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       }
       unrecorded.set(pid, { p, status });
       if (p.awaitingCreate === true) return; // written when the record is known to exist
-      write(pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'exited', node: cfg.id, status })).then(
+      write(pid, p, (r) => (r.state === 'exited' && cfg.exitTwice !== true ? undefined : { ...r, state: 'exited', node: cfg.id, status })).then(
         () => unrecorded.delete(pid),
         (e: unknown) => log.warn({ err: e, pid }, 'could not record an exit yet; will retry'),
       );
@@ -255,6 +257,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       h?.procs.delete(pid);
       if (h !== undefined && (h.dedicatedTo === pid || (h.tainted && h.procs.size === 0))) h.handle.kill();
       recordExit(pid, p, status);
+      if (cfg.exitTwice === true) recordExit(pid, p, status);
       deps.publish({ type: 'exited', pid, node: cfg.id, status });
       if (p.order.spec.name !== undefined) void unname(p.order, pid);
     };

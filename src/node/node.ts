@@ -3,8 +3,9 @@ import { createSystem, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest, type WireError } from '../control/protocol.js';
+import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol.js';
 import { natsTransport } from '../control/nats-transport.js';
+import type { Mutations } from '../control/mutations.js';
 import type { Bus } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
 import type { DataPathPort } from './dp-port.js';
@@ -41,6 +42,8 @@ export interface NodeOptions {
   onFatal?: (error: unknown) => void;
   /** The data path this node owns (src/node/datapath.ts); none in the simulator. */
   datapath?: DataPathPort;
+  /** Deliberate bugs for the simulator's mutants; never set in production. */
+  mutations?: Mutations;
 }
 
 export interface RunningNode {
@@ -64,10 +67,14 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     bus.kv(BUCKET.names),
   ]);
   const table = new ProcTable(procsKv);
+  // Before this node takes any order: what the table still shows running here died with an earlier
+  // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
+  // when a node restarted faster than the scheduler's node timeout).
+  if (o.mutations?.skipReconcile !== true) await reconcile(table, bus, o.id).catch((e: unknown) => o.logger.warn({ err: e }, 'could not reconcile procs of an earlier incarnation'));
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), ...(o.ports === undefined ? {} : { ports: o.ports }) });
   const nm = system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: 8 },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: 8, exitTwice: o.mutations?.exitTwice === true },
       {
         launcher: o.launcher,
         table,
@@ -143,7 +150,19 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   // leadership is lost is stopped before any successor starts: never two schedulers in one node.
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
-  const leaderDeps = { bus, system, table, local: { node: o.id, deliver: local }, nodesKv, realmsKv, namesKv, programs: o.programs, nodeTimeoutMs: timing.nodeTimeoutMs, nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs };
+  const leaderDeps = {
+    bus,
+    system,
+    table,
+    local: { node: o.id, deliver: local },
+    nodesKv,
+    realmsKv,
+    namesKv,
+    programs: o.programs,
+    nodeTimeoutMs: timing.nodeTimeoutMs,
+    nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
+    ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
+  };
   system.spawn(
     leaseActor({
       kv: leaderKv,
@@ -163,6 +182,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       },
       onDeposed: (reason) => {
         o.logger.warn({ reason }, 'no longer the scheduler leader');
+        if (o.mutations?.staleLeader === true) return;
         leaderChain = leaderChain.then(async () => {
           await stopLeader?.();
           stopLeader = undefined;
@@ -180,4 +200,22 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
       await system.shutdown();
     },
   };
+}
+
+/**
+ * Marks lost every proc the table shows on `node` but not exited, and tells the scheduler. Runs before
+ * the node subscribes to its orders, so nothing listed can be one this incarnation runs; the write is
+ * the table's write-once CAS, so a status recorded meanwhile stays.
+ */
+async function reconcile(table: ProcTable, bus: Bus, node: string): Promise<number> {
+  let lost = 0;
+  for (const r of await table.list()) {
+    if (r.node !== node || r.state === 'exited') continue;
+    const status = { kind: 'lost' as const, message: `node ${node} restarted; the proc died with its previous incarnation` };
+    if (await table.exit(r.pid, status)) {
+      lost++;
+      bus.publish(SUBJECT.procEvent, encode({ type: 'exited', pid: r.pid, node, status } satisfies ProcEvent));
+    }
+  }
+  return lost;
 }

@@ -1,11 +1,16 @@
 import type { ToHost, ToNode } from '../host/protocol.js';
 import type { HostHandle, HostLauncher } from '../node/host-process.js';
+import type { Allocation } from '../datapath/pool.js';
+import type { Status } from '../proc/types.js';
 import type { Timers } from '../ports/types.js';
+import type { SimPools } from './pools.js';
 
 /**
  * Proc hosts for the simulator: in-process, driven by the injected timers, running stand-in programs
  * named by their module path (`sim:noop`, `sim:sleep`, `sim:fail`, `sim:service`) — importing real
- * modules would bring real I/O timing into a run that must replay exactly.
+ * modules would bring real I/O timing into a run that must replay exactly. Each sim proc takes a few
+ * buffers from its (node, realm) pool as it starts and frees them as it ends; a host that dies has
+ * what its procs held reclaimed by the node side (the launcher), as the node manager does for real.
  */
 export const SIM_PROGRAMS: Readonly<Record<string, string>> = {
   noop: 'sim:noop',
@@ -14,45 +19,111 @@ export const SIM_PROGRAMS: Readonly<Record<string, string>> = {
   counter: 'sim:service',
 };
 
+/** Buffers a sim proc holds while it runs (1..this). */
+export const SIM_PROC_BUFFERS_MAX = 3;
+
+/** What the world learns from hosts: lifecycles for the trace and the invariants. */
+export interface HostObserver {
+  hostUp(node: string, host: SimHost): void;
+  hostDown(node: string, host: SimHost, reclaimed: number): void;
+  procRun(node: string, host: SimHost, pid: string): void;
+  procExit(node: string, host: SimHost, pid: string, status: Status): void;
+}
+
 export class SimHostLauncher implements HostLauncher {
   readonly hosts = new Map<string, SimHost>();
+  #incarnation = 0;
 
   constructor(
+    readonly node: string,
     private readonly timers: Timers,
+    private readonly pools: SimPools,
+    private readonly observer: HostObserver,
     private readonly options: { startMs?: number } = {},
   ) {}
 
   start(hostId: string, realm: string): Promise<HostHandle> {
     return new Promise((resolve) =>
       this.timers.setTimeout(() => {
-        const h = new SimHost(hostId, realm, this.timers);
-        this.hosts.set(hostId, h);
+        const h = new SimHost(hostId, `${hostId}#${this.#incarnation++}`, realm, this.node, this.timers, this.pools, (host) => this.#gone(host));
+        h.launcher = this;
+        this.hosts.set(h.uid, h);
+        this.observer.hostUp(this.node, h);
         resolve(h);
       }, this.options.startMs ?? 5),
     );
   }
+
+  /** Live hosts of this node. */
+  live(): SimHost[] {
+    return [...this.hosts.values()].filter((h) => !h.dead);
+  }
+
+  /** The node side's reclamation: whatever the dead host's procs still held goes back to the pool. */
+  #gone(h: SimHost): void {
+    this.hosts.delete(h.uid);
+    const reclaimed = this.pools.reclaim(this.node, h.realm, h.owners());
+    this.observer.hostDown(this.node, h, reclaimed);
+  }
+
+  /** For the observer: a proc event from one of this launcher's hosts. */
+  emit(kind: 'run' | 'exit', h: SimHost, pid: string, status?: Status): void {
+    if (kind === 'run') this.observer.procRun(this.node, h, pid);
+    else this.observer.procExit(this.node, h, pid, status!);
+  }
+}
+
+interface Running {
+  timer: { cancel(): void } | undefined;
+  owner: number;
+  buffers: Allocation[];
 }
 
 export class SimHost implements HostHandle {
   readonly pid = undefined;
   readonly #onMessage: Array<(m: ToNode) => void> = [];
   readonly #onExit: Array<(code: number | null, signal: string | null) => void> = [];
-  readonly #running = new Map<string, { cancel(): void } | undefined>();
+  readonly #running = new Map<string, Running>();
+  /** Owners of every proc this host ever ran that may still hold buffers (until reclaimed). */
+  readonly #owners: number[] = [];
   #dead = false;
+  /** Hung (fault 'host-hang'): takes no messages and sends none until it resumes or is killed. */
+  #hung = false;
+  readonly #held: ToNode[] = [];
+  /** What the node sent while the host hung: handled, in order, when it resumes (a blocked event loop). */
+  readonly #inbox: ToHost[] = [];
+  launcher: SimHostLauncher | undefined;
 
   constructor(
     readonly hostId: string,
+    /** Unique within a run (node managers reuse host ids after a restart). */
+    readonly uid: string,
     readonly realm: string,
+    readonly node: string,
     private readonly timers: Timers,
+    private readonly pools: SimPools,
+    private readonly onGone: (h: SimHost) => void,
   ) {}
 
-  get running(): number {
-    return this.#running.size;
+  get dead(): boolean {
+    return this.#dead;
+  }
+
+  get hung(): boolean {
+    return this.#hung;
+  }
+
+  get running(): string[] {
+    return [...this.#running.keys()];
+  }
+
+  owners(): number[] {
+    return this.#owners;
   }
 
   send(m: ToHost): boolean {
     if (this.#dead) return false;
-    this.timers.defer(() => this.#handle(m));
+    this.timers.defer(() => (this.#hung ? this.#inbox.push(m) : this.#handle(m)));
     return true;
   }
 
@@ -68,18 +139,44 @@ export class SimHost implements HostHandle {
   kill(): void {
     if (this.#dead) return;
     this.#dead = true;
-    for (const t of this.#running.values()) t?.cancel();
+    for (const r of this.#running.values()) r.timer?.cancel();
     this.#running.clear();
+    this.#held.length = 0;
+    this.#inbox.length = 0;
+    this.onGone(this);
     this.timers.defer(() => this.#onExit.forEach((f) => f(null, 'SIGKILL')));
   }
 
-  #emit(m: ToNode): void {
-    if (!this.#dead) this.#onMessage.forEach((f) => f(m));
+  /** Stops (or resumes) answering: what it would have sent meanwhile goes out when it resumes. */
+  hang(hung: boolean): void {
+    if (this.#dead || hung === this.#hung) return;
+    this.#hung = hung;
+    if (hung) return;
+    for (const m of this.#held.splice(0)) this.#emit(m);
+    for (const m of this.#inbox.splice(0)) this.#handle(m);
   }
 
-  #exit(pid: string, status: Extract<ToNode, { t: 'exited' }>['status']): void {
-    if (!this.#running.has(pid)) return;
+  /** Fault 'proc-crash': one running proc dies inside a live host. */
+  crashProc(pid: string): boolean {
+    const r = this.#running.get(pid);
+    if (r === undefined) return false;
+    r.timer?.cancel();
+    this.#exit(pid, { kind: 'crashed', message: 'proc crashed (simulated fault)' });
+    return true;
+  }
+
+  #emit(m: ToNode): void {
+    if (this.#dead) return;
+    if (this.#hung) return void this.#held.push(m);
+    this.#onMessage.forEach((f) => f(m));
+  }
+
+  #exit(pid: string, status: Status): void {
+    const r = this.#running.get(pid);
+    if (r === undefined) return;
     this.#running.delete(pid);
+    for (const b of r.buffers) this.pools.free(this.node, this.realm, r.owner, b);
+    this.launcher?.emit('exit', this, pid, status);
     this.#emit({ t: 'exited', pid, status });
   }
 
@@ -90,22 +187,42 @@ export class SimHost implements HostHandle {
         return this.#emit({ t: 'pong', seq: m.seq });
       case 'evict':
         if (this.#running.has(m.pid)) {
-          this.#running.get(m.pid)?.cancel();
+          this.#running.get(m.pid)!.timer?.cancel();
           this.#exit(m.pid, { kind: 'evicted', message: 'evicted' });
         }
         return;
       case 'exit':
         return this.kill();
-      case 'run': {
-        if (this.#running.has(m.pid)) return;
-        const service = m.modulePath === 'sim:service';
-        this.#running.set(m.pid, undefined);
-        this.#emit({ t: 'started', pid: m.pid, kind: service ? 'service' : 'function', ...(service ? { actorPath: `actor://${this.hostId}/procs/${m.pid}` } : {}) });
-        if (service) return;
-        const ms = m.modulePath === 'sim:sleep' ? Number(m.args[0] ?? 1e9) : 1;
-        const status = m.modulePath === 'sim:fail' ? { kind: 'error' as const, message: 'failed on purpose' } : m.modulePath.startsWith('sim:') ? { kind: 'ok' as const, message: 'ok', data: null } : { kind: 'error' as const, message: `no sim program ${m.modulePath}` };
-        this.#running.set(m.pid, this.timers.setTimeout(() => this.#exit(m.pid, status), ms));
-      }
+      case 'run':
+        return this.#run(m);
     }
   }
+
+  #run(m: Extract<ToHost, { t: 'run' }>): void {
+    if (this.#running.has(m.pid)) return;
+    const service = m.modulePath === 'sim:service';
+    const owner = this.pools.owner(m.pid);
+    this.#owners.push(owner);
+    const buffers: Allocation[] = [];
+    // Buffer count and sizes from the pid, not the PRNG: the pid is already part of the run's history.
+    const n = 1 + (hashOf(m.pid) % SIM_PROC_BUFFERS_MAX);
+    for (let i = 0; i < n; i++) {
+      const a = this.pools.alloc(this.node, this.realm, owner, i === 0 ? 200 : 3000);
+      if (a !== undefined) buffers.push(a);
+    }
+    const r: Running = { timer: undefined, owner, buffers };
+    this.#running.set(m.pid, r);
+    this.launcher?.emit('run', this, m.pid);
+    this.#emit({ t: 'started', pid: m.pid, kind: service ? 'service' : 'function', ...(service ? { actorPath: `actor://${this.hostId}/procs/${m.pid}` } : {}) });
+    if (service) return;
+    const ms = m.modulePath === 'sim:sleep' ? Number(m.args[0] ?? 1e9) : 1;
+    const status: Status = m.modulePath === 'sim:fail' ? { kind: 'error', message: 'failed on purpose' } : m.modulePath.startsWith('sim:') ? { kind: 'ok', message: 'ok', data: null } : { kind: 'error', message: `no sim program ${m.modulePath}` };
+    r.timer = this.timers.setTimeout(() => this.#exit(m.pid, status), ms);
+  }
+}
+
+function hashOf(s: string): number {
+  let h = 0;
+  for (let i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) >>> 0;
+  return h;
 }

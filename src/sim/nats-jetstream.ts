@@ -46,6 +46,8 @@ export class SimStore {
   #lastSeq = 0;
   /** Told of every append (readers and consumers kick their deliveries). */
   readonly followers = new Set<() => void>();
+  /** Told of every message stored, with the message (the simulator's observers: trace, invariants). */
+  readonly taps = new Set<(m: Stored) => void>();
 
   constructor(
     readonly name: string,
@@ -122,6 +124,7 @@ export class SimStore {
     const perSubjectMax = this.config.perSubjectMax;
     if (perSubjectMax !== undefined) while (seqs.length > perSubjectMax) this.remove(seqs[0]!);
     if (this.config.msgsMax !== undefined) while (this.#msgs.size > this.config.msgsMax) this.remove(this.#firstLive()!);
+    for (const t of this.taps) t(stored);
     for (const f of [...this.followers]) f();
     return { seq, duplicate: false };
   }

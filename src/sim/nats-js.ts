@@ -42,6 +42,7 @@ export async function openKv(bus: SimBus, bucket: string, o: KvOptions): Promise
     if (s === undefined) {
       s = new SimStore(name, { subjects: [`$KV.${bucket}.>`], retention: 'limits', duplicateWindowMs: Math.min(o.ttlMs ?? DUPLICATE_WINDOW_MS_DEFAULT, DUPLICATE_WINDOW_MS_DEFAULT), maxAgeMs: o.ttlMs, msgsMax: undefined, perSubjectMax: o.history ?? 1 }, bus.server.ports.clock);
       bus.server.streams.set(name, s);
+      bus.server.onStore?.(s);
     }
     return s;
   }, { immediate: true });

@@ -56,10 +56,19 @@ export interface SimNatsOptions {
  *   overlapping consumers; stream/watch deliveries are never lost to drop faults (nats.js's
  *   ordered consumers re-fetch after a gap, so the loss would not be visible).
  */
+/** Subjects whose capturing streams are remembered (inbox subjects are unique, so the cache is bounded). */
+const CAPTURE_CACHE_MAX = 10_000;
+
 export class SimNats {
   readonly network: SimNetwork;
   readonly jsTimeoutMs: number;
   readonly streams = new Map<string, SimStore>();
+  /** Called for every stream or KV bucket the server creates, before its first message. */
+  onStore: ((s: SimStore) => void) | undefined;
+  /** Called as a client issues a JetStream/KV call (before the network sees it): who acted, and when. */
+  onRpc: ((client: string, what: string) => void) | undefined;
+  /** The client whose JetStream/KV call the server is applying right now (for observers' taps). */
+  writer: string | undefined;
   readonly consumers = new Map<string, SimDurable>();
   readonly #subs = new Set<SimSub>();
   readonly #inboxes = new Map<string, { client: string; onReply(m: Msg): void; onNoResponders(): void }>();
@@ -142,8 +151,24 @@ export class SimNats {
    * subject (`capture`), handed to every interested plain subscription and to one member per queue
    * group. Returns how many took it (0: no responders).
    */
+  /** Streams capturing a subject, cached until the set of streams changes (checked on every route). */
+  readonly #captureCache = new Map<string, SimStore[]>();
+  #captureStreams = -1;
+  #capturing(subject: string): SimStore[] {
+    if (this.#captureStreams !== this.streams.size || this.#captureCache.size > CAPTURE_CACHE_MAX) {
+      this.#captureCache.clear();
+      this.#captureStreams = this.streams.size;
+    }
+    let hit = this.#captureCache.get(subject);
+    if (hit === undefined) {
+      hit = [...this.streams.values()].filter((s) => s.captures(subject));
+      this.#captureCache.set(subject, hit);
+    }
+    return hit;
+  }
+
   route(from: string, subject: string, data: Uint8Array, headers: Headers | undefined, reply: string | undefined, capture = true): number {
-    if (capture) for (const s of this.streams.values()) if (s.captures(subject)) s.append(subject, data, headers);
+    if (capture) for (const s of this.#capturing(subject)) s.append(subject, data, headers);
     let count = 0;
     const inbox = this.#inboxes.get(subject);
     if (inbox !== undefined) {
@@ -356,6 +381,7 @@ export class SimBus implements Bus {
    */
   rpc<T>(what: string, apply: () => T, options: { immediate?: boolean } = {}): Promise<T> {
     if (this.#closing) return Promise.reject(new ClosedError());
+    this.server.onRpc?.(this.name, what);
     // Opening a bucket or stream takes no virtual time when the server is reachable, so a world can
     // be set up before its clock runs (src/sim/world.ts awaits startNode before advancing time).
     if (options.immediate === true && this.net.connected(this.name)) {
@@ -381,9 +407,12 @@ export class SimBus implements Bus {
       this.net.send(this.name, 'up', 'js-api', undefined, () => {
         let result: { ok: true; value: T } | { ok: false; error: unknown };
         try {
+          this.server.writer = this.name;
           result = { ok: true, value: apply() };
         } catch (error) {
           result = { ok: false, error };
+        } finally {
+          this.server.writer = undefined;
         }
         this.net.send(this.name, 'down', 'js-api', undefined, () => finish(() => (result.ok ? resolve(result.value) : reject(result.error))));
       });

@@ -1,37 +1,36 @@
-import { createHash } from 'node:crypto';
 import type { ProcRecord } from '../control/protocol.js';
+import type { Random } from '../ports/types.js';
+import type { Fault } from './faults.js';
+import type { Violation } from './monitor.js';
+import type { Trace } from './trace.js';
 import type { World } from './world.js';
 
-/** A scenario: a workload and its faults, run on a fresh world per seed. */
+/**
+ * A scenario: a cluster shape, a workload, and a fault schedule drawn per seed. The workload spawns
+ * through `w.client` (the run records accepted spawns, waitExit results and realm removals for the
+ * invariants); the faults are data (src/sim/faults.ts), so they can be replayed and shrunk.
+ */
 export interface Scenario {
   name: string;
   description: string;
   nodes?: number;
-  run(w: World): Promise<void>;
+  /** The fault schedule for one seed, drawn from its own PRNG; times are relative to the workload's start. */
+  faults(r: Random, nodes: readonly string[]): Fault[];
+  workload(w: World): Promise<void>;
 }
 
 export interface RunResult {
   scenario: string;
   seed: number;
-  violations: string[];
+  mutant: string | null;
+  faults: Fault[];
+  violations: Violation[];
+  violationCount: number;
   /** sha256 of the run's trace: equal hashes, equal runs. */
   hash: string;
   events: number;
   records: number;
-}
-
-/** Invariants checked on the proc table at the end of every run. */
-export function checkInvariants(records: ProcRecord[], accepted: ReadonlySet<string>): string[] {
-  const v: string[] = [];
-  const byPid = new Map(records.map((r) => [r.pid, r]));
-  for (const pid of accepted) {
-    const r = byPid.get(pid);
-    if (r === undefined) v.push(`accepted spawn ${pid} has no record`);
-    else if (r.state !== 'exited' || r.status === undefined) v.push(`accepted spawn ${pid} never reached a terminal status (state ${r.state})`);
-  }
-  return v;
-}
-
-export function traceHash(lines: string[]): string {
-  return createHash('sha256').update(lines.join('\n')).digest('hex');
+  /** The proc table at the end, as the server stored it. */
+  table: ProcRecord[];
+  trace: Trace;
 }

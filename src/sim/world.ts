@@ -1,66 +1,155 @@
 import { pino, type Logger } from 'pino';
 import { SigmaClient } from '../client/client.js';
+import type { Mutations } from '../control/mutations.js';
 import { startNode, type NodeTiming, type RunningNode } from '../node/node.js';
+import type { Bus } from '../nats/types.js';
 import { virtualPorts, type VirtualPorts } from '../ports/virtual.js';
-import { SimHostLauncher, SIM_PROGRAMS } from './host.js';
+import type { SeededRandom } from '../ports/random.js';
+import { SimHostLauncher, SIM_PROGRAMS, type HostObserver } from './host.js';
 import { SimNats } from './nats.js';
+import { SimPools } from './pools.js';
+import { SkewedClock } from './skew.js';
+
+/** Capacity of every simulated node. */
+export const SIM_NODE = { mcpu: 2000, memMb: 4096, beSlots: 64 } as const;
+
+/** One simulated node: its process (absent while crashed), its hosts and its clock. */
+export interface SimNode {
+  id: string;
+  running: RunningNode | undefined;
+  bus: Bus | undefined;
+  launcher: SimHostLauncher;
+  clock: SkewedClock;
+  random: SeededRandom;
+  incarnation: number;
+}
 
 export interface World {
   seed: number;
   ports: VirtualPorts;
   nats: SimNats;
-  launcher: SimHostLauncher;
-  nodes: Map<string, RunningNode>;
+  pools: SimPools;
+  nodes: Map<string, SimNode>;
   client: SigmaClient;
   /** Runs virtual time forward while `work` is pending, then returns its result. */
   during<T>(work: Promise<T>, ms: number): Promise<T>;
+  /** Kills a node process outright: no lease release, no goodbyes; its hosts die with it. */
+  crash(id: string): void;
+  /** Starts a crashed node again (same id, fresh process); retried while NATS is unreachable. */
+  restart(id: string): void;
 }
+
+export interface WorldOptions {
+  nodes?: number;
+  timing?: NodeTiming;
+  logger?: Logger;
+  mutations?: Mutations;
+  observer?: HostObserver;
+  /** Called with the simulated NATS before any node connects (observers hook its stores here). */
+  onNats?: (nats: SimNats) => void;
+}
+
+const NO_OBSERVER: HostObserver = { hostUp() {}, hostDown() {}, procRun() {}, procExit() {} };
+
+/** Work given to World.during did not settle within its virtual-time bound. */
+export class SimDeadlineError extends Error {
+  readonly type = 'sim-deadline';
+  constructor(readonly ms: number) {
+    super(`simulated work did not settle within ${ms} virtual ms`);
+    this.name = 'SimDeadlineError';
+  }
+}
+
+/** Retry delay for a node restart that could not reach NATS. */
+export const RESTART_RETRY_MS = 500;
 
 /**
  * A whole cluster in one process: the real node managers, lease candidates and scheduler (the same
  * startNode() the node processes run), on one VirtualTime and one seeded PRNG, talking through the
- * simulated NATS. Nothing here reads the real clock, so a seed replays a run event for event.
+ * simulated NATS. Each node sees time through a clock of its own (so it can be skewed) and runs its
+ * procs in sim hosts whose buffers come from real pools. Nothing here reads the real clock, so a
+ * seed replays a run event for event.
  */
-export async function simWorld(seed: number, options: { nodes?: number; timing?: NodeTiming; logger?: Logger } = {}): Promise<World> {
+export async function simWorld(seed: number, options: WorldOptions = {}): Promise<World> {
   const ports = virtualPorts(seed);
   const nats = new SimNats(ports, { latencyMs: 1 });
-  const launcher = new SimHostLauncher(ports.time);
+  options.onNats?.(nats);
+  const pools = new SimPools();
   const logger = options.logger ?? pino({ level: 'silent' });
-  const nodes = new Map<string, RunningNode>();
-  for (let i = 1; i <= (options.nodes ?? 3); i++) {
-    const id = `node-${i}`;
-    const node = await startNode({
-      id,
-      mcpu: 2000,
-      memMb: 4096,
-      beSlots: 64,
+  const observer = options.observer ?? NO_OBSERVER;
+  const nodes = new Map<string, SimNode>();
+
+  const during = async <T>(work: Promise<T>, ms: number): Promise<T> => {
+    let settled = false;
+    void work.then(
+      () => (settled = true),
+      () => (settled = true),
+    );
+    const until = ports.time.nowMs() + ms;
+    while (!settled && ports.time.nowMs() < until) await ports.time.run({ untilMs: Math.min(until, ports.time.nowMs() + 10) });
+    // Never await an unsettled promise here: nothing would drive virtual time and the run would hang.
+    if (!settled) throw new SimDeadlineError(ms);
+    return work;
+  };
+
+  const boot = async (n: SimNode): Promise<void> => {
+    const bus = nats.connect(n.id);
+    n.bus = bus;
+    n.running = await startNode({
+      id: n.id,
+      ...SIM_NODE,
       programs: SIM_PROGRAMS,
-      bus: nats.connect(id),
-      launcher,
+      bus,
+      launcher: n.launcher,
       logger,
       appendLog: () => {},
-      ports: { clock: ports.time, timers: ports.time, random: ports.random.fork() },
+      ports: n.clock.ports(n.random),
       ...(options.timing === undefined ? {} : { timing: options.timing }),
+      ...(options.mutations === undefined ? {} : { mutations: options.mutations }),
     });
-    nodes.set(id, node);
+  };
+
+  for (let i = 1; i <= (options.nodes ?? 3); i++) {
+    const id = `node-${i}`;
+    const n: SimNode = { id, running: undefined, bus: undefined, launcher: new SimHostLauncher(id, ports.time, pools, observer), clock: new SkewedClock(ports.time), random: ports.random.fork(), incarnation: 0 };
+    nodes.set(id, n);
+    await during(boot(n), 10_000);
   }
   const client = await SigmaClient.connect(nats.connect('client'), { timers: ports.time });
+
+  const crash = (id: string): void => {
+    const n = nodes.get(id);
+    if (n?.running === undefined) return;
+    const { running, bus } = n;
+    n.running = undefined;
+    n.bus = undefined;
+    // Close the connection first, so nothing the dying process does reaches the server.
+    void bus?.close();
+    for (const h of n.launcher.live()) h.kill();
+    void running.system.shutdown().catch(() => {});
+  };
+
+  const restart = (id: string): void => {
+    const n = nodes.get(id);
+    if (n === undefined || n.running !== undefined || n.bus !== undefined) return;
+    n.incarnation++;
+    boot(n).catch(() => {
+      void n.bus?.close();
+      n.bus = undefined;
+      n.running = undefined;
+      ports.time.setTimeout(() => restart(id), RESTART_RETRY_MS);
+    });
+  };
+
   return {
     seed,
     ports,
     nats,
-    launcher,
+    pools,
     nodes,
     client,
-    async during(work, ms) {
-      let settled = false;
-      void work.then(
-        () => (settled = true),
-        () => (settled = true),
-      );
-      const until = ports.time.nowMs() + ms;
-      while (!settled && ports.time.nowMs() < until) await ports.time.run({ untilMs: Math.min(until, ports.time.nowMs() + 10) });
-      return work;
-    },
+    crash,
+    restart,
+    during,
   };
 }

@@ -1,0 +1,30 @@
+import type { Mutations } from '../control/mutations.js';
+
+/**
+ * The deliberate bugs `--mutate <name>` switches on, each the real code minus one check. Every one must
+ * be caught (some invariant violated) within the default seed budget of the scenario named here.
+ */
+export const MUTANTS = {
+  'stale-leader': { what: 'a deposed leader keeps its scheduler running (skips the lease fence)', scenario: 'leader-failover' },
+  'exit-twice': { what: 'a node manager reports an exit twice, the second write past the write-once guard', scenario: 'spawn-storm' },
+  'lc-overcommit': { what: 'LC placement ignores what is already reserved on a node', scenario: 'spawn-storm' },
+  'leak-buffer': { what: 'reclamation after a host death forgets one proc\'s buffers', scenario: 'node-churn' },
+  'forget-restart': { what: 'a restarted node leaves its previous incarnation\'s procs running in the table', scenario: 'node-churn' },
+} as const;
+
+export type MutantName = keyof typeof MUTANTS;
+export const MUTANT_NAMES = Object.keys(MUTANTS) as MutantName[];
+
+export function isMutant(name: string): name is MutantName {
+  return Object.hasOwn(MUTANTS, name);
+}
+
+export function mutationsOf(m: MutantName | undefined): Mutations | undefined {
+  switch (m) {
+    case 'stale-leader': return { staleLeader: true };
+    case 'exit-twice': return { exitTwice: true };
+    case 'lc-overcommit': return { lcOvercommit: true };
+    case 'forget-restart': return { skipReconcile: true };
+    default: return undefined;
+  }
+}
