@@ -47,7 +47,7 @@ program
   .action(async () => {
     const cfgFile = program.opts<{ config: string }>().config;
     const config = await loadConfig(cfgFile);
-    const cluster = await startCluster(config, { log: (l) => console.log(`  ${l}`) });
+    const cluster = await startCluster(config, { log: (l) => console.log(`  ${l}`), pretty: process.stdout.isTTY === true });
     const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster' });
     const client = await SigmaClient.connect(bus);
     for (const r of config.realms) {

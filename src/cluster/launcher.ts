@@ -2,6 +2,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import pretty from 'pino-pretty';
 import type { ClusterConfig } from '../config/cluster.js';
 import { BUILTIN_PROGRAMS } from '../examples/index.js';
 import { hostEnv } from '../node/host-process.js';
@@ -25,7 +26,14 @@ export interface RunningCluster {
  * under dataDir, so a restart recovers state) unless NATS servers are given, then one process per node.
  * Realms are created by the caller through the client once a scheduler is elected.
  */
-export async function startCluster(config: ClusterConfig, options: { configDir?: string; log?: (line: string) => void } = {}): Promise<RunningCluster> {
+export interface StartOptions {
+  configDir?: string;
+  log?: (line: string) => void;
+  /** Node processes' JSON logs rendered for people (a terminal); default: passed through as JSON lines. */
+  pretty?: boolean;
+}
+
+export async function startCluster(config: ClusterConfig, options: StartOptions = {}): Promise<RunningCluster> {
   const log = options.log ?? (() => {});
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
@@ -42,7 +50,9 @@ export async function startCluster(config: ClusterConfig, options: { configDir?:
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
     const args = ['--id', n.id, '--nats', natsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(programs), '--datapath', config.datapath, '--pool-mb', String(config.poolMb)];
-    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, {}), execArgv: [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, {}), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
+    // Node processes log JSON lines on stderr (their hosts' logs come through them).
+    child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
     nodes.set(id, child);
     return new Promise((res, rej) => {
       const timer = setTimeout(() => rej(new Error(`node ${id} not ready within ${NODE_READY_TIMEOUT_MS} ms`)), NODE_READY_TIMEOUT_MS);
