@@ -1,9 +1,13 @@
 import type { ActorRef, ActorSystem } from '../actors/index.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Mutations } from './mutations.js';
+import { fencedKv } from './fence.js';
 import { ProcTable } from './proc-table.js';
 import { SUBJECT, decodeJson, decodeNodeRecord, decodeProcEvent, encode, type NodeRequest, type PullRequest } from './protocol.js';
 import { schedulerActor, type SchedulerMsg } from './scheduler.js';
+
+/** Pause before a leader opens a failed or ended watch again. */
+export const WATCH_REOPEN_MS = 250;
 
 export interface LeaderDeps {
   bus: Bus;
@@ -24,15 +28,25 @@ export interface LeaderDeps {
  * What the elected leader runs: the scheduler actor, fed by NATS subscriptions (spawn, pull, evict,
  * proc events, realm requests) and by a watch on the nodes bucket. Returns a function that stops it
  * all when leadership is lost.
+ *
+ * The fence: once stopped, nothing it started may still act. Orders and notes to nodes check `active`
+ * (a KV write issued before the stop can complete after it, and its continuation would otherwise send
+ * the order — found by the simulator: message-chaos seed 437 dispatched 2 s after the lease lapsed),
+ * and the stop function exists before anything is awaited, so a deposed leader whose watches are slow
+ * to open is stopped at once rather than once they open.
  */
 export async function startLeader(d: LeaderDeps, term: number): Promise<() => Promise<void>> {
+  let active = true;
+  const isActive = (): boolean => active;
   const toNode = async (node: string, req: NodeRequest): Promise<void> => {
+    if (!active) throw new Error(`the scheduler of term ${term} was deposed`);
     if (node === d.local?.node) return d.local.deliver(req);
     const reply = await d.bus.request(SUBJECT.node(node), encode(req), { timeoutMs: d.nodeRequestTimeoutMs });
     const body = decodeJson(reply.data) as { ok?: boolean; error?: { message: string } } | undefined;
     if (body?.ok !== true) throw new Error(body?.error?.message ?? 'node refused');
   };
   const tellNode = (node: string, req: NodeRequest): void => {
+    if (!active) return;
     if (node === d.local?.node) return void d.local.deliver(req).catch(() => {});
     try {
       d.bus.publish(SUBJECT.nodeNote(node), encode(req));
@@ -42,14 +56,14 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   };
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
     schedulerActor({
-      table: d.table,
+      table: new ProcTable(fencedKv(d.table.kv, isActive, term)),
       toNode,
       tellNode,
       ...(d.local === undefined ? {} : { localNode: d.local.node }),
       programs: d.programs,
       term,
-      realmsKv: d.realmsKv,
-      namesKv: d.namesKv,
+      realmsKv: fencedKv(d.realmsKv, isActive, term),
+      namesKv: fencedKv(d.namesKv, isActive, term),
       nodesKv: d.nodesKv,
       nodeTimeoutMs: d.nodeTimeoutMs,
       ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
@@ -92,23 +106,41 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     }
   })();
 
-  // Follow node heartbeats; the scheduler reads its own snapshot on start (and on any restart).
-  const nodesWatch = await d.nodesKv.watch({});
-  void (async () => {
-    for await (const e of nodesWatch) {
+  // Follow node heartbeats and realms; the scheduler reads its own snapshot on start (and on any
+  // restart). Opened without holding up the stop function (a watch that opens after the stop is
+  // stopped at once), and opened again while the leader is active if opening fails or the watch ends.
+  const watches = new Set<{ stop(): void }>();
+  const timers = d.system.ports.timers;
+  const follow = async <T>(open: () => Promise<AsyncIterable<T> & { stop(): void }>, each: (e: T) => void | Promise<void>): Promise<void> => {
+    while (active) {
+      try {
+        const w = await open();
+        watches.add(w);
+        if (!active) return w.stop();
+        for await (const e of w) await each(e);
+        watches.delete(w);
+      } catch {
+        // NATS away or the call timed out: try again below.
+      }
+      if (active) await new Promise<void>((r) => timers.setTimeout(r, WATCH_REOPEN_MS));
+    }
+  };
+  void follow(
+    () => d.nodesKv.watch({}),
+    (e) => {
       const n = e.value === null ? undefined : decodeNodeRecord(e.value);
       if (n !== undefined) sched.tell({ type: 'node-up', node: n });
-    }
-  })();
-  const realmsWatch = await d.realmsKv.watch({});
-  void (async () => {
-    for await (const _ of realmsWatch) sched.tell({ type: 'realms', names: await d.realmsKv.keys() });
-  })();
+    },
+  ).catch(() => {});
+  void follow(
+    () => d.realmsKv.watch({}),
+    async () => void sched.tell({ type: 'realms', names: await d.realmsKv.keys() }),
+  ).catch(() => {});
 
   return async () => {
+    active = false;
     for (const s of subs) s.unsubscribe();
-    nodesWatch.stop();
-    realmsWatch.stop();
+    for (const w of watches) w.stop();
     await d.system.stop(sched);
   };
 }

@@ -5,6 +5,7 @@ import { ControlError } from './errors.js';
 import { BeQueues, LC_PENDING_MAX, Placements, QueueFullError } from './placement.js';
 import type { Kv } from '../nats/types.js';
 import type { ProcTable } from './proc-table.js';
+import { DeposedError } from './fence.js';
 import type { Mutations } from './mutations.js';
 import { decodeNodeRecord, encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol.js';
 
@@ -157,6 +158,7 @@ export function schedulerActor(deps: SchedulerDeps) {
     // retrying is safe; a scheduler that stops meanwhile leaves it to its successor's recovery.
     const recordExit = (pid: string, status: Status, attempt: number): void => {
       deps.table.exit(pid, status).catch((e: unknown) => {
+        if (e instanceof DeposedError) return; // the successor's recovery finds the record and decides
         log.warn({ err: e, pid, attempt }, 'could not record an exit');
         if (attempt < EXIT_WRITE_ATTEMPTS_MAX) ctx.ports.timers.setTimeout(() => recordExit(pid, status, attempt + 1), EXIT_WRITE_RETRY_MS);
       });

@@ -19,8 +19,8 @@ export interface MonitorConfig {
   nodeMcpu: number;
   /** The lease's TTL: a scheduler acting later than this after its last renewal acts without a lease. */
   leaseTtlMs: number;
-  /** The client whose KV call the server is applying (the simulated NATS knows). */
-  writer: () => string | undefined;
+  /** The client whose KV call the server is applying, and when it issued it (the simulated NATS knows). */
+  writer: () => { client: string; sentAtMs: number } | undefined;
 }
 
 const PROCS = `KV_${BUCKET.procs}`;
@@ -33,6 +33,8 @@ interface Term {
   holder: string;
   electedAtMs: number;
   renewedAtMs: number;
+  /** Every write of the lease in this term (election and renewals), in order. */
+  writesAtMs: number[];
 }
 
 /**
@@ -99,6 +101,19 @@ export class Monitor implements HostObserver {
     else if (now > cur.renewedAtMs + this.cfg.leaseTtlMs) this.violate('one-scheduler', `${client} ${what} at ${now} ms, after its lease (term ${cur.term}) lapsed at ${cur.renewedAtMs + this.cfg.leaseTtlMs} ms`);
   }
 
+  /**
+   * A scheduler act that reached the server now but was issued at `sentAtMs`: judged by when it was
+   * issued — a delayed write is the network's doing, and the record's CAS keeps it from clashing with
+   * a successor's. The issuer must then have held a live lease of some term.
+   */
+  #issuedInLease(client: string, sentAtMs: number, what: string): void {
+    const ttl = this.cfg.leaseTtlMs;
+    const held = this.terms.some((t) => t.holder === client && t.writesAtMs.some((w) => w <= sentAtMs && sentAtMs <= w + ttl));
+    if (held) return;
+    const newest = this.terms.filter((t) => t.holder === client).at(-1);
+    this.violate('one-scheduler', `${client} ${what}, issued at ${sentAtMs} ms without a live lease${newest === undefined ? '' : ` (its term ${newest.term} last renewed at ${newest.renewedAtMs} ms)`}`);
+  }
+
   #leaseWrite(m: Stored): void {
     const v = m.data.length === 0 ? undefined : (decodeJson(m.data) as LeaseRecord | undefined);
     this.trace.add('lease', v?.holder ?? null, v?.term ?? null, m.seq);
@@ -107,9 +122,12 @@ export class Monitor implements HostObserver {
       return;
     }
     if (v.term === 0) {
-      this.#term = { term: m.seq, holder: v.holder, electedAtMs: m.atMs, renewedAtMs: m.atMs };
+      this.#term = { term: m.seq, holder: v.holder, electedAtMs: m.atMs, renewedAtMs: m.atMs, writesAtMs: [m.atMs] };
       this.terms.push(this.#term);
-    } else if (this.#term !== undefined && v.term === this.#term.term) this.#term.renewedAtMs = m.atMs;
+    } else if (this.#term !== undefined && v.term === this.#term.term) {
+      this.#term.renewedAtMs = m.atMs;
+      this.#term.writesAtMs.push(m.atMs);
+    }
   }
 
   #nameWrite(m: Stored): void {
@@ -126,7 +144,7 @@ export class Monitor implements HostObserver {
     this.trace.add('proc', r.pid, r.state, r.node ?? null, r.status?.kind ?? null);
     // Only a scheduler moves a record from queued to starting (a dispatch): that is acting too.
     const by = this.cfg.writer();
-    if (prev?.state === 'queued' && r.state === 'starting' && by !== undefined && !this.closed) this.#inLease(by, `dispatched ${r.pid} to ${r.node}`);
+    if (prev?.state === 'queued' && r.state === 'starting' && by !== undefined && !this.closed) this.#issuedInLease(by.client, by.sentAtMs, `dispatched ${r.pid} to ${r.node} (applied at ${this.now()} ms)`);
     if (prev?.state === 'exited') this.violate('terminal-once', `${r.pid}: a second write after its terminal status (${prev.status?.kind} then ${r.state}/${r.status?.kind ?? '-'})`);
     this.procs.set(r.pid, r);
   }

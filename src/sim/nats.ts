@@ -69,6 +69,8 @@ export class SimNats {
   onRpc: ((client: string, what: string) => void) | undefined;
   /** The client whose JetStream/KV call the server is applying right now (for observers' taps). */
   writer: string | undefined;
+  /** When that call was issued (a delayed call is applied long after). */
+  writerSentAtMs = 0;
   readonly consumers = new Map<string, SimDurable>();
   readonly #subs = new Set<SimSub>();
   readonly #inboxes = new Map<string, { client: string; onReply(m: Msg): void; onNoResponders(): void }>();
@@ -392,6 +394,7 @@ export class SimBus implements Bus {
       }
     }
     const timeoutMs = this.server.jsTimeoutMs;
+    const sentAtMs = this.server.ports.clock.nowMs();
     return new Promise<T>((resolve, reject) => {
       let done = false;
       const finish = (settle: () => void): void => {
@@ -408,6 +411,7 @@ export class SimBus implements Bus {
         let result: { ok: true; value: T } | { ok: false; error: unknown };
         try {
           this.server.writer = this.name;
+          this.server.writerSentAtMs = sentAtMs;
           result = { ok: true, value: apply() };
         } catch (error) {
           result = { ok: false, error };

@@ -38,13 +38,13 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
   const faults = o.faults ?? scheduleFor(s, seed);
   let now = (): number => 0;
   const trace = new Trace(() => now(), o.expected);
-  let writer = (): string | undefined => undefined;
+  let writer = (): { client: string; sentAtMs: number } | undefined => undefined;
   const monitor = new Monitor(() => now(), trace, { nodeMcpu: SIM_NODE.mcpu, leaseTtlMs: DEFAULT_TIMING.leaseTtlMs, writer: () => writer() });
   const mutations = mutationsOf(o.mutant);
   const w = await simWorld(seed, { nodes: s.nodes ?? 3, observer: monitor, ...(mutations === undefined ? {} : { mutations }), onNats: (nats) => {
     nats.onStore = (st) => monitor.store(st);
     nats.onRpc = (c, what) => monitor.rpc(c, what);
-    writer = () => nats.writer;
+    writer = () => (nats.writer === undefined ? undefined : { client: nats.writer, sentAtMs: nats.writerSentAtMs });
   } });
   now = () => w.ports.time.nowMs();
   if (o.mutant === 'leak-buffer') w.pools.leakOne = true;
