@@ -211,6 +211,21 @@ export class CreditReturner {
     for (const [src, n] of all) this.#emit(src, n);
   }
 
+  /**
+   * Returns what is pending for `src` now: called as a message is written to it, so that the credits
+   * travel in the same write (one syscall, one wakeup of the peer) instead of a flush of their own.
+   */
+  flushTo(src: number): void {
+    const n = this.#pending.get(src);
+    if (n === undefined) return;
+    this.#pending.delete(src);
+    if (this.#pending.size === 0) {
+      this.#timer?.cancel();
+      this.#timer = undefined;
+    }
+    this.#emit(src, n);
+  }
+
   /** Forgets a source that went away (its credits no longer matter). */
   forget(src: number): void {
     this.#pending.delete(src);
