@@ -103,6 +103,9 @@ class ForkedHost implements HostHandle {
     readonly realm: string,
     private readonly child: ChildProcess,
   ) {
+    // A send to a host that just died fails with EPIPE as an 'error' event: without a listener it would
+    // take the node process down. The host's death itself is seen through 'exit'.
+    child.on('error', () => {});
     child.on('message', (raw) => {
       const m = decodeToNode(raw);
       if (m === undefined) return; // a host speaking nonsense is ignored; its heartbeat decides its fate

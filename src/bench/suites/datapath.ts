@@ -47,7 +47,7 @@ const COMMAND_TIMEOUT_MS = 120_000;
  * whichever one happened to run while it lasted.
  */
 interface Plan {
-  /** Round trips per (transport, size) before anything is timed, so every transport is measured JIT-warm. */
+  /** Round trips per (transport, size) before anything is timed, so every transport is measured JIT-warm (the proc path runs through more functions than a raw socket: a few hundred round trips leave it half optimised). */
   warmup: number;
   rounds: number;
   /** Round trips per (transport, size) per round. */
@@ -57,8 +57,8 @@ interface Plan {
   throughputMs: number;
 }
 const WINDOW = { '64': 16, '4k': 16, '64k': 8, '1m': 4 };
-const PLAN_QUICK: Plan = { warmup: 60, rounds: 4, batch: { '64': 60, '4k': 60, '64k': 30, '1m': 8 }, window: WINDOW, throughputMs: 200 };
-const PLAN_FULL: Plan = { warmup: 500, rounds: 30, batch: { '64': 100, '4k': 100, '64k': 50, '1m': 12 }, window: WINDOW, throughputMs: 1500 };
+const PLAN_QUICK: Plan = { warmup: 1000, rounds: 4, batch: { '64': 60, '4k': 60, '64k': 30, '1m': 8 }, window: WINDOW, throughputMs: 200 };
+const PLAN_FULL: Plan = { warmup: 3000, rounds: 30, batch: { '64': 100, '4k': 100, '64k': 50, '1m': 12 }, window: WINDOW, throughputMs: 1500 };
 
 const comparisons: Comparison[] = [
   ...SIZES.flatMap((s) =>
