@@ -212,12 +212,14 @@ export class CreditReturner {
   }
 
   /**
-   * Returns what is pending for `src` now: called as a message is written to it, so that the credits
-   * travel in the same write (one syscall, one wakeup of the peer) instead of a flush of their own.
+   * Called as a message is written to `src`: once half a batch is pending for it, the credits travel in
+   * the same write (one syscall, one wakeup of the peer) instead of waiting for a batch or the flush
+   * timer, which would each cost a write and a wakeup of their own. Below that, a credit frame on every
+   * message would double the frames the verdict and the peer handle.
    */
   flushTo(src: number): void {
     const n = this.#pending.get(src);
-    if (n === undefined) return;
+    if (n === undefined || 2 * n < this.options.batch) return;
     this.#pending.delete(src);
     if (this.#pending.size === 0) {
       this.#timer?.cancel();
