@@ -19,13 +19,14 @@ import { PROC_TRANSPORTS, TRANSPORTS, type HostCommand, type Role, type Transpor
  * and offsets; none of them may be delivered. `tcp`, `http` and `nats` run between two plain child
  * processes (src/bench/datapath-host.ts): what a Node user would write.
  *
- * A sixth transport, `remote`, runs the same two hosts as two nodes over the node-to-node channel
- * (src/datapath/remote.ts), each with a pool of its own: what one copy across nodes costs.
+ * A sixth transport, `remote`, runs the two plain hosts as two nodes over the node-to-node channel
+ * (src/datapath/remote.ts), each with a pool of its own and an Endpoint (not yet procs: cross-node
+ * routing of procs is wired on another branch): what one copy across nodes costs.
  *
  * Figures: `<transport>_<size>_rtt_p50_us` / `_p99_us` (sequential round trips, one outstanding),
  * `<transport>_<size>_msgs_per_s` (requests answered per second with a window of requests outstanding),
- * `<transport>_cpu_us_per_msg` (CPU of client + server + the node manager/hub or nats-server, per request,
- * in the 64 B throughput phase — where per-message cost dominates).
+ * `<transport>_cpu_us_per_msg` (CPU of client + server + the node process (procs) or nats-server, per
+ * request, in the 64 B throughput phase — where per-message cost dominates).
  */
 
 const HOST_SCRIPT = fileURLToPath(new URL('../datapath-host.js', import.meta.url));
@@ -238,7 +239,7 @@ async function startBpf(): Promise<{ path?: ProcPath; reason?: string }> {
 
 export const datapathSuite: Suite = {
   name: 'datapath',
-  description: 'two procs in two host processes: bpf data path vs userspace hub, tcp, http keep-alive, nats request/reply',
+  description: 'two real procs in two host processes on one node: bpf data path vs userspace hub; tcp, http keep-alive, nats request/reply between plain processes',
   comparisons,
   goals,
   async run(ctx: BenchContext): Promise<Figures> {
