@@ -66,6 +66,8 @@ export interface FrameLink {
   onFrames(handler: (frames: Buffer) => void): void;
   onClose(handler: () => void): void;
   close(): void;
+  /** True once the link can carry nothing more (when the link knows). */
+  readonly closed?: boolean;
 }
 
 export const DEFAULT_LINK_BACKLOG_BYTES_MAX = 1 << 20;
@@ -99,6 +101,10 @@ export class SocketLink implements FrameLink {
     this.#batch.push(frames);
     this.#batchBytes += frames.length;
     return true;
+  }
+
+  get closed(): boolean {
+    return this.socket.destroyed;
   }
 
   /** Bytes accepted by write() that have not left this process yet. */
