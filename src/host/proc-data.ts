@@ -147,7 +147,11 @@ export class ProcData implements DataPathApi {
   #handler: DataHandler | undefined;
   #seq = 0;
   #closed = false;
-  /** Call timeouts: seqs by the tick they expire at, one timer ticking while any call waits. */
+  /**
+   * Call timeouts: seqs by the tick they expire at, one timer ticking while any call waits. An answered
+   * call's seq stays filed until its tick (checked against #pending then), so this holds at most the
+   * calls made within one timeout, and is dropped whole whenever no call waits.
+   */
   readonly #expiries = new Map<number, number[]>();
   #tick = 0;
   #ticker: TimerHandle | undefined;
