@@ -110,3 +110,25 @@ test('credits - the returner batches per source and flushes stragglers after the
   t.deepEqual(sent.slice(2), [[2, 7, 1], [2, 8, 1]]);
   t.is(r.returned, 10);
 });
+
+test('credits - flushTo returns what is owed to a source once half a batch is pending, and the flush timer goes with it', async (t) => {
+  const { time } = virtualPorts(5);
+  const sent: Array<[number, number, number]> = [];
+  const r = new CreditReturner(time, (src, n) => sent.push([time.nowMs(), src, n]), { batch: 8, flushDelayMs: 5 });
+  r.consumed(7, 3);
+  r.flushTo(7); // 3 < 8 / 2: not worth a frame of its own yet
+  t.deepEqual(sent, []);
+  r.consumed(7);
+  r.flushTo(9); // nothing owed there
+  r.flushTo(7);
+  t.deepEqual(sent, [[0, 7, 4]]);
+  t.is(r.pending(7), 0);
+  await time.run();
+  t.deepEqual(sent, [[0, 7, 4]], 'no straggler flush: the timer was cancelled with the last pending source');
+  r.consumed(7, 2);
+  r.consumed(8, 4);
+  r.flushTo(8);
+  await time.run();
+  t.deepEqual(sent.slice(1), [[0, 8, 4], [5, 7, 2]], "another source's credits still flush after the delay");
+  t.is(r.returned, 10);
+});

@@ -6,9 +6,9 @@ import { linkPair } from '../src/datapath/frames.js';
 import { Hub } from '../src/datapath/hub.js';
 import { Pool } from '../src/datapath/pool.js';
 import { callId, parseId, responseId } from '../src/datapath/request-id.js';
-import { ProcData } from '../src/host/proc-data.js';
+import { CALL_TIMEOUT_TICK_MS, ProcData } from '../src/host/proc-data.js';
 import type { RemoteChannel } from '../src/node/dp-remote.js';
-import { realTimers } from '../src/ports/index.js';
+import { realTimers, virtualPorts } from '../src/ports/index.js';
 import { BufferConsumedError, CallTimeoutError, CrossNodeTargetError, RemoteHandlerError, UnknownTargetError } from '../src/proc/data.js';
 import { silent } from './helpers/actors.js';
 
@@ -157,4 +157,38 @@ test('proc data - a target on another node goes to the RemoteChannel seam (a cop
   ]);
   t.is(w.used(), 0);
   w.close();
+});
+
+test('proc data - call timeouts come from one ticker: each call fails between its timeout and two ticks later, answered calls never, and the ticker stops when nothing waits', async (t) => {
+  const { time } = virtualPorts(3);
+  const buf = Pool.format(new ArrayBuffer(1 << 20));
+  if (buf._tag === 'Left') throw buf.left;
+  const [a, b] = linkPair();
+  const lookup = async (): Promise<NameRecord> => ({ realm: 'r', name: 's', pid: 'p', actorPath: 'x', node: 'n1', endpoint: 2 });
+  const client = new ProcData({ endpoint: new Endpoint({ id: 1, pool: buf.right, link: a, timers: time }), node: 'n1', realm: 'r', timers: time, lookup, log: silent });
+  const server = new ProcData({ endpoint: new Endpoint({ id: 2, pool: buf.right, link: b, timers: time }), node: 'n1', realm: 'r', timers: time, lookup, log: silent });
+  const held: Array<() => void> = [];
+  server.serve((m) => (new TextDecoder().decode(m.bytes) === 'now' ? m : new Promise<undefined>((r) => held.push(() => r(undefined)))));
+  const failedAt: Record<string, number> = {};
+  const timing = (timeoutMs: number): Promise<void> =>
+    client.call('s', 'hold', { timeoutMs }).then(
+      () => t.fail(`the ${timeoutMs} ms call was answered`),
+      (e: unknown) => {
+        t.true(e instanceof CallTimeoutError, String(e));
+        failedAt[timeoutMs] = time.nowMs();
+      },
+    );
+  const calls = [timing(30), timing(75), timing(75), timing(200)];
+  await time.advance(5);
+  t.is(new TextDecoder().decode(await client.call('s', 'now', { timeoutMs: 10 })), 'now', 'an answered call does not time out');
+  calls.push(timing(40)); // made 5 ms later, in the middle of a tick
+  await time.run({ untilMs: 1_000 });
+  await Promise.all(calls);
+  for (const [ms, at] of [[30, failedAt[30]], [75, failedAt[75]], [200, failedAt[200]], [40, failedAt[40]! - 5]] as const) {
+    t.true(at! >= ms && at! <= ms + 2 * CALL_TIMEOUT_TICK_MS, `the ${ms} ms call failed after ${at} ms`);
+  }
+  t.is(time.pending, 0, 'no timer left once no call waits');
+  held.forEach((r) => r());
+  client.close();
+  server.close();
 });

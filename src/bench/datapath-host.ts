@@ -1,80 +1,25 @@
 /**
- * A host process of the `datapath` benchmark: what a proc host holds for one proc, and nothing more —
- * its realm's pool mapped from the memfd the node manager handed it (fd 3), an Endpoint on a socketpair to
- * the node manager's hub (fd 4, userspace mode) and, in BPF mode, an Endpoint on a TCP loopback socket to
- * the never-reading sink, registered by the node manager in the SOCKHASH (it takes the socket with
- * pidfd_getfd). The same src/datapath and src/native code a proc host runs. Commands come over IPC from
- * the suite (src/bench/suites/datapath.ts), which plays the node manager.
+ * A host process of the `datapath` benchmark for the transports that are not procs: the plain baselines
+ * a Node user would write between two processes (`tcp`, `http`, `nats`) and `remote`, where this process
+ * acts as a node of its own over the node-to-node channel. (The `bpf` and `userspace` transports are
+ * real procs on a real node: src/bench/suites/datapath-procs.ts.) Commands come over IPC from the suite
+ * (src/bench/suites/datapath.ts).
  *
- * Roles: `client` (sends requests, measures), `server` (echoes), `forger` (realm B: writes descriptors
- * naming realm A's endpoints and offsets, which must all be refused).
+ * Roles: `client` (sends requests, measures), `server` (echoes), `forger` (realm B: a node of its own
+ * sending to realm A's server node, which must refuse every one).
  */
-import { connect, Socket } from 'node:net';
-import { Endpoint } from '../datapath/endpoint.js';
-import { encodeFrame, FRAME_BYTES, SocketLink } from '../datapath/frames.js';
-import { F_COPY } from '../datapath/descriptor.js';
-import { Pool } from '../datapath/pool.js';
-import { mapFd, socketFd } from '../native/index.js';
-import { realTimers } from '../ports/index.js';
 import { DataPathClient, FORGED_BIT, HttpClient, NatsClient, serveDataPath, serveHttp, serveNats, serveTcp, TcpClient, type EchoStats, type WireClient } from './suites/datapath-wire.js';
 import { startRemoteNode, type RemoteNode } from './suites/datapath-remote-node.js';
-import { ENDPOINTS, REALM_B, type ForgeMode, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';
+import { ENDPOINTS, REALM_B, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';
 
 const role = process.env['SIGMA_BENCH_ROLE'] as Role;
-const poolBytes = Number(process.env['SIGMA_BENCH_POOL_BYTES']);
-const sinkPort = process.env['SIGMA_BENCH_SINK_PORT'] === undefined ? undefined : Number(process.env['SIGMA_BENCH_SINK_PORT']);
-const ids = ENDPOINTS[role];
-
-const attached = Pool.attach(mapFd(3, poolBytes));
-if (attached._tag === 'Left') throw attached.left;
-const pool = attached.right;
-const hubSocket = new Socket({ fd: 4, readable: true, writable: true });
-
 const send = (m: object): void => void process.send!(m);
-const waitFor = (op: string): Promise<Record<string, unknown>> =>
-  new Promise((resolve) => {
-    const on = (m: Record<string, unknown>): void => {
-      if (m['op'] !== op) return;
-      process.off('message', on);
-      resolve(m);
-    };
-    process.on('message', on);
-  });
-
-/** BPF mode: a TCP socket to the sink, handed to the node manager to register before first use. */
-async function bpfSocket(): Promise<Socket | undefined> {
-  if (sinkPort === undefined) return undefined;
-  const sock = connect(sinkPort, '127.0.0.1');
-  await new Promise<void>((r, j) => sock.once('connect', () => r()).once('error', j));
-  const registered = waitFor('bpf-registered');
-  send({ op: 'bpf-socket', fd: socketFd(sock), pid: process.pid });
-  const r = await registered;
-  if (r['ok'] !== true) throw new Error(`node manager could not register the BPF socket: ${String(r['reason'])}`);
-  return sock;
-}
-
-const bpfSock = await bpfSocket();
-const endpoints: Partial<Record<'bpf' | 'userspace', Endpoint>> = {};
-if (role !== 'forger') {
-  endpoints.userspace = new Endpoint({ id: ids.userspace, pool, link: new SocketLink(hubSocket), timers: realTimers });
-  if (bpfSock !== undefined) endpoints.bpf = new Endpoint({ id: ids.bpf, pool, link: new SocketLink(bpfSock), timers: realTimers });
-}
 
 const clients = new Map<Transport, WireClient>();
 const closers: Array<() => Promise<void>> = [];
-const echoStats: Partial<Record<'bpf' | 'userspace' | 'remote', EchoStats>> = {};
-const forging: Record<ForgeMode, { timer: NodeJS.Timeout | undefined; attempts: number }> = {
-  bpf: { timer: undefined, attempts: 0 },
-  userspace: { timer: undefined, attempts: 0 },
-  remote: { timer: undefined, attempts: 0 },
-};
+const echoStats: { remote?: EchoStats } = {};
+const forging: { timer: NodeJS.Timeout | undefined; attempts: number } = { timer: undefined, attempts: 0 };
 let remoteServer: RemoteNode | undefined;
-
-function endpoint(t: 'bpf' | 'userspace'): Endpoint {
-  const ep = endpoints[t];
-  if (ep === undefined) throw new Error(`no ${t} endpoint in this host`);
-  return ep;
-}
 
 /** Connects to the server host's node for the `remote` transport (this node dials: its id is smaller). */
 async function remoteClient(port: number): Promise<WireClient> {
@@ -87,17 +32,14 @@ async function remoteClient(port: number): Promise<WireClient> {
 
 async function prepareClient(t: Transport, port: number, url: string, window: number): Promise<void> {
   if (t === 'remote') clients.set(t, await remoteClient(port));
-  else if (t === 'bpf' || t === 'userspace') clients.set(t, new DataPathClient(endpoint(t), ENDPOINTS.server[t]));
+  else if (t === 'bpf' || t === 'userspace') throw new Error(`${t} runs between procs, not host processes`);
   else if (t === 'tcp') clients.set(t, await TcpClient.connect(port));
   else if (t === 'http') clients.set(t, new HttpClient(port, window));
   else clients.set(t, await NatsClient.connect(url));
 }
 
 async function serve(t: Transport, url: string): Promise<{ port?: number }> {
-  if (t === 'bpf' || t === 'userspace') {
-    echoStats[t] = serveDataPath(endpoint(t), ENDPOINTS.client[t]);
-    return {};
-  }
+  if (t === 'bpf' || t === 'userspace') throw new Error(`${t} runs between procs, not host processes`);
   if (t === 'remote') {
     const node = await startRemoteNode('bench-server', 'bench-client', ENDPOINTS.server.remote);
     remoteServer = node;
@@ -150,29 +92,6 @@ async function throughput(t: Transport, sizeBytes: number, window: number, durat
   return { completed, wallMs: performance.now() - t0 };
 }
 
-/** Forged descriptors towards realm A's server, from realm B: its own id, a spoofed id, kernel flags. */
-function forge(periodMs: number, mode: 'bpf' | 'userspace'): void {
-  const link = mode === 'bpf' ? bpfSock : hubSocket;
-  if (link === undefined) throw new Error('no BPF socket in this host');
-  const state = forging[mode];
-  clearInterval(state.timer);
-  state.timer = setInterval(() => burst(), periodMs);
-  const burst = (): void => {
-    const frames = Buffer.alloc(4 * FRAME_BYTES);
-    const offset = (): number => Math.floor((Math.random() * poolBytes) / 256) * 256;
-    const gen = (): number => 1 + Math.floor(Math.random() * 1000);
-    const base = { dstEp: ENDPOINTS.server[mode], length: 64, requestId: FORGED_BIT | BigInt(state.attempts) };
-    encodeFrame({ ...base, srcEp: ids[mode], offset: offset(), generation: gen(), flags: 0 }, frames, 0);
-    encodeFrame({ ...base, srcEp: ENDPOINTS.client[mode], offset: offset(), generation: gen(), flags: 0 }, frames, FRAME_BYTES);
-    encodeFrame({ ...base, srcEp: 0, offset: offset(), generation: gen(), flags: 0 }, frames, 2 * FRAME_BYTES);
-    encodeFrame({ ...base, srcEp: ids[mode], offset: offset(), generation: gen(), flags: F_COPY }, frames, 3 * FRAME_BYTES);
-    if (link.writableLength < 1 << 16) {
-      link.write(frames);
-      state.attempts += 4;
-    }
-  };
-}
-
 /**
  * Realm B's proc on a node of its own sends to realm A's server endpoint through its node manager, which
  * (honestly) says realm B: the server's node must refuse every one of them.
@@ -183,7 +102,7 @@ async function forgeRemote(periodMs: number, port: number): Promise<void> {
   node.channel.addPeer('bench-server', { host: '127.0.0.1', port });
   if (!(await node.channel.whenConnected('bench-server', 10_000))) throw new Error('the forger node did not connect');
   const ep = node.endpoint;
-  const state = forging.remote;
+  const state = forging;
   state.timer = setInterval(() => {
     const a = ep.alloc(64);
     if (a._tag === 'Left') return;
@@ -210,20 +129,16 @@ async function handle(m: HostCommand): Promise<object> {
       return { cpuUs: u.user + u.system };
     }
     case 'forge':
-      if (m.mode === 'remote') await forgeRemote(m.periodMs, m.port ?? 0);
-      else forge(m.periodMs, m.mode);
+      await forgeRemote(m.periodMs, m.port ?? 0);
       return {};
     case 'forge-stop':
-      clearInterval(forging[m.mode].timer);
-      return { attempts: forging[m.mode].attempts };
-    case 'stats': {
-      const ep = Object.fromEntries(Object.entries(endpoints).map(([k, e]) => [k, e.stats()]));
-      return { echo: echoStats, endpoints: ep, remoteCrossRealmRefused: remoteServer?.channel.stats().refusedIn['cross-realm'] ?? 0 };
-    }
+      clearInterval(forging.timer);
+      return { attempts: forging.attempts };
+    case 'stats':
+      return { echo: echoStats, remoteCrossRealmRefused: remoteServer?.channel.stats().refusedIn['cross-realm'] ?? 0 };
     case 'exit':
       for (const c of clients.values()) await c.close();
       for (const close of closers) await close();
-      for (const e of Object.values(endpoints)) e.close();
       setImmediate(() => process.exit(0));
       return {};
   }

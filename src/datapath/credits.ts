@@ -211,6 +211,23 @@ export class CreditReturner {
     for (const [src, n] of all) this.#emit(src, n);
   }
 
+  /**
+   * Called as a message is written to `src`: once half a batch is pending for it, the credits travel in
+   * the same write (one syscall, one wakeup of the peer) instead of waiting for a batch or the flush
+   * timer, which would each cost a write and a wakeup of their own. Below that, a credit frame on every
+   * message would double the frames the verdict and the peer handle.
+   */
+  flushTo(src: number): void {
+    const n = this.#pending.get(src);
+    if (n === undefined || 2 * n < this.options.batch) return;
+    this.#pending.delete(src);
+    if (this.#pending.size === 0) {
+      this.#timer?.cancel();
+      this.#timer = undefined;
+    }
+    this.#emit(src, n);
+  }
+
   /** Forgets a source that went away (its credits no longer matter). */
   forget(src: number): void {
     this.#pending.delete(src);

@@ -18,6 +18,7 @@ import type { AllocError, Allocation, Pool } from './pool.js';
 
 export const DEFAULT_SEND_TIMEOUT_MS = 1000;
 const CREDIT_RETRY_DELAY_MS = 1;
+const SENT: Either<never, void> = right(undefined);
 
 export interface EndpointOptions {
   id: number;
@@ -170,7 +171,9 @@ export class Endpoint {
     }
     this.#remember(dst, buffer.offset, buffer.generation);
     this.#stats.sent++;
-    return right(undefined);
+    // Credits owed to dst ride along (the link coalesces writes of one turn into one writev).
+    this.#returner.flushTo(dst);
+    return SENT;
   }
 
   #remember(dst: number, offset: number, generation: number): void {

@@ -209,10 +209,12 @@ export class Hub implements Router {
       this.#routed += (end - start) / FRAME_BYTES;
       return;
     }
+    // A link that closed is a destination gone (its 'close' not handled yet), not a backlogged one.
+    const reason = link.closed === true ? 'unknown-dst' : 'dst-backlog';
     for (let at = start; at < end; at += FRAME_BYTES) {
       const src = frames.readUInt32LE(at + F_SRC);
       const realm = this.#table.realmOf(src) ?? '';
-      this.#drop('dst-backlog', realm, src, frames.readUInt32LE(at + F_DST));
+      this.#drop(reason, realm, src, frames.readUInt32LE(at + F_DST));
       this.#dispose(realm, src, frames, at);
     }
   }

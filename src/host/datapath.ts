@@ -134,6 +134,11 @@ export class HostDataPath {
     });
   }
 
+  /** Bytes written to the host's socket that have not left this process yet. */
+  pendingWriteBytes(): number {
+    return this.#link.pendingBytes;
+  }
+
   /** Writes raw frames on the host's socket, bypassing every endpoint. For tests that play a malicious proc. */
   writeRaw(frames: Uint8Array): boolean {
     return this.#link.write(frames);

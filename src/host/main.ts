@@ -26,6 +26,9 @@ if (process.send === undefined) {
 // The node manager is gone: nobody can report our procs' exits, so leave (its successor reaps).
 // Registered before anything is awaited, so a parent that dies while we start is never missed.
 process.on('disconnect', () => process.exit(0));
+// Profiling (SIGMA_HOST_NODE_FLAGS, src/node/host-process.ts): a profile is written on exit, never on a
+// signal's default death, so SIGTERM becomes an exit.
+if (process.execArgv.some((f) => f.startsWith('--cpu-prof'))) process.on('SIGTERM', () => process.exit(0));
 
 const send = (m: ToNode): void => {
   if (process.connected) process.send!(m);

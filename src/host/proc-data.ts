@@ -35,6 +35,12 @@ export const DEFAULT_CALL_TIMEOUT_MS = 5_000;
 export const CALLS_PENDING_MAX = 4_096;
 /** Resolved names kept per proc (a bounded cache: cleared when full). */
 export const NAME_CACHE_ENTRIES_MAX = 1_024;
+/**
+ * Granularity of call timeouts. One timer per proc ticks while calls wait (never one timer per call:
+ * arming and clearing a Node timer per call was a visible share of a round trip); a call times out
+ * between timeoutMs and timeoutMs + 2 ticks after it was made.
+ */
+export const CALL_TIMEOUT_TICK_MS = 10;
 
 const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
@@ -101,10 +107,27 @@ class Received implements DataMessage {
   }
 }
 
+/** A call waiting for its answer: `read` runs on the answer in place, then the buffer is freed. */
 interface Pending {
   dst: number;
-  timer: TimerHandle;
-  settle: (m: Message | undefined, error: Error | undefined) => void;
+  /** The timeout tick at which the call fails (CALL_TIMEOUT_TICK_MS). */
+  expiresTick: number;
+  timeoutMs: number;
+  read: (answer: Uint8Array) => unknown;
+  resolve: (r: unknown) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Settles a call with its answer (or the remote handler's error) and frees the answer's buffer. */
+function settleAnswer(p: Pending, m: Message, error: boolean): void {
+  try {
+    if (error) p.reject(new RemoteHandlerError(m.src, fromUtf8.decode(m.bytes)));
+    else p.resolve(p.read(m.bytes));
+  } catch (e) {
+    p.reject(e);
+  } finally {
+    m.release();
+  }
 }
 
 /**
@@ -124,6 +147,14 @@ export class ProcData implements DataPathApi {
   #handler: DataHandler | undefined;
   #seq = 0;
   #closed = false;
+  /**
+   * Call timeouts: seqs by the tick they expire at, one timer ticking while any call waits. An answered
+   * call's seq stays filed until its tick (checked against #pending then), so this holds at most the
+   * calls made within one timeout, and is dropped whole whenever no call waits.
+   */
+  readonly #expiries = new Map<number, number[]>();
+  #tick = 0;
+  #ticker: TimerHandle | undefined;
   readonly counts = { unserved: 0, lateAnswers: 0, answerFailures: 0, handlerErrors: 0 };
 
   constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel }) {
@@ -153,43 +184,39 @@ export class ProcData implements DataPathApi {
     return this.callWith(target, payload, (answer) => answer.slice(), options);
   }
 
-  async callWith<R>(target: Target, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options: CallOptions = {}): Promise<R> {
-    const dst = await this.#resolve(target);
-    if (typeof dst !== 'number') return this.#remote(dst, payload, async (ch, bytes) => read(await ch.call(dst.node, dst.endpoint, this.#ep.id, bytes, options)));
-    if (this.#pending.size >= CALLS_PENDING_MAX) throw new CallsPendingFullError(CALLS_PENDING_MAX);
+  callWith<R>(target: Target, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options: CallOptions = {}): Promise<R> {
+    // A cached local name and a credit at hand: the descriptor is written in this call, no promise hop.
+    const dst = this.#resolveCached(target);
+    if (dst !== undefined) return this.#callLocal(dst, payload, read, options);
+    return this.#resolve(target).then((d) => {
+      if (typeof d !== 'number') return this.#remote(d, payload, async (ch, bytes) => read(await ch.call(d.node, d.endpoint, this.#ep.id, bytes, options)));
+      return this.#callLocal(d, payload, read, options);
+    });
+  }
+
+  #callLocal<R>(dst: number, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options: CallOptions): Promise<R> {
+    if (this.#pending.size >= CALLS_PENDING_MAX) return Promise.reject(new CallsPendingFullError(CALLS_PENDING_MAX));
     const seq = this.#nextSeq();
     const timeoutMs = options.timeoutMs ?? DEFAULT_CALL_TIMEOUT_MS;
+    let p!: Pending;
     const answer = new Promise<R>((resolve, reject) => {
-      const timer = this.#o.timers.setTimeout(() => {
-        this.#pending.delete(seq);
-        reject(new CallTimeoutError(dst, timeoutMs));
-      }, timeoutMs);
-      this.#pending.set(seq, {
-        dst,
-        timer,
-        settle: (m, error) => {
-          if (m === undefined) return reject(error);
-          try {
-            const id = parseId(m.requestId);
-            if (id.error) reject(new RemoteHandlerError(m.src, fromUtf8.decode(m.bytes)));
-            else resolve(read(m.bytes));
-          } catch (e) {
-            reject(e);
-          } finally {
-            m.release();
-          }
-        },
-      });
+      p = { dst, expiresTick: 0, timeoutMs, read, resolve: resolve as (r: unknown) => void, reject };
     });
-    try {
-      await this.#transmit(dst, payload, callId(this.#ep.id, seq), options.timeoutMs);
-    } catch (e) {
-      this.#pending.get(seq)?.timer.cancel();
-      this.#pending.delete(seq);
+    this.#pending.set(seq, p);
+    this.#expireAt(seq, p);
+    const cancel = (e: unknown): Promise<R> => {
+      if (this.#pending.get(seq) === p) this.#pending.delete(seq);
       void answer.catch(() => {});
-      throw e;
+      return Promise.reject(e);
+    };
+    let sent: Promise<void> | undefined;
+    try {
+      sent = this.#transmitNow(dst, payload, callId(this.#ep.id, seq), options.timeoutMs);
+    } catch (e) {
+      return cancel(e);
     }
-    return answer;
+    if (sent === undefined) return answer;
+    return sent.then(() => answer, cancel);
   }
 
   async forward(next: Target, msg: DataMessage | PoolBuffer, options: CallOptions = {}): Promise<void> {
@@ -229,38 +256,79 @@ export class ProcData implements DataPathApi {
     for (const [seq, p] of this.#pending) {
       if (p.dst !== endpoint) continue;
       this.#pending.delete(seq);
-      p.timer.cancel();
-      p.settle(undefined, new RemoteHandlerError(endpoint, 'the target proc exited before answering'));
+      p.reject(new RemoteHandlerError(endpoint, 'the target proc exited before answering'));
     }
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    for (const p of this.#pending.values()) {
-      p.timer.cancel();
-      p.settle(undefined, new EndpointClosedError(this.#ep.id));
-    }
+    this.#ticker?.cancel();
+    this.#ticker = undefined;
+    this.#expiries.clear();
+    for (const p of this.#pending.values()) p.reject(new EndpointClosedError(this.#ep.id));
     this.#pending.clear();
     this.#ep.close();
   }
 
   /** Sends `payload` (copied, or the buffer itself) with `requestId`; a send consumes a PoolBuffer, delivered or not. */
   async #transmit(dst: number, payload: Uint8Array | string | PoolBuffer, requestId: bigint, timeoutMs: number | undefined): Promise<void> {
-    const opts = { requestId, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
+    const waiting = this.#transmitNow(dst, payload, requestId, timeoutMs);
+    if (waiting !== undefined) await waiting;
+  }
+
+  /**
+   * The same, written now when a credit is at hand (undefined: sent; it throws what fails at once), else
+   * a promise that waits for the credit. Most sends never wait, so most never allocate a promise.
+   */
+  #transmitNow(dst: number, payload: Uint8Array | string | PoolBuffer, requestId: bigint, timeoutMs: number | undefined): Promise<void> | undefined {
     if (payload instanceof OwnedBuffer) {
       payload.consume('send');
-      const r = await this.#ep.sendBuffer(dst, payload, payload.bytes.length, opts);
-      if (r._tag === 'Left') {
+      const now = this.#ep.trySendBuffer(dst, payload, payload.bytes.length, requestId);
+      if (now._tag === 'Right') return undefined;
+      if (now.left.type !== 'credits-exhausted') {
         this.#ep.pool.free(this.#ep.id, payload.offset, payload.generation);
-        throw r.left;
+        throw now.left;
       }
-      return;
+      const opts = { requestId, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
+      return this.#ep.sendBuffer(dst, payload, payload.bytes.length, opts).then((r) => {
+        if (r._tag === 'Left') {
+          this.#ep.pool.free(this.#ep.id, payload.offset, payload.generation);
+          throw r.left;
+        }
+      });
     }
     const bytes = typeof payload === 'string' ? utf8.encode(payload) : payload;
     if (!(bytes instanceof Uint8Array)) throw new TypeError('a payload is a Uint8Array, a string or a buffer from ctx.alloc');
-    const r = await this.#ep.send(dst, bytes, opts);
-    if (r._tag === 'Left') throw r.left;
+    const opts = { requestId, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
+    return this.#ep.send(dst, bytes, opts).then((r) => {
+      if (r._tag === 'Left') throw r.left;
+    });
+  }
+
+  /** Files the call under the tick it expires at, and keeps the one ticker running while calls wait. */
+  #expireAt(seq: number, p: Pending): void {
+    // +1: the current tick is partly gone already.
+    p.expiresTick = this.#tick + Math.ceil(p.timeoutMs / CALL_TIMEOUT_TICK_MS) + 1;
+    const bucket = this.#expiries.get(p.expiresTick);
+    if (bucket === undefined) this.#expiries.set(p.expiresTick, [seq]);
+    else bucket.push(seq);
+    this.#ticker ??= this.#o.timers.setTimeout(() => this.#onTick(), CALL_TIMEOUT_TICK_MS);
+  }
+
+  #onTick(): void {
+    this.#ticker = undefined;
+    const tick = ++this.#tick;
+    const due = this.#expiries.get(tick);
+    this.#expiries.delete(tick);
+    for (const seq of due ?? []) {
+      const p = this.#pending.get(seq);
+      if (p === undefined || p.expiresTick !== tick) continue; // answered (its seq may be reused by a later call)
+      this.#pending.delete(seq);
+      p.reject(new CallTimeoutError(p.dst, p.timeoutMs));
+    }
+    if (this.#pending.size > 0) this.#ticker = this.#o.timers.setTimeout(() => this.#onTick(), CALL_TIMEOUT_TICK_MS);
+    else this.#expiries.clear(); // nothing waits: whatever is filed is stale
   }
 
   /** A cross-node target goes to the RemoteChannel with a copy of the payload (a pool buffer is freed). */
@@ -280,6 +348,12 @@ export class ProcData implements DataPathApi {
       for (const [name, at] of this.#remoteNames) if (at.node === to.node && at.endpoint === to.endpoint) this.#remoteNames.delete(name);
       throw e;
     }
+  }
+
+  /** A local endpoint id known without a lookup, or undefined. */
+  #resolveCached(target: Target): number | undefined {
+    if (typeof target !== 'string') return target.node !== undefined && target.node !== this.#o.node ? undefined : target.endpoint;
+    return this.#names.get(target);
   }
 
   /** A local endpoint id, or where a remote target lives. */
@@ -325,8 +399,7 @@ export class ProcData implements DataPathApi {
         return m.release();
       }
       this.#pending.delete(id.seq);
-      p.timer.cancel();
-      return p.settle(m, undefined);
+      return settleAnswer(p, m, id.error);
     }
     const handler = this.#handler;
     if (handler === undefined) {
@@ -356,12 +429,18 @@ export class ProcData implements DataPathApi {
     else if (r === undefined) payload = new Uint8Array(0);
     else if (r instanceof Received) payload = r.bytes;
     else payload = r as Uint8Array | string | PoolBuffer;
-    const reply = this.#transmit(msg.id.replyTo, payload, requestId, undefined);
-    msg.done(); // a copied answer is in the pool already; the request's buffer can go
-    reply.catch((e: unknown) => {
+    const failed = (e: unknown): void => {
       this.counts.answerFailures++;
       this.#o.log.warn({ err: e, to: msg.id.replyTo }, 'data path: could not send an answer');
-    });
+    };
+    let reply: Promise<void> | undefined;
+    try {
+      reply = this.#transmitNow(msg.id.replyTo, payload, requestId, undefined);
+    } catch (e) {
+      failed(e);
+    }
+    msg.done(); // a copied answer is in the pool already; the request's buffer can go
+    reply?.catch(failed);
   }
 
   #failed(msg: Received, e: unknown): void {

@@ -89,7 +89,8 @@ class ProcCtx implements ProcContext {
     return this.data.alloc(lengthBytes);
   }
   serve(handler: DataHandler): void {
-    this.data.serve((m) => currentProc.run({ pid: this.pid }, () => handler(m)));
+    const store = { pid: this.pid }; // one per proc, not one per message
+    this.data.serve((m) => currentProc.run(store, handler, m));
   }
 
   get done(): boolean {

@@ -50,6 +50,15 @@ export function hostEnv(base: NodeJS.ProcessEnv, extra: Record<string, string>):
   return env;
 }
 
+/**
+ * Node flags for proc hosts, for profiling only (`SIGMA_HOST_NODE_FLAGS="--cpu-prof --cpu-prof-dir=/tmp/p"`):
+ * hosts never inherit NODE_OPTIONS (above), so this is the one way to pass them.
+ */
+export const HOST_NODE_FLAGS_ENV = 'SIGMA_HOST_NODE_FLAGS';
+export function hostExecArgv(env: NodeJS.ProcessEnv): string[] {
+  return (env[HOST_NODE_FLAGS_ENV] ?? '').split(' ').filter((f) => f.length > 0);
+}
+
 /** Forks real host processes. This file's job is binding to the real world. */
 export class ForkHostLauncher implements HostLauncher {
   constructor(private readonly options: { env?: Record<string, string>; readyTimeoutMs?: number } = {}) {}
@@ -57,7 +66,7 @@ export class ForkHostLauncher implements HostLauncher {
   start(hostId: string, realm: string, options: HostStartOptions = {}): Promise<HostHandle> {
     const child = fork(HOST_MAIN, [], {
       env: hostEnv(process.env, { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm }),
-      execArgv: [],
+      execArgv: hostExecArgv(process.env),
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(options.fds ?? [])],
       serialization: 'json',
     });
@@ -94,6 +103,9 @@ class ForkedHost implements HostHandle {
     readonly realm: string,
     private readonly child: ChildProcess,
   ) {
+    // A send to a host that just died fails with EPIPE as an 'error' event: without a listener it would
+    // take the node process down. The host's death itself is seen through 'exit'.
+    child.on('error', () => {});
     child.on('message', (raw) => {
       const m = decodeToNode(raw);
       if (m === undefined) return; // a host speaking nonsense is ignored; its heartbeat decides its fate

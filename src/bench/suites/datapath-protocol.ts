@@ -8,17 +8,14 @@
 export type Transport = 'bpf' | 'userspace' | 'tcp' | 'http' | 'nats' | 'remote';
 export const TRANSPORTS: readonly Transport[] = ['bpf', 'userspace', 'remote', 'tcp', 'http', 'nats'];
 export type Role = 'client' | 'server' | 'forger';
-/** Where the forger attacks: the kernel path, the hub, or the server's node over the channel. */
-export type ForgeMode = 'bpf' | 'userspace' | 'remote';
+/** The transports between real procs on a real node (src/bench/suites/datapath-procs.ts); the rest run between host processes. */
+export const PROC_TRANSPORTS = ['bpf', 'userspace'] as const;
 
-/**
- * Endpoint ids per role and data-path mode. Realm A holds the client and the server, realm B the forger.
- * Each host has one endpoint per mode (BPF and hub), both over realm A's one pool.
- */
-export const ENDPOINTS: Record<Role, { bpf: number; userspace: number; remote: number }> = {
-  client: { bpf: 10, userspace: 110, remote: 310 },
-  server: { bpf: 11, userspace: 111, remote: 311 },
-  forger: { bpf: 20, userspace: 120, remote: 320 },
+/** Endpoint ids per role on the `remote` transport. Realm A holds the client and the server, realm B the forger. */
+export const ENDPOINTS: Record<Role, { remote: number }> = {
+  client: { remote: 310 },
+  server: { remote: 311 },
+  forger: { remote: 320 },
 };
 /** Realm A's pool: room for the largest window of 1 MiB requests, with slack. */
 export const POOL_A_BYTES = 64 << 20;
@@ -28,7 +25,7 @@ export const POOL_A_CLASSES = [
   { sizeBytes: 64 << 10, slots: 64 },
   { sizeBytes: 1 << 20, slots: 32 },
 ];
-/** Realm ids in the kernel maps (0 is the system realm) and names at the hub. */
+/** Realm names of the `remote` nodes. */
 export const REALM_A = { id: 1, name: 'a' } as const;
 export const REALM_B = { id: 2, name: 'b' } as const;
 
@@ -38,7 +35,7 @@ export type HostCommand =
   | { op: 'latency'; transport: Transport; sizeBytes: number; count: number; warmup: number }
   | { op: 'throughput'; transport: Transport; sizeBytes: number; window: number; durationMs: number }
   | { op: 'cpu' }
-  | { op: 'forge'; periodMs: number; mode: ForgeMode; port?: number }
-  | { op: 'forge-stop'; mode: ForgeMode }
+  | { op: 'forge'; periodMs: number; port?: number }
+  | { op: 'forge-stop' }
   | { op: 'stats' }
   | { op: 'exit' };

@@ -5,10 +5,9 @@
  * (a byte that changes per request), the receiver touches every 4 KiB page of it (and checks the first
  * and last byte), the echo carries the same N bytes back, and the client touches them again.
  *
- * The data-path ends (`bpf` and `userspace`) are written against the Endpoint, the same object a proc
- * host gives a proc: when ctx.call/ctx.forward land (src/proc), `DataPathClient.roundTrip` becomes a
- * `ctx.call` and `serveDataPath` a service proc's handler that forwards the buffer back; nothing else here
- * changes. The server forwards the received buffer itself (zero copy), as SPRIGHT's function chain does.
+ * The data-path ends here (`DataPathClient`, `serveDataPath`) serve the `remote` transport, written
+ * against a bare Endpoint; `bpf` and `userspace` run between real procs (src/bench/procs/) with the same
+ * rules. The server forwards the received buffer itself (zero copy), as SPRIGHT's function chain does.
  */
 import { request as httpRequest, Agent, createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';

@@ -1,0 +1,173 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SigmaClient } from '../../client/client.js';
+import { startCluster, type RunningCluster } from '../../cluster/launcher.js';
+import { defineCluster } from '../../config/cluster.js';
+import { decodeJson, encode, SUBJECT, type NameRecord } from '../../control/protocol.js';
+import { connectBus } from '../../nats/real.js';
+import type { Bus } from '../../nats/types.js';
+import type { DataPathStatus } from '../../node/dp-port.js';
+import { BenchError } from '../harness.js';
+import type { ProcCommand } from '../procs/dp-commands.js';
+
+/**
+ * The `bpf` and `userspace` transports of the `datapath` benchmark: real procs through the real control
+ * plane. A one-node cluster (its own nats-server, node process and data dir) in one data-path mode; the
+ * server proc (`dpb-echo`) and the client proc (`dpb-client`) each in a host process of its own
+ * (`dedicated`), both in realm `default`; the forging proc (`dpb-forger`) in realm `other`. The suite
+ * drives the procs with JSON commands over `client.dataPathCall` (through the node's own endpoint), and
+ * the client proc times its round trips itself, so neither spawn nor command costs are in the figures.
+ */
+
+const proc = (name: string): string => fileURLToPath(new URL(`../procs/${name}.js`, import.meta.url));
+const PROGRAMS = { 'dpb-echo': proc('dp-echo'), 'dpb-client': proc('dp-client'), 'dpb-forger': proc('dp-forger') };
+const REALM_A = 'default';
+const REALM_B = 'other';
+const NODE = 'node-1';
+/** Bound on one command to a proc (a throughput phase or a latency batch of 1 MiB requests). */
+export const PROC_COMMAND_TIMEOUT_MS = 60_000;
+const START_TIMEOUT_MS = 30_000;
+const NO_SCHEDULER_RETRIES_MAX = 100;
+const CLK_TCK = 100;
+
+export type ProcMode = 'bpf' | 'userspace';
+
+async function untilScheduler<T>(fn: () => Promise<T>): Promise<T> {
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= NO_SCHEDULER_RETRIES_MAX || (e as { type?: string }).type !== 'no-scheduler') throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
+/** CPU time of a process from /proc, in µs (10 ms resolution). */
+export function pidCpuUs(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1e6;
+}
+
+export class ProcPath {
+  private constructor(
+    readonly mode: ProcMode,
+    readonly dir: string,
+    readonly cluster: RunningCluster,
+    readonly bus: Bus,
+    readonly client: SigmaClient,
+    readonly pids: string[],
+    readonly server: NameRecord,
+    readonly poolBytesUsed0: number,
+  ) {}
+
+  static async start(mode: ProcMode): Promise<ProcPath> {
+    const dir = mkdtempSync(join(tmpdir(), `sigma-bench-dp-${mode}-`));
+    const config = defineCluster({ nodes: 1, node: { mcpu: 8000, memMb: 8192, beSlots: 64 }, nats: { embedded: true, port: 0 }, dataDir: join(dir, 'data'), realms: [REALM_A, REALM_B], datapath: mode, programs: PROGRAMS });
+    const cluster = await startCluster(config);
+    let bus: Bus | undefined;
+    try {
+      bus = await connectBus({ servers: [cluster.natsUrl], name: `bench-dp-${mode}` });
+      const client = await SigmaClient.connect(bus);
+      for (const r of [REALM_A, REALM_B]) await untilScheduler(() => client.createRealm(r));
+      const pids: string[] = [];
+      const service = async (program: string, realm: string, args: unknown[] = []): Promise<NameRecord> => {
+        const pid = await untilScheduler(() => client.spawn({ program, name: program, realm, dedicated: true, args }));
+        pids.push(pid);
+        await client.waitStart(pid, { timeoutMs: START_TIMEOUT_MS });
+        const deadline = Date.now() + START_TIMEOUT_MS;
+        for (;;) {
+          const rec = (await client.names(realm)).find((n) => n.name === program && n.pid === pid);
+          if (rec?.endpoint !== undefined) return rec;
+          if (Date.now() > deadline) throw new BenchError(`${program} has no data-path endpoint after ${START_TIMEOUT_MS} ms`);
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      };
+      const server = await service('dpb-echo', REALM_A);
+      await service('dpb-client', REALM_A, ['dpb-echo']);
+      await service('dpb-forger', REALM_B);
+      const st = await status(bus);
+      if (st.mode !== mode) throw new BenchError(`the node runs the ${st.mode} data path, not ${mode}: ${st.reason}`);
+      return new ProcPath(mode, dir, cluster, bus, client, pids, server, st.pools[REALM_A]?.bytesUsed ?? 0);
+    } catch (e) {
+      await bus?.close();
+      await cluster.stop();
+      rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  async command(program: string, cmd: ProcCommand | { op: 'stats' }, realm = REALM_A): Promise<Record<string, unknown>> {
+    const answer = await this.client.dataPathCall(program, JSON.stringify(cmd), { realm, timeoutMs: PROC_COMMAND_TIMEOUT_MS });
+    return JSON.parse(answer) as Record<string, unknown>;
+  }
+
+  async latency(sizeBytes: number, count: number, warmup: number): Promise<number[]> {
+    return (await this.command('dpb-client', { op: 'latency', sizeBytes, count, warmup }))['rttsUs'] as number[];
+  }
+
+  /** Completed requests, wall time and the CPU of client host + server host + node process over the phase. */
+  async throughput(sizeBytes: number, window: number, durationMs: number): Promise<{ completed: number; wallMs: number; cpuUs: number }> {
+    const cpu0 = await this.#cpuUs();
+    const r = await this.command('dpb-client', { op: 'throughput', sizeBytes, window, durationMs });
+    const cpuUs = (await this.#cpuUs()) - cpu0;
+    return { completed: r['completed'] as number, wallMs: r['wallMs'] as number, cpuUs };
+  }
+
+  async forge(periodMs: number): Promise<void> {
+    const client = (await this.client.names(REALM_A)).find((n) => n.name === 'dpb-client');
+    const st = await status(this.bus);
+    const poolBytes = st.pools[REALM_A]?.bytesTotal ?? 0;
+    await this.command('dpb-forger', { op: 'forge', dstEp: this.server.endpoint!, spoofEp: client?.endpoint ?? 0, periodMs, poolBytes }, REALM_B);
+  }
+
+  async forgeStop(): Promise<number> {
+    return (await this.command('dpb-forger', { op: 'forge-stop' }, REALM_B))['attempts'] as number;
+  }
+
+  async serverStats(): Promise<{ received: number; forgedDelivered: number }> {
+    return (await this.command('dpb-echo', { op: 'stats' })) as { received: number; forgedDelivered: number };
+  }
+
+  status(): Promise<DataPathStatus> {
+    return status(this.bus);
+  }
+
+  /** Realm A's pool use now, less what it was before any traffic (credits and frees settle within a few polls). */
+  async poolBytesLeaked(): Promise<number> {
+    let leaked = 0;
+    for (let i = 0; i < 50; i++) {
+      leaked = ((await this.status()).pools[REALM_A]?.bytesUsed ?? 0) - this.poolBytesUsed0;
+      if (leaked === 0) return 0;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return leaked;
+  }
+
+  async close(): Promise<void> {
+    try {
+      for (const pid of this.pids) await this.client.evict(pid).catch(() => undefined);
+      for (const pid of this.pids) await this.client.waitExit(pid, { timeoutMs: START_TIMEOUT_MS }).catch(() => undefined);
+    } finally {
+      await this.bus.close();
+      await this.cluster.stop();
+      rmSync(this.dir, { recursive: true, force: true });
+    }
+  }
+
+  async #cpuUs(): Promise<number> {
+    const client = (await this.command('dpb-client', { op: 'cpu' }))['cpuUs'] as number;
+    const server = (await this.command('dpb-echo', { op: 'stats' }))['cpuUs'] as number;
+    const node = this.cluster.nodes.get(NODE)?.pid;
+    return client + server + (node === undefined ? 0 : pidCpuUs(node));
+  }
+}
+
+async function status(bus: Bus): Promise<DataPathStatus> {
+  const r = decodeJson((await bus.request(SUBJECT.node(NODE), encode({ op: 'datapath-status' }), { timeoutMs: 5_000 })).data) as { ok: boolean; status: DataPathStatus };
+  if (!r.ok) throw new BenchError(`node ${NODE} gave no data-path status: ${JSON.stringify(r)}`);
+  return r.status;
+}
