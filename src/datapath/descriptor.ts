@@ -60,7 +60,7 @@ export const KNOWN_FLAGS = (F_CREDIT | F_COPY | F_REJECTED | REASON_MASK) >>> 0;
 const U32_MAX = 0xffff_ffff;
 const U64_MAX = (1n << 64n) - 1n;
 
-/** Everything a descriptor says. `requestId` is a u64. Same shape as src/datapath/frames.ts's. */
+/** Everything a descriptor says. `requestId` is a u64. */
 export interface Descriptor {
   dstEp: number;
   srcEp: number;

@@ -1,35 +1,25 @@
 import type { Socket } from 'node:net';
+import { DESC_OFFSETS, DESC_SIZE, F_CREDIT, type Descriptor } from './descriptor.js';
 
 /**
  * Descriptor frames on the wire and the links that carry them.
  *
- * A frame is one 32-byte descriptor, little-endian, fixed width (the layout of bpf/ and
- * src/datapath/descriptor.ts — the native side owns the header; these offsets mirror it):
- *   dst_ep u32 @0 | src_ep u32 @4 | offset u32 @8 | length u32 @12 | generation u32 @16 | flags u32 @20 | request_id u64 @24
+ * A frame is one 32-byte descriptor in the layout of bpf/sigma_datapath.h, mirrored once in
+ * ./descriptor.ts; the names below are that mirror's, short for the hot paths that index frames.
  * Fixed frames rather than length-prefixed ones: the BPF program gives one verdict per 32 bytes
  * (bpf_msg_apply_bytes), and the hub can route a whole read chunk in place without parsing lengths.
  */
-export const FRAME_BYTES = 32;
-export const F_DST = 0;
-export const F_SRC = 4;
-export const F_OFFSET = 8;
-export const F_LENGTH = 12;
-export const F_GENERATION = 16;
-export const F_FLAGS = 20;
-export const F_REQUEST_ID = 24;
+export const FRAME_BYTES = DESC_SIZE;
+export const F_DST = DESC_OFFSETS.dstEp;
+export const F_SRC = DESC_OFFSETS.srcEp;
+export const F_OFFSET = DESC_OFFSETS.offset;
+export const F_LENGTH = DESC_OFFSETS.length;
+export const F_GENERATION = DESC_OFFSETS.generation;
+export const F_FLAGS = DESC_OFFSETS.flags;
+export const F_REQUEST_ID = DESC_OFFSETS.requestId;
 /** A credit return: no buffer; `length` is the number of credits. */
-export const FLAG_CREDIT = 0x1;
-
-/** Everything a descriptor says. `requestId` is a u64. */
-export interface Descriptor {
-  dstEp: number;
-  srcEp: number;
-  offset: number;
-  length: number;
-  generation: number;
-  flags: number;
-  requestId: bigint;
-}
+export const FLAG_CREDIT = F_CREDIT;
+export type { Descriptor };
 
 export function encodeFrame(d: Descriptor, out: Buffer = Buffer.allocUnsafe(FRAME_BYTES), at = 0): Buffer {
   out.writeUInt32LE(d.dstEp >>> 0, at + F_DST);
