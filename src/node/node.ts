@@ -10,6 +10,8 @@ import type { Ports } from '../ports/types.js';
 import type { DataPathPort } from './dp-port.js';
 import type { HostLauncher } from './host-process.js';
 import { nodeManager, type NodeMsg } from './manager.js';
+import { followPeers } from './dp-peers.js';
+import { realTimers } from '../ports/real.js';
 
 /** Timing of the control plane; the simulator may shorten or skew these per node. */
 export interface NodeTiming {
@@ -172,9 +174,14 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     { name: 'lease' },
   );
 
+  // Data-path peers come and go with their heartbeats (a simulated node has no channel).
+  const cross = o.datapath?.cross;
+  const peers = cross === undefined ? undefined : await followPeers({ self: o.id, nodesKv, cross, timers: realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
+
   return {
     system,
     async stop() {
+      peers?.stop();
       orders.unsubscribe();
       notes.unsubscribe();
       await system.shutdown();

@@ -1,0 +1,140 @@
+import test from 'ava';
+import { fileURLToPath } from 'node:url';
+import type { NameRecord } from '../../src/control/protocol.js';
+import type { DataPathStatus } from '../../src/node/dp-port.js';
+import type { SpecInput } from '../../src/proc/spec.js';
+import type { Status } from '../../src/proc/types.js';
+import { testCluster, untilScheduler, type TestCluster } from './cluster.js';
+
+/**
+ * Procs on different nodes, end to end: two real node processes, each with its own data path (its
+ * pools, hosts and, in bpf mode, its own copy of the sk_msg program), a real nats-server, and the
+ * node-to-node channel between them. Placement is forced by reservations: nodes of 4000 mcpu and LC
+ * procs sized so that only one node can take each. Conditions are polled with deadlines, never timed.
+ */
+const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/procs/${name}.js`, import.meta.url));
+const WAIT_MS = 30_000;
+
+export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefined): void {
+  const serial = skip === undefined ? test.serial : test.serial.skip;
+  if (skip !== undefined) console.log(`datapath cross-node ${mode} tests skipped: ${skip}`);
+  let tc: TestCluster;
+  /** X: where the echo service runs; Y: the other node. */
+  let X = '';
+  let Y = '';
+
+  test.before(async () => {
+    if (skip !== undefined) return;
+    const programs = Object.fromEntries(['dp-xcall', 'dp-xhold', 'dp-victim'].map((n) => [n, fixture(n)]));
+    tc = await testCluster({ nodes: 2, node: { mcpu: 4000, memMb: 8192, beSlots: 32 }, datapath: mode, programs }, ['default', 'other']);
+  });
+  test.after.always(async () => tc?.stop());
+
+  const status = (node: string): Promise<DataPathStatus> => tc.client.dataPathStatus(node, { timeoutMs: 5_000 });
+  const used = async (node: string, realm = 'default'): Promise<number> => (await status(node)).pools[realm]?.bytesUsed ?? 0;
+  /** Runs a function proc to its end; `on` checks where it ran. */
+  const run = async (spec: SpecInput, on?: string): Promise<Status> => {
+    const pid = await untilScheduler(() => tc.client.spawn({ dedicated: true, ...spec }));
+    const s = await tc.client.waitExit(pid, { timeoutMs: WAIT_MS });
+    if (on !== undefined) {
+      const rec = await tc.client.proc(pid);
+      if (rec?.node !== on) throw new Error(`${spec.program} ran on ${rec?.node}, the test needs it on ${on}`);
+    }
+    return s;
+  };
+  const service = async (program: string, name: string, options: Partial<SpecInput> = {}): Promise<{ pid: string; rec: NameRecord }> => {
+    const realm = options.realm ?? 'default';
+    const pid = await untilScheduler(() => tc.client.spawn({ program, name, ...options }));
+    await tc.client.waitStart(pid, { timeoutMs: WAIT_MS });
+    const rec = await waitFor(async () => (await tc.client.names(realm)).find((n) => n.name === name && n.pid === pid), (r) => r?.endpoint !== undefined);
+    return { pid, rec: rec! };
+  };
+  const stop = async (pid: string): Promise<void> => {
+    await tc.client.evict(pid);
+    await tc.client.waitExit(pid, { timeoutMs: WAIT_MS });
+  };
+  const connected = (node: string): Promise<DataPathStatus> => waitFor(() => status(node), (s) => (s.remote?.peers ?? 0) >= 1);
+
+  serial(`datapath cross-node ${mode} - a proc calls a service on another node by name, 64 B to 1 MiB, every byte intact`, async (t) => {
+    const echo = await service('echo', 'echo', { lc: true, mcpu: 2500 });
+    X = echo.rec.node!;
+    Y = (await tc.client.nodes()).map((n) => n.id).find((id) => id !== X)!;
+    t.truthy(Y);
+    const [sx, sy] = [await connected(X), await connected(Y)];
+    t.is(sx.mode, mode, sx.reason);
+    t.is(sy.mode, mode, sy.reason);
+    const baseX = await used(X);
+    const baseY = await used(Y);
+
+    for (const bytes of [64, 4096, 65_536, 1 << 20]) {
+      // 2000 mcpu fits only Y (X has 1500 left): the caller and the service are on different nodes.
+      const s = await run({ program: 'dp-xcall', args: ['echo', bytes, 3], lc: true, mcpu: 2000 }, Y);
+      t.deepEqual(s.data, { answers: 3, intact: true }, `${bytes} B: ${JSON.stringify(s)}`);
+    }
+    const [ax, ay] = [await status(X), await status(Y)];
+    t.true((ay.remote?.sent ?? 0) >= 12, `Y sent the requests over the channel: ${JSON.stringify(ay.remote)}`);
+    t.true((ax.remote?.delivered ?? 0) >= 12, `X delivered them to the service: ${JSON.stringify(ax.remote)}`);
+    t.true((ax.remote?.sent ?? 0) >= 12, 'the answers went back over the channel');
+    if (mode === 'bpf') t.true((ay.kernel?.msgs ?? 0) > 0, 'the caller host sent through the kernel verdict');
+
+    // Both pools are back where they started: the caller's buffers freed on answers, the copies on X accepted and freed.
+    t.is(await waitFor(() => used(X), (u) => u === baseX), baseX);
+    t.is(await waitFor(() => used(Y), (u) => u === baseY), baseY);
+  });
+
+  serial(`datapath cross-node ${mode} - a forwarding chain crosses nodes both ways and the last stage answers the caller`, async (t) => {
+    const baseX = await used(X);
+    // s2 needs 3000 (only Y has it), s1 1500 (only X has it), the caller 1000 (only Y has it then).
+    const s2 = await service('stage', 's2', { lc: true, mcpu: 3000 });
+    const s1 = await service('stage', 's1', { lc: true, mcpu: 1500, args: ['s2'] });
+    t.is(s2.rec.node, Y);
+    t.is(s1.rec.node, X);
+    const s = await run({ program: 'dpcall', args: ['s1', 'abc', 5], lc: true, mcpu: 1000 }, Y);
+    t.deepEqual(s, { kind: 'ok', message: 'ok', data: 'cde' }, 'Y -> s1 on X -> s2 on Y -> the caller on Y');
+    await stop(s1.pid);
+    await stop(s2.pid);
+    t.is(await waitFor(() => used(X), (u) => u === baseX), baseX);
+  });
+
+  serial(`datapath cross-node ${mode} - a call to another realm's endpoint on another node is refused by that node and counted`, async (t) => {
+    // Y is empty again: the victim (3000) can only go there; the forger (1500) only to X.
+    const victim = await service('dp-victim', 'victim', { realm: 'other', lc: true, mcpu: 3000 });
+    t.is(victim.rec.node, Y);
+    const before = (await status(Y)).remote!;
+    const forged = await run({ program: 'dp-xcall', args: [[Y, victim.rec.endpoint!], 64, 1, 10_000], lc: true, mcpu: 1500 }, X);
+    const r = forged.data as { error?: string; message?: string };
+    t.is(r.error, 'remote-refused', JSON.stringify(forged));
+    t.regex(r.message ?? '', /cross-realm/);
+    const after = (await status(Y)).remote!;
+    t.true(after.refusedIn['cross-realm'] > before.refusedIn['cross-realm'], JSON.stringify(after.refusedIn));
+    const count = await run({ program: 'dpcall', args: ['victim', 'count'], realm: 'other' });
+    t.deepEqual(count.data, '0', 'nothing reached the other realm');
+    await stop(victim.pid);
+  });
+
+  serial(`datapath cross-node ${mode} - a killed remote node fails the waiting caller with a typed error and its buffers come back`, async (t) => {
+    const hold = await service('dp-xhold', 'hold', { lc: true, mcpu: 3000 });
+    t.is(hold.rec.node, Y);
+    const baseX = await used(X);
+    const pid = await untilScheduler(() => tc.client.spawn({ program: 'dpcall', args: ['hold', 'hold'], lc: true, mcpu: 1500, dedicated: true }));
+    await waitFor(async () => (await run({ program: 'dpcall', args: ['hold', 'held'] })).data, (n) => n === '1');
+    t.is((await tc.client.proc(pid))?.node, X);
+    tc.cluster.nodes.get(Y)!.kill('SIGKILL');
+    const s = await tc.client.waitExit(pid, { timeoutMs: WAIT_MS });
+    t.is(s.kind, 'error');
+    t.regex(s.message, /PeerGoneError/, 'the call failed because the node went away — not a timeout');
+    t.is(await waitFor(() => used(X), (u) => u === baseX), baseX, 'the caller side is back where it started');
+    const sx = await waitFor(() => status(X), (st) => st.remote?.peers === 0 && st.remote.pending === 0 && st.remote.bytesInFlight === 0);
+    t.is(sx.remote?.pending, 0);
+  });
+}
+
+async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = WAIT_MS): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(v).slice(0, 800)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
