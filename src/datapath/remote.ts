@@ -219,6 +219,21 @@ export class RemoteChannel {
     this.#own.delete(pool);
   }
 
+  /**
+   * Local endpoints went away: buffers remote senders delivered to them that they never accepted (the
+   * frames died in a closed host socket) are still the senders', and nobody else would free them.
+   */
+  endpointsGone(endpoints: Iterable<number>): void {
+    const gone = new Set(endpoints);
+    for (const c of this.#conns.values()) {
+      for (const [key, p] of c.pairs) {
+        if (!gone.has(Number(key.slice(key.indexOf(':') + 1)))) continue;
+        for (const a of p.allocs) if (a.pool.free(a.src, a.offset, a.generation)._tag === 'Right') this.#stats.reclaimedBuffers++;
+        c.pairs.delete(key);
+      }
+    }
+  }
+
   stats(): RemoteStats {
     let pending = 0;
     let bytesInFlight = 0;

@@ -214,6 +214,7 @@ export class NodeDataPath implements DataPathPort {
    * costs a quarter of a millisecond.
    */
   closeEndpoints(endpoints: readonly number[], afterCrash = false): void {
+    this.#cross?.localGone(endpoints);
     // One pass over a realm's pool tables reclaims any number of owners: group by realm.
     const byRealm = new Map<string, Set<number>>();
     for (const endpoint of endpoints) {

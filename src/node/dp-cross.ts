@@ -5,7 +5,7 @@ import { decodeFrame, FLAG_CREDIT, type Descriptor } from '../datapath/frames.js
 import type { Pool } from '../datapath/pool.js';
 import { RemoteChannel, type RemoteChannelOptions, type RemoteStats } from '../datapath/remote.js';
 import type { RemoteSendError } from '../datapath/remote-errors.js';
-import { parseId } from '../datapath/request-id.js';
+import { parseId, responseId } from '../datapath/request-id.js';
 import type { Timers } from '../ports/types.js';
 import { nodeIndexOf } from './dp-ids.js';
 
@@ -138,12 +138,17 @@ export class CrossNode {
     this.#remember(node, desc.dstEp);
     this.counts.routed++;
     void this.#ch.send(node, desc, srcRealm).then((r) => {
-      if (r._tag === 'Left') this.#refused(desc, r.left);
+      if (r._tag === 'Left') this.#refused(desc, r.left, srcRealm);
     });
   }
 
   stats(): RemoteStats & { routed: number; refused: number; indexCollisions: number; peersKnown: number } {
     return { ...this.#ch.stats(), ...this.counts, peersKnown: this.#peers.size };
+  }
+
+  /** Local endpoints are gone: what remote senders delivered to them and they never accepted is freed. */
+  localGone(endpoints: readonly number[]): void {
+    this.#ch.endpointsGone(endpoints);
   }
 
   /** The realm's pool here is about to be unmapped: the channel lets go of its buffers. */
@@ -173,18 +178,39 @@ export class CrossNode {
     this.#o.hooks.forget?.(endpoints);
   }
 
-  #refused(desc: Descriptor, e: RemoteSendError): void {
+  #refused(desc: Descriptor, e: RemoteSendError, srcRealm: string): void {
     this.counts.refused++;
     if ((desc.flags & FLAG_CREDIT) !== 0) return; // a credit return that could not go: the peer is gone anyway
     const node = 'node' in e ? e.node : (this.#byIndex.get(nodeIndexOf(desc.dstEp)) ?? `#${nodeIndexOf(desc.dstEp)}`);
     const w: WireRefusal = { type: e.type, node, endpoint: desc.dstEp, detail: e.message, ...('reason' in e ? { reason: e.reason } : {}) };
     const id = parseId(desc.requestId);
     // The caller waits for an answer to this request (a forwarded request names its original caller).
-    if (!id.oneWay && !id.response) this.#o.hooks.refused(id.replyTo, id.seq, w);
+    if (!id.oneWay && !id.response) {
+      if (this.isRemote(id.replyTo)) this.#answerAcross(desc, w, srcRealm);
+      else this.#o.hooks.refused(id.replyTo, id.seq, w);
+    }
     if (e.type === 'remote-endpoint-unknown') {
       this.#forget(node, [desc.dstEp]);
       this.#o.hooks.gone([desc.dstEp], node, e.type);
     }
+  }
+
+  /**
+   * A forwarded request refused on its way to a third node: its caller is on another node still, so the
+   * refusal goes to it as the error answer the forwarding stage would have sent (a RemoteHandlerError
+   * there, with the channel's reason), in a buffer of that stage — not left to the caller's timeout.
+   */
+  #answerAcross(desc: Descriptor, w: WireRefusal, srcRealm: string): void {
+    const pool = this.#o.hooks.pool(srcRealm);
+    if (pool === undefined || this.#o.hooks.realmOf(desc.srcEp) !== srcRealm) return; // the stage is gone: nothing to answer from
+    const text = Buffer.from(`${w.type}: ${w.detail}`.slice(0, 1024), 'utf8');
+    const a = pool.alloc(desc.srcEp, text.length);
+    if (a._tag === 'Left') return;
+    pool.bytes(a.right.offset, text.length).set(text);
+    const replyTo = Number((desc.requestId >> 32n) & 0x7fff_ffffn);
+    const answer: Descriptor = { dstEp: replyTo, srcEp: desc.srcEp, offset: a.right.offset, length: text.length, generation: a.right.generation, flags: 0, requestId: responseId(desc.requestId, true) };
+    const index = nodeIndexOf(replyTo);
+    void this.#ch.send(this.#byIndex.get(index) ?? `#${index}`, answer, srcRealm); // settles by itself; the buffer is freed either way
   }
 
   #peerDown(node: string): void {

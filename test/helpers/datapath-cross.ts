@@ -54,6 +54,8 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     await tc.client.evict(pid);
     await tc.client.waitExit(pid, { timeoutMs: WAIT_MS });
   };
+  /** After a failed test, the next one still finds the capacity it plans with. */
+  const stopLater = (t: { teardown(fn: () => Promise<void>): void }, pid: string): void => t.teardown(() => stop(pid).catch(() => undefined));
   const connected = (node: string): Promise<DataPathStatus> => waitFor(() => status(node), (s) => (s.remote?.peers ?? 0) >= 1);
 
   serial(`datapath cross-node ${mode} - a proc calls a service on another node by name, 64 B to 1 MiB, every byte intact`, async (t) => {
@@ -86,6 +88,7 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
   serial(`datapath cross-node ${mode} - credits come back across the link: a fast sender on one node and a slow receiver on the other`, async (t) => {
     // The receiver (3000) fits only Y; the sender (1500) then only X.
     const slow = await service('dp-slow', 'slow', { lc: true, mcpu: 3000 });
+    stopLater(t, slow.pid);
     t.is(slow.rec.node, Y);
     const [baseX, baseY] = [await used(X), await used(Y)];
     const kernelBefore = (await status(X)).kernel;
@@ -108,23 +111,44 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     t.true((await waitFor(() => used(Y), (u) => u <= baseY)) <= baseY);
   });
 
-  serial(`datapath cross-node ${mode} - a forwarding chain crosses nodes both ways and the last stage answers the caller`, async (t) => {
+  serial(`datapath cross-node ${mode} - a forwarding chain crosses nodes both ways; a stale endpoint on the way fails the caller at once`, async (t) => {
     const baseX = await used(X);
     // s2 needs 3000 (only Y has it), s1 1500 (only X has it), the caller 1000 (only Y has it then).
     const s2 = await service('stage', 's2', { lc: true, mcpu: 3000 });
+    stopLater(t, s2.pid);
     const s1 = await service('stage', 's1', { lc: true, mcpu: 1500, args: ['s2'] });
+    stopLater(t, s1.pid);
     t.is(s2.rec.node, Y);
     t.is(s1.rec.node, X);
     const s = await run({ program: 'dpcall', args: ['s1', 'abc', 5], lc: true, mcpu: 1000 }, Y);
     t.deepEqual(s, { kind: 'ok', message: 'ok', data: 'cde' }, 'Y -> s1 on X -> s2 on Y -> the caller on Y');
-    await stop(s1.pid);
+
+    // s2 restarts with a new endpoint; s1 still has the old one cached. The first call is refused by Y on
+    // its way from s1 and the caller (on Y, not on the refusing hop's node) hears it at once, typed, not
+    // by its timeout; s1 forgets the stale endpoint, so the next call goes through.
+    const baseY = await used(Y);
+    const endpointsY = (await status(Y)).endpoints;
     await stop(s2.pid);
+    // An exited proc's endpoint lingers a moment for descriptors in flight; the test wants it gone.
+    await waitFor(() => status(Y), (st) => st.endpoints < endpointsY);
+    const s2b = await service('stage', 's2', { lc: true, mcpu: 3000 });
+    stopLater(t, s2b.pid);
+    t.is(s2b.rec.node, Y);
+    t.not(s2b.rec.endpoint, s2.rec.endpoint);
+    const stale = await run({ program: 'dpcall', args: ['s1', 'abc'], lc: true, mcpu: 1000 }, Y);
+    t.is(stale.kind, 'error');
+    t.regex(stale.message, /RemoteHandlerError.*remote-endpoint-unknown/, stale.message);
+    t.deepEqual((await run({ program: 'dpcall', args: ['s1', 'abc'], lc: true, mcpu: 1000 }, Y)).data, 'cde');
+    await stop(s1.pid);
+    await stop(s2b.pid);
     t.is(await waitFor(() => used(X), (u) => u === baseX), baseX);
+    t.true((await waitFor(() => used(Y), (u) => u <= baseY)) <= baseY, 'nothing of the refused or stale traffic stays allocated on Y');
   });
 
   serial(`datapath cross-node ${mode} - a call to another realm's endpoint on another node is refused by that node and counted`, async (t) => {
     // Y is empty again: the victim (3000) can only go there; the forger (1500) only to X.
     const victim = await service('dp-victim', 'victim', { realm: 'other', lc: true, mcpu: 3000 });
+    stopLater(t, victim.pid);
     t.is(victim.rec.node, Y);
     const before = (await status(Y)).remote!;
     const forged = await run({ program: 'dp-xcall', args: [[Y, victim.rec.endpoint!], 64, 1, 10_000], lc: true, mcpu: 1500 }, X);
