@@ -50,6 +50,11 @@ if (!Number.isInteger(dpPort) || dpPort < 0 || dpPort > 65_535 || !Number.isInte
   log.fatal(`--dp-port must be in [0, 65535] and --dp-index in [1, ${NODE_INDEX_MAX}], got "${opts.dpPort}" and "${opts.dpIndex}"`);
   process.exit(2);
 }
+// The listen address is also what the heartbeat tells peers: a wildcard would send them nowhere.
+if (['0.0.0.0', '::', ''].includes(opts.dpHost)) {
+  log.fatal(`--dp-host must be an address other nodes can reach (it goes into the heartbeat), got "${opts.dpHost}"`);
+  process.exit(2);
+}
 const cross = { index: dpIndex, host: opts.dpHost, port: dpPort };
 const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
