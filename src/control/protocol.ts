@@ -19,6 +19,8 @@ export const SUBJECT = {
   node: (id: string) => `sigma.node.${id}`,
   /** Per node: fire-and-forget notes from the scheduler (`created`, `cancel`); losing one costs a read. */
   nodeNote: (id: string) => `sigma.node.${id}.note`,
+  /** Publish { node, endpoints }: data-path endpoints that remote senders reached have closed (src/node/dp-cross.ts). */
+  dpGone: 'sigma.dp.gone',
   /** Actor frames for the system at `address` (the NATS Transport of the actor kernel). */
   actor: (address: string) => `sigma.actor.${address}`,
 } as const;

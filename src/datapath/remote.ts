@@ -223,15 +223,20 @@ export class RemoteChannel {
    * Local endpoints went away: buffers remote senders delivered to them that they never accepted (the
    * frames died in a closed host socket) are still the senders', and nobody else would free them.
    */
-  endpointsGone(endpoints: Iterable<number>): void {
+  endpointsGone(endpoints: Iterable<number>): Set<number> {
     const gone = new Set(endpoints);
+    /** Those that remote senders had reached: their nodes may have callers waiting on them. */
+    const reached = new Set<number>();
     for (const c of this.#conns.values()) {
       for (const [key, p] of c.pairs) {
-        if (!gone.has(Number(key.slice(key.indexOf(':') + 1)))) continue;
+        const dst = Number(key.slice(key.indexOf(':') + 1));
+        if (!gone.has(dst)) continue;
+        reached.add(dst);
         for (const a of p.allocs) if (a.pool.free(a.src, a.offset, a.generation)._tag === 'Right') this.#stats.reclaimedBuffers++;
         c.pairs.delete(key);
       }
     }
+    return reached;
   }
 
   stats(): RemoteStats {

@@ -66,7 +66,9 @@ export class CrossNode {
   readonly #peers = new Map<string, DataPathAddress>();
   readonly #seen = new Map<string, Set<number>>();
   #seenCount = 0;
-  readonly counts = { routed: 0, refused: 0, indexCollisions: 0 };
+  #announce: ((endpoints: number[]) => void) | undefined;
+  /** goneAnnounced: local endpoints announced gone to peers; goneHeard: remote endpoints dropped on a peer's announcement. */
+  readonly counts = { routed: 0, refused: 0, indexCollisions: 0, goneAnnounced: 0, goneHeard: 0 };
 
   private constructor(o: CrossNodeOptions, ch: RemoteChannel) {
     this.#o = o;
@@ -142,13 +144,37 @@ export class CrossNode {
     });
   }
 
-  stats(): RemoteStats & { routed: number; refused: number; indexCollisions: number; peersKnown: number } {
+  stats(): RemoteStats & CrossNode['counts'] & { peersKnown: number } {
     return { ...this.#ch.stats(), ...this.counts, peersKnown: this.#peers.size };
   }
 
-  /** Local endpoints are gone: what remote senders delivered to them and they never accepted is freed. */
+  /**
+   * Local endpoints are gone: what remote senders delivered to them and they never accepted is freed, and
+   * those that remote senders reached are announced (the `announce` hook: NATS), so that callers waiting
+   * on them elsewhere fail now and stale names there are dropped.
+   */
   localGone(endpoints: readonly number[]): void {
-    this.#ch.endpointsGone(endpoints);
+    const reached = this.#ch.endpointsGone(endpoints);
+    if (reached.size === 0 || this.#announce === undefined) return;
+    this.counts.goneAnnounced += reached.size;
+    this.#announce([...reached]);
+  }
+
+  /** How localGone tells other nodes (node.ts binds it to a NATS publish). */
+  onLocalGone(announce: (endpoints: number[]) => void): void {
+    this.#announce = announce;
+  }
+
+  /** Another node's announcement: of its endpoints, those procs here sent to are gone (calls fail, names drop). */
+  remoteGone(node: string, endpoints: readonly number[]): void {
+    const set = this.#seen.get(node);
+    const addr = this.#peers.get(node);
+    if (set === undefined || addr === undefined) return;
+    const gone = endpoints.filter((ep) => set.has(ep) && nodeIndexOf(ep) === addr.index);
+    if (gone.length === 0) return;
+    this.counts.goneHeard += gone.length;
+    this.#forget(node, gone);
+    this.#o.hooks.gone(gone, node, 'remote-endpoint-unknown');
   }
 
   /** The realm's pool here is about to be unmapped: the channel lets go of its buffers. */

@@ -23,10 +23,12 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
   /** X: where the echo service runs; Y: the other node. */
   let X = '';
   let Y = '';
+  /** An endpoint id of X's range (the echo service's). */
+  let onX = 0;
 
   test.before(async () => {
     if (skip !== undefined) return;
-    const programs = Object.fromEntries(['dp-xcall', 'dp-xhold', 'dp-victim', 'dp-flood', 'dp-slow'].map((n) => [n, fixture(n)]));
+    const programs = Object.fromEntries(['dp-xcall', 'dp-xhold', 'dp-xfwd', 'dp-victim', 'dp-flood', 'dp-slow'].map((n) => [n, fixture(n)]));
     tc = await testCluster({ nodes: 2, node: { mcpu: 4000, memMb: 8192, beSlots: 32 }, datapath: mode, programs }, ['default', 'other']);
   });
   test.after.always(async () => tc?.stop());
@@ -61,6 +63,7 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
   serial(`datapath cross-node ${mode} - a proc calls a service on another node by name, 64 B to 1 MiB, every byte intact`, async (t) => {
     const echo = await service('echo', 'echo', { lc: true, mcpu: 2500 });
     X = echo.rec.node!;
+    onX = echo.rec.endpoint!;
     Y = (await tc.client.nodes()).map((n) => n.id).find((id) => id !== X)!;
     t.truthy(Y);
     const [sx, sy] = [await connected(X), await connected(Y)];
@@ -111,7 +114,7 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     t.true((await waitFor(() => used(Y), (u) => u <= baseY)) <= baseY);
   });
 
-  serial(`datapath cross-node ${mode} - a forwarding chain crosses nodes both ways; a stale endpoint on the way fails the caller at once`, async (t) => {
+  serial(`datapath cross-node ${mode} - a forwarding chain crosses nodes both ways; a restarted stage is found again, not its stale endpoint`, async (t) => {
     const baseX = await used(X);
     // s2 needs 3000 (only Y has it), s1 1500 (only X has it), the caller 1000 (only Y has it then).
     const s2 = await service('stage', 's2', { lc: true, mcpu: 3000 });
@@ -123,26 +126,37 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     const s = await run({ program: 'dpcall', args: ['s1', 'abc', 5], lc: true, mcpu: 1000 }, Y);
     t.deepEqual(s, { kind: 'ok', message: 'ok', data: 'cde' }, 'Y -> s1 on X -> s2 on Y -> the caller on Y');
 
-    // s2 restarts with a new endpoint; s1 still has the old one cached. The first call is refused by Y on
-    // its way from s1 and the caller (on Y, not on the refusing hop's node) hears it at once, typed, not
-    // by its timeout; s1 forgets the stale endpoint, so the next call goes through.
+    // s2 restarts with a new endpoint. s1 (on X) had the old one cached: once the old endpoint leaves Y
+    // (after its linger), Y announces it gone and X drops it from its procs' name caches, so the next call
+    // through s1 finds the new s2 — no stale endpoint, no timeout.
     const baseY = await used(Y);
-    const endpointsY = (await status(Y)).endpoints;
+    const heard = (await status(X)).remote!.goneHeard;
     await stop(s2.pid);
-    // An exited proc's endpoint lingers a moment for descriptors in flight; the test wants it gone.
-    await waitFor(() => status(Y), (st) => st.endpoints < endpointsY);
+    await waitFor(() => status(X), (st) => st.remote!.goneHeard > heard);
     const s2b = await service('stage', 's2', { lc: true, mcpu: 3000 });
     stopLater(t, s2b.pid);
     t.is(s2b.rec.node, Y);
     t.not(s2b.rec.endpoint, s2.rec.endpoint);
-    const stale = await run({ program: 'dpcall', args: ['s1', 'abc'], lc: true, mcpu: 1000 }, Y);
-    t.is(stale.kind, 'error');
-    t.regex(stale.message, /RemoteHandlerError.*remote-endpoint-unknown/, stale.message);
     t.deepEqual((await run({ program: 'dpcall', args: ['s1', 'abc'], lc: true, mcpu: 1000 }, Y)).data, 'cde');
     await stop(s1.pid);
     await stop(s2b.pid);
     t.is(await waitFor(() => used(X), (u) => u === baseX), baseX);
     t.true((await waitFor(() => used(Y), (u) => u <= baseY)) <= baseY, 'nothing of the refused or stale traffic stays allocated on Y');
+  });
+
+  serial(`datapath cross-node ${mode} - a request forwarded to a missing endpoint on a third hop is refused, and its caller on another node hears it at once`, async (t) => {
+    // X has 1500 free and Y 4000: the stage (3000) goes to Y, then the caller (1500) to X.
+    const fwd = await service('dp-xfwd', 'fwd', { lc: true, mcpu: 3000, args: [X, (onX & ~0xfffff) | 0xffffe] });
+    stopLater(t, fwd.pid);
+    t.is(fwd.rec.node, Y);
+    const s = await run({ program: 'dpcall', args: ['fwd', 'abc'], lc: true, mcpu: 1500 }, X);
+    t.is(s.kind, 'error');
+    t.regex(s.message, /RemoteHandlerError.*remote-endpoint-unknown/, 'X -> fwd on Y -> X refuses the bogus endpoint -> Y answers the caller on X with the reason');
+    t.true((await status(X)).remote!.refusedIn['unknown-endpoint'] >= 1);
+    // A direct call to a missing remote endpoint fails typed too.
+    const direct = await run({ program: 'dp-xcall', args: [[Y, (fwd.rec.endpoint! & ~0xfffff) | 0xffffe], 64, 1, 10_000], lc: true, mcpu: 1500 }, X);
+    t.is((direct.data as { error?: string }).error, 'remote-endpoint-unknown', JSON.stringify(direct));
+    await stop(fwd.pid);
   });
 
   serial(`datapath cross-node ${mode} - a call to another realm's endpoint on another node is refused by that node and counted`, async (t) => {
@@ -160,6 +174,20 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     const count = await run({ program: 'dpcall', args: ['victim', 'count'], realm: 'other' });
     t.deepEqual(count.data, '0', 'nothing reached the other realm');
     await stop(victim.pid);
+  });
+
+  serial(`datapath cross-node ${mode} - a remote service that exits while a caller waits fails the call at once, typed`, async (t) => {
+    const hold = await service('dp-xhold', 'hold', { lc: true, mcpu: 3000, dedicated: true });
+    stopLater(t, hold.pid);
+    t.is(hold.rec.node, Y);
+    const baseX = await used(X);
+    const pid = await untilScheduler(() => tc.client.spawn({ program: 'dpcall', args: ['hold', 'hold'], lc: true, mcpu: 1500, dedicated: true }));
+    await waitFor(async () => (await run({ program: 'dpcall', args: ['hold', 'held'] })).data, (n) => n === '1');
+    await stop(hold.pid);
+    const s = await tc.client.waitExit(pid, { timeoutMs: WAIT_MS });
+    t.is((await tc.client.proc(pid))?.node, X);
+    t.regex(s.message, /RemoteEndpointUnknownError/, 'Y announced the endpoint gone: not a CallTimeoutError');
+    t.is(await waitFor(() => used(X), (u) => u === baseX), baseX);
   });
 
   serial(`datapath cross-node ${mode} - a killed remote node fails the waiting caller with a typed error and its buffers come back`, async (t) => {
