@@ -176,7 +176,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
 
   // Data-path peers come and go with their heartbeats (a simulated node has no channel).
   const cross = o.datapath?.cross;
-  const peers = cross === undefined ? undefined : await followPeers({ self: o.id, nodesKv, cross, timers: realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
+  const peers = cross === undefined ? undefined : await followPeers({ self: o.id, nodesKv, cross, timers: o.ports?.timers ?? realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
   const dpGone = cross === undefined ? undefined : bus.subscribe(SUBJECT.dpGone);
   if (cross !== undefined && dpGone !== undefined) {
     cross.onLocalGone((endpoints) => bus.publish(SUBJECT.dpGone, encode({ node: o.id, endpoints })));
