@@ -22,6 +22,8 @@ import { nodeIndexOf } from './dp-ids.js';
  */
 
 /** Remote endpoints remembered per node (for the kernel's ep_info and for peer-gone notices); beyond, routing still works, unremembered. */
+/** Remote endpoints last dropped on an announcement, kept for `sigma datapath` (and tests). */
+export const GONE_RECENT_MAX = 32;
 export const REMOTE_ENDPOINTS_MAX = 16_384;
 
 /** What a host needs to rebuild the channel's typed error (src/host/dp-refusal.ts). */
@@ -67,6 +69,7 @@ export class CrossNode {
   readonly #seen = new Map<string, Set<number>>();
   #seenCount = 0;
   #announce: ((endpoints: number[]) => void) | undefined;
+  readonly #goneRecent: number[] = [];
   /** goneAnnounced: local endpoints announced gone to peers; goneHeard: remote endpoints dropped on a peer's announcement. */
   readonly counts = { routed: 0, refused: 0, indexCollisions: 0, goneAnnounced: 0, goneHeard: 0 };
 
@@ -144,8 +147,8 @@ export class CrossNode {
     });
   }
 
-  stats(): RemoteStats & CrossNode['counts'] & { peersKnown: number } {
-    return { ...this.#ch.stats(), ...this.counts, peersKnown: this.#peers.size };
+  stats(): RemoteStats & CrossNode['counts'] & { peersKnown: number; goneRecent: number[] } {
+    return { ...this.#ch.stats(), ...this.counts, peersKnown: this.#peers.size, goneRecent: [...this.#goneRecent] };
   }
 
   /**
@@ -173,6 +176,8 @@ export class CrossNode {
     const gone = endpoints.filter((ep) => set.has(ep) && nodeIndexOf(ep) === addr.index);
     if (gone.length === 0) return;
     this.counts.goneHeard += gone.length;
+    this.#goneRecent.push(...gone);
+    this.#goneRecent.splice(0, Math.max(0, this.#goneRecent.length - GONE_RECENT_MAX));
     this.#forget(node, gone);
     this.#o.hooks.gone(gone, node, 'remote-endpoint-unknown');
   }
