@@ -152,7 +152,9 @@ program.command('datapath [node]').description("a node's data path: mode, pools 
   const ids = node === undefined ? (await c.nodes()).map((n) => n.id) : [node];
   const all = await Promise.all(ids.map(async (id) => ({ node: id, ...(await c.dataPathStatus(id)) })));
   const rows = all.flatMap((s) => Object.entries(s.pools).map(([realm, p]) => ({ node: s.node, mode: s.mode, realm, usedKiB: Math.round(p.bytesUsed / 1024), freeKiB: Math.round(p.bytesFree / 1024), hosts: p.hosts })));
-  const refused = all.map((s) => `${s.node}: ${s.mode} (${s.reason}); ${s.endpoints} endpoints; refused ${JSON.stringify({ ...s.violations, ...Object.fromEntries(Object.entries(s.receiverRejects).filter(([, n]) => n > 0)) })}`);
+  const nonZero = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).filter(([, n]) => n > 0));
+  const channel = (r: NonNullable<(typeof all)[number]['remote']>): string => `; channel: ${r.peers}/${r.peersKnown} peers up, sent ${r.sent}, delivered ${r.delivered}, refused out ${JSON.stringify(nonZero(r.refusedOut))} in ${JSON.stringify(nonZero(r.refusedIn))}`;
+  const refused = all.map((s) => `${s.node}: ${s.mode} (${s.reason}); ${s.endpoints} endpoints; refused ${JSON.stringify({ ...s.violations, ...nonZero(s.receiverRejects) })}${s.remote === undefined ? '' : channel(s.remote)}`);
   out(`${refused.join('\n')}\n${table(rows, ['node', 'mode', 'realm', 'usedKiB', 'freeKiB', 'hosts'])}`, all);
 }));
 

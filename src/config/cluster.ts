@@ -7,6 +7,11 @@ export interface NodeConfig {
   memMb: number;
   /** Best-effort procs the node runs at once. */
   beSlots: number;
+  /** Where its node-to-node data-path channel listens (port 0: any free one; peers learn it from the heartbeat). */
+  dpHost: string;
+  dpPort: number;
+  /** Its endpoint-id range (src/node/dp-ids.ts): distinct per node; default its position in the list, from 1. */
+  dpIndex: number;
 }
 
 export type NatsConfig = { embedded: true; port: number } | { embedded: false; servers: string[] };
@@ -51,7 +56,7 @@ export const DEFAULT_NODE_MEM_MB = 4096;
 export const DEFAULT_BE_SLOTS = 64;
 export const DEFAULT_NATS_PORT = 4222;
 export const DEFAULT_GATEWAY_PORT = 8080;
-export const NODES_MAX = 1024;
+export const NODES_MAX = 1023; // one endpoint-id range each (src/node/dp-ids.ts)
 export const DEFAULT_POOL_MB = 64;
 /** Descriptor offsets are u32: a pool is below 4 GiB. */
 export const POOL_MB_MAX = 4095;
@@ -111,13 +116,17 @@ function buildNodes(input: ClusterInput): NodeConfig[] {
   const beSlots = input.node?.beSlots ?? DEFAULT_BE_SLOTS;
   const list = typeof input.nodes === 'number' || input.nodes === undefined ? Array.from({ length: input.nodes ?? DEFAULT_NODE_COUNT }, () => ({})) : input.nodes;
   if (list.length < 1 || list.length > NODES_MAX) throw new ClusterConfigError('nodes', `must be between 1 and ${NODES_MAX}, got ${list.length}`);
-  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb, beSlots: n.beSlots ?? beSlots }));
+  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb, beSlots: n.beSlots ?? beSlots, dpHost: n.dpHost ?? '127.0.0.1', dpPort: n.dpPort ?? 0, dpIndex: n.dpIndex ?? i + 1 }));
   for (const n of nodes) {
     if (!ID_RE.test(n.id)) throw new ClusterConfigError('nodes[].id', `"${n.id}" must match ${ID_RE}`);
     if (!Number.isInteger(n.mcpu) || n.mcpu < 1) throw new ClusterConfigError(`nodes[${n.id}].mcpu`, `must be a positive integer (1000 = one core), got ${n.mcpu}`);
     if (!Number.isInteger(n.memMb) || n.memMb < 1) throw new ClusterConfigError(`nodes[${n.id}].memMb`, `must be a positive integer, got ${n.memMb}`);
     if (!Number.isInteger(n.beSlots) || n.beSlots < 1 || n.beSlots > 100_000) throw new ClusterConfigError(`nodes[${n.id}].beSlots`, `must be an integer in [1, 100000], got ${n.beSlots}`);
+    if (!Number.isInteger(n.dpPort) || n.dpPort < 0 || n.dpPort > 65_535) throw new ClusterConfigError(`nodes[${n.id}].dpPort`, `must be an integer in [0, 65535], got ${n.dpPort}`);
+    if (!Number.isInteger(n.dpIndex) || n.dpIndex < 1 || n.dpIndex > 1023) throw new ClusterConfigError(`nodes[${n.id}].dpIndex`, `must be an integer in [1, 1023], got ${n.dpIndex}`);
+    if (typeof n.dpHost !== 'string' || n.dpHost.length === 0) throw new ClusterConfigError(`nodes[${n.id}].dpHost`, 'must be a non-empty address');
   }
+  if (new Set(nodes.map((n) => n.dpIndex)).size !== nodes.length) throw new ClusterConfigError('nodes[].dpIndex', 'must be distinct: each node owns its own endpoint-id range');
   if (new Set(nodes.map((n) => n.id)).size !== nodes.length) throw new ClusterConfigError('nodes', 'ids must be unique');
   return nodes;
 }

@@ -19,6 +19,8 @@ export const SUBJECT = {
   node: (id: string) => `sigma.node.${id}`,
   /** Per node: fire-and-forget notes from the scheduler (`created`, `cancel`); losing one costs a read. */
   nodeNote: (id: string) => `sigma.node.${id}.note`,
+  /** Publish { node, endpoints }: data-path endpoints that remote senders reached have closed (src/node/dp-cross.ts). */
+  dpGone: 'sigma.dp.gone',
   /** Actor frames for the system at `address` (the NATS Transport of the actor kernel). */
   actor: (address: string) => `sigma.actor.${address}`,
 } as const;
@@ -44,6 +46,26 @@ export interface NodeRecord {
   address: string;
   startedAtMs: number;
   heartbeatSeq: number;
+  /** Where its node-to-node data-path channel listens, and its endpoint-id range (src/node/dp-ids.ts). */
+  datapath?: DataPathAddress;
+}
+
+export interface DataPathAddress {
+  host: string;
+  port: number;
+  /** Node index: the high bits of every endpoint id this node hands out. */
+  index: number;
+}
+
+/** A heartbeat's data-path address, if it carries a well-formed one. */
+export function nodeDataPathAddress(rec: NodeRecord): DataPathAddress | undefined {
+  const d = (rec as { datapath?: unknown }).datapath;
+  if (!isObj(d)) return undefined;
+  const { host, port, index } = d as Record<string, unknown>;
+  if (typeof host !== 'string' || host.length === 0 || host.length > 255) return undefined;
+  if (typeof port !== 'number' || !Number.isInteger(port) || port < 1 || port > 65_535) return undefined;
+  if (typeof index !== 'number' || !Number.isInteger(index) || index < 1 || index > 1023) return undefined;
+  return { host, port, index };
 }
 
 export interface LeaseRecord {

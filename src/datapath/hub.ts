@@ -42,6 +42,11 @@ export interface HubOptions {
   logger?: HubLogger;
   /** Called when an endpoint goes away (its link closed or it was detached): reclaim its buffers there. */
   onDetach?: (endpoint: number, realm: string) => void;
+  /**
+   * A frame to an endpoint this hub does not know, from a sender of `realm` it vouches for: true when it
+   * was taken (an endpoint of another node: the node-to-node channel carries it), else it is dropped.
+   */
+  foreign?: (realm: string, frames: Buffer, at: number) => boolean;
 }
 
 export interface HubStats {
@@ -155,6 +160,14 @@ export class Hub implements Router {
     return { endpoints: this.#byEndpoint.size, routed: this.#routed, copied: this.#copied, dropped: { ...this.#dropped } };
   }
 
+  /** Writes a frame to its destination's link unchecked: for the node-to-node channel, which checked it. */
+  deliver(frame: Buffer): boolean {
+    const to = this.#byEndpoint.get(frame.readUInt32LE(F_DST));
+    if (to === undefined || !to.link.write(frame)) return false;
+    this.#routed++;
+    return true;
+  }
+
   /** Descriptor rejections seen by the hub's own checks (cross-realm copies, freeing dropped buffers). */
   poolRejections(realm: string): Record<string, number> | undefined {
     return this.#pools.get(realm)?.rejected();
@@ -193,6 +206,7 @@ export class Hub implements Router {
       return undefined;
     }
     const verdict = this.#table.route(src, dst);
+    if (verdict === 'unknown-dst' && this.options.foreign?.(from.realm, frames, at) === true) return undefined;
     if (verdict === 'unknown-dst' || verdict === 'cross-realm') {
       this.#drop(verdict, from.realm, src, dst);
       this.#dispose(from.realm, src, frames, at);

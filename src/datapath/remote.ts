@@ -202,6 +202,43 @@ export class RemoteChannel {
     return new Promise((resolve) => conn.pending.set(seq, { desc, realm: srcRealm, resolve }));
   }
 
+  /**
+   * The node is about to unmap `pool` (its realm's last host here is gone): forget every buffer of it the
+   * channel still tracks, so that nothing touches the memory afterwards. Sends from it still in flight
+   * settle without a free (the memory is gone, and with it the buffers).
+   */
+  forgetPool(pool: Pool): void {
+    for (const c of this.#conns.values()) {
+      if (c.current?.pool === pool) {
+        // Its payload is still arriving into that memory: cut the connection (the peer's sends fail as peer-gone).
+        c.current = undefined;
+        c.sock.destroy();
+      }
+      for (const p of c.pairs.values()) p.allocs = p.allocs.filter((a) => a.pool !== pool);
+    }
+    this.#own.delete(pool);
+  }
+
+  /**
+   * Local endpoints went away: buffers remote senders delivered to them that they never accepted (the
+   * frames died in a closed host socket) are still the senders', and nobody else would free them.
+   */
+  endpointsGone(endpoints: Iterable<number>): Set<number> {
+    const gone = new Set(endpoints);
+    /** Those that remote senders had reached: their nodes may have callers waiting on them. */
+    const reached = new Set<number>();
+    for (const c of this.#conns.values()) {
+      for (const [key, p] of c.pairs) {
+        const dst = Number(key.slice(key.indexOf(':') + 1));
+        if (!gone.has(dst)) continue;
+        reached.add(dst);
+        for (const a of p.allocs) if (a.pool.free(a.src, a.offset, a.generation)._tag === 'Right') this.#stats.reclaimedBuffers++;
+        c.pairs.delete(key);
+      }
+    }
+    return reached;
+  }
+
   stats(): RemoteStats {
     let pending = 0;
     let bytesInFlight = 0;
@@ -310,7 +347,13 @@ export class RemoteChannel {
     // Buffers this peer sent that no local endpoint accepted yet: still owned by the remote sender, so the
     // free succeeds exactly for those (an accepted one now belongs to its receiver and the free is refused).
     const unaccepted = [...(conn.current === undefined ? [] : [conn.current]), ...[...conn.pairs.values()].flatMap((p) => p.allocs)];
-    for (const a of unaccepted) if (a.pool.free(a.src, a.offset, a.generation)._tag === 'Right') this.#stats.reclaimedBuffers++;
+    for (const a of unaccepted) {
+      try {
+        if (a.pool.free(a.src, a.offset, a.generation)._tag === 'Right') this.#stats.reclaimedBuffers++;
+      } catch {
+        this.#stats.connectionFaults++; // a pool unmapped under us (forgetPool missed): never the node manager's death
+      }
+    }
     conn.current = undefined;
     conn.pairs.clear();
     if (dialled !== undefined) this.#redial(dialled); // also when the dial itself failed
@@ -455,11 +498,12 @@ export class RemoteChannel {
     p.resolve(left(reason === 'unknown-endpoint' ? new RemoteEndpointUnknownError(node, p.desc.dstEp) : new RemoteRefusedError(node, p.desc.dstEp, reason)));
   }
 
-  /** The peer answered: the sender's buffer is freed whatever the answer. */
+  /** The peer answered: the sender's buffer is freed whatever the answer (unless its pool is gone meanwhile). */
   #settled(conn: Conn, seq: number, p: Pending): void {
     conn.pending.delete(seq);
     conn.bytesInFlight -= p.desc.length;
-    this.#ownership(this.options.local.pool(p.realm)!).release(p.desc, p.desc.srcEp);
+    const pool = this.options.local.pool(p.realm);
+    if (pool !== undefined) this.#ownership(pool).release(p.desc, p.desc.srcEp);
   }
 
   /** Same realm, exported to the sender's realm, or a reply to an endpoint that reached the sender first. */

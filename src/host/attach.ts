@@ -36,5 +36,5 @@ export function attachDataPath(
     socket.destroy();
     return left(new DataPathAttachError(pool.left.message, { cause: pool.left }));
   }
-  return right(new HostDataPath({ node: m.node, realm: o.realm, hostEp: m.hostEp, pool: pool.right, socket, timers: o.timers, lookup: o.lookup, log: o.log }));
+  return right(new HostDataPath({ node: m.node, realm: o.realm, hostEp: m.hostEp, pool: pool.right, socket, timers: o.timers, lookup: o.lookup, log: o.log, crossNode: m.crossNode === true }));
 }

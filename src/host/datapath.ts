@@ -28,6 +28,8 @@ export interface HostDataPathOptions {
   log: Logger;
   /** The node-to-node channel, once there is one (src/node/dp-remote.ts); without it cross-node targets fail typed. */
   remote?: RemoteChannel;
+  /** The node routes descriptors to other nodes' endpoints (ids are cluster-unique): remote names are sent like local ones. */
+  crossNode?: boolean;
 }
 
 export interface HostDataPathStats {
@@ -93,8 +95,8 @@ export class HostDataPath {
       },
     };
     const ep = new Endpoint({ id: endpoint, pool: this.pool, link, timers: this.#options.timers });
-    const { timers, lookup, log, remote } = this.#options;
-    const data = new ProcData({ endpoint: ep, node: this.node, realm: this.realm, timers, lookup, log, ...(remote === undefined ? {} : { remote }) });
+    const { timers, lookup, log, remote, crossNode } = this.#options;
+    const data = new ProcData({ endpoint: ep, node: this.node, realm: this.realm, timers, lookup, log, crossNode: crossNode === true, ...(remote === undefined ? {} : { remote }) });
     this.#procs.set(endpoint, data);
     return data;
   }
@@ -114,8 +116,13 @@ export class HostDataPath {
   }
 
   /** An endpoint of this realm went away (node manager): free what we sent it, forget its name. */
-  gone(endpoint: number): void {
-    for (const d of this.#procs.values()) d.destinationGone(endpoint);
+  gone(endpoint: number, error?: Error): void {
+    for (const d of this.#procs.values()) d.destinationGone(endpoint, error);
+  }
+
+  /** A cross-node call of `endpoint` was refused on its way (the node manager says so): fail it now. */
+  refused(endpoint: number, seq: number, error: Error): void {
+    this.#procs.get(endpoint)?.callRefused(seq, error);
   }
 
   /**

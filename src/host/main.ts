@@ -11,6 +11,7 @@ import type { Socket } from 'node:net';
 import { BUCKET, decodeJson, type NameRecord } from '../control/protocol.js';
 import { realTimers } from '../ports/real.js';
 import { attachDataPath } from './attach.js';
+import { refusalError } from './dp-refusal.js';
 import type { HostDataPath } from './datapath.js';
 import { decodeToHost, type ToNode } from './protocol.js';
 import { ProcRunner, currentProc } from './runner.js';
@@ -92,8 +93,13 @@ process.on('message', (raw, handle) => {
       else runner!.datapath = datapath = r.right;
       return;
     }
-    case 'dp-gone':
-      for (const endpoint of m.endpoints) datapath?.gone(endpoint);
+    case 'dp-gone': {
+      const node = m.node;
+      for (const endpoint of m.endpoints) datapath?.gone(endpoint, node === undefined ? undefined : refusalError({ type: m.why ?? 'peer-gone', node, endpoint, detail: '' }));
+      return;
+    }
+    case 'dp-refused':
+      datapath?.refused(m.endpoint, m.seq, refusalError(m.error));
       return;
     case 'exit':
       void system

@@ -139,7 +139,7 @@ function settleAnswer(p: Pending, m: Message, error: boolean): void {
 export class ProcData implements DataPathApi {
   readonly endpoint: EndpointAddress;
   readonly #ep: Endpoint;
-  readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel };
+  readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel; crossNode?: boolean };
   readonly #pending = new Map<number, Pending>();
   readonly #names = new Map<string, number>();
   /** Names that resolved to another node. Not invalidated by dp-gone (another node's endpoints): a failed remote send drops the entry. */
@@ -157,7 +157,7 @@ export class ProcData implements DataPathApi {
   #ticker: TimerHandle | undefined;
   readonly counts = { unserved: 0, lateAnswers: 0, answerFailures: 0, handlerErrors: 0 };
 
-  constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel }) {
+  constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel; crossNode?: boolean }) {
     this.#ep = o.endpoint;
     this.#o = o;
     this.endpoint = { node: o.node, endpoint: o.endpoint.id };
@@ -250,14 +250,23 @@ export class ProcData implements DataPathApi {
     return this.#ep.stats();
   }
 
-  destinationGone(endpoint: number): void {
+  /** `error`: why, when it is not that the proc exited (its node went away, say). */
+  destinationGone(endpoint: number, error?: Error): void {
     this.#ep.closeDestination(endpoint);
     for (const [name, ep] of this.#names) if (ep === endpoint) this.#names.delete(name);
     for (const [seq, p] of this.#pending) {
       if (p.dst !== endpoint) continue;
       this.#pending.delete(seq);
-      p.reject(new RemoteHandlerError(endpoint, 'the target proc exited before answering'));
+      p.reject(error ?? new RemoteHandlerError(endpoint, 'the target proc exited before answering'));
     }
+  }
+
+  /** The call `seq` was refused on its way to another node (the node manager heard it): it fails now, typed. */
+  callRefused(seq: number, error: Error): void {
+    const p = this.#pending.get(seq);
+    if (p === undefined) return;
+    this.#pending.delete(seq);
+    p.reject(error);
   }
 
   close(): void {
@@ -359,7 +368,7 @@ export class ProcData implements DataPathApi {
   /** A local endpoint id, or where a remote target lives. */
   async #resolve(target: Target): Promise<number | Remote> {
     if (typeof target !== 'string') {
-      if (target.node !== undefined && target.node !== this.#o.node) return { node: target.node, endpoint: target.endpoint };
+      if (target.node !== undefined && target.node !== this.#o.node && this.#o.crossNode !== true) return { node: target.node, endpoint: target.endpoint };
       return target.endpoint;
     }
     const cached = this.#names.get(target);
@@ -374,7 +383,8 @@ export class ProcData implements DataPathApi {
       this.#remoteNames.clear();
     }
     // The seam for the node-to-node channel: a RemoteChannel (src/node/dp-remote.ts) carries these.
-    if (rec.node !== this.#o.node) {
+    // With cluster-unique ids the node routes another node's endpoint like a local one (src/node/dp-cross.ts).
+    if (rec.node !== this.#o.node && this.#o.crossNode !== true) {
       const at = { node: rec.node, endpoint: rec.endpoint };
       this.#remoteNames.set(target, at);
       return at;

@@ -1,5 +1,7 @@
 import type { ProcKind, Status } from '../proc/types.js';
 import type { HostDataPathStats } from './datapath.js';
+import type { WireRefusal } from '../node/dp-cross.js';
+import { isWireRefusal } from './dp-refusal.js';
 
 /**
  * Messages between a node manager and one of its proc hosts, over the fork IPC channel (JSON).
@@ -9,10 +11,12 @@ export type ToHost =
   | { t: 'run'; pid: string; modulePath: string; args: unknown[]; realm: string; endpoint?: number }
   | { t: 'evict'; pid: string }
   /** Sent with the host's data-path socket as the IPC handle; the pool memfd is inherited at fd `poolFd`. */
-  | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; poolBytes: number; mode: string }
+  | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; poolBytes: number; mode: string; crossNode?: boolean }
   /** An endpoint of the realm went away: free what was sent to it, forget its name. */
   /** These endpoints left the node (batched: procs exit in bursts, one message per host per batch). */
-  | { t: 'dp-gone'; endpoints: number[] }
+  | { t: 'dp-gone'; endpoints: number[]; node?: string; why?: WireRefusal['type'] }
+  /** A cross-node call of `endpoint` (its sequence `seq`) was refused on the way: fail it with this error. */
+  | { t: 'dp-refused'; endpoint: number; seq: number; error: WireRefusal }
   | { t: 'ping'; seq: number }
   | { t: 'exit' };
 
@@ -36,7 +40,9 @@ export function decodeToHost(v: unknown): ToHost | undefined {
     case 'dp-attach':
       return isStr(v['node']) && isU31(v['hostEp']) && isU31(v['poolFd']) && Number.isSafeInteger(v['poolBytes']) && (v['poolBytes'] as number) > 0 && isStr(v['mode']) ? (v as ToHost) : undefined;
     case 'dp-gone':
-      return Array.isArray(v['endpoints']) && v['endpoints'].every(isU31) ? (v as ToHost) : undefined;
+      return Array.isArray(v['endpoints']) && v['endpoints'].every(isU31) && (v['node'] === undefined || isStr(v['node'])) && (v['why'] === undefined || isStr(v['why'])) ? (v as ToHost) : undefined;
+    case 'dp-refused':
+      return isU31(v['endpoint']) && isU31(v['seq']) && isWireRefusal(v['error']) ? (v as ToHost) : undefined;
     case 'evict':
       return isStr(v['pid']) ? (v as ToHost) : undefined;
     case 'ping':

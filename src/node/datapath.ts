@@ -17,6 +17,11 @@ import { BpfDataPath, bpfStatus } from '../native/bpf.js';
 import { closeFd, mapFd, memfdCreate, unmap } from '../native/index.js';
 import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
 import type { RemoteChannel } from './dp-remote.js';
+import { CrossNode, type CrossHooks, type WireRefusal } from './dp-cross.js';
+import { endpointRange } from './dp-ids.js';
+import type { RemoteChannelOptions } from '../datapath/remote.js';
+import type { DataPathAddress } from '../control/protocol.js';
+import { refusalError } from '../host/dp-refusal.js';
 import type { HostHandle } from './host-process.js';
 
 /**
@@ -32,8 +37,12 @@ import type { HostHandle } from './host-process.js';
  *   kernel redirects allowed descriptors straight into the destination host's socket and diverts the
  *   rest to the hub socket (HUB_EP) with a reason, which is counted here and freed on the sender's
  *   behalf. What the verdict passes to the peer (a split descriptor) reaches the Hub and is judged there.
- * - Endpoint ids are node-unique (they own pool buffers), allocated here; when a proc exits or its host
- *   dies, its endpoints leave the maps and the Hub and every buffer they held is reclaimed.
+ * - Endpoint ids are cluster-unique (they own pool buffers, here and in other nodes' pools), allocated
+ *   here in this node's range (dp-ids.ts); when a proc exits or its host dies, its endpoints leave the
+ *   maps and the Hub and every buffer they held is reclaimed.
+ * - With `cross` set, descriptors to another node's endpoints (told apart by their id) reach this process
+ *   — the Hub's `foreign` hook in userspace mode, the hub socket in bpf mode — and go over the
+ *   node-to-node channel (dp-cross.ts); what peers send comes back in through `LocalSide.deliver`.
  */
 
 export const DEFAULT_POOL_BYTES = 64 << 20;
@@ -73,6 +82,8 @@ export interface NodeDataPathOptions {
   poolBytes?: number;
   /** The node-to-node channel for the node-local endpoints, once there is one. */
   remote?: RemoteChannel;
+  /** Procs here reach other nodes' endpoints: this node's index (its endpoint range) and where its channel listens. */
+  cross?: { index: number; host: string; port: number; channel?: Partial<RemoteChannelOptions> };
 }
 
 export class NodeDataPath implements DataPathPort {
@@ -96,7 +107,9 @@ export class NodeDataPath implements DataPathPort {
   readonly #locals = new Map<string, { endpoint: number; data: ProcData; link: FrameLink }>();
   readonly #localLinks = new Map<number, FrameLink>();
   #hubSocket: Socket | undefined;
-  #nextEp = HUB_EP + 1;
+  #cross: CrossNode | undefined;
+  readonly #epRange: { first: number; last: number };
+  #nextEp: number;
   #realmSeq = 0;
   #reclaimed = { buffers: 0, bytes: 0 };
   /** Kernel counters of endpoints that are gone (their metrics rows are deleted). */
@@ -109,7 +122,9 @@ export class NodeDataPath implements DataPathPort {
     this.#bpf = bpfPath;
     this.mode = bpfPath === undefined ? 'userspace' : 'bpf';
     this.reason = reason;
-    this.#hub = new Hub({ logger: o.log });
+    this.#epRange = o.cross === undefined ? { first: HUB_EP + 1, last: OWNER_MAX } : endpointRange(o.cross.index);
+    this.#nextEp = this.#epRange.first;
+    this.#hub = new Hub({ logger: o.log, foreign: (realm, frames, at) => this.#foreign(realm, frames, at) });
     server.on('connection', (s) => this.#onConnection(s));
   }
 
@@ -136,6 +151,10 @@ export class NodeDataPath implements DataPathPort {
     const self = new NodeDataPath(o, server, dp, reason);
     o.log.info({ mode: self.mode, reason }, `data path: ${self.mode} mode (${reason})`);
     if (dp !== undefined) await self.#startHubSocket(dp);
+    if (o.cross !== undefined) {
+      const { index, host, port, channel } = o.cross;
+      self.#cross = await CrossNode.start({ nodeId: o.node, index, host, port, timers: realTimers, log: o.log, hooks: self.#crossHooks(), ...(channel === undefined ? {} : { channel }) });
+    }
     return self;
   }
 
@@ -154,7 +173,7 @@ export class NodeDataPath implements DataPathPort {
       if (reg._tag === 'Left') throw reg.left;
       entry.link = reg.right;
       mine.resume(); // accepted paused (pauseOnConnect): the Hub reads from here on
-      return { hostId, fds: [rp.fd], socket: theirs, attach: { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode } };
+      return { hostId, fds: [rp.fd], socket: theirs, attach: { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode, crossNode: this.#cross !== undefined } };
     } catch (e) {
       this.hostGone(hostId);
       throw e;
@@ -195,6 +214,7 @@ export class NodeDataPath implements DataPathPort {
    * costs a quarter of a millisecond.
    */
   closeEndpoints(endpoints: readonly number[], afterCrash = false): void {
+    this.#cross?.localGone(endpoints);
     // One pass over a realm's pool tables reclaims any number of owners: group by realm.
     const byRealm = new Map<string, Set<number>>();
     for (const endpoint of endpoints) {
@@ -245,7 +265,7 @@ export class NodeDataPath implements DataPathPort {
       return undefined;
     }
     const remote = this.#o.remote;
-    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log, ...(remote === undefined ? {} : { remote }) });
+    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log, crossNode: this.#cross !== undefined, ...(remote === undefined ? {} : { remote }) });
     this.#locals.set(realm, { endpoint, data, link: theirs });
     this.#localLinks.set(endpoint, theirs);
     return data;
@@ -307,10 +327,21 @@ export class NodeDataPath implements DataPathPort {
       reclaimed: { ...this.#reclaimed },
       hubRouted: hub.routed,
       ...(kernel === undefined ? {} : { kernel }),
+      ...(this.#cross === undefined ? {} : { remote: this.#cross.stats() }),
     };
   }
 
+  /** Where this node's channel listens (its heartbeat carries it); undefined without one. */
+  peerAddress(): DataPathAddress | undefined {
+    return this.#cross?.address;
+  }
+
+  get cross(): CrossNode | undefined {
+    return this.#cross;
+  }
+
   close(): void {
+    void this.#cross?.close();
     for (const id of [...this.#hosts.keys()]) this.hostGone(id);
     this.#hubSocket?.destroy();
     for (const s of this.#accepted.values()) s.destroy();
@@ -348,6 +379,7 @@ export class NodeDataPath implements DataPathPort {
       this.#forget(local.endpoint);
     }
     this.#pools.delete(realm);
+    this.#cross?.forgetPool(rp.pool);
     unmap(rp.buffer);
     closeFd(rp.fd);
   }
@@ -356,7 +388,7 @@ export class NodeDataPath implements DataPathPort {
     if (this.#endpoints.size >= NODE_ENDPOINTS_MAX) throw new Error(`the node already serves ${NODE_ENDPOINTS_MAX} data-path endpoints; stop idle procs`);
     for (;;) {
       const ep = this.#nextEp;
-      this.#nextEp = ep >= OWNER_MAX ? HUB_EP + 1 : ep + 1;
+      this.#nextEp = ep >= this.#epRange.last ? this.#epRange.first : ep + 1;
       if (!this.#endpoints.has(ep)) {
         this.#endpoints.set(ep, hostId);
         return ep;
@@ -437,6 +469,15 @@ export class NodeDataPath implements DataPathPort {
   #diverted(frames: Buffer): void {
     for (let at = 0; at < frames.length; at += FRAME_BYTES) {
       const flags = frames.readUInt32LE(at + F_FLAGS);
+      if (this.#cross?.isRemote(frames.readUInt32LE(at + F_DST)) === true && (flags & F_COPY) === 0) {
+        // Another node's endpoint: its ep_info entry points here, or it has none yet (unknown-dst).
+        const why = rejectReason(flags);
+        const realm = why === undefined || why === 'unknown-dst' ? this.#senderRealm(frames.readUInt32LE(at + F_SRC)) : undefined;
+        if (realm !== undefined) {
+          this.#cross.route(frames, at, realm);
+          continue;
+        }
+      }
       if ((flags & (F_REJECTED | F_COPY)) === 0) {
         // Allowed by the verdict and addressed to an endpoint in this process (see local()).
         const to = this.#localLinks.get(frames.readUInt32LE(at + F_DST));
@@ -452,6 +493,65 @@ export class NodeDataPath implements DataPathPort {
       const rp = realm === undefined ? undefined : this.#pools.get(realm);
       rp?.own.release({ offset: frames.readUInt32LE(at + F_OFFSET), length: frames.readUInt32LE(at + F_LENGTH), generation: frames.readUInt32LE(at + F_GENERATION) }, src);
     }
+  }
+
+  // ---- the node-to-node channel (dp-cross.ts) ------------------------------------------------------------
+
+  /** Userspace mode (and the node's own endpoints in both): a frame from `realm` to an id the hub does not know. */
+  #foreign(realm: string, frames: Buffer, at: number): boolean {
+    if (this.#cross?.isRemote(frames.readUInt32LE(at + F_DST)) !== true) return false;
+    this.#cross.route(frames, at, realm);
+    return true;
+  }
+
+  /** The realm of a sending endpoint of a host of this node. */
+  #senderRealm(src: number): string | undefined {
+    const hostId = this.#endpoints.get(src);
+    return hostId === undefined ? undefined : this.#hosts.get(hostId)?.realm;
+  }
+
+  /** A proc's (or the node's own) endpoint's realm; hosts' own endpoints receive nothing from peers. */
+  #receiverRealm(endpoint: number): string | undefined {
+    const hostId = this.#endpoints.get(endpoint);
+    if (hostId === undefined) return undefined;
+    const h = this.#hosts.get(hostId);
+    if (h !== undefined) return h.hostEp === endpoint ? undefined : h.realm;
+    for (const [realm, l] of this.#locals) if (l.endpoint === endpoint) return realm;
+    return undefined;
+  }
+
+  #crossHooks(): CrossHooks {
+    return {
+      realmOf: (ep) => this.#receiverRealm(ep),
+      pool: (realm) => this.#pools.get(realm)?.pool,
+      deliver: (frame) => this.#hub.deliver(frame),
+      gone: (endpoints, node, why) => {
+        for (const h of this.#hosts.values()) h.handle?.send({ t: 'dp-gone', endpoints, node, why });
+        for (const l of this.#locals.values()) for (const ep of endpoints) l.data.destinationGone(ep, refusalError({ type: why, node, endpoint: ep, detail: '' }));
+      },
+      refused: (caller, seq, w: WireRefusal) => {
+        const hostId = this.#endpoints.get(caller);
+        const h = hostId === undefined ? undefined : this.#hosts.get(hostId);
+        if (h !== undefined) return void h.handle?.send({ t: 'dp-refused', endpoint: caller, seq, error: w });
+        for (const l of this.#locals.values()) if (l.endpoint === caller) l.data.callRefused(seq, refusalError(w));
+      },
+      learn: (ep) => {
+        try {
+          this.#bpf?.addHostedEndpoint(SYSTEM_REALM, HUB_EP, ep);
+        } catch {
+          // Already there, or the map is full: the verdict then diverts it as unknown-dst, routed all the same.
+        }
+      },
+      forget: (eps) => {
+        for (const ep of eps) {
+          try {
+            this.#bpf?.removeEndpoint(ep, { hosted: true });
+          } catch {
+            // Not there: nothing to undo.
+          }
+        }
+      },
+    };
   }
 }
 

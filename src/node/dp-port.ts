@@ -5,6 +5,8 @@ import type { NameLookup } from '../host/proc-data.js';
 import type { ToHost } from '../host/protocol.js';
 import type { DataPathApi } from '../proc/data.js';
 import type { HostHandle } from './host-process.js';
+import type { DataPathAddress } from '../control/protocol.js';
+import type { CrossNode } from './dp-cross.js';
 
 /**
  * What the NodeManager actor asks of the data path. The real binding is src/node/datapath.ts (memfds,
@@ -26,6 +28,10 @@ export interface DataPathPort {
   /** An endpoint of `realm` in the node process (gateway, `sigma call`); undefined if the realm has no pool here. */
   local(realm: string, lookup: NameLookup): DataPathApi | undefined;
   status(): DataPathStatus;
+  /** Where this node's node-to-node channel listens (its heartbeat carries it); undefined without one. */
+  peerAddress?(): DataPathAddress | undefined;
+  /** The node-to-node side, when procs here reach other nodes (src/node/dp-cross.ts). */
+  readonly cross?: CrossNode | undefined;
   close(): void;
 }
 
@@ -52,4 +58,6 @@ export interface DataPathStatus {
   hubRouted: number;
   /** BPF mode: descriptors the verdict saw and rejected, over this node's endpoints. */
   kernel?: { msgs: number; rejects: number };
+  /** The node-to-node channel: connected peers, sends, refusals each way by reason, buffers reclaimed from dead peers. */
+  remote?: ReturnType<CrossNode['stats']>;
 }

@@ -10,6 +10,7 @@ import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
 import type { DataPathMode } from '../config/cluster.js';
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath.js';
+import { defaultNodeIndex, NODE_INDEX_MAX } from './dp-ids.js';
 import { ForkHostLauncher } from './host-process.js';
 import { startNode } from './node.js';
 
@@ -23,8 +24,11 @@ const opts = new Command()
   .option('--programs <json>', 'program name -> module path', '{}')
   .option('--datapath <mode>', 'data path: auto (bpf when it loads), bpf or userspace', 'auto')
   .option('--pool-mb <n>', 'shared-memory pool per realm, MiB', String(DEFAULT_POOL_BYTES >> 20))
+  .option('--dp-host <addr>', 'address the node-to-node data-path channel listens on', '127.0.0.1')
+  .option('--dp-port <n>', 'its port (0: any free one; the heartbeat tells peers)', '0')
+  .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; dpHost: string; dpPort: string; dpIndex?: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -40,7 +44,19 @@ if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > 4095) {
   log.fatal(`--pool-mb must be an integer in [1, 4095], got "${opts.poolMb}"`);
   process.exit(2);
 }
-const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20 }).catch((e: unknown) => {
+const dpPort = Number(opts.dpPort);
+const dpIndex = opts.dpIndex === undefined ? defaultNodeIndex(opts.id) : Number(opts.dpIndex);
+if (!Number.isInteger(dpPort) || dpPort < 0 || dpPort > 65_535 || !Number.isInteger(dpIndex) || dpIndex < 1 || dpIndex > NODE_INDEX_MAX) {
+  log.fatal(`--dp-port must be in [0, 65535] and --dp-index in [1, ${NODE_INDEX_MAX}], got "${opts.dpPort}" and "${opts.dpIndex}"`);
+  process.exit(2);
+}
+// The listen address is also what the heartbeat tells peers: a wildcard would send them nowhere.
+if (['0.0.0.0', '::', ''].includes(opts.dpHost)) {
+  log.fatal(`--dp-host must be an address other nodes can reach (it goes into the heartbeat), got "${opts.dpHost}"`);
+  process.exit(2);
+}
+const cross = { index: dpIndex, host: opts.dpHost, port: dpPort };
+const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });

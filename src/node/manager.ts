@@ -336,7 +336,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     const heartbeat = (): void => {
       for (const [pid, u] of [...unrecorded]) if (u.p.awaitingCreate !== true) recordExit(pid, u.p, u.status);
       checkAwaiting();
-      const rec: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs, heartbeatSeq: heartbeatSeq++ };
+      const dp = deps.datapath?.peerAddress?.();
+      const rec: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs, heartbeatSeq: heartbeatSeq++, ...(dp === undefined ? {} : { datapath: dp }) };
       void deps.nodesKv.put(cfg.id, encode(rec)).catch((e: unknown) => log.warn({ err: e }, 'heartbeat failed'));
       for (const [id, h] of hosts) {
         if (h.pingsMissed >= cfg.hostPingMissesMax) {

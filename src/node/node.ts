@@ -11,6 +11,8 @@ import type { Ports } from '../ports/types.js';
 import type { DataPathPort } from './dp-port.js';
 import type { HostLauncher } from './host-process.js';
 import { nodeManager, type NodeMsg } from './manager.js';
+import { followPeers } from './dp-peers.js';
+import { realTimers } from '../ports/real.js';
 
 /** Timing of the control plane; the simulator may shorten or skew these per node. */
 export interface NodeTiming {
@@ -192,9 +194,26 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     { name: 'lease' },
   );
 
+  // Data-path peers come and go with their heartbeats (a simulated node has no channel).
+  const cross = o.datapath?.cross;
+  const peers = cross === undefined ? undefined : await followPeers({ self: o.id, nodesKv, cross, timers: o.ports?.timers ?? realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
+  const dpGone = cross === undefined ? undefined : bus.subscribe(SUBJECT.dpGone);
+  if (cross !== undefined && dpGone !== undefined) {
+    cross.onLocalGone((endpoints) => bus.publish(SUBJECT.dpGone, encode({ node: o.id, endpoints })));
+    void (async () => {
+      for await (const m of dpGone) {
+        const g = decodeJson(m.data) as { node?: unknown; endpoints?: unknown } | undefined;
+        if (typeof g?.node !== 'string' || g.node === o.id || !Array.isArray(g.endpoints) || g.endpoints.length > 65_536) continue;
+        cross.remoteGone(g.node, g.endpoints.filter((e): e is number => Number.isInteger(e)));
+      }
+    })();
+  }
+
   return {
     system,
     async stop() {
+      peers?.stop();
+      dpGone?.unsubscribe();
       orders.unsubscribe();
       notes.unsubscribe();
       await system.shutdown();

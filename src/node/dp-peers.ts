@@ -1,0 +1,61 @@
+import type { Logger } from 'pino';
+import { decodeNodeRecord, nodeDataPathAddress } from '../control/protocol.js';
+import type { Kv, KvWatch } from '../nats/types.js';
+import type { TimerHandle, Timers } from '../ports/types.js';
+import type { CrossNode } from './dp-cross.js';
+
+/**
+ * Learns the data-path peers from the nodes bucket: every heartbeat that carries a channel address makes
+ * its node a peer (the channel dials it, or waits for its dial); a node whose heartbeats stop for a sweep
+ * of `nodeTimeoutMs` is removed — its connection closed, calls waiting on it failed as peer-gone. A node
+ * that comes back heartbeats again and is re-added (a new port is fine).
+ */
+export interface PeerFollower {
+  stop(): void;
+}
+
+export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNode; timers: Timers; nodeTimeoutMs: number; log: Logger }): Promise<PeerFollower> {
+  /** node -> heard from since the last sweep */
+  const fresh = new Map<string, boolean>();
+  let stopped = false;
+  let timer: TimerHandle | undefined;
+  const watch: KvWatch = await o.nodesKv.watch({ include: 'latest' });
+  void (async () => {
+    try {
+      for await (const e of watch) {
+        if (e.key === o.self) continue;
+        if (e.value === null) {
+          fresh.delete(e.key);
+          o.cross.removePeer(e.key);
+          continue;
+        }
+        const rec = decodeNodeRecord(e.value);
+        const addr = rec === undefined ? undefined : nodeDataPathAddress(rec);
+        if (rec === undefined || addr === undefined || rec.id !== e.key) continue;
+        if (o.cross.addPeer(rec.id, addr)) fresh.set(rec.id, true);
+      }
+    } catch (err) {
+      if (!stopped) o.log.error({ err }, 'data path: the nodes watch ended; peers are no longer followed');
+    }
+  })();
+  const sweep = (): void => {
+    if (stopped) return;
+    for (const [node, heard] of fresh) {
+      if (heard) fresh.set(node, false);
+      else {
+        fresh.delete(node);
+        o.log.warn({ node }, 'data path: peer stopped heartbeating; its connection is closed');
+        o.cross.removePeer(node);
+      }
+    }
+    timer = o.timers.setTimeout(sweep, o.nodeTimeoutMs);
+  };
+  timer = o.timers.setTimeout(sweep, o.nodeTimeoutMs);
+  return {
+    stop() {
+      stopped = true;
+      timer?.cancel();
+      watch.stop();
+    },
+  };
+}
