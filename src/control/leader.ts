@@ -29,24 +29,23 @@ export interface LeaderDeps {
  * proc events, realm requests) and by a watch on the nodes bucket. Returns a function that stops it
  * all when leadership is lost.
  *
- * The fence: once stopped, nothing it started may still act. Orders and notes to nodes check `active`
- * (a KV write issued before the stop can complete after it, and its continuation would otherwise send
- * the order — found by the simulator: message-chaos seed 437 dispatched 2 s after the lease lapsed),
- * and the stop function exists before anything is awaited, so a deposed leader whose watches are slow
- * to open is stopped at once rather than once they open.
+ * The fence: once stopped, its table writes are refused (src/control/fence.ts), and the stop function
+ * exists before anything is awaited, so a deposed leader whose watches are slow to open is stopped at
+ * once rather than once they open.
  */
 export async function startLeader(d: LeaderDeps, term: number): Promise<() => Promise<void>> {
   let active = true;
   const isActive = (): boolean => active;
+  // Orders and notes are not fenced: they complete a decision already durable in the table (a
+  // dispatch CAS that landed, a create that landed), which a successor may not know of yet; a node
+  // ignores a run it already has. What is fenced is deciding: the table writes (below).
   const toNode = async (node: string, req: NodeRequest): Promise<void> => {
-    if (!active) throw new Error(`the scheduler of term ${term} was deposed`);
     if (node === d.local?.node) return d.local.deliver(req);
     const reply = await d.bus.request(SUBJECT.node(node), encode(req), { timeoutMs: d.nodeRequestTimeoutMs });
     const body = decodeJson(reply.data) as { ok?: boolean; error?: { message: string } } | undefined;
     if (body?.ok !== true) throw new Error(body?.error?.message ?? 'node refused');
   };
   const tellNode = (node: string, req: NodeRequest): void => {
-    if (!active) return;
     if (node === d.local?.node) return void d.local.deliver(req).catch(() => {});
     try {
       d.bus.publish(SUBJECT.nodeNote(node), encode(req));

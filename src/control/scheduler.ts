@@ -359,8 +359,10 @@ export function schedulerActor(deps: SchedulerDeps) {
           placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, r.node);
           if (!r.spec.lc) beOn.set(r.node, (beOn.get(r.node) ?? 0) + 1);
           // The old leader may have died between recording the placement and sending the order; the
-          // node ignores a run it already has, so sending again is safe.
-          if (r.state === 'starting') void deps.toNode(r.node, { op: 'run', order: order(r) }).catch(() => {});
+          // node ignores a run it already has, so sending again is safe. An order that does not get
+          // through ends the proc lost, as in dispatch: nobody else would ever run it (found by the
+          // simulator: message-chaos seed 704 left a proc 'starting' when the re-sent order was dropped).
+          if (r.state === 'starting') deps.toNode(r.node, { op: 'run', order: order(r) }).catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
         }
         else if (r.node !== undefined) finish(r.pid, { kind: 'lost', message: `node ${r.node} was gone when a new scheduler took over` });
         else if (r.spec.lc) lcPending.push(r);
