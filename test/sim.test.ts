@@ -1,5 +1,8 @@
 import test from 'ava';
-import type { ProcRecord } from '../src/control/protocol.js';
+import { encode, SUBJECT, type ProcRecord } from '../src/control/protocol.js';
+import { parseSpec } from '../src/proc/spec.js';
+import type { Status } from '../src/proc/types.js';
+import { SIM_PROGRAMS } from '../src/sim/host.js';
 import { simWorld, type World } from '../src/sim/world.js';
 
 async function started(seed: number): Promise<World> {
@@ -82,4 +85,28 @@ test('sim - every `created` note lost: nodes read their records back and every e
   t.true(dropped > 0, 'notes were sent over NATS and dropped');
   t.true(new Set(records.map((r) => r.node)).size > 1, 'procs ran on nodes other than the leader');
   for (const node of w.nodes.values()) if (node.running !== undefined) await w.during(node.running.stop(), 5_000);
+});
+
+// A fast-path order whose record never appears (the create failed) and whose `cancel` note was lost:
+// the node reads the record back, gives up after AWAIT_CREATE_READS_MAX reads, and must then stop the
+// proc as a cancel would — else it runs on, unknown to the scheduler, and no realm removal ends it.
+test('sim - a proc whose record never appears is stopped once its node gives up waiting, and nothing is recorded for it', async (t) => {
+  const exits = new Map<string, Status>();
+  const runs: string[] = [];
+  const observer = { hostUp() {}, hostDown() {}, procRun: (_n: string, _h: unknown, pid: string) => void runs.push(pid), procExit: (_n: string, _h: unknown, pid: string, s: Status) => void exits.set(pid, s) };
+  const w = await simWorld(5, { observer });
+  await w.ports.time.advance(3_000);
+  await w.during(w.client.createRealm('default'), 1_000);
+  const spec = parseSpec({ program: 'sleep', args: [600_000] });
+  if (spec._tag === 'Left') return t.fail(spec.left.message);
+  const pid = 'default.zz-orphan'; // no scheduler ever creates this record
+  const record: ProcRecord = { pid, spec: spec.right, state: 'starting', node: 'node-2', restarts: 0, term: 99, createdAtMs: 0 };
+  const bus = w.nodes.get('node-2')!.bus!;
+  await w.during(bus.request(SUBJECT.node('node-2'), encode({ op: 'run', order: { pid, spec: spec.right, modulePath: SIM_PROGRAMS.sleep!, record, pendingCreate: true } }), { timeoutMs: 2_000 }), 3_000);
+  await w.ports.time.advance(1_000);
+  t.deepEqual(runs, [pid], 'the node started it at once');
+  t.false(exits.has(pid));
+  await w.ports.time.advance(60_000); // past AWAIT_CREATE_READS_MAX reads and the cancel grace
+  t.is(exits.get(pid)?.kind, 'evicted');
+  t.false((await table(w)).some((r) => r.pid === pid), 'nothing was written for a spawn that failed');
 });

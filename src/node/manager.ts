@@ -325,8 +325,9 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
             if (++a.reads < AWAIT_CREATE_READS_MAX) return;
             log.warn({ pid }, 'the record of a started proc never appeared; its spawn failed');
             awaiting.delete(pid);
-            a.p.cancelled = true;
-            unrecorded.delete(pid);
+            // As if the scheduler's `cancel` (a core NATS note, at most once) had come: the proc stops
+            // too, rather than run on unknown to the scheduler (a realm removal would never end it).
+            ctx.self.tell({ type: 'cancel', pid });
           },
           (e: unknown) => log.warn({ err: e, pid }, 'could not read back a record; will retry'),
         );
