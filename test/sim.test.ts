@@ -110,3 +110,31 @@ test('sim - a proc whose record never appears is stopped once its node gives up 
   t.is(exits.get(pid)?.kind, 'evicted');
   t.false((await table(w)).some((r) => r.pid === pid), 'nothing was written for a spawn that failed');
 });
+
+// A realm removal whose eviction overtakes the proc's run order (the node does not have the proc yet
+// and answers unknown-proc): the scheduler sends the eviction again once the node has taken the
+// order, so the proc ends and the removal completes rather than wait on it forever.
+test('sim - an eviction that overtakes its run order goes again once the node has the proc; the realm removal completes', async (t) => {
+  const runs: string[] = [];
+  const observer = { hostUp() {}, hostDown() {}, procRun: (_n: string, _h: unknown, pid: string) => void runs.push(pid), procExit() {} };
+  const w = await simWorld(3, { observer });
+  await w.ports.time.advance(3_000);
+  await w.during(w.client.createRealm('tenant'), 1_000);
+  await w.during(w.client.createRealm('default'), 1_000);
+  // A filler takes the leader's node (whose orders skip NATS), so the proc under test goes over NATS.
+  await w.during(w.client.spawn({ program: 'sleep', args: [600_000], lc: true, mcpu: 2_000 }), 1_000);
+  for (const id of w.nodes.keys()) w.nats.setFaults(id, { reorder: true }); // lets the eviction overtake
+  let delayed: string | undefined; // the first run order to a node over NATS is held back 1.5 s
+  w.nats.network.hook = (e) => {
+    if (delayed !== undefined || e.direction !== 'down' || e.kind !== 'core' || e.subject === undefined || !/^sigma\.node\.[^.]+$/.test(e.subject)) return undefined;
+    delayed = e.subject;
+    return { delayMs: 1_500 };
+  };
+  const pid = await w.during(w.client.spawn({ program: 'sleep', args: [600_000], realm: 'tenant', lc: true, mcpu: 2_000 }, { timeoutMs: 1_000 }), 1_000);
+  t.not(delayed, undefined, 'the run order went over NATS and was held back');
+  await w.during(w.client.removeRealm('tenant', { timeoutMs: 10_000 }), 10_000);
+  const rec = (await table(w)).find((r) => r.pid === pid);
+  t.true(runs.includes(pid), 'the node ran it once the order arrived');
+  t.is(rec?.state, 'exited');
+  t.is(rec?.status?.kind, 'evicted');
+});
