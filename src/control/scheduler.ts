@@ -340,7 +340,16 @@ export function schedulerActor(deps: SchedulerDeps) {
       lastSeen.delete(id);
       credits.delete(id);
       beOn.delete(id);
-      for (const pid of placements.removeNode(id)) finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+      for (const pid of placements.removeNode(id)) {
+        // Mutant 'run-twice': a node that stopped heartbeating may still run its procs (cut off, not dead).
+        const other = deps.mutations?.moveFromSilentNode === true ? [...lastSeen.keys()][0] : undefined;
+        const rec = live.get(pid);
+        if (other !== undefined && rec !== undefined) {
+          placements.assign({ pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb }, other);
+          live.set(pid, { ...rec, node: other });
+          deps.toNode(other, { op: 'run', order: order({ ...rec, node: other }) }).catch(() => {});
+        } else finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+      }
     };
 
     const recover = (m: Extract<SchedulerMsg, { type: 'recovered' }>): void => {

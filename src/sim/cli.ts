@@ -12,7 +12,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { checkSchedule, type Fault } from './faults.js';
 import { renderHtml } from './html.js';
-import { isMutant, MUTANT_NAMES, MUTANTS, type MutantName } from './mutants.js';
+import { isMutant, MUTANT_NAMES, MUTANT_SEED_BUDGET, MUTANTS, type MutantName } from './mutants.js';
 import { runScenario, type RunOptions } from './run.js';
 import type { RunResult, Scenario } from './scenario.js';
 import { shrink } from './shrink.js';
@@ -55,8 +55,6 @@ async function report(s: Scenario, r: RunResult, o: { shrink: boolean; quiet: bo
  */
 export const CONCURRENCY_DEFAULT = 1;
 export const CONCURRENCY_MAX = 64;
-/** Seeds a mutant gets to be caught in (1..this, or --seeds if larger), stopping at the first catch. */
-export const MUTANT_SEED_BUDGET = 10;
 /** Failing runs whose traces stay in memory for shrinking and pictures; later ones are written and dropped. */
 export const FAILED_RUNS_KEPT_MAX = 20;
 

@@ -1,5 +1,6 @@
 import { BUCKET, decodeJson, decodeProcRecord, type LeaseRecord, type ProcRecord } from '../control/protocol.js';
 import type { Status } from '../proc/types.js';
+import type { DataPathObserver } from './datapath.js';
 import type { HostObserver, SimHost } from './host.js';
 import type { SimStore, Stored } from './nats-jetstream.js';
 import type { SimPools } from './pools.js';
@@ -40,7 +41,7 @@ interface Term {
  * writes what it sees into the trace, and checks the invariants as events happen (and, via end(), at
  * the end). It never reads the actors' own state, so a bug in that state cannot hide itself.
  */
-export class Monitor implements HostObserver {
+export class Monitor implements HostObserver, DataPathObserver {
   readonly violations: Violation[] = [];
   violationCount = 0;
   /** Latest proc record per pid, as the server stores it. */
@@ -148,8 +149,17 @@ export class Monitor implements HostObserver {
     this.trace.add('host-up', node, h.uid, h.realm);
   }
 
-  hostDown(node: string, h: SimHost, reclaimed: number): void {
-    this.trace.add('host-down', node, h.uid, reclaimed);
+  /** The node manager closed endpoints (after their linger, or with their host): what the pool gave back. */
+  reclaimed(node: string, realm: string, endpoints: number, buffers: number, afterCrash: boolean): void {
+    this.trace.add('reclaim', node, realm, endpoints, buffers, afterCrash);
+  }
+
+  poolFreed(node: string, realm: string): void {
+    this.trace.add('pool-freed', node, realm);
+  }
+
+  hostDown(node: string, h: SimHost): void {
+    this.trace.add('host-down', node, h.uid);
     for (const [pid, at] of [...this.#runningOn]) if (at.uid === h.uid) this.#runningOn.delete(pid);
   }
 
@@ -199,6 +209,7 @@ export class Monitor implements HostObserver {
     }
     const { buffers, problems } = o.pools.live();
     for (const p of problems) this.violate('pool', p);
+    for (const p of o.pools.freedLive) this.violate('buffers-reclaimed', p);
     const leaked = buffers.filter((b) => b.pid === undefined || !this.#runningOn.has(b.pid));
     this.trace.add('buffers', buffers.length, leaked.length);
     for (const b of leaked.slice(0, 5)) this.violate('buffers-reclaimed', `buffer at ${b.pool}+${b.offset} is still owned by ${b.pid ?? `owner ${b.owner}`}, which no live host runs`);

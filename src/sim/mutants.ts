@@ -8,9 +8,13 @@ export const MUTANTS = {
   'stale-leader': { what: 'a deposed leader keeps its scheduler running (skips the lease fence)', scenario: 'leader-failover' },
   'exit-twice': { what: 'a node manager reports an exit twice, the second write past the write-once guard', scenario: 'spawn-storm' },
   'lc-overcommit': { what: 'LC placement ignores what is already reserved on a node', scenario: 'spawn-storm' },
-  'leak-buffer': { what: 'reclamation after a host death forgets one proc\'s buffers', scenario: 'node-churn' },
+  'leak-buffer': { what: 'the node manager\'s endpoint linger forgets to close (and reclaim) one endpoint of each batch', scenario: 'node-churn' },
+  'run-twice': { what: 'the scheduler moves a silent node\'s procs to another node under the same pids, though that node may only be cut off', scenario: 'partition-heal' },
   'forget-restart': { what: 'a restarted node leaves its previous incarnation\'s procs running in the table', scenario: 'node-churn' },
 } as const;
+
+/** Seeds a mutant gets to be caught in (1..this, or --seeds if larger), stopping at the first catch. */
+export const MUTANT_SEED_BUDGET = 10;
 
 export type MutantName = keyof typeof MUTANTS;
 export const MUTANT_NAMES = Object.keys(MUTANTS) as MutantName[];
@@ -25,6 +29,8 @@ export function mutationsOf(m: MutantName | undefined): Mutations | undefined {
     case 'exit-twice': return { exitTwice: true };
     case 'lc-overcommit': return { lcOvercommit: true };
     case 'forget-restart': return { skipReconcile: true };
+    case 'leak-buffer': return { forgetLingering: true };
+    case 'run-twice': return { moveFromSilentNode: true };
     default: return undefined;
   }
 }
