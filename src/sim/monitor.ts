@@ -51,6 +51,8 @@ export class Monitor implements HostObserver, DataPathObserver {
   readonly names = new Map<string, string>();
   /** pid -> uid of the live host running it. */
   readonly #runningOn = new Map<string, { uid: string; node: string }>();
+  /** The same, per node: node -> pids its live hosts run (the LC check looks at one node). */
+  readonly #onNode = new Map<string, Set<string>>();
   #term: Term | undefined;
   readonly terms: Term[] = [];
 
@@ -138,9 +140,9 @@ export class Monitor implements HostObserver, DataPathObserver {
    */
   #checkLc(node: string, pid: string): void {
     let used = 0;
-    for (const [p, at] of this.#runningOn) {
+    for (const p of this.#onNode.get(node) ?? []) {
       const r = this.procs.get(p);
-      if (at.node === node && r !== undefined && r.spec.lc && r.state !== 'exited') used += r.spec.mcpu;
+      if (r !== undefined && r.spec.lc && r.state !== 'exited') used += r.spec.mcpu;
     }
     if (used > this.cfg.nodeMcpu) this.violate('lc-capacity', `node ${node} runs ${used} mcpu of LC procs at once (capacity ${this.cfg.nodeMcpu}) since ${pid} started`);
   }
@@ -160,23 +162,34 @@ export class Monitor implements HostObserver, DataPathObserver {
 
   hostDown(node: string, h: SimHost): void {
     this.trace.add('host-down', node, h.uid);
-    for (const [pid, at] of [...this.#runningOn]) if (at.uid === h.uid) this.#runningOn.delete(pid);
+    for (const pid of [...(this.#onNode.get(node) ?? [])]) this.#stopped(pid, h.uid);
   }
 
   procRun(node: string, h: SimHost, pid: string): void {
     this.trace.add('run', node, h.uid, pid);
     const other = this.#runningOn.get(pid);
     if (other !== undefined && other.uid !== h.uid) this.violate('single-run', `${pid} started on ${h.uid} while still running on ${other.uid}`);
+    if (other !== undefined) this.#stopped(pid, other.uid);
     this.#runningOn.set(pid, { uid: h.uid, node });
+    const set = this.#onNode.get(node) ?? new Set<string>();
+    this.#onNode.set(node, set.add(pid));
     this.#checkLc(node, pid);
   }
 
   procExit(node: string, h: SimHost, pid: string, status: Status): void {
     this.trace.add('exit', node, h.uid, pid, status.kind);
-    if (this.#runningOn.get(pid)?.uid === h.uid) this.#runningOn.delete(pid);
+    this.#stopped(pid, h.uid);
     const list = this.reported.get(pid) ?? [];
     list.push(status);
     this.reported.set(pid, list);
+  }
+
+  /** `pid` no longer runs on host `uid` (it exited, or the host died). */
+  #stopped(pid: string, uid: string): void {
+    const at = this.#runningOn.get(pid);
+    if (at?.uid !== uid) return;
+    this.#runningOn.delete(pid);
+    this.#onNode.get(at.node)?.delete(pid);
   }
 
   /** The node holding the scheduler lease now, as the server's store says. */

@@ -22,8 +22,8 @@ export interface LiveBuffer {
  */
 export class SimPool {
   readonly own: Ownership;
-  /** Every allocation made in it, so the pool can be asked about each one (the pool has no iterator). */
-  readonly allocs: Allocation[] = [];
+  /** The latest allocation at each offset, so the pool can be asked about each (the pool has no iterator); bounded by its slots. */
+  readonly allocs = new Map<number, Allocation>();
   readonly owners = new Map<number, string>();
 
   constructor(readonly key: string) {
@@ -39,7 +39,7 @@ export class SimPool {
   alloc(owner: number, lengthBytes: number): Allocation | undefined {
     const a = this.pool.alloc(owner, lengthBytes);
     if (a._tag === 'Left') return undefined;
-    this.allocs.push(a.right);
+    this.allocs.set(a.right.offset, a.right);
     return a.right;
   }
 
@@ -50,14 +50,11 @@ export class SimPool {
   /** Live buffers as the pool itself reports them (owner and generation read from its tables). */
   live(): LiveBuffer[] {
     const out: LiveBuffer[] = [];
-    const seen = new Set<number>();
-    for (const a of this.allocs) {
-      if (seen.has(a.offset)) continue;
+    // Nothing counted live: no need to ask about every offset (a freed one is answered with an error).
+    if (this.pool.unitsLive() === 0) return out;
+    for (const a of this.allocs.values()) {
       const i = this.pool.inspect(a.offset, a.lengthBytes);
-      if (i._tag === 'Right' && i.right.owner !== 0) {
-        seen.add(a.offset);
-        out.push({ pool: this.key, offset: a.offset, owner: i.right.owner, pid: this.owners.get(i.right.owner) });
-      }
+      if (i._tag === 'Right' && i.right.owner !== 0) out.push({ pool: this.key, offset: a.offset, owner: i.right.owner, pid: this.owners.get(i.right.owner) });
     }
     return out;
   }
