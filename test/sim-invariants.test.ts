@@ -16,16 +16,13 @@ import partitionHeal from '../simulations/partition-heal.js';
 
 const SCENARIOS: Record<string, Scenario> = { 'node-churn': nodeChurn, 'spawn-storm': spawnStorm, 'leader-failover': leaderFailover, 'partition-heal': partitionHeal };
 
-/** The invariant each mutant is expected to break (the one built to catch that kind of bug). */
-const CATCHES: Record<string, string> = { 'stale-leader': 'one-scheduler', 'exit-twice': 'terminal-once', 'lc-overcommit': 'lc-capacity', 'leak-buffer': 'buffers-reclaimed', 'forget-restart': 'liveness', 'run-twice': 'single-run' };
-
 for (const m of MUTANT_NAMES) {
-  test(`sim invariants - mutant ${m} is caught by ${CATCHES[m]}, and the same seed passes without it`, async (t) => {
+  test(`sim invariants - mutant ${m} is caught by ${MUTANTS[m].invariant}, and the same seed passes without it`, async (t) => {
     const s = SCENARIOS[MUTANTS[m].scenario]!;
     let caught: string[] = [];
     let seed = 1;
     for (; seed <= MUTANT_SEED_BUDGET && caught.length === 0; seed++) caught = (await runScenario(s, seed, { mutant: m })).violations.map((v) => v.invariant);
-    t.true(caught.includes(CATCHES[m]!), `${m} on ${s.name} seeds 1..${seed - 1}: ${caught.join(', ') || 'nothing caught'}`);
+    t.true(caught.includes(MUTANTS[m].invariant), `${m} on ${s.name} seeds 1..${seed - 1}: ${caught.join(', ') || 'nothing caught'}`);
     const clean = await runScenario(s, seed - 1);
     t.deepEqual(clean.violations, []);
   });

@@ -5,6 +5,9 @@ import { ProcTable } from './proc-table.js';
 import { SUBJECT, decodeJson, decodeNodeRecord, decodeProcEvent, encode, type NodeRequest, type PullRequest } from './protocol.js';
 import { schedulerActor, type SchedulerMsg } from './scheduler.js';
 
+/** Reads of the realm list after a change before the leader waits for the next change (each read has its own timeout). */
+export const REALMS_READ_ATTEMPTS_MAX = 5;
+
 export interface LeaderDeps {
   bus: Bus;
   system: ActorSystem;
@@ -102,7 +105,18 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   })();
   const realmsWatch = await d.realmsKv.watch({});
   void (async () => {
-    for await (const _ of realmsWatch) sched.tell({ type: 'realms', names: await d.realmsKv.keys() });
+    for await (const _ of realmsWatch) {
+      // A read that fails (NATS slow or away) must neither end this loop nor reject unhandled, which
+      // kills the node process (found by the simulator: slow KV during a realm change). Each attempt
+      // is bounded by the KV call's own timeout.
+      for (let attempt = 1; attempt <= REALMS_READ_ATTEMPTS_MAX; attempt++) {
+        const names = await d.realmsKv.keys().catch(() => undefined);
+        if (names !== undefined) {
+          sched.tell({ type: 'realms', names });
+          break;
+        }
+      }
+    }
   })();
 
   return async () => {

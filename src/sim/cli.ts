@@ -217,7 +217,10 @@ program
         if (only !== undefined) {
           pictured = got;
           await report(targets.find((s) => s.name === got.scenario)!, got, { shrink: o.shrink, quiet });
-        } else if (!quiet) console.error(`mutant ${m} caught: ${got.scenario} seed ${got.seed} [${got.violations[0]?.invariant}] ${got.violations[0]?.message}`);
+        } else if (!quiet) {
+          const v = got.violations.find((x) => x.invariant === MUTANTS[m].invariant) ?? got.violations[0];
+          console.error(`mutant ${m} caught: ${got.scenario} seed ${got.seed} [${v?.invariant}] ${v?.message}`);
+        }
       } else console.error(`MUTANT NOT CAUGHT ${m} (${MUTANTS[m].what}) in ${tries.length} runs of ${targets.map((s) => s.name).join(', ')}`);
     }
     bar?.stop();
