@@ -13,6 +13,7 @@ import slowKv from '../simulations/slow-kv.js';
 import spawnStorm from '../simulations/spawn-storm.js';
 import leaderFailover from '../simulations/leader-failover.js';
 import partitionHeal from '../simulations/partition-heal.js';
+import realmTeardown from '../simulations/realm-teardown-under-load.js';
 
 const SCENARIOS: Record<string, Scenario> = { 'node-churn': nodeChurn, 'spawn-storm': spawnStorm, 'leader-failover': leaderFailover, 'partition-heal': partitionHeal };
 
@@ -102,4 +103,20 @@ test('sim datapath - the node manager reclaims for real: endpoints of exited pro
   t.true(ev.some((e) => e[1] === 'pool-freed'));
   const leaky = await runScenario(nodeChurn, 1, { mutant: 'leak-buffer' });
   t.true(leaky.violations.some((v) => v.invariant === 'buffers-reclaimed'), 'one forgotten endpoint per batch is seen');
+});
+
+// Found by the 10,000-seed sweep: on this seed the leader's read of the realm list after a realm change
+// timed out, and the rejection went unhandled (in a node process, that ends the process).
+test('sim regression - a realm-list read that times out in the leader is not an unhandled rejection (realm-teardown-under-load seed 188)', async (t) => {
+  const seen: unknown[] = [];
+  const onUnhandled = (e: unknown): void => void seen.push(e);
+  process.on('unhandledRejection', onUnhandled);
+  try {
+    const r = await runScenario(realmTeardown, 188);
+    t.deepEqual(r.violations, []);
+    t.true(r.trace.lines.some((l) => l.includes('"realm-removed","tenant"')), 'the realm was removed');
+  } finally {
+    process.off('unhandledRejection', onUnhandled);
+  }
+  t.deepEqual(seen.map((e) => (e as Error).message), []);
 });

@@ -158,15 +158,27 @@ program
     let pictured: RunResult | undefined;
     const t0 = performance.now();
     const k = o.concurrency;
+    // A rejection nobody handles kills a real node process: during a run of the real code it counts as
+    // a violation (named with the runs under way) instead of ending the sweep.
+    const current = new Set<string>();
+    let unhandled = 0;
+    process.on('unhandledRejection', (e: unknown) => {
+      const during = [...current];
+      if (during.length > 0) unhandled++;
+      console.error(`UNHANDLED REJECTION during ${during.join(', ') || 'a mutant run'}: ${(e as Error)?.message ?? String(e)}${during.length === 1 ? `\n  replay: npm run sim -- ${during[0]!.replace(' seed ', ' --seed ')}` : ''}`);
+    });
     if (only === undefined) {
       const jobs = chosen.flatMap((s) => seeds.map((seed) => ({ s, seed })));
       const twice = o.checkDeterminism === true;
       // Runs keep their trace only while needed: a sweep of 10,000 seeds must not hold 10,000 traces.
       let kept = 0;
       const results = await inPool(jobs.map((j, i) => async () => {
+        const id = `${j.s.name} seed ${j.seed}`;
+        current.add(id);
         const r = await runScenario(j.s, j.seed);
         bar?.increment(1, { what: j.s.name });
         const again = twice ? await runScenario(j.s, j.seed) : undefined;
+        current.delete(id);
         if (again !== undefined) bar?.increment(1, { what: j.s.name });
         const keep = i === 0 || (r.violationCount > 0 && kept++ < FAILED_RUNS_KEPT_MAX);
         if (r.violationCount > 0 && !keep) {
@@ -229,6 +241,7 @@ program
       if (!quiet) console.error(`timeline of ${pictured.scenario} seed ${pictured.seed}: ${o.html}`);
     }
     if (o.seed !== undefined && pictured !== undefined && pictured.violationCount === 0) writeTrace(traceFile(pictured), headerOf(pictured), pictured.trace, pictured.hash);
+    violations += unhandled;
     const seconds = (performance.now() - t0) / 1000;
     const figures = {
       scenarios: chosen.length,
