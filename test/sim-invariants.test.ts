@@ -14,6 +14,7 @@ import spawnStorm from '../simulations/spawn-storm.js';
 import leaderFailover from '../simulations/leader-failover.js';
 import partitionHeal from '../simulations/partition-heal.js';
 import realmTeardown from '../simulations/realm-teardown-under-load.js';
+import messageChaos from '../simulations/message-chaos.js';
 
 const SCENARIOS: Record<string, Scenario> = { 'node-churn': nodeChurn, 'spawn-storm': spawnStorm, 'leader-failover': leaderFailover, 'partition-heal': partitionHeal };
 
@@ -119,4 +120,12 @@ test('sim regression - a realm-list read that times out in the leader is not an 
     process.off('unhandledRejection', onUnhandled);
   }
   t.deepEqual(seen.map((e) => (e as Error).message), []);
+});
+
+// Found by the sweep: a proc the client never heard of (its spawn reply was lost) ended just before the
+// run did, and its endpoint was still in its linger when the buffers were checked. The run now waits
+// out the linger after the last exit any host reported.
+test('sim regression - the end-of-run buffer check waits for the linger of the last exit, accepted or not (message-chaos seed 499)', async (t) => {
+  const r = await runScenario(messageChaos, 499);
+  t.deepEqual(r.violations, []);
 });

@@ -176,7 +176,11 @@ export class Monitor implements HostObserver, DataPathObserver {
     this.#checkLc(node, pid);
   }
 
+  /** When a host last reported a proc's exit (virtual ms): its endpoint lingers from then. */
+  lastExitMs = 0;
+
   procExit(node: string, h: SimHost, pid: string, status: Status): void {
+    this.lastExitMs = this.now();
     this.trace.add('exit', node, h.uid, pid, status.kind);
     this.#stopped(pid, h.uid);
     const list = this.reported.get(pid) ?? [];

@@ -63,8 +63,11 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
   trace.add('healed');
   const healedMs = w.ports.time.nowMs();
   while (w.ports.time.nowMs() < healedMs + SETTLE_MS && [...rec.accepted].some((pid) => monitor.procs.get(pid)?.state !== 'exited')) await w.ports.time.advance(SETTLE_STEP_MS);
-  // The last exits' endpoints linger before their node closes them (a skewed clock may run slow).
+  // The last exits' endpoints linger before their node closes them (a skewed clock may run slow). Procs
+  // the client never heard of (a spawn whose reply was lost) may still be ending: wait for them too.
+  const reclaimBoundMs = w.ports.time.nowMs() + SETTLE_MS;
   await w.ports.time.advance(RECLAIM_SETTLE_MS);
+  while (monitor.lastExitMs + RECLAIM_SETTLE_MS > w.ports.time.nowMs() && w.ports.time.nowMs() < reclaimBoundMs) await w.ports.time.advance(SETTLE_STEP_MS);
   monitor.end({ accepted: rec.accepted, waits: rec.waits, removedRealms: rec.removed, pools: w.pools, settleMs: SETTLE_MS });
   const events = w.ports.time.eventsExecuted;
   trace.add('end', events);
