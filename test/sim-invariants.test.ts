@@ -129,3 +129,10 @@ test('sim regression - the end-of-run buffer check waits for the linger of the l
   const r = await runScenario(messageChaos, 499);
   t.deepEqual(r.violations, []);
 });
+
+// Found by the sweep: a deposed scheduler's dispatch (a read-modify-write of the record) whose read came
+// back after a new leader took over still wrote queued -> starting. A stopped scheduler writes no more.
+test('sim regression - a deposed scheduler does not dispatch after it stopped (message-chaos seed 1823)', async (t) => {
+  const r = await runScenario(messageChaos, 1823);
+  t.deepEqual(r.violations, []);
+});

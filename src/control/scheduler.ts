@@ -137,11 +137,15 @@ export function schedulerActor(deps: SchedulerDeps) {
       return best;
     };
 
+    /** False once this incarnation stopped: KV calls still under way write nothing more. */
+    let active = true;
     const dispatch = (r: ProcRecord, node: string): void => {
       const rec: ProcRecord = { ...r, state: 'starting', node };
       live.set(r.pid, rec);
       deps.table
-        .transition(r.pid, (cur) => (cur.state === 'queued' ? { ...cur, state: 'starting', node } : undefined))
+        // Not once this scheduler is stopped (deposed): its read may come back after the lease lapsed,
+        // and the record then stays queued for the next leader (found by the simulator, message-chaos).
+        .transition(r.pid, (cur) => (active && cur.state === 'queued' ? { ...cur, state: 'starting', node } : undefined))
         .then((written) => (written === undefined ? undefined : deps.toNode(node, { op: 'run', order: order(rec) })))
         .catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${node} did not take the proc: ${(e as Error).message}` }));
     };
@@ -439,6 +443,9 @@ export function schedulerActor(deps: SchedulerDeps) {
     };
 
     return {
+      postStop: () => {
+        active = false;
+      },
       // Every incarnation (the first, and any after a supervisor restart) rebuilds its state from the
       // proc table and the buckets; requests wait in the stash until then.
       preStart: () => {
