@@ -1,5 +1,6 @@
 import test from 'ava';
 import { checkSchedule, FAULTS_MAX, FaultScheduleError, nemesis, type Fault } from '../src/sim/faults.js';
+import { SimDataPath } from '../src/sim/datapath.js';
 import { SimPools } from '../src/sim/pools.js';
 import { runScenario } from '../src/sim/run.js';
 import type { Scenario } from '../src/sim/scenario.js';
@@ -43,8 +44,11 @@ test('sim faults - a hung host is killed by its node manager after missed pings:
   const hung = r.table.filter((p) => p.spec.program === 'sleep' && p.node === 'node-2');
   t.true(hung.length > 0);
   t.true(hung.every((p) => p.status?.kind === 'crashed'), JSON.stringify(hung.map((p) => p.status)));
-  const down = r.trace.lines.map((l) => JSON.parse(l) as unknown[]).find((e) => e[1] === 'host-down' && e[2] === 'node-2');
-  t.true(down !== undefined && (down[4] as number) > 0, 'the node side reclaimed the dead host procs buffers');
+  const events = r.trace.lines.map((l) => JSON.parse(l) as unknown[]);
+  const down = events.findIndex((e) => e[1] === 'host-down' && e[2] === 'node-2');
+  const reclaim = events.findIndex((e, i) => i > down && e[1] === 'reclaim' && e[2] === 'node-2' && e[6] === true);
+  t.true(down >= 0 && reclaim > down, 'the node manager handed the dead host to its data path');
+  t.true((events[reclaim]![5] as number) > 0, 'which reclaimed the buffers its procs held');
 });
 
 test('sim faults - proc crash, NATS down, a partition of two nodes, lossy links and slow KV all heal without violations', async (t) => {
@@ -91,21 +95,51 @@ test('sim faults - the nemesis draws the same schedule from the same seed, withi
   t.throws(() => checkSchedule([{ kind: 'node-crash', atMs: 1, durationMs: 1, node: 'node-9' }], NODES), { message: /no node node-9/ });
 });
 
-test('sim pools - real datapath pools: what dead owners held is reclaimed, what live ones hold is reported by the pool itself', (t) => {
-  const p = new SimPools();
-  const a = p.owner('default.1-0');
-  const b = p.owner('default.1-1');
-  const x = p.alloc('node-1', 'default', a, 200)!;
-  p.alloc('node-1', 'default', a, 3_000);
-  p.alloc('node-1', 'default', b, 100);
-  t.is(p.live().buffers.length, 3);
-  t.is(p.reclaim('node-1', 'default', [a]), 2);
-  t.false(p.free('node-1', 'default', a, x), 'a reclaimed buffer cannot be freed again');
-  t.deepEqual(p.live().buffers.map((l) => l.pid), ['default.1-1']);
-  t.deepEqual(p.live().problems, []);
-  p.leakOne = true;
-  t.is(p.reclaim('node-1', 'default', [b]), 0, 'the leak-buffer mutant skips one owner');
-  t.is(p.live().buffers.length, 1);
+test('sim datapath - endpoints own real pool buffers; closing them reclaims, the last host frees the pool, a pool freed with live buffers is reported', async (t) => {
+  const pools = new SimPools();
+  const seen: unknown[][] = [];
+  const dp = new SimDataPath('node-1', pools, { reclaimed: (...a) => seen.push(['reclaim', ...a]), poolFreed: (...a) => seen.push(['freed', ...a]) });
+  const w1 = await dp.prepareHost('h1', 'default');
+  const w2 = await dp.prepareHost('h2', 'default');
+  t.is(dp.openEndpoint('h1'), undefined, 'no endpoint before the host is attached');
+  t.true(dp.attachHost(w1) && dp.attachHost(w2));
+  const pool = dp.poolOf('h1')!;
+  t.is(dp.poolOf('h2'), pool, 'one pool per (node, realm)');
+  const a = dp.openEndpoint('h1')!;
+  const b = dp.openEndpoint('h2')!;
+  t.not(a, b);
+  const x = pool.alloc(a, 200)!;
+  pool.alloc(a, 3_000);
+  pool.alloc(b, 100);
+  pool.owners.set(b, 'default.1-1');
+  t.is(pools.live().buffers.length, 3);
+  dp.closeEndpoints([a]);
+  t.deepEqual(seen.at(-1), ['reclaim', 'node-1', 'default', 1, 2, false]);
+  t.false(pool.free(a, x), 'a reclaimed buffer cannot be freed again');
+  t.deepEqual(pools.live().buffers.map((l) => l.pid), ['default.1-1']);
+  t.deepEqual(pools.live().problems, []);
+  dp.hostGone('h1');
+  t.is(dp.poolOf('h2'), pool, 'the pool stays while a host of the realm is up');
+  dp.hostGone('h2');
+  t.deepEqual(seen.at(-1), ['freed', 'node-1', 'default']);
+  t.deepEqual(seen.at(-2), ['reclaim', 'node-1', 'default', 2, 1, true], 'a dead host: its endpoints and its own, with a scan');
+  t.deepEqual(pools.freedLive, []);
+  t.is(pools.live().buffers.length, 0);
+  // A reclamation that misses (here: an owner no endpoint stands for) is seen when the pool is freed.
+  const w3 = await dp.prepareHost('h3', 'other');
+  dp.attachHost(w3);
+  dp.poolOf('h3')!.alloc(999, 100);
+  dp.hostGone('h3');
+  t.is(pools.freedLive.length, 1);
+  t.regex(pools.freedLive[0]!, /node-1\/other was freed with 1 buffers still live/);
+  // A crashed node's pools vanish unexamined.
+  const w4 = await dp.prepareHost('h4', 'default');
+  dp.attachHost(w4);
+  dp.poolOf('h4')!.alloc(dp.openEndpoint('h4')!, 100);
+  dp.crash();
+  t.is(pools.live().buffers.length, 0);
+  t.is(pools.freedLive.length, 1);
+  await t.throwsAsync(dp.prepareHost('h5', 'default'));
 });
 
 test('sim time - timers fire in (time, insertion) order, cancelled ones never, whatever order they were set in', async (t) => {

@@ -8,6 +8,8 @@ import { schedulerActor, type SchedulerMsg } from './scheduler.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
 export const WATCH_REOPEN_MS = 250;
+/** Reads of the realm list after a change before the leader waits for the next change (each read has its own timeout). */
+export const REALMS_READ_ATTEMPTS_MAX = 5;
 
 export interface LeaderDeps {
   bus: Bus;
@@ -133,7 +135,14 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   ).catch(() => {});
   void follow(
     () => d.realmsKv.watch({}),
-    async () => void sched.tell({ type: 'realms', names: await d.realmsKv.keys() }),
+    async () => {
+      // A read that fails (NATS slow or away) must not end the watch loop (found by the simulator:
+      // slow KV during a realm change). Each attempt is bounded by the KV call's own timeout.
+      for (let attempt = 1; attempt <= REALMS_READ_ATTEMPTS_MAX; attempt++) {
+        const names = await d.realmsKv.keys().catch(() => undefined);
+        if (names !== undefined) return void sched.tell({ type: 'realms', names });
+      }
+    },
   ).catch(() => {});
 
   return async () => {

@@ -12,4 +12,8 @@ export interface Mutations {
   lcOvercommit?: boolean;
   /** A restarted node does not end the procs its previous incarnation left in the table. */
   skipReconcile?: boolean;
+  /** The node manager's endpoint linger forgets one endpoint per batch it closes: what it held is never reclaimed. */
+  forgetLingering?: boolean;
+  /** The procs of a node that stopped heartbeating are run on another node under the same pid, though it may only be cut off. */
+  moveFromSilentNode?: boolean;
 }

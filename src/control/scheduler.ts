@@ -153,11 +153,15 @@ export function schedulerActor(deps: SchedulerDeps) {
       return best;
     };
 
+    /** False once this incarnation stopped: KV calls still under way write nothing more. */
+    let active = true;
     const dispatch = (r: ProcRecord, node: string): void => {
       const rec: ProcRecord = { ...r, state: 'starting', node };
       live.set(r.pid, rec);
       deps.table
-        .transition(r.pid, (cur) => (cur.state === 'queued' ? { ...cur, state: 'starting', node } : undefined))
+        // Not once this scheduler is stopped (deposed): its read may come back after the lease lapsed,
+        // and the record then stays queued for the next leader (found by the simulator, message-chaos).
+        .transition(r.pid, (cur) => (active && cur.state === 'queued' ? { ...cur, state: 'starting', node } : undefined))
         .then((written) => (written === undefined ? undefined : deps.toNode(node, { op: 'run', order: order(rec) }).then(() => ctx.self.tell({ type: 'run-taken', pid: r.pid }))))
         .catch((e: unknown) => finish(r.pid, { kind: 'lost', message: `node ${node} did not take the proc: ${(e as Error).message}` }));
     };
@@ -363,7 +367,16 @@ export function schedulerActor(deps: SchedulerDeps) {
       lastSeen.delete(id);
       credits.delete(id);
       beOn.delete(id);
-      for (const pid of placements.removeNode(id)) finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+      for (const pid of placements.removeNode(id)) {
+        // Mutant 'run-twice': a node that stopped heartbeating may still run its procs (cut off, not dead).
+        const other = deps.mutations?.moveFromSilentNode === true ? [...lastSeen.keys()][0] : undefined;
+        const rec = live.get(pid);
+        if (other !== undefined && rec !== undefined) {
+          placements.assign({ pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb }, other);
+          live.set(pid, { ...rec, node: other });
+          deps.toNode(other, { op: 'run', order: order({ ...rec, node: other }) }).catch(() => {});
+        } else finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+      }
     };
 
     const recover = (m: Extract<SchedulerMsg, { type: 'recovered' }>): void => {
@@ -460,6 +473,9 @@ export function schedulerActor(deps: SchedulerDeps) {
     };
 
     return {
+      postStop: () => {
+        active = false;
+      },
       // Every incarnation (the first, and any after a supervisor restart) rebuilds its state from the
       // proc table and the buckets; requests wait in the stash until then.
       preStart: () => {

@@ -10,7 +10,7 @@ import type { CrossNode } from './dp-cross.js';
 
 /**
  * What the NodeManager actor asks of the data path. The real binding is src/node/datapath.ts (memfds,
- * sockets, BPF maps); the simulator passes none, and its hosts run without a data path.
+ * sockets, BPF maps); the simulator's is src/sim/datapath.ts (real Pools over ArrayBuffers).
  */
 export interface DataPathPort {
   readonly mode: 'bpf' | 'userspace';

@@ -22,6 +22,8 @@ export interface NodeManagerConfig {
   hostPingMissesMax: number;
   /** Simulator mutant only (src/control/mutations.ts): the exit write loses its write-once guard. */
   exitTwice?: boolean;
+  /** Simulator mutant only: each batch of lingering endpoints closed forgets its first one (never reclaimed). */
+  forgetLingering?: boolean;
 }
 
 export interface NodeManagerDeps {
@@ -33,7 +35,7 @@ export interface NodeManagerDeps {
   /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
   pull(slots: number): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
-  /** The node's data path (pools, endpoints, BPF maps or hub); absent in the simulator. */
+  /** The node's data path (pools, endpoints, BPF maps or hub); src/sim/datapath.ts in the simulator. */
   datapath?: DataPathPort;
 }
 
@@ -151,7 +153,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       const now = ctx.ports.clock.nowMs();
       let n = 0;
       while (n < lingering.length && lingering[n]!.atMs <= now) n++;
-      dp?.closeEndpoints(lingering.splice(0, n).map((l) => l.endpoint));
+      const batch = lingering.splice(0, n).map((l) => l.endpoint);
+      dp?.closeEndpoints(cfg.forgetLingering === true ? batch.slice(1) : batch);
       if (lingering.length > 0) ctx.scheduleOnce(Math.max(0, lingering[0]!.atMs - now), { type: 'dp-close' });
     };
     const startHost = (key: string, realm: string): void => {

@@ -42,7 +42,7 @@ export interface NodeOptions {
   ports?: Ports;
   timing?: NodeTiming;
   onFatal?: (error: unknown) => void;
-  /** The data path this node owns (src/node/datapath.ts); none in the simulator. */
+  /** The data path this node owns (src/node/datapath.ts; the simulator's is src/sim/datapath.ts). */
   datapath?: DataPathPort;
   /** Deliberate bugs for the simulator's mutants; never set in production. */
   mutations?: Mutations;
@@ -76,7 +76,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), ...(o.ports === undefined ? {} : { ports: o.ports }) });
   const nm = system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: 8, exitTwice: o.mutations?.exitTwice === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: 8, exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
       {
         launcher: o.launcher,
         table,

@@ -12,7 +12,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { checkSchedule, type Fault } from './faults.js';
 import { renderHtml } from './html.js';
-import { isMutant, MUTANT_NAMES, MUTANTS, type MutantName } from './mutants.js';
+import { isMutant, MUTANT_NAMES, MUTANT_SEED_BUDGET, MUTANTS, type MutantName } from './mutants.js';
 import { runScenario, type RunOptions } from './run.js';
 import type { RunResult, Scenario } from './scenario.js';
 import { shrink } from './shrink.js';
@@ -55,8 +55,6 @@ async function report(s: Scenario, r: RunResult, o: { shrink: boolean; quiet: bo
  */
 export const CONCURRENCY_DEFAULT = 1;
 export const CONCURRENCY_MAX = 64;
-/** Seeds a mutant gets to be caught in (1..this, or --seeds if larger), stopping at the first catch. */
-export const MUTANT_SEED_BUDGET = 10;
 /** Failing runs whose traces stay in memory for shrinking and pictures; later ones are written and dropped. */
 export const FAILED_RUNS_KEPT_MAX = 20;
 
@@ -160,15 +158,27 @@ program
     let pictured: RunResult | undefined;
     const t0 = performance.now();
     const k = o.concurrency;
+    // A rejection nobody handles kills a real node process: during a run of the real code it counts as
+    // a violation (named with the runs under way) instead of ending the sweep.
+    const current = new Set<string>();
+    let unhandled = 0;
+    process.on('unhandledRejection', (e: unknown) => {
+      const during = [...current];
+      if (during.length > 0) unhandled++;
+      console.error(`UNHANDLED REJECTION during ${during.join(', ') || 'a mutant run'}: ${(e as Error)?.message ?? String(e)}${during.length === 1 ? `\n  replay: npm run sim -- ${during[0]!.replace(' seed ', ' --seed ')}` : ''}`);
+    });
     if (only === undefined) {
       const jobs = chosen.flatMap((s) => seeds.map((seed) => ({ s, seed })));
       const twice = o.checkDeterminism === true;
       // Runs keep their trace only while needed: a sweep of 10,000 seeds must not hold 10,000 traces.
       let kept = 0;
       const results = await inPool(jobs.map((j, i) => async () => {
+        const id = `${j.s.name} seed ${j.seed}`;
+        current.add(id);
         const r = await runScenario(j.s, j.seed);
         bar?.increment(1, { what: j.s.name });
         const again = twice ? await runScenario(j.s, j.seed) : undefined;
+        current.delete(id);
         if (again !== undefined) bar?.increment(1, { what: j.s.name });
         const keep = i === 0 || (r.violationCount > 0 && kept++ < FAILED_RUNS_KEPT_MAX);
         if (r.violationCount > 0 && !keep) {
@@ -219,7 +229,10 @@ program
         if (only !== undefined) {
           pictured = got;
           await report(targets.find((s) => s.name === got.scenario)!, got, { shrink: o.shrink, quiet });
-        } else if (!quiet) console.error(`mutant ${m} caught: ${got.scenario} seed ${got.seed} [${got.violations[0]?.invariant}] ${got.violations[0]?.message}`);
+        } else if (!quiet) {
+          const v = got.violations.find((x) => x.invariant === MUTANTS[m].invariant) ?? got.violations[0];
+          console.error(`mutant ${m} caught: ${got.scenario} seed ${got.seed} [${v?.invariant}] ${v?.message}`);
+        }
       } else console.error(`MUTANT NOT CAUGHT ${m} (${MUTANTS[m].what}) in ${tries.length} runs of ${targets.map((s) => s.name).join(', ')}`);
     }
     bar?.stop();
@@ -228,6 +241,7 @@ program
       if (!quiet) console.error(`timeline of ${pictured.scenario} seed ${pictured.seed}: ${o.html}`);
     }
     if (o.seed !== undefined && pictured !== undefined && pictured.violationCount === 0) writeTrace(traceFile(pictured), headerOf(pictured), pictured.trace, pictured.hash);
+    violations += unhandled;
     const seconds = (performance.now() - t0) / 1000;
     const figures = {
       scenarios: chosen.length,

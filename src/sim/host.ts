@@ -3,14 +3,17 @@ import type { HostHandle, HostLauncher } from '../node/host-process.js';
 import type { Allocation } from '../datapath/pool.js';
 import type { Status } from '../proc/types.js';
 import type { Timers } from '../ports/types.js';
-import type { SimPools } from './pools.js';
+import type { SimDataPath } from './datapath.js';
+import type { SimPool } from './pools.js';
 
 /**
  * Proc hosts for the simulator: in-process, driven by the injected timers, running stand-in programs
  * named by their module path (`sim:noop`, `sim:sleep`, `sim:fail`, `sim:service`) — importing real
- * modules would bring real I/O timing into a run that must replay exactly. Each sim proc takes a few
- * buffers from its (node, realm) pool as it starts and frees them as it ends; a host that dies has
- * what its procs held reclaimed by the node side (the launcher), as the node manager does for real.
+ * modules would bring real I/O timing into a run that must replay exactly. A host inherits its realm's
+ * pool from the node's (simulated) data path as a forked host inherits the memfd; each sim proc takes a
+ * few buffers in it, owned by the endpoint the node manager gave the proc, and frees them as it ends —
+ * except some procs, whose last buffer is still "in flight" when they exit. Taking those back, and all a
+ * dead host's procs held, is the node manager's job (its endpoint linger and close, its hostGone).
  */
 export const SIM_PROGRAMS: Readonly<Record<string, string>> = {
   noop: 'sim:noop',
@@ -25,7 +28,7 @@ export const SIM_PROC_BUFFERS_MAX = 3;
 /** What the world learns from hosts: lifecycles for the trace and the invariants. */
 export interface HostObserver {
   hostUp(node: string, host: SimHost): void;
-  hostDown(node: string, host: SimHost, reclaimed: number): void;
+  hostDown(node: string, host: SimHost): void;
   procRun(node: string, host: SimHost, pid: string): void;
   procExit(node: string, host: SimHost, pid: string, status: Status): void;
 }
@@ -33,11 +36,12 @@ export interface HostObserver {
 export class SimHostLauncher implements HostLauncher {
   readonly hosts = new Map<string, SimHost>();
   #incarnation = 0;
+  /** The data path of the node's current incarnation (set at each boot). */
+  datapath: SimDataPath | undefined;
 
   constructor(
     readonly node: string,
     private readonly timers: Timers,
-    private readonly pools: SimPools,
     private readonly observer: HostObserver,
     private readonly options: { startMs?: number } = {},
   ) {}
@@ -45,7 +49,7 @@ export class SimHostLauncher implements HostLauncher {
   start(hostId: string, realm: string): Promise<HostHandle> {
     return new Promise((resolve) =>
       this.timers.setTimeout(() => {
-        const h = new SimHost(hostId, `${hostId}#${this.#incarnation++}`, realm, this.node, this.timers, this.pools, (host) => this.#gone(host));
+        const h = new SimHost(hostId, `${hostId}#${this.#incarnation++}`, realm, this.node, this.timers, this.datapath?.poolOf(hostId), (host) => this.#gone(host));
         h.launcher = this;
         this.hosts.set(h.uid, h);
         this.observer.hostUp(this.node, h);
@@ -59,11 +63,10 @@ export class SimHostLauncher implements HostLauncher {
     return [...this.hosts.values()].filter((h) => !h.dead);
   }
 
-  /** The node side's reclamation: whatever the dead host's procs still held goes back to the pool. */
+  /** What the dead host's procs held is the node manager's to reclaim (it hears of the exit). */
   #gone(h: SimHost): void {
     this.hosts.delete(h.uid);
-    const reclaimed = this.pools.reclaim(this.node, h.realm, h.owners());
-    this.observer.hostDown(this.node, h, reclaimed);
+    this.observer.hostDown(this.node, h);
   }
 
   /** For the observer: a proc event from one of this launcher's hosts. */
@@ -77,6 +80,8 @@ interface Running {
   timer: { cancel(): void } | undefined;
   owner: number;
   buffers: Allocation[];
+  /** Exits with its last buffer still in flight (sent, never accepted): the node reclaims it. */
+  leavesOne: boolean;
 }
 
 export class SimHost implements HostHandle {
@@ -84,8 +89,6 @@ export class SimHost implements HostHandle {
   readonly #onMessage: Array<(m: ToNode) => void> = [];
   readonly #onExit: Array<(code: number | null, signal: string | null) => void> = [];
   readonly #running = new Map<string, Running>();
-  /** Owners of every proc this host ever ran that may still hold buffers (until reclaimed). */
-  readonly #owners: number[] = [];
   #dead = false;
   /** Hung (fault 'host-hang'): takes no messages and sends none until it resumes or is killed. */
   #hung = false;
@@ -101,7 +104,8 @@ export class SimHost implements HostHandle {
     readonly realm: string,
     readonly node: string,
     private readonly timers: Timers,
-    private readonly pools: SimPools,
+    /** The realm's pool, inherited at start; undefined when the node had no data path for the host. */
+    private readonly pool: SimPool | undefined,
     private readonly onGone: (h: SimHost) => void,
   ) {}
 
@@ -115,10 +119,6 @@ export class SimHost implements HostHandle {
 
   get running(): string[] {
     return [...this.#running.keys()];
-  }
-
-  owners(): number[] {
-    return this.#owners;
   }
 
   send(m: ToHost): boolean {
@@ -161,7 +161,7 @@ export class SimHost implements HostHandle {
     const r = this.#running.get(pid);
     if (r === undefined) return false;
     r.timer?.cancel();
-    this.#exit(pid, { kind: 'crashed', message: 'proc crashed (simulated fault)' });
+    this.#exit(pid, { kind: 'crashed', message: 'proc crashed (simulated fault)' }, false);
     return true;
   }
 
@@ -171,11 +171,13 @@ export class SimHost implements HostHandle {
     this.#onMessage.forEach((f) => f(m));
   }
 
-  #exit(pid: string, status: Status): void {
+  /** `tidy`: the proc freed what it held as it ended (a crashed one frees nothing: the node reclaims it). */
+  #exit(pid: string, status: Status, tidy = true): void {
     const r = this.#running.get(pid);
     if (r === undefined) return;
     this.#running.delete(pid);
-    for (const b of r.buffers) this.pools.free(this.node, this.realm, r.owner, b);
+    const kept = !tidy ? 0 : r.leavesOne ? r.buffers.length - 1 : r.buffers.length;
+    for (let i = 0; i < kept; i++) this.pool?.free(r.owner, r.buffers[i]!);
     this.launcher?.emit('exit', this, pid, status);
     this.#emit({ t: 'exited', pid, status });
   }
@@ -201,16 +203,20 @@ export class SimHost implements HostHandle {
   #run(m: Extract<ToHost, { t: 'run' }>): void {
     if (this.#running.has(m.pid)) return;
     const service = m.modulePath === 'sim:service';
-    const owner = this.pools.owner(m.pid);
-    this.#owners.push(owner);
+    // The owner is the endpoint the node manager opened for the proc, as in a real host.
+    const owner = m.endpoint ?? 0;
     const buffers: Allocation[] = [];
     // Buffer count and sizes from the pid, not the PRNG: the pid is already part of the run's history.
-    const n = 1 + (hashOf(m.pid) % SIM_PROC_BUFFERS_MAX);
-    for (let i = 0; i < n; i++) {
-      const a = this.pools.alloc(this.node, this.realm, owner, i === 0 ? 200 : 3000);
-      if (a !== undefined) buffers.push(a);
+    const hash = hashOf(m.pid);
+    if (this.pool !== undefined && m.endpoint !== undefined) {
+      this.pool.owners.set(owner, m.pid);
+      const n = 1 + (hash % SIM_PROC_BUFFERS_MAX);
+      for (let i = 0; i < n; i++) {
+        const a = this.pool.alloc(owner, i === 0 ? 200 : 3000);
+        if (a !== undefined) buffers.push(a);
+      }
     }
-    const r: Running = { timer: undefined, owner, buffers };
+    const r: Running = { timer: undefined, owner, buffers, leavesOne: buffers.length > 0 && Math.imul(hash, 0x9e3779b1) >>> 30 === 0 };
     this.#running.set(m.pid, r);
     this.launcher?.emit('run', this, m.pid);
     this.#emit({ t: 'started', pid: m.pid, kind: service ? 'service' : 'function', ...(service ? { actorPath: `actor://${this.hostId}/procs/${m.pid}` } : {}) });

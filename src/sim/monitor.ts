@@ -1,5 +1,6 @@
 import { BUCKET, decodeJson, decodeProcRecord, type LeaseRecord, type ProcRecord } from '../control/protocol.js';
 import type { Status } from '../proc/types.js';
+import type { DataPathObserver } from './datapath.js';
 import type { HostObserver, SimHost } from './host.js';
 import type { SimStore, Stored } from './nats-jetstream.js';
 import type { SimPools } from './pools.js';
@@ -42,7 +43,7 @@ interface Term {
  * writes what it sees into the trace, and checks the invariants as events happen (and, via end(), at
  * the end). It never reads the actors' own state, so a bug in that state cannot hide itself.
  */
-export class Monitor implements HostObserver {
+export class Monitor implements HostObserver, DataPathObserver {
   readonly violations: Violation[] = [];
   violationCount = 0;
   /** Latest proc record per pid, as the server stores it. */
@@ -52,6 +53,8 @@ export class Monitor implements HostObserver {
   readonly names = new Map<string, string>();
   /** pid -> uid of the live host running it. */
   readonly #runningOn = new Map<string, { uid: string; node: string }>();
+  /** The same, per node: node -> pids its live hosts run (the LC check looks at one node). */
+  readonly #onNode = new Map<string, Set<string>>();
   #term: Term | undefined;
   readonly terms: Term[] = [];
 
@@ -155,9 +158,9 @@ export class Monitor implements HostObserver {
    */
   #checkLc(node: string, pid: string): void {
     let used = 0;
-    for (const [p, at] of this.#runningOn) {
+    for (const p of this.#onNode.get(node) ?? []) {
       const r = this.procs.get(p);
-      if (at.node === node && r !== undefined && r.spec.lc && r.state !== 'exited') used += r.spec.mcpu;
+      if (r !== undefined && r.spec.lc && r.state !== 'exited') used += r.spec.mcpu;
     }
     if (used > this.cfg.nodeMcpu) this.violate('lc-capacity', `node ${node} runs ${used} mcpu of LC procs at once (capacity ${this.cfg.nodeMcpu}) since ${pid} started`);
   }
@@ -166,25 +169,49 @@ export class Monitor implements HostObserver {
     this.trace.add('host-up', node, h.uid, h.realm);
   }
 
-  hostDown(node: string, h: SimHost, reclaimed: number): void {
-    this.trace.add('host-down', node, h.uid, reclaimed);
-    for (const [pid, at] of [...this.#runningOn]) if (at.uid === h.uid) this.#runningOn.delete(pid);
+  /** The node manager closed endpoints (after their linger, or with their host): what the pool gave back. */
+  reclaimed(node: string, realm: string, endpoints: number, buffers: number, afterCrash: boolean): void {
+    this.trace.add('reclaim', node, realm, endpoints, buffers, afterCrash);
+  }
+
+  poolFreed(node: string, realm: string): void {
+    this.trace.add('pool-freed', node, realm);
+  }
+
+  hostDown(node: string, h: SimHost): void {
+    this.trace.add('host-down', node, h.uid);
+    for (const pid of [...(this.#onNode.get(node) ?? [])]) this.#stopped(pid, h.uid);
   }
 
   procRun(node: string, h: SimHost, pid: string): void {
     this.trace.add('run', node, h.uid, pid);
     const other = this.#runningOn.get(pid);
     if (other !== undefined && other.uid !== h.uid) this.violate('single-run', `${pid} started on ${h.uid} while still running on ${other.uid}`);
+    if (other !== undefined) this.#stopped(pid, other.uid);
     this.#runningOn.set(pid, { uid: h.uid, node });
+    const set = this.#onNode.get(node) ?? new Set<string>();
+    this.#onNode.set(node, set.add(pid));
     this.#checkLc(node, pid);
   }
 
+  /** When a host last reported a proc's exit (virtual ms): its endpoint lingers from then. */
+  lastExitMs = 0;
+
   procExit(node: string, h: SimHost, pid: string, status: Status): void {
+    this.lastExitMs = this.now();
     this.trace.add('exit', node, h.uid, pid, status.kind);
-    if (this.#runningOn.get(pid)?.uid === h.uid) this.#runningOn.delete(pid);
+    this.#stopped(pid, h.uid);
     const list = this.reported.get(pid) ?? [];
     list.push(status);
     this.reported.set(pid, list);
+  }
+
+  /** `pid` no longer runs on host `uid` (it exited, or the host died). */
+  #stopped(pid: string, uid: string): void {
+    const at = this.#runningOn.get(pid);
+    if (at?.uid !== uid) return;
+    this.#runningOn.delete(pid);
+    this.#onNode.get(at.node)?.delete(pid);
   }
 
   /** The node holding the scheduler lease now, as the server's store says. */
@@ -217,6 +244,7 @@ export class Monitor implements HostObserver {
     }
     const { buffers, problems } = o.pools.live();
     for (const p of problems) this.violate('pool', p);
+    for (const p of o.pools.freedLive) this.violate('buffers-reclaimed', p);
     const leaked = buffers.filter((b) => b.pid === undefined || !this.#runningOn.has(b.pid));
     this.trace.add('buffers', buffers.length, leaked.length);
     for (const b of leaked.slice(0, 5)) this.violate('buffers-reclaimed', `buffer at ${b.pool}+${b.offset} is still owned by ${b.pid ?? `owner ${b.owner}`}, which no live host runs`);

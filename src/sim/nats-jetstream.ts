@@ -34,6 +34,11 @@ export class WrongLastSeq extends Error {
   }
 }
 
+interface Follower {
+  seq: number;
+  kick: () => void;
+}
+
 export class SimStore {
   readonly #msgs = new Map<number, Stored>();
   /** Sequences in ascending order, with removed ones skipped lazily (compacted now and then). */
@@ -44,8 +49,13 @@ export class SimStore {
   readonly #bySubject = new Map<string, number[]>();
   readonly #dedup = new Map<string, { seq: number; atMs: number }>();
   #lastSeq = 0;
-  /** Told of every append (readers and consumers kick their deliveries). */
-  readonly followers = new Set<() => void>();
+  /**
+   * Told of appends (readers and consumers kick their deliveries): those following one literal subject
+   * only when it is appended to (most are KV watches of one key), those with wildcards on every append.
+   */
+  readonly #followLiteral = new Map<string, Set<Follower>>();
+  readonly #followWild = new Set<Follower>();
+  #followSeq = 0;
   /** Told of every message stored, with the message (the simulator's observers: trace, invariants). */
   readonly taps = new Set<(m: Stored) => void>();
 
@@ -57,6 +67,21 @@ export class SimStore {
 
   get lastSeq(): number {
     return this.#lastSeq;
+  }
+
+  /** Calls `kick` after each append that `filter` matches; returns the unfollow. */
+  follow(filter: string, kick: () => void): () => void {
+    const f: Follower = { seq: this.#followSeq++, kick };
+    if (isWild(filter)) {
+      this.#followWild.add(f);
+      return () => this.#followWild.delete(f);
+    }
+    const set = this.#followLiteral.get(filter) ?? new Set();
+    this.#followLiteral.set(filter, set.add(f));
+    return () => {
+      set.delete(f);
+      if (set.size === 0 && this.#followLiteral.get(filter) === set) this.#followLiteral.delete(filter);
+    };
   }
 
   captures(subject: string): boolean {
@@ -92,6 +117,11 @@ export class SimStore {
   /** The first retained message after `seq` whose subject matches `filter`, and how far it scanned. */
   next(afterSeq: number, filter: string): { msg: Stored | undefined; scannedTo: number } {
     this.prune();
+    if (!isWild(filter)) {
+      // One subject: its own (short) history, not the whole stream.
+      for (const seq of this.#bySubject.get(filter) ?? []) if (seq > afterSeq) return { msg: this.#msgs.get(seq), scannedTo: seq };
+      return { msg: undefined, scannedTo: this.#lastSeq };
+    }
     let i = this.#lowerBound(afterSeq + 1);
     for (; i < this.#order.length; i++) {
       const m = this.#msgs.get(this.#order[i]!);
@@ -125,7 +155,13 @@ export class SimStore {
     if (perSubjectMax !== undefined) while (seqs.length > perSubjectMax) this.remove(seqs[0]!);
     if (this.config.msgsMax !== undefined) while (this.#msgs.size > this.config.msgsMax) this.remove(this.#firstLive()!);
     for (const t of this.taps) t(stored);
-    for (const f of [...this.followers]) f();
+    // Kicked in the order they started following, wherever they are indexed.
+    const literal = this.#followLiteral.get(subject);
+    const kicks = literal === undefined ? [] : [...literal];
+    const n = kicks.length;
+    if (this.#followWild.size > 0) kicks.push(...this.#followWild);
+    if (n > 0 && kicks.length > n) kicks.sort((a, b) => a.seq - b.seq);
+    for (const f of kicks) f.kick();
     return { seq, duplicate: false };
   }
 
@@ -182,6 +218,10 @@ export class SimStore {
     }
     return lo;
   }
+}
+
+function isWild(filter: string): boolean {
+  return filter.includes('*') || filter.includes('>');
 }
 
 /** Whether some subject matches both filters (streams may not overlap). */

@@ -189,8 +189,7 @@ class SimReader<T> {
     this.#initial = initial;
     this.#caughtUpFromSeq = caughtUpFromSeq;
     const kick = (): void => this.#kick();
-    this.store.followers.add(kick);
-    this.#release.push(() => this.store.followers.delete(kick), this.bus.server.onResume(this.bus.name, kick));
+    this.#release.push(this.store.follow(this.filter, kick), this.bus.server.onResume(this.bus.name, kick));
     kick();
   }
 
@@ -337,7 +336,7 @@ export class SimDurable {
   ) {
     this.#o = { ...o, filter: o.filter ?? '>' };
     this.#cursor = o.fromSeq - 1;
-    store.followers.add(() => this.kick());
+    store.follow(this.#o.filter, () => this.kick());
   }
 
   attach(bus: SimBus, pullMax: number, what: string): StreamIter<ConsumerMsg> {

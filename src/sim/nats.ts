@@ -130,12 +130,39 @@ export class SimNats {
     if (up) for (const k of [...(this.#resumers.get(client) ?? [])]) k();
   }
 
+  /**
+   * Subscriptions indexed for routing: literal subjects by subject, wildcard ones apart; `seq` keeps
+   * the order they were added in (the order the server hands out messages and picks queue members).
+   */
+  readonly #literal = new Map<string, Set<SimSub>>();
+  readonly #wild = new Set<SimSub>();
+  #subSeq = 0;
+
   addSub(sub: SimSub): void {
+    if (this.#subs.has(sub)) return;
     this.#subs.add(sub);
+    sub.seq = this.#subSeq++;
+    if (sub.subject.includes('*') || sub.subject.includes('>')) return void this.#wild.add(sub);
+    const set = this.#literal.get(sub.subject) ?? new Set<SimSub>();
+    this.#literal.set(sub.subject, set.add(sub));
   }
 
   removeSub(sub: SimSub): void {
-    this.#subs.delete(sub);
+    if (!this.#subs.delete(sub)) return;
+    this.#wild.delete(sub);
+    const set = this.#literal.get(sub.subject);
+    if (set?.delete(sub) === true && set.size === 0) this.#literal.delete(sub.subject);
+  }
+
+  /** Subscriptions whose filter matches `subject`, in the order they were added. */
+  #interested(subject: string): SimSub[] {
+    const out: SimSub[] = [];
+    const literal = this.#literal.get(subject);
+    if (literal !== undefined) for (const s of literal) out.push(s);
+    const n = out.length;
+    for (const s of this.#wild) if (matches(s.subject, subject)) out.push(s);
+    if (n > 0 && out.length > n) out.sort((a, b) => a.seq - b.seq);
+    return out;
   }
 
   newInbox(client: string, handlers: { onReply(m: Msg): void; onNoResponders(): void }): string {
@@ -180,10 +207,14 @@ export class SimNats {
     }
     const plain: SimSub[] = [];
     const groups = new Map<string, SimSub[]>();
-    for (const s of this.#subs) {
-      if (!s.registered || !this.network.connected(s.client) || !matches(s.subject, subject)) continue;
+    for (const s of this.#interested(subject)) {
+      if (!s.registered || !this.network.connected(s.client)) continue;
       if (s.queue === undefined) plain.push(s);
-      else groups.set(s.queue, [...(groups.get(s.queue) ?? []), s]);
+      else {
+        const g = groups.get(s.queue);
+        if (g === undefined) groups.set(s.queue, [s]);
+        else g.push(s);
+      }
     }
     const targets = [...plain, ...[...groups.values()].map((g) => g[this.ports.random.int(g.length)]!)];
     for (const t of targets) {
@@ -204,6 +235,8 @@ export class SimNats {
 export class SimSub implements Subscription {
   /** Interest reaches the server one hop after subscribe (and again after a reconnect). */
   registered = false;
+  /** Order of addition at the server (set by it). */
+  seq = 0;
   readonly q: BoundedQueue<Msg>;
 
   constructor(

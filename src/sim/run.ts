@@ -1,4 +1,5 @@
 import type { Status } from '../proc/types.js';
+import { ENDPOINT_LINGER_MS } from '../node/manager.js';
 import { DEFAULT_TIMING } from '../node/node.js';
 import { SeededRandom } from '../ports/random.js';
 import { FaultController, type Fault } from './faults.js';
@@ -10,6 +11,8 @@ import { simWorld, SIM_NODE, type World } from './world.js';
 
 /** Liveness bound: once the last fault is healed, every accepted spawn must end within this. */
 export const SETTLE_MS = 30_000;
+/** After the work ended: time for the last endpoints' linger (ENDPOINT_LINGER_MS, on clocks up to 10 % slow) to run out. */
+export const RECLAIM_SETTLE_MS = 2 * ENDPOINT_LINGER_MS;
 /** How often the settling period looks whether all work is done (it may end early). */
 const SETTLE_STEP_MS = 500;
 /** The fault PRNG is derived from the seed but apart from the workload's, so shrinking faults leaves the workload alone. */
@@ -47,7 +50,6 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
     writer = () => (nats.writer === undefined ? undefined : { client: nats.writer, sentAtMs: nats.writerSentAtMs });
   } });
   now = () => w.ports.time.nowMs();
-  if (o.mutant === 'leak-buffer') w.pools.leakOne = true;
   const rec = record(w, trace);
   const controller = new FaultController(w, monitor);
   await w.ports.time.advance(3_000);
@@ -61,6 +63,11 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
   trace.add('healed');
   const healedMs = w.ports.time.nowMs();
   while (w.ports.time.nowMs() < healedMs + SETTLE_MS && [...rec.accepted].some((pid) => monitor.procs.get(pid)?.state !== 'exited')) await w.ports.time.advance(SETTLE_STEP_MS);
+  // The last exits' endpoints linger before their node closes them (a skewed clock may run slow). Procs
+  // the client never heard of (a spawn whose reply was lost) may still be ending: wait for them too.
+  const reclaimBoundMs = w.ports.time.nowMs() + SETTLE_MS;
+  await w.ports.time.advance(RECLAIM_SETTLE_MS);
+  while (monitor.lastExitMs + RECLAIM_SETTLE_MS > w.ports.time.nowMs() && w.ports.time.nowMs() < reclaimBoundMs) await w.ports.time.advance(SETTLE_STEP_MS);
   monitor.end({ accepted: rec.accepted, waits: rec.waits, removedRealms: rec.removed, pools: w.pools, settleMs: SETTLE_MS });
   const events = w.ports.time.eventsExecuted;
   trace.add('end', events);

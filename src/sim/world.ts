@@ -5,6 +5,7 @@ import { startNode, type NodeTiming, type RunningNode } from '../node/node.js';
 import type { Bus } from '../nats/types.js';
 import { virtualPorts, type VirtualPorts } from '../ports/virtual.js';
 import type { SeededRandom } from '../ports/random.js';
+import { SimDataPath, type DataPathObserver } from './datapath.js';
 import { SimHostLauncher, SIM_PROGRAMS, type HostObserver } from './host.js';
 import { SimNats } from './nats.js';
 import { SimPools } from './pools.js';
@@ -19,6 +20,8 @@ export interface SimNode {
   running: RunningNode | undefined;
   bus: Bus | undefined;
   launcher: SimHostLauncher;
+  /** The data path of the current incarnation (pools, endpoints), driven by its node manager. */
+  datapath: SimDataPath | undefined;
   clock: SkewedClock;
   random: SeededRandom;
   incarnation: number;
@@ -44,12 +47,13 @@ export interface WorldOptions {
   timing?: NodeTiming;
   logger?: Logger;
   mutations?: Mutations;
-  observer?: HostObserver;
+  observer?: HostObserver & Partial<DataPathObserver>;
   /** Called with the simulated NATS before any node connects (observers hook its stores here). */
   onNats?: (nats: SimNats) => void;
 }
 
 const NO_OBSERVER: HostObserver = { hostUp() {}, hostDown() {}, procRun() {}, procExit() {} };
+const NO_DP_OBSERVER: DataPathObserver = { reclaimed() {}, poolFreed() {} };
 
 /** Work given to World.during did not settle within its virtual-time bound. */
 export class SimDeadlineError extends Error {
@@ -67,7 +71,7 @@ export const RESTART_RETRY_MS = 500;
  * A whole cluster in one process: the real node managers, lease candidates and scheduler (the same
  * startNode() the node processes run), on one VirtualTime and one seeded PRNG, talking through the
  * simulated NATS. Each node sees time through a clock of its own (so it can be skewed) and runs its
- * procs in sim hosts whose buffers come from real pools. Nothing here reads the real clock, so a
+ * procs in sim hosts whose buffers come from real pools of a simulated data path its node manager drives. Nothing here reads the real clock, so a
  * seed replays a run event for event.
  */
 export async function simWorld(seed: number, options: WorldOptions = {}): Promise<World> {
@@ -77,6 +81,11 @@ export async function simWorld(seed: number, options: WorldOptions = {}): Promis
   const pools = new SimPools();
   const logger = options.logger ?? pino({ level: 'silent' });
   const observer = options.observer ?? NO_OBSERVER;
+  const o = options.observer;
+  const dpObserver: DataPathObserver = {
+    reclaimed: (...a) => (o?.reclaimed === undefined ? NO_DP_OBSERVER.reclaimed(...a) : o.reclaimed(...a)),
+    poolFreed: (...a) => (o?.poolFreed === undefined ? NO_DP_OBSERVER.poolFreed(...a) : o.poolFreed(...a)),
+  };
   const nodes = new Map<string, SimNode>();
 
   const during = async <T>(work: Promise<T>, ms: number): Promise<T> => {
@@ -95,6 +104,9 @@ export async function simWorld(seed: number, options: WorldOptions = {}): Promis
   const boot = async (n: SimNode): Promise<void> => {
     const bus = nats.connect(n.id);
     n.bus = bus;
+    const datapath = new SimDataPath(n.id, pools, dpObserver);
+    n.datapath = datapath;
+    n.launcher.datapath = datapath;
     n.running = await startNode({
       id: n.id,
       ...SIM_NODE,
@@ -103,6 +115,7 @@ export async function simWorld(seed: number, options: WorldOptions = {}): Promis
       launcher: n.launcher,
       logger,
       appendLog: () => {},
+      datapath,
       ports: n.clock.ports(n.random),
       ...(options.timing === undefined ? {} : { timing: options.timing }),
       ...(options.mutations === undefined ? {} : { mutations: options.mutations }),
@@ -111,7 +124,7 @@ export async function simWorld(seed: number, options: WorldOptions = {}): Promis
 
   for (let i = 1; i <= (options.nodes ?? 3); i++) {
     const id = `node-${i}`;
-    const n: SimNode = { id, running: undefined, bus: undefined, launcher: new SimHostLauncher(id, ports.time, pools, observer), clock: new SkewedClock(ports.time), random: ports.random.fork(), incarnation: 0 };
+    const n: SimNode = { id, running: undefined, bus: undefined, launcher: new SimHostLauncher(id, ports.time, observer), datapath: undefined, clock: new SkewedClock(ports.time), random: ports.random.fork(), incarnation: 0 };
     nodes.set(id, n);
     await during(boot(n), 10_000);
   }
@@ -125,6 +138,9 @@ export async function simWorld(seed: number, options: WorldOptions = {}): Promis
     n.bus = undefined;
     // Close the connection first, so nothing the dying process does reaches the server.
     void bus?.close();
+    // The process's memory goes with it: its pools vanish, nothing is reclaimed (nothing needs to be).
+    n.datapath?.crash();
+    n.datapath = undefined;
     for (const h of n.launcher.live()) h.kill();
     void running.system.shutdown().catch(() => {});
   };
@@ -134,6 +150,8 @@ export async function simWorld(seed: number, options: WorldOptions = {}): Promis
     if (n === undefined || n.running !== undefined || n.bus !== undefined) return;
     n.incarnation++;
     boot(n).catch(() => {
+      n.datapath?.crash();
+      n.datapath = undefined;
       void n.bus?.close();
       n.bus = undefined;
       n.running = undefined;
