@@ -1,7 +1,7 @@
 import test from 'ava';
 import { ControlError } from '../src/control/errors.js';
 import type { CounterMsg } from '../src/examples/counter.js';
-import { testCluster, untilScheduler, type TestCluster } from './helpers/cluster.js';
+import { testCluster, untilScheduler, waitFor, type TestCluster } from './helpers/cluster.js';
 
 let tc: TestCluster;
 
@@ -145,12 +145,3 @@ test.serial('control - a failing service is respawned at most maxRestarts times 
   t.is((await tc.client.ps({ realm: 'green', all: true })).filter((r) => r.spec.program === 'fail').length, 3);
 });
 
-async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(v).slice(0, 500)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}

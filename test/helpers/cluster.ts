@@ -54,3 +54,14 @@ export async function untilScheduler<T>(fn: () => Promise<T>, attempts = 80): Pr
     }
   }
 }
+
+/** Polls `get` every 50 ms until `ok` holds; past `timeoutMs` it fails saying what it last saw. */
+export async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await get();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(v).slice(0, 800)}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

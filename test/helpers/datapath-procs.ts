@@ -5,7 +5,7 @@ import { DEFAULT_IN_FLIGHT_MAX } from '../../src/datapath/credits.js';
 import type { DataPathStatus } from '../../src/node/dp-port.js';
 import type { SpecInput } from '../../src/proc/spec.js';
 import type { Status } from '../../src/proc/types.js';
-import { testCluster, untilScheduler, type TestCluster } from './cluster.js';
+import { testCluster, untilScheduler, waitFor as poll, type TestCluster } from './cluster.js';
 
 /**
  * The data path wired into procs, end to end: one real node process with real proc hosts, a real
@@ -15,6 +15,7 @@ import { testCluster, untilScheduler, type TestCluster } from './cluster.js';
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/procs/${name}.js`, import.meta.url));
 const NODE = 'node-1';
 const WAIT_MS = 30_000;
+const waitFor = <T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = WAIT_MS): Promise<T> => poll(get, ok, timeoutMs);
 
 export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | undefined): void {
   const serial = skip === undefined ? test.serial : test.serial.skip;
@@ -183,12 +184,3 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
   });
 }
 
-async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = WAIT_MS): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await get();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(v).slice(0, 800)}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
