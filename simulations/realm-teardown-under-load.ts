@@ -10,7 +10,14 @@ export default {
     { kind: 'net', atMs: r.int(500), durationMs: 2_000 + r.int(2_000), node: nodes[r.int(nodes.length)]!, faults: { delayMs: r.int(10), jitterMs: r.int(20), dropRate: 0.05, duplicateRate: 0.05 } },
   ],
   async workload(w) {
-    await w.during(w.client.createRealm('tenant'), 5_000);
+    // An operator retries a creation whose request or reply was lost (the realm then exists already).
+    const create = async (): Promise<void> => {
+      for (let i = 0; ; i++) {
+        const e = await w.client.createRealm('tenant').then(() => undefined, (err: unknown) => err);
+        if (e === undefined || (e as { type?: string }).type === 'realm-exists' || i === 4) return;
+      }
+    };
+    await w.during(create(), 30_000);
     const load = burst(w, 40, mixed(w, { sleepMsMax: 3_000, lcRate: 0.2, realm: 'tenant' }), 10_000);
     const services = Promise.allSettled(Array.from({ length: 4 }, (_, i) => w.client.spawn({ program: 'counter', realm: 'tenant', name: `svc-${i}` }, { timeoutMs: 5_000 })));
     const other = burst(w, 30, mixed(w, { sleepMsMax: 1_000 }), 10_000);
