@@ -45,6 +45,15 @@ test('sim invariants - slow KV inside the lease margin leaves one scheduler acti
   t.deepEqual(r.violations, []);
 });
 
+// Found by the simulator: realm-teardown-under-load seed 3030. The delete of an evicted service's
+// name got no answer, and nobody tried again, so the removed realm kept the name. Name removals (the
+// node's on exit, the scheduler's on realm removal) now re-read and retry, bounded.
+test('sim invariants - a lost name delete is retried: a removed realm keeps no names (seed 3030)', async (t) => {
+  const r = await runScenario(realmTeardown, 3030);
+  t.deepEqual(r.violations.filter((v) => v.invariant === 'realm-removal'), []);
+  t.deepEqual(r.violations, []);
+});
+
 // Found by the simulator: realm-teardown-under-load seed 1152. A fast-path spawn's run order was
 // dropped and so was its create's reply (the record landed, 'starting'); the order timed out, so the
 // proc was decided lost, but that write waits for the create's answer (5 s). The realm removal did

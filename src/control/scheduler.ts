@@ -72,6 +72,8 @@ async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; n
 export const LOCAL_FIRST_BE_MAX = 4;
 
 /** Bounds on retrying a terminal status the table did not take (a lost or timed-out KV call). */
+/** Attempts to delete each name of a removed realm (each bounded by the KV call's timeout). */
+export const NAME_DELETE_ATTEMPTS_MAX = 5;
 export const EXIT_WRITE_ATTEMPTS_MAX = 30;
 export const EXIT_WRITE_RETRY_MS = 1_000;
 
@@ -340,7 +342,11 @@ export function schedulerActor(deps: SchedulerDeps) {
       if (waiting === undefined || [...live.values()].some((r) => r.spec.realm === name) || [...creating.keys()].some((pid) => pid.startsWith(`${name}.`))) return;
       removing.delete(name);
       void (async () => {
-        for (const key of await deps.namesKv.keys()) if (key.startsWith(`${name}.`)) await deps.namesKv.delete(key).catch(() => {});
+        for (const key of await deps.namesKv.keys()) {
+          if (!key.startsWith(`${name}.`)) continue;
+          // A lost delete leaves a removed realm's name behind (realm-teardown-under-load seed 3030).
+          for (let attempt = 1; attempt <= NAME_DELETE_ATTEMPTS_MAX; attempt++) if (await deps.namesKv.delete(key).then(() => true, () => false)) break;
+        }
         await deps.realmsKv.delete(name);
         // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool). Best effort.
         for (const node of lastSeen.keys()) void deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});

@@ -92,6 +92,9 @@ interface Proc {
  */
 export const RUNNING_WRITE_DELAY_MS = 20;
 
+/** Attempts (each a read and a CAS delete, each bounded by the KV call's timeout) to remove an exited proc's name. */
+export const NAME_DELETE_ATTEMPTS_MAX = 5;
+
 /** Grace a proc gets to stop when its spawn is cancelled (its record could not be created). */
 export const CANCEL_GRACE_MS = 1_000;
 
@@ -283,12 +286,20 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       }
     };
 
+    // A name outlives its proc if its removal is lost (found by the simulator: realm-teardown-under-load
+    // seed 3030, a delete that timed out): re-read and try again, a bounded number of times.
     const unname = async (order: RunOrder, pid: string): Promise<void> => {
       const key = `${order.spec.realm}.${order.spec.name}`;
-      const cur = await deps.namesKv.get(key).catch(() => null);
-      if (cur?.value == null) return;
-      const rec = JSON.parse(new TextDecoder().decode(cur.value)) as NameRecord;
-      if (rec.pid === pid) await deps.namesKv.delete(key, cur.revision).catch(() => {}); // a successor may own it now
+      for (let attempt = 1; attempt <= NAME_DELETE_ATTEMPTS_MAX; attempt++) {
+        const cur = await deps.namesKv.get(key).catch(() => undefined);
+        if (cur === null) return;
+        if (cur !== undefined) {
+          const rec = JSON.parse(new TextDecoder().decode(cur.value)) as NameRecord;
+          if (rec.pid !== pid) return; // a successor owns it now
+          if (await deps.namesKv.delete(key, cur.revision).then(() => true, () => false)) return;
+        }
+      }
+      log.warn({ key, pid }, 'could not remove a name; it stays until its realm is removed or the name is taken again');
     };
 
     const hostGone = (hostId: string, detail: string): void => {
