@@ -149,7 +149,8 @@ program
     const mutants: MutantName[] = only !== undefined ? [only] : name === 'all' || o.mutate === 'all' ? MUTANT_NAMES : [];
     const realRuns = only === undefined ? chosen.length * seeds.length * (o.checkDeterminism === true ? 2 : 1) : 0;
     const quiet = o.json === true;
-    const bar = process.stderr.isTTY === true && !quiet ? new cliProgress.SingleBar({ stream: process.stderr, format: 'sim [{bar}] {value}/{total} runs {what}' }, cliProgress.Presets.shades_classic) : undefined;
+    // The bar goes to stderr, so it shows on a terminal with --json too (stdout keeps the JSON line).
+    const bar = process.stderr.isTTY === true ? new cliProgress.SingleBar({ stream: process.stderr, format: 'sim [{bar}] {value}/{total} runs {what}' }, cliProgress.Presets.shades_classic) : undefined;
     bar?.start(realRuns + mutants.length * (o.seed !== undefined ? 1 : Math.max(o.seeds, MUTANT_SEED_BUDGET)), 0, { what: '' });
     let violations = 0;
     let nondeterministic = 0;
