@@ -8,6 +8,8 @@ import { defineCluster, type ClusterInput } from '../../src/config/cluster.js';
 import { natsTransport } from '../../src/control/nats-transport.js';
 import { connectBus } from '../../src/nats/real.js';
 import type { Bus } from '../../src/nats/types.js';
+import type { NameRecord } from '../../src/control/protocol.js';
+import type { SpecInput } from '../../src/proc/spec.js';
 import { silent } from './actors.js';
 
 export interface TestCluster {
@@ -64,4 +66,13 @@ export async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, t
     if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms: ${JSON.stringify(v).slice(0, 800)}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Spawns a named data-path service and waits until its name carries an endpoint. */
+export async function startService(tc: TestCluster, program: string, name: string, options: Partial<SpecInput> = {}, timeoutMs = 30_000): Promise<{ pid: string; rec: NameRecord }> {
+  const realm = options.realm ?? 'default';
+  const pid = await untilScheduler(() => tc.client.spawn({ program, name, ...options }));
+  await tc.client.waitStart(pid, { timeoutMs });
+  const rec = await waitFor(async () => (await tc.client.names(realm)).find((n) => n.name === name && n.pid === pid), (r) => r?.endpoint !== undefined, timeoutMs);
+  return { pid, rec: rec! };
 }

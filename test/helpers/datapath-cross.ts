@@ -5,7 +5,7 @@ import { DEFAULT_IN_FLIGHT_MAX } from '../../src/datapath/credits.js';
 import type { DataPathStatus } from '../../src/node/dp-port.js';
 import type { SpecInput } from '../../src/proc/spec.js';
 import type { Status } from '../../src/proc/types.js';
-import { testCluster, untilScheduler, waitFor as poll, type TestCluster } from './cluster.js';
+import { testCluster, untilScheduler, startService, waitFor as poll, type TestCluster } from './cluster.js';
 
 /**
  * Procs on different nodes, end to end: two real node processes, each with its own data path (its
@@ -46,13 +46,7 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     }
     return s;
   };
-  const service = async (program: string, name: string, options: Partial<SpecInput> = {}): Promise<{ pid: string; rec: NameRecord }> => {
-    const realm = options.realm ?? 'default';
-    const pid = await untilScheduler(() => tc.client.spawn({ program, name, ...options }));
-    await tc.client.waitStart(pid, { timeoutMs: WAIT_MS });
-    const rec = await waitFor(async () => (await tc.client.names(realm)).find((n) => n.name === name && n.pid === pid), (r) => r?.endpoint !== undefined);
-    return { pid, rec: rec! };
-  };
+  const service = (program: string, name: string, options: Partial<SpecInput> = {}): Promise<{ pid: string; rec: NameRecord }> => startService(tc, program, name, options, WAIT_MS);
   const stop = async (pid: string): Promise<void> => {
     await tc.client.evict(pid);
     await tc.client.waitExit(pid, { timeoutMs: WAIT_MS });

@@ -5,7 +5,7 @@ import { DEFAULT_IN_FLIGHT_MAX } from '../../src/datapath/credits.js';
 import type { DataPathStatus } from '../../src/node/dp-port.js';
 import type { SpecInput } from '../../src/proc/spec.js';
 import type { Status } from '../../src/proc/types.js';
-import { testCluster, untilScheduler, waitFor as poll, type TestCluster } from './cluster.js';
+import { testCluster, untilScheduler, startService, waitFor as poll, type TestCluster } from './cluster.js';
 
 /**
  * The data path wired into procs, end to end: one real node process with real proc hosts, a real
@@ -35,13 +35,7 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     return r.status;
   };
   const run = async (spec: SpecInput): Promise<Status> => tc.client.waitExit(await untilScheduler(() => tc.client.spawn({ dedicated: true, ...spec })), { timeoutMs: WAIT_MS });
-  const service = async (program: string, name: string, options: Partial<SpecInput> = {}): Promise<{ pid: string; rec: NameRecord }> => {
-    const realm = options.realm ?? 'default';
-    const pid = await untilScheduler(() => tc.client.spawn({ program, name, ...options }));
-    await tc.client.waitStart(pid, { timeoutMs: WAIT_MS });
-    const rec = await waitFor(async () => (await tc.client.names(realm)).find((n) => n.name === name && n.pid === pid), (r) => r?.endpoint !== undefined);
-    return { pid, rec: rec! };
-  };
+  const service = (program: string, name: string, options: Partial<SpecInput> = {}): Promise<{ pid: string; rec: NameRecord }> => startService(tc, program, name, options, WAIT_MS);
   const answer = async (target: string, payload: string, realm = 'default'): Promise<string> => {
     const s = await run({ program: 'dpcall', args: [target, payload], realm });
     if (s.kind !== 'ok') throw new Error(`dpcall ${target} ${payload}: ${s.message}`);
