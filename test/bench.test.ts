@@ -90,7 +90,7 @@ test.serial('bench - datapath --quick --json: every transport and size reported,
   const { stdout } = await run(process.execPath, [CLI, 'datapath', '--quick', '--json'], { maxBuffer: 1 << 24 });
   const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
   t.true(figures['mode'] === 'bpf' || figures['mode'] === 'userspace', `mode = ${String(figures['mode'])}`);
-  const transports = ['userspace', 'remote', 'tcp', 'http', 'nats', ...(figures['mode'] === 'bpf' ? ['bpf'] : [])];
+  const transports = ['userspace', 'remote', 'tcp', 'http', 'nats', ...(figures['mode'] === 'bpf' ? ['bpf', 'bpfevent'] : [])];
   for (const tr of transports) {
     for (const size of ['64', '4k', '64k', '1m']) {
       for (const f of ['rtt_p50_us', 'rtt_p99_us', 'msgs_per_s']) {
@@ -118,6 +118,7 @@ test.serial('bench - datapath without privileges falls back to the userspace hub
   const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
   t.is(figures['mode'], 'userspace');
   t.is(figures['bpf_64_rtt_p50_us'], null);
+  t.is(figures['bpfevent_64_rtt_p50_us'], null);
   t.regex(String(figures['bpf_unavailable_reason']), /root|CAP_BPF|EPERM/);
   t.true(typeof figures['userspace_64_rtt_p50_us'] === 'number');
   t.is(figures['cross_realm_delivered'], 0);

@@ -13,6 +13,8 @@ test('config - defaults fill a minimal config', (t) => {
   t.deepEqual(c.nodes.map((n) => n.id), ['node-1', 'node-2']);
   t.is(c.datapath, 'auto');
   t.is(c.poolMb, 64);
+  t.is(c.busyPollUs, 50);
+  t.is(defineCluster({ busyPollUs: 0 }).busyPollUs, 0);
 });
 
 test('config - bad input is rejected with the field named', (t) => {
@@ -27,6 +29,9 @@ test('config - bad input is rejected with the field named', (t) => {
     [{ datapath: 'dpdk' as never }, 'datapath'],
     [{ poolMb: 4096 }, 'poolMb'],
     [{ poolMb: 0.5 }, 'poolMb'],
+    [{ busyPollUs: -1 }, 'busyPollUs'],
+    [{ busyPollUs: 20_000 }, 'busyPollUs'],
+    [{ busyPollUs: 2.5 }, 'busyPollUs'],
   ];
   for (const [input, field] of cases) {
     const r = parseCluster(input);

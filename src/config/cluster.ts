@@ -1,3 +1,4 @@
+import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 
 /** One node: a machine, or a process standing for one in local clusters. Units last: mcpu, memMb. */
@@ -27,6 +28,8 @@ export interface ClusterConfig {
   datapath: DataPathMode;
   /** Shared-memory pool per (realm, node), MiB. */
   poolMb: number;
+  /** How long a process of the data path keeps polling after traffic, µs (src/datapath/busy-poll.ts); 0: never. */
+  busyPollUs: number;
   /** JetStream store, proc logs and other state; relative paths are relative to the working directory. */
   dataDir: string;
   /** Program name -> module path (relative to the config file's directory) that procs can run. */
@@ -46,6 +49,8 @@ export interface ClusterInput {
   datapath?: DataPathMode;
   /** Shared-memory pool per (realm, node), MiB (default 64; the largest payload is a quarter of it). */
   poolMb?: number;
+  /** Busy-poll window after data-path traffic, µs (default 50; 0 turns it off: the loop always blocks). */
+  busyPollUs?: number;
   dataDir?: string;
   programs?: Record<string, string>;
 }
@@ -97,6 +102,8 @@ function build(input: ClusterInput): ClusterConfig {
   const gatewayPort = port('gateway.port', input.gateway?.port ?? DEFAULT_GATEWAY_PORT);
   const poolMb = input.poolMb ?? DEFAULT_POOL_MB;
   if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > POOL_MB_MAX) throw new ClusterConfigError('poolMb', `must be an integer in [1, ${POOL_MB_MAX}], got ${poolMb}`);
+  const busyPollUs = input.busyPollUs ?? DEFAULT_BUSY_POLL_US;
+  if (!Number.isInteger(busyPollUs) || busyPollUs < 0 || busyPollUs > BUSY_POLL_US_MAX) throw new ClusterConfigError('busyPollUs', `must be an integer in [0, ${BUSY_POLL_US_MAX}], got ${busyPollUs}`);
   return {
     name,
     nodes,
@@ -105,6 +112,7 @@ function build(input: ClusterInput): ClusterConfig {
     gateway: { port: gatewayPort },
     datapath,
     poolMb,
+    busyPollUs,
     dataDir: input.dataDir ?? '.sigma',
     programs: { ...(input.programs ?? {}) },
   };

@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { BusyPoll } from './busy-poll.js';
 import { DESC_OFFSETS, DESC_SIZE, F_CREDIT, type Descriptor } from './descriptor.js';
 
 /**
@@ -44,6 +45,14 @@ export function decodeFrame(b: Buffer, at = 0): Descriptor {
   };
 }
 
+/** The frame at `at` asks for an answer: a request id (not 0) without the response bit (request-id.ts). */
+export function isCallRequest(frames: Uint8Array, at: number): boolean {
+  const id = at + F_REQUEST_ID;
+  if ((frames[id + 7]! & 0x80) !== 0) return false;
+  for (let i = id; i < id + 8; i++) if (frames[i] !== 0) return true;
+  return false;
+}
+
 /**
  * One endpoint's connection, seen from either end: the hub's side or the endpoint's side. The userspace
  * hub and BPF mode both use sockets (in BPF mode most frames are redirected by the kernel and only the
@@ -77,7 +86,11 @@ export class SocketLink implements FrameLink {
   readonly #closeHandlers: Array<() => void> = [];
   readonly #flush = (): void => this.#flushBatch();
 
-  constructor(readonly socket: Socket, readonly backlogBytesMax = DEFAULT_LINK_BACKLOG_BYTES_MAX) {
+  /**
+   * `poll` (./busy-poll.ts) is poked on every read, and on writes that carry a call request: the writer
+   * waits for an answer then. One-way sends and answers do not make the sender spin.
+   */
+  constructor(readonly socket: Socket, readonly backlogBytesMax = DEFAULT_LINK_BACKLOG_BYTES_MAX, readonly poll?: BusyPoll) {
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('close', () => this.#closeHandlers.splice(0).forEach((h) => h()));
@@ -88,6 +101,7 @@ export class SocketLink implements FrameLink {
     if (frames.length % FRAME_BYTES !== 0) throw new RangeError(`a link carries whole ${FRAME_BYTES}-byte frames, got ${frames.length} bytes`);
     if (this.socket.destroyed || this.socket.writableLength + this.#batchBytes + frames.length > this.backlogBytesMax) return false;
     if (this.#batch.length === 0) process.nextTick(this.#flush);
+    if (this.poll !== undefined && isCallRequest(frames, frames.length - FRAME_BYTES)) this.poll.poke();
     this.#batch.push(frames);
     this.#batchBytes += frames.length;
     return true;
@@ -124,6 +138,7 @@ export class SocketLink implements FrameLink {
   }
 
   #onData(chunk: Buffer): void {
+    this.poll?.poke();
     let data = chunk;
     if (this.#partial !== undefined) {
       data = Buffer.concat([this.#partial, chunk]);

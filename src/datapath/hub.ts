@@ -1,5 +1,6 @@
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { Socket } from 'node:net';
+import type { BusyPoll } from './busy-poll.js';
 import { EndpointRegistrationError } from './errors.js';
 import { DEFAULT_LINK_BACKLOG_BYTES_MAX, F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FLAG_CREDIT, FRAME_BYTES, SocketLink, type FrameLink } from './frames.js';
 import { Ownership } from './ownership.js';
@@ -47,6 +48,8 @@ export interface HubOptions {
    * was taken (an endpoint of another node: the node-to-node channel carries it), else it is dropped.
    */
   foreign?: (realm: string, frames: Buffer, at: number) => boolean;
+  /** Keeps this process's loop spinning after it routed something (./busy-poll.ts); what it drops does not count. */
+  poll?: BusyPoll;
 }
 
 export interface HubStats {
@@ -165,6 +168,7 @@ export class Hub implements Router {
     const to = this.#byEndpoint.get(frame.readUInt32LE(F_DST));
     if (to === undefined || !to.link.write(frame)) return false;
     this.#routed++;
+    this.options.poll?.poke();
     return true;
   }
 
@@ -221,6 +225,7 @@ export class Hub implements Router {
   #write(link: FrameLink, frames: Buffer, start: number, end: number): void {
     if (link.write(frames.subarray(start, end))) {
       this.#routed += (end - start) / FRAME_BYTES;
+      this.options.poll?.poke();
       return;
     }
     // A link that closed is a destination gone (its 'close' not handled yet), not a backlogged one.

@@ -2,7 +2,8 @@ import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Pool } from '../datapath/pool.js';
-import { mapFd } from '../native/index.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_US, type BusyPollPorts } from '../datapath/busy-poll.js';
+import { mapFd, schedYield } from '../native/index.js';
 import type { Timers } from '../ports/types.js';
 import { HostDataPath } from './datapath.js';
 import type { NameLookup } from './proc-data.js';
@@ -36,5 +37,13 @@ export function attachDataPath(
     socket.destroy();
     return left(new DataPathAttachError(pool.left.message, { cause: pool.left }));
   }
-  return right(new HostDataPath({ node: m.node, realm: o.realm, hostEp: m.hostEp, pool: pool.right, socket, timers: o.timers, lookup: o.lookup, log: o.log, crossNode: m.crossNode === true }));
+  const windowUs = m.busyPollUs ?? DEFAULT_BUSY_POLL_US;
+  const poll = new BusyPoll(windowUs, realBusyPollPorts);
+  return right(new HostDataPath({ node: m.node, realm: o.realm, hostEp: m.hostEp, pool: pool.right, socket, timers: o.timers, lookup: o.lookup, log: o.log, crossNode: m.crossNode === true, poll }));
 }
+
+export const realBusyPollPorts: BusyPollPorts = {
+  nowMs: () => performance.now(),
+  immediate: (fn) => void setImmediate(fn),
+  relax: schedYield,
+};

@@ -2,7 +2,8 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Endpoint, type Message } from '../datapath/endpoint.js';
 import { EndpointClosedError } from '../datapath/errors.js';
-import { F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
+import type { BusyPoll } from '../datapath/busy-poll.js';
+import { DEFAULT_LINK_BACKLOG_BYTES_MAX, F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
 import type { RejectCounts } from '../datapath/ownership.js';
 import type { Pool } from '../datapath/pool.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
@@ -30,6 +31,8 @@ export interface HostDataPathOptions {
   remote?: RemoteChannel;
   /** The node routes descriptors to other nodes' endpoints (ids are cluster-unique): remote names are sent like local ones. */
   crossNode?: boolean;
+  /** Keeps the loop spinning after traffic (src/datapath/busy-poll.ts); none: the loop blocks as usual. */
+  poll?: BusyPoll;
 }
 
 export interface HostDataPathStats {
@@ -61,6 +64,7 @@ export class HostDataPath {
   readonly realm: string;
   readonly pool: Pool;
   readonly #link: SocketLink;
+  readonly #poll: BusyPoll | undefined;
   readonly #mux = new Map<number, MuxEntry>();
   readonly #procs = new Map<number, ProcData>();
   readonly #options: HostDataPathOptions;
@@ -72,7 +76,8 @@ export class HostDataPath {
     this.node = options.node;
     this.realm = options.realm;
     this.pool = options.pool;
-    this.#link = new SocketLink(options.socket);
+    this.#poll = options.poll;
+    this.#link = new SocketLink(options.socket, DEFAULT_LINK_BACKLOG_BYTES_MAX, options.poll);
     this.#link.onFrames((frames) => this.#demux(frames));
     this.#link.onClose(() => {
       for (const e of [...this.#mux.values()]) e.closeHandlers.splice(0).forEach((h) => h());
@@ -141,6 +146,11 @@ export class HostDataPath {
     });
   }
 
+  /** The host's busy poll (its window can be changed at run time: the bench compares with it off). */
+  get poll(): BusyPoll | undefined {
+    return this.#poll;
+  }
+
   /** Bytes written to the host's socket that have not left this process yet. */
   pendingWriteBytes(): number {
     return this.#link.pendingBytes;
@@ -165,6 +175,7 @@ export class HostDataPath {
 
   shutdown(): void {
     for (const ep of [...this.#procs.keys()]) this.close(ep);
+    this.#poll?.stop();
     this.#link.close();
     if (current === this) current = undefined;
   }

@@ -56,6 +56,7 @@ interface Addon {
   unmap(buffer: ArrayBuffer): boolean;
   closeFd(fd: number): void;
   pidfdGetfd(pid: number, fd: number): number;
+  schedYield(): void;
   objectLoad(path: string): number;
   objectClose(handle: number): boolean;
   objectMapFd(handle: number, name: string): number;
@@ -145,6 +146,11 @@ export function closeFd(fd: number): void {
 /** A duplicate in this process of `fd` of process `pid` (pidfd_getfd; root or ptrace rights). Close it. */
 export function pidfdGetfd(pid: number, fd: number): number {
   return call((a) => a.pidfdGetfd(pid, fd));
+}
+
+/** sched_yield(2): lets another runnable task on this CPU run now. A no-op without the addon. */
+export function schedYield(): void {
+  loaded.addon?.schedYield();
 }
 
 /** The fd of a connected Node TCP socket (Linux: the libuv handle's fd). */

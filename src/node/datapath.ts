@@ -4,7 +4,9 @@ import type { DataPathMode } from '../config/cluster.js';
 import { F_COPY, F_CREDIT, F_REJECTED, HUB_EP, rejectReason, SYSTEM_REALM } from '../datapath/descriptor.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
 import { F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { Hub } from '../datapath/hub.js';
+import { realBusyPollPorts } from '../host/attach.js';
 import { Ownership, type RejectCounts } from '../datapath/ownership.js';
 import { OWNER_MAX, Pool } from '../datapath/pool.js';
 import { Endpoint } from '../datapath/endpoint.js';
@@ -80,6 +82,8 @@ export interface NodeDataPathOptions {
   mode: DataPathMode;
   log: Logger;
   poolBytes?: number;
+  /** Busy-poll window after traffic, µs, for this process's hub and for every host (src/datapath/busy-poll.ts); 0: never. */
+  busyPollUs?: number;
   /** The node-to-node channel for the node-local endpoints, once there is one. */
   remote?: RemoteChannel;
   /** Procs here reach other nodes' endpoints: this node's index (its endpoint range) and where its channel listens. */
@@ -124,7 +128,9 @@ export class NodeDataPath implements DataPathPort {
     this.reason = reason;
     this.#epRange = o.cross === undefined ? { first: HUB_EP + 1, last: OWNER_MAX } : endpointRange(o.cross.index);
     this.#nextEp = this.#epRange.first;
-    this.#hub = new Hub({ logger: o.log, foreign: (realm, frames, at) => this.#foreign(realm, frames, at) });
+    const busyPollUs = o.busyPollUs ?? DEFAULT_BUSY_POLL_US;
+    const poll = busyPollUs > 0 ? new BusyPoll(busyPollUs, realBusyPollPorts) : undefined;
+    this.#hub = new Hub({ logger: o.log, foreign: (realm, frames, at) => this.#foreign(realm, frames, at), ...(poll === undefined ? {} : { poll }) });
     server.on('connection', (s) => this.#onConnection(s));
   }
 
@@ -173,7 +179,7 @@ export class NodeDataPath implements DataPathPort {
       if (reg._tag === 'Left') throw reg.left;
       entry.link = reg.right;
       mine.resume(); // accepted paused (pauseOnConnect): the Hub reads from here on
-      return { hostId, fds: [rp.fd], socket: theirs, attach: { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode, crossNode: this.#cross !== undefined } };
+      return { hostId, fds: [rp.fd], socket: theirs, attach: { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode, crossNode: this.#cross !== undefined, busyPollUs: this.#o.busyPollUs ?? DEFAULT_BUSY_POLL_US } };
     } catch (e) {
       this.hostGone(hostId);
       throw e;

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
 import type { DataPathMode } from '../config/cluster.js';
+import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath.js';
 import { defaultNodeIndex, NODE_INDEX_MAX } from './dp-ids.js';
 import { ForkHostLauncher } from './host-process.js';
@@ -24,11 +25,12 @@ const opts = new Command()
   .option('--programs <json>', 'program name -> module path', '{}')
   .option('--datapath <mode>', 'data path: auto (bpf when it loads), bpf or userspace', 'auto')
   .option('--pool-mb <n>', 'shared-memory pool per realm, MiB', String(DEFAULT_POOL_BYTES >> 20))
+  .option('--busy-poll-us <n>', 'keep polling the data path this long after traffic, µs (0: never)', String(DEFAULT_BUSY_POLL_US))
   .option('--dp-host <addr>', 'address the node-to-node data-path channel listens on', '127.0.0.1')
   .option('--dp-port <n>', 'its port (0: any free one; the heartbeat tells peers)', '0')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; dpHost: string; dpPort: string; dpIndex?: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -44,6 +46,11 @@ if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > 4095) {
   log.fatal(`--pool-mb must be an integer in [1, 4095], got "${opts.poolMb}"`);
   process.exit(2);
 }
+const busyPollUs = Number(opts.busyPollUs);
+if (!Number.isInteger(busyPollUs) || busyPollUs < 0 || busyPollUs > BUSY_POLL_US_MAX) {
+  log.fatal(`--busy-poll-us must be an integer in [0, ${BUSY_POLL_US_MAX}], got "${opts.busyPollUs}"`);
+  process.exit(2);
+}
 const dpPort = Number(opts.dpPort);
 const dpIndex = opts.dpIndex === undefined ? defaultNodeIndex(opts.id) : Number(opts.dpIndex);
 if (!Number.isInteger(dpPort) || dpPort < 0 || dpPort > 65_535 || !Number.isInteger(dpIndex) || dpIndex < 1 || dpIndex > NODE_INDEX_MAX) {
@@ -56,7 +63,7 @@ if (['0.0.0.0', '::', ''].includes(opts.dpHost)) {
   process.exit(2);
 }
 const cross = { index: dpIndex, host: opts.dpHost, port: dpPort };
-const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, cross }).catch((e: unknown) => {
+const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, busyPollUs, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });

@@ -17,7 +17,8 @@ const NODE = 'node-1';
 const WAIT_MS = 30_000;
 const waitFor = <T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = WAIT_MS): Promise<T> => poll(get, ok, timeoutMs);
 
-export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | undefined): void {
+/** `busyPollUs`: the cluster's busy-poll window (src/datapath/busy-poll.ts); 0 runs every host event-driven only. */
+export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | undefined, options: { busyPollUs?: number } = {}): void {
   const serial = skip === undefined ? test.serial : test.serial.skip;
   if (skip !== undefined) console.log(`datapath ${mode} proc tests skipped: ${skip}`);
   let tc: TestCluster;
@@ -25,7 +26,7 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
   test.before(async () => {
     if (skip !== undefined) return;
     const programs = Object.fromEntries(['dp-hoarder', 'dp-slow', 'dp-flood', 'dp-forger', 'dp-victim', 'dp-big'].map((n) => [n, fixture(n)]));
-    tc = await testCluster({ nodes: 1, node: { mcpu: 4000, memMb: 8192, beSlots: 32 }, datapath: mode, programs }, ['default', 'other']);
+    tc = await testCluster({ nodes: 1, node: { mcpu: 4000, memMb: 8192, beSlots: 32 }, datapath: mode, programs, ...options }, ['default', 'other']);
   });
   test.after.always(async () => tc?.stop());
 

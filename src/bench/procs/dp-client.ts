@@ -1,7 +1,7 @@
 import { ServiceProc, type DataMessage } from '../../proc/types.js';
 import { BenchError } from '../harness.js';
 import { touchPages } from '../suites/datapath-wire.js';
-import { fillFor, procCpuUs, type ProcCommand } from './dp-commands.js';
+import { fillFor, procCpuUs, setHostBusyPoll, type ProcCommand } from './dp-commands.js';
 
 /** The server proc's name (args[0] overrides it). */
 const DEFAULT_TARGET = 'dpb-echo';
@@ -23,6 +23,7 @@ export default class BenchClient extends ServiceProc<never> {
     if (cmd.op === 'latency') return JSON.stringify({ rttsUs: await this.#latency(cmd.sizeBytes, cmd.count, cmd.warmup) });
     if (cmd.op === 'throughput') return JSON.stringify(await this.#throughput(cmd.sizeBytes, cmd.window, cmd.durationMs));
     if (cmd.op === 'cpu') return JSON.stringify({ cpuUs: procCpuUs() });
+    if (cmd.op === 'busy-poll') return setHostBusyPoll(cmd.windowUs);
     throw new BenchError(`the bench client proc has no command ${cmd.op}`);
   }
 

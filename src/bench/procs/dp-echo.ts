@@ -1,5 +1,5 @@
 import { ServiceProc, type DataMessage } from '../../proc/types.js';
-import { isCommand, FORGED_LENGTH_BYTES, procCpuUs } from './dp-commands.js';
+import { isCommand, FORGED_LENGTH_BYTES, procCpuUs, setHostBusyPoll, type ProcCommand } from './dp-commands.js';
 import { touchPages } from '../suites/datapath-wire.js';
 
 /**
@@ -18,7 +18,11 @@ export default class BenchEcho extends ServiceProc<never> {
       this.forgedDelivered++;
       return undefined;
     }
-    if (isCommand(bytes)) return JSON.stringify({ received: this.received, forgedDelivered: this.forgedDelivered, cpuUs: procCpuUs() });
+    if (isCommand(bytes)) {
+      const cmd = JSON.parse(new TextDecoder().decode(bytes)) as ProcCommand;
+      if (cmd.op === 'busy-poll') return setHostBusyPoll(cmd.windowUs);
+      return JSON.stringify({ received: this.received, forgedDelivered: this.forgedDelivered, cpuUs: procCpuUs() });
+    }
     this.received++;
     touchPages(bytes, bytes[0]!);
     return msg;

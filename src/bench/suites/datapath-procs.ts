@@ -64,9 +64,10 @@ export class ProcPath {
     readonly poolBytesUsed0: number,
   ) {}
 
-  static async start(mode: ProcMode): Promise<ProcPath> {
+  /** `busyPollUs`: the cluster's busy-poll window (src/datapath/busy-poll.ts); its default when absent. */
+  static async start(mode: ProcMode, options: { busyPollUs?: number } = {}): Promise<ProcPath> {
     const dir = mkdtempSync(join(tmpdir(), `sigma-bench-dp-${mode}-`));
-    const config = defineCluster({ nodes: 1, node: { mcpu: 8000, memMb: 8192, beSlots: 64 }, nats: { embedded: true, port: 0 }, dataDir: join(dir, 'data'), realms: [REALM_A, REALM_B], datapath: mode, programs: PROGRAMS });
+    const config = defineCluster({ nodes: 1, node: { mcpu: 8000, memMb: 8192, beSlots: 64 }, nats: { embedded: true, port: 0 }, dataDir: join(dir, 'data'), realms: [REALM_A, REALM_B], datapath: mode, programs: PROGRAMS, ...options });
     const cluster = await startCluster(config);
     let bus: Bus | undefined;
     try {
@@ -126,6 +127,13 @@ export class ProcPath {
 
   async forgeStop(): Promise<number> {
     return (await this.command('dpb-forger', { op: 'forge-stop' }, REALM_B))['attempts'] as number;
+  }
+
+  /** Sets the busy-poll window of the client's and the server's hosts; resolves to what it was. */
+  async busyPoll(windowUs: number): Promise<number> {
+    const before = (await this.command('dpb-client', { op: 'busy-poll', windowUs }))['windowUs'] as number;
+    await this.command('dpb-echo', { op: 'busy-poll', windowUs });
+    return before;
   }
 
   async serverStats(): Promise<{ received: number; forgedDelivered: number }> {

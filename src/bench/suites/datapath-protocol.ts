@@ -5,8 +5,12 @@
  * with a pool of its own, over TCP loopback — the path procs on different nodes take. Not one of the
  * issue's same-node comparisons; reported for what one copy across nodes costs.
  */
-export type Transport = 'bpf' | 'userspace' | 'tcp' | 'http' | 'nats' | 'remote';
-export const TRANSPORTS: readonly Transport[] = ['bpf', 'userspace', 'remote', 'tcp', 'http', 'nats'];
+/**
+ * `bpfevent` is `bpf` with busy polling off in both procs' hosts (src/datapath/busy-poll.ts): the same
+ * node and procs, every frame waking a blocked event loop. Reported to show what the polling buys and costs.
+ */
+export type Transport = 'bpf' | 'bpfevent' | 'userspace' | 'tcp' | 'http' | 'nats' | 'remote';
+export const TRANSPORTS: readonly Transport[] = ['bpf', 'bpfevent', 'userspace', 'remote', 'tcp', 'http', 'nats'];
 export type Role = 'client' | 'server' | 'forger';
 /** The transports between real procs on a real node (src/bench/suites/datapath-procs.ts); the rest run between host processes. */
 export const PROC_TRANSPORTS = ['bpf', 'userspace'] as const;

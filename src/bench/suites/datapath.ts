@@ -63,9 +63,10 @@ const PLAN_FULL: Plan = { warmup: 3000, rounds: 30, batch: { '64': 100, '4k': 10
 
 const comparisons: Comparison[] = [
   ...SIZES.flatMap((s) =>
-    (['userspace', 'tcp', 'http', 'nats'] as const).map((b) => ({ figure: `bpf_${s.key}_rtt_p50_us`, baseline: `${b}_${s.key}_rtt_p50_us`, better: 'lower' as const, ratio: `bpf_vs_${b}_${s.key}_p50_ratio` })),
+    (['bpfevent', 'userspace', 'tcp', 'http', 'nats'] as const).map((b) => ({ figure: `bpf_${s.key}_rtt_p50_us`, baseline: `${b}_${s.key}_rtt_p50_us`, better: 'lower' as const, ratio: `bpf_vs_${b}_${s.key}_p50_ratio` })),
   ),
   ...SIZES.map((s) => ({ figure: `bpf_${s.key}_msgs_per_s`, baseline: `http_${s.key}_msgs_per_s`, better: 'higher' as const, ratio: `bpf_vs_http_${s.key}_msgs_ratio` })),
+  { figure: 'bpf_cpu_us_per_msg', baseline: 'bpfevent_cpu_us_per_msg', better: 'lower', ratio: 'bpf_vs_bpfevent_cpu_ratio' },
   { figure: 'bpf_cpu_us_per_msg', baseline: 'http_cpu_us_per_msg', better: 'lower', ratio: 'bpf_vs_http_cpu_ratio' },
   { figure: 'bpf_cpu_us_per_msg', baseline: 'nats_cpu_us_per_msg', better: 'lower', ratio: 'bpf_vs_nats_cpu_ratio' },
 ];
@@ -150,7 +151,20 @@ interface Run {
   plan: Plan;
 }
 
-const isProc = (t: Transport): t is ProcMode => (PROC_TRANSPORTS as readonly string[]).includes(t);
+type ProcTransport = ProcMode | 'bpfevent';
+const isProc = (t: Transport): t is ProcTransport => t === 'bpfevent' || (PROC_TRANSPORTS as readonly string[]).includes(t);
+
+/** Runs `fn` on the transport's node; `bpfevent` is the bpf node with busy polling off in both procs' hosts meanwhile. */
+async function onProcs<T>(run: Run, t: ProcTransport, fn: (p: ProcPath) => Promise<T>): Promise<T> {
+  const p = procPath(run, t === 'bpfevent' ? 'bpf' : t);
+  if (t !== 'bpfevent') return fn(p);
+  const before = await p.busyPoll(0);
+  try {
+    return await fn(p);
+  } finally {
+    await p.busyPoll(before);
+  }
+}
 
 function procPath(run: Run, t: ProcMode): ProcPath {
   const p = run.procs[t];
@@ -159,14 +173,15 @@ function procPath(run: Run, t: ProcMode): ProcPath {
 }
 
 async function latency(run: Run, t: Transport, sizeBytes: number, count: number, warmup: number): Promise<number[]> {
-  if (isProc(t)) return procPath(run, t).latency(sizeBytes, count, warmup);
+  if (isProc(t)) return onProcs(run, t, (p) => p.latency(sizeBytes, count, warmup));
   return (await run.client.call({ op: 'latency', transport: t, sizeBytes, count, warmup }))['rttsUs'] as number[];
 }
 
 async function prepare(run: Run, transports: readonly Transport[]): Promise<void> {
   const { client, server, forger, nats, plan } = run;
   for (const t of transports) {
-    if (isProc(t)) await procPath(run, t).forge(FORGE_PERIOD_MS);
+    if (t === 'bpfevent') continue; // the bpf node's procs (warmed up, and forged at, as `bpf`)
+    if (t === 'bpf' || t === 'userspace') await procPath(run, t).forge(FORGE_PERIOD_MS);
     else {
       const served = await server.call({ op: 'serve', transport: t, url: nats.url });
       // (remote: `port` is the server node's channel listener; the client node dials it)
@@ -203,7 +218,7 @@ async function measureLatency(ctx: BenchContext, run: Run, transports: readonly 
 /** Procs: CPU of client host + server host + node process; host pairs: client + server (+ nats-server). */
 async function throughput(run: Run, t: Transport, sizeBytes: number, window: number): Promise<{ completed: number; wallMs: number; cpuUs: number }> {
   const { client, server, nats, plan } = run;
-  if (isProc(t)) return procPath(run, t).throughput(sizeBytes, window, plan.throughputMs);
+  if (isProc(t)) return onProcs(run, t, (p) => p.throughput(sizeBytes, window, plan.throughputMs));
   const cpu = async (): Promise<number> => (await client.cpuUs()) + (await server.cpuUs()) + (t === 'nats' ? procCpuUs(nats.pid) : 0);
   const cpu0 = await cpu();
   const tp = await client.call({ op: 'throughput', transport: t, sizeBytes, window, durationMs: plan.throughputMs });
@@ -261,7 +276,7 @@ export const datapathSuite: Suite = {
       hosts.push(client, server, forger);
       await Promise.all(hosts.map(ready));
       nats = await startNatsServer({ jetstream: false });
-      const transports = TRANSPORTS.filter((t) => t !== 'bpf' || procs.bpf !== undefined);
+      const transports = TRANSPORTS.filter((t) => (t !== 'bpf' && t !== 'bpfevent') || procs.bpf !== undefined);
       const out: Figures = { mode: procs.bpf !== undefined ? 'bpf' : 'userspace' };
       const run: Run = { client, server, forger, nats, procs, plan };
       const violations0 = new Map<ProcMode, number>();
@@ -292,7 +307,7 @@ export const datapathSuite: Suite = {
       const echo = stats['echo'] as Record<string, { forgedDelivered: number }>;
       delivered += Object.values(echo).reduce((n, e) => n + e.forgedDelivered, 0);
       rejected += stats['remoteCrossRealmRefused'] as number;
-      if (procs.bpf === undefined) for (const k of TRANSPORT_KEYS('bpf')) out[k] = null;
+      if (procs.bpf === undefined) for (const k of [...TRANSPORT_KEYS('bpf'), ...TRANSPORT_KEYS('bpfevent')]) out[k] = null;
       out['cross_realm_delivered'] = delivered;
       out['cross_realm_attempts'] = attempts;
       out['cross_realm_rejected'] = rejected;

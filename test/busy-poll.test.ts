@@ -1,0 +1,123 @@
+import test from 'ava';
+import { createServer, connect, type Socket } from 'node:net';
+import { BusyPoll, BUSY_POLL_US_MAX, type BusyPollPorts } from '../src/datapath/busy-poll.js';
+import { encodeFrame, FRAME_BYTES, isCallRequest, SocketLink } from '../src/datapath/frames.js';
+import { callId, responseId } from '../src/datapath/request-id.js';
+import { realBusyPollPorts } from '../src/host/attach.js';
+import { decodeToHost } from '../src/host/protocol.js';
+
+/** A hand-cranked loop: time moves only when the test says, immediates run one turn at a time. */
+function crank(): BusyPollPorts & { now: number; queue: Array<() => void>; relaxed: number; turn(): void } {
+  const c = {
+    now: 0,
+    queue: [] as Array<() => void>,
+    relaxed: 0,
+    nowMs: () => c.now,
+    immediate: (fn: () => void) => void c.queue.push(fn),
+    relax: () => void c.relaxed++,
+    turn: () => c.queue.splice(0).forEach((fn) => fn()),
+  };
+  return c;
+}
+
+test('busy poll - a poke keeps the loop turning for the window, yielding every turn, then stops', (t) => {
+  const c = crank();
+  const poll = new BusyPoll(50, c);
+  poll.poke();
+  t.is(c.queue.length, 1);
+  for (let i = 0; i < 4; i++) {
+    c.now += 0.01; // 10 µs a turn
+    c.turn();
+    t.is(c.queue.length, 1, `still spinning at ${c.now * 1000} µs`);
+  }
+  c.now = 0.06; // past the window
+  c.turn();
+  t.is(c.queue.length, 0);
+  t.deepEqual(poll.stats(), { windows: 1, turns: 4 });
+  t.is(c.relaxed, 4);
+});
+
+test('busy poll - pokes while spinning extend the window without a second loop', (t) => {
+  const c = crank();
+  const poll = new BusyPoll(50, c);
+  poll.poke();
+  c.now = 0.04;
+  poll.poke(); // window now ends at 90 µs
+  poll.poke();
+  t.is(c.queue.length, 1);
+  c.now = 0.08;
+  c.turn();
+  t.is(c.queue.length, 1);
+  c.now = 0.09;
+  c.turn();
+  t.is(c.queue.length, 0);
+  poll.poke(); // a later one starts again
+  t.is(poll.stats().windows, 2);
+});
+
+test('busy poll - window 0 never spins; stop() ends a window; bad windows are refused', (t) => {
+  const c = crank();
+  const off = new BusyPoll(0, c);
+  off.poke();
+  t.is(c.queue.length, 0);
+  const on = new BusyPoll(100, c);
+  on.poke();
+  on.stop();
+  c.turn();
+  t.is(c.queue.length, 0);
+  on.setWindow(0);
+  on.poke();
+  t.is(c.queue.length, 0);
+  for (const bad of [-1, BUSY_POLL_US_MAX + 1, Number.NaN, Infinity]) t.throws(() => new BusyPoll(bad, c), { instanceOf: RangeError });
+});
+
+test.serial('busy poll - the real ports spin the real loop and stop', async (t) => {
+  const poll = new BusyPoll(BUSY_POLL_US_MAX, realBusyPollPorts);
+  poll.poke();
+  await new Promise((r) => setTimeout(r, 50));
+  const s = poll.stats();
+  t.is(s.windows, 1);
+  t.true(s.turns > 0, 'the loop turned while the window lasted');
+  await new Promise((r) => setTimeout(r, 5));
+  t.is(poll.stats().turns, s.turns, 'and not after it');
+});
+
+test('busy poll - a link pokes on reads and on call requests it writes, not on sends or answers', async (t) => {
+  const frame = (requestId: bigint): Buffer => encodeFrame({ dstEp: 7, srcEp: 9, offset: 0, length: 1, generation: 1, flags: 0, requestId });
+  const call = callId(9, 5);
+  t.true(isCallRequest(frame(call), 0));
+  t.false(isCallRequest(frame(0n), 0));
+  t.false(isCallRequest(frame(responseId(call, false)), 0));
+  t.false(isCallRequest(frame(responseId(call, true)), 0));
+
+  const server = createServer();
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = new Promise<Socket>((r) => server.once('connection', r));
+  const mine = connect((server.address() as { port: number }).port, '127.0.0.1');
+  await new Promise((r) => mine.once('connect', r));
+  const theirs = await accepted;
+  let pokes = 0;
+  const poll = { poke: () => void pokes++ } as unknown as BusyPoll;
+  const link = new SocketLink(mine, undefined, poll);
+  const peer = new SocketLink(theirs);
+  t.true(link.write(frame(0n)));
+  t.true(link.write(frame(responseId(call, false))));
+  t.is(pokes, 0);
+  t.true(link.write(Buffer.concat([frame(0n), frame(call)])));
+  t.is(pokes, 1);
+  const got = new Promise<void>((r) => link.onFrames(() => r()));
+  peer.write(frame(0n));
+  await got;
+  t.is(pokes, 2);
+  t.is(FRAME_BYTES, 32);
+  link.close();
+  peer.close();
+  server.close();
+});
+
+test('busy poll - the host protocol refuses a dp-attach with a bad window', (t) => {
+  const base = { t: 'dp-attach', node: 'n', hostEp: 3, poolFd: 4, poolBytes: 1 << 20, mode: 'bpf' };
+  t.truthy(decodeToHost(base));
+  t.truthy(decodeToHost({ ...base, busyPollUs: 50 }));
+  for (const busyPollUs of [-1, 1.5, BUSY_POLL_US_MAX + 1, '50']) t.is(decodeToHost({ ...base, busyPollUs }), undefined, String(busyPollUs));
+});
