@@ -14,6 +14,7 @@ export default defineCluster({
   gateway: { port: 8080 },
   datapath: 'auto', // bpf when the sk_msg object loads (root), else the userspace hub
   poolMb: 64, // shared memory per realm and node
+  busyPollUs: 200, // hosts keep polling the data path this long after traffic (0: always block)
   dataDir: '.sigma',
   programs: {},
 });

@@ -13,7 +13,7 @@ test('config - defaults fill a minimal config', (t) => {
   t.deepEqual(c.nodes.map((n) => n.id), ['node-1', 'node-2']);
   t.is(c.datapath, 'auto');
   t.is(c.poolMb, 64);
-  t.is(c.busyPollUs, 50);
+  t.is(c.busyPollUs, 200);
   t.is(defineCluster({ busyPollUs: 0 }).busyPollUs, 0);
 });
 

@@ -49,7 +49,7 @@ export interface ClusterInput {
   datapath?: DataPathMode;
   /** Shared-memory pool per (realm, node), MiB (default 64; the largest payload is a quarter of it). */
   poolMb?: number;
-  /** Busy-poll window after data-path traffic, µs (default 50; 0 turns it off: the loop always blocks). */
+  /** Busy-poll window after data-path traffic, µs (default 200; 0 turns it off: the loop always blocks). */
   busyPollUs?: number;
   dataDir?: string;
   programs?: Record<string, string>;
