@@ -103,8 +103,8 @@ test('busy poll - a link pokes on reads and on call requests it writes, not on s
   t.true(link.write(frame(0n)));
   t.true(link.write(frame(responseId(call, false))));
   t.is(pokes, 0);
-  t.true(link.write(Buffer.concat([frame(0n), frame(call)])));
-  t.is(pokes, 1);
+  t.true(link.write(Buffer.concat([frame(call), frame(0n)])));
+  t.is(pokes, 1, 'a call with a credit return after it');
   const got = new Promise<void>((r) => link.onFrames(() => r()));
   peer.write(frame(0n));
   await got;

@@ -53,6 +53,12 @@ export function isCallRequest(frames: Uint8Array, at: number): boolean {
   return false;
 }
 
+/** Some frame of `frames` is a call request (credit returns may ride along with it, before or after). */
+function carriesCall(frames: Uint8Array): boolean {
+  for (let at = 0; at < frames.length; at += FRAME_BYTES) if (isCallRequest(frames, at)) return true;
+  return false;
+}
+
 /**
  * One endpoint's connection, seen from either end: the hub's side or the endpoint's side. The userspace
  * hub and BPF mode both use sockets (in BPF mode most frames are redirected by the kernel and only the
@@ -101,7 +107,7 @@ export class SocketLink implements FrameLink {
     if (frames.length % FRAME_BYTES !== 0) throw new RangeError(`a link carries whole ${FRAME_BYTES}-byte frames, got ${frames.length} bytes`);
     if (this.socket.destroyed || this.socket.writableLength + this.#batchBytes + frames.length > this.backlogBytesMax) return false;
     if (this.#batch.length === 0) process.nextTick(this.#flush);
-    if (this.poll !== undefined && isCallRequest(frames, frames.length - FRAME_BYTES)) this.poll.poke();
+    if (this.poll !== undefined && carriesCall(frames)) this.poll.poke();
     this.#batch.push(frames);
     this.#batchBytes += frames.length;
     return true;
