@@ -33,7 +33,7 @@ test('busy poll - a poke keeps the loop turning for the window, yielding every t
   c.now = 0.06; // past the window
   c.turn();
   t.is(c.queue.length, 0);
-  t.deepEqual(poll.stats(), { windows: 1, turns: 4 });
+  t.deepEqual(poll.stats(), { windows: 1, turns: 4, currentUs: 25 }, 'nothing came in the window: the next one is half');
   t.is(c.relaxed, 4);
 });
 
@@ -53,6 +53,38 @@ test('busy poll - pokes while spinning extend the window without a second loop',
   t.is(c.queue.length, 0);
   poll.poke(); // a later one starts again
   t.is(poll.stats().windows, 2);
+});
+
+test('busy poll - windows that catch nothing shrink to an eighth; one that catches traffic doubles back', (t) => {
+  const c = crank();
+  const poll = new BusyPoll(200, c);
+  const idleWindow = (): void => {
+    poll.poke();
+    c.now += 1; // far past any window
+    c.turn();
+  };
+  for (const expected of [100, 50, 25, 25]) {
+    idleWindow();
+    t.is(poll.stats().currentUs, expected);
+  }
+  poll.poke();
+  c.now += 0.01;
+  poll.poke(); // traffic while spinning: 25 -> 50, and the window runs 50 µs from here
+  t.is(poll.stats().currentUs, 50);
+  c.now += 0.045;
+  c.turn();
+  t.is(c.queue.length, 1, 'still spinning 45 µs after the second poke');
+  c.now += 0.01;
+  c.turn();
+  t.is(c.queue.length, 0);
+  t.is(poll.stats().currentUs, 50, 'a window that caught traffic does not shrink');
+  for (let i = 0; i < 4; i++) {
+    poll.poke();
+    poll.poke();
+    c.now += 1;
+    c.turn();
+  }
+  t.is(poll.stats().currentUs, 200, 'and productive ones grow back to the configured window, no further');
 });
 
 test('busy poll - window 0 never spins; stop() ends a window; bad windows are refused', (t) => {

@@ -9,9 +9,11 @@
  * timeout and picks a redirected descriptor up within a loop turn, with no wakeup. When the window passes
  * with no traffic, the loop blocks again (event-driven, SPRIGHT's point: no CPU spent when idle).
  *
- * The cost is bounded: at most `windowUs` of CPU after the last frame, so a host with one message every
- * 10 ms spends 2 % of a core with the default 200 µs window, and under load the spinning replaces wakeups
- * that cost more. The default is long enough to span a three-process hop (userspace mode: host, hub,
+ * The cost is bounded: at most a window of CPU after the last frame, and the window adapts. A window in
+ * which no more traffic came halves the next one (down to an eighth of `windowUs`); a window that caught
+ * traffic doubles it back (up to `windowUs`). So a host with one message every 10 ms spins ~25 µs per
+ * message (0.25 % of a core), a ping-pong keeps the whole window, and under load the spinning replaces
+ * wakeups that cost more. The default is long enough to span a three-process hop (userspace mode: host, hub,
  * host; 208 -> 97 µs at 64 B against a 50 µs window, the bpf path the same either way).
  * `windowUs` 0 turns it off. Nothing is delivered through it: it only changes when the loop looks.
  *
@@ -26,6 +28,9 @@ export const DEFAULT_BUSY_POLL_US = 200;
 /** A window longer than this is a misconfiguration (a host would spin for most of a scheduler tick). */
 export const BUSY_POLL_US_MAX = 10_000;
 
+/** Unproductive windows shrink the window down to `windowUs` divided by this. */
+export const WINDOW_FLOOR_DIVISOR = 8;
+
 export interface BusyPollPorts {
   /** Monotonic time in milliseconds, fractional (performance.now resolution). */
   nowMs(): number;
@@ -36,10 +41,14 @@ export interface BusyPollPorts {
 }
 
 export class BusyPoll {
+  /** The configured window, and the one the next poke uses (between it / WINDOW_FLOOR_DIVISOR and it). */
   #windowMs = 0;
+  #currentMs = 0;
   readonly #ports: BusyPollPorts;
   #until = 0;
   #spinning = false;
+  /** Traffic came while this window was open. */
+  #caught = false;
   #turns = 0;
   #windows = 0;
   readonly #turn = (): void => {
@@ -47,7 +56,10 @@ export class BusyPoll {
       this.#turns++;
       this.#ports.relax();
       this.#ports.immediate(this.#turn);
-    } else this.#spinning = false;
+      return;
+    }
+    this.#spinning = false;
+    if (!this.#caught) this.#currentMs = Math.max(this.#windowMs / WINDOW_FLOOR_DIVISOR, this.#currentMs / 2);
   };
 
   constructor(windowUs: number, ports: BusyPollPorts) {
@@ -63,14 +75,20 @@ export class BusyPoll {
   setWindow(windowUs: number): void {
     if (!Number.isFinite(windowUs) || windowUs < 0 || windowUs > BUSY_POLL_US_MAX) throw new RangeError(`busy-poll window must be in [0, ${BUSY_POLL_US_MAX}] µs, got ${windowUs}`);
     this.#windowMs = windowUs / 1000;
+    this.#currentMs = this.#windowMs;
   }
 
-  /** Traffic now: keep the loop turning until `windowUs` from now. */
+  /** Traffic now: keep the loop turning for the current window from now. */
   poke(): void {
     if (this.#windowMs === 0) return;
-    this.#until = this.#ports.nowMs() + this.#windowMs;
+    if (this.#spinning && !this.#caught) {
+      this.#caught = true;
+      this.#currentMs = Math.min(this.#windowMs, this.#currentMs * 2);
+    }
+    this.#until = this.#ports.nowMs() + this.#currentMs;
     if (this.#spinning) return;
     this.#spinning = true;
+    this.#caught = false;
     this.#windows++;
     this.#ports.immediate(this.#turn);
   }
@@ -80,8 +98,8 @@ export class BusyPoll {
     this.#until = 0;
   }
 
-  /** `windows`: times the loop started spinning; `turns`: empty loop turns it spent doing so. */
-  stats(): { windows: number; turns: number } {
-    return { windows: this.#windows, turns: this.#turns };
+  /** `windows`: times the loop started spinning; `turns`: empty loop turns it spent doing so; `currentUs`: the window now. */
+  stats(): { windows: number; turns: number; currentUs: number } {
+    return { windows: this.#windows, turns: this.#turns, currentUs: this.#currentMs * 1000 };
   }
 }
