@@ -1,5 +1,5 @@
-import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
+import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 
 /** One node: a machine, or a process standing for one in local clusters. Units last: mcpu, memMb. */
 export interface NodeConfig {

@@ -17,15 +17,6 @@ export type ProcCommand =
 
 /** Every forged descriptor names this length, which no honest request uses: a delivery of one is recognisable. */
 export const FORGED_LENGTH_BYTES = 77;
-
-/** `busy-poll`: sets the window of this host's busy poll; answers with the window it had. */
-export function setHostBusyPoll(windowUs: number): string {
-  const poll = hostDataPath()?.poll;
-  if (poll === undefined) throw new BenchError('this host has no data path to poll');
-  const before = poll.windowUs;
-  poll.setWindow(windowUs);
-  return JSON.stringify({ windowUs: before });
-}
 export const FILL_MIN = 1;
 export const FILL_MAX = 100;
 const BRACE = 0x7b;
@@ -40,4 +31,13 @@ export function isCommand(bytes: Uint8Array): boolean {
 export function procCpuUs(): number {
   const u = process.cpuUsage();
   return u.user + u.system;
+}
+
+/** `busy-poll`: sets the window of this host's busy poll; answers with the window it had. */
+export function setHostBusyPoll(windowUs: number): string {
+  const poll = hostDataPath()?.poll;
+  if (poll === undefined) throw new BenchError('this host has no data path to poll');
+  const before = poll.windowUs;
+  poll.setWindow(windowUs);
+  return JSON.stringify({ windowUs: before });
 }
