@@ -4,7 +4,7 @@ import { Command, Option } from 'commander';
 import { existsSync, readFileSync, statSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DataPathCallError, SigmaClient, WaitTimeoutError } from '../client/client.js';
+import { DataPathCallError, SigmaClient, untilScheduler, WaitTimeoutError } from '../client/client.js';
 import { ControlError } from '../control/errors.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
@@ -51,7 +51,7 @@ program
     const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster' });
     const client = await SigmaClient.connect(bus);
     for (const r of config.realms) {
-      await retry(() => client.createRealm(r)).catch((e: unknown) => {
+      await untilScheduler(() => client.createRealm(r), { attempts: 40, delayMs: 250 }).catch((e: unknown) => {
         if ((e as ControlError).type !== 'realm-exists') throw e;
       });
     }
@@ -158,16 +158,6 @@ program.command('datapath [node]').description("a node's data path: mode, pools 
   out(`${refused.join('\n')}\n${table(rows, ['node', 'mode', 'realm', 'usedKiB', 'freeKiB', 'hosts'])}`, all);
 }));
 
-async function retry<T>(fn: () => Promise<T>, attempts = 40, delayMs = 250): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (i >= attempts || (e as ControlError).type !== 'no-scheduler') throw e;
-      await new Promise((r) => setTimeout(r, delayMs));
-    }
-  }
-}
 
 try {
   await program.parseAsync();

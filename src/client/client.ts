@@ -9,6 +9,22 @@ import { realTimers } from '../ports/real.js';
 import type { Timers } from '../ports/types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+
+/**
+ * Runs `fn` again while no scheduler answers (a fresh cluster still electing one, a failover): up to
+ * `attempts` times, `delayMs` apart. Any other error, and the last attempt's, goes to the caller.
+ */
+export async function untilScheduler<T>(fn: () => Promise<T>, options: { attempts?: number; delayMs?: number } = {}): Promise<T> {
+  const { attempts = 80, delayMs = 100 } = options;
+  for (let i = 1; ; i++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if (i >= attempts || (e as { type?: string }).type !== 'no-scheduler') throw e;
+      await new Promise<void>((r) => realTimers.setTimeout(r, delayMs));
+    }
+  }
+}
 export const DEFAULT_EVICT_GRACE_MS = 2_000;
 
 /** A call through a node's data path failed; `type` is the data path's own (pool-exhausted, call-timeout, unknown-target, ...). */

@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSystem, type ActorSystem } from '../../src/actors/index.js';
-import { SigmaClient } from '../../src/client/client.js';
+import { SigmaClient, untilScheduler } from '../../src/client/client.js';
 import { startCluster, type RunningCluster } from '../../src/cluster/launcher.js';
 import { defineCluster, type ClusterInput } from '../../src/config/cluster.js';
 import { natsTransport } from '../../src/control/nats-transport.js';
@@ -45,17 +45,7 @@ export async function testCluster(input: ClusterInput = {}, realms = ['default']
   };
 }
 
-/** Retries while no scheduler is elected yet (a fresh cluster needs a moment). */
-export async function untilScheduler<T>(fn: () => Promise<T>, attempts = 80): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (i >= attempts || (e as { type?: string }).type !== 'no-scheduler') throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
+export { untilScheduler };
 
 /** Polls `get` every 50 ms until `ok` holds; past `timeoutMs` it fails saying what it last saw. */
 export async function waitFor<T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {

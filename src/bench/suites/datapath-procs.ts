@@ -2,7 +2,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SigmaClient } from '../../client/client.js';
+import { SigmaClient, untilScheduler } from '../../client/client.js';
 import { startCluster, type RunningCluster } from '../../cluster/launcher.js';
 import { defineCluster } from '../../config/cluster.js';
 import { decodeJson, encode, SUBJECT, type NameRecord } from '../../control/protocol.js';
@@ -34,17 +34,6 @@ const CLK_TCK = 100;
 
 export type ProcMode = 'bpf' | 'userspace';
 
-async function untilScheduler<T>(fn: () => Promise<T>): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (e) {
-      if (i >= NO_SCHEDULER_RETRIES_MAX || (e as { type?: string }).type !== 'no-scheduler') throw e;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
-}
-
 /** CPU time of a process from /proc, in µs (10 ms resolution). */
 export function pidCpuUs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -73,10 +62,10 @@ export class ProcPath {
     try {
       bus = await connectBus({ servers: [cluster.natsUrl], name: `bench-dp-${mode}` });
       const client = await SigmaClient.connect(bus);
-      for (const r of [REALM_A, REALM_B]) await untilScheduler(() => client.createRealm(r));
+      for (const r of [REALM_A, REALM_B]) await untilScheduler(() => client.createRealm(r), { attempts: NO_SCHEDULER_RETRIES_MAX });
       const pids: string[] = [];
       const service = async (program: string, realm: string, args: unknown[] = []): Promise<NameRecord> => {
-        const pid = await untilScheduler(() => client.spawn({ program, name: program, realm, dedicated: true, args }));
+        const pid = await untilScheduler(() => client.spawn({ program, name: program, realm, dedicated: true, args }), { attempts: NO_SCHEDULER_RETRIES_MAX });
         pids.push(pid);
         await client.waitStart(pid, { timeoutMs: START_TIMEOUT_MS });
         const deadline = Date.now() + START_TIMEOUT_MS;

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { SigmaClient } from '../../client/client.js';
+import { SigmaClient, untilScheduler } from '../../client/client.js';
 import { startCluster } from '../../cluster/launcher.js';
 import { defineCluster } from '../../config/cluster.js';
 import { BUCKET, decodeProcRecord } from '../../control/protocol.js';
@@ -61,15 +61,7 @@ export const spawnSuite: Suite = {
     const bus = await connectBus({ servers: [cluster.natsUrl], name: 'bench' });
     const client = await SigmaClient.connect(bus);
     try {
-      for (let i = 0; ; i++) {
-        try {
-          await client.createRealm('default');
-          break;
-        } catch (e) {
-          if ((e as { type?: string }).type !== 'no-scheduler' || i > 100) throw e;
-          await new Promise((r) => setTimeout(r, 100));
-        }
-      }
+      await untilScheduler(() => client.createRealm('default'), { attempts: 102 });
       // Completion by one watch over the whole proc table, not one watch per proc.
       // An exit may be seen before spawn() has resolved with its pid: such early exits are kept
       // (bounded by the procs in flight) instead of reading each record back.
