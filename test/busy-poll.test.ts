@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createServer, connect, type Socket } from 'node:net';
-import { BusyPoll, BUSY_POLL_US_MAX, type BusyPollPorts } from '../src/datapath/busy-poll.js';
+import { BusyPoll, BUSY_POLL_US_MAX, PIN_LINGER_MS, READS_PER_TURN, type BusyPollPorts } from '../src/datapath/busy-poll.js';
 import { encodeFrame, FRAME_BYTES, isCallRequest, SocketLink } from '../src/datapath/frames.js';
 import { callId, responseId } from '../src/datapath/request-id.js';
 import { realBusyPollPorts } from '../src/host/attach.js';
@@ -33,7 +33,7 @@ test('busy poll - a poke keeps the loop turning for the window, yielding every t
   c.now = 0.06; // past the window
   c.turn();
   t.is(c.queue.length, 0);
-  t.deepEqual(poll.stats(), { windows: 1, turns: 4, currentUs: 25 }, 'nothing came in the window: the next one is half');
+  t.deepEqual(poll.stats(), { windows: 1, turns: 4, pins: 0, pinned: false, currentUs: 25 }, 'nothing came in the window: the next one is half');
   t.is(c.relaxed, 4);
 });
 
@@ -62,6 +62,7 @@ test('busy poll - windows that catch nothing shrink to an eighth; one that catch
     poll.poke();
     c.now += 1; // far past any window
     c.turn();
+    c.now += 1; // and nothing for a long while after it
   };
   for (const expected of [100, 50, 25, 25]) {
     idleWindow();
@@ -79,12 +80,117 @@ test('busy poll - windows that catch nothing shrink to an eighth; one that catch
   t.is(c.queue.length, 0);
   t.is(poll.stats().currentUs, 50, 'a window that caught traffic does not shrink');
   for (let i = 0; i < 4; i++) {
+    c.now += 1;
     poll.poke();
     poll.poke();
     c.now += 1;
     c.turn();
   }
   t.is(poll.stats().currentUs, 200, 'and productive ones grow back to the configured window, no further');
+});
+
+test('busy poll - traffic just after a window ended restores the whole window (a ping-pong slower than a shrunken window)', (t) => {
+  const c = crank();
+  const poll = new BusyPoll(200, c);
+  for (let i = 0; i < 3; i++) {
+    poll.poke();
+    c.now += 1;
+    c.turn();
+    c.now += 1;
+  }
+  t.is(poll.stats().currentUs, 25, 'shrunk by idle windows');
+  // A ping-pong with 60 µs between messages: the 25 µs window ends before each one comes.
+  poll.poke();
+  c.now += 0.03;
+  c.turn();
+  t.is(c.queue.length, 0, 'the 25 µs window ended');
+  c.now += 0.03;
+  poll.poke(); // 30 µs after the end: within the configured 200 µs, a near miss
+  t.is(poll.stats().currentUs, 200);
+  c.now += 0.06;
+  c.turn();
+  t.is(c.queue.length, 1, 'now the window spans the gap');
+  poll.poke();
+  t.is(poll.stats().windows, 5, 'and the next message was caught without a new window');
+});
+
+/** Cranked ports with a pin, an unpin and timers the test fires. */
+function pinnable(): ReturnType<typeof crank> & { calls: string[]; timers: Array<{ fn: () => void; ms: number; live: boolean }> } {
+  const c = crank();
+  const calls: string[] = [];
+  const timers: Array<{ fn: () => void; ms: number; live: boolean }> = [];
+  return Object.assign(c, {
+    calls,
+    timers,
+    pin: () => void calls.push('pin'),
+    unpin: () => void calls.push('unpin'),
+    later: (fn: () => void, ms: number) => {
+      const timer = { fn, ms, live: true };
+      timers.push(timer);
+      return () => void (timer.live = false);
+    },
+  });
+}
+
+test('busy poll - a window that catches traffic pins home; the pin lasts until the loop idled PIN_LINGER_MS', (t) => {
+  const c = pinnable();
+  const poll = new BusyPoll(100, c);
+  poll.poke(); // a lone message
+  c.now += 1;
+  c.turn();
+  t.deepEqual(c.calls, [], 'a lone message never pins');
+  c.now += 1;
+  poll.poke();
+  c.now += 0.01;
+  poll.poke(); // the answer came while spinning: a ping-pong
+  t.deepEqual(c.calls, ['pin']);
+  c.now += 1;
+  c.turn();
+  t.is(c.timers.length, 1);
+  t.is(c.timers[0]!.ms, PIN_LINGER_MS);
+  t.deepEqual(c.calls, ['pin'], 'still pinned once the window ended');
+  poll.poke();
+  c.now += 0.01;
+  poll.poke(); // another ping-pong within the linger: no second pin, the unpin is called off
+  t.false(c.timers[0]!.live);
+  t.deepEqual(c.calls, ['pin']);
+  c.now += 1;
+  c.turn();
+  t.is(c.timers.length, 2);
+  c.timers[1]!.fn(); // idle for the linger
+  t.deepEqual(c.calls, ['pin', 'unpin']);
+  t.deepEqual(poll.stats().pins, 1);
+  t.false(poll.stats().pinned);
+  poll.poke();
+  c.now += 0.01;
+  poll.poke();
+  poll.stop();
+  t.deepEqual(c.calls, ['pin', 'unpin', 'pin', 'unpin'], 'stop() unpins at once');
+});
+
+test('busy poll - watched sources are read on spinning turns, several a turn, and a read that delivered ends the turn', (t) => {
+  const c = crank();
+  const poll = new BusyPoll(100, c);
+  let reads = 0;
+  let deliverOn = -1;
+  const unwatch = poll.watch(() => {
+    reads++;
+    if (reads !== deliverOn) return false;
+    poll.poke(); // what a link does when it delivers
+    return true;
+  });
+  poll.poke();
+  c.turn();
+  t.is(reads, READS_PER_TURN, 'nothing to read: every read of the turn was tried');
+  t.is(c.relaxed, READS_PER_TURN, 'with a yield after each');
+  deliverOn = reads + 2;
+  c.turn();
+  t.is(reads, deliverOn, 'the turn ended at the read that delivered');
+  t.is(c.queue.length, 1, 'and the loop turns on');
+  unwatch();
+  c.turn();
+  t.is(reads, deliverOn, 'an unwatched source is not read');
+  t.is(c.relaxed, READS_PER_TURN + 1 + 1, 'one yield a turn without sources');
 });
 
 test('busy poll - window 0 never spins; stop() ends a window; bad windows are refused', (t) => {
@@ -130,7 +236,7 @@ test('busy poll - a link pokes on reads and on call requests it writes, not on s
   const theirs = await accepted;
   let pokes = 0;
   const poll = { poke: () => void pokes++ } as unknown as BusyPoll;
-  const link = new SocketLink(mine, undefined, poll);
+  const link = new SocketLink(mine, { poll });
   const peer = new SocketLink(theirs);
   t.true(link.write(frame(0n)));
   t.true(link.write(frame(responseId(call, false))));
@@ -152,4 +258,6 @@ test('busy poll - the host protocol refuses a dp-attach with a bad window', (t) 
   t.truthy(decodeToHost(base));
   t.truthy(decodeToHost({ ...base, busyPollUs: 50 }));
   for (const busyPollUs of [-1, 1.5, BUSY_POLL_US_MAX + 1, '50']) t.is(decodeToHost({ ...base, busyPollUs }), undefined, String(busyPollUs));
+  t.truthy(decodeToHost({ ...base, homeCpu: 1 }));
+  for (const homeCpu of [-1, 0.5, 1024, '1']) t.is(decodeToHost({ ...base, homeCpu }), undefined, `home ${String(homeCpu)}`);
 });

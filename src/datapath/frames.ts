@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net';
+import type { SocketIo } from '../native/index.js';
 import type { BusyPoll } from './busy-poll.js';
 import { DESC_OFFSETS, DESC_SIZE, F_CREDIT, type Descriptor } from './descriptor.js';
 
@@ -76,14 +77,37 @@ export interface FrameLink {
 }
 
 export const DEFAULT_LINK_BACKLOG_BYTES_MAX = 1 << 20;
+/** Bytes one native read takes at most (libuv reads 64 KiB too). */
+const NATIVE_READ_BYTES = 64 << 10;
+
+export interface SocketLinkOptions {
+  /** Bound on bytes accepted but not yet in the kernel; a write beyond it is refused. */
+  backlogBytesMax?: number;
+  /**
+   * Poked on every read, and on writes that carry a call request (the writer waits for an answer then).
+   * One-way sends and answers do not make the sender spin. With `io` too, the poll's spinning turns read
+   * the socket directly.
+   */
+  poll?: BusyPoll;
+  /** Native send/recv (src/native/socket.cc): a frame costs one syscall instead of a trip through Node's streams. */
+  io?: SocketIo;
+}
 
 /**
  * A FrameLink over a stream socket (unix or TCP): reassembles frames, coalesces writes, bounds the backlog.
  * Frames written in one turn of the event loop leave in one socket write at the end of the turn (one
  * syscall and one wakeup of the peer): gathered here rather than by cork/uncork, whose writev path costs
  * more JS per write than the write itself for 32-byte frames.
+ *
+ * With native I/O, a write goes straight to the fd whenever Node has nothing queued for it (what the
+ * kernel does not take is queued in Node, and everything after waits behind it, so bytes never overtake
+ * each other), and a busy-polling host reads the fd itself between loop turns. libuv still owns the
+ * socket: it reads whenever epoll says so, sees end of stream and errors, and closes it.
  */
 export class SocketLink implements FrameLink {
+  readonly socket: Socket;
+  readonly backlogBytesMax: number;
+  readonly poll: BusyPoll | undefined;
   #partial: Buffer | undefined;
   #frames: (frames: Buffer) => void = () => {};
   /** Frames of this turn, not yet handed to the socket. */
@@ -91,16 +115,29 @@ export class SocketLink implements FrameLink {
   #batchBytes = 0;
   readonly #closeHandlers: Array<() => void> = [];
   readonly #flush = (): void => this.#flushBatch();
+  readonly #io: SocketIo | undefined;
+  readonly #fd: number;
+  #rx: Buffer | undefined;
+  #unwatch: (() => void) | undefined;
 
-  /**
-   * `poll` (./busy-poll.ts) is poked on every read, and on writes that carry a call request: the writer
-   * waits for an answer then. One-way sends and answers do not make the sender spin.
-   */
-  constructor(readonly socket: Socket, readonly backlogBytesMax = DEFAULT_LINK_BACKLOG_BYTES_MAX, readonly poll?: BusyPoll) {
+  constructor(socket: Socket, options: SocketLinkOptions = {}) {
+    this.socket = socket;
+    this.backlogBytesMax = options.backlogBytesMax ?? DEFAULT_LINK_BACKLOG_BYTES_MAX;
+    this.poll = options.poll;
+    const fd = (socket as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    this.#fd = typeof fd === 'number' ? fd : -1;
+    this.#io = this.#fd >= 0 ? options.io : undefined;
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('close', () => this.#closeHandlers.splice(0).forEach((h) => h()));
+    socket.on('close', () => {
+      this.#unwatch?.();
+      this.#closeHandlers.splice(0).forEach((h) => h());
+    });
     socket.on('error', () => socket.destroy()); // 'close' follows; the owner learns of it there
+    if (this.#io !== undefined && this.poll !== undefined) {
+      this.#rx = Buffer.allocUnsafe(NATIVE_READ_BYTES);
+      this.#unwatch = this.poll.watch(() => this.#readNative());
+    }
   }
 
   write(frames: Uint8Array): boolean {
@@ -124,10 +161,21 @@ export class SocketLink implements FrameLink {
 
   #flushBatch(): void {
     const b = this.#batch;
-    const out = b.length === 1 ? b[0]! : Buffer.concat(b, this.#batchBytes);
+    let out = b.length === 1 ? b[0]! : Buffer.concat(b, this.#batchBytes);
     b.length = 0;
     this.#batchBytes = 0;
-    if (!this.socket.destroyed) this.socket.write(out);
+    if (this.socket.destroyed) return;
+    if (this.#io !== undefined && this.socket.writableLength === 0) {
+      let sent: number;
+      try {
+        sent = this.#io.send(this.#fd, out);
+      } catch {
+        sent = 0; // libuv meets the same error on the write below, and closes the socket
+      }
+      if (sent === out.length) return;
+      if (sent > 0) out = out.subarray(sent);
+    }
+    this.socket.write(out);
   }
 
   onFrames(handler: (frames: Buffer) => void): void {
@@ -140,9 +188,25 @@ export class SocketLink implements FrameLink {
   }
 
   close(): void {
+    this.#unwatch?.();
     this.socket.destroy();
   }
 
+  /** One non-blocking read from a spinning turn of the poll; true when it delivered something. */
+  #readNative(): boolean {
+    if (this.socket.destroyed) return false;
+    let n: number;
+    try {
+      n = this.#io!.recv(this.#fd, this.#rx!);
+    } catch {
+      return false; // libuv's own read meets the error and closes the socket
+    }
+    if (n <= 0) return false; // nothing now, or end of stream (libuv sees it too)
+    this.#onData(this.#rx!.subarray(0, n));
+    return true;
+  }
+
+  /** `chunk` is only valid during the call (native reads reuse their buffer): what outlives it is copied. */
   #onData(chunk: Buffer): void {
     this.poll?.poke();
     let data = chunk;

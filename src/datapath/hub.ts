@@ -2,6 +2,7 @@ import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { Socket } from 'node:net';
 import type { BusyPoll } from './busy-poll.js';
 import { EndpointRegistrationError } from './errors.js';
+import type { SocketIo } from '../native/index.js';
 import { DEFAULT_LINK_BACKLOG_BYTES_MAX, F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FLAG_CREDIT, FRAME_BYTES, SocketLink, type FrameLink } from './frames.js';
 import { Ownership } from './ownership.js';
 import { RealmTable, DEFAULT_ENDPOINTS_MAX, DEFAULT_EXPORTS_PER_ENDPOINT_MAX } from './policy.js';
@@ -50,6 +51,8 @@ export interface HubOptions {
   foreign?: (realm: string, frames: Buffer, at: number) => boolean;
   /** Keeps this process's loop spinning after it routed something (./busy-poll.ts); what it drops does not count. */
   poll?: BusyPoll;
+  /** Native socket writes for the links it routes to (src/native/socket.cc). */
+  io?: SocketIo;
 }
 
 export interface HubStats {
@@ -130,7 +133,7 @@ export class Hub implements Router {
 
   /** `attach` over a stream socket (one end of a socketpair, or an accepted unix/TCP connection). */
   attachSocket(reg: Registration, socket: Socket): Either<EndpointRegistrationError, FrameLink> {
-    const link = new SocketLink(socket, this.options.linkBacklogBytesMax);
+    const link = new SocketLink(socket, { backlogBytesMax: this.options.linkBacklogBytesMax, io: this.options.io });
     const r = this.attach(reg, link);
     return r._tag === 'Left' ? r : right(link);
   }

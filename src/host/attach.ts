@@ -3,7 +3,7 @@ import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Pool } from '../datapath/pool.js';
 import { BusyPoll, DEFAULT_BUSY_POLL_US, type BusyPollPorts } from '../datapath/busy-poll.js';
-import { mapFd, schedYield } from '../native/index.js';
+import { cpuAffinity, mapFd, schedYield, setCpuAffinity, socketIo } from '../native/index.js';
 import type { Timers } from '../ports/types.js';
 import { HostDataPath } from './datapath.js';
 import type { NameLookup } from './proc-data.js';
@@ -38,8 +38,8 @@ export function attachDataPath(
     return left(new DataPathAttachError(pool.left.message, { cause: pool.left }));
   }
   const windowUs = m.busyPollUs ?? DEFAULT_BUSY_POLL_US;
-  const poll = new BusyPoll(windowUs, realBusyPollPorts);
-  return right(new HostDataPath({ node: m.node, realm: o.realm, hostEp: m.hostEp, pool: pool.right, socket, timers: o.timers, lookup: o.lookup, log: o.log, crossNode: m.crossNode === true, poll }));
+  const poll = new BusyPoll(windowUs, { ...realBusyPollPorts, ...homePin(m.homeCpu, o.log) });
+  return right(new HostDataPath({ node: m.node, realm: o.realm, hostEp: m.hostEp, pool: pool.right, socket, timers: o.timers, lookup: o.lookup, log: o.log, crossNode: m.crossNode === true, poll, io: socketIo() }));
 }
 
 export const realBusyPollPorts: BusyPollPorts = {
@@ -47,3 +47,42 @@ export const realBusyPollPorts: BusyPollPorts = {
   immediate: (fn) => void setImmediate(fn),
   relax: schedYield,
 };
+
+/**
+ * Pinning to `home` and back to the CPUs this host was started with, for the busy poll; nothing when there
+ * is no home, no addon, or the home is not among those CPUs. A kernel refusal (the CPU went offline, a
+ * cpuset shrank) turns pinning off for good instead of failing traffic.
+ */
+export function homePin(home: number | undefined, log: Logger): Pick<BusyPollPorts, 'pin' | 'unpin' | 'later'> {
+  if (home === undefined) return {};
+  let all: number[];
+  try {
+    all = cpuAffinity();
+  } catch {
+    return {};
+  }
+  if (all.length < 2 || !all.includes(home)) return {};
+  let broken = false;
+  const set = (cpus: number[]): void => {
+    if (broken) return;
+    try {
+      setCpuAffinity(cpus);
+    } catch (e) {
+      broken = true;
+      log.warn({ err: e, home }, 'data path: cannot pin to the home CPU; busy polling goes on unpinned');
+      try {
+        setCpuAffinity(all);
+      } catch {
+        // the mask it had stays: nothing more to do from here
+      }
+    }
+  };
+  return {
+    pin: () => set([home]),
+    unpin: () => set(all),
+    later: (fn, ms) => {
+      const t = setTimeout(fn, ms).unref();
+      return () => clearTimeout(t);
+    },
+  };
+}

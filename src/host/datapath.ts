@@ -3,10 +3,11 @@ import type { Logger } from 'pino';
 import { Endpoint, type Message } from '../datapath/endpoint.js';
 import { EndpointClosedError } from '../datapath/errors.js';
 import type { BusyPoll } from '../datapath/busy-poll.js';
-import { DEFAULT_LINK_BACKLOG_BYTES_MAX, F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
+import { F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
 import type { RejectCounts } from '../datapath/ownership.js';
 import type { Pool } from '../datapath/pool.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
+import type { SocketIo } from '../native/index.js';
 import type { RemoteChannel } from '../node/dp-remote.js';
 import type { Timers } from '../ports/types.js';
 import { ProcData, type NameLookup } from './proc-data.js';
@@ -33,6 +34,8 @@ export interface HostDataPathOptions {
   crossNode?: boolean;
   /** Keeps the loop spinning after traffic (src/datapath/busy-poll.ts); none: the loop blocks as usual. */
   poll?: BusyPoll;
+  /** Native socket I/O (src/native/socket.cc); none: through Node's streams. */
+  io?: SocketIo;
 }
 
 export interface HostDataPathStats {
@@ -77,7 +80,7 @@ export class HostDataPath {
     this.realm = options.realm;
     this.pool = options.pool;
     this.#poll = options.poll;
-    this.#link = new SocketLink(options.socket, DEFAULT_LINK_BACKLOG_BYTES_MAX, options.poll);
+    this.#link = new SocketLink(options.socket, { poll: options.poll, io: options.io });
     this.#link.onFrames((frames) => this.#demux(frames));
     this.#link.onClose(() => {
       for (const e of [...this.#mux.values()]) e.closeHandlers.splice(0).forEach((h) => h());

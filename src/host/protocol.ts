@@ -12,7 +12,7 @@ export type ToHost =
   | { t: 'run'; pid: string; modulePath: string; args: unknown[]; realm: string; endpoint?: number }
   | { t: 'evict'; pid: string }
   /** Sent with the host's data-path socket as the IPC handle; the pool memfd is inherited at fd `poolFd`. */
-  | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; poolBytes: number; mode: string; crossNode?: boolean; busyPollUs?: number }
+  | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; poolBytes: number; mode: string; crossNode?: boolean; busyPollUs?: number; homeCpu?: number }
   /** An endpoint of the realm went away: free what was sent to it, forget its name. */
   /** These endpoints left the node (batched: procs exit in bursts, one message per host per batch). */
   | { t: 'dp-gone'; endpoints: number[]; node?: string; why?: WireRefusal['type'] }
@@ -33,6 +33,8 @@ const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof
 const isStr = (v: unknown): v is string => typeof v === 'string';
 const isU31 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0x7fff_ffff;
 
+/** CPU numbers as sched_setaffinity takes them (CPU_SETSIZE). */
+const isCpu = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v < 1024;
 const isBusyPollUs = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= BUSY_POLL_US_MAX;
 
 export function decodeToHost(v: unknown): ToHost | undefined {
@@ -41,7 +43,7 @@ export function decodeToHost(v: unknown): ToHost | undefined {
     case 'run':
       return isStr(v['pid']) && isStr(v['modulePath']) && Array.isArray(v['args']) && isStr(v['realm']) && (v['endpoint'] === undefined || isU31(v['endpoint'])) ? (v as ToHost) : undefined;
     case 'dp-attach':
-      return isStr(v['node']) && isU31(v['hostEp']) && isU31(v['poolFd']) && Number.isSafeInteger(v['poolBytes']) && (v['poolBytes'] as number) > 0 && isStr(v['mode']) && (v['busyPollUs'] === undefined || isBusyPollUs(v['busyPollUs'])) ? (v as ToHost) : undefined;
+      return isStr(v['node']) && isU31(v['hostEp']) && isU31(v['poolFd']) && Number.isSafeInteger(v['poolBytes']) && (v['poolBytes'] as number) > 0 && isStr(v['mode']) && (v['busyPollUs'] === undefined || isBusyPollUs(v['busyPollUs'])) && (v['homeCpu'] === undefined || isCpu(v['homeCpu'])) ? (v as ToHost) : undefined;
     case 'dp-gone':
       return Array.isArray(v['endpoints']) && v['endpoints'].every(isU31) && (v['node'] === undefined || isStr(v['node'])) && (v['why'] === undefined || isStr(v['why'])) ? (v as ToHost) : undefined;
     case 'dp-refused':

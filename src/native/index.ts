@@ -57,6 +57,11 @@ interface Addon {
   closeFd(fd: number): void;
   pidfdGetfd(pid: number, fd: number): number;
   schedYield(): void;
+  cpuAffinity(): number[];
+  setCpuAffinity(cpus: number[]): void;
+  currentCpu(): number;
+  sendBytes(fd: number, bytes: Uint8Array): number;
+  recvInto(fd: number, into: Uint8Array): number;
   objectLoad(path: string): number;
   objectClose(handle: number): boolean;
   objectMapFd(handle: number, name: string): number;
@@ -151,6 +156,36 @@ export function pidfdGetfd(pid: number, fd: number): number {
 /** sched_yield(2): lets another runnable task on this CPU run now. A no-op without the addon. */
 export function schedYield(): void {
   loaded.addon?.schedYield();
+}
+
+/** The CPUs this thread may run on (sched_getaffinity), ascending. */
+export function cpuAffinity(): number[] {
+  return call((a) => a.cpuAffinity());
+}
+
+/** Restricts this thread (the main thread, when called from JS there) to `cpus`, moving it now if need be. */
+export function setCpuAffinity(cpus: readonly number[]): void {
+  call((a) => a.setCpuAffinity([...cpus]));
+}
+
+/** The CPU this thread runs on now (sched_getcpu). */
+export function currentCpu(): number {
+  return call((a) => a.currentCpu());
+}
+
+/**
+ * Non-blocking send/recv on a socket fd, for the data path's per-frame I/O (src/datapath/frames.ts);
+ * undefined without the addon. The addon's functions themselves, not wrapped by `call`: they run per
+ * frame. `send` answers the bytes taken or -1 (EAGAIN); `recv` the bytes read, 0 at end of stream or -1
+ * (EAGAIN). Other kernel errors throw plain Errors carrying `code` and `errno`.
+ */
+export interface SocketIo {
+  send(fd: number, bytes: Uint8Array): number;
+  recv(fd: number, into: Uint8Array): number;
+}
+export function socketIo(): SocketIo | undefined {
+  const a = loaded.addon;
+  return a === undefined ? undefined : { send: a.sendBytes, recv: a.recvInto };
 }
 
 /** The fd of a connected Node TCP socket (Linux: the libuv handle's fd). */

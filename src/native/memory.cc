@@ -4,8 +4,6 @@
 // Also: close(fd) and pidfd_getfd (take a socket fd from a proc host process to register it).
 #include "native_common.h"
 
-#include <sched.h>
-
 #include <mutex>
 #include <sys/mman.h>
 #include <sys/syscall.h>
@@ -134,14 +132,6 @@ Napi::Value PidfdGetfd(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, dup);
 }
 
-// schedYield(): gives the CPU to another runnable task on this one, if any (sched_yield). The data path's
-// busy poll calls it every loop turn: two spinning processes the scheduler put on one CPU (wake-affine
-// placement of a ping-pong pair) then hand the CPU to each other at once instead of a time slice later.
-Napi::Value SchedYield(const Napi::CallbackInfo& info) {
-  sched_yield();  // cannot fail on Linux
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void InitMemory(Napi::Env env, Napi::Object exports) {
@@ -150,7 +140,6 @@ void InitMemory(Napi::Env env, Napi::Object exports) {
   exports.Set("unmap", Napi::Function::New(env, Unmap));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("pidfdGetfd", Napi::Function::New(env, PidfdGetfd));
-  exports.Set("schedYield", Napi::Function::New(env, SchedYield));
 }
 
 }  // namespace sigma

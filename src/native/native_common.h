@@ -60,6 +60,8 @@ inline bool BufferArg(const Napi::CallbackInfo& info, size_t i, Napi::Buffer<uin
 }
 
 void InitMemory(Napi::Env env, Napi::Object exports);
+void InitSched(Napi::Env env, Napi::Object exports);
+void InitSocket(Napi::Env env, Napi::Object exports);
 void InitBpf(Napi::Env env, Napi::Object exports);
 void InitBpfMaps(Napi::Env env, Napi::Object exports);
 

@@ -16,11 +16,12 @@ import { ProcData, type NameLookup } from '../host/proc-data.js';
 import { realTimers } from '../ports/real.js';
 import type { DataPathApi } from '../proc/data.js';
 import { BpfDataPath, bpfStatus } from '../native/bpf.js';
-import { closeFd, mapFd, memfdCreate, unmap } from '../native/index.js';
+import { closeFd, mapFd, memfdCreate, socketIo, unmap } from '../native/index.js';
 import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
 import type { RemoteChannel } from './dp-remote.js';
 import { CrossNode, type CrossHooks, type WireRefusal } from './dp-cross.js';
 import { endpointRange } from './dp-ids.js';
+import { CpuHomes, nodeCpus } from './cpu-homes.js';
 import type { RemoteChannelOptions } from '../datapath/remote.js';
 import type { DataPathAddress } from '../control/protocol.js';
 import { refusalError } from '../host/dp-refusal.js';
@@ -100,6 +101,8 @@ export class NodeDataPath implements DataPathPort {
   readonly #hub: Hub;
   readonly #pools = new Map<string, RealmPool>();
   readonly #hosts = new Map<string, HostEntry>();
+  /** Where each host spins during a ping-pong (src/node/cpu-homes.ts). */
+  readonly #homes = new CpuHomes(nodeCpus());
   /** endpoint -> host id */
   readonly #endpoints = new Map<number, string>();
   readonly #accepted = new Map<number, Socket>();
@@ -130,7 +133,7 @@ export class NodeDataPath implements DataPathPort {
     this.#nextEp = this.#epRange.first;
     const busyPollUs = o.busyPollUs ?? DEFAULT_BUSY_POLL_US;
     const poll = busyPollUs > 0 ? new BusyPoll(busyPollUs, realBusyPollPorts) : undefined;
-    this.#hub = new Hub({ logger: o.log, foreign: (realm, frames, at) => this.#foreign(realm, frames, at), ...(poll === undefined ? {} : { poll }) });
+    this.#hub = new Hub({ logger: o.log, foreign: (realm, frames, at) => this.#foreign(realm, frames, at), io: socketIo(), ...(poll === undefined ? {} : { poll }) });
     server.on('connection', (s) => this.#onConnection(s));
   }
 
@@ -179,7 +182,9 @@ export class NodeDataPath implements DataPathPort {
       if (reg._tag === 'Left') throw reg.left;
       entry.link = reg.right;
       mine.resume(); // accepted paused (pauseOnConnect): the Hub reads from here on
-      return { hostId, fds: [rp.fd], socket: theirs, attach: { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode, crossNode: this.#cross !== undefined, busyPollUs: this.#o.busyPollUs ?? DEFAULT_BUSY_POLL_US } };
+      const home = this.#homes.take(hostId);
+      const attach = { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode, crossNode: this.#cross !== undefined, busyPollUs: this.#o.busyPollUs ?? DEFAULT_BUSY_POLL_US } as const;
+      return { hostId, fds: [rp.fd], socket: theirs, attach: home === undefined ? attach : { ...attach, homeCpu: home } };
     } catch (e) {
       this.hostGone(hostId);
       throw e;
@@ -282,6 +287,7 @@ export class NodeDataPath implements DataPathPort {
     if (h === undefined) return;
     this.closeEndpoints([...h.endpoints, h.hostEp], true);
     this.#hosts.delete(hostId);
+    this.#homes.release(hostId);
     h.link?.close();
     h.mine?.destroy();
     h.unsent?.destroy();

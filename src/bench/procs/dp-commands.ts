@@ -33,11 +33,11 @@ export function procCpuUs(): number {
   return u.user + u.system;
 }
 
-/** `busy-poll`: sets the window of this host's busy poll; answers with the window it had. */
+/** `busy-poll`: sets the window of this host's busy poll; answers with the window it had and its stats. */
 export function setHostBusyPoll(windowUs: number): string {
   const poll = hostDataPath()?.poll;
   if (poll === undefined) throw new BenchError('this host has no data path to poll');
   const before = poll.windowUs;
   poll.setWindow(windowUs);
-  return JSON.stringify({ windowUs: before });
+  return JSON.stringify({ windowUs: before, poll: poll.stats() });
 }
