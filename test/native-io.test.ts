@@ -167,3 +167,32 @@ maybe('native - a busy-polling link reads the fd on spinning turns; what it read
     close();
   }
 });
+
+test('a link whose native I/O fails once drops it and goes on through Node, losing nothing', async (t) => {
+  let calls = 0;
+  const failing: SocketIo = {
+    send: () => {
+      calls++;
+      throw Object.assign(new Error('send on fd: Socket operation on non-socket'), { code: 'ENOTSOCK' });
+    },
+    recv: () => {
+      calls++;
+      throw Object.assign(new Error('recv on fd: Socket operation on non-socket'), { code: 'ENOTSOCK' });
+    },
+  };
+  const { mine, theirs, close } = await socketPair();
+  try {
+    const link = new SocketLink(mine, { io: failing });
+    const got: number[] = [];
+    new SocketLink(theirs).onFrames((f) => got.push(...numbersIn(f)));
+    for (let i = 0; i < 3; i++) {
+      t.true(link.write(frameNo(i)));
+      await new Promise((r) => setImmediate(r));
+    }
+    for (let i = 0; i < 100 && got.length < 3; i++) await new Promise((r) => setTimeout(r, 10));
+    t.deepEqual(got, [0, 1, 2]);
+    t.is(calls, 1, 'tried once, then left to Node');
+  } finally {
+    close();
+  }
+});

@@ -115,7 +115,8 @@ export class SocketLink implements FrameLink {
   #batchBytes = 0;
   readonly #closeHandlers: Array<() => void> = [];
   readonly #flush = (): void => this.#flushBatch();
-  readonly #io: SocketIo | undefined;
+  /** Dropped at the first kernel error: libuv handles what follows (an error, or a socket that is not one). */
+  #io: SocketIo | undefined;
   readonly #fd: number;
   #rx: Buffer | undefined;
   #unwatch: (() => void) | undefined;
@@ -166,11 +167,11 @@ export class SocketLink implements FrameLink {
     this.#batchBytes = 0;
     if (this.socket.destroyed) return;
     if (this.#io !== undefined && this.socket.writableLength === 0) {
-      let sent: number;
+      let sent = 0;
       try {
         sent = this.#io.send(this.#fd, out);
       } catch {
-        sent = 0; // libuv meets the same error on the write below, and closes the socket
+        this.#dropNative(); // libuv meets the same error on the write below, and closes the socket
       }
       if (sent === out.length) return;
       if (sent > 0) out = out.subarray(sent);
@@ -192,14 +193,20 @@ export class SocketLink implements FrameLink {
     this.socket.destroy();
   }
 
+  #dropNative(): void {
+    this.#io = undefined;
+    this.#unwatch?.();
+  }
+
   /** One non-blocking read from a spinning turn of the poll; true when it delivered something. */
   #readNative(): boolean {
-    if (this.socket.destroyed) return false;
+    if (this.socket.destroyed || this.#io === undefined) return false;
     let n: number;
     try {
-      n = this.#io!.recv(this.#fd, this.#rx!);
+      n = this.#io.recv(this.#fd, this.#rx!);
     } catch {
-      return false; // libuv's own read meets the error and closes the socket
+      this.#dropNative(); // libuv's own read meets the error and closes the socket
+      return false;
     }
     if (n <= 0) return false; // nothing now, or end of stream (libuv sees it too)
     this.#onData(this.#rx!.subarray(0, n));
