@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createServer, connect, type Socket } from 'node:net';
-import { BusyPoll, BUSY_POLL_US_MAX, PIN_LINGER_MS, READS_PER_TURN, type BusyPollPorts } from '../src/datapath/busy-poll.js';
+import { BusyPoll, BUSY_POLL_US_MAX, PIN_LINGER_MS, type BusyPollPorts } from '../src/datapath/busy-poll.js';
 import { encodeFrame, FRAME_BYTES, isCallRequest, SocketLink } from '../src/datapath/frames.js';
 import { callId, responseId } from '../src/datapath/request-id.js';
 import { realBusyPollPorts } from '../src/host/attach.js';
@@ -166,31 +166,6 @@ test('busy poll - a window that catches traffic pins home; the pin lasts until t
   poll.poke();
   poll.stop();
   t.deepEqual(c.calls, ['pin', 'unpin', 'pin', 'unpin'], 'stop() unpins at once');
-});
-
-test('busy poll - watched sources are read on spinning turns, several a turn, and a read that delivered ends the turn', (t) => {
-  const c = crank();
-  const poll = new BusyPoll(100, c);
-  let reads = 0;
-  let deliverOn = -1;
-  const unwatch = poll.watch(() => {
-    reads++;
-    if (reads !== deliverOn) return false;
-    poll.poke(); // what a link does when it delivers
-    return true;
-  });
-  poll.poke();
-  c.turn();
-  t.is(reads, READS_PER_TURN, 'nothing to read: every read of the turn was tried');
-  t.is(c.relaxed, READS_PER_TURN, 'with a yield after each');
-  deliverOn = reads + 2;
-  c.turn();
-  t.is(reads, deliverOn, 'the turn ended at the read that delivered');
-  t.is(c.queue.length, 1, 'and the loop turns on');
-  unwatch();
-  c.turn();
-  t.is(reads, deliverOn, 'an unwatched source is not read');
-  t.is(c.relaxed, READS_PER_TURN + 1 + 1, 'one yield a turn without sources');
 });
 
 test('busy poll - window 0 never spins; stop() ends a window; bad windows are refused', (t) => {

@@ -43,9 +43,6 @@ export const BUSY_POLL_US_MAX = 10_000;
  */
 export const PIN_LINGER_MS = 1_000;
 
-/** Reads of the watched sockets per loop turn while spinning (each followed by a yield when it found nothing). */
-export const READS_PER_TURN = 8;
-
 /** Unproductive windows shrink the window down to `windowUs` divided by this. */
 export const WINDOW_FLOOR_DIVISOR = 8;
 
@@ -77,29 +74,15 @@ export class BusyPoll {
   #endedMs = -Infinity;
   #pinned = false;
   #cancelUnpin: (() => void) | undefined;
-  /** Read a socket directly; with none, only the event loop's own poll sees traffic. */
-  readonly #sources: Array<() => boolean> = [];
   #turns = 0;
   #windows = 0;
   #pins = 0;
   readonly #turn = (): void => {
-    // With sources, several reads a turn: each costs one syscall, a loop turn costs several. A read that
-    // delivered ends the turn, so what its handlers wrote is flushed (process.nextTick) at once.
-    const reads = this.#sources.length === 0 ? 1 : READS_PER_TURN;
-    for (let i = 0; i < reads; i++) {
-      if (this.#ports.nowMs() >= this.#until) return this.#end();
-      if (this.#readSources()) break;
-      this.#turns++;
-      this.#ports.relax();
-    }
+    if (this.#ports.nowMs() >= this.#until) return this.#end();
+    this.#turns++;
+    this.#ports.relax();
     this.#ports.immediate(this.#turn);
   };
-
-  #readSources(): boolean {
-    let got = false;
-    for (const s of this.#sources) got = s() || got;
-    return got;
-  }
 
   #end(): void {
     this.#spinning = false;
@@ -147,18 +130,6 @@ export class BusyPoll {
     this.#caught = false;
     this.#windows++;
     this.#ports.immediate(this.#turn);
-  }
-
-  /**
-   * `read` is called on spinning turns (a non-blocking read of a socket that delivers what it got; true
-   * when it got something). Resolves to a function that stops it.
-   */
-  watch(read: () => boolean): () => void {
-    this.#sources.push(read);
-    return () => {
-      const i = this.#sources.indexOf(read);
-      if (i >= 0) this.#sources.splice(i, 1);
-    };
   }
 
   /** Stops spinning now and unpins (shutdown); a later poke starts again. */

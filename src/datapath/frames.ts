@@ -77,19 +77,16 @@ export interface FrameLink {
 }
 
 export const DEFAULT_LINK_BACKLOG_BYTES_MAX = 1 << 20;
-/** Bytes one native read takes at most (libuv reads 64 KiB too). */
-const NATIVE_READ_BYTES = 64 << 10;
 
 export interface SocketLinkOptions {
   /** Bound on bytes accepted but not yet in the kernel; a write beyond it is refused. */
   backlogBytesMax?: number;
   /**
    * Poked on every read, and on writes that carry a call request (the writer waits for an answer then).
-   * One-way sends and answers do not make the sender spin. With `io` too, the poll's spinning turns read
-   * the socket directly.
+   * One-way sends and answers do not make the sender spin.
    */
   poll?: BusyPoll;
-  /** Native send/recv (src/native/socket.cc): a frame costs one syscall instead of a trip through Node's streams. */
+  /** Native send (src/native/socket.cc): a write costs one syscall instead of a trip through Node's streams. */
   io?: SocketIo;
 }
 
@@ -101,8 +98,9 @@ export interface SocketLinkOptions {
  *
  * With native I/O, a write goes straight to the fd whenever Node has nothing queued for it (what the
  * kernel does not take is queued in Node, and everything after waits behind it, so bytes never overtake
- * each other), and a busy-polling host reads the fd itself between loop turns. libuv still owns the
- * socket: it reads whenever epoll says so, sees end of stream and errors, and closes it.
+ * each other): 1-1.5 µs less a 64 B round trip between two procs. libuv still owns the socket: it reads
+ * it, sees errors and closes it. (Reading the fd natively from the busy poll's turns gained nothing
+ * over libuv's own zero-timeout epoll, measured; it is not done.)
  */
 export class SocketLink implements FrameLink {
   readonly socket: Socket;
@@ -118,8 +116,6 @@ export class SocketLink implements FrameLink {
   /** Dropped at the first kernel error: libuv handles what follows (an error, or a socket that is not one). */
   #io: SocketIo | undefined;
   readonly #fd: number;
-  #rx: Buffer | undefined;
-  #unwatch: (() => void) | undefined;
 
   constructor(socket: Socket, options: SocketLinkOptions = {}) {
     this.socket = socket;
@@ -130,15 +126,8 @@ export class SocketLink implements FrameLink {
     this.#io = this.#fd >= 0 ? options.io : undefined;
     socket.setNoDelay?.(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('close', () => {
-      this.#unwatch?.();
-      this.#closeHandlers.splice(0).forEach((h) => h());
-    });
+    socket.on('close', () => this.#closeHandlers.splice(0).forEach((h) => h()));
     socket.on('error', () => socket.destroy()); // 'close' follows; the owner learns of it there
-    if (this.#io !== undefined && this.poll !== undefined) {
-      this.#rx = Buffer.allocUnsafe(NATIVE_READ_BYTES);
-      this.#unwatch = this.poll.watch(() => this.#readNative());
-    }
   }
 
   write(frames: Uint8Array): boolean {
@@ -166,12 +155,12 @@ export class SocketLink implements FrameLink {
     b.length = 0;
     this.#batchBytes = 0;
     if (this.socket.destroyed) return;
-    if (this.#io !== undefined && this.socket.writableLength === 0) {
+    if (this.#io !== undefined && this.socket.writableLength === 0 && !this.socket.connecting) {
       let sent = 0;
       try {
         sent = this.#io.send(this.#fd, out);
       } catch {
-        this.#dropNative(); // libuv meets the same error on the write below, and closes the socket
+        this.#io = undefined; // libuv meets the same error on the write below, and closes the socket
       }
       if (sent === out.length) return;
       if (sent > 0) out = out.subarray(sent);
@@ -189,31 +178,9 @@ export class SocketLink implements FrameLink {
   }
 
   close(): void {
-    this.#unwatch?.();
     this.socket.destroy();
   }
 
-  #dropNative(): void {
-    this.#io = undefined;
-    this.#unwatch?.();
-  }
-
-  /** One non-blocking read from a spinning turn of the poll; true when it delivered something. */
-  #readNative(): boolean {
-    if (this.socket.destroyed || this.#io === undefined) return false;
-    let n: number;
-    try {
-      n = this.#io.recv(this.#fd, this.#rx!);
-    } catch {
-      this.#dropNative(); // libuv's own read meets the error and closes the socket
-      return false;
-    }
-    if (n <= 0) return false; // nothing now, or end of stream (libuv sees it too)
-    this.#onData(this.#rx!.subarray(0, n));
-    return true;
-  }
-
-  /** `chunk` is only valid during the call (native reads reuse their buffer): what outlives it is copied. */
   #onData(chunk: Buffer): void {
     this.poll?.poke();
     let data = chunk;

@@ -61,7 +61,6 @@ interface Addon {
   setCpuAffinity(cpus: number[]): void;
   currentCpu(): number;
   sendBytes(fd: number, bytes: Uint8Array): number;
-  recvInto(fd: number, into: Uint8Array): number;
   objectLoad(path: string): number;
   objectClose(handle: number): boolean;
   objectMapFd(handle: number, name: string): number;
@@ -174,18 +173,17 @@ export function currentCpu(): number {
 }
 
 /**
- * Non-blocking send/recv on a socket fd, for the data path's per-frame I/O (src/datapath/frames.ts);
- * undefined without the addon. The addon's functions themselves, not wrapped by `call`: they run per
- * frame. `send` answers the bytes taken or -1 (EAGAIN); `recv` the bytes read, 0 at end of stream or -1
- * (EAGAIN). Other kernel errors throw plain Errors carrying `code` and `errno`.
+ * Non-blocking send on a socket fd, for the data path's frames (src/datapath/frames.ts); undefined
+ * without the addon. The addon's function itself, not wrapped by `call`: it runs per write. It answers
+ * the bytes the kernel took or -1 (EAGAIN); other kernel errors throw plain Errors carrying `code` and
+ * `errno`.
  */
 export interface SocketIo {
   send(fd: number, bytes: Uint8Array): number;
-  recv(fd: number, into: Uint8Array): number;
 }
 export function socketIo(): SocketIo | undefined {
   const a = loaded.addon;
-  return a === undefined ? undefined : { send: a.sendBytes, recv: a.recvInto };
+  return a === undefined ? undefined : { send: a.sendBytes };
 }
 
 /** The fd of a connected Node TCP socket (Linux: the libuv handle's fd). */

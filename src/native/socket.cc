@@ -1,8 +1,8 @@
-// Non-blocking send and receive on a connected socket's fd, for the data path's hot loop. A host's frames
-// are 32 bytes: through Node's stream machinery a write costs more JS than the syscall, and a read goes
-// epoll -> libuv -> a fresh Buffer -> an 'data' event. Here one call is one syscall. The socket stays a
-// net.Socket (libuv owns it: close, errors, writes that would block); the JS side uses these only when
-// libuv has nothing queued, so bytes never overtake each other (src/datapath/frames.ts).
+// Non-blocking send on a connected socket's fd, for the data path's frames. A host's frames are 32 bytes:
+// through Node's stream machinery a write costs more JS than the syscall; here one call is one syscall.
+// The socket stays a net.Socket (libuv owns it: reads, close, errors, writes that would block); the JS
+// side sends here only when libuv has nothing queued, so bytes never overtake each other
+// (src/datapath/frames.ts).
 #include "native_common.h"
 
 #include <sys/socket.h>
@@ -37,28 +37,10 @@ Napi::Value SendBytes(const Napi::CallbackInfo& info) {
   }
 }
 
-// recvInto(fd, into: Uint8Array): bytes read into `into` (> 0), 0 at end of stream, -1 when there is
-// nothing to read now (EAGAIN). Never blocks; other errors throw.
-Napi::Value RecvInto(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  int fd = -1;
-  uint8_t* p = nullptr;
-  size_t n = 0;
-  if (!FdArg(info, 0, &fd) || !Span(info, 1, &p, &n) || n == 0) return ThrowArg(env, "recvInto", "needs (fd: integer >= 0, into: non-empty Uint8Array)");
-  for (;;) {
-    ssize_t r = recv(fd, p, n, MSG_DONTWAIT);
-    if (r >= 0) return Napi::Number::New(env, static_cast<double>(r));
-    if (errno == EINTR) continue;
-    if (errno == EAGAIN || errno == EWOULDBLOCK) return Napi::Number::New(env, -1);
-    return Throw(env, errno, "recv", "receiving on fd " + std::to_string(fd));
-  }
-}
-
 }  // namespace
 
 void InitSocket(Napi::Env env, Napi::Object exports) {
   exports.Set("sendBytes", Napi::Function::New(env, SendBytes));
-  exports.Set("recvInto", Napi::Function::New(env, RecvInto));
 }
 
 }  // namespace sigma
