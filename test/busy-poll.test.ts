@@ -1,10 +1,10 @@
 import test from 'ava';
-import { createServer, connect, type Socket } from 'node:net';
 import { BusyPoll, BUSY_POLL_US_MAX, PIN_LINGER_MS, type BusyPollPorts } from '../src/datapath/busy-poll.js';
 import { encodeFrame, FRAME_BYTES, isCallRequest, SocketLink } from '../src/datapath/frames.js';
 import { callId, responseId } from '../src/datapath/request-id.js';
 import { realBusyPollPorts } from '../src/host/attach.js';
 import { decodeToHost } from '../src/host/protocol.js';
+import { socketPair } from './helpers/sockets.js';
 
 /** A hand-cranked loop: time moves only when the test says, immediates run one turn at a time. */
 function crank(): BusyPollPorts & { now: number; queue: Array<() => void>; relaxed: number; turn(): void } {
@@ -203,12 +203,7 @@ test('busy poll - a link pokes on reads and on call requests it writes, not on s
   t.false(isCallRequest(frame(responseId(call, false)), 0));
   t.false(isCallRequest(frame(responseId(call, true)), 0));
 
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const mine = connect((server.address() as { port: number }).port, '127.0.0.1');
-  await new Promise((r) => mine.once('connect', r));
-  const theirs = await accepted;
+  const { mine, theirs, close } = await socketPair();
   let pokes = 0;
   const poll = { poke: () => void pokes++ } as unknown as BusyPoll;
   const link = new SocketLink(mine, { poll });
@@ -225,7 +220,7 @@ test('busy poll - a link pokes on reads and on call requests it writes, not on s
   t.is(FRAME_BYTES, 32);
   link.close();
   peer.close();
-  server.close();
+  close();
 });
 
 test('busy poll - the host protocol refuses a dp-attach with a bad window', (t) => {

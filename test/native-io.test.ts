@@ -1,24 +1,15 @@
 import test from 'ava';
-import { createServer, connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import pino from 'pino';
 import { encodeFrame, FRAME_BYTES, SocketLink } from '../src/datapath/frames.js';
 import { homePin } from '../src/host/attach.js';
 import { cpuAffinity, currentCpu, NativeError, nativeStatus, setCpuAffinity, socketFd, socketIo, type SocketIo } from '../src/native/index.js';
 import { CpuHomes } from '../src/node/cpu-homes.js';
+import { socketPair } from './helpers/sockets.js';
 
 const native = nativeStatus();
 const maybe = native.available ? test.serial : test.serial.skip;
 const quiet = pino({ level: 'silent' });
-
-async function socketPair(): Promise<{ mine: Socket; theirs: Socket; close: () => void }> {
-  const server = createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const accepted = new Promise<Socket>((r) => server.once('connection', r));
-  const mine = connect((server.address() as { port: number }).port, '127.0.0.1');
-  await new Promise((r) => mine.once('connect', r));
-  const theirs = await accepted;
-  return { mine, theirs, close: () => (mine.destroy(), theirs.destroy(), server.close()) };
-}
 
 /** Stops libuv reading the socket (pause() alone lets it read up to the high-water mark). */
 const stopReading = (s: Socket): void => void (s as unknown as { _handle: { readStop(): number } })._handle.readStop();
