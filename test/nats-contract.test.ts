@@ -179,6 +179,14 @@ contract('KV: create-if-absent, CAS, increasing revisions, delete, purge, keys',
   t.is(dec((await kv.get('procs.p1'))!.value), 'after purge');
 });
 
+contract('KV: clients opening one new bucket at the same instant all get it, and share it', async (t, w) => {
+  const clients = await w.clients('k1', 'k2', 'k3', 'k4', 'k5', 'k6');
+  const name = fresh('raced');
+  const kvs = await Promise.all(clients.map((c) => c!.kv(name)));
+  await kvs[0]!.put('k', enc('v'));
+  for (const kv of kvs) t.is(dec((await kv.get('k'))?.value ?? null), 'v');
+});
+
 contract('KV watch: history, latest (with delete markers) and updates, by key filter, in revision order', async (t, w) => {
   const [a, b] = await w.clients('a', 'b');
   const name = fresh('watched');

@@ -79,6 +79,14 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
 }
 
 /** Maps nats.js failures onto the port's errors; unknown ones pass through unchanged. */
+const KV_CREATE_ATTEMPTS = 5;
+const KV_CREATE_RETRY_MS = 20;
+
+/** The server's answer to a stream created by another client in the same instant. */
+function isCreateRace(e: unknown): boolean {
+  return e instanceof JetStreamApiError && /subjects overlap|already in use/.test(e.message);
+}
+
 export function classify(e: unknown, operation: string, timeoutMs: number): unknown {
   if (e instanceof NatsPortError) return e;
   // nats.js wraps the telling error in `cause` (RequestError(cause: NoRespondersError) and the like).
@@ -249,11 +257,19 @@ class RealBus implements Bus {
     checkKvOptions(bucket, options);
     const history = options.history ?? 1;
     this.#live();
-    try {
-      const kv = await bounded(this.#kvm.create(bucket, { history, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }), `opening KV bucket ${bucket}`, this.jsTimeoutMs);
-      return new RealKv(this, kv, bucket, this.jsTimeoutMs);
-    } catch (e) {
-      throw classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const kv = await bounded(this.#kvm.create(bucket, { history, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }), `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+        return new RealKv(this, kv, bucket, this.jsTimeoutMs);
+      } catch (e) {
+        // Two processes creating one bucket at once: the loser's create can be refused ("subjects overlap
+        // with an existing stream") though the bucket is there now; opening it again succeeds.
+        if (attempt < KV_CREATE_ATTEMPTS && isCreateRace(e)) {
+          await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
+          continue;
+        }
+        throw classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+      }
     }
   }
 
