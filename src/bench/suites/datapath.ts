@@ -1,11 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { bpfStatus } from '../../native/bpf.js';
 import { nativeStatus } from '../../native/index.js';
 import { startNatsServer, type NatsServer } from '../../nats/server.js';
 import { BenchError, percentile, round, type BenchContext, type Comparison, type Figures, type Goal, type Suite } from '../harness.js';
-import { ProcPath, type ProcMode } from './datapath-procs.js';
+import { pidCpuUs, ProcPath, type ProcMode } from './datapath-procs.js';
 import { PROC_TRANSPORTS, TRANSPORTS, type HostCommand, type Role, type Transport } from './datapath-protocol.js';
 
 /**
@@ -141,14 +140,6 @@ function ready(host: Host): Promise<void> {
   });
 }
 
-const CLK_TCK = 100;
-/** CPU time of another process (nats-server) from /proc, in µs (10 ms resolution). */
-function procCpuUs(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(fields[11]) + Number(fields[12])) / CLK_TCK) * 1e6;
-}
-
 interface Run {
   client: Host;
   server: Host;
@@ -226,7 +217,7 @@ async function measureLatency(ctx: BenchContext, run: Run, transports: readonly 
 async function throughput(run: Run, t: Transport, sizeBytes: number, window: number): Promise<{ completed: number; wallMs: number; cpuUs: number }> {
   const { client, server, nats, plan } = run;
   if (isProc(t)) return onProcs(run, t, (p) => p.throughput(sizeBytes, window, plan.throughputMs));
-  const cpu = async (): Promise<number> => (await client.cpuUs()) + (await server.cpuUs()) + (t === 'nats' ? procCpuUs(nats.pid) : 0);
+  const cpu = async (): Promise<number> => (await client.cpuUs()) + (await server.cpuUs()) + (t === 'nats' ? pidCpuUs(nats.pid) : 0);
   const cpu0 = await cpu();
   const tp = await client.call({ op: 'throughput', transport: t, sizeBytes, window, durationMs: plan.throughputMs });
   return { completed: tp['completed'] as number, wallMs: tp['wallMs'] as number, cpuUs: (await cpu()) - cpu0 };
