@@ -85,11 +85,12 @@ program
   .option('--mem <mb>', 'memory in MB', (v) => Number(v))
   .option('--dedicated', 'a fresh host process of its own')
   .option('--name <name>', 'service name to register')
+  .option('--export <realms>', 'comma-separated realms that may call it (as <realm>/<name>)', (v) => v.split(',').filter((r) => r.length > 0))
   .addOption(new Option('--restart <policy>', 'restart policy for services').choices(['never', 'on-failure', 'always']))
   .option('--wait', 'wait for the exit status')
-  .action((prog: string, args: string[], o: { realm: string; lc?: boolean; mcpu?: number; mem?: number; dedicated?: boolean; name?: string; restart?: 'never'; wait?: boolean }) =>
+  .action((prog: string, args: string[], o: { realm: string; lc?: boolean; mcpu?: number; mem?: number; dedicated?: boolean; name?: string; export?: string[]; restart?: 'never'; wait?: boolean }) =>
     withClient(async (c) => {
-      const pid = await c.spawn({ program: prog, args, realm: o.realm, lc: o.lc === true, dedicated: o.dedicated === true, ...(o.mcpu === undefined ? {} : { mcpu: o.mcpu }), ...(o.mem === undefined ? {} : { memMb: o.mem }), ...(o.name === undefined ? {} : { name: o.name }), ...(o.restart === undefined ? {} : { restart: o.restart }) });
+      const pid = await c.spawn({ program: prog, args, realm: o.realm, lc: o.lc === true, dedicated: o.dedicated === true, ...(o.mcpu === undefined ? {} : { mcpu: o.mcpu }), ...(o.mem === undefined ? {} : { memMb: o.mem }), ...(o.name === undefined ? {} : { name: o.name }), ...(o.export === undefined ? {} : { exports: o.export }), ...(o.restart === undefined ? {} : { restart: o.restart }) });
       if (o.wait !== true) return out(pid, { pid });
       const status = await c.waitExit(pid);
       out(`${pid} ${status.kind}: ${status.data === undefined ? status.message : JSON.stringify(status.data)}`, { pid, status });

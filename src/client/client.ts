@@ -1,6 +1,6 @@
 import { ControlError } from '../control/errors.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, SUBJECT, decodeJson, decodeNodeRecord, decodeProcRecord, encode, type NameRecord, type NodeRecord, type ProcRecord, type SpawnReply, type WireError } from '../control/protocol.js';
+import { BUCKET, SUBJECT, decodeJson, decodeNodeRecord, decodeProcRecord, encode, nameKey, type NameRecord, type NodeRecord, type ProcRecord, type SpawnReply, type WireError } from '../control/protocol.js';
 import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
@@ -127,7 +127,7 @@ export class SigmaClient {
   async dataPathCall(target: string, payload: string, options: { realm?: string; timeoutMs?: number } = {}): Promise<string> {
     const realm = options.realm ?? 'default';
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const e = await this.namesKv.get(`${realm}.${target}`);
+    const e = await this.namesKv.get(nameKey(realm, target).key);
     const rec = e?.value == null ? undefined : (decodeJson(e.value) as NameRecord | undefined);
     if (rec?.node === undefined) throw new DataPathCallError('unknown-target', `no service "${target}" with a data-path endpoint in realm ${realm}`);
     let reply;

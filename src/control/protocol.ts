@@ -108,6 +108,19 @@ export interface NameRecord {
   /** The proc's data-path endpoint and the node it lives on (absent when its node has no data path). */
   node?: string;
   endpoint?: number;
+  /** Other realms allowed to call it (`<realm>/<name>` from there): the proc's spec.exports. */
+  exports?: string[];
+}
+
+/**
+ * Where a data-path target name is registered, seen from a proc of `fromRealm`: `name` is in the proc's
+ * own realm, `realm/name` in another realm (reachable when that realm exported it: NameRecord.exports).
+ */
+export function nameKey(fromRealm: string, target: string): { realm: string; name: string; key: string } {
+  const slash = target.indexOf('/');
+  const realm = slash < 0 ? fromRealm : target.slice(0, slash);
+  const name = target.slice(slash + 1);
+  return { realm, name, key: `${realm}.${name}` };
 }
 
 export type SpawnReply = { ok: true; pid: string } | { ok: false; error: WireError };

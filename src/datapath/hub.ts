@@ -2,6 +2,7 @@ import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { Socket } from 'node:net';
 import type { BusyPoll } from './busy-poll.js';
 import { EndpointRegistrationError } from './errors.js';
+import { F_COPY } from './descriptor.js';
 import type { SocketIo } from '../native/index.js';
 import { DEFAULT_LINK_BACKLOG_BYTES_MAX, F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FLAG_CREDIT, FRAME_BYTES, SocketLink, type FrameLink } from './frames.js';
 import { Ownership } from './ownership.js';
@@ -172,6 +173,25 @@ export class Hub implements Router {
     if (to === undefined || !to.link.write(frame)) return false;
     this.#routed++;
     this.options.poll?.poke();
+    return true;
+  }
+
+  /**
+   * BPF mode: a data descriptor the kernel diverted with F_COPY (its destination is in another realm that
+   * exported it, or it is an exported service's answer): checked against the table here too, then
+   * copied into the destination realm's pool like a userspace cross-realm descriptor. False when the
+   * table does not allow it (the caller frees it and counts it).
+   */
+  copyDiverted(frames: Buffer, at: number): boolean {
+    const src = frames.readUInt32LE(at + F_SRC);
+    const verdict = this.#table.route(src, frames.readUInt32LE(at + F_DST));
+    const srcRealm = this.#table.realmOf(src);
+    if ((verdict !== 'exported' && verdict !== 'reply') || srcRealm === undefined) return false;
+    const to = this.#byEndpoint.get(frames.readUInt32LE(at + F_DST))!;
+    const flags = frames.readUInt32LE(at + F_FLAGS) & ~F_COPY;
+    const frame = Buffer.from(frames.subarray(at, at + FRAME_BYTES));
+    frame.writeUInt32LE(flags >>> 0, F_FLAGS); // the receiver sees it as the hub's copy, not as a diversion
+    this.#copyAcross(srcRealm, src, to, frame, 0);
     return true;
   }
 

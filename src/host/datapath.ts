@@ -109,7 +109,6 @@ export class HostDataPath {
     return data;
   }
 
-  /** The proc is gone: close its endpoint, keep its counts. */
   /** The proc is gone: close its endpoint, keep its counts. True when it ever wrote (so its exit should wait for `drained`). */
   close(endpoint: number): boolean {
     const data = this.#procs.get(endpoint);

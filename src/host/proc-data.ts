@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import type { NameRecord } from '../control/protocol.js';
+import { nameKey, type NameRecord } from '../control/protocol.js';
 import type { Endpoint, EndpointStats, Message } from '../datapath/endpoint.js';
 import { EndpointClosedError } from '../datapath/errors.js';
 import { callId, CALL_SEQ_MAX, parseId, responseId, type ParsedId } from '../datapath/request-id.js';
@@ -375,8 +375,7 @@ export class ProcData implements DataPathApi {
     if (cached !== undefined) return cached;
     const remote = this.#remoteNames.get(target);
     if (remote !== undefined) return remote;
-    const rec = await this.#o.lookup(`${this.#o.realm}.${target}`);
-    if (rec === undefined) throw new UnknownTargetError(target, `no service of that name in realm ${this.#o.realm}`);
+    const rec = await this.#lookup(target);
     if (rec.endpoint === undefined || rec.node === undefined) throw new UnknownTargetError(target, 'the service has no data-path endpoint (its node runs without a data path)');
     if (this.#names.size + this.#remoteNames.size >= NAME_CACHE_ENTRIES_MAX) {
       this.#names.clear();
@@ -391,6 +390,15 @@ export class ProcData implements DataPathApi {
     }
     this.#names.set(target, rec.endpoint);
     return rec.endpoint;
+  }
+
+  /** `name` in this proc's realm, or `realm/name`: a service another realm exported to this one (spec.exports). */
+  async #lookup(target: string): Promise<NameRecord> {
+    const { realm, name, key } = nameKey(this.#o.realm, target);
+    const rec = await this.#o.lookup(key);
+    if (rec === undefined) throw new UnknownTargetError(target, `no service of that name in realm ${realm}`);
+    if (realm !== this.#o.realm && rec.exports?.includes(this.#o.realm) !== true) throw new UnknownTargetError(target, `realm ${realm} does not export ${name} to realm ${this.#o.realm}`);
+    return rec;
   }
 
   #nextSeq(): number {

@@ -118,6 +118,10 @@ export class NodeDataPath implements DataPathPort {
   readonly #epRange: { first: number; last: number };
   #nextEp: number;
   #realmSeq = 0;
+  /** Realm names -> the numbers the kernel maps know them by; kept for the node's life (realms are few). */
+  readonly #realmNos = new Map<string, number>();
+  /** Endpoints exported to other realms (spec.exports): endpoint -> those realms. */
+  readonly #exports = new Map<number, readonly string[]>();
   #reclaimed = { buffers: 0, bytes: 0 };
   /** Kernel counters of endpoints that are gone (their metrics rows are deleted). */
   #kernelGone = { msgs: 0, rejects: 0 };
@@ -201,7 +205,7 @@ export class NodeDataPath implements DataPathPort {
     return true;
   }
 
-  openEndpoint(hostId: string): number | undefined {
+  openEndpoint(hostId: string, exports: readonly string[] = []): number | undefined {
     const h = this.#hosts.get(hostId);
     if (h === undefined || h.link === undefined || h.handle === undefined) return undefined;
     const ep = this.#allocEp(hostId);
@@ -209,6 +213,12 @@ export class NodeDataPath implements DataPathPort {
       this.#bpf?.addHostedEndpoint(this.#pools.get(h.realm)!.realmNo, h.hostEp, ep);
       const r = this.#hub.attach({ realm: h.realm, endpoint: ep }, h.link);
       if (r._tag === 'Left') throw r.left;
+      if (exports.length > 0) this.#exports.set(ep, exports);
+      for (const realm of exports) {
+        const x = this.#hub.export(ep, realm);
+        if (x._tag === 'Left') throw x.left;
+        this.#bpf?.exportTo(this.#realmNo(realm), ep);
+      }
     } catch (e) {
       this.#o.log.warn({ err: e, hostId, endpoint: ep }, 'data path: could not register an endpoint; the proc runs without one');
       this.#forget(ep);
@@ -228,30 +238,45 @@ export class NodeDataPath implements DataPathPort {
     this.#cross?.localGone(endpoints);
     // One pass over a realm's pool tables reclaims any number of owners: group by realm.
     const byRealm = new Map<string, Set<number>>();
+    /** Realms the departing endpoints were exported to: their callers learn it too. */
+    const callers = new Map<string, number[]>();
     for (const endpoint of endpoints) {
       const hostId = this.#endpoints.get(endpoint);
       if (hostId === undefined) continue;
       const h = this.#hosts.get(hostId);
       h?.endpoints.delete(endpoint);
+      for (const realm of this.#exports.get(endpoint) ?? []) callers.set(realm, [...(callers.get(realm) ?? []), endpoint]);
       this.#forget(endpoint);
       if (h === undefined) continue;
       const set = byRealm.get(h.realm) ?? new Set<number>();
       byRealm.set(h.realm, set.add(endpoint));
     }
+    // A copy across realms is owned by its sender in the receiving realm's pool until accepted there:
+    // once the hub has copied anything, every pool is searched for every departing owner.
+    const copies = this.#hub.stats().copied > 0;
+    const everyOwner = copies ? new Set([...byRealm.values()].flatMap((set) => [...set])) : undefined;
+    const reclaim = (rp: RealmPool, owners: ReadonlySet<number>): void => {
+      const r = rp.pool.reclaimAll(owners);
+      this.#reclaimed.buffers += r.buffers;
+      this.#reclaimed.bytes += r.bytes;
+    };
+    if (everyOwner !== undefined) for (const [realm, rp] of this.#pools) if (!byRealm.has(realm) && rp.pool.unitsLive() > 0) reclaim(rp, everyOwner);
     for (const [realm, set] of byRealm) {
       const rp = this.#pools.get(realm);
       if (rp === undefined) continue;
-      if (afterCrash || rp.pool.unitsLive() > 0) {
-        const r = rp.pool.reclaimAll(set);
-        this.#reclaimed.buffers += r.buffers;
-        this.#reclaimed.bytes += r.bytes;
-      }
+      if (afterCrash || rp.pool.unitsLive() > 0) reclaim(rp, everyOwner ?? set);
       // Senders free what they sent there that was never accepted (those buffers are still theirs).
-      const endpoints = [...set];
-      for (const id of rp.hosts) this.#hosts.get(id)?.handle?.send({ t: 'dp-gone', endpoints });
-      const local = this.#locals.get(realm);
-      if (local !== undefined) for (const endpoint of set) local.data.destinationGone(endpoint);
+      this.#tellGone(realm, [...set]);
     }
+    for (const [realm, eps] of callers) this.#tellGone(realm, eps);
+  }
+
+  /** The realm's hosts and node-local endpoint: calls waiting on `endpoints` fail, unaccepted sends are freed. */
+  #tellGone(realm: string, endpoints: number[]): void {
+    const rp = this.#pools.get(realm);
+    for (const id of rp?.hosts ?? []) this.#hosts.get(id)?.handle?.send({ t: 'dp-gone', endpoints });
+    const local = this.#locals.get(realm);
+    if (local !== undefined) for (const endpoint of endpoints) local.data.destinationGone(endpoint);
   }
 
   /**
@@ -338,6 +363,7 @@ export class NodeDataPath implements DataPathPort {
       receiverRejects,
       reclaimed: { ...this.#reclaimed },
       hubRouted: hub.routed,
+      hubCopied: hub.copied,
       ...(kernel === undefined ? {} : { kernel }),
       ...(this.#cross === undefined ? {} : { remote: this.#cross.stats() }),
     };
@@ -371,7 +397,7 @@ export class NodeDataPath implements DataPathPort {
       buffer = mapFd(fd, this.#o.poolBytes);
       const pool = Pool.format(buffer);
       if (pool._tag === 'Left') throw pool.left;
-      const rp: RealmPool = { realmNo: ++this.#realmSeq, fd, buffer, pool: pool.right, own: new Ownership(pool.right), hosts: new Set() };
+      const rp: RealmPool = { realmNo: this.#realmNo(realm), fd, buffer, pool: pool.right, own: new Ownership(pool.right), hosts: new Set() };
       this.#pools.set(realm, rp);
       this.#hub.attachPool(realm, pool.right);
       return rp;
@@ -380,6 +406,12 @@ export class NodeDataPath implements DataPathPort {
       closeFd(fd);
       throw e;
     }
+  }
+
+  #realmNo(realm: string): number {
+    let n = this.#realmNos.get(realm);
+    if (n === undefined) this.#realmNos.set(realm, (n = ++this.#realmSeq));
+    return n;
   }
 
   #freePool(realm: string, rp: RealmPool): void {
@@ -412,7 +444,10 @@ export class NodeDataPath implements DataPathPort {
     const hostId = this.#endpoints.get(ep);
     this.#endpoints.delete(ep);
     this.#hub.detach(ep);
+    const exports = this.#exports.get(ep) ?? [];
+    this.#exports.delete(ep);
     try {
+      for (const realm of exports) this.#bpf?.unexport(this.#realmNo(realm), ep);
       this.#bpf?.removeEndpoint(ep, { hosted: hostId !== undefined && this.#hosts.get(hostId)?.hostEp !== ep });
       const m = this.#bpf?.takeMetrics(ep);
       if (m !== undefined) {
@@ -495,7 +530,9 @@ export class NodeDataPath implements DataPathPort {
         const to = this.#localLinks.get(frames.readUInt32LE(at + F_DST));
         if (to !== undefined && to.write(frames.subarray(at, at + FRAME_BYTES))) continue;
       }
-      const reason = rejectReason(flags) ?? ((flags & F_COPY) !== 0 ? 'cross-realm-copy-unsupported' : 'dst-gone');
+      // To an exported endpoint of another realm, or its answer: the hub copies it across the pools.
+      if ((flags & F_COPY) !== 0 && this.#hub.copyDiverted(frames, at)) continue;
+      const reason = rejectReason(flags) ?? ((flags & F_COPY) !== 0 ? 'cross-realm' : 'dst-gone');
       const n = (this.#violations[reason] = (this.#violations[reason] ?? 0) + 1);
       if ((n & (n - 1)) === 0) this.#o.log.warn({ reason, count: n }, `data path: the kernel diverted a descriptor (${reason})`);
       if ((flags & F_CREDIT) !== 0) continue;
@@ -535,6 +572,7 @@ export class NodeDataPath implements DataPathPort {
   #crossHooks(): CrossHooks {
     return {
       realmOf: (ep) => this.#receiverRealm(ep),
+      isExportedTo: (ep, realm) => this.#exports.get(ep)?.includes(realm) === true,
       pool: (realm) => this.#pools.get(realm)?.pool,
       deliver: (frame) => this.#hub.deliver(frame),
       gone: (endpoints, node, why) => {

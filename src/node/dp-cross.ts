@@ -37,6 +37,8 @@ export interface WireRefusal {
 
 export interface CrossHooks {
   realmOf(endpoint: number): string | undefined;
+  /** `endpoint` (of this node) is exported to `realm` (spec.exports). */
+  isExportedTo(endpoint: number, realm: string): boolean;
   pool(realm: string): Pool | undefined;
   /** A frame for a local endpoint (the channel checked policy and credits): false when its link is backlogged. */
   deliver(frame: Buffer): boolean;
@@ -82,7 +84,7 @@ export class CrossNode {
 
   static async start(o: CrossNodeOptions): Promise<CrossNode> {
     const h = o.hooks;
-    const local = { realmOf: (ep: number) => h.realmOf(ep), isExportedTo: () => false, pool: (r: string) => h.pool(r), deliver: (f: Buffer) => h.deliver(f) };
+    const local = { realmOf: (ep: number) => h.realmOf(ep), isExportedTo: (ep: number, realm: string) => h.isExportedTo(ep, realm), pool: (r: string) => h.pool(r), deliver: (f: Buffer) => h.deliver(f) };
     const ch = await RemoteChannel.listen({ ...o.channel, nodeId: o.nodeId, host: o.host, port: o.port, timers: o.timers, local });
     return new CrossNode(o, ch);
   }

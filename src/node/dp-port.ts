@@ -18,8 +18,11 @@ export interface DataPathPort {
   prepareHost(hostId: string, realm: string): Promise<HostWiring>;
   /** The host is up: hand it its socket and tell it where its pool is. False if it cannot take them. */
   attachHost(wiring: HostWiring, handle: HostHandle): boolean;
-  /** A fresh endpoint for a proc on `hostId`, registered in the maps / hub; undefined without a data path. */
-  openEndpoint(hostId: string): number | undefined;
+  /**
+   * A fresh endpoint for a proc on `hostId`, registered in the maps / hub, reachable from the realms of
+   * `exports` too (spec.exports); undefined without a data path.
+   */
+  openEndpoint(hostId: string, exports?: readonly string[]): number | undefined;
   /** The procs are gone: unregister, reclaim their buffers (one pass per realm), tell the realm's hosts. */
   closeEndpoints(endpoints: readonly number[], afterCrash?: boolean): void;
   /** The host is gone (or never came up): everything it held is reclaimed; the last host of a realm frees the pool. */
@@ -56,6 +59,8 @@ export interface DataPathStatus {
   /** Buffers and bytes taken back from procs and hosts that went away. */
   reclaimed: { buffers: number; bytes: number };
   hubRouted: number;
+  /** Payloads the hub copied from one realm's pool into another's (calls to exported endpoints and their answers). */
+  hubCopied: number;
   /** BPF mode: descriptors the verdict saw and rejected, over this node's endpoints. */
   kernel?: { msgs: number; rejects: number };
   /** The node-to-node channel: connected peers, sends, refusals each way by reason, buffers reclaimed from dead peers. */

@@ -204,7 +204,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       h.procs.add(order.pid);
       const p = procs.get(order.pid)!;
       p.hostId = hostId;
-      const endpoint = dp?.openEndpoint(hostId);
+      const endpoint = dp?.openEndpoint(hostId, order.spec.exports);
       if (endpoint !== undefined) p.endpoint = endpoint;
       h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm, ...(endpoint === undefined ? {} : { endpoint }) });
     };
@@ -281,7 +281,8 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
       } else ctx.scheduleOnce(RUNNING_WRITE_DELAY_MS, { type: 'mark-running', pid });
       const name = p.order.spec.name;
       if (name !== undefined && actorPath !== undefined) {
-        const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath, ...(p.endpoint === undefined ? {} : { node: cfg.id, endpoint: p.endpoint }) };
+        const exports = p.order.spec.exports;
+        const rec: NameRecord = { realm: p.order.spec.realm, name, pid, actorPath, ...(p.endpoint === undefined ? {} : { node: cfg.id, endpoint: p.endpoint }), ...(exports === undefined ? {} : { exports }) };
         void deps.namesKv.put(`${rec.realm}.${name}`, encode(rec)).catch((e: unknown) => log.warn({ err: e }, 'could not register name'));
       }
     };

@@ -9,6 +9,8 @@ export const DEFAULT_LC_MCPU = 100;
 export const DEFAULT_MEM_MB = 64;
 export const DEFAULT_MAX_RESTARTS = 5;
 export const DEFAULT_RESTART_WITHIN_MS = 60_000;
+/** Realms one proc may export its endpoint to (the kernel filter allows 64 per endpoint; the rest is headroom). */
+export const PROC_EXPORTS_MAX = 16;
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
 const PROGRAM_RE = /^[A-Za-z0-9_][A-Za-z0-9_./-]{0,255}$/;
 const SERVICE_NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$/;
@@ -65,6 +67,13 @@ export function parseSpec(input: unknown): Either<SpecError, ProcSpec> {
   if (!isInt(restartWithinMs, 1, 86_400_000)) return fail('restartWithinMs', `must be an integer in [1, 86400000], got ${JSON.stringify(restartWithinMs)}`);
   const parent = i['parent'];
   if (parent !== undefined && typeof parent !== 'string') return fail('parent', 'must be a pid string');
+  const exports = i['exports'] ?? [];
+  if (!Array.isArray(exports) || exports.length > PROC_EXPORTS_MAX) return fail('exports', `must be an array of at most ${PROC_EXPORTS_MAX} realm names`);
+  for (const r of exports) {
+    if (typeof r !== 'string' || !NAME_RE.test(r)) return fail('exports', `must hold realm names matching ${NAME_RE}, got ${JSON.stringify(r)}`);
+    if (r === realm) return fail('exports', `names the proc's own realm ${realm}: its realm reaches it already`);
+  }
+  if (new Set(exports).size !== exports.length) return fail('exports', 'names a realm twice');
   return right({
     program: i['program'],
     args,
@@ -79,6 +88,7 @@ export function parseSpec(input: unknown): Either<SpecError, ProcSpec> {
     restartWithinMs: restartWithinMs as number,
     ...(parent === undefined ? {} : { parent: parent as string }),
     evictWithParent,
+    ...(exports.length === 0 ? {} : { exports: exports as string[] }),
   });
 }
 

@@ -38,6 +38,12 @@ export interface ProcSpec {
   /** Parent pid; its death evicts this proc only when evictWithParent is set. */
   parent?: string;
   evictWithParent: boolean;
+  /**
+   * Realms whose procs may reach this proc's data-path endpoint (a service offered to other tenants):
+   * they call it as `<realm>/<name>`, and every payload crossing realms is copied by the node between
+   * the two realms' pools. Nothing else crosses: the kernel filter (or the hub) refuses the rest.
+   */
+  exports?: string[];
 }
 
 /** What a proc sees of the system from inside, the data path included (send, call, forward: see data.ts). */

@@ -140,7 +140,7 @@ export class SimDataPath implements DataPathPort {
       pools[realm] = { bytesTotal: s.bytesFree + s.bytesUsed, bytesFree: s.bytesFree, bytesUsed: s.bytesUsed, hosts: rp.hosts.size };
     }
     const none = Object.fromEntries(REJECT_REASONS.map((r) => [r, 0])) as DataPathStatus['receiverRejects'];
-    return { mode: this.mode, reason: 'simulated', endpoints: this.#endpoints.size, pools, violations: {}, receiverRejects: none, reclaimed: { ...this.#reclaimed }, hubRouted: 0 };
+    return { mode: this.mode, reason: 'simulated', endpoints: this.#endpoints.size, pools, violations: {}, receiverRejects: none, reclaimed: { ...this.#reclaimed }, hubRouted: 0, hubCopied: 0 };
   }
 
   close(): void {

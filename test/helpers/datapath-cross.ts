@@ -170,6 +170,23 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     await stop(victim.pid);
   });
 
+  serial(`datapath cross-node ${mode} - a service another realm exported is called across nodes as realm/name`, async (t) => {
+    // Y is empty again: the exported service (3000) can only go there; the caller (1500) only to X.
+    const shared = await service('echo', 'shared', { realm: 'other', lc: true, mcpu: 3000, exports: ['default'] });
+    stopLater(t, shared.pid);
+    t.is(shared.rec.node, Y);
+    const [baseX, baseY] = [await used(X), await used(Y, 'other')];
+    const refusedBefore = (await status(Y)).remote!.refusedIn['cross-realm'];
+    for (const bytes of [64, 1 << 20]) {
+      const s = await run({ program: 'dp-xcall', args: ['other/shared', bytes, 3], lc: true, mcpu: 1500 }, X);
+      t.deepEqual(s.data, { answers: 3, intact: true }, `${bytes} B: ${JSON.stringify(s)}`);
+    }
+    t.is((await status(Y)).remote!.refusedIn['cross-realm'], refusedBefore, 'Y let the calls in: the service is exported to their realm');
+    await stop(shared.pid);
+    t.is(await waitFor(() => used(X), (u) => u === baseX), baseX);
+    t.true((await waitFor(() => used(Y, 'other'), (u) => u <= baseY)) <= baseY);
+  });
+
   serial(`datapath cross-node ${mode} - a remote service that exits while a caller waits fails the call at once, typed`, async (t) => {
     const hold = await service('dp-xhold', 'hold', { lc: true, mcpu: 3000, dedicated: true });
     stopLater(t, hold.pid);

@@ -168,6 +168,39 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     t.true((await status()).reclaimed.buffers >= 40);
   });
 
+  serial(`datapath ${mode} - a service exported to another realm is called as realm/name, its payloads copied across the pools; nothing else crosses`, async (t) => {
+    const used = async (): Promise<[number, number]> => {
+      const p = (await status()).pools;
+      return [p['default']?.bytesUsed ?? 0, p['other']?.bytesUsed ?? 0];
+    };
+    await service('echo', 'anchor'); // the node-local endpoint of realm default needs the realm's pool here
+    const shared = await service('echo', 'shared', { realm: 'other', exports: ['default'] });
+    t.deepEqual(shared.rec.exports, ['default']);
+    await service('echo', 'private', { realm: 'other' });
+    const before = await status();
+    const base = await used();
+    t.is(await answer('other/shared', 'across'), 'across');
+    t.deepEqual((await run({ program: 'dp-big', args: ['other/shared', 1 << 20, 3] })).data, { answers: 3, lengthBytes: 1 << 20, checksumOk: true });
+    t.is(await tc.client.dataPathCall('other/shared', 'from the node'), 'from the node');
+    const after = await status();
+    // Five calls, each request copied into realm other's pool and each answer back into default's.
+    t.true(after.hubCopied - before.hubCopied >= 10, `copied ${after.hubCopied - before.hubCopied}: ${JSON.stringify(after)}`);
+    t.is(after.violations['cross-realm'] ?? 0, before.violations['cross-realm'] ?? 0, 'the exported calls were allowed');
+    t.deepEqual(await waitFor(used, (u) => u[0] === base[0] && u[1] === base[1]), base, 'every copy and every original was freed');
+
+    // Not exported to the caller's realm: refused by name, before anything is sent.
+    t.regex((await run({ program: 'dpcall', args: ['other/private', 'x'] })).message, /cannot reach "other\/private".*does not export private to realm default/);
+    await untilScheduler(() => tc.client.createRealm('third'));
+    t.regex((await run({ program: 'dpcall', args: ['other/shared', 'x'], realm: 'third' })).message, /does not export shared to realm third/);
+    t.is(await answer('shared', 'at home', 'other'), 'at home', 'its own realm reaches it by its plain name');
+
+    // The exporting proc goes: the name goes with it, and nothing it held stays behind.
+    await tc.client.evict(shared.pid);
+    await tc.client.waitExit(shared.pid, { timeoutMs: WAIT_MS });
+    t.regex((await run({ program: 'dpcall', args: ['other/shared', 'x'] })).message, /cannot reach "other\/shared"/);
+    t.deepEqual(await waitFor(used, (u) => u[0] === base[0] && u[1] === base[1]), base);
+  });
+
   serial(`datapath ${mode} - a realm's pool lives while the realm has hosts here and is freed when the realm is removed`, async (t) => {
     await untilScheduler(() => tc.client.createRealm('brief'));
     await service('echo', 'echo', { realm: 'brief' });

@@ -19,8 +19,8 @@ import { PROC_TRANSPORTS, TRANSPORTS, type HostCommand, type Role, type Transpor
  * processes (src/bench/datapath-host.ts): what a Node user would write.
  *
  * A sixth transport, `remote`, runs the two plain hosts as two nodes over the node-to-node channel
- * (src/datapath/remote.ts), each with a pool of its own and an Endpoint (not yet procs: cross-node
- * routing of procs is wired on another branch): what one copy across nodes costs.
+ * (src/datapath/remote.ts), each with a pool of its own and an Endpoint: what one copy across nodes costs
+ * (procs across nodes take the same channel; test/datapath-cross-*.test.ts).
  *
  * Figures: `<transport>_<size>_rtt_p50_us` / `_p99_us` (sequential round trips, one outstanding),
  * `<transport>_<size>_msgs_per_s` (requests answered per second with a window of requests outstanding),
