@@ -40,8 +40,8 @@ import type { HostHandle } from './host-process.js';
  *   kernel redirects allowed descriptors straight into the destination host's socket and diverts the
  *   rest to the hub socket (HUB_EP) with a reason, which is counted here and freed on the sender's
  *   behalf. What the verdict passes to the peer (a split descriptor) reaches the Hub and is judged there.
- * Data for an endpoint exported to the sender's realm (spec.exports), and its answers, arrive there
- * too, flagged F_COPY: the Hub copies them into the destination realm's pool.
+ *   Data for an endpoint exported to the sender's realm (spec.exports), and its answers, arrive there
+ *   too, flagged F_COPY: the Hub copies them into the destination realm's pool.
  * - Endpoint ids are cluster-unique (they own pool buffers, here and in other nodes' pools), allocated
  *   here in this node's range (dp-ids.ts); when a proc exits or its host dies, its endpoints leave the
  *   maps and the Hub and every buffer they held is reclaimed.
