@@ -143,7 +143,7 @@ program.command('names').option('--realm <realm>').action((o: { realm?: string }
   out(table(ns.map((n) => ({ realm: n.realm, name: n.name, pid: n.pid, actor: n.actorPath, endpoint: n.endpoint === undefined ? '-' : `${n.node}:${n.endpoint}` })), ['realm', 'name', 'pid', 'actor', 'endpoint']), ns);
 }));
 
-program.command('call <name> <payload>').description("calls a service through its node's data path").option('--realm <realm>', 'realm of the service', 'default').option('--timeout-ms <ms>', 'how long to wait for the answer', (v) => Number(v), 5000)
+program.command('call <name> <payload>').description("calls a service through its node's data path").option('--realm <realm>', 'realm to call from (another realm\'s service that it exports to this one: <realm>/<name>)', 'default').option('--timeout-ms <ms>', 'how long to wait for the answer', (v) => Number(v), 5000)
   .action((name: string, payload: string, o: { realm: string; timeoutMs: number }) => withClient(async (c) => {
     const answer = await c.dataPathCall(name, payload, { realm: o.realm, timeoutMs: o.timeoutMs });
     out(answer, { ok: true, answer });
