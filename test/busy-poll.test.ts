@@ -223,9 +223,10 @@ test('busy poll - a link pokes on reads and on call requests it writes, not on s
   close();
 });
 
-test('busy poll - the host protocol refuses a dp-attach with a bad window', (t) => {
-  const base = { t: 'dp-attach', node: 'n', hostEp: 3, poolFd: 4, poolBytes: 1 << 20, mode: 'bpf' };
+test('busy poll - the host protocol refuses a dp-attach with a bad window (or without its fds)', (t) => {
+  const base = { t: 'dp-attach', node: 'n', hostEp: 3, poolFd: 4, socketFd: 5, poolBytes: 1 << 20, mode: 'bpf' };
   t.truthy(decodeToHost(base));
+  for (const socketFd of [undefined, -1, '5']) t.is(decodeToHost({ ...base, socketFd }), undefined, `socket fd ${String(socketFd)}`);
   t.truthy(decodeToHost({ ...base, busyPollUs: 50 }));
   for (const busyPollUs of [-1, 1.5, BUSY_POLL_US_MAX + 1, '50']) t.is(decodeToHost({ ...base, busyPollUs }), undefined, String(busyPollUs));
   t.truthy(decodeToHost({ ...base, homeCpu: 1 }));

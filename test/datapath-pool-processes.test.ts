@@ -113,7 +113,6 @@ maybe('pool processes - Atomics on a memfd mapping are atomic across processes: 
 function endpointChild(m: Mapping, fd: number, sizeBytes: number, endpoint: number, body: string): { exited: Promise<string>; link: Socket } {
   const mod = (rel: string): string => JSON.stringify(new URL(rel, import.meta.url).href);
   const script = `
-    const net = await import('node:net');
     const n = await import(${JSON.stringify(m.moduleUrl)});
     const { Pool } = await import(${mod('../src/datapath/pool.js')});
     const { Endpoint } = await import(${mod('../src/datapath/endpoint.js')});
@@ -121,7 +120,7 @@ function endpointChild(m: Mapping, fd: number, sizeBytes: number, endpoint: numb
     const { realTimers } = await import(${mod('../src/ports/index.js')});
     const pool = Pool.attach(n.mapFd(3, ${sizeBytes}));
     if (pool._tag === 'Left') throw pool.left;
-    const link = new SocketLink(new net.Socket({ fd: 4, readable: true, writable: true }));
+    const link = SocketLink.overFd(4); // as a proc host opens its inherited connection
     const ep = new Endpoint({ id: Number(process.env.EP), pool: pool.right, link, timers: realTimers });
     ${body}`;
   const cp = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit', fd, 'pipe'], env: { ...process.env, EP: String(endpoint) } });

@@ -138,3 +138,42 @@ test('a link whose native I/O fails once drops it and goes on through Node, losi
     close();
   }
 });
+
+test('a link over an inherited fd reads into one reused buffer: frames cut anywhere by the stream arrive whole and in order', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { mine, theirs, close } = await socketPair();
+  t.teardown(close);
+  // The child echoes what its SocketLink.overFd(3) hands it — copied, as the buffer is reused by the next read.
+  const frames = JSON.stringify(new URL('../src/datapath/frames.js', import.meta.url).href);
+  const script = `const { SocketLink } = await import(${frames});
+    const link = SocketLink.overFd(3);
+    link.onFrames((f) => link.write(Buffer.from(f)));
+    link.onClose(() => process.exit(0));`;
+  const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'inherit', 'inherit', socketFd(theirs)] });
+  const exited = new Promise((r) => child.once('exit', r));
+  theirs.destroy(); // the child holds its own copy
+  const count = 20_000;
+  const got: number[] = [];
+  let partial = Buffer.alloc(0);
+  const done = new Promise<void>((resolve) =>
+    mine.on('data', (d: Buffer) => {
+      const all = Buffer.concat([partial, d]);
+      const whole = all.length - (all.length % FRAME_BYTES);
+      got.push(...numbersIn(all.subarray(0, whole)));
+      partial = Buffer.from(all.subarray(whole));
+      if (got.length >= count) resolve();
+    }),
+  );
+  // Writes of 1-2999 bytes, one a loop turn, so reads are small and cut frames at every offset, and a
+  // read often overwrites where the last one's cut frame lay in the reused buffer.
+  const stream = Buffer.concat(Array.from({ length: count }, (_, i) => frameNo(i)));
+  for (let at = 0, step = 1; at < stream.length; at += step, step = 1 + ((step * 37) % 2999)) {
+    mine.write(stream.subarray(at, Math.min(stream.length, at + step)));
+    await new Promise((r) => setImmediate(r));
+  }
+  await done;
+  t.is(got.length, count);
+  t.true(got.every((n, i) => n === i), 'every frame intact and in order');
+  mine.end();
+  await exited;
+});

@@ -50,13 +50,16 @@ test('node datapath - userspace is chosen when configured, even where BPF would 
 test('node datapath - a pool per realm shared through its memfd, node-unique endpoints, reclaim on close, the pool freed with the last host', async (t) => {
   const dp = await NodeDataPath.create({ node: 'n', mode: 'userspace', log: silent, poolBytes: 8 << 20 });
   const sent: unknown[] = [];
-  const handle = (id: string) => ({ hostId: id, realm: 'r', pid: undefined, send: (m: unknown) => (sent.push(m), true), sendHandle: () => true, onMessage: () => {}, onExit: () => {}, kill: () => {} });
+  const handle = (id: string) => ({ hostId: id, realm: 'r', pid: undefined, send: (m: unknown) => (sent.push(m), true), onMessage: () => {}, onExit: () => {}, kill: () => {} });
   try {
     const a = await dp.prepareHost('h1', 'r');
     const b = await dp.prepareHost('h2', 'r');
     const c = await dp.prepareHost('h3', 'other');
     t.is(a.fds[0], b.fds[0], 'one pool per realm');
     t.not(a.fds[0], c.fds[0], 'another realm, another pool');
+    t.is(a.fds.length, 2, "the pool and the host's end of its connection");
+    t.not(a.fds[1], b.fds[1], 'a connection per host');
+    t.is(a.attach.socketFd, 5, 'where the host finds its connection (fd 4 is the pool)');
     t.is(dp.openEndpoint('h1'), undefined, 'no endpoints before the host is attached');
     t.true(dp.attachHost(a, handle('h1')));
     t.true(dp.attachHost(b, handle('h2')));
@@ -85,7 +88,6 @@ test('node datapath - a pool per realm shared through its memfd, node-unique end
     dp.hostGone('h2');
     t.deepEqual(dp.status().pools, {});
     t.is(dp.status().endpoints, 0);
-    for (const w of [a, b, c]) w.socket.destroy();
   } finally {
     dp.close();
   }

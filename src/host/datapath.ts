@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
 import { Endpoint, type Message } from '../datapath/endpoint.js';
 import { EndpointClosedError } from '../datapath/errors.js';
@@ -7,7 +6,6 @@ import { F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/fram
 import type { RejectCounts } from '../datapath/ownership.js';
 import type { Pool } from '../datapath/pool.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
-import type { SocketIo } from '../native/index.js';
 import type { RemoteChannel } from '../node/dp-remote.js';
 import type { Timers } from '../ports/types.js';
 import { ProcData, type NameLookup } from './proc-data.js';
@@ -24,7 +22,8 @@ export interface HostDataPathOptions {
   realm: string;
   hostEp: number;
   pool: Pool;
-  socket: Socket;
+  /** The host's one connection to the node (SocketLink.overFd on the inherited fd). */
+  link: SocketLink;
   timers: Timers;
   lookup: NameLookup;
   log: Logger;
@@ -34,8 +33,6 @@ export interface HostDataPathOptions {
   crossNode?: boolean;
   /** Keeps the loop spinning after traffic (src/datapath/busy-poll.ts); none: the loop blocks as usual. */
   poll?: BusyPoll;
-  /** Native socket I/O (src/native/socket.cc); none: through Node's streams. */
-  io?: SocketIo;
 }
 
 export interface HostDataPathStats {
@@ -80,7 +77,7 @@ export class HostDataPath {
     this.realm = options.realm;
     this.pool = options.pool;
     this.#poll = options.poll;
-    this.#link = new SocketLink(options.socket, { poll: options.poll, io: options.io });
+    this.#link = options.link;
     this.#link.onFrames((frames) => this.#demux(frames));
     this.#link.onClose(() => {
       for (const e of [...this.#mux.values()]) e.closeHandlers.splice(0).forEach((h) => h());
@@ -137,7 +134,7 @@ export class HostDataPath {
    * as soon as its proc's exit is reported, and descriptors still queued in Node would die with it.
    */
   drained(waitMs = DRAIN_WAIT_MS_MAX): Promise<void> {
-    const socket = this.#options.socket;
+    const socket = this.#link.socket;
     return new Promise((resolve) => {
       const timer = this.#options.timers.setTimeout(resolve, waitMs);
       // After the link's nextTick uncork, so corked frames count as queued.

@@ -7,7 +7,6 @@ import { pino } from 'pino';
 import { createSystem } from '../actors/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import { connectBus } from '../nats/real.js';
-import type { Socket } from 'node:net';
 import { BUCKET, decodeJson, type NameRecord } from '../control/protocol.js';
 import { realTimers } from '../ports/real.js';
 import { attachDataPath } from './attach.js';
@@ -70,7 +69,7 @@ const lookup = async (key: string): Promise<NameRecord | undefined> => {
 };
 let datapath: HostDataPath | undefined;
 
-process.on('message', (raw, handle) => {
+process.on('message', (raw) => {
   const m = decodeToHost(raw);
   if (m === undefined) {
     log.warn({ raw }, 'ignored a malformed message from the node manager');
@@ -88,7 +87,7 @@ process.on('message', (raw, handle) => {
       if (datapath !== undefined) send({ t: 'dp-stats', stats: datapath.stats() });
       return;
     case 'dp-attach': {
-      const r = attachDataPath(m, handle as Socket | undefined, { realm, timers: realTimers, lookup, log });
+      const r = attachDataPath(m, { realm, timers: realTimers, lookup, log });
       if (r._tag === 'Left') log.error({ err: r.left }, 'data path: cannot attach; procs here run without it');
       else runner!.datapath = datapath = r.right;
       return;

@@ -11,8 +11,8 @@ import { isWireRefusal } from './dp-refusal.js';
 export type ToHost =
   | { t: 'run'; pid: string; modulePath: string; args: unknown[]; realm: string; endpoint?: number }
   | { t: 'evict'; pid: string }
-  /** Sent with the host's data-path socket as the IPC handle; the pool memfd is inherited at fd `poolFd`. */
-  | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; poolBytes: number; mode: string; crossNode?: boolean; busyPollUs?: number; homeCpu?: number }
+  /** The pool memfd and the host's data-path socket were inherited at fork, at fds `poolFd` and `socketFd`. */
+  | { t: 'dp-attach'; node: string; hostEp: number; poolFd: number; socketFd: number; poolBytes: number; mode: string; crossNode?: boolean; busyPollUs?: number; homeCpu?: number }
   /** An endpoint of the realm went away: free what was sent to it, forget its name. */
   /** These endpoints left the node (batched: procs exit in bursts, one message per host per batch). */
   | { t: 'dp-gone'; endpoints: number[]; node?: string; why?: WireRefusal['type'] }
@@ -43,7 +43,7 @@ export function decodeToHost(v: unknown): ToHost | undefined {
     case 'run':
       return isStr(v['pid']) && isStr(v['modulePath']) && Array.isArray(v['args']) && isStr(v['realm']) && (v['endpoint'] === undefined || isU31(v['endpoint'])) ? (v as ToHost) : undefined;
     case 'dp-attach':
-      return isStr(v['node']) && isU31(v['hostEp']) && isU31(v['poolFd']) && Number.isSafeInteger(v['poolBytes']) && (v['poolBytes'] as number) > 0 && isStr(v['mode']) && (v['busyPollUs'] === undefined || isBusyPollUs(v['busyPollUs'])) && (v['homeCpu'] === undefined || isCpu(v['homeCpu'])) ? (v as ToHost) : undefined;
+      return isStr(v['node']) && isU31(v['hostEp']) && isU31(v['poolFd']) && isU31(v['socketFd']) && Number.isSafeInteger(v['poolBytes']) && (v['poolBytes'] as number) > 0 && isStr(v['mode']) && (v['busyPollUs'] === undefined || isBusyPollUs(v['busyPollUs'])) && (v['homeCpu'] === undefined || isCpu(v['homeCpu'])) ? (v as ToHost) : undefined;
     case 'dp-gone':
       return Array.isArray(v['endpoints']) && v['endpoints'].every(isU31) && (v['node'] === undefined || isStr(v['node'])) && (v['why'] === undefined || isStr(v['why'])) ? (v as ToHost) : undefined;
     case 'dp-refused':

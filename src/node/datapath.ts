@@ -16,7 +16,7 @@ import { ProcData, type NameLookup } from '../host/proc-data.js';
 import { realTimers } from '../ports/real.js';
 import type { DataPathApi } from '../proc/data.js';
 import { BpfDataPath, bpfStatus } from '../native/bpf.js';
-import { closeFd, mapFd, memfdCreate, socketIo, unmap } from '../native/index.js';
+import { closeFd, mapFd, memfdCreate, socketFd, socketIo, unmap } from '../native/index.js';
 import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
 import type { RemoteChannel } from './dp-remote.js';
 import { CrossNode, type CrossHooks, type WireRefusal } from './dp-cross.js';
@@ -55,8 +55,9 @@ export const DEFAULT_POOL_BYTES = 64 << 20;
 export const NODE_ENDPOINTS_MAX = 65_536;
 /** A connection to the pairing socket that no host preparation claims within this delay is closed. */
 const PAIR_CLAIM_MS = 2_000;
-/** The host's end of its connection is fd 4 in the host: stdio 0-2, the IPC channel 3, then ours. */
+/** What a host inherits at fork: stdio 0-2, the IPC channel 3, then the realm's pool memfd and its end of its connection. */
 const HOST_POOL_FD = 4;
+const HOST_SOCKET_FD = 5;
 
 interface RealmPool {
   realmNo: number;
@@ -73,7 +74,7 @@ interface HostEntry {
   hostEp: number;
   link?: FrameLink;
   handle?: HostHandle;
-  /** The host's end until it is handed over (destroyed if the host never comes up). */
+  /** The host's end, until the host that inherited it at fork is up (destroyed either way). */
   unsent?: Socket;
   /** This process's end (the hub reads it once registered). */
   mine?: Socket;
@@ -189,8 +190,8 @@ export class NodeDataPath implements DataPathPort {
       entry.link = reg.right;
       mine.resume(); // accepted paused (pauseOnConnect): the Hub reads from here on
       const home = this.#homes.take(hostId);
-      const attach = { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode, crossNode: this.#cross !== undefined, busyPollUs: this.#o.busyPollUs ?? DEFAULT_BUSY_POLL_US } as const;
-      return { hostId, fds: [rp.fd], socket: theirs, attach: home === undefined ? attach : { ...attach, homeCpu: home } };
+      const attach = { t: 'dp-attach', node: this.#o.node, hostEp, poolFd: HOST_POOL_FD, socketFd: HOST_SOCKET_FD, poolBytes: rp.pool.layout.poolBytes, mode: this.mode, crossNode: this.#cross !== undefined, busyPollUs: this.#o.busyPollUs ?? DEFAULT_BUSY_POLL_US } as const;
+      return { hostId, fds: [rp.fd, socketFd(theirs)], attach: home === undefined ? attach : { ...attach, homeCpu: home } };
     } catch (e) {
       this.hostGone(hostId);
       throw e;
@@ -199,12 +200,12 @@ export class NodeDataPath implements DataPathPort {
 
   attachHost(wiring: HostWiring, handle: HostHandle): boolean {
     const entry = this.#hosts.get(wiring.hostId);
-    if (entry === undefined || handle.sendHandle === undefined) return false;
+    if (entry === undefined) return false;
     entry.handle = handle;
-    // The host's end goes to the host; this process's copy is closed once sent.
-    if (!handle.sendHandle(wiring.attach, wiring.socket)) return false;
+    // The host inherited its end at fork: this process's copy of it goes (the connection stays, held by the host).
+    entry.unsent?.destroy();
     entry.unsent = undefined;
-    return true;
+    return handle.send(wiring.attach);
   }
 
   openEndpoint(hostId: string, exports: readonly string[] = []): number | undefined {

@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import type { RejectCounts } from '../datapath/ownership.js';
 import type { HostDataPathStats } from '../host/datapath.js';
 import type { NameLookup } from '../host/proc-data.js';
@@ -40,10 +39,8 @@ export interface DataPathPort {
 
 export interface HostWiring {
   hostId: string;
-  /** File descriptors the host inherits at fork (fd 4 onwards): the realm's pool memfd. */
+  /** File descriptors the host inherits at fork (fd 4 onwards): the realm's pool memfd, the host's end of its data-path connection. */
   fds: number[];
-  /** The host's end of its data-path connection, sent over the IPC channel. */
-  socket: Socket;
   attach: Extract<ToHost, { t: 'dp-attach' }>;
 }
 

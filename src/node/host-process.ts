@@ -1,5 +1,4 @@
 import { fork, type ChildProcess } from 'node:child_process';
-import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { decodeToNode, type ToHost, type ToNode } from '../host/protocol.js';
 
@@ -9,8 +8,6 @@ export interface HostHandle {
   readonly realm: string;
   readonly pid: number | undefined;
   send(m: ToHost): boolean;
-  /** Sends `m` with a socket the host takes over (the data path's connection); this process's copy closes. */
-  sendHandle?(m: ToHost, socket: Socket): boolean;
   /** Every decoded message from the host. */
   onMessage(fn: (m: ToNode) => void): void;
   /** The host process ended (crash, kill or exit). */
@@ -19,7 +16,7 @@ export interface HostHandle {
 }
 
 export interface HostStartOptions {
-  /** Open file descriptors the host inherits as fd 4, 5, ... (the realm's pool memfd). */
+  /** Open file descriptors the host inherits as fd 4, 5, ... (the realm's pool memfd, its data-path socket). */
   fds?: number[];
 }
 
@@ -120,12 +117,6 @@ class ForkedHost implements HostHandle {
   send(m: ToHost): boolean {
     if (!this.child.connected) return false;
     this.child.send(m);
-    return true;
-  }
-
-  sendHandle(m: ToHost, socket: Socket): boolean {
-    if (!this.child.connected) return false;
-    this.child.send(m, socket);
     return true;
   }
 

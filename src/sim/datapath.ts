@@ -1,4 +1,3 @@
-import type { Socket } from 'node:net';
 import { HUB_EP } from '../datapath/descriptor.js';
 import { OWNER_MAX } from '../datapath/pool.js';
 import type { DataPathApi } from '../proc/data.js';
@@ -63,9 +62,9 @@ export class SimDataPath implements DataPathPort {
     const hostEp = this.#allocEp(hostId);
     this.#hosts.set(hostId, { realm, hostEp, attached: false, endpoints: new Set() });
     rp.hosts.add(hostId);
-    // No connection in the simulator: attachHost here never reads `socket`, and fds stay empty.
-    const attach = { t: 'dp-attach' as const, node: this.node, hostEp, poolFd: -1, poolBytes: SIM_POOL_BYTES, mode: this.mode };
-    return Promise.resolve({ hostId, fds: [], socket: undefined as unknown as Socket, attach });
+    // No memfd and no connection in the simulator: fds stay empty.
+    const attach = { t: 'dp-attach' as const, node: this.node, hostEp, poolFd: -1, socketFd: -1, poolBytes: SIM_POOL_BYTES, mode: this.mode };
+    return Promise.resolve({ hostId, fds: [], attach });
   }
 
   /** The pool a starting host inherits (undefined: the host runs without a data path). */
