@@ -25,7 +25,7 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
 
   test.before(async () => {
     if (skip !== undefined) return;
-    const programs = Object.fromEntries(['dp-hoarder', 'dp-slow', 'dp-flood', 'dp-forger', 'dp-victim', 'dp-big'].map((n) => [n, fixture(n)]));
+    const programs = Object.fromEntries(['dp-hoarder', 'dp-slow', 'dp-flood', 'dp-forger', 'dp-victim', 'dp-big', 'fd-probe'].map((n) => [n, fixture(n)]));
     tc = await testCluster({ nodes: 1, node: { mcpu: 4000, memMb: 8192, beSlots: 32 }, datapath: mode, programs, ...options }, ['default', 'other']);
   });
   test.after.always(async () => tc?.stop());
@@ -199,6 +199,16 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     await tc.client.waitExit(shared.pid, { timeoutMs: WAIT_MS });
     t.regex((await run({ program: 'dpcall', args: ['other/shared', 'x'] })).message, /cannot reach "other\/shared"/);
     t.deepEqual(await waitFor(used, (u) => u[0] === base[0] && u[1] === base[1]), base);
+  });
+
+  // Hosts inherit both at fork as fds 4 and 5; Node marks them close-on-exec (measured on Node 20), which this guards.
+  serial(`datapath ${mode} - what a proc runs inherits neither the realm's pool nor the host's connection`, async (t) => {
+    const s = await run({ program: 'fd-probe' });
+    t.is(s.kind, 'ok', s.message);
+    const fds = s.data as string[];
+    t.true(fds.length >= 3, JSON.stringify(fds));
+    // 0-2 are spawnSync's stdio (socketpairs); past them no memfd and no socket (whatever the test's own ancestors left open, say a pipe).
+    t.deepEqual(fds.filter((f) => Number(f.split(' ')[0]) > 2 && /memfd:|socket:/.test(f)), [], JSON.stringify(fds));
   });
 
   serial(`datapath ${mode} - a realm's pool lives while the realm has hosts here and is freed when the realm is removed`, async (t) => {
