@@ -187,11 +187,7 @@ export class Hub implements Router {
     const verdict = this.#table.route(src, frames.readUInt32LE(at + F_DST));
     const srcRealm = this.#table.realmOf(src);
     if ((verdict !== 'exported' && verdict !== 'reply') || srcRealm === undefined) return false;
-    const to = this.#byEndpoint.get(frames.readUInt32LE(at + F_DST))!;
-    const flags = frames.readUInt32LE(at + F_FLAGS) & ~F_COPY;
-    const frame = Buffer.from(frames.subarray(at, at + FRAME_BYTES));
-    frame.writeUInt32LE(flags >>> 0, F_FLAGS); // the receiver sees it as the hub's copy, not as a diversion
-    this.#copyAcross(srcRealm, src, to, frame, 0);
+    this.#copyAcross(srcRealm, src, this.#byEndpoint.get(frames.readUInt32LE(at + F_DST))!, frames, at);
     return true;
   }
 
@@ -283,6 +279,7 @@ export class Hub implements Router {
     const frame = Buffer.from(frames.subarray(at, at + FRAME_BYTES));
     frame.writeUInt32LE(copy.right.offset, F_OFFSET);
     frame.writeUInt32LE(copy.right.generation, F_GENERATION);
+    frame.writeUInt32LE((frame.readUInt32LE(F_FLAGS) & ~F_COPY) >>> 0, F_FLAGS); // the hub's copy, no longer a diversion
     this.#copied++;
     this.#write(to.link, frame, 0, FRAME_BYTES);
   }

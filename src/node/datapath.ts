@@ -248,7 +248,11 @@ export class NodeDataPath implements DataPathPort {
       if (hostId === undefined) continue;
       const h = this.#hosts.get(hostId);
       h?.endpoints.delete(endpoint);
-      for (const realm of this.#exports.get(endpoint) ?? []) callers.set(realm, [...(callers.get(realm) ?? []), endpoint]);
+      for (const realm of this.#exports.get(endpoint) ?? []) {
+        const eps = callers.get(realm);
+        if (eps === undefined) callers.set(realm, [endpoint]);
+        else eps.push(endpoint);
+      }
       this.#forget(endpoint);
       if (h === undefined) continue;
       const set = byRealm.get(h.realm) ?? new Set<number>();
