@@ -123,8 +123,9 @@ program
   .option('--html <file>', 'write the (first failing, else first) run as an HTML timeline')
   .option('--no-shrink', 'do not shrink failing fault schedules')
   .option('--concurrency <k>', 'runs interleaved in this process (each on its own virtual time; results do not depend on it)', (v) => Number(v), CONCURRENCY_DEFAULT)
+  .option('--hashes <file>', 'write "scenario seed sha256" a line per run of the real code (to compare two versions of the code)')
   .option('--json', 'one JSON object on the last line')
-  .action(async (name: string | undefined, o: { seeds: number; seed?: number; checkDeterminism?: boolean; mutate?: string; html?: string; shrink: boolean; concurrency: number; json?: boolean }) => {
+  .action(async (name: string | undefined, o: { seeds: number; seed?: number; checkDeterminism?: boolean; mutate?: string; html?: string; shrink: boolean; concurrency: number; hashes?: string; json?: boolean }) => {
     const all = await scenarios();
     if (name === undefined) {
       console.error(`sim: name a scenario (${all.map((s) => s.name).join(', ')}) or all; or: replay <trace>`);
@@ -188,6 +189,7 @@ program
         }
         return { run: keep ? r : undefined, hash: r.hash, events: r.events + (again?.events ?? 0), violationCount: r.violationCount, againHash: again?.hash };
       }), k);
+      if (o.hashes !== undefined) writeFileSync(o.hashes, jobs.map((j, i) => `${j.s.name} ${j.seed} ${results[i]!.hash}\n`).join(''));
       const shrunk = new Set<string>();
       for (let i = 0; i < jobs.length; i++) {
         const { s, seed } = jobs[i]!;
