@@ -1,5 +1,5 @@
 import test from 'ava';
-import { BUCKET, decodeJson, type LeaseRecord, type ProcRecord } from '../src/control/protocol.js';
+import { BUCKET, decodeJson, type LeaseRecord, type ProcRecord } from '../src/control/protocol/index.js';
 import type { CounterMsg } from '../src/examples/counter.js';
 import { testCluster, untilScheduler, type TestCluster } from './helpers/cluster.js';
 

@@ -1,7 +1,7 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { defineCluster } from '../src/config/cluster.js';
-import { nodeDataPathAddress, type NodeRecord } from '../src/control/protocol.js';
+import { nodeDataPathAddress, type NodeRecord } from '../src/control/protocol/index.js';
 import { OWNER_MAX } from '../src/datapath/pool.js';
 import { defaultNodeIndex, endpointRange, NODE_INDEX_MAX, nodeIndexOf } from '../src/node/dp-ids.js';
 

@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import type { NameRecord } from '../src/control/protocol.js';
+import type { NameRecord } from '../src/control/protocol/index.js';
 import { Endpoint } from '../src/datapath/endpoint.js';
 import { linkPair } from '../src/datapath/frames.js';
 import { Hub } from '../src/datapath/hub.js';

@@ -1,5 +1,5 @@
 import test from 'ava';
-import { encode, SUBJECT, type ProcRecord } from '../src/control/protocol.js';
+import { encode, NODE, type ProcRecord } from '../src/control/protocol/index.js';
 import { parseSpec } from '../src/proc/spec.js';
 import type { Status } from '../src/proc/types.js';
 import { SIM_PROGRAMS } from '../src/sim/host.js';
@@ -102,7 +102,7 @@ test('sim - a proc whose record never appears is stopped once its node gives up 
   const pid = 'default.zz-orphan'; // no scheduler ever creates this record
   const record: ProcRecord = { pid, spec: spec.right, state: 'starting', node: 'node-2', restarts: 0, term: 99, createdAtMs: 0 };
   const bus = w.nodes.get('node-2')!.bus!;
-  await w.during(bus.request(SUBJECT.node('node-2'), encode({ op: 'run', order: { pid, spec: spec.right, modulePath: SIM_PROGRAMS.sleep!, record, pendingCreate: true } }), { timeoutMs: 2_000 }), 3_000);
+  await w.during(bus.request(NODE.subject('node-2'), encode({ op: 'run', order: { pid, spec: spec.right, modulePath: SIM_PROGRAMS.sleep!, record, pendingCreate: true } }), { timeoutMs: 2_000 }), 3_000);
   await w.ports.time.advance(1_000);
   t.deepEqual(runs, [pid], 'the node started it at once');
   t.false(exits.has(pid));

@@ -1,10 +1,10 @@
 import { ControlError } from '../control/errors.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, SUBJECT, decodeJson, decodeNodeRecord, decodeProcRecord, encode, nameKey, type NameRecord, type NodeRecord, type ProcRecord, type SpawnReply, type WireError } from '../control/protocol.js';
+import { BUCKET, EVICT, NODE, REALM_CREATE, REALM_REMOVE, SPAWN, call, decodeNameRecord, decodeNodeRecord, decodeProcRecord, nameKey, type EvictRequest, type NameRecord, type NodeRecord, type NodeRequest, type ProcRecord, type RealmRequest, type Rpc, type SpawnRequest } from '../control/protocol/index.js';
 import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
-import type { DataPathStatus } from '../node/dp-port.js';
+import type { DataPathStatus } from '../datapath/status.js';
 import { realTimers } from '../ports/real.js';
 import type { Timers } from '../ports/types.js';
 
@@ -26,6 +26,10 @@ export async function untilScheduler<T>(fn: () => Promise<T>, options: { attempt
   }
 }
 export const DEFAULT_EVICT_GRACE_MS = 2_000;
+/** A realm's removal waits for its procs to be evicted. */
+export const REALM_REMOVE_TIMEOUT_MS = 30_000;
+/** A data-path call's reply may take this much longer than the call's own timeout (the NATS hops). */
+export const CALL_REPLY_SLACK_MS = 1_000;
 
 /** A call through a node's data path failed; `type` is the data path's own (pool-exhausted, call-timeout, unknown-target, ...). */
 export class DataPathCallError extends Error {
@@ -69,7 +73,7 @@ export class SigmaClient {
 
   /** Resolves with the pid once the spawn is durable; rejects with a ControlError naming what is wrong. */
   async spawn(spec: SpecInput, options: { timeoutMs?: number } = {}): Promise<string> {
-    const reply = (await this.#request(SUBJECT.spawn, spec, options.timeoutMs)) as SpawnReply;
+    const reply = await this.#request(SPAWN, spec satisfies SpawnRequest, options.timeoutMs);
     if (!reply.ok) throw ControlError.fromWire(reply.error);
     return reply.pid;
   }
@@ -86,8 +90,8 @@ export class SigmaClient {
   }
 
   async evict(pid: string, options: { graceMs?: number; timeoutMs?: number } = {}): Promise<void> {
-    const reply = (await this.#request(SUBJECT.evict, { pid, graceMs: options.graceMs ?? DEFAULT_EVICT_GRACE_MS }, options.timeoutMs)) as { ok: boolean; error?: WireError };
-    if (!reply.ok) throw ControlError.fromWire(reply.error!);
+    const reply = await this.#request(EVICT, { pid, graceMs: options.graceMs ?? DEFAULT_EVICT_GRACE_MS } satisfies EvictRequest, options.timeoutMs);
+    if (!reply.ok) throw ControlError.fromWire(reply.error);
   }
 
   async proc(pid: string): Promise<ProcRecord | undefined> {
@@ -104,7 +108,7 @@ export class SigmaClient {
   }
 
   async names(realm?: string): Promise<NameRecord[]> {
-    const all = await readAll(this.namesKv, (b) => decodeJson(b) as NameRecord | undefined);
+    const all = await readAll(this.namesKv, decodeNameRecord);
     return all.filter((n) => realm === undefined || n.realm === realm);
   }
 
@@ -112,11 +116,11 @@ export class SigmaClient {
   async dataPathStatus(node: string, options: { timeoutMs?: number } = {}): Promise<DataPathStatus> {
     let reply;
     try {
-      reply = decodeJson((await this.bus.request(SUBJECT.node(node), encode({ op: 'datapath-status' }), { timeoutMs: options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS })).data) as { ok: boolean; status?: DataPathStatus; error?: WireError };
+      reply = await call(this.bus, NODE.subject(node), NODE.dataPathStatus, { op: 'datapath-status' } satisfies NodeRequest, options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS);
     } catch (e) {
       throw new ControlError('no-scheduler', `node ${node} did not answer (${(e as { type?: string }).type ?? (e as Error).message}); is it running?`);
     }
-    if (!reply.ok || reply.status === undefined) throw ControlError.fromWire(reply.error ?? { type: 'internal', message: 'malformed data-path status' });
+    if (!reply.ok) throw ControlError.fromWire(reply.error);
     return reply.status;
   }
 
@@ -128,15 +132,16 @@ export class SigmaClient {
     const realm = options.realm ?? 'default';
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
     const e = await this.namesKv.get(nameKey(realm, target).key);
-    const rec = e?.value == null ? undefined : (decodeJson(e.value) as NameRecord | undefined);
+    const rec = e?.value == null ? undefined : decodeNameRecord(e.value);
     if (rec?.node === undefined) throw new DataPathCallError('unknown-target', `no service "${target}" with a data-path endpoint in realm ${realm}`);
     let reply;
     try {
-      reply = decodeJson((await this.bus.request(SUBJECT.node(rec.node), encode({ op: 'datapath-call', realm, target, payload, timeoutMs }), { timeoutMs: timeoutMs + 1_000 })).data) as { ok: boolean; answer?: string; error?: WireError };
+      const req: NodeRequest = { op: 'datapath-call', realm, target, payload, timeoutMs };
+      reply = await call(this.bus, NODE.subject(rec.node), NODE.dataPathCall, req, timeoutMs + CALL_REPLY_SLACK_MS);
     } catch (err) {
       throw new DataPathCallError('node-unreachable', `node ${rec.node} did not answer (${(err as { type?: string }).type ?? (err as Error).message})`);
     }
-    if (!reply.ok || reply.answer === undefined) throw new DataPathCallError(reply.error?.type ?? 'internal', reply.error?.message ?? 'malformed answer');
+    if (!reply.ok) throw new DataPathCallError(reply.error.type, reply.error.message);
     return reply.answer;
   }
 
@@ -145,22 +150,22 @@ export class SigmaClient {
   }
 
   async createRealm(name: string): Promise<void> {
-    const r = (await this.#request(SUBJECT.realm.create, { name })) as { ok: boolean; error?: WireError };
-    if (!r.ok) throw ControlError.fromWire(r.error!);
+    const r = await this.#request(REALM_CREATE, { name } satisfies RealmRequest);
+    if (!r.ok) throw ControlError.fromWire(r.error);
   }
 
   async removeRealm(name: string, options: { timeoutMs?: number } = {}): Promise<void> {
-    const r = (await this.#request(SUBJECT.realm.remove, { name }, options.timeoutMs ?? 30_000)) as { ok: boolean; error?: WireError };
-    if (!r.ok) throw ControlError.fromWire(r.error!);
+    const r = await this.#request(REALM_REMOVE, { name } satisfies RealmRequest, options.timeoutMs ?? REALM_REMOVE_TIMEOUT_MS);
+    if (!r.ok) throw ControlError.fromWire(r.error);
   }
 
-  async #request(subject: string, body: unknown, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<unknown> {
+  async #request<Req, Rep>(rpc: Rpc<Req, Rep>, body: Req, timeoutMs = DEFAULT_REQUEST_TIMEOUT_MS): Promise<Rep> {
     try {
-      const reply = await this.bus.request(subject, encode(body), { timeoutMs });
-      return decodeJson(reply.data);
+      return await call(this.bus, rpc.subject, rpc.reply, body, timeoutMs);
     } catch (e) {
       const type = (e as { type?: string }).type;
-      if (type === 'no-responders' || type === 'timeout') throw new ControlError('no-scheduler', `no scheduler answered on ${subject} (${type}); is the cluster running? try \`npm run cluster\``);
+      if (type === 'no-responders' || type === 'timeout') throw new ControlError('no-scheduler', `no scheduler answered on ${rpc.subject} (${type}); is the cluster running? try \`npm run cluster\``);
+      if (type === 'malformed-reply') throw new ControlError('internal', (e as Error).message);
       throw e;
     }
   }

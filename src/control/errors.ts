@@ -1,9 +1,9 @@
-import type { WireError } from './protocol.js';
+import { CONTROL_ERROR_TYPES, type ControlErrorType, type WireError } from './protocol/index.js';
 
 /** Errors a client gets back from the control plane, typed by `type`, with what to do about them. */
 export class ControlError extends Error {
   constructor(
-    readonly type: 'bad-spec' | 'unknown-realm' | 'unknown-program' | 'never-fits' | 'queue-full' | 'no-scheduler' | 'unknown-proc' | 'realm-exists' | 'internal',
+    readonly type: ControlErrorType,
     message: string,
     readonly field?: string,
   ) {
@@ -16,6 +16,8 @@ export class ControlError extends Error {
   }
 
   static fromWire(w: WireError): ControlError {
-    return new ControlError(w.type as ControlError['type'], w.message, w.field);
+    // A type this version does not know (a newer peer) is kept in the message, typed as internal.
+    const known = (CONTROL_ERROR_TYPES as readonly string[]).includes(w.type);
+    return new ControlError(known ? (w.type as ControlErrorType) : 'internal', known ? w.message : `${w.type}: ${w.message}`, w.field);
   }
 }

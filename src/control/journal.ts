@@ -1,7 +1,7 @@
 import { JournalConflictError, InvalidOptionError } from '../actors/errors.js';
 import type { Journal, JournalEntry, Snapshot } from '../actors/persistent.js';
 import type { Kv } from '../nats/types.js';
-import { decodeJson, encode } from './protocol.js';
+import { decodeJson, encode } from './protocol/index.js';
 
 export const JOURNAL_BUCKET = 'sigma_journal';
 export const SNAPSHOT_BUCKET = 'sigma_snapshots';

@@ -3,13 +3,17 @@ import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Mutations } from './mutations.js';
 import { fencedKv } from './fence.js';
 import { ProcTable } from './proc-table.js';
-import { SUBJECT, decodeJson, decodeNodeRecord, decodeProcEvent, encode, type NodeRequest, type PullRequest } from './protocol.js';
+import { EVICT, NODE, NODE_NOTE, PROC_EVENT, PULL, REALM_CREATE, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerMsg } from './scheduler.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
 export const WATCH_REOPEN_MS = 250;
 /** Reads of the realm list after a change before the leader waits for the next change (each read has its own timeout). */
 export const REALMS_READ_ATTEMPTS_MAX = 5;
+/** Grace of an eviction whose request names none. */
+export const EVICT_GRACE_MS_DEFAULT = 2_000;
+/** The scheduler's mailbox: spawn storms queue here while table writes are in flight. */
+export const SCHEDULER_MAILBOX_CAPACITY = 200_000;
 
 export interface LeaderDeps {
   bus: Bus;
@@ -43,14 +47,13 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   // ignores a run it already has. What is fenced is deciding: the table writes (below).
   const toNode = async (node: string, req: NodeRequest): Promise<void> => {
     if (node === d.local?.node) return d.local.deliver(req);
-    const reply = await d.bus.request(SUBJECT.node(node), encode(req), { timeoutMs: d.nodeRequestTimeoutMs });
-    const body = decodeJson(reply.data) as { ok?: boolean; error?: { message: string } } | undefined;
-    if (body?.ok !== true) throw new Error(body?.error?.message ?? 'node refused');
+    const ack = await call(d.bus, NODE.subject(node), NODE.ack, req, d.nodeRequestTimeoutMs);
+    if (!ack.ok) throw new Error(ack.error.message);
   };
   const tellNode = (node: string, req: NodeRequest): void => {
     if (node === d.local?.node) return void d.local.deliver(req).catch(() => {});
     try {
-      d.bus.publish(SUBJECT.nodeNote(node), encode(req));
+      d.bus.publish(NODE_NOTE.subject(node), encode(req));
     } catch {
       // Closed or disconnected: the node falls back to reading the record (see RunOrder.pendingCreate).
     }
@@ -69,40 +72,36 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       nodeTimeoutMs: d.nodeTimeoutMs,
       ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
     }),
-    { name: `scheduler-${term}`, mailbox: { capacity: 200_000 } },
+    { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },
   );
   const subs: Subscription[] = [];
-  const serve = (subject: string, toMsg: (body: unknown, respond: (v: unknown) => void) => SchedulerMsg | undefined): void => {
-    const sub = d.bus.subscribe(subject);
+  /** Each request decoded by its subject's decoder; a malformed one is refused, never handed on. */
+  const serve = <Req>(rpc: Rpc<Req, unknown>, toMsg: (req: Req, respond: (v: unknown) => void) => SchedulerMsg): void => {
+    const sub = d.bus.subscribe(rpc.subject);
     subs.push(sub);
     void (async () => {
       for await (const m of sub) {
-
         const respond = (v: unknown): void => void m.respond(encode(v));
-        const msg = toMsg(decodeJson(m.data), respond);
-        if (msg === undefined) {
-          respond({ ok: false, error: { type: 'bad-request', message: `malformed request on ${subject}` } });
+        const req = rpc.request(decodeJson(m.data));
+        if (req === undefined) {
+          respond({ ok: false, error: { type: 'bad-request', message: `malformed request on ${rpc.subject}` } });
           continue;
         }
-        const sent = sched.tryTell(msg);
+        const sent = sched.tryTell(toMsg(req, respond));
         if (sent._tag === 'Left') respond({ ok: false, error: { type: 'no-scheduler', message: sent.left.message } });
       }
     })();
   };
-  const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
-  serve(SUBJECT.spawn, (body, reply) => ({ type: 'spawn', input: body, reply }));
-  serve(SUBJECT.evict, (b, reply) => (isObj(b) && typeof b['pid'] === 'string' ? { type: 'evict', pid: b['pid'], graceMs: typeof b['graceMs'] === 'number' ? b['graceMs'] : 2000, reply } : undefined));
-  serve(SUBJECT.pull, (b, reply) => {
-    const p = b as PullRequest;
-    return isObj(b) && typeof p.node === 'string' && typeof p.max === 'number' ? { type: 'pull', node: p.node, slots: p.max, reply: () => reply({ ok: true }) } : undefined;
-  });
-  serve(SUBJECT.realm.create, (b, reply) => (isObj(b) && typeof b['name'] === 'string' ? { type: 'realm-create', name: b['name'], reply } : undefined));
-  serve(SUBJECT.realm.remove, (b, reply) => (isObj(b) && typeof b['name'] === 'string' ? { type: 'realm-remove', name: b['name'], reply } : undefined));
-  const events = d.bus.subscribe(SUBJECT.procEvent);
+  serve(SPAWN, (input, reply) => ({ type: 'spawn', input, reply }));
+  serve(EVICT, (r, reply) => ({ type: 'evict', pid: r.pid, graceMs: r.graceMs ?? EVICT_GRACE_MS_DEFAULT, reply }));
+  serve(PULL, (r, reply) => ({ type: 'pull', node: r.node, slots: r.max, reply: () => reply({ ok: true }) }));
+  serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, reply }));
+  serve(REALM_REMOVE, (r, reply) => ({ type: 'realm-remove', name: r.name, reply }));
+  const events = d.bus.subscribe(PROC_EVENT.subject);
   subs.push(events);
   void (async () => {
     for await (const m of events) {
-      const ev = decodeProcEvent(m.data);
+      const ev = PROC_EVENT.message(decodeJson(m.data));
       if (ev !== undefined) sched.tell({ type: 'proc-event', ev });
     }
   })();

@@ -1,7 +1,7 @@
 import type { Context } from '../actors/index.js';
 import type { TimerHandle } from '../ports/types.js';
 import type { Kv } from '../nats/types.js';
-import { encode, type LeaseRecord } from './protocol.js';
+import { decodeLeaseRecord, encode, type LeaseRecord } from './protocol/index.js';
 
 export interface LeaseOptions {
   kv: Kv;
@@ -71,7 +71,7 @@ export function leaseActor(o: LeaseOptions) {
     const acquire = async (): Promise<number | undefined> => {
       const mine = encode({ holder: o.holder, term: 0 } satisfies LeaseRecord);
       const cur = await o.kv.get(o.key);
-      const released = cur !== null && (JSON.parse(new TextDecoder().decode(cur.value)) as LeaseRecord).holder === '';
+      const released = cur !== null && decodeLeaseRecord(cur.value)?.holder === '';
       // Free (absent or lapsed) -> create; released by its last holder -> take it by CAS.
       return cur === null ? o.kv.create(o.key, mine) : released ? o.kv.update(o.key, mine, cur.revision) : undefined;
     };

@@ -1,6 +1,6 @@
 import type { Transport } from '../actors/index.js';
 import type { Bus, Subscription } from '../nats/types.js';
-import { SUBJECT } from './protocol.js';
+import { ACTOR } from './protocol/index.js';
 
 /**
  * The actor kernel's Transport over NATS: one subject per actor system. NATS keeps per-connection
@@ -10,14 +10,14 @@ export function natsTransport(bus: Bus): Transport {
   let sub: Subscription | undefined;
   return {
     bind(address, onFrame) {
-      sub = bus.subscribe(SUBJECT.actor(address));
+      sub = bus.subscribe(ACTOR.subject(address));
       const s = sub;
       void (async () => {
         for await (const m of s) onFrame(m.data);
       })();
     },
     send(address, frame) {
-      bus.publish(SUBJECT.actor(address), frame);
+      bus.publish(ACTOR.subject(address), frame);
     },
     async close() {
       sub?.unsubscribe();

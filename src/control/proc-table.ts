@@ -1,6 +1,6 @@
 import type { Kv } from '../nats/types.js';
 import type { Status } from '../proc/types.js';
-import { decodeProcRecord, encode, type ProcRecord } from './protocol.js';
+import { decodeProcRecord, encode, type ProcRecord } from './protocol/index.js';
 
 /** Bound on compare-and-set retries for one transition; contention past it is a bug, not load. */
 export const CAS_RETRIES_MAX = 16;

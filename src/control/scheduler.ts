@@ -7,7 +7,7 @@ import type { Kv } from '../nats/types.js';
 import type { ProcTable } from './proc-table.js';
 import { DeposedError } from './fence.js';
 import type { Mutations } from './mutations.js';
-import { decodeNodeRecord, encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol.js';
+import { decodeNodeRecord, encode, type NodeRecord, type NodeRequest, type ProcEvent, type ProcRecord, type RealmRecord, type RunOrder, type SpawnReply, type WireError } from './protocol/index.js';
 
 export interface SchedulerDeps {
   table: ProcTable;

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { createSystem } from '../actors/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import { connectBus } from '../nats/real.js';
-import { BUCKET, decodeJson, type NameRecord } from '../control/protocol.js';
+import { BUCKET, decodeNameRecord, type NameRecord } from '../control/protocol/index.js';
 import { realTimers } from '../ports/real.js';
 import { attachDataPath } from './attach.js';
 import { refusalError } from './dp-refusal.js';
@@ -65,7 +65,7 @@ runner = new ProcRunner(system, send, log);
 const namesKv = bus === undefined ? undefined : await bus.kv(BUCKET.names);
 const lookup = async (key: string): Promise<NameRecord | undefined> => {
   const e = await namesKv?.get(key);
-  return e?.value == null ? undefined : (decodeJson(e.value) as NameRecord | undefined);
+  return e?.value == null ? undefined : decodeNameRecord(e.value);
 };
 let datapath: HostDataPath | undefined;
 

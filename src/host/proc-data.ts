@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { nameKey, type NameRecord } from '../control/protocol.js';
+import { nameKey, type NameRecord } from '../control/protocol/index.js';
 import type { Endpoint, EndpointStats, Message } from '../datapath/endpoint.js';
 import { EndpointClosedError } from '../datapath/errors.js';
 import { callId, CALL_SEQ_MAX, parseId, responseId, type ParsedId } from '../datapath/request-id.js';

@@ -23,7 +23,7 @@ import { CrossNode, type CrossHooks, type WireRefusal } from './dp-cross.js';
 import { endpointRange } from './dp-ids.js';
 import { CpuHomes, nodeCpus } from './cpu-homes.js';
 import type { RemoteChannelOptions } from '../datapath/remote.js';
-import type { DataPathAddress } from '../control/protocol.js';
+import type { DataPathAddress } from '../control/protocol/index.js';
 import { refusalError } from '../host/dp-refusal.js';
 import type { HostHandle } from './host-process.js';
 

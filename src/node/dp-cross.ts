@@ -1,10 +1,11 @@
 import type { Logger } from 'pino';
-import type { DataPathAddress } from '../control/protocol.js';
+import type { DataPathAddress } from '../control/protocol/index.js';
 import { F_SENDER_MASK } from '../datapath/descriptor.js';
 import { decodeFrame, FLAG_CREDIT, type Descriptor } from '../datapath/frames.js';
 import type { Pool } from '../datapath/pool.js';
-import { RemoteChannel, type RemoteChannelOptions, type RemoteStats } from '../datapath/remote.js';
+import { RemoteChannel, type RemoteChannelOptions } from '../datapath/remote.js';
 import type { RemoteSendError } from '../datapath/remote-errors.js';
+import type { CrossNodeCounts, CrossNodeStats } from '../datapath/status.js';
 import { parseId, responseId } from '../datapath/request-id.js';
 import type { Timers } from '../ports/types.js';
 import { nodeIndexOf } from './dp-ids.js';
@@ -73,7 +74,7 @@ export class CrossNode {
   #announce: ((endpoints: number[]) => void) | undefined;
   readonly #goneRecent: number[] = [];
   /** goneAnnounced: local endpoints announced gone to peers; goneHeard: remote endpoints dropped on a peer's announcement. */
-  readonly counts = { routed: 0, refused: 0, indexCollisions: 0, goneAnnounced: 0, goneHeard: 0 };
+  readonly counts: CrossNodeCounts = { routed: 0, refused: 0, indexCollisions: 0, goneAnnounced: 0, goneHeard: 0 };
 
   private constructor(o: CrossNodeOptions, ch: RemoteChannel) {
     this.#o = o;
@@ -149,7 +150,7 @@ export class CrossNode {
     });
   }
 
-  stats(): RemoteStats & CrossNode['counts'] & { peersKnown: number; goneRecent: number[] } {
+  stats(): CrossNodeStats {
     return { ...this.#ch.stats(), ...this.counts, peersKnown: this.#peers.size, goneRecent: [...this.#goneRecent] };
   }
 

@@ -1,5 +1,5 @@
 import type { Logger } from 'pino';
-import { decodeNodeRecord, nodeDataPathAddress } from '../control/protocol.js';
+import { decodeNodeRecord, nodeDataPathAddress } from '../control/protocol/index.js';
 import type { Kv, KvWatch } from '../nats/types.js';
 import type { TimerHandle, Timers } from '../ports/types.js';
 import type { CrossNode } from './dp-cross.js';

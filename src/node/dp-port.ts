@@ -1,10 +1,10 @@
-import type { RejectCounts } from '../datapath/ownership.js';
+import type { DataPathStatus } from '../datapath/status.js';
 import type { HostDataPathStats } from '../host/datapath.js';
 import type { NameLookup } from '../host/proc-data.js';
 import type { ToHost } from '../host/protocol.js';
 import type { DataPathApi } from '../proc/data.js';
 import type { HostHandle } from './host-process.js';
-import type { DataPathAddress } from '../control/protocol.js';
+import type { DataPathAddress } from '../control/protocol/index.js';
 import type { CrossNode } from './dp-cross.js';
 
 /**
@@ -44,22 +44,4 @@ export interface HostWiring {
   attach: Extract<ToHost, { t: 'dp-attach' }>;
 }
 
-export interface DataPathStatus {
-  mode: 'bpf' | 'userspace';
-  reason: string;
-  endpoints: number;
-  pools: Record<string, { bytesTotal: number; bytesFree: number; bytesUsed: number; hosts: number }>;
-  /** Descriptors refused by the kernel verdict or the hub (forged source, other realm, unknown destination, ...). */
-  violations: Record<string, number>;
-  /** Descriptors refused by receiving endpoints (forged offsets, stale generations, wrong owners), as hosts last reported. */
-  receiverRejects: RejectCounts;
-  /** Buffers and bytes taken back from procs and hosts that went away. */
-  reclaimed: { buffers: number; bytes: number };
-  hubRouted: number;
-  /** Payloads the hub copied from one realm's pool into another's (calls to exported endpoints and their answers). */
-  hubCopied: number;
-  /** BPF mode: descriptors the verdict saw and rejected, over this node's endpoints. */
-  kernel?: { msgs: number; rejects: number };
-  /** The node-to-node channel: connected peers, sends, refusals each way by reason, buffers reclaimed from dead peers. */
-  remote?: ReturnType<CrossNode['stats']>;
-}
+export type { DataPathStatus };

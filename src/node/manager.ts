@@ -2,7 +2,7 @@ import type { Context } from '../actors/index.js';
 import type { TimerHandle } from '../ports/types.js';
 import { describe } from '../actors/errors.js';
 import type { ProcTable } from '../control/proc-table.js';
-import { encode, type NameRecord, type NodeRecord, type ProcEvent, type ProcRecord, type RunOrder, type WireError } from '../control/protocol.js';
+import { decodeNameRecord, encode, type NameRecord, type NodeRecord, type ProcEvent, type ProcRecord, type RunOrder, type WireError } from '../control/protocol/index.js';
 import type { ToNode } from '../host/protocol.js';
 import type { Kv } from '../nats/types.js';
 import type { Status } from '../proc/types.js';
@@ -142,7 +142,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     };
     const lookupName = async (key: string): Promise<NameRecord | undefined> => {
       const e = await deps.namesKv.get(key);
-      return e?.value == null ? undefined : (JSON.parse(new TextDecoder().decode(e.value)) as NameRecord);
+      return e?.value == null ? undefined : decodeNameRecord(e.value);
     };
     const dataPathCall = (m: Extract<NodeMsg, { type: 'datapath-call' }>): void => {
       const api = dp?.local(m.realm, lookupName);
@@ -295,8 +295,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
         const cur = await deps.namesKv.get(key).catch(() => undefined);
         if (cur === null) return;
         if (cur !== undefined) {
-          const rec = JSON.parse(new TextDecoder().decode(cur.value)) as NameRecord;
-          if (rec.pid !== pid) return; // a successor owns it now
+          if (decodeNameRecord(cur.value)?.pid !== pid) return; // a successor owns it now
           if (await deps.namesKv.delete(key, cur.revision).then(() => true, () => false)) return;
         }
       }

@@ -3,7 +3,7 @@ import { createSystem, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, SUBJECT, decodeJson, encode, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol.js';
+import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus } from '../nats/types.js';
@@ -25,6 +25,11 @@ export interface NodeTiming {
 
 /** Bound on a `sigma call` through this node's data path. */
 export const DATAPATH_CALL_TIMEOUT_MS_MAX = 60_000;
+
+/** A pull is an offer: one that times out is made again at the next heartbeat. */
+export const PULL_TIMEOUT_MS = 1_000;
+/** Consecutive missed pings after which a host is killed and its procs end as crashed. */
+export const HOST_PING_MISSES_MAX = 8;
 
 export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 500, heartbeatMs: 250, nodeTimeoutMs: 2_000, nodeRequestTimeoutMs: 2_000 };
 
@@ -76,15 +81,15 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), ...(o.ports === undefined ? {} : { ports: o.ports }) });
   const nm = system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: 8, exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
       {
         launcher: o.launcher,
         table,
         nodesKv,
         namesKv,
-        publish: (ev) => bus.publish(SUBJECT.procEvent, encode(ev)),
+        publish: (ev) => bus.publish(PROC_EVENT.subject, encode(ev)),
         pull: async (slots) => {
-          await bus.request(SUBJECT.pull, encode({ node: o.id, freeMcpu: 0, freeMemMb: 0, max: slots }), { timeoutMs: 1_000 });
+          await bus.request(PULL.subject, encode({ node: o.id, freeMcpu: 0, freeMemMb: 0, max: slots } satisfies PullRequest), { timeoutMs: PULL_TIMEOUT_MS });
         },
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
@@ -94,42 +99,39 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   );
 
   /**
-   * A node request, from NATS or from this process's own scheduler, as a message to the node manager.
-   * `reply` answers ok or with an error; `respond` answers with a value of the request's own shape.
+   * A node request (decoded by NODE.request), from NATS or from this process's own scheduler, as a
+   * message to the node manager. `reply` answers ok or with an error; `respond` answers with a value of
+   * the request's own shape.
    */
-  const toMsg = (req: NodeRequest | undefined, reply: (error?: WireError) => void, respond: (value: unknown) => void): NodeMsg | undefined => {
-    switch (req?.op) {
+  const toMsg = (req: NodeRequest, reply: (error?: WireError) => void, respond: (value: unknown) => void): NodeMsg => {
+    switch (req.op) {
       case 'run':
-        return typeof req.order?.pid === 'string' ? { type: 'run', order: req.order, reply } : undefined;
+        return { type: 'run', order: req.order, reply };
       case 'evict':
-        return typeof req.pid === 'string' ? { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply } : undefined;
+        return { type: 'evict', pid: req.pid, graceMs: req.graceMs, reply };
       case 'created':
-        return typeof req.pid === 'string' && Number.isSafeInteger(req.revision) ? { type: 'created', pid: req.pid, revision: req.revision } : undefined;
+        return { type: 'created', pid: req.pid, revision: req.revision };
       case 'cancel':
-        return typeof req.pid === 'string' ? { type: 'cancel', pid: req.pid } : undefined;
+        return { type: 'cancel', pid: req.pid };
       case 'realm-removed':
-        return typeof req.realm === 'string' ? { type: 'realm-removed', realm: req.realm, reply } : undefined;
+        return { type: 'realm-removed', realm: req.realm, reply };
       case 'datapath-call': {
-        if (typeof req.realm !== 'string' || typeof req.target !== 'string' || typeof req.payload !== 'string' || !Number.isFinite(req.timeoutMs)) return undefined;
         const timeoutMs = Math.min(Math.max(1, req.timeoutMs), DATAPATH_CALL_TIMEOUT_MS_MAX);
         return { type: 'datapath-call', realm: req.realm, target: req.target, payload: req.payload, timeoutMs, reply: respond };
       }
       case 'datapath-status':
         return { type: 'datapath-status', reply: (st) => respond(st === undefined ? { ok: false, error: { type: 'no-datapath', message: `node ${o.id} runs without a data path` } } : { ok: true, status: st }) };
-      default:
-        return undefined;
     }
   };
 
-  const orders = bus.subscribe(SUBJECT.node(o.id));
-  const notes = bus.subscribe(SUBJECT.nodeNote(o.id));
+  const orders = bus.subscribe(NODE.subject(o.id));
+  const notes = bus.subscribe(NODE_NOTE.subject(o.id));
   const serve = async (sub: typeof orders): Promise<void> => {
     for await (const m of sub) {
-      const req = decodeJson(m.data) as NodeRequest | undefined;
-      const reply = (error?: { type: string; message: string }) => void m.respond(encode(error === undefined ? { ok: true } : { ok: false, error }));
-      const msg = toMsg(req, reply, (value) => void m.respond(encode(value)));
-      if (msg === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
-      else nm.tell(msg);
+      const req = NODE.request(decodeJson(m.data));
+      const reply = (error?: WireError) => void m.respond(encode(error === undefined ? { ok: true } : { ok: false, error }));
+      if (req === undefined) reply({ type: 'bad-request', message: 'malformed node request' });
+      else nm.tell(toMsg(req, reply, (value) => void m.respond(encode(value))));
     }
   };
   void serve(orders);
@@ -143,7 +145,6 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const local = (req: NodeRequest): Promise<void> =>
     new Promise((resolve, reject) => {
       const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(new Error(error.message))), () => resolve());
-      if (msg === undefined) return reject(new Error('malformed node request'));
       nm.tell(msg);
       if (msg.type === 'created' || msg.type === 'cancel') resolve();
     });
@@ -197,14 +198,13 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   // Data-path peers come and go with their heartbeats (a simulated node has no channel).
   const cross = o.datapath?.cross;
   const peers = cross === undefined ? undefined : await followPeers({ self: o.id, nodesKv, cross, timers: o.ports?.timers ?? realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
-  const dpGone = cross === undefined ? undefined : bus.subscribe(SUBJECT.dpGone);
+  const dpGone = cross === undefined ? undefined : bus.subscribe(DP_GONE.subject);
   if (cross !== undefined && dpGone !== undefined) {
-    cross.onLocalGone((endpoints) => bus.publish(SUBJECT.dpGone, encode({ node: o.id, endpoints })));
+    cross.onLocalGone((endpoints) => bus.publish(DP_GONE.subject, encode({ node: o.id, endpoints })));
     void (async () => {
       for await (const m of dpGone) {
-        const g = decodeJson(m.data) as { node?: unknown; endpoints?: unknown } | undefined;
-        if (typeof g?.node !== 'string' || g.node === o.id || !Array.isArray(g.endpoints) || g.endpoints.length > 65_536) continue;
-        cross.remoteGone(g.node, g.endpoints.filter((e): e is number => Number.isInteger(e)));
+        const g = DP_GONE.message(decodeJson(m.data));
+        if (g !== undefined && g.node !== o.id) cross.remoteGone(g.node, g.endpoints);
       }
     })();
   }
@@ -233,7 +233,7 @@ async function reconcile(table: ProcTable, bus: Bus, node: string): Promise<numb
     const status = { kind: 'lost' as const, message: `node ${node} restarted; the proc died with its previous incarnation` };
     if (await table.exit(r.pid, status)) {
       lost++;
-      bus.publish(SUBJECT.procEvent, encode({ type: 'exited', pid: r.pid, node, status } satisfies ProcEvent));
+      bus.publish(PROC_EVENT.subject, encode({ type: 'exited', pid: r.pid, node, status } satisfies ProcEvent));
     }
   }
   return lost;

@@ -1,4 +1,4 @@
-import { BUCKET, decodeJson, decodeProcRecord, type LeaseRecord, type ProcRecord } from '../control/protocol.js';
+import { BUCKET, decodeLeaseRecord, decodeProcRecord, type ProcRecord } from '../control/protocol/index.js';
 import type { Status } from '../proc/types.js';
 import type { DataPathObserver } from './datapath.js';
 import type { HostObserver, SimHost } from './host.js';
@@ -118,7 +118,7 @@ export class Monitor implements HostObserver, DataPathObserver {
   }
 
   #leaseWrite(m: Stored): void {
-    const v = m.data.length === 0 ? undefined : (decodeJson(m.data) as LeaseRecord | undefined);
+    const v = m.data.length === 0 ? undefined : decodeLeaseRecord(m.data);
     this.trace.add('lease', v?.holder ?? null, v?.term ?? null, m.seq);
     if (v === undefined || v.holder === '') {
       this.#term = undefined;

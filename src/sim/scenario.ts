@@ -1,4 +1,4 @@
-import type { ProcRecord } from '../control/protocol.js';
+import type { ProcRecord } from '../control/protocol/index.js';
 import type { Random } from '../ports/types.js';
 import type { Fault } from './faults.js';
 import type { Violation } from './monitor.js';

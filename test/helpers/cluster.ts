@@ -8,7 +8,7 @@ import { defineCluster, type ClusterInput } from '../../src/config/cluster.js';
 import { natsTransport } from '../../src/control/nats-transport.js';
 import { connectBus } from '../../src/nats/real.js';
 import type { Bus } from '../../src/nats/types.js';
-import type { NameRecord } from '../../src/control/protocol.js';
+import type { NameRecord } from '../../src/control/protocol/index.js';
 import type { SpecInput } from '../../src/proc/spec.js';
 import { silent } from './actors.js';
 

@@ -1,8 +1,8 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import type { NameRecord } from '../../src/control/protocol.js';
+import type { NameRecord } from '../../src/control/protocol/index.js';
 import { DEFAULT_IN_FLIGHT_MAX } from '../../src/datapath/credits.js';
-import type { DataPathStatus } from '../../src/node/dp-port.js';
+import type { DataPathStatus } from '../../src/datapath/status.js';
 import type { SpecInput } from '../../src/proc/spec.js';
 import type { Status } from '../../src/proc/types.js';
 import { testCluster, untilScheduler, startService, waitFor as poll, type TestCluster } from './cluster.js';

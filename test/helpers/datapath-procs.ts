@@ -1,8 +1,8 @@
 import test from 'ava';
 import { fileURLToPath } from 'node:url';
-import { decodeJson, encode, SUBJECT, type NameRecord } from '../../src/control/protocol.js';
+import { NODE as NODE_RPC, call, type NameRecord } from '../../src/control/protocol/index.js';
 import { DEFAULT_IN_FLIGHT_MAX } from '../../src/datapath/credits.js';
-import type { DataPathStatus } from '../../src/node/dp-port.js';
+import type { DataPathStatus } from '../../src/datapath/status.js';
 import type { SpecInput } from '../../src/proc/spec.js';
 import type { Status } from '../../src/proc/types.js';
 import { testCluster, untilScheduler, startService, waitFor as poll, type TestCluster } from './cluster.js';
@@ -14,6 +14,8 @@ import { testCluster, untilScheduler, startService, waitFor as poll, type TestCl
  */
 const fixture = (name: string): string => fileURLToPath(new URL(`../fixtures/procs/${name}.js`, import.meta.url));
 const NODE = 'node-1';
+/** A node answers its data-path status at once; longer means it is gone. */
+const STATUS_TIMEOUT_MS = 5_000;
 const WAIT_MS = 30_000;
 const waitFor = <T>(get: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = WAIT_MS): Promise<T> => poll(get, ok, timeoutMs);
 
@@ -31,7 +33,7 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
   test.after.always(async () => tc?.stop());
 
   const status = async (): Promise<DataPathStatus> => {
-    const r = decodeJson((await tc.bus.request(SUBJECT.node(NODE), encode({ op: 'datapath-status' }), { timeoutMs: 5_000 })).data) as { ok: boolean; status: DataPathStatus };
+    const r = await call(tc.bus, NODE_RPC.subject(NODE), NODE_RPC.dataPathStatus, { op: 'datapath-status' }, STATUS_TIMEOUT_MS);
     if (!r.ok) throw new Error(`no data-path status: ${JSON.stringify(r)}`);
     return r.status;
   };

@@ -5,10 +5,10 @@ import { fileURLToPath } from 'node:url';
 import { SigmaClient, untilScheduler } from '../../client/client.js';
 import { startCluster, type RunningCluster } from '../../cluster/launcher.js';
 import { defineCluster } from '../../config/cluster.js';
-import { decodeJson, encode, SUBJECT, type NameRecord } from '../../control/protocol.js';
+import { NODE as NODE_RPC, call, type NameRecord } from '../../control/protocol/index.js';
 import { connectBus } from '../../nats/real.js';
 import type { Bus } from '../../nats/types.js';
-import type { DataPathStatus } from '../../node/dp-port.js';
+import type { DataPathStatus } from '../../datapath/status.js';
 import { BenchError } from '../harness.js';
 import type { ProcCommand } from '../procs/dp-commands.js';
 
@@ -26,6 +26,8 @@ const PROGRAMS = { 'dpb-echo': proc('dp-echo'), 'dpb-client': proc('dp-client'),
 const REALM_A = 'default';
 const REALM_B = 'other';
 const NODE = 'node-1';
+/** A node answers its data-path status at once; longer means it is gone. */
+const STATUS_TIMEOUT_MS = 5_000;
 /** Bound on one command to a proc (a throughput phase or a latency batch of 1 MiB requests). */
 export const PROC_COMMAND_TIMEOUT_MS = 60_000;
 const START_TIMEOUT_MS = 30_000;
@@ -164,7 +166,7 @@ export class ProcPath {
 }
 
 async function status(bus: Bus): Promise<DataPathStatus> {
-  const r = decodeJson((await bus.request(SUBJECT.node(NODE), encode({ op: 'datapath-status' }), { timeoutMs: 5_000 })).data) as { ok: boolean; status: DataPathStatus };
+  const r = await call(bus, NODE_RPC.subject(NODE), NODE_RPC.dataPathStatus, { op: 'datapath-status' }, STATUS_TIMEOUT_MS);
   if (!r.ok) throw new BenchError(`node ${NODE} gave no data-path status: ${JSON.stringify(r)}`);
   return r.status;
 }

@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { SigmaClient, untilScheduler } from '../../client/client.js';
 import { startCluster } from '../../cluster/launcher.js';
 import { defineCluster } from '../../config/cluster.js';
-import { BUCKET, decodeProcRecord } from '../../control/protocol.js';
+import { BUCKET, decodeProcRecord } from '../../control/protocol/index.js';
 import { hostEnv } from '../../node/host-process.js';
 import { connectBus } from '../../nats/real.js';
 import { median, percentile, round, type BenchContext, type Figures, type Suite } from '../harness.js';

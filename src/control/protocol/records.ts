@@ -1,0 +1,132 @@
+import type { ProcSpec, Status } from '../../proc/types.js';
+import { fromBytes, isInt, isNum, isObj, isStr, isStrArray, type Decoder } from './wire.js';
+
+/** The JetStream KV buckets of the control plane and the records stored in them. */
+export const BUCKET = {
+  /** node id -> NodeRecord; bucket TTL makes a silent node disappear. */
+  nodes: 'sigma_nodes',
+  /** "scheduler" -> LeaseRecord; bucket TTL is the lease; revisions fence. */
+  leader: 'sigma_leader',
+  /** pid -> ProcRecord: the proc table, durable across node crashes. */
+  procs: 'sigma_procs',
+  /** realm -> RealmRecord */
+  realms: 'sigma_realms',
+  /** "<realm>.<name>" -> NameRecord, leased to the owning proc's life. */
+  names: 'sigma_names',
+} as const;
+
+export interface NodeRecord {
+  id: string;
+  mcpu: number;
+  memMb: number;
+  /** Actor system address of the node process. */
+  address: string;
+  startedAtMs: number;
+  heartbeatSeq: number;
+  /** Where its node-to-node data-path channel listens, and its endpoint-id range (src/node/dp-ids.ts). */
+  datapath?: DataPathAddress;
+}
+
+export interface DataPathAddress {
+  host: string;
+  port: number;
+  /** Node index: the high bits of every endpoint id this node hands out. */
+  index: number;
+}
+
+/** Host names are at most this long (RFC 1035). */
+const HOST_NAME_CHARS_MAX = 255;
+/** Node indexes fit the endpoint id's high bits (src/node/dp-ids.ts). */
+const NODE_INDEX_MAX = 1023;
+const PORT_MAX = 65_535;
+
+/** A heartbeat's data-path address, if it carries a well-formed one. */
+export function nodeDataPathAddress(rec: NodeRecord): DataPathAddress | undefined {
+  const d = (rec as { datapath?: unknown }).datapath;
+  if (!isObj(d)) return undefined;
+  const { host, port, index } = d;
+  if (!isStr(host) || host.length === 0 || host.length > HOST_NAME_CHARS_MAX) return undefined;
+  if (!isInt(port) || port < 1 || port > PORT_MAX) return undefined;
+  if (!isInt(index) || index < 1 || index > NODE_INDEX_MAX) return undefined;
+  return { host, port, index };
+}
+
+export interface LeaseRecord {
+  holder: string;
+  /** Incremented by each new leader; with the KV revision it fences a deposed leader's writes. */
+  term: number;
+}
+
+export type ProcState = 'queued' | 'starting' | 'running' | 'exited';
+const PROC_STATES: readonly string[] = ['queued', 'starting', 'running', 'exited'] satisfies ProcState[];
+
+export interface ProcRecord {
+  pid: string;
+  spec: ProcSpec;
+  state: ProcState;
+  node?: string;
+  /** Service procs: the actor path clients use. */
+  actorPath?: string;
+  /** Set once, when state becomes exited. */
+  status?: Status;
+  /** How many times this service was respawned. */
+  restarts: number;
+  /** When the recent respawns happened (scheduler clock), for the restart intensity window. */
+  restartTimesMs?: number[];
+  /** Term of the scheduler that accepted the spawn. */
+  term: number;
+  createdAtMs: number;
+}
+
+export interface RealmRecord {
+  name: string;
+  state: 'active' | 'removing';
+  createdAtMs: number;
+}
+
+export interface NameRecord {
+  realm: string;
+  name: string;
+  pid: string;
+  actorPath: string;
+  /** The proc's data-path endpoint and the node it lives on (absent when its node has no data path). */
+  node?: string;
+  endpoint?: number;
+  /** Other realms allowed to call it (`<realm>/<name>` from there): the proc's spec.exports. */
+  exports?: string[];
+}
+
+/**
+ * Where a data-path target name is registered, seen from a proc of `fromRealm`: `name` is in the proc's
+ * own realm, `realm/name` in another realm (reachable when that realm exported it: NameRecord.exports).
+ */
+export function nameKey(fromRealm: string, target: string): { realm: string; name: string; key: string } {
+  const slash = target.indexOf('/');
+  const realm = slash < 0 ? fromRealm : target.slice(0, slash);
+  const name = target.slice(slash + 1);
+  return { realm, name, key: `${realm}.${name}` };
+}
+
+export const isStatus = (v: unknown): v is Status => isObj(v) && isStr(v['kind']) && isStr(v['message']);
+
+export const procRecord: Decoder<ProcRecord> = (v) => {
+  if (!isObj(v) || !isStr(v['pid']) || !isObj(v['spec']) || !PROC_STATES.includes(v['state'] as string)) return undefined;
+  if (v['status'] !== undefined && !isStatus(v['status'])) return undefined;
+  return v as unknown as ProcRecord;
+};
+
+export const nodeRecord: Decoder<NodeRecord> = (v) => (isObj(v) && isStr(v['id']) && isNum(v['mcpu']) && isNum(v['memMb']) ? (v as unknown as NodeRecord) : undefined);
+
+export const leaseRecord: Decoder<LeaseRecord> = (v) => (isObj(v) && isStr(v['holder']) && isInt(v['term']) ? (v as unknown as LeaseRecord) : undefined);
+
+export const nameRecord: Decoder<NameRecord> = (v) => {
+  if (!isObj(v) || !isStr(v['realm']) || !isStr(v['name']) || !isStr(v['pid']) || !isStr(v['actorPath'])) return undefined;
+  if ((v['node'] !== undefined && !isStr(v['node'])) || (v['endpoint'] !== undefined && !isInt(v['endpoint']))) return undefined;
+  if (v['exports'] !== undefined && !isStrArray(v['exports'])) return undefined;
+  return v as unknown as NameRecord;
+};
+
+export const decodeProcRecord = fromBytes(procRecord);
+export const decodeNodeRecord = fromBytes(nodeRecord);
+export const decodeLeaseRecord = fromBytes(leaseRecord);
+export const decodeNameRecord = fromBytes(nameRecord);
