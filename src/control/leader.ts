@@ -4,7 +4,7 @@ import type { Mutations } from './mutations.js';
 import { fencedKv } from './fence.js';
 import { ProcTable } from './proc-table.js';
 import { EVICT, NODE, NODE_NOTE, PROC_EVENT, PULL, REALM_CREATE, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
-import { schedulerActor, type SchedulerMsg } from './scheduler.js';
+import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
 export const WATCH_REOPEN_MS = 250;
@@ -42,9 +42,37 @@ export interface LeaderDeps {
 export async function startLeader(d: LeaderDeps, term: number): Promise<() => Promise<void>> {
   let active = true;
   const isActive = (): boolean => active;
-  // Orders and notes are not fenced: they complete a decision already durable in the table (a
-  // dispatch CAS that landed, a create that landed), which a successor may not know of yet; a node
-  // ignores a run it already has. What is fenced is deciding: the table writes (below).
+  const sched: ActorRef<SchedulerMsg> = d.system.spawn(
+    schedulerActor({
+      table: new ProcTable(fencedKv(d.table.kv, isActive, term)),
+      ...nodeLink(d),
+      ...(d.local === undefined ? {} : { localNode: d.local.node }),
+      programs: d.programs,
+      term,
+      realmsKv: fencedKv(d.realmsKv, isActive, term),
+      namesKv: fencedKv(d.namesKv, isActive, term),
+      nodesKv: d.nodesKv,
+      nodeTimeoutMs: d.nodeTimeoutMs,
+      ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
+    }),
+    { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },
+  );
+  const subs = serveRequests(d.bus, sched);
+  const watches = followState(d, sched, isActive);
+  return async () => {
+    active = false;
+    for (const sub of subs) sub.unsubscribe();
+    for (const w of watches) w.stop();
+    await d.system.stop(sched);
+  };
+}
+
+/**
+ * How the scheduler reaches nodes. Orders and notes are not fenced: they complete a decision already
+ * durable in the table (a dispatch CAS that landed, a create that landed), which a successor may not
+ * know of yet; a node ignores a run it already has. What is fenced is deciding: the table writes.
+ */
+function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
   const toNode = async (node: string, req: NodeRequest): Promise<void> => {
     if (node === d.local?.node) return d.local.deliver(req);
     const ack = await call(d.bus, NODE.subject(node), NODE.ack, req, d.nodeRequestTimeoutMs);
@@ -58,26 +86,14 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       // Closed or disconnected: the node falls back to reading the record (see RunOrder.pendingCreate).
     }
   };
-  const sched: ActorRef<SchedulerMsg> = d.system.spawn(
-    schedulerActor({
-      table: new ProcTable(fencedKv(d.table.kv, isActive, term)),
-      toNode,
-      tellNode,
-      ...(d.local === undefined ? {} : { localNode: d.local.node }),
-      programs: d.programs,
-      term,
-      realmsKv: fencedKv(d.realmsKv, isActive, term),
-      namesKv: fencedKv(d.namesKv, isActive, term),
-      nodesKv: d.nodesKv,
-      nodeTimeoutMs: d.nodeTimeoutMs,
-      ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
-    }),
-    { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },
-  );
+  return { toNode, tellNode };
+}
+
+/** The scheduler's subjects: each request decoded by its subject's decoder; a malformed one is refused. */
+function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>): Subscription[] {
   const subs: Subscription[] = [];
-  /** Each request decoded by its subject's decoder; a malformed one is refused, never handed on. */
   const serve = <Req>(rpc: Rpc<Req, unknown>, toMsg: (req: Req, respond: (v: unknown) => void) => SchedulerMsg): void => {
-    const sub = d.bus.subscribe(rpc.subject);
+    const sub = bus.subscribe(rpc.subject);
     subs.push(sub);
     void (async () => {
       for await (const m of sub) {
@@ -97,7 +113,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   serve(PULL, (r, reply) => ({ type: 'pull', node: r.node, slots: r.max, reply: () => reply({ ok: true }) }));
   serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, reply }));
   serve(REALM_REMOVE, (r, reply) => ({ type: 'realm-remove', name: r.name, reply }));
-  const events = d.bus.subscribe(PROC_EVENT.subject);
+  const events = bus.subscribe(PROC_EVENT.subject);
   subs.push(events);
   void (async () => {
     for await (const m of events) {
@@ -105,24 +121,29 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       if (ev !== undefined) sched.tell({ type: 'proc-event', ev });
     }
   })();
+  return subs;
+}
 
-  // Follow node heartbeats and realms; the scheduler reads its own snapshot on start (and on any
-  // restart). Opened without holding up the stop function (a watch that opens after the stop is
-  // stopped at once), and opened again while the leader is active if opening fails or the watch ends.
+/**
+ * Follows node heartbeats and realms; the scheduler reads its own snapshot on start (and on any
+ * restart). Opened without holding up the stop function (a watch that opens after the stop is stopped
+ * at once), and opened again while the leader is active if opening fails or the watch ends.
+ */
+function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () => boolean): Set<{ stop(): void }> {
   const watches = new Set<{ stop(): void }>();
   const timers = d.system.ports.timers;
   const follow = async <T>(open: () => Promise<AsyncIterable<T> & { stop(): void }>, each: (e: T) => void | Promise<void>): Promise<void> => {
-    while (active) {
+    while (isActive()) {
       try {
         const w = await open();
         watches.add(w);
-        if (!active) return w.stop();
+        if (!isActive()) return w.stop();
         for await (const e of w) await each(e);
         watches.delete(w);
       } catch {
         // NATS away or the call timed out: try again below.
       }
-      if (active) await new Promise<void>((r) => timers.setTimeout(r, WATCH_REOPEN_MS));
+      if (isActive()) await new Promise<void>((r) => timers.setTimeout(r, WATCH_REOPEN_MS));
     }
   };
   void follow(
@@ -143,11 +164,5 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       }
     },
   ).catch(() => {});
-
-  return async () => {
-    active = false;
-    for (const s of subs) s.unsubscribe();
-    for (const w of watches) w.stop();
-    await d.system.stop(sched);
-  };
+  return watches;
 }

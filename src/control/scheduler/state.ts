@@ -1,0 +1,135 @@
+import type { Context } from '../../actors/index.js';
+import type { Kv } from '../../nats/types.js';
+import type { ProcSpec, Status } from '../../proc/types.js';
+import type { Mutations } from '../mutations.js';
+import { BeQueues, Placements } from '../placement.js';
+import type { ProcTable } from '../proc-table.js';
+import type { Ack, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RunOrder, SpawnReply } from '../protocol/index.js';
+
+export interface SchedulerDeps {
+  table: ProcTable;
+  /** Sends a request to a node manager; resolves once the node has accepted it. */
+  toNode(node: string, req: NodeRequest): Promise<void>;
+  /** Fire-and-forget note to a node manager (`created`, `cancel`): nothing waits for an answer. */
+  tellNode(node: string, req: NodeRequest): void;
+  /** The node running in the scheduler's own process: its orders need no NATS hop, so BE procs try it first. */
+  localNode?: string;
+  /** Program name -> module path. */
+  programs: Readonly<Record<string, string>>;
+  /** Fencing token of this leadership (the lease's revision). Part of every pid, so pids never repeat. */
+  term: number;
+  realmsKv: Kv;
+  namesKv: Kv;
+  nodesKv: Kv;
+  /**
+   * A node not heard from (heartbeat) for this long is down and its procs are lost. The scheduler
+   * judges by its own clock: in NATS 2.9 an entry expiring by bucket TTL produces no watch event.
+   */
+  nodeTimeoutMs: number;
+  /** Simulator mutants (src/control/mutations.ts); none in production. */
+  mutations?: Mutations;
+}
+
+export type AckReply = (r: Ack) => void;
+
+export type SchedulerMsg =
+  | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[] }
+  | { type: 'recover-failed'; error: unknown }
+  | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
+  | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
+  | { type: 'evict'; pid: string; graceMs: number; reply: AckReply }
+  | { type: 'proc-event'; ev: ProcEvent }
+  | { type: 'node-up'; node: NodeRecord }
+  | { type: 'tick' }
+  | { type: 'node-down'; id: string }
+  | { type: 'realms'; names: string[] }
+  | { type: 'realm-create'; name: string; reply: AckReply }
+  | { type: 'realm-remove'; name: string; reply: AckReply }
+  | { type: 'created'; record: ProcRecord; revision: number; reply: (r: SpawnReply) => void }
+  | { type: 'create-failed'; record: ProcRecord; error: unknown; reply: (r: SpawnReply) => void }
+  | { type: 'run-taken'; pid: string };
+
+export interface Queued {
+  realm: string;
+  record: ProcRecord;
+}
+
+/**
+ * Everything one scheduler incarnation knows. Placement state changes synchronously in receive();
+ * table writes and node orders are launched and their results come back as messages.
+ */
+export class SchedulerState {
+  readonly placements: Placements;
+  readonly be = new BeQueues<Queued>();
+  /** LC procs accepted while no node had room: placed, oldest first, when room appears. */
+  readonly lcPending: ProcRecord[] = [];
+  /**
+   * BE slots each node offers (from its pulls) and BE procs this scheduler has running there: the
+   * scheduler counts for itself, so a pull racing with run orders in flight cannot over-fill a node.
+   */
+  readonly credits = new Map<string, number>();
+  readonly beOn = new Map<string, number>();
+  /** Accepted, not yet exited. */
+  readonly live = new Map<string, ProcRecord>();
+  /**
+   * Records whose create is in flight, with a terminal status decided meanwhile (node down, order
+   * refused): it is applied once the record exists, since a CAS on an absent record writes nothing.
+   */
+  readonly creating = new Map<string, Status | undefined>();
+  /**
+   * Evictions sent while the proc's run order may still be on its way: a node that does not have
+   * the proc yet answers unknown-proc, so the eviction goes again once the node has taken the order.
+   */
+  readonly evictWanted = new Map<string, number>(); // pid -> grace ms
+  /** Realm -> callers waiting for its removal. */
+  readonly removing = new Map<string, AckReply[]>();
+  /** Node -> when its last heartbeat arrived (scheduler clock). */
+  readonly lastSeen = new Map<string, number>();
+  realms = new Set<string>();
+  /** False once this incarnation stopped: KV calls still under way write nothing more. */
+  active = true;
+  #seq = 0;
+
+  constructor(
+    readonly deps: SchedulerDeps,
+    readonly ctx: Context<SchedulerMsg>,
+  ) {
+    this.placements = new Placements({ overcommit: deps.mutations?.lcOvercommit === true });
+  }
+
+  get log(): Context<SchedulerMsg>['log'] {
+    return this.ctx.log;
+  }
+
+  nowMs(): number {
+    return this.ctx.ports.clock.nowMs();
+  }
+
+  /** The next pid of this term: realm first, so a realm's pids are found by prefix. */
+  nextPid(spec: ProcSpec): string {
+    return `${spec.realm}.${this.deps.term.toString(36)}-${(this.#seq++).toString(36)}`;
+  }
+
+  /** One BE proc more (delta 1) or fewer (-1) on `node`. */
+  countBe(node: string, delta: 1 | -1): void {
+    const n = (this.beOn.get(node) ?? 0) + delta;
+    this.beOn.set(node, n);
+  }
+
+  order(r: ProcRecord, revision?: number): RunOrder {
+    return { pid: r.pid, spec: r.spec, modulePath: this.deps.programs[r.spec.program]!, ...(revision === undefined ? {} : { record: r, revision }) };
+  }
+}
+
+/** What the scheduler's concerns (placing, exits, evictions, realms, nodes) ask of each other. */
+export interface SchedulerOps {
+  accept(rec: ProcRecord, reply: (r: SpawnReply) => void): void;
+  dispatch(r: ProcRecord, node: string): void;
+  drain(): void;
+  finish(pid: string, status: Status): void;
+  recordExit(pid: string, status: Status, attempt: number): void;
+  onExit(pid: string, status: Status): void;
+  evict(pid: string, graceMs: number, reply: AckReply): void;
+  removePending(pid: string): boolean;
+  realmGone(name: string): void;
+}
