@@ -1,16 +1,16 @@
 import type { Logger } from 'pino';
-import { createSystem, type ActorSystem } from '../actors/index.js';
+import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
 import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
-import type { Bus } from '../nats/types.js';
+import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
 import type { DataPathPort } from './dp-port.js';
 import type { HostLauncher } from './host-process.js';
-import { nodeManager, type NodeMsg } from './manager.js';
+import { nodeManager, type NodeMsg } from './manager/index.js';
 import { followPeers } from './dp-peers.js';
 import { realTimers } from '../ports/real.js';
 
@@ -58,6 +58,18 @@ export interface RunningNode {
   stop(): Promise<void>;
 }
 
+/** What a node holds of NATS: its buckets and the proc table. */
+interface NodeStores {
+  nodesKv: Kv;
+  leaderKv: Kv;
+  realmsKv: Kv;
+  namesKv: Kv;
+  table: ProcTable;
+}
+
+/** A node record outlives a silent node by this long (the scheduler judges liveness by its own clock). */
+export const NODES_BUCKET_TTL_MS = 60_000;
+
 /**
  * Everything a node is, wired to its ports: one ActorSystem on NATS with the NodeManager, the
  * subscription for orders addressed to it, and a lease candidate that runs the scheduler while it
@@ -67,26 +79,42 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const timing = o.timing ?? DEFAULT_TIMING;
   const bus = o.bus;
   const [nodesKv, leaderKv, procsKv, realmsKv, namesKv] = await Promise.all([
-    bus.kv(BUCKET.nodes, { ttlMs: 60_000 }),
+    bus.kv(BUCKET.nodes, { ttlMs: NODES_BUCKET_TTL_MS }),
     bus.kv(BUCKET.leader, { ttlMs: timing.leaseTtlMs }),
     bus.kv(BUCKET.procs),
     bus.kv(BUCKET.realms),
     bus.kv(BUCKET.names),
   ]);
-  const table = new ProcTable(procsKv);
+  const stores: NodeStores = { nodesKv, leaderKv, realmsKv, namesKv, table: new ProcTable(procsKv) };
   // Before this node takes any order: what the table still shows running here died with an earlier
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
-  if (o.mutations?.skipReconcile !== true) await reconcile(table, bus, o.id).catch((e: unknown) => o.logger.warn({ err: e }, 'could not reconcile procs of an earlier incarnation'));
+  if (o.mutations?.skipReconcile !== true) await reconcile(stores.table, bus, o.id).catch((e: unknown) => o.logger.warn({ err: e }, 'could not reconcile procs of an earlier incarnation'));
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), ...(o.ports === undefined ? {} : { ports: o.ports }) });
-  const nm = system.spawn(
+  const nm = spawnManager(o, timing, system, stores);
+  const requests = serveNodeRequests(o, nm);
+  campaign(o, timing, system, stores, requests.local);
+  const dataPath = await followDataPath(o, timing, stores.nodesKv);
+  return {
+    system,
+    async stop() {
+      dataPath.stop();
+      requests.stop();
+      await system.shutdown();
+    },
+  };
+}
+
+function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores): ActorRef<NodeMsg> {
+  const bus = o.bus;
+  return system.spawn(
     nodeManager(
       { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
       {
         launcher: o.launcher,
-        table,
-        nodesKv,
-        namesKv,
+        table: st.table,
+        nodesKv: st.nodesKv,
+        namesKv: st.namesKv,
         publish: (ev) => bus.publish(PROC_EVENT.subject, encode(ev)),
         pull: async (slots) => {
           await bus.request(PULL.subject, encode({ node: o.id, freeMcpu: 0, freeMemMb: 0, max: slots } satisfies PullRequest), { timeoutMs: PULL_TIMEOUT_MS });
@@ -97,12 +125,15 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     ),
     { name: 'node' },
   );
+}
 
-  /**
-   * A node request (decoded by NODE.request), from NATS or from this process's own scheduler, as a
-   * message to the node manager. `reply` answers ok or with an error; `respond` answers with a value of
-   * the request's own shape.
-   */
+/**
+ * Orders addressed to this node, from NATS or from this process's own scheduler (`local`: no NATS hop,
+ * the one-hop spawn path), as messages to the node manager.
+ */
+function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req: NodeRequest) => Promise<void>; stop(): void } {
+  const bus = o.bus;
+  /** `reply` answers ok or with an error; `respond` answers with a value of the request's own shape. */
   const toMsg = (req: NodeRequest, reply: (error?: WireError) => void, respond: (value: unknown) => void): NodeMsg => {
     switch (req.op) {
       case 'run':
@@ -123,10 +154,9 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
         return { type: 'datapath-status', reply: (st) => respond(st === undefined ? { ok: false, error: { type: 'no-datapath', message: `node ${o.id} runs without a data path` } } : { ok: true, status: st }) };
     }
   };
-
   const orders = bus.subscribe(NODE.subject(o.id));
   const notes = bus.subscribe(NODE_NOTE.subject(o.id));
-  const serve = async (sub: typeof orders): Promise<void> => {
+  const serve = async (sub: Subscription): Promise<void> => {
     for await (const m of sub) {
       const req = NODE.request(decodeJson(m.data));
       const reply = (error?: WireError) => void m.respond(encode(error === undefined ? { ok: true } : { ok: false, error }));
@@ -136,31 +166,38 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   };
   void serve(orders);
   void serve(notes);
-
-  /**
-   * Orders from the scheduler when it runs in this very process: handed to the node manager without
-   * a NATS hop (the one-hop spawn path). Cloned, as a decode from the wire would, so the two actors
-   * never share a record object.
-   */
+  // Cloned, as a decode from the wire would, so the two actors never share a record object.
   const local = (req: NodeRequest): Promise<void> =>
     new Promise((resolve, reject) => {
       const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(new Error(error.message))), () => resolve());
       nm.tell(msg);
       if (msg.type === 'created' || msg.type === 'cancel') resolve();
     });
+  return {
+    local,
+    stop() {
+      orders.unsubscribe();
+      notes.unsubscribe();
+    },
+  };
+}
 
-  // Leadership changes are applied one after another, so a scheduler that is still starting when
-  // leadership is lost is stopped before any successor starts: never two schedulers in one node.
+/**
+ * The lease candidate: runs the scheduler while this node leads. Leadership changes are applied one
+ * after another, so a scheduler that is still starting when leadership is lost is stopped before any
+ * successor starts: never two schedulers in one node.
+ */
+function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores, local: (req: NodeRequest) => Promise<void>): void {
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
   const leaderDeps = {
-    bus,
+    bus: o.bus,
     system,
-    table,
+    table: st.table,
     local: { node: o.id, deliver: local },
-    nodesKv,
-    realmsKv,
-    namesKv,
+    nodesKv: st.nodesKv,
+    realmsKv: st.realmsKv,
+    namesKv: st.namesKv,
     programs: o.programs,
     nodeTimeoutMs: timing.nodeTimeoutMs,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
@@ -168,7 +205,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   };
   system.spawn(
     leaseActor({
-      kv: leaderKv,
+      kv: st.leaderKv,
       key: 'scheduler',
       holder: o.id,
       ttlMs: timing.leaseTtlMs,
@@ -194,29 +231,26 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     }),
     { name: 'lease' },
   );
+}
 
-  // Data-path peers come and go with their heartbeats (a simulated node has no channel).
+/** Data-path peers come and go with their heartbeats; endpoints gone elsewhere are announced (a simulated node has no channel). */
+async function followDataPath(o: NodeOptions, timing: NodeTiming, nodesKv: Kv): Promise<{ stop(): void }> {
   const cross = o.datapath?.cross;
-  const peers = cross === undefined ? undefined : await followPeers({ self: o.id, nodesKv, cross, timers: o.ports?.timers ?? realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
-  const dpGone = cross === undefined ? undefined : bus.subscribe(DP_GONE.subject);
-  if (cross !== undefined && dpGone !== undefined) {
-    cross.onLocalGone((endpoints) => bus.publish(DP_GONE.subject, encode({ node: o.id, endpoints })));
-    void (async () => {
-      for await (const m of dpGone) {
-        const g = DP_GONE.message(decodeJson(m.data));
-        if (g !== undefined && g.node !== o.id) cross.remoteGone(g.node, g.endpoints);
-      }
-    })();
-  }
-
+  if (cross === undefined) return { stop() {} };
+  const bus = o.bus;
+  const peers = await followPeers({ self: o.id, nodesKv, cross, timers: o.ports?.timers ?? realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
+  const dpGone = bus.subscribe(DP_GONE.subject);
+  cross.onLocalGone((endpoints) => bus.publish(DP_GONE.subject, encode({ node: o.id, endpoints })));
+  void (async () => {
+    for await (const m of dpGone) {
+      const g = DP_GONE.message(decodeJson(m.data));
+      if (g !== undefined && g.node !== o.id) cross.remoteGone(g.node, g.endpoints);
+    }
+  })();
   return {
-    system,
-    async stop() {
-      peers?.stop();
-      dpGone?.unsubscribe();
-      orders.unsubscribe();
-      notes.unsubscribe();
-      await system.shutdown();
+    stop() {
+      peers.stop();
+      dpGone.unsubscribe();
     },
   };
 }

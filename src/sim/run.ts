@@ -1,5 +1,5 @@
 import type { Status } from '../proc/types.js';
-import { ENDPOINT_LINGER_MS } from '../node/manager.js';
+import { ENDPOINT_LINGER_MS } from '../node/manager/index.js';
 import { DEFAULT_TIMING } from '../node/node.js';
 import { SeededRandom } from '../ports/random.js';
 import { FaultController, type Fault } from './faults.js';

@@ -1,11 +1,11 @@
 import type { Context } from '../../actors/index.js';
 import { assert } from '../../assert.js';
 import { ControlError } from '../errors.js';
-import { evictions } from './evict.js';
-import { exits } from './exits.js';
-import { nodes } from './nodes.js';
-import { placing } from './placing.js';
-import { realms } from './realms.js';
+import { evict, removePending, runTaken } from './evict.js';
+import { finish, onExit, recordExit } from './exits.js';
+import { checkNodes, nodeDown, nodeUp } from './nodes.js';
+import { accept, created, createFailed, dispatch, drain, pull, spawn } from './placing.js';
+import { realmCreate, realmGone, realmRemove, realmsChanged } from './realms.js';
 import { recover, snapshot } from './recovery.js';
 import { SchedulerState, type SchedulerDeps, type SchedulerMsg, type SchedulerOps } from './state.js';
 
@@ -14,6 +14,61 @@ export const STASH_MAX = 100_000;
 /** The liveness check runs this often relative to the node timeout, and never more often than the floor. */
 const TICKS_PER_NODE_TIMEOUT = 4;
 const TICK_MS_MIN = 10;
+
+/** The concerns' entry points for one another, bound to one state. */
+function opsOf(s: SchedulerState): SchedulerOps {
+  return {
+    accept: (rec, reply) => accept(s, rec, reply),
+    dispatch: (r, node) => dispatch(s, r, node),
+    drain: () => drain(s),
+    finish: (pid, status) => finish(s, pid, status),
+    recordExit: (pid, status, attempt) => recordExit(s, pid, status, attempt),
+    onExit: (pid, status) => onExit(s, pid, status),
+    evict: (pid, graceMs, reply) => evict(s, pid, graceMs, reply),
+    removePending: (pid) => removePending(s, pid),
+    realmGone: (name) => realmGone(s, name),
+  };
+}
+
+/** One message to the concern it belongs to. */
+function route(s: SchedulerState, m: SchedulerMsg): void {
+  switch (m.type) {
+    case 'spawn':
+      return spawn(s, m.input, m.reply);
+    case 'created':
+      return created(s, m);
+    case 'create-failed':
+      return createFailed(s, m);
+    case 'pull':
+      return pull(s, m);
+    case 'evict':
+      return evict(s, m.pid, m.graceMs, m.reply);
+    case 'run-taken':
+      return runTaken(s, m.pid);
+    case 'proc-event':
+      if (m.ev.type === 'exited' && s.live.has(m.ev.pid)) onExit(s, m.ev.pid, m.ev.status);
+      else if (m.ev.type === 'started') {
+        const r = s.live.get(m.ev.pid);
+        if (r !== undefined) s.live.set(m.ev.pid, { ...r, state: 'running' });
+      }
+      return;
+    case 'node-up':
+      return nodeUp(s, m.node);
+    case 'tick':
+      return checkNodes(s);
+    case 'node-down':
+      return nodeDown(s, m.id);
+    case 'realms':
+      return realmsChanged(s, m.names);
+    case 'realm-create':
+      return realmCreate(s, m.name, m.reply);
+    case 'realm-remove':
+      return realmRemove(s, m.name, m.reply);
+    case 'recovered':
+    case 'recover-failed':
+      return;
+  }
+}
 
 /**
  * The leader's scheduler: a router over its concerns (placing, exits, evictions, realms, nodes), which
@@ -24,55 +79,8 @@ export function schedulerActor(deps: SchedulerDeps) {
   return (ctx: Context<SchedulerMsg>) => {
     assert(deps.term > 0, `a scheduler's term is a lease revision, got ${deps.term}`);
     const s = new SchedulerState(deps, ctx);
-    // Each concern reaches the others through `ops`, filled in once all exist (no import cycles).
-    const ops = {} as SchedulerOps;
-    const place = placing(s, ops);
-    const exit = exits(s, ops);
-    const ev = evictions(s, ops);
-    const realm = realms(s, ops);
-    const node = nodes(s, ops);
-    Object.assign(ops, { accept: place.accept, dispatch: place.dispatch, drain: place.drain, ...exit, evict: ev.evict, removePending: ev.removePending, realmGone: realm.realmGone } satisfies SchedulerOps);
+    Object.assign(s.ops, opsOf(s));
     let stash: SchedulerMsg[] | undefined = [];
-
-    const handle = (m: SchedulerMsg): void => {
-      switch (m.type) {
-        case 'spawn':
-          return place.spawn(m.input, m.reply);
-        case 'created':
-          return place.created(m);
-        case 'create-failed':
-          return place.createFailed(m);
-        case 'pull':
-          return place.pull(m);
-        case 'evict':
-          return ev.evict(m.pid, m.graceMs, m.reply);
-        case 'run-taken':
-          return ev.runTaken(m.pid);
-        case 'proc-event':
-          if (m.ev.type === 'exited' && s.live.has(m.ev.pid)) exit.onExit(m.ev.pid, m.ev.status);
-          else if (m.ev.type === 'started') {
-            const r = s.live.get(m.ev.pid);
-            if (r !== undefined) s.live.set(m.ev.pid, { ...r, state: 'running' });
-          }
-          return;
-        case 'node-up':
-          return node.nodeUp(m.node);
-        case 'tick':
-          return node.checkNodes();
-        case 'node-down':
-          return node.nodeDown(m.id);
-        case 'realms':
-          return realm.realmsChanged(m.names);
-        case 'realm-create':
-          return realm.realmCreate(m.name, m.reply);
-        case 'realm-remove':
-          return realm.realmRemove(m.name, m.reply);
-        case 'recovered':
-        case 'recover-failed':
-          return;
-      }
-    };
-
     return {
       postStop: () => {
         s.active = false;
@@ -89,17 +97,17 @@ export function schedulerActor(deps: SchedulerDeps) {
       receive: (m: SchedulerMsg) => {
         // Fail into the supervisor, which restarts this actor, which reads its state again.
         if (m.type === 'recover-failed') throw new Error(`scheduler could not read its state: ${(m.error as Error).message}`, { cause: m.error });
-        if (stash === undefined) return handle(m);
+        if (stash === undefined) return route(s, m);
         if (m.type !== 'recovered') {
           if (stash.length < STASH_MAX) stash.push(m);
           else if (m.type === 'spawn') m.reply({ ok: false, error: new ControlError('no-scheduler', 'the scheduler is still recovering; retry').toWire() });
           return;
         }
-        recover(s, ops, m);
+        recover(s, m);
         const held = stash;
         stash = undefined;
-        for (const h of held) handle(h);
-        place.drain();
+        for (const h of held) route(s, h);
+        drain(s);
       },
     };
   };

@@ -1,35 +1,32 @@
+// Evictions: a queued proc ends at once; a placed one is asked of its node (again once it has the proc).
 import { ControlError } from '../errors.js';
-import type { AckReply, SchedulerOps, SchedulerState } from './state.js';
+import type { AckReply, SchedulerState } from './state.js';
 
-/** Evictions: a queued proc ends at once; a placed one is asked of its node (again once it has the proc). */
-export function evictions(s: SchedulerState, ops: SchedulerOps) {
-  const removePending = (pid: string): boolean => {
-    const i = s.lcPending.findIndex((r) => r.pid === pid);
-    if (i >= 0) s.lcPending.splice(i, 1);
-    return i >= 0;
-  };
-
-  const evict = (pid: string, graceMs: number, reply: AckReply): void => {
-    const rec = s.live.get(pid);
-    if (rec === undefined) return reply({ ok: false, error: new ControlError('unknown-proc', `no running or queued proc ${pid}`).toWire() });
-    const queued = s.be.remove((q) => q.record.pid === pid).length > 0 || removePending(pid);
-    if (queued || rec.node === undefined) {
-      ops.finish(pid, { kind: 'evicted', message: 'evicted before it started' });
-      return reply({ ok: true });
-    }
-    s.evictWanted.set(pid, graceMs);
-    s.deps.toNode(rec.node, { op: 'evict', pid, graceMs }).then(
-      () => reply({ ok: true }),
-      (e: unknown) => reply({ ok: false, error: new ControlError('internal', `node ${rec.node} did not take the eviction: ${(e as Error).message}`).toWire() }),
-    );
-  };
-
-  /** The node has accepted a run order: send it an eviction asked for before that. */
-  const runTaken = (pid: string): void => {
-    const graceMs = s.evictWanted.get(pid);
-    const rec = s.live.get(pid);
-    if (graceMs !== undefined && rec?.node !== undefined) s.deps.toNode(rec.node, { op: 'evict', pid, graceMs }).catch((e: unknown) => s.log.warn({ err: e, pid }, 'could not re-send an eviction'));
-  };
-
-  return { evict, removePending, runTaken };
+export function removePending(s: SchedulerState, pid: string): boolean {
+  const i = s.lcPending.findIndex((r) => r.pid === pid);
+  if (i >= 0) s.lcPending.splice(i, 1);
+  return i >= 0;
 }
+
+export function evict(s: SchedulerState, pid: string, graceMs: number, reply: AckReply): void {
+  const rec = s.live.get(pid);
+  if (rec === undefined) return reply({ ok: false, error: new ControlError('unknown-proc', `no running or queued proc ${pid}`).toWire() });
+  const queued = s.be.remove((q) => q.record.pid === pid).length > 0 || removePending(s, pid);
+  if (queued || rec.node === undefined) {
+    s.ops.finish(pid, { kind: 'evicted', message: 'evicted before it started' });
+    return reply({ ok: true });
+  }
+  s.evictWanted.set(pid, graceMs);
+  s.deps.toNode(rec.node, { op: 'evict', pid, graceMs }).then(
+    () => reply({ ok: true }),
+    (e: unknown) => reply({ ok: false, error: new ControlError('internal', `node ${rec.node} did not take the eviction: ${(e as Error).message}`).toWire() }),
+  );
+}
+
+/** The node has accepted a run order: send it an eviction asked for before that. */
+export function runTaken(s: SchedulerState, pid: string): void {
+  const graceMs = s.evictWanted.get(pid);
+  const rec = s.live.get(pid);
+  if (graceMs !== undefined && rec?.node !== undefined) s.deps.toNode(rec.node, { op: 'evict', pid, graceMs }).catch((e: unknown) => s.log.warn({ err: e, pid }, 'could not re-send an eviction'));
+}
+

@@ -1,35 +1,32 @@
+// Node liveness by the scheduler's own clock: heartbeats bring a node up, silence takes it down.
 import type { NodeRecord } from '../protocol/index.js';
-import type { SchedulerOps, SchedulerState } from './state.js';
+import type { SchedulerState } from './state.js';
 
-/** Node liveness by the scheduler's own clock: heartbeats bring a node up, silence takes it down. */
-export function nodes(s: SchedulerState, ops: SchedulerOps) {
-  const nodeUp = (n: NodeRecord): void => {
-    s.lastSeen.set(n.id, s.nowMs());
-    s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
-    ops.drain();
-  };
-
-  const checkNodes = (): void => {
-    const now = s.nowMs();
-    for (const [id, at] of s.lastSeen) if (now - at > s.deps.nodeTimeoutMs) nodeDown(id);
-  };
-
-  const nodeDown = (id: string): void => {
-    s.log.warn({ node: id }, 'node is down');
-    s.lastSeen.delete(id);
-    s.credits.delete(id);
-    s.beOn.delete(id);
-    for (const pid of s.placements.removeNode(id)) {
-      // Mutant 'run-twice': a node that stopped heartbeating may still run its procs (cut off, not dead).
-      const other = s.deps.mutations?.moveFromSilentNode === true ? [...s.lastSeen.keys()][0] : undefined;
-      const rec = s.live.get(pid);
-      if (other !== undefined && rec !== undefined) {
-        s.placements.assign({ pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb }, other);
-        s.live.set(pid, { ...rec, node: other });
-        s.deps.toNode(other, { op: 'run', order: s.order({ ...rec, node: other }) }).catch(() => {});
-      } else ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
-    }
-  };
-
-  return { nodeUp, checkNodes, nodeDown };
+export function nodeUp(s: SchedulerState, n: NodeRecord): void {
+  s.lastSeen.set(n.id, s.nowMs());
+  s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+  s.ops.drain();
 }
+
+export function checkNodes(s: SchedulerState): void {
+  const now = s.nowMs();
+  for (const [id, at] of s.lastSeen) if (now - at > s.deps.nodeTimeoutMs) nodeDown(s, id);
+}
+
+export function nodeDown(s: SchedulerState, id: string): void {
+  s.log.warn({ node: id }, 'node is down');
+  s.lastSeen.delete(id);
+  s.credits.delete(id);
+  s.beOn.delete(id);
+  for (const pid of s.placements.removeNode(id)) {
+    // Mutant 'run-twice': a node that stopped heartbeating may still run its procs (cut off, not dead).
+    const other = s.deps.mutations?.moveFromSilentNode === true ? [...s.lastSeen.keys()][0] : undefined;
+    const rec = s.live.get(pid);
+    if (other !== undefined && rec !== undefined) {
+      s.placements.assign({ pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb }, other);
+      s.live.set(pid, { ...rec, node: other });
+      s.deps.toNode(other, { op: 'run', order: s.order({ ...rec, node: other }) }).catch(() => {});
+    } else s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+  }
+}
+

@@ -1,66 +1,63 @@
+// Realms: created by a KV create (which refuses a second one), removed once their last proc ended.
 import { ControlError } from '../errors.js';
 import { NAME_DELETE_ATTEMPTS_MAX, REALM_NAME } from '../names.js';
 import { encode, type RealmRecord } from '../protocol/index.js';
-import type { AckReply, SchedulerOps, SchedulerState } from './state.js';
+import type { AckReply, SchedulerState } from './state.js';
 
 /** Grace of each proc evicted because its realm is being removed. */
 export const REALM_REMOVE_GRACE_MS = 1_000;
 
-/** Realms: created by a KV create (which refuses a second one), removed once their last proc ended. */
-export function realms(s: SchedulerState, ops: SchedulerOps) {
-  const realmCreate = (name: string, reply: AckReply): void => {
-    if (!REALM_NAME.test(name)) return reply({ ok: false, error: { type: 'bad-spec', message: `realm names match [a-z0-9][a-z0-9-]{0,62}, got "${name}"`, field: 'name' } });
-    const rec: RealmRecord = { name, state: 'active', createdAtMs: s.nowMs() };
-    s.deps.realmsKv.create(name, encode(rec)).then(
-      () => {
-        s.realms.add(name);
-        reply({ ok: true });
-      },
-      () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
-    );
-  };
-
-  /** Evicts every proc of the realm; once the last has exited, drops its names and its record. */
-  const realmRemove = (name: string, reply: AckReply): void => {
-    if (!s.realms.has(name) && !s.removing.has(name)) return reply({ ok: false, error: new ControlError('unknown-realm', `realm "${name}" does not exist`).toWire() });
-    s.realms.delete(name); // no new spawns from here on
-    const waiting = s.removing.get(name) ?? [];
-    waiting.push(reply);
-    s.removing.set(name, waiting);
-    for (const r of [...s.live.values()]) if (r.spec.realm === name) ops.evict(r.pid, REALM_REMOVE_GRACE_MS, () => {});
-    realmGone(name);
-  };
-
-  /** Drops the realm's names, its record, and what nodes keep for it. Best effort toward nodes. */
-  const forget = async (name: string): Promise<void> => {
-    for (const key of await s.deps.namesKv.keys()) {
-      if (!key.startsWith(`${name}.`)) continue;
-      // A lost delete leaves a removed realm's name behind (realm-teardown-under-load seed 3030).
-      for (let attempt = 1; attempt <= NAME_DELETE_ATTEMPTS_MAX; attempt++) if (await s.deps.namesKv.delete(key).then(() => true, () => false)) break;
-    }
-    await s.deps.realmsKv.delete(name);
-    // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool).
-    for (const node of s.lastSeen.keys()) void s.deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});
-  };
-
-  // A realm is gone once none of its procs is live and none has its create in flight: such a
-  // proc's terminal status (decided meanwhile, e.g. lost when its run order timed out) is written
-  // only when the create answers (found by the simulator: realm-teardown-under-load seed 1152 removed
-  // the realm while a dropped create reply left a record 'starting'). Pids start with `${realm}.`.
-  const realmGone = (name: string): void => {
-    const waiting = s.removing.get(name);
-    if (waiting === undefined || [...s.live.values()].some((r) => r.spec.realm === name) || [...s.creating.keys()].some((pid) => pid.startsWith(`${name}.`))) return;
-    s.removing.delete(name);
-    forget(name).then(
-      () => waiting.forEach((w) => w({ ok: true })),
-      (e: unknown) => waiting.forEach((w) => w({ ok: false, error: new ControlError('internal', `realm ${name}: ${(e as Error).message}`).toWire() })),
-    );
-  };
-
-  /** The realm list changed in the bucket: realms being removed stay out. */
-  const realmsChanged = (names: string[]): void => {
-    s.realms = new Set(names.filter((n) => !s.removing.has(n)));
-  };
-
-  return { realmCreate, realmRemove, realmGone, realmsChanged };
+export function realmCreate(s: SchedulerState, name: string, reply: AckReply): void {
+  if (!REALM_NAME.test(name)) return reply({ ok: false, error: { type: 'bad-spec', message: `realm names match [a-z0-9][a-z0-9-]{0,62}, got "${name}"`, field: 'name' } });
+  const rec: RealmRecord = { name, state: 'active', createdAtMs: s.nowMs() };
+  s.deps.realmsKv.create(name, encode(rec)).then(
+    () => {
+      s.realms.add(name);
+      reply({ ok: true });
+    },
+    () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
+  );
 }
+
+/** Evicts every proc of the realm; once the last has exited, drops its names and its record. */
+export function realmRemove(s: SchedulerState, name: string, reply: AckReply): void {
+  if (!s.realms.has(name) && !s.removing.has(name)) return reply({ ok: false, error: new ControlError('unknown-realm', `realm "${name}" does not exist`).toWire() });
+  s.realms.delete(name); // no new spawns from here on
+  const waiting = s.removing.get(name) ?? [];
+  waiting.push(reply);
+  s.removing.set(name, waiting);
+  for (const r of [...s.live.values()]) if (r.spec.realm === name) s.ops.evict(r.pid, REALM_REMOVE_GRACE_MS, () => {});
+  realmGone(s, name);
+}
+
+/** Drops the realm's names, its record, and what nodes keep for it. Best effort toward nodes. */
+async function forget(s: SchedulerState, name: string): Promise<void> {
+  for (const key of await s.deps.namesKv.keys()) {
+    if (!key.startsWith(`${name}.`)) continue;
+    // A lost delete leaves a removed realm's name behind (realm-teardown-under-load seed 3030).
+    for (let attempt = 1; attempt <= NAME_DELETE_ATTEMPTS_MAX; attempt++) if (await s.deps.namesKv.delete(key).then(() => true, () => false)) break;
+  }
+  await s.deps.realmsKv.delete(name);
+  // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool).
+  for (const node of s.lastSeen.keys()) void s.deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});
+}
+
+// A realm is gone once none of its procs is live and none has its create in flight: such a
+// proc's terminal status (decided meanwhile, e.g. lost when its run order timed out) is written
+// only when the create answers (found by the simulator: realm-teardown-under-load seed 1152 removed
+// the realm while a dropped create reply left a record 'starting'). Pids start with `${realm}.`.
+export function realmGone(s: SchedulerState, name: string): void {
+  const waiting = s.removing.get(name);
+  if (waiting === undefined || [...s.live.values()].some((r) => r.spec.realm === name) || [...s.creating.keys()].some((pid) => pid.startsWith(`${name}.`))) return;
+  s.removing.delete(name);
+  forget(s, name).then(
+    () => waiting.forEach((w) => w({ ok: true })),
+    (e: unknown) => waiting.forEach((w) => w({ ok: false, error: new ControlError('internal', `realm ${name}: ${(e as Error).message}`).toWire() })),
+  );
+}
+
+/** The realm list changed in the bucket: realms being removed stay out. */
+export function realmsChanged(s: SchedulerState, names: string[]): void {
+  s.realms = new Set(names.filter((n) => !s.removing.has(n)));
+}
+

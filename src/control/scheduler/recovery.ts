@@ -1,5 +1,5 @@
 import { decodeNodeRecord, type NodeRecord, type ProcRecord } from '../protocol/index.js';
-import type { SchedulerDeps, SchedulerMsg, SchedulerOps, SchedulerState } from './state.js';
+import type { SchedulerDeps, SchedulerMsg, SchedulerState } from './state.js';
 
 /** What a new scheduler recovers from: the proc table, live nodes and realms. */
 export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; nodes: NodeRecord[]; realms: string[] }> {
@@ -14,7 +14,7 @@ export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcReco
 }
 
 /** Rebuilds reservations, queues and live procs from the snapshot, ending what died with its node. */
-export function recover(s: SchedulerState, ops: SchedulerOps, m: Extract<SchedulerMsg, { type: 'recovered' }>): void {
+export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'recovered' }>): void {
   s.realms = new Set(m.realms);
   for (const n of m.nodes) {
     s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
@@ -31,8 +31,8 @@ export function recover(s: SchedulerState, ops: SchedulerOps, m: Extract<Schedul
       // node ignores a run it already has, so sending again is safe. An order that does not get
       // through ends the proc lost, as in dispatch: nobody else would ever run it (found by the
       // simulator: message-chaos seed 704 left a proc 'starting' when the re-sent order was dropped).
-      if (r.state === 'starting') s.deps.toNode(r.node, { op: 'run', order: s.order(r) }).catch((e: unknown) => ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
-    } else if (r.node !== undefined) ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} was gone when a new scheduler took over` });
+      if (r.state === 'starting') s.deps.toNode(r.node, { op: 'run', order: s.order(r) }).catch((e: unknown) => s.ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
+    } else if (r.node !== undefined) s.ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} was gone when a new scheduler took over` });
     else if (r.spec.lc) s.lcPending.push(r);
     else s.be.push({ realm: r.spec.realm, record: r });
   }

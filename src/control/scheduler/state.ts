@@ -88,6 +88,8 @@ export class SchedulerState {
   realms = new Set<string>();
   /** False once this incarnation stopped: KV calls still under way write nothing more. */
   active = true;
+  /** How one concern reaches another (filled in by the actor once all exist: no import cycles). */
+  readonly ops = {} as SchedulerOps;
   #seq = 0;
 
   constructor(

@@ -1,0 +1,118 @@
+import type { Context } from '../../actors/index.js';
+import { encode, type NodeRecord } from '../../control/protocol/index.js';
+import type { ToNode } from '../../host/protocol.js';
+import { closeLingering, dataPathCall, lingerEndpoint } from './datapath-glue.js';
+import { hostFailed, hostGone, hostUp, pingHosts, place, realmRemoved } from './hosts.js';
+import { CANCEL_GRACE_MS, exited, forceEvict, startEviction, started } from './procs.js';
+import { cancel, checkAwaiting, created, markRunning, markRunningLater, recordExit, retryUnrecorded, taken } from './records.js';
+import { NodeState, type NodeManagerConfig, type NodeManagerDeps, type NodeMsg, type NodeOps } from './state.js';
+
+/** The concerns' entry points for one another, bound to one state. */
+function opsOf(s: NodeState): NodeOps {
+  return {
+    exited: (pid, status) => exited(s, pid, status),
+    hostGone: (hostId, detail) => hostGone(s, hostId, detail),
+    markRunning: (pid, p) => markRunning(s, pid, p),
+    recordExit: (pid, p, status) => recordExit(s, pid, p, status),
+    lingerEndpoint: (endpoint) => lingerEndpoint(s, endpoint),
+  };
+}
+
+/** Every heartbeat: retried writes, records waited for, the node's record, host pings, an offer of BE slots. */
+function heartbeat(s: NodeState): void {
+  const { cfg, deps } = s;
+  retryUnrecorded(s);
+  checkAwaiting(s);
+  const addr = deps.datapath?.peerAddress?.();
+  const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, ...(addr === undefined ? {} : { datapath: addr }) };
+  void deps.nodesKv.put(cfg.id, encode(node)).catch((e: unknown) => s.log.warn({ err: e }, 'heartbeat failed'));
+  pingHosts(s);
+  // Offer our BE slots; the scheduler counts what it has placed here against them.
+  void deps.pull(cfg.beSlots).catch(() => {});
+}
+
+function hostMessage(s: NodeState, hostId: string, msg: ToNode): void {
+  switch (msg.t) {
+    case 'started':
+      return started(s, msg.pid, msg.actorPath, msg.kind);
+    case 'exited':
+      return exited(s, msg.pid, msg.status);
+    case 'log':
+      return s.deps.appendLog(msg.pid, msg.stream, msg.data);
+    case 'pong': {
+      const h = s.hosts.get(hostId);
+      if (h !== undefined) h.pingsMissed = 0;
+      return;
+    }
+    case 'dp-stats':
+      return s.dp?.noteHostStats(hostId, msg.stats);
+    case 'ready':
+      return;
+  }
+}
+
+/** One message to the concern it belongs to. */
+function route(s: NodeState, m: NodeMsg): void {
+  switch (m.type) {
+    case 'run':
+      if (taken(s, m.order) !== undefined) place(s, m.order);
+      return m.reply();
+    case 'created':
+      return created(s, m.pid, m.revision);
+    case 'cancel':
+      return cancel(s, m.pid, (p) => startEviction(s, m.pid, p, CANCEL_GRACE_MS));
+    case 'mark-running':
+      return markRunningLater(s, m.pid);
+    case 'evict': {
+      const p = s.procs.get(m.pid);
+      if (p === undefined) return m.reply({ type: 'unknown-proc', message: `proc ${m.pid} is not running on ${s.cfg.id}` });
+      startEviction(s, m.pid, p, m.graceMs);
+      return m.reply();
+    }
+    case 'force-evict':
+      return forceEvict(s, m.pid);
+    case 'host-up':
+      return hostUp(s, m);
+    case 'host-failed':
+      return hostFailed(s, m.key, m.error);
+    case 'host-msg':
+      return hostMessage(s, m.hostId, m.msg);
+    case 'host-exit':
+      return hostGone(s, m.hostId, m.detail);
+    case 'tick':
+      return heartbeat(s);
+    case 'datapath-status':
+      return m.reply(s.dp?.status());
+    case 'dp-close':
+      return closeLingering(s);
+    case 'datapath-call':
+      return dataPathCall(s, m);
+    case 'realm-removed':
+      realmRemoved(s, m.realm);
+      return m.reply();
+  }
+}
+
+/**
+ * One per node. Runs procs in per-realm proc hosts: a shared host per realm for ordinary procs and a
+ * fresh host for each `dedicated` one. Reports starts and exits into the proc table (exactly once, by
+ * CAS) and to the scheduler, heartbeats into the nodes bucket, and asks for best-effort work when it
+ * has free slots. The actor routes; its concerns (hosts, records, procs, data path) share a NodeState.
+ */
+export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
+  return (ctx: Context<NodeMsg>) => {
+    const s = new NodeState(cfg, deps, ctx);
+    Object.assign(s.ops, opsOf(s));
+    return {
+      preStart: () => {
+        heartbeat(s);
+        ctx.scheduleRepeat(cfg.heartbeatMs, { type: 'tick' });
+      },
+      postStop: () => {
+        for (const h of s.hosts.values()) h.handle.kill();
+        s.dp?.close();
+      },
+      receive: (m: NodeMsg) => route(s, m),
+    };
+  };
+}

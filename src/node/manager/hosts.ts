@@ -1,0 +1,115 @@
+// Proc hosts: a shared host per realm and a fresh one per `dedicated` proc, started on demand and retired.
+import { describe } from '../../actors/errors.js';
+import type { RunOrder } from '../../control/protocol/index.js';
+import type { DataPathPort, HostWiring } from '../dp-port.js';
+import type { NodeMsg, NodeState } from './state.js';
+
+const DEDICATED = 'dedicated:';
+
+
+function prepareDataPath(s: NodeState, port: DataPathPort, hostId: string, realm: string): Promise<HostWiring | undefined> {
+  return port.prepareHost(hostId, realm).catch((e: unknown) => {
+    s.log.warn({ err: e, hostId }, 'data path: could not prepare the host; it runs without a data path');
+    return undefined;
+  });
+}
+
+function startHost(s: NodeState, key: string, realm: string): void {
+  const hostId = `${s.cfg.id}-h${s.hostSeq++}`;
+  const dp = s.dp;
+  // The realm's pool and the host's data-path connection exist before the fork: the pool fd is inherited.
+  const wired = dp === undefined ? Promise.resolve(undefined) : prepareDataPath(s, dp, hostId, realm);
+  wired
+    .then((wiring) =>
+      s.deps.launcher.start(hostId, realm, wiring === undefined ? {} : { fds: wiring.fds }).then(
+        (handle) => ({ handle, wiring }),
+        (e: unknown) => {
+          if (wiring !== undefined) dp?.hostGone(hostId);
+          throw e;
+        },
+      ),
+    )
+    .then(
+      // A host that comes up after this node manager stopped has nobody to answer to: kill it.
+      ({ handle, wiring }) => {
+        if (s.ctx.self.tryTell({ type: 'host-up', key, handle, ...(wiring === undefined ? {} : { wiring }) })._tag === 'Left') handle.kill();
+      },
+      (e: unknown) => s.ctx.self.tell({ type: 'host-failed', key, error: describe(e) }),
+    );
+}
+
+function runOn(s: NodeState, hostId: string, order: RunOrder): void {
+  const h = s.hosts.get(hostId)!;
+  h.procs.add(order.pid);
+  const p = s.procs.get(order.pid)!;
+  p.hostId = hostId;
+  const endpoint = s.dp?.openEndpoint(hostId, order.spec.exports);
+  if (endpoint !== undefined) p.endpoint = endpoint;
+  h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm, ...(endpoint === undefined ? {} : { endpoint }) });
+}
+
+export function place(s: NodeState, order: RunOrder): void {
+  const realm = order.spec.realm;
+  const key = order.spec.dedicated ? `${DEDICATED}${order.pid}` : `shared:${realm}`;
+  const hostId = order.spec.dedicated ? undefined : s.shared.get(realm);
+  if (hostId !== undefined) return runOn(s, hostId, order);
+  const waiting = s.starting.get(key);
+  if (waiting !== undefined) return void waiting.push(order);
+  s.starting.set(key, [order]);
+  startHost(s, key, realm);
+}
+
+export function hostUp(s: NodeState, m: Extract<NodeMsg, { type: 'host-up' }>): void {
+  const { handle: hh } = m;
+  const orders = s.starting.get(m.key) ?? [];
+  s.starting.delete(m.key);
+  const dedicated = m.key.startsWith(DEDICATED) ? m.key.slice(DEDICATED.length) : undefined;
+  s.hosts.set(hh.hostId, { handle: hh, realm: hh.realm, procs: new Set(), tainted: false, pingsMissed: 0, ...(dedicated === undefined ? {} : { dedicatedTo: dedicated }) });
+  if (dedicated === undefined) s.shared.set(hh.realm, hh.hostId);
+  if (m.wiring !== undefined && !s.dp?.attachHost(m.wiring, hh)) s.dp?.hostGone(hh.hostId);
+  hh.onMessage((msg) => s.ctx.self.tell({ type: 'host-msg', hostId: hh.hostId, msg }));
+  hh.onExit((code, signal) => s.ctx.self.tell({ type: 'host-exit', hostId: hh.hostId, detail: `exit code ${code}, signal ${signal}` }));
+  for (const o of orders) if (s.procs.has(o.pid)) runOn(s, hh.hostId, o);
+}
+
+export function hostFailed(s: NodeState, key: string, error: string): void {
+  for (const o of s.starting.get(key) ?? []) s.ops.exited(o.pid, { kind: 'crashed', message: `could not start a proc host: ${error}` });
+  s.starting.delete(key);
+}
+
+export function hostGone(s: NodeState, hostId: string, detail: string): void {
+  const h = s.hosts.get(hostId);
+  if (h === undefined) return;
+  s.hosts.delete(hostId);
+  if (s.shared.get(h.realm) === hostId) s.shared.delete(h.realm);
+  for (const pid of [...h.procs]) {
+    const evicting = s.procs.get(pid)?.evictTimer !== undefined;
+    s.ops.exited(pid, evicting ? { kind: 'evicted', message: 'evicted (host stopped)' } : { kind: 'crashed', message: `proc host ${hostId} died: ${detail}` });
+  }
+  s.dp?.hostGone(hostId);
+}
+
+/** Pings every host; one that missed too many in a row is killed and its procs end crashed. */
+export function pingHosts(s: NodeState): void {
+  for (const [id, h] of s.hosts) {
+    if (h.pingsMissed >= s.cfg.hostPingMissesMax) {
+      s.log.warn({ host: id }, 'proc host stopped answering; killing it');
+      h.handle.kill();
+      hostGone(s, id, `missed ${h.pingsMissed} heartbeats`);
+      continue;
+    }
+    h.pingsMissed++;
+    h.handle.send({ t: 'ping', seq: s.pingSeq++ });
+  }
+}
+
+/** Its hosts go (the busy ones once empty, like a tainted host): the last one frees the realm's pool. */
+export function realmRemoved(s: NodeState, realm: string): void {
+  if (s.shared.get(realm) !== undefined) s.shared.delete(realm);
+  for (const h of s.hosts.values()) {
+    if (h.realm !== realm) continue;
+    h.tainted = true;
+    if (h.procs.size === 0) h.handle.kill();
+  }
+}
+

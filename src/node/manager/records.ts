@@ -1,0 +1,128 @@
+// Proc records in the table: starts and exits written once by CAS, held back until the record exists.
+import { assert } from '../../assert.js';
+import type { ProcRecord, RunOrder } from '../../control/protocol/index.js';
+import type { Status } from '../../proc/types.js';
+import type { NodeState, Proc } from './state.js';
+
+/**
+ * Heartbeats a proc may wait for its record before the node reads it back itself (the `created`
+ * note is core NATS, at most once), and reads that find no record before the node gives up on it:
+ * past JS_TIMEOUT_MS_DEFAULT (5 s) the scheduler's create has failed, and then a `cancel` was sent.
+ */
+export const AWAIT_CREATE_HEARTBEATS = 2;
+export const AWAIT_CREATE_READS_MAX = 40;
+
+
+/** CAS write of the proc's record: straight at the known revision, else read-modify-write. */
+async function write(s: NodeState, pid: string, p: Proc, change: (r: ProcRecord) => ProcRecord | undefined): Promise<void> {
+  if (p.record !== undefined && p.revision !== undefined) {
+    const next = change(p.record);
+    if (next === undefined) return;
+    const rev = await s.deps.table.writeAt(next, p.revision);
+    if (rev !== undefined) {
+      p.record = next;
+      p.revision = rev;
+      return;
+    }
+  }
+  p.revision = undefined;
+  await s.deps.table.transition(pid, change);
+}
+
+export function markRunning(s: NodeState, pid: string, p: Proc): void {
+  if (p.awaitingCreate === true) return void (p.runningHeld = true); // written once the record exists
+  const actorPath = p.actorPath;
+  void write(s, pid, p, (r) => (r.state === 'exited' ? undefined : { ...r, state: 'running', node: s.cfg.id, ...(actorPath === undefined ? {} : { actorPath }) })).catch((e: unknown) =>
+    s.log.warn({ err: e, pid }, 'could not record start'),
+  );
+}
+
+export function recordExit(s: NodeState, pid: string, p: Proc, status: Status): void {
+  if (p.cancelled === true) {
+    // Its spawn was refused, yet a create that timed out may still have landed: end such a
+    // record (a CAS that writes nothing when the record is absent) rather than leave it starting.
+    s.unrecorded.delete(pid);
+    void s.deps.table.exit(pid, { kind: 'error', message: 'its spawn failed: the record could not be written in time' }).catch(() => {});
+    return;
+  }
+  s.unrecorded.set(pid, { p, status });
+  if (p.awaitingCreate === true) return; // written when the record is known to exist
+  write(s, pid, p, (r) => (r.state === 'exited' && s.cfg.exitTwice !== true ? undefined : { ...r, state: 'exited', node: s.cfg.id, status })).then(
+    () => s.unrecorded.delete(pid),
+    (e: unknown) => s.log.warn({ err: e, pid }, 'could not record an exit yet; will retry'),
+  );
+}
+
+/** The record is durable at `revision`: write what was held back (the start, the exit). */
+function recordKnown(s: NodeState, pid: string, p: Proc, revision: number, record?: ProcRecord): void {
+  if (p.awaitingCreate !== true) return;
+  s.awaiting.delete(pid);
+  p.awaitingCreate = false;
+  p.revision = revision;
+  if (record !== undefined) p.record = record;
+  if (p.runningHeld === true && s.procs.get(pid) === p) markRunning(s, pid, p);
+  const u = s.unrecorded.get(pid);
+  if (u !== undefined) recordExit(s, pid, u.p, u.status);
+}
+
+export function checkAwaiting(s: NodeState): void {
+  for (const [pid, a] of [...s.awaiting]) {
+    if (++a.heartbeats < AWAIT_CREATE_HEARTBEATS) continue;
+    s.deps.table.get(pid).then(
+      (cur) => {
+        if (cur !== undefined) return recordKnown(s, pid, a.p, cur.revision, cur.record);
+        if (++a.reads < AWAIT_CREATE_READS_MAX) return;
+        s.log.warn({ pid }, 'the record of a started proc never appeared; its spawn failed');
+        s.awaiting.delete(pid);
+        // As if the scheduler's `cancel` (a core NATS note, at most once) had come: the proc stops
+        // too, rather than run on unknown to the scheduler (a realm removal would never end it).
+        s.ctx.self.tell({ type: 'cancel', pid });
+      },
+      (e: unknown) => s.log.warn({ err: e, pid }, 'could not read back a record; will retry'),
+    );
+  }
+}
+
+/** Exits whose write failed go again (each heartbeat), unless still waiting for their record. */
+export function retryUnrecorded(s: NodeState): void {
+  for (const [pid, u] of [...s.unrecorded]) if (u.p.awaitingCreate !== true) recordExit(s, pid, u.p, u.status);
+}
+
+/** A run order: a proc this node has not seen yet is taken; a repeated order is acknowledged only. */
+export function taken(s: NodeState, order: RunOrder): Proc | undefined {
+  if (s.procs.has(order.pid)) return undefined;
+  const p: Proc = { order, ...(order.record === undefined || order.revision === undefined ? {} : { record: order.record, revision: order.revision }) };
+  if (order.pendingCreate === true) {
+    // Started before its record is durable (the scheduler creates it meanwhile).
+    p.awaitingCreate = true;
+    if (order.record !== undefined) p.record = order.record;
+    s.awaiting.set(order.pid, { p, heartbeats: 0, reads: 0 });
+  }
+  s.procs.set(order.pid, p);
+  return p;
+}
+
+export function created(s: NodeState, pid: string, revision: number): void {
+  const p = s.procs.get(pid) ?? s.unrecorded.get(pid)?.p;
+  if (p !== undefined) recordKnown(s, pid, p, revision);
+}
+
+/** The scheduler could not create the record: nothing is written for the proc, and it stops. */
+export function cancel(s: NodeState, pid: string, stop: (p: Proc) => void): void {
+  const p = s.procs.get(pid) ?? s.unrecorded.get(pid)?.p ?? s.awaiting.get(pid)?.p;
+  if (p === undefined) return;
+  p.cancelled = true;
+  s.awaiting.delete(pid);
+  const u = s.unrecorded.get(pid);
+  if (u !== undefined) recordExit(s, pid, u.p, u.status);
+  if (s.procs.get(pid) === p) stop(p);
+}
+
+export function markRunningLater(s: NodeState, pid: string): void {
+  const p = s.procs.get(pid);
+  if (p === undefined) return;
+  assert(p.order.pid === pid, `proc ${pid} is filed under its own pid`);
+  markRunning(s, pid, p);
+  s.deps.publish({ type: 'started', pid, node: s.cfg.id });
+}
+

@@ -1,0 +1,145 @@
+import type { Context } from '../../actors/index.js';
+import type { ProcTable } from '../../control/proc-table.js';
+import type { ProcEvent, ProcRecord, RunOrder, WireError } from '../../control/protocol/index.js';
+import type { ToNode } from '../../host/protocol.js';
+import type { Kv } from '../../nats/types.js';
+import type { Status } from '../../proc/types.js';
+import type { TimerHandle } from '../../ports/types.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from '../dp-port.js';
+import type { HostHandle, HostLauncher } from '../host-process.js';
+
+export interface NodeManagerConfig {
+  id: string;
+  mcpu: number;
+  memMb: number;
+  /** Actor system address of this node process. */
+  address: string;
+  /** Best-effort procs this node runs at once. */
+  beSlots: number;
+  heartbeatMs: number;
+  /** A host that misses this many pings in a row is killed and its procs end as crashed. */
+  hostPingMissesMax: number;
+  /** Simulator mutant only (src/control/mutations.ts): the exit write loses its write-once guard. */
+  exitTwice?: boolean;
+  /** Simulator mutant only: each batch of lingering endpoints closed forgets its first one (never reclaimed). */
+  forgetLingering?: boolean;
+}
+
+export interface NodeManagerDeps {
+  launcher: HostLauncher;
+  table: ProcTable;
+  nodesKv: Kv;
+  namesKv: Kv;
+  publish(ev: ProcEvent): void;
+  /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
+  pull(slots: number): Promise<void>;
+  appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
+  /** The node's data path (pools, endpoints, BPF maps or hub); src/sim/datapath.ts in the simulator. */
+  datapath?: DataPathPort;
+}
+
+export type NodeMsg =
+  | { type: 'run'; order: RunOrder; reply: (error?: WireError) => void }
+  | { type: 'evict'; pid: string; graceMs: number; reply: (error?: WireError) => void }
+  | { type: 'host-up'; key: string; handle: HostHandle; wiring?: HostWiring }
+  | { type: 'datapath-status'; reply: (s: DataPathStatus | undefined) => void }
+  | { type: 'dp-close' }
+  /** A call from the node process into the data path (`sigma call`; the gateway's path). */
+  | { type: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number; reply: (r: { ok: true; answer: string } | { ok: false; error: WireError }) => void }
+  | { type: 'realm-removed'; realm: string; reply: (error?: WireError) => void }
+  | { type: 'host-failed'; key: string; error: string }
+  | { type: 'host-msg'; hostId: string; msg: ToNode }
+  | { type: 'host-exit'; hostId: string; detail: string }
+  | { type: 'force-evict'; pid: string }
+  | { type: 'mark-running'; pid: string }
+  | { type: 'created'; pid: string; revision: number }
+  | { type: 'cancel'; pid: string }
+  | { type: 'tick' };
+
+export interface Host {
+  handle: HostHandle;
+  realm: string;
+  procs: Set<string>;
+  dedicatedTo?: string;
+  /** A forced eviction left code running in it: take no new procs, retire once empty. */
+  tainted: boolean;
+  pingsMissed: number;
+}
+
+export interface Proc {
+  order: RunOrder;
+  hostId?: string;
+  evictTimer?: TimerHandle;
+  kind?: 'function' | 'service';
+  /** The record as last written and its revision, so our next write needs no read. */
+  record?: ProcRecord;
+  revision?: number;
+  actorPath?: string;
+  /** The order came before its record was durable (RunOrder.pendingCreate): write nothing yet. */
+  awaitingCreate?: boolean;
+  /** A `running` write held back until the record exists. */
+  runningHeld?: boolean;
+  /** Its record could not be created: the spawn was refused, so nothing is ever written for it. */
+  cancelled?: boolean;
+  /** Data-path endpoint, when its host has a data path. */
+  endpoint?: number;
+}
+
+/** Everything one node manager knows about its hosts and procs. */
+export class NodeState {
+  readonly hosts = new Map<string, Host>();
+  /** Realm -> host id of its shared host. */
+  readonly shared = new Map<string, string>();
+  /** Host key -> orders waiting for that host to come up. */
+  readonly starting = new Map<string, RunOrder[]>();
+  readonly procs = new Map<string, Proc>();
+  /**
+   * A terminal status must reach the proc table even if NATS is away when the proc ends: failed
+   * writes are kept and retried on every heartbeat until they land (the write is a CAS, so a status
+   * recorded meanwhile by someone else — lost, by the scheduler — is left alone).
+   */
+  readonly unrecorded = new Map<string, { p: Proc; status: Status }>();
+  /**
+   * Procs started on the fast path whose record is not known to exist yet: pid -> heartbeats waited
+   * and reads that found nothing. Cleared by the `created` note, a read that finds it, or `cancel`.
+   */
+  readonly awaiting = new Map<string, { p: Proc; heartbeats: number; reads: number }>();
+  /** Endpoints of exited procs, oldest first, with the time each may go; closed in batches. */
+  readonly lingering: Array<{ endpoint: number; atMs: number }> = [];
+  hostSeq = 0;
+  heartbeatSeq = 0;
+  pingSeq = 0;
+  readonly startedAtMs: number;
+  /** How one concern reaches another (filled in by the actor once all exist: no import cycles). */
+  readonly ops = {} as NodeOps;
+
+  constructor(
+    readonly cfg: NodeManagerConfig,
+    readonly deps: NodeManagerDeps,
+    readonly ctx: Context<NodeMsg>,
+  ) {
+    this.startedAtMs = ctx.ports.clock.nowMs();
+  }
+
+  get log(): Context<NodeMsg>['log'] {
+    return this.ctx.log;
+  }
+
+  get dp(): DataPathPort | undefined {
+    return this.deps.datapath;
+  }
+
+  /** The host a proc runs in, if it is placed and the host is still up. */
+  hostOf(p: Proc): Host | undefined {
+    return p.hostId === undefined ? undefined : this.hosts.get(p.hostId);
+  }
+}
+
+/** What the node manager's concerns (hosts, records, procs, data path) ask of each other. */
+export interface NodeOps {
+  exited(pid: string, status: Status): void;
+  hostGone(hostId: string, detail: string): void;
+  markRunning(pid: string, p: Proc): void;
+  recordExit(pid: string, p: Proc, status: Status): void;
+  lingerEndpoint(endpoint: number): void;
+}
