@@ -1,4 +1,4 @@
-import type { Context } from '../actors/index.js';
+import { Actor, type Context } from '../actors/index.js';
 import type { TimerHandle } from '../ports/types.js';
 import type { Kv } from '../nats/types.js';
 import { decodeLeaseRecord, encode, type LeaseRecord } from './protocol/index.js';
@@ -39,93 +39,107 @@ const RELEASED = encode({ holder: '', term: 0 } satisfies LeaseRecord);
  */
 export function leaseActor(o: LeaseOptions) {
   if (!(o.renewEveryMs > 0 && o.renewEveryMs * 2 < o.ttlMs)) throw new RangeError(`lease needs 0 < renewEveryMs < ttlMs / 2, got ${o.renewEveryMs} / ${o.ttlMs}`);
-  return (ctx: Context<Msg>) => {
-    const clock = ctx.ports.clock;
-    /** The revision we hold (0: a standby). */
-    let revision = 0;
-    let term = 0;
-    /** Bumped on every change of role, so answers to older calls are recognised and ignored. */
-    let epoch = 0;
-    let inFlight = false;
-    let deadline: TimerHandle | undefined;
+  return (ctx: Context<Msg>) => new Lease(ctx, o);
+}
 
-    const release = (rev: number): void => void o.kv.update(o.key, RELEASED, rev).catch(() => {});
-    const depose = (reason: string): void => {
-      revision = 0;
-      term = 0;
-      epoch++;
-      inFlight = false;
-      deadline?.cancel();
-      o.onDeposed(reason);
-    };
-    /** Runs a KV call off the actor's turn; its answer comes back as a message of this epoch. */
-    const call = (write: () => Promise<number | undefined>): void => {
-      const mine = epoch;
-      const sentAtMs = clock.nowMs();
-      inFlight = true;
-      write().then(
-        (rev) => ctx.self.tell(rev === undefined ? { type: 'failed', epoch: mine, lost: false, reason: 'held by another' } : { type: 'won', epoch: mine, revision: rev, sentAtMs }),
-        (e: unknown) => ctx.self.tell({ type: 'failed', epoch: mine, lost: (e as { type?: string }).type === 'wrong-revision', reason: (e as Error).message }),
-      );
-    };
-    const acquire = async (): Promise<number | undefined> => {
-      const mine = encode({ holder: o.holder, term: 0 } satisfies LeaseRecord);
-      const cur = await o.kv.get(o.key);
-      const released = cur !== null && decodeLeaseRecord(cur.value)?.holder === '';
-      // Free (absent or lapsed) -> create; released by its last holder -> take it by CAS.
-      return cur === null ? o.kv.create(o.key, mine) : released ? o.kv.update(o.key, mine, cur.revision) : undefined;
-    };
+class Lease extends Actor<Msg> {
+  /** The revision we hold (0: a standby). */
+  #revision = 0;
+  #term = 0;
+  /** Bumped on every change of role, so answers to older calls are recognised and ignored. */
+  #epoch = 0;
+  #inFlight = false;
+  #deadline: TimerHandle | undefined;
 
-    return {
-      preStart: () => {
-        ctx.self.tell({ type: 'tick' });
-        ctx.scheduleRepeat(o.renewEveryMs, { type: 'tick' });
-      },
-      postStop: async () => {
-        if (revision === 0) return;
-        const rev = revision;
-        depose('stopped');
-        // Hand over at once instead of waiting for the TTL: a released marker (no holder) that a
-        // candidate takes by CAS. (Delete-then-create of one key can hang with nats.js 3 on 2.9.)
-        await o.kv.update(o.key, RELEASED, rev).catch(() => {});
-      },
-      receive: (msg: Msg) => {
-        switch (msg.type) {
-          case 'tick':
-            if (inFlight) return;
-            if (revision === 0) call(acquire);
-            else call(() => o.kv.update(o.key, encode({ holder: o.holder, term } satisfies LeaseRecord), revision));
-            return;
-          case 'deadline':
-            if (msg.epoch === epoch && revision !== 0) depose('renewal overdue: the lease may lapse');
-            return;
-          case 'won': {
-            if (msg.epoch !== epoch) return release(msg.revision);
-            inFlight = false;
-            const remainingMs = msg.sentAtMs + o.ttlMs - o.renewEveryMs - clock.nowMs();
-            if (remainingMs <= 0) {
-              // Answered too late to count on: the lease may already have lapsed for the others.
-              const wasHolder = revision !== 0;
-              if (wasHolder) depose('renewal answered too late');
-              return release(msg.revision);
-            }
-            const elected = revision === 0;
-            revision = msg.revision;
-            if (elected) term = msg.revision;
-            deadline?.cancel();
-            deadline = ctx.scheduleOnce(remainingMs, { type: 'deadline', epoch });
-            if (elected) o.onElected(term);
-            return;
-          }
-          case 'failed':
-            if (msg.epoch !== epoch) return;
-            inFlight = false;
-            // A standby simply retries on the next tick; a holder keeps trying until its deadline,
-            // unless the key was taken from it.
-            if (revision !== 0 && msg.lost) depose('lease taken over');
-            return;
-        }
-      },
-    };
-  };
+  constructor(
+    ctx: Context<Msg>,
+    private readonly o: LeaseOptions,
+  ) {
+    super(ctx);
+  }
+
+  preStart(): void {
+    this.ctx.self.tell({ type: 'tick' });
+    this.ctx.scheduleRepeat(this.o.renewEveryMs, { type: 'tick' });
+  }
+
+  async postStop(): Promise<void> {
+    if (this.#revision === 0) return;
+    const rev = this.#revision;
+    this.#depose('stopped');
+    // Hand over at once instead of waiting for the TTL: a released marker (no holder) that a
+    // candidate takes by CAS. (Delete-then-create of one key can hang with nats.js 3 on 2.9.)
+    await this.o.kv.update(this.o.key, RELEASED, rev).catch(() => {});
+  }
+
+  receive(msg: Msg): void {
+    switch (msg.type) {
+      case 'tick':
+        if (this.#inFlight) return;
+        if (this.#revision === 0) this.#call(() => this.#acquire());
+        else this.#call(() => this.o.kv.update(this.o.key, encode({ holder: this.o.holder, term: this.#term } satisfies LeaseRecord), this.#revision));
+        return;
+      case 'deadline':
+        if (msg.epoch === this.#epoch && this.#revision !== 0) this.#depose('renewal overdue: the lease may lapse');
+        return;
+      case 'won':
+        return this.#won(msg);
+      case 'failed':
+        if (msg.epoch !== this.#epoch) return;
+        this.#inFlight = false;
+        // A standby simply retries on the next tick; a holder keeps trying until its deadline,
+        // unless the key was taken from it.
+        if (this.#revision !== 0 && msg.lost) this.#depose('lease taken over');
+        return;
+    }
+  }
+
+  #won(msg: Extract<Msg, { type: 'won' }>): void {
+    if (msg.epoch !== this.#epoch) return this.#release(msg.revision);
+    this.#inFlight = false;
+    const remainingMs = msg.sentAtMs + this.o.ttlMs - this.o.renewEveryMs - this.ctx.ports.clock.nowMs();
+    if (remainingMs <= 0) {
+      // Answered too late to count on: the lease may already have lapsed for the others.
+      if (this.#revision !== 0) this.#depose('renewal answered too late');
+      return this.#release(msg.revision);
+    }
+    const elected = this.#revision === 0;
+    this.#revision = msg.revision;
+    if (elected) this.#term = msg.revision;
+    this.#deadline?.cancel();
+    this.#deadline = this.ctx.scheduleOnce(remainingMs, { type: 'deadline', epoch: this.#epoch });
+    if (elected) this.o.onElected(this.#term);
+  }
+
+  #release(rev: number): void {
+    void this.o.kv.update(this.o.key, RELEASED, rev).catch(() => {});
+  }
+
+  #depose(reason: string): void {
+    this.#revision = 0;
+    this.#term = 0;
+    this.#epoch++;
+    this.#inFlight = false;
+    this.#deadline?.cancel();
+    this.o.onDeposed(reason);
+  }
+
+  /** Runs a KV call off the actor's turn; its answer comes back as a message of this epoch. */
+  #call(write: () => Promise<number | undefined>): void {
+    const mine = this.#epoch;
+    const sentAtMs = this.ctx.ports.clock.nowMs();
+    this.#inFlight = true;
+    write().then(
+      (rev) => this.ctx.self.tell(rev === undefined ? { type: 'failed', epoch: mine, lost: false, reason: 'held by another' } : { type: 'won', epoch: mine, revision: rev, sentAtMs }),
+      (e: unknown) => this.ctx.self.tell({ type: 'failed', epoch: mine, lost: (e as { type?: string }).type === 'wrong-revision', reason: (e as Error).message }),
+    );
+  }
+
+  async #acquire(): Promise<number | undefined> {
+    const mine = encode({ holder: this.o.holder, term: 0 } satisfies LeaseRecord);
+    const cur = await this.o.kv.get(this.o.key);
+    const released = cur !== null && decodeLeaseRecord(cur.value)?.holder === '';
+    // Free (absent or lapsed) -> create; released by its last holder -> take it by CAS.
+    return cur === null ? this.o.kv.create(this.o.key, mine) : released ? this.o.kv.update(this.o.key, mine, cur.revision) : undefined;
+  }
 }
