@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { promisify } from 'node:util';
 import * as D from '../src/datapath/descriptor.js';
+import { decodeFrameChecked, encodeFrame } from '../src/datapath/frames.js';
 import { BpfDataPath, bpfStatus } from '../src/native/bpf.js';
 import { NativeError } from '../src/native/index.js';
 
@@ -21,9 +22,7 @@ const ARRIVAL_TIMEOUT_MS = 5000;
 
 type Sent = Partial<D.Descriptor> & { dstEp: number };
 const frame = (d: Sent): Buffer => {
-  const b = Buffer.alloc(D.DESC_SIZE);
-  D.encode({ srcEp: 0, offset: 64, length: 16, generation: 1, flags: 0, requestId: 0n, ...d }, new DataView(b.buffer, b.byteOffset, b.length));
-  return b;
+  return encodeFrame({ srcEp: 0, offset: 64, length: 16, generation: 1, flags: 0, requestId: 0n, ...d });
 };
 
 /** A socket's received descriptors, decoded, awaited one by one. */
@@ -34,7 +33,7 @@ function inbox(sock: Socket, name: string) {
   sock.on('data', (chunk: Buffer) => {
     buf = Buffer.concat([buf, chunk]);
     for (; buf.length >= D.DESC_SIZE; buf = buf.subarray(D.DESC_SIZE)) {
-      const r = D.decode(new DataView(buf.buffer, buf.byteOffset, D.DESC_SIZE), 0, POOL_BYTES);
+      const r = decodeFrameChecked(buf, 0, POOL_BYTES);
       if (r._tag === 'Left') throw r.left;
       got.push(r.right);
     }

@@ -2,7 +2,7 @@ import test from 'ava';
 import { BusyPoll, BUSY_POLL_US_MAX, PIN_LINGER_MS, type BusyPollPorts } from '../src/datapath/busy-poll.js';
 import { encodeFrame, FRAME_BYTES, isCallRequest, SocketLink } from '../src/datapath/frames.js';
 import { callId, responseId } from '../src/datapath/request-id.js';
-import { realBusyPollPorts } from '../src/host/attach.js';
+import { realBusyPollPorts } from '../src/datapath/busy-poll-real.js';
 import { decodeToHost } from '../src/host/protocol.js';
 import { socketPair } from './helpers/sockets.js';
 

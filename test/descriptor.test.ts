@@ -90,9 +90,9 @@ const validDescriptor = fc
 test('descriptor - encode then decode gives the same descriptor back', (t) => {
   fc.assert(
     fc.property(validDescriptor, fc.integer({ min: 0, max: 3 }), (d, slot) => {
-      const view = new DataView(new ArrayBuffer(D.DESC_SIZE * 4));
-      D.encode(d, view, slot * D.DESC_SIZE);
-      const back = D.decode(view, slot * D.DESC_SIZE, POOL_BYTES);
+      const buf = Buffer.alloc(D.DESC_SIZE * 4);
+      frames.encodeFrame(d, buf, slot * D.DESC_SIZE);
+      const back = frames.decodeFrameChecked(buf, slot * D.DESC_SIZE, POOL_BYTES);
       if (back._tag === 'Left') throw back.left;
       const got: D.Descriptor = back.right;
       return (Object.keys(D.DESC_OFFSETS) as (keyof D.Descriptor)[]).every((k) => got[k] === d[k]);
@@ -105,7 +105,7 @@ test('descriptor - encode then decode gives the same descriptor back', (t) => {
 test('descriptor - decoding any 32 bytes never throws: a Left, or a descriptor that keeps every rule', (t) => {
   fc.assert(
     fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), fc.integer({ min: 0, max: 1 << 30 }), (bytes, poolBytes) => {
-      const r = D.decode(new DataView(bytes.buffer), 0, poolBytes);
+      const r = frames.decodeFrameChecked(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length), 0, poolBytes);
       if (r._tag === 'Left') return r.left instanceof D.DescriptorError;
       const d = r.right;
       const reason = (d.flags & D.REASON_MASK) >>> D.REASON_SHIFT;
@@ -124,9 +124,8 @@ test('descriptor - decoding any 32 bytes never throws: a Left, or a descriptor t
 
 test('descriptor - each rule has its own fault', (t) => {
   const at = (d: Partial<D.Descriptor>, poolBytes = 4096): D.DescriptorFault | 'ok' => {
-    const view = new DataView(new ArrayBuffer(D.DESC_SIZE));
-    D.encode({ dstEp: 2, srcEp: 3, offset: 0, length: 64, generation: 1, flags: 0, requestId: 7n, ...d }, view);
-    const r = D.decode(view, 0, poolBytes);
+    const buf = frames.encodeFrame({ dstEp: 2, srcEp: 3, offset: 0, length: 64, generation: 1, flags: 0, requestId: 7n, ...d });
+    const r = frames.decodeFrameChecked(buf, 0, poolBytes);
     return r._tag === 'Left' ? r.left.fault : 'ok';
   };
   t.is(at({}), 'ok');
@@ -141,16 +140,19 @@ test('descriptor - each rule has its own fault', (t) => {
   t.is(at({ flags: (D.F_REJECTED | D.F_COPY | (1 << D.REASON_SHIFT)) >>> 0 }), 'bad-reason');
   t.is(D.rejectReason((D.F_REJECTED | (D.R_CROSS_REALM << D.REASON_SHIFT)) >>> 0), 'cross-realm');
   t.is(D.rejectReason(D.F_COPY), undefined);
-  const short = D.decode(new DataView(new ArrayBuffer(40)), 16, 4096);
+  const short = frames.decodeFrameChecked(Buffer.alloc(40), 16, 4096);
   t.is(short._tag === 'Left' ? short.left.fault : 'ok', 'short');
 });
 
-test('descriptor - encode refuses fields outside their width instead of truncating', (t) => {
-  const view = new DataView(new ArrayBuffer(D.DESC_SIZE));
+test('descriptor - the codec refuses fields outside their width instead of wrapping them', (t) => {
+  const out = Buffer.alloc(D.DESC_SIZE);
   const base: D.Descriptor = { dstEp: 2, srcEp: 3, offset: 0, length: 1, generation: 1, flags: 0, requestId: 0n };
-  t.throws(() => D.encode({ ...base, dstEp: 2 ** 32 }, view), { instanceOf: D.DescriptorError, message: /dstEp/ });
-  t.throws(() => D.encode({ ...base, offset: -1 }, view), { instanceOf: D.DescriptorError });
-  t.throws(() => D.encode({ ...base, length: 1.5 }, view), { instanceOf: D.DescriptorError });
-  t.throws(() => D.encode({ ...base, requestId: 1n << 64n }, view), { instanceOf: D.DescriptorError });
-  t.throws(() => D.encode(base, view, 8), { instanceOf: D.DescriptorError, message: /no room/ });
+  t.throws(() => frames.encodeFrame({ ...base, dstEp: 2 ** 32 }, out), { instanceOf: D.DescriptorError, message: /dstEp/ });
+  t.throws(() => frames.encodeFrame({ ...base, offset: -1 }, out), { instanceOf: D.DescriptorError });
+  t.throws(() => frames.encodeFrame({ ...base, length: 1.5 }, out), { instanceOf: D.DescriptorError });
+  t.throws(() => frames.encodeFrame({ ...base, flags: D.F_REJECTED | 0 }, out), { instanceOf: D.DescriptorError }, 'a flag word that went negative through | is refused');
+  t.throws(() => frames.encodeFrame({ ...base, requestId: 1n << 64n }, out), { instanceOf: D.DescriptorError });
+  t.throws(() => frames.encodeFrame({ ...base, requestId: -1n }, out), { instanceOf: D.DescriptorError });
+  t.throws(() => frames.encodeFrame(base, out, 8), { instanceOf: D.DescriptorError, message: /no room/ });
+  t.deepEqual(frames.decodeFrame(frames.encodeFrame({ ...base, dstEp: 0xffff_ffff, flags: D.F_REJECTED >>> 0 }, out)), { ...base, dstEp: 0xffff_ffff, flags: D.F_REJECTED >>> 0 });
 });

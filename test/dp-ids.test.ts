@@ -3,7 +3,7 @@ import fc from 'fast-check';
 import { defineCluster } from '../src/config/cluster.js';
 import { nodeDataPathAddress, type NodeRecord } from '../src/control/protocol/index.js';
 import { OWNER_MAX } from '../src/datapath/pool.js';
-import { defaultNodeIndex, endpointRange, NODE_INDEX_MAX, nodeIndexOf } from '../src/node/dp-ids.js';
+import { defaultNodeIndex, endpointRange, NODE_INDEX_MAX, nodeIndexOf } from '../src/node/datapath/ids.js';
 
 test('dp-ids - every id of a node range names that node, fits a pool owner, and ranges never overlap', (t) => {
   fc.assert(

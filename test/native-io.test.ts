@@ -2,9 +2,9 @@ import test from 'ava';
 import type { Socket } from 'node:net';
 import pino from 'pino';
 import { encodeFrame, FRAME_BYTES, SocketLink } from '../src/datapath/frames.js';
-import { homePin } from '../src/host/attach.js';
+import { homePin } from '../src/datapath/busy-poll-real.js';
 import { cpuAffinity, currentCpu, NativeError, nativeStatus, setCpuAffinity, socketFd, socketIo, type SocketIo } from '../src/native/index.js';
-import { CpuHomes } from '../src/node/cpu-homes.js';
+import { CpuHomes } from '../src/node/datapath/cpu-homes.js';
 import { socketPair } from './helpers/sockets.js';
 
 const native = nativeStatus();

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { Pool } from '../src/datapath/pool.js';
 import { mapFd } from '../src/native/index.js';
-import { NodeDataPath } from '../src/node/datapath.js';
+import { NodeDataPath } from '../src/node/datapath/node-datapath.js';
 import { silent } from './helpers/actors.js';
 
 /**
@@ -11,7 +11,7 @@ import { silent } from './helpers/actors.js';
  * saying why; `bpf` refuses to start without it; `userspace` never touches BPF. The unprivileged case
  * runs in a child dropped to nobody (as test/bpf.test.ts does), so it is exercised by a root CI too.
  */
-const script = (mode: string): string => `const { NodeDataPath } = await import(${JSON.stringify(new URL('../src/node/datapath.js', import.meta.url).href)});
+const script = (mode: string): string => `const { NodeDataPath } = await import(${JSON.stringify(new URL('../src/node/datapath/node-datapath.js', import.meta.url).href)});
   const { pino } = await import('pino');
   try {
     const dp = await NodeDataPath.create({ node: 'n', mode: ${JSON.stringify(mode)}, log: pino({ level: 'silent' }) });

@@ -6,8 +6,7 @@ import { linkPair } from '../src/datapath/frames.js';
 import { Hub } from '../src/datapath/hub.js';
 import { Pool } from '../src/datapath/pool.js';
 import { callId, parseId, responseId } from '../src/datapath/request-id.js';
-import { CALL_TIMEOUT_TICK_MS, ProcData } from '../src/host/proc-data.js';
-import type { RemoteChannel } from '../src/node/dp-remote.js';
+import { CALL_TIMEOUT_TICK_MS, ProcData } from '../src/datapath/proc-data.js';
 import { realTimers, virtualPorts } from '../src/ports/index.js';
 import { BufferConsumedError, CallTimeoutError, CrossNodeTargetError, RemoteHandlerError, UnknownTargetError } from '../src/proc/data.js';
 import { silent } from './helpers/actors.js';
@@ -30,11 +29,11 @@ function world() {
     return ep === undefined ? undefined : { realm: 'r', name: key.slice(2), pid: 'p', actorPath: 'x', node: 'n1', endpoint: ep };
   };
   const procs: ProcData[] = [];
-  const proc = (id: number, name?: string, remote?: RemoteChannel): ProcData => {
+  const proc = (id: number, name?: string): ProcData => {
     const [mine, hubSide] = linkPair();
     const r = hub.attach({ realm: 'r', endpoint: id }, hubSide);
     if (r._tag === 'Left') throw r.left;
-    const p = new ProcData({ endpoint: new Endpoint({ id, pool: pool.right, link: mine, timers: realTimers }), node: 'n1', realm: 'r', timers: realTimers, lookup, log: silent, ...(remote === undefined ? {} : { remote }) });
+    const p = new ProcData({ endpoint: new Endpoint({ id, pool: pool.right, link: mine, timers: realTimers }), node: 'n1', realm: 'r', timers: realTimers, lookup, log: silent });
     if (name !== undefined) names.set(`r.${name}`, id);
     procs.push(p);
     return p;
@@ -134,27 +133,13 @@ test('proc data - retain keeps a buffer past its handler until released; an exha
   w.close();
 });
 
-test('proc data - a target on another node goes to the RemoteChannel seam (a copy; the pool buffer is freed), or fails typed without one', async (t) => {
+test('proc data - without a node-to-node channel a target on another node fails typed, by name and by address, and nothing is sent or leaked', async (t) => {
   const w = world();
-  const seen: Array<{ op: string; node: string; endpoint: number; src: number; text: string }> = [];
-  const channel: RemoteChannel = {
-    send: async (node, endpoint, src, payload) => void seen.push({ op: 'send', node, endpoint, src, text: new TextDecoder().decode(payload) }),
-    call: async (node, endpoint, src, payload) => {
-      seen.push({ op: 'call', node, endpoint, src, text: new TextDecoder().decode(payload) });
-      return new TextEncoder().encode('from afar');
-    },
-  };
   const near = w.proc(40);
   await t.throwsAsync(near.call('far', 'x'), { instanceOf: CrossNodeTargetError, message: /node n2/ });
-  const wired = w.proc(41, undefined, channel);
-  t.is(new TextDecoder().decode(await wired.call('far', 'question')), 'from afar');
-  const b = wired.alloc(5);
-  b.bytes.set(new TextEncoder().encode('bytes'));
-  await wired.send({ node: 'n2', endpoint: 78 }, b);
-  t.deepEqual(seen, [
-    { op: 'call', node: 'n2', endpoint: 77, src: 41, text: 'question' },
-    { op: 'send', node: 'n2', endpoint: 78, src: 41, text: 'bytes' },
-  ]);
+  const b = near.alloc(5);
+  await t.throwsAsync(near.send({ node: 'n2', endpoint: 78 }, b), { instanceOf: CrossNodeTargetError, message: /node n2/ });
+  b.release();
   t.is(w.used(), 0);
   w.close();
 });

@@ -10,7 +10,7 @@ export {
   restForOne,
   backoffDelayMs,
   DEFAULT_STRATEGY,
-  DEFAULT_MAX_RESTARTS,
+  ACTOR_RESTARTS_MAX_DEFAULT,
   DEFAULT_RESTART_WINDOW_MS,
   type Backoff,
   type Decision,

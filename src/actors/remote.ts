@@ -30,7 +30,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder('utf-8', { fatal: true });
 
 /** JSON frames: {to, msg}; refs inside msg travel as {"$ref": path} (their toJSON). */
-export function encodeFrame(to: string, msg: unknown): Uint8Array {
+export function encodeActorFrame(to: string, msg: unknown): Uint8Array {
   const bytes = encoder.encode(JSON.stringify({ to, msg }));
   if (bytes.byteLength > FRAME_BYTES_MAX) {
     throw new RemoteDeliveryError(`a message to ${to} encodes to ${bytes.byteLength} bytes, over FRAME_BYTES_MAX (${FRAME_BYTES_MAX}); send large payloads over the data path`);
@@ -38,7 +38,7 @@ export function encodeFrame(to: string, msg: unknown): Uint8Array {
   return bytes;
 }
 
-export function decodeFrame(frame: Uint8Array, resolve: (path: string) => ActorRef<unknown>): Either<RemoteDeliveryError, { to: string; msg: unknown }> {
+export function decodeActorFrame(frame: Uint8Array, resolve: (path: string) => ActorRef<unknown>): Either<RemoteDeliveryError, { to: string; msg: unknown }> {
   if (frame.byteLength > FRAME_BYTES_MAX) return left(new RemoteDeliveryError(`frame of ${frame.byteLength} bytes exceeds ${FRAME_BYTES_MAX}`));
   let parsed: unknown;
   try {

@@ -31,7 +31,7 @@ export interface SupervisorStrategy {
   backoff?: Backoff;
 }
 
-export const DEFAULT_MAX_RESTARTS = 10;
+export const ACTOR_RESTARTS_MAX_DEFAULT = 10;
 export const DEFAULT_RESTART_WINDOW_MS = 10_000;
 
 export interface StrategyOptions {
@@ -45,7 +45,7 @@ function strategy(kind: StrategyKind, o: StrategyOptions): SupervisorStrategy {
   const s: SupervisorStrategy = {
     kind,
     decide: o.decide ?? (() => 'restart'),
-    maxRestarts: o.maxRestarts ?? DEFAULT_MAX_RESTARTS,
+    maxRestarts: o.maxRestarts ?? ACTOR_RESTARTS_MAX_DEFAULT,
     withinMs: o.withinMs ?? DEFAULT_RESTART_WINDOW_MS,
     ...(o.backoff === undefined ? {} : { backoff: o.backoff }),
   };

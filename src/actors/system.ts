@@ -4,7 +4,7 @@ import type { Ports } from '../ports/types.js';
 import { Cell, type AnyCell } from './cell.js';
 import { RemoteDeliveryError, SystemStoppedError, InvalidOptionError } from './errors.js';
 import { AskRef, LocalRef, RemoteRef, type RefHost } from './ref.js';
-import { decodeFrame, encodeFrame, parsePath, type Transport } from './remote.js';
+import { decodeActorFrame, encodeActorFrame, parsePath, type Transport } from './remote.js';
 import { DEFAULT_STRATEGY, type SupervisorStrategy } from './supervision.js';
 import type { ActorRef, Behavior, Factory, SpawnOptions, SystemEvent } from './types.js';
 
@@ -197,7 +197,7 @@ export class ActorSystem implements RefHost {
       this.deadLetter(path, msg);
       return;
     }
-    this.#transport.send(p.system, encodeFrame(path, msg));
+    this.#transport.send(p.system, encodeActorFrame(path, msg));
   }
 
   emit(e: SystemEvent): void {
@@ -218,7 +218,7 @@ export class ActorSystem implements RefHost {
   }
 
   #receiveFrame(frame: Uint8Array): void {
-    const decoded = decodeFrame(frame, (path) => this.refFor(path));
+    const decoded = decodeActorFrame(frame, (path) => this.refFor(path));
     if (decoded._tag === 'Left') {
       this.remoteErrors++;
       this.log.warn({ err: decoded.left }, 'dropped an undecodable remote frame');

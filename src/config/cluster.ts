@@ -11,7 +11,7 @@ export interface NodeConfig {
   /** Where its node-to-node data-path channel listens (port 0: any free one; peers learn it from the heartbeat). */
   dpHost: string;
   dpPort: number;
-  /** Its endpoint-id range (src/node/dp-ids.ts): distinct per node; default its position in the list, from 1. */
+  /** Its endpoint-id range (src/node/datapath/ids.ts): distinct per node; default its position in the list, from 1. */
   dpIndex: number;
 }
 
@@ -61,7 +61,7 @@ export const DEFAULT_NODE_MEM_MB = 4096;
 export const DEFAULT_BE_SLOTS = 64;
 export const DEFAULT_NATS_PORT = 4222;
 export const DEFAULT_GATEWAY_PORT = 8080;
-export const NODES_MAX = 1023; // one endpoint-id range each (src/node/dp-ids.ts)
+export const NODES_MAX = 1023; // one endpoint-id range each (src/node/datapath/ids.ts)
 export const DEFAULT_POOL_MB = 64;
 /** Descriptor offsets are u32: a pool is below 4 GiB. */
 export const POOL_MB_MAX = 4095;

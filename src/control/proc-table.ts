@@ -3,7 +3,7 @@ import type { Status } from '../proc/types.js';
 import { decodeProcRecord, encode, type ProcRecord } from './protocol/index.js';
 
 /** Bound on compare-and-set retries for one transition; contention past it is a bug, not load. */
-export const CAS_RETRIES_MAX = 16;
+export const PROC_CAS_ATTEMPTS_MAX = 16;
 
 export class ProcTableError extends Error {
   readonly type = 'proc-table';
@@ -38,7 +38,7 @@ export class ProcTable {
    * example: already exited). Resolves with the record written, or undefined when nothing changed.
    */
   async transition(pid: string, change: (r: ProcRecord) => ProcRecord | undefined): Promise<ProcRecord | undefined> {
-    for (let i = 0; i < CAS_RETRIES_MAX; i++) {
+    for (let i = 0; i < PROC_CAS_ATTEMPTS_MAX; i++) {
       const cur = await this.get(pid);
       if (cur === undefined) return undefined;
       const next = change(cur.record);
@@ -51,7 +51,7 @@ export class ProcTable {
         throw e;
       }
     }
-    throw new ProcTableError(`gave up on ${pid} after ${CAS_RETRIES_MAX} conflicting updates`);
+    throw new ProcTableError(`gave up on ${pid} after ${PROC_CAS_ATTEMPTS_MAX} conflicting updates`);
   }
 
   /**

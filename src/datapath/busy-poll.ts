@@ -27,7 +27,7 @@
  * there (the node manager, another host) runs ahead of a spinner.
  *
  * A window that catches traffic — a ping-pong, not a lone message — also pins the process to its home
- * CPU (src/node/cpu-homes.ts) until it has been idle for PIN_LINGER_MS: yielding makes two spinners on
+ * CPU (src/node/datapath/cpu-homes.ts) until it has been idle for PIN_LINGER_MS: yielding makes two spinners on
  * one CPU take turns quickly, but they still take turns (47-50 µs p50 at 64 B against 31-33 µs on two
  * CPUs, measured between two procs). Lone messages never pin, so they pay no migration.
  */
@@ -53,7 +53,7 @@ export interface BusyPollPorts {
   immediate(fn: () => void): void;
   /** Lets another runnable task on this CPU run (sched_yield), once per spinning turn. */
   relax(): void;
-  /** Keeps this process on its home CPU (src/node/cpu-homes.ts) while a ping-pong keeps it spinning. */
+  /** Keeps this process on its home CPU (src/node/datapath/cpu-homes.ts) while a ping-pong keeps it spinning. */
   pin?(): void;
   /** Lets it run anywhere again, once the loop has been idle for PIN_LINGER_MS. */
   unpin?(): void;

@@ -51,13 +51,12 @@ export const R_UNKNOWN_DST = 4;
 export const R_DST_GONE = 5;
 export const R_MAX = 5;
 
-export type RejectReason = 'no-identity' | 'src-spoofed' | 'cross-realm' | 'unknown-dst' | 'dst-gone';
-const REASON_NAMES: readonly (RejectReason | undefined)[] = [undefined, 'no-identity', 'src-spoofed', 'cross-realm', 'unknown-dst', 'dst-gone'];
+export type KernelRejectReason = 'no-identity' | 'src-spoofed' | 'cross-realm' | 'unknown-dst' | 'dst-gone';
+const REASON_NAMES: readonly (KernelRejectReason | undefined)[] = [undefined, 'no-identity', 'src-spoofed', 'cross-realm', 'unknown-dst', 'dst-gone'];
 
 /** Every bit a valid descriptor may have set. */
 export const KNOWN_FLAGS = (F_CREDIT | F_COPY | F_REJECTED | REASON_MASK) >>> 0;
 
-const U32_MAX = 0xffff_ffff;
 const U64_MAX = (1n << 64n) - 1n;
 
 /** Everything a descriptor says. `requestId` is a u64. */
@@ -83,50 +82,19 @@ export class DescriptorError extends DataPathError {
 
 const fail = (fault: DescriptorFault, detail: string): Either<DescriptorError, never> => left(stackless(() => new DescriptorError(fault, detail)));
 
-const isU32 = (x: number): boolean => Number.isInteger(x) && x >= 0 && x <= U32_MAX;
-
 /**
- * Writes `d` at `at`. A field outside its width is a bug in the caller, not data: it throws (an
- * assertion) rather than truncating silently.
+ * Checks what a decoded descriptor claims (src/datapath/frames.ts decodes): only known flag bits, a
+ * reason code exactly when rejected (and never together with F_COPY), length > 0, and — unless it is a
+ * credit return, which names no buffer — offset + length within a pool of `poolBytes`. Never throws.
  */
-export function encode(d: Descriptor, view: DataView, at = 0): void {
-  for (const k of ['dstEp', 'srcEp', 'offset', 'length', 'generation', 'flags'] as const) {
-    if (!isU32(d[k])) throw new DescriptorError('not-u32', `${k} must be an integer in [0, 2^32), got ${d[k]}`);
-  }
-  if (d.requestId < 0n || d.requestId > U64_MAX) throw new DescriptorError('not-u32', `requestId must be in [0, 2^64), got ${d.requestId}`);
-  if (at < 0 || at + DESC_SIZE > view.byteLength) throw new DescriptorError('short', `no room for ${DESC_SIZE} bytes at ${at} in a ${view.byteLength}-byte view`);
-  view.setUint32(at + DESC_OFFSETS.dstEp, d.dstEp, true);
-  view.setUint32(at + DESC_OFFSETS.srcEp, d.srcEp, true);
-  view.setUint32(at + DESC_OFFSETS.offset, d.offset, true);
-  view.setUint32(at + DESC_OFFSETS.length, d.length, true);
-  view.setUint32(at + DESC_OFFSETS.generation, d.generation, true);
-  view.setUint32(at + DESC_OFFSETS.flags, d.flags, true);
-  view.setBigUint64(at + DESC_OFFSETS.requestId, d.requestId, true);
-}
-
-/**
- * Reads and validates the descriptor at `at`: only known flag bits, a reason code exactly when rejected
- * (and never together with F_COPY), length > 0, and — unless it is a credit return, which names no
- * buffer — offset + length within a pool of `poolBytes`. Never throws: bad bytes are a Left.
- */
-export function decode(view: DataView, at: number, poolBytes: number): Either<DescriptorError, Descriptor> {
-  if (!Number.isInteger(at) || at < 0 || at + DESC_SIZE > view.byteLength) return fail('short', `need ${DESC_SIZE} bytes at ${at}, the view has ${view.byteLength}`);
-  const flags = view.getUint32(at + DESC_OFFSETS.flags, true);
+export function checkDescriptor(d: Descriptor, poolBytes: number): Either<DescriptorError, Descriptor> {
+  const flags = d.flags;
   if ((flags & ~KNOWN_FLAGS) !== 0) return fail('unknown-flags', `flags 0x${flags.toString(16)} has bits outside 0x${KNOWN_FLAGS.toString(16)}`);
   const reason = (flags & REASON_MASK) >>> REASON_SHIFT;
   const rejected = (flags & F_REJECTED) !== 0;
   if (rejected ? reason < 1 || reason > R_MAX || (flags & F_COPY) !== 0 : reason !== R_NONE) {
     return fail('bad-reason', `flags 0x${flags.toString(16)}: a reason code in [1, ${R_MAX}] goes with F_REJECTED only, and never with F_COPY`);
   }
-  const d: Descriptor = {
-    dstEp: view.getUint32(at + DESC_OFFSETS.dstEp, true),
-    srcEp: view.getUint32(at + DESC_OFFSETS.srcEp, true),
-    offset: view.getUint32(at + DESC_OFFSETS.offset, true),
-    length: view.getUint32(at + DESC_OFFSETS.length, true),
-    generation: view.getUint32(at + DESC_OFFSETS.generation, true),
-    flags,
-    requestId: view.getBigUint64(at + DESC_OFFSETS.requestId, true),
-  };
   if (d.length === 0) return fail('zero-length', 'length must be > 0 (bytes of payload, or credits for a credit return)');
   if ((flags & F_CREDIT) === 0 && d.offset + d.length > poolBytes) {
     return fail('out-of-bounds', `[${d.offset}, ${d.offset + d.length}) is outside the ${poolBytes}-byte pool`);
@@ -134,8 +102,18 @@ export function decode(view: DataView, at: number, poolBytes: number): Either<De
   return right(d);
 }
 
+/** Every field fits its width (u32, and u64 for the request id): what encodeFrame refuses otherwise. */
+export function fitsWidths(d: Descriptor): DescriptorError | undefined {
+  // `x >>> 0 === x` holds exactly for integers in [0, 2^32): cheap enough for every frame written.
+  if (d.dstEp >>> 0 !== d.dstEp || d.srcEp >>> 0 !== d.srcEp || d.offset >>> 0 !== d.offset || d.length >>> 0 !== d.length || d.generation >>> 0 !== d.generation || d.flags >>> 0 !== d.flags) {
+    return new DescriptorError('not-u32', `fields must be integers in [0, 2^32): ${JSON.stringify({ ...d, requestId: String(d.requestId) })}`);
+  }
+  if (d.requestId < 0n || d.requestId > U64_MAX) return new DescriptorError('not-u32', `requestId must be in [0, 2^64), got ${d.requestId}`);
+  return undefined;
+}
+
 /** The reason the kernel diverted a descriptor to the hub, or undefined if it did not reject it. */
-export function rejectReason(flags: number): RejectReason | undefined {
+export function rejectReason(flags: number): KernelRejectReason | undefined {
   if ((flags & F_REJECTED) === 0) return undefined;
   return REASON_NAMES[(flags & REASON_MASK) >>> REASON_SHIFT];
 }

@@ -1,7 +1,8 @@
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import type { SocketIo } from '../native/index.js';
 import type { BusyPoll } from './busy-poll.js';
-import { DESC_OFFSETS, DESC_SIZE, F_CREDIT, type Descriptor } from './descriptor.js';
+import { left, type Either } from 'fp-ts/lib/Either.js';
+import { checkDescriptor, DESC_OFFSETS, DESC_SIZE, DescriptorError, F_CREDIT, fitsWidths, type Descriptor } from './descriptor.js';
 
 /**
  * Descriptor frames on the wire and the links that carry them.
@@ -23,17 +24,25 @@ export const F_REQUEST_ID = DESC_OFFSETS.requestId;
 export const FLAG_CREDIT = F_CREDIT;
 export type { Descriptor };
 
+/**
+ * The descriptor codec: writes `d` at `at`. A field outside its width is a bug in the caller, not
+ * data: it throws a DescriptorError ('not-u32') rather than wrapping silently; no room throws too.
+ */
 export function encodeFrame(d: Descriptor, out: Buffer = Buffer.allocUnsafe(FRAME_BYTES), at = 0): Buffer {
-  out.writeUInt32LE(d.dstEp >>> 0, at + F_DST);
-  out.writeUInt32LE(d.srcEp >>> 0, at + F_SRC);
-  out.writeUInt32LE(d.offset >>> 0, at + F_OFFSET);
-  out.writeUInt32LE(d.length >>> 0, at + F_LENGTH);
-  out.writeUInt32LE(d.generation >>> 0, at + F_GENERATION);
-  out.writeUInt32LE(d.flags >>> 0, at + F_FLAGS);
-  out.writeBigUInt64LE(BigInt.asUintN(64, d.requestId), at + F_REQUEST_ID);
+  const bad = fitsWidths(d);
+  if (bad !== undefined) throw bad;
+  if (!(at >= 0 && at + FRAME_BYTES <= out.length)) throw new DescriptorError('short', `no room for ${FRAME_BYTES} bytes at ${at} in a ${out.length}-byte buffer`);
+  out.writeUInt32LE(d.dstEp, at + F_DST);
+  out.writeUInt32LE(d.srcEp, at + F_SRC);
+  out.writeUInt32LE(d.offset, at + F_OFFSET);
+  out.writeUInt32LE(d.length, at + F_LENGTH);
+  out.writeUInt32LE(d.generation, at + F_GENERATION);
+  out.writeUInt32LE(d.flags, at + F_FLAGS);
+  out.writeBigUInt64LE(d.requestId, at + F_REQUEST_ID);
   return out;
 }
 
+/** Reads the frame at `at`: any 32 bytes are some descriptor; checkDescriptor says whether it keeps the rules. */
 export function decodeFrame(b: Buffer, at = 0): Descriptor {
   return {
     dstEp: b.readUInt32LE(at + F_DST),
@@ -44,6 +53,12 @@ export function decodeFrame(b: Buffer, at = 0): Descriptor {
     flags: b.readUInt32LE(at + F_FLAGS),
     requestId: b.readBigUInt64LE(at + F_REQUEST_ID),
   };
+}
+
+/** Reads and checks the frame at `at` of bytes from outside: a Left for too few bytes or a broken rule, never a throw. */
+export function decodeFrameChecked(b: Buffer, at: number, poolBytes: number): Either<DescriptorError, Descriptor> {
+  if (!Number.isInteger(at) || at < 0 || at + FRAME_BYTES > b.length) return left(new DescriptorError('short', `need ${FRAME_BYTES} bytes at ${at}, there are ${b.length}`));
+  return checkDescriptor(decodeFrame(b, at), poolBytes);
 }
 
 /** The frame at `at` asks for an answer: a request id (not 0) without the response bit (request-id.ts). */

@@ -1,5 +1,5 @@
 /** The data path: shared-memory pools, descriptor ownership, credits, the hub and endpoints. */
-export { Pool, OWNER_MAX, CAS_RETRIES_MAX, type Allocation, type AllocError, type BufferInfo, type ClassStats, type PoolStats } from './pool.js';
+export { Pool, OWNER_MAX, POOL_CAS_SPINS_MAX, type Allocation, type AllocError, type BufferInfo, type ClassStats, type PoolStats } from './pool.js';
 export { CLASS_BYTES_MAX, CLASS_BYTES_MIN, PAGE_BYTES_DEFAULT, POOL_BYTES_MAX, defaultClassSizes, type LayoutOptions, type PoolLayout } from './pool-layout.js';
 export { Ownership, type BufferRef, type RejectCounts } from './ownership.js';
 export { CreditGate, CreditReturner, type CreditGateOptions, type CreditReturnOptions, type CreditWaitError } from './credits.js';

@@ -33,7 +33,7 @@ import { buildLayout, readLayout, SB, SB_BYTES, type LayoutOptions, type PoolLay
  */
 
 /** Bound on CAS retries of one push/pop: a livelock becomes a typed 'contended' error, not a hang. */
-export const CAS_RETRIES_MAX = 1 << 20;
+export const POOL_CAS_SPINS_MAX = 1 << 20;
 /** Owner ids are 31-bit: a negated owner word marks a free in progress. */
 export const OWNER_MAX = 0x7fff_ffff;
 
@@ -321,7 +321,7 @@ export class Pool {
     const bits = c.indexBits;
     const m = mask(bits);
     const hi = SB.HEADS_BASE + ci;
-    for (let tries = 0; tries < CAS_RETRIES_MAX; tries++) {
+    for (let tries = 0; tries < POOL_CAS_SPINS_MAX; tries++) {
       const h = Atomics.load(this.#heads, hi);
       const rel = (h & m) - 1;
       if (rel < 0) return -1;
@@ -341,7 +341,7 @@ export class Pool {
   #push(ci: number, u: number): void {
     const c = this.layout.classes[ci]!;
     const hi = SB.HEADS_BASE + ci;
-    for (let tries = 0; tries < CAS_RETRIES_MAX; tries++) {
+    for (let tries = 0; tries < POOL_CAS_SPINS_MAX; tries++) {
       const h = Atomics.load(this.#heads, hi);
       Atomics.store(this.#next, u, (h & mask(c.indexBits)) - 1);
       if (Atomics.compareExchange(this.#heads, hi, h, withTag(h, c.indexBits, u - c.firstSlot + 1)) === h) return;

@@ -1,7 +1,7 @@
 import type { RejectCounts } from './ownership.js';
 import type { RemoteStats } from './remote-options.js';
 
-/** What a node's node-to-node side counts (src/node/dp-cross.ts), beside its channel's own figures. */
+/** What a node's node-to-node side counts (src/node/datapath/cross.ts), beside its channel's own figures. */
 export interface CrossNodeCounts {
   routed: number;
   refused: number;
@@ -31,4 +31,15 @@ export interface DataPathStatus {
   kernel?: { msgs: number; rejects: number };
   /** The node-to-node channel: connected peers, sends, refusals each way by reason, buffers reclaimed from dead peers. */
   remote?: CrossNodeStats;
+}
+
+/** What a host reports of its data path to its node manager (`dp-stats`), summed into DataPathStatus. */
+export interface HostDataPathStats {
+  endpoints: number;
+  /** Descriptors the receiving endpoints refused (forged offsets, stale generations, wrong owners). */
+  rejected: RejectCounts;
+  /** Frames for an endpoint this host does not (or no longer) serve. */
+  misrouted: number;
+  received: number;
+  sent: number;
 }

@@ -9,9 +9,9 @@ import { natsTransport } from '../control/nats-transport.js';
 import { connectBus } from '../nats/real.js';
 import { BUCKET, decodeNameRecord, type NameRecord } from '../control/protocol/index.js';
 import { realTimers } from '../ports/real.js';
-import { attachDataPath } from './attach.js';
-import { refusalError } from './dp-refusal.js';
-import type { HostDataPath } from './datapath.js';
+import { attachDataPath } from './datapath/attach.js';
+import { refusalError } from '../datapath/refusal.js';
+import type { HostDataPath } from './datapath/host-datapath.js';
 import { decodeToHost, type ToNode } from './protocol.js';
 import { ProcRunner, currentProc } from './runner.js';
 

@@ -1,8 +1,8 @@
 import { BUSY_POLL_US_MAX } from '../datapath/busy-poll.js';
 import type { ProcKind, Status } from '../proc/types.js';
-import type { HostDataPathStats } from './datapath.js';
-import type { WireRefusal } from '../node/dp-cross.js';
-import { isWireRefusal } from './dp-refusal.js';
+import type { HostDataPathStats } from '../datapath/status.js';
+import type { WireRefusal } from '../datapath/refusal.js';
+import { isWireRefusal } from '../datapath/refusal.js';
 
 /**
  * Messages between a node manager and one of its proc hosts, over the fork IPC channel (JSON).

@@ -6,8 +6,8 @@ import { oneForOne, type ActorSystem, type Behavior, type Context } from '../act
 import { describe } from '../actors/errors.js';
 import { FunctionProc, ServiceProc, type ProcContext, type Status } from '../proc/types.js';
 import type { CallOptions, DataHandler, DataMessage, DataPathApi, EndpointAddress, PoolBuffer, Target } from '../proc/data.js';
-import type { HostDataPath } from './datapath.js';
-import { noDataPath } from './no-datapath.js';
+import type { HostDataPath } from './datapath/host-datapath.js';
+import { noDataPath } from './datapath/none.js';
 import type { ToNode } from './protocol.js';
 
 const requireProgram = createRequire(import.meta.url);
@@ -69,7 +69,7 @@ class ProcCtx implements ProcContext {
     this.#evict = new Promise((r) => (this.#resolveEvict = r));
   }
 
-  // The data path (src/host/proc-data.ts), or a stand-in that rejects with DataPathUnavailableError.
+  // The data path (src/datapath/proc-data.ts), or a stand-in that rejects with DataPathUnavailableError.
   get endpoint(): EndpointAddress | undefined {
     return this.data.endpoint;
   }

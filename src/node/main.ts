@@ -10,8 +10,8 @@ import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
 import type { DataPathMode } from '../config/cluster.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
-import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath.js';
-import { defaultNodeIndex, NODE_INDEX_MAX } from './dp-ids.js';
+import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath/node-datapath.js';
+import { defaultNodeIndex, NODE_INDEX_MAX } from './datapath/ids.js';
 import { ForkHostLauncher } from './host-process.js';
 import { startNode } from './node.js';
 

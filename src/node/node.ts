@@ -8,10 +8,10 @@ import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
-import type { DataPathPort } from './dp-port.js';
+import type { DataPathPort } from './datapath/port.js';
 import type { HostLauncher } from './host-process.js';
 import { nodeManager, type NodeMsg } from './manager/index.js';
-import { followPeers } from './dp-peers.js';
+import { followPeers } from './datapath/peers.js';
 import { realTimers } from '../ports/real.js';
 
 /** Timing of the control plane; the simulator may shorten or skew these per node. */
@@ -47,7 +47,7 @@ export interface NodeOptions {
   ports?: Ports;
   timing?: NodeTiming;
   onFatal?: (error: unknown) => void;
-  /** The data path this node owns (src/node/datapath.ts; the simulator's is src/sim/datapath.ts). */
+  /** The data path this node owns (src/node/datapath/node-datapath.ts; the simulator's is src/sim/datapath.ts). */
   datapath?: DataPathPort;
   /** Deliberate bugs for the simulator's mutants; never set in production. */
   mutations?: Mutations;

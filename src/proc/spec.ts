@@ -7,7 +7,7 @@ export const PROC_ARGS_BYTES_MAX = 64 * 1024;
 export const DEFAULT_BE_MCPU = 0;
 export const DEFAULT_LC_MCPU = 100;
 export const DEFAULT_MEM_MB = 64;
-export const DEFAULT_MAX_RESTARTS = 5;
+export const SERVICE_RESTARTS_MAX_DEFAULT = 5;
 export const DEFAULT_RESTART_WITHIN_MS = 60_000;
 /** Realms one proc may export its endpoint to (the kernel filter allows 64 per endpoint; the rest is headroom). */
 export const PROC_EXPORTS_MAX = 16;
@@ -61,7 +61,7 @@ export function parseSpec(input: unknown): Either<SpecError, ProcSpec> {
   if (name !== undefined && (typeof name !== 'string' || !SERVICE_NAME_RE.test(name))) return fail('name', `must match ${SERVICE_NAME_RE}, got ${JSON.stringify(name)}`);
   const restart = i['restart'] ?? 'never';
   if (restart !== 'never' && restart !== 'on-failure' && restart !== 'always') return fail('restart', `must be never, on-failure or always, got ${JSON.stringify(restart)}`);
-  const maxRestarts = i['maxRestarts'] ?? DEFAULT_MAX_RESTARTS;
+  const maxRestarts = i['maxRestarts'] ?? SERVICE_RESTARTS_MAX_DEFAULT;
   if (!isInt(maxRestarts, 0, 1000)) return fail('maxRestarts', `must be an integer in [0, 1000], got ${JSON.stringify(maxRestarts)}`);
   const restartWithinMs = i['restartWithinMs'] ?? DEFAULT_RESTART_WITHIN_MS;
   if (!isInt(restartWithinMs, 1, 86_400_000)) return fail('restartWithinMs', `must be an integer in [1, 86400000], got ${JSON.stringify(restartWithinMs)}`);

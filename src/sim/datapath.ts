@@ -1,12 +1,12 @@
 import { HUB_EP } from '../datapath/descriptor.js';
 import { OWNER_MAX } from '../datapath/pool.js';
 import type { DataPathApi } from '../proc/data.js';
-import type { DataPathPort, DataPathStatus, HostWiring } from '../node/dp-port.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from '../node/datapath/port.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
 import type { SimPool, SimPools } from './pools.js';
 import { SIM_POOL_BYTES } from './pools.js';
 
-/** Endpoints one simulated node serves at once (src/node/datapath.ts has the same bound; importing it would load the native addon). */
+/** Endpoints one simulated node serves at once (src/node/datapath/node-datapath.ts has the same bound; importing it would load the native addon). */
 export const SIM_NODE_ENDPOINTS_MAX = 65_536;
 
 /** What the simulated data path tells the run's observer: reclamation the node manager asked for. */
@@ -28,7 +28,7 @@ interface HostEntry {
 }
 
 /**
- * The node manager's data path in the simulator: the bookkeeping of src/node/datapath.ts (one pool
+ * The node manager's data path in the simulator: the bookkeeping of src/node/datapath/node-datapath.ts (one pool
  * per realm created with its first host and freed with its last, node-unique endpoint ids, endpoints
  * closed in batches with one reclamation pass per realm, a dead host's endpoints reclaimed with a scan)
  * over real src/datapath Pools in ArrayBuffers, without memfds, sockets or BPF. The node manager's own

@@ -1,4 +1,4 @@
-import { hostDataPath } from '../../host/datapath.js';
+import { hostDataPath } from '../../host/datapath/host-datapath.js';
 import { BenchError } from '../harness.js';
 
 /**

@@ -1,6 +1,6 @@
 import { F_COPY } from '../../datapath/descriptor.js';
 import { encodeFrame, FRAME_BYTES } from '../../datapath/frames.js';
-import { hostDataPath } from '../../host/datapath.js';
+import { hostDataPath } from '../../host/datapath/host-datapath.js';
 import { ServiceProc, type DataMessage } from '../../proc/types.js';
 import { BenchError } from '../harness.js';
 import { FORGED_LENGTH_BYTES, type ProcCommand } from './dp-commands.js';

@@ -32,7 +32,7 @@ export interface RealmRequest {
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
 
-/** Data-path endpoints of `node` that remote senders reached have closed (src/node/dp-cross.ts). */
+/** Data-path endpoints of `node` that remote senders reached have closed (src/node/datapath/cross.ts). */
 export interface DataPathGone {
   node: string;
   endpoints: number[];

@@ -23,7 +23,7 @@ export interface NodeRecord {
   address: string;
   startedAtMs: number;
   heartbeatSeq: number;
-  /** Where its node-to-node data-path channel listens, and its endpoint-id range (src/node/dp-ids.ts). */
+  /** Where its node-to-node data-path channel listens, and its endpoint-id range (src/node/datapath/ids.ts). */
   datapath?: DataPathAddress;
 }
 
@@ -36,7 +36,7 @@ export interface DataPathAddress {
 
 /** Host names are at most this long (RFC 1035). */
 const HOST_NAME_CHARS_MAX = 255;
-/** Node indexes fit the endpoint id's high bits (src/node/dp-ids.ts). */
+/** Node indexes fit the endpoint id's high bits (src/node/datapath/ids.ts). */
 const NODE_INDEX_MAX = 1023;
 const PORT_MAX = 65_535;
 

@@ -25,7 +25,7 @@ export const REALM_REMOVE: Rpc<m.RealmRequest, Ack> = { subject: 'sigma.realm.re
 
 /** A node reports a proc's start or exit to the scheduler (the KV record is the truth). */
 export const PROC_EVENT: Topic<m.ProcEvent> = { subject: 'sigma.sched.event', message: m.procEvent };
-/** Data-path endpoints that remote senders reached have closed (src/node/dp-cross.ts). */
+/** Data-path endpoints that remote senders reached have closed (src/node/datapath/cross.ts). */
 export const DP_GONE: Topic<m.DataPathGone> = { subject: 'sigma.dp.gone', message: m.dataPathGone };
 
 /**

@@ -1,7 +1,7 @@
 // Proc hosts: a shared host per realm and a fresh one per `dedicated` proc, started on demand and retired.
 import { describe } from '../../actors/errors.js';
 import type { RunOrder } from '../../control/protocol/index.js';
-import type { DataPathPort, HostWiring } from '../dp-port.js';
+import type { DataPathPort, HostWiring } from '../datapath/port.js';
 import type { NodeMsg, NodeState } from './state.js';
 
 const DEDICATED = 'dedicated:';

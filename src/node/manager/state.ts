@@ -5,7 +5,7 @@ import type { ToNode } from '../../host/protocol.js';
 import type { Kv } from '../../nats/types.js';
 import type { Status } from '../../proc/types.js';
 import type { TimerHandle } from '../../ports/types.js';
-import type { DataPathPort, DataPathStatus, HostWiring } from '../dp-port.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from '../datapath/port.js';
 import type { HostHandle, HostLauncher } from '../host-process.js';
 
 export interface NodeManagerConfig {

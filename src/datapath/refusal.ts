@@ -7,9 +7,17 @@ import {
   RemotePayloadTooLargeError,
   RemoteRefusedError,
   type RemoteSendError,
-} from '../datapath/remote-errors.js';
-import { REFUSALS, type Refusal } from '../datapath/remote-wire.js';
-import type { WireRefusal } from '../node/dp-cross.js';
+} from './remote-errors.js';
+import { REFUSALS, type Refusal } from './remote-wire.js';
+
+/** What a host needs to rebuild the channel's typed error (refusalError below). */
+export interface WireRefusal {
+  type: RemoteSendError['type'];
+  node: string;
+  endpoint: number;
+  reason?: string;
+  detail: string;
+}
 
 /**
  * The node-to-node channel's typed error, rebuilt in the host from what the node manager sent over IPC

@@ -1,14 +1,14 @@
-import type { DataPathStatus } from '../datapath/status.js';
-import type { HostDataPathStats } from '../host/datapath.js';
-import type { NameLookup } from '../host/proc-data.js';
-import type { ToHost } from '../host/protocol.js';
-import type { DataPathApi } from '../proc/data.js';
-import type { HostHandle } from './host-process.js';
-import type { DataPathAddress } from '../control/protocol/index.js';
-import type { CrossNode } from './dp-cross.js';
+import type { DataPathStatus } from '../../datapath/status.js';
+import type { HostDataPathStats } from '../../datapath/status.js';
+import type { NameLookup } from '../../datapath/proc-data.js';
+import type { ToHost } from '../../host/protocol.js';
+import type { DataPathApi } from '../../proc/data.js';
+import type { HostHandle } from '../host-process.js';
+import type { DataPathAddress } from '../../control/protocol/index.js';
+import type { CrossNode } from './cross.js';
 
 /**
- * What the NodeManager actor asks of the data path. The real binding is src/node/datapath.ts (memfds,
+ * What the NodeManager actor asks of the data path. The real binding is src/node/datapath/node-datapath.ts (memfds,
  * sockets, BPF maps); the simulator's is src/sim/datapath.ts (real Pools over ArrayBuffers).
  */
 export interface DataPathPort {
@@ -32,7 +32,7 @@ export interface DataPathPort {
   status(): DataPathStatus;
   /** Where this node's node-to-node channel listens (its heartbeat carries it); undefined without one. */
   peerAddress?(): DataPathAddress | undefined;
-  /** The node-to-node side, when procs here reach other nodes (src/node/dp-cross.ts). */
+  /** The node-to-node side, when procs here reach other nodes (src/node/datapath/cross.ts). */
   readonly cross?: CrossNode | undefined;
   close(): void;
 }

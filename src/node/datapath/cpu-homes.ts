@@ -1,4 +1,4 @@
-import { cpuAffinity } from '../native/index.js';
+import { cpuAffinity } from '../../native/index.js';
 
 /**
  * Home CPUs for a node's proc hosts. A host pins itself to its home while a ping-pong keeps its busy poll

@@ -1,4 +1,4 @@
-import { DataPathUnavailableError, type DataPathApi } from '../proc/data.js';
+import { DataPathUnavailableError, type DataPathApi } from '../../proc/data.js';
 
 /** The data-path API of a proc whose host has none: every call fails with a typed error saying why. */
 export function noDataPath(reason: string): DataPathApi {

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
-import { decodeNodeRecord, nodeDataPathAddress } from '../control/protocol/index.js';
-import type { Kv, KvWatch } from '../nats/types.js';
-import type { TimerHandle, Timers } from '../ports/types.js';
-import type { CrossNode } from './dp-cross.js';
+import { decodeNodeRecord, nodeDataPathAddress } from '../../control/protocol/index.js';
+import type { Kv, KvWatch } from '../../nats/types.js';
+import type { TimerHandle, Timers } from '../../ports/types.js';
+import type { CrossNode } from './cross.js';
 
 /**
  * Learns the data-path peers from the nodes bucket: every heartbeat that carries a channel address makes

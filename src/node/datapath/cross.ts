@@ -1,14 +1,15 @@
 import type { Logger } from 'pino';
-import type { DataPathAddress } from '../control/protocol/index.js';
-import { F_SENDER_MASK } from '../datapath/descriptor.js';
-import { decodeFrame, FLAG_CREDIT, type Descriptor } from '../datapath/frames.js';
-import type { Pool } from '../datapath/pool.js';
-import { RemoteChannel, type RemoteChannelOptions } from '../datapath/remote.js';
-import type { RemoteSendError } from '../datapath/remote-errors.js';
-import type { CrossNodeCounts, CrossNodeStats } from '../datapath/status.js';
-import { parseId, responseId } from '../datapath/request-id.js';
-import type { Timers } from '../ports/types.js';
-import { nodeIndexOf } from './dp-ids.js';
+import type { DataPathAddress } from '../../control/protocol/index.js';
+import { F_SENDER_MASK } from '../../datapath/descriptor.js';
+import { decodeFrame, FLAG_CREDIT, type Descriptor } from '../../datapath/frames.js';
+import type { Pool } from '../../datapath/pool.js';
+import { RemoteChannel, type RemoteChannelOptions } from '../../datapath/remote.js';
+import type { RemoteSendError } from '../../datapath/remote-errors.js';
+import type { CrossNodeCounts, CrossNodeStats } from '../../datapath/status.js';
+import type { WireRefusal } from '../../datapath/refusal.js';
+import { parseId, responseId } from '../../datapath/request-id.js';
+import type { Timers } from '../../ports/types.js';
+import { nodeIndexOf } from './ids.js';
 
 /**
  * The node data path's side of the node-to-node channel: descriptors that a host (or the node's own
@@ -26,15 +27,6 @@ import { nodeIndexOf } from './dp-ids.js';
 /** Remote endpoints last dropped on an announcement, kept for `sigma datapath` (and tests). */
 export const GONE_RECENT_MAX = 32;
 export const REMOTE_ENDPOINTS_MAX = 16_384;
-
-/** What a host needs to rebuild the channel's typed error (src/host/dp-refusal.ts). */
-export interface WireRefusal {
-  type: RemoteSendError['type'];
-  node: string;
-  endpoint: number;
-  reason?: string;
-  detail: string;
-}
 
 export interface CrossHooks {
   realmOf(endpoint: number): string | undefined;

@@ -1,9 +1,8 @@
 import type { Logger } from 'pino';
 import { nameKey, type NameRecord } from '../control/protocol/index.js';
-import type { Endpoint, EndpointStats, Message } from '../datapath/endpoint.js';
-import { EndpointClosedError } from '../datapath/errors.js';
-import { callId, CALL_SEQ_MAX, parseId, responseId, type ParsedId } from '../datapath/request-id.js';
-import type { RemoteChannel } from '../node/dp-remote.js';
+import type { Endpoint, EndpointStats, Message } from './endpoint.js';
+import { EndpointClosedError } from './errors.js';
+import { callId, CALL_SEQ_MAX, parseId, responseId, type ParsedId } from './request-id.js';
 import type { TimerHandle, Timers } from '../ports/types.js';
 import {
   BufferConsumedError,
@@ -21,11 +20,6 @@ import {
   type PoolBuffer,
   type Target,
 } from '../proc/data.js';
-
-interface Remote {
-  node: string;
-  endpoint: number;
-}
 
 /** Reads a name record of this realm from named; undefined when there is none. */
 export type NameLookup = (key: string) => Promise<NameRecord | undefined>;
@@ -139,11 +133,9 @@ function settleAnswer(p: Pending, m: Message, error: boolean): void {
 export class ProcData implements DataPathApi {
   readonly endpoint: EndpointAddress;
   readonly #ep: Endpoint;
-  readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel; crossNode?: boolean };
+  readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; crossNode?: boolean };
   readonly #pending = new Map<number, Pending>();
   readonly #names = new Map<string, number>();
-  /** Names that resolved to another node. Not invalidated by dp-gone (another node's endpoints): a failed remote send drops the entry. */
-  readonly #remoteNames = new Map<string, Remote>();
   #handler: DataHandler | undefined;
   #seq = 0;
   #closed = false;
@@ -157,7 +149,7 @@ export class ProcData implements DataPathApi {
   #ticker: TimerHandle | undefined;
   readonly counts = { unserved: 0, lateAnswers: 0, answerFailures: 0, handlerErrors: 0 };
 
-  constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; remote?: RemoteChannel; crossNode?: boolean }) {
+  constructor(o: { endpoint: Endpoint; node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; crossNode?: boolean }) {
     this.#ep = o.endpoint;
     this.#o = o;
     this.endpoint = { node: o.node, endpoint: o.endpoint.id };
@@ -176,7 +168,6 @@ export class ProcData implements DataPathApi {
 
   async send(target: Target, payload: Uint8Array | string | PoolBuffer, options: CallOptions = {}): Promise<void> {
     const dst = await this.#resolve(target);
-    if (typeof dst !== 'number') return this.#remote(dst, payload, (ch, bytes) => ch.send(dst.node, dst.endpoint, this.#ep.id, bytes, options));
     await this.#transmit(dst, payload, 0n, options.timeoutMs);
   }
 
@@ -188,10 +179,7 @@ export class ProcData implements DataPathApi {
     // A cached local name and a credit at hand: the descriptor is written in this call, no promise hop.
     const dst = this.#resolveCached(target);
     if (dst !== undefined) return this.#callLocal(dst, payload, read, options);
-    return this.#resolve(target).then((d) => {
-      if (typeof d !== 'number') return this.#remote(d, payload, async (ch, bytes) => read(await ch.call(d.node, d.endpoint, this.#ep.id, bytes, options)));
-      return this.#callLocal(d, payload, read, options);
-    });
+    return this.#resolve(target).then((d) => this.#callLocal(d, payload, read, options));
   }
 
   #callLocal<R>(dst: number, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options: CallOptions): Promise<R> {
@@ -232,16 +220,12 @@ export class ProcData implements DataPathApi {
       } else throw new BufferConsumedError('forward');
     } else if (msg instanceof OwnedBuffer) buf = msg;
     else throw new TypeError('forward takes a message received by this proc or a buffer from ctx.alloc');
-    let dst: number | Remote;
+    let dst: number;
     try {
       dst = await this.#resolve(next);
     } catch (e) {
       buf.release();
       throw e;
-    }
-    if (typeof dst !== 'number') {
-      const to = dst;
-      return this.#remote(to, buf, (ch, bytes) => ch.send(to.node, to.endpoint, this.#ep.id, bytes, options)); // answers of a remote chain: the channel's business
     }
     await this.#transmit(dst, buf, buf.requestId, options.timeoutMs);
   }
@@ -340,54 +324,28 @@ export class ProcData implements DataPathApi {
     else this.#expiries.clear(); // nothing waits: whatever is filed is stale
   }
 
-  /** A cross-node target goes to the RemoteChannel with a copy of the payload (a pool buffer is freed). */
-  async #remote<R>(to: Remote, payload: Uint8Array | string | PoolBuffer, go: (ch: RemoteChannel, bytes: Uint8Array) => Promise<R>): Promise<R> {
-    let bytes: Uint8Array;
-    if (payload instanceof OwnedBuffer) {
-      payload.consume('send');
-      bytes = payload.bytes.slice();
-      this.#ep.pool.free(this.#ep.id, payload.offset, payload.generation);
-    } else if (typeof payload === 'string') bytes = utf8.encode(payload);
-    else if (payload instanceof Uint8Array) bytes = payload;
-    else throw new TypeError('a payload is a Uint8Array, a string or a buffer from ctx.alloc');
-    if (this.#o.remote === undefined) throw new CrossNodeTargetError(to.node, to.endpoint);
-    try {
-      return await go(this.#o.remote, bytes);
-    } catch (e) {
-      for (const [name, at] of this.#remoteNames) if (at.node === to.node && at.endpoint === to.endpoint) this.#remoteNames.delete(name);
-      throw e;
-    }
-  }
-
   /** A local endpoint id known without a lookup, or undefined. */
   #resolveCached(target: Target): number | undefined {
     if (typeof target !== 'string') return target.node !== undefined && target.node !== this.#o.node ? undefined : target.endpoint;
     return this.#names.get(target);
   }
 
-  /** A local endpoint id, or where a remote target lives. */
-  async #resolve(target: Target): Promise<number | Remote> {
+  /**
+   * The endpoint id of a target. Ids are cluster-unique, so a node with a node-to-node channel routes
+   * another node's endpoint like a local one (src/node/datapath/cross.ts); without one (`crossNode`
+   * off) a target on another node is a typed error.
+   */
+  async #resolve(target: Target): Promise<number> {
     if (typeof target !== 'string') {
-      if (target.node !== undefined && target.node !== this.#o.node && this.#o.crossNode !== true) return { node: target.node, endpoint: target.endpoint };
+      if (target.node !== undefined && target.node !== this.#o.node && this.#o.crossNode !== true) throw new CrossNodeTargetError(target.node, target.endpoint);
       return target.endpoint;
     }
     const cached = this.#names.get(target);
     if (cached !== undefined) return cached;
-    const remote = this.#remoteNames.get(target);
-    if (remote !== undefined) return remote;
     const rec = await this.#lookup(target);
     if (rec.endpoint === undefined || rec.node === undefined) throw new UnknownTargetError(target, 'the service has no data-path endpoint (its node runs without a data path)');
-    if (this.#names.size + this.#remoteNames.size >= NAME_CACHE_ENTRIES_MAX) {
-      this.#names.clear();
-      this.#remoteNames.clear();
-    }
-    // The seam for the node-to-node channel: a RemoteChannel (src/node/dp-remote.ts) carries these.
-    // With cluster-unique ids the node routes another node's endpoint like a local one (src/node/dp-cross.ts).
-    if (rec.node !== this.#o.node && this.#o.crossNode !== true) {
-      const at = { node: rec.node, endpoint: rec.endpoint };
-      this.#remoteNames.set(target, at);
-      return at;
-    }
+    if (rec.node !== this.#o.node && this.#o.crossNode !== true) throw new CrossNodeTargetError(rec.node, rec.endpoint);
+    if (this.#names.size >= NAME_CACHE_ENTRIES_MAX) this.#names.clear();
     this.#names.set(target, rec.endpoint);
     return rec.endpoint;
   }

@@ -1,31 +1,32 @@
-import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import type { Logger } from 'pino';
-import type { DataPathMode } from '../config/cluster.js';
-import { F_COPY, F_CREDIT, F_REJECTED, HUB_EP, rejectReason, SYSTEM_REALM } from '../datapath/descriptor.js';
-import { REJECT_REASONS } from '../datapath/errors.js';
-import { F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
-import { BusyPoll, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
-import { Hub } from '../datapath/hub.js';
-import { realBusyPollPorts } from '../host/attach.js';
-import { Ownership, type RejectCounts } from '../datapath/ownership.js';
-import { OWNER_MAX, Pool } from '../datapath/pool.js';
-import { Endpoint } from '../datapath/endpoint.js';
-import { linkPair } from '../datapath/frames.js';
-import type { HostDataPathStats } from '../host/datapath.js';
-import { ProcData, type NameLookup } from '../host/proc-data.js';
-import { realTimers } from '../ports/real.js';
-import type { DataPathApi } from '../proc/data.js';
-import { BpfDataPath, bpfStatus } from '../native/bpf.js';
-import { closeFd, mapFd, memfdCreate, socketFd, socketIo, unmap } from '../native/index.js';
-import type { DataPathPort, DataPathStatus, HostWiring } from './dp-port.js';
-import type { RemoteChannel } from './dp-remote.js';
-import { CrossNode, type CrossHooks, type WireRefusal } from './dp-cross.js';
-import { endpointRange } from './dp-ids.js';
+import type { DataPathMode } from '../../config/cluster.js';
+import { F_COPY, F_CREDIT, F_REJECTED, HUB_EP, rejectReason, SYSTEM_REALM } from '../../datapath/descriptor.js';
+import { REJECT_REASONS } from '../../datapath/errors.js';
+import { F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_SRC, FRAME_BYTES, SocketLink, type FrameLink } from '../../datapath/frames.js';
+import { BusyPoll, DEFAULT_BUSY_POLL_US } from '../../datapath/busy-poll.js';
+import { Hub } from '../../datapath/hub.js';
+import { realBusyPollPorts } from '../../datapath/busy-poll-real.js';
+import { Ownership, type RejectCounts } from '../../datapath/ownership.js';
+import { OWNER_MAX, Pool } from '../../datapath/pool.js';
+import { Endpoint } from '../../datapath/endpoint.js';
+import { linkPair } from '../../datapath/frames.js';
+import type { HostDataPathStats } from '../../datapath/status.js';
+import { ProcData, type NameLookup } from '../../datapath/proc-data.js';
+import { realTimers } from '../../ports/real.js';
+import type { DataPathApi } from '../../proc/data.js';
+import { BpfDataPath, bpfStatus } from '../../native/bpf.js';
+import { closeFd, mapFd, memfdCreate, socketFd, socketIo, unmap } from '../../native/index.js';
+import type { DataPathPort, DataPathStatus, HostWiring } from './port.js';
+import { CrossNode, type CrossHooks } from './cross.js';
+import type { WireRefusal } from '../../datapath/refusal.js';
+import { endpointRange } from './ids.js';
 import { CpuHomes, nodeCpus } from './cpu-homes.js';
-import type { RemoteChannelOptions } from '../datapath/remote.js';
-import type { DataPathAddress } from '../control/protocol/index.js';
-import { refusalError } from '../host/dp-refusal.js';
-import type { HostHandle } from './host-process.js';
+import { LoopbackPairs } from './loopback.js';
+import type { RemoteChannelOptions } from '../../datapath/remote.js';
+import type { DataPathAddress } from '../../control/protocol/index.js';
+import { refusalError } from '../../datapath/refusal.js';
+import type { HostHandle } from '../host-process.js';
 
 /**
  * The node manager's data path (the real binding of DataPathPort: memfds, sockets, the kernel).
@@ -54,7 +55,6 @@ export const DEFAULT_POOL_BYTES = 64 << 20;
 /** Endpoints (procs + hosts) one node serves at once. */
 export const NODE_ENDPOINTS_MAX = 65_536;
 /** A connection to the pairing socket that no host preparation claims within this delay is closed. */
-const PAIR_CLAIM_MS = 2_000;
 /** What a host inherits at fork: stdio 0-2, the IPC channel 3, then the realm's pool memfd and its end of its connection. */
 const HOST_POOL_FD = 4;
 const HOST_SOCKET_FD = 5;
@@ -88,8 +88,6 @@ export interface NodeDataPathOptions {
   poolBytes?: number;
   /** Busy-poll window after traffic, µs, for this process's hub and for every host (src/datapath/busy-poll.ts); 0: never. */
   busyPollUs?: number;
-  /** The node-to-node channel for the node-local endpoints, once there is one. */
-  remote?: RemoteChannel;
   /** Procs here reach other nodes' endpoints: this node's index (its endpoint range) and where its channel listens. */
   cross?: { index: number; host: string; port: number; channel?: Partial<RemoteChannelOptions> };
 }
@@ -98,18 +96,15 @@ export class NodeDataPath implements DataPathPort {
   readonly mode: 'bpf' | 'userspace';
   readonly reason: string;
   readonly #o: NodeDataPathOptions & { poolBytes: number };
-  readonly #server: Server;
-  readonly #port: number;
+  readonly #pairs: LoopbackPairs;
   readonly #bpf: BpfDataPath | undefined;
   readonly #hub: Hub;
   readonly #pools = new Map<string, RealmPool>();
   readonly #hosts = new Map<string, HostEntry>();
-  /** Where each host spins during a ping-pong (src/node/cpu-homes.ts). */
+  /** Where each host spins during a ping-pong (src/node/datapath/cpu-homes.ts). */
   readonly #homes = new CpuHomes(nodeCpus());
   /** endpoint -> host id */
   readonly #endpoints = new Map<number, string>();
-  readonly #accepted = new Map<number, Socket>();
-  readonly #claims = new Map<number, (s: Socket) => void>();
   readonly #violations: Record<string, number> = {};
   readonly #hostStats = new Map<string, HostDataPathStats>();
   readonly #deadHostRejects: RejectCounts = zeroRejects();
@@ -129,10 +124,9 @@ export class NodeDataPath implements DataPathPort {
   /** Kernel counters of endpoints that are gone (their metrics rows are deleted). */
   #kernelGone = { msgs: 0, rejects: 0 };
 
-  private constructor(o: NodeDataPathOptions & { poolBytes: number }, server: Server, bpfPath: BpfDataPath | undefined, reason: string) {
+  private constructor(o: NodeDataPathOptions & { poolBytes: number }, pairs: LoopbackPairs, bpfPath: BpfDataPath | undefined, reason: string) {
     this.#o = o;
-    this.#server = server;
-    this.#port = (server.address() as { port: number }).port;
+    this.#pairs = pairs;
     this.#bpf = bpfPath;
     this.mode = bpfPath === undefined ? 'userspace' : 'bpf';
     this.reason = reason;
@@ -141,7 +135,6 @@ export class NodeDataPath implements DataPathPort {
     const busyPollUs = o.busyPollUs ?? DEFAULT_BUSY_POLL_US;
     const poll = busyPollUs > 0 ? new BusyPoll(busyPollUs, realBusyPollPorts) : undefined;
     this.#hub = new Hub({ logger: o.log, foreign: (realm, frames, at) => this.#foreign(realm, frames, at), io: socketIo(), ...(poll === undefined ? {} : { poll }) });
-    server.on('connection', (s) => this.#onConnection(s));
   }
 
   /** Chooses the mode (auto: bpf when it loads, else userspace, saying why) and opens the pairing socket. */
@@ -162,9 +155,7 @@ export class NodeDataPath implements DataPathPort {
       if (dp === undefined && o.mode === 'bpf') throw new Error(`data path mode 'bpf' was configured but ${reason}; use 'auto' or 'userspace'`);
       if (dp === undefined) reason = `auto: userspace, because ${reason}`;
     }
-    const server = createServer({ pauseOnConnect: true });
-    await new Promise<void>((r, j) => server.once('error', j).listen(0, '127.0.0.1', () => r()));
-    const self = new NodeDataPath(o, server, dp, reason);
+    const self = new NodeDataPath(o, await LoopbackPairs.listen(), dp, reason);
     o.log.info({ mode: self.mode, reason }, `data path: ${self.mode} mode (${reason})`);
     if (dp !== undefined) await self.#startHubSocket(dp);
     if (o.cross !== undefined) {
@@ -181,7 +172,7 @@ export class NodeDataPath implements DataPathPort {
     this.#hosts.set(hostId, entry);
     rp.hosts.add(hostId);
     try {
-      const { mine, theirs } = await this.#pair();
+      const { mine, theirs } = await this.#pairs.pair();
       entry.unsent = theirs;
       entry.mine = mine;
       this.#bpf?.attachSocket(theirs, rp.realmNo, hostEp);
@@ -307,8 +298,7 @@ export class NodeDataPath implements DataPathPort {
       this.#forget(endpoint);
       return undefined;
     }
-    const remote = this.#o.remote;
-    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log, crossNode: this.#cross !== undefined, ...(remote === undefined ? {} : { remote }) });
+    const data = new ProcData({ endpoint: new Endpoint({ id: endpoint, pool: rp.pool, link: mine, timers: realTimers }), node: this.#o.node, realm, timers: realTimers, lookup, log: this.#o.log, crossNode: this.#cross !== undefined });
     this.#locals.set(realm, { endpoint, data, link: theirs });
     this.#localLinks.set(endpoint, theirs);
     return data;
@@ -389,9 +379,8 @@ export class NodeDataPath implements DataPathPort {
     void this.#cross?.close();
     for (const id of [...this.#hosts.keys()]) this.hostGone(id);
     this.#hubSocket?.destroy();
-    for (const s of this.#accepted.values()) s.destroy();
     this.#hub.close();
-    this.#server.close();
+    this.#pairs.close();
     this.#bpf?.close();
   }
 
@@ -466,51 +455,9 @@ export class NodeDataPath implements DataPathPort {
     }
   }
 
-  /** A connected TCP loopback pair: `theirs` for a host (or the hub socket), `mine` accepted here. */
-  async #pair(): Promise<{ mine: Socket; theirs: Socket }> {
-    const theirs = connect(this.#port, '127.0.0.1');
-    theirs.pause(); // nothing here may read what belongs to the host
-    await new Promise<void>((r, j) => theirs.once('error', j).once('connect', () => r()));
-    const port = theirs.localPort!;
-    const early = this.#accepted.get(port);
-    if (early !== undefined) {
-      this.#accepted.delete(port);
-      return { mine: early, theirs };
-    }
-    const mine = await new Promise<Socket>((r, j) => {
-      const timer = setTimeout(() => {
-        this.#claims.delete(port);
-        theirs.destroy();
-        j(new Error(`the data-path connection from port ${port} was not accepted within ${PAIR_CLAIM_MS} ms`));
-      }, PAIR_CLAIM_MS);
-      this.#claims.set(port, (s) => {
-        clearTimeout(timer);
-        r(s);
-      });
-    });
-    return { mine, theirs };
-  }
-
-  #onConnection(s: Socket): void {
-    const port = s.remotePort;
-    if (s.remoteAddress !== '127.0.0.1' || port === undefined) return void s.destroy();
-    const claim = this.#claims.get(port);
-    if (claim !== undefined) {
-      this.#claims.delete(port);
-      return claim(s);
-    }
-    this.#accepted.set(port, s);
-    // Anyone else on this machine may connect: what no preparation claims soon is closed.
-    setTimeout(() => {
-      if (this.#accepted.get(port) !== s) return;
-      this.#accepted.delete(port);
-      s.destroy();
-    }, PAIR_CLAIM_MS).unref();
-  }
-
   /** BPF mode: the hub's own socket (system realm, HUB_EP) receives what the verdict diverts. */
   async #startHubSocket(dp: BpfDataPath): Promise<void> {
-    const { mine, theirs } = await this.#pair();
+    const { mine, theirs } = await this.#pairs.pair();
     mine.pause(); // the sink: never read (the verdict redirects into `theirs`' receive queue)
     dp.attachSocket(theirs, SYSTEM_REALM, HUB_EP);
     this.#hubSocket = theirs;

@@ -1,14 +1,14 @@
+import type { HostDataPathStats } from '../../datapath/status.js';
 import type { Logger } from 'pino';
-import { Endpoint, type Message } from '../datapath/endpoint.js';
-import { EndpointClosedError } from '../datapath/errors.js';
-import type { BusyPoll } from '../datapath/busy-poll.js';
-import { F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../datapath/frames.js';
-import type { RejectCounts } from '../datapath/ownership.js';
-import type { Pool } from '../datapath/pool.js';
-import { REJECT_REASONS } from '../datapath/errors.js';
-import type { RemoteChannel } from '../node/dp-remote.js';
-import type { Timers } from '../ports/types.js';
-import { ProcData, type NameLookup } from './proc-data.js';
+import { Endpoint, type Message } from '../../datapath/endpoint.js';
+import { EndpointClosedError } from '../../datapath/errors.js';
+import type { BusyPoll } from '../../datapath/busy-poll.js';
+import { F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../../datapath/frames.js';
+import type { RejectCounts } from '../../datapath/ownership.js';
+import type { Pool } from '../../datapath/pool.js';
+import { REJECT_REASONS } from '../../datapath/errors.js';
+import type { Timers } from '../../ports/types.js';
+import { ProcData, type NameLookup } from '../../datapath/proc-data.js';
 
 /**
  * A proc host's end of the data path: the realm's pool (mapped from the memfd the node manager handed
@@ -27,23 +27,12 @@ export interface HostDataPathOptions {
   timers: Timers;
   lookup: NameLookup;
   log: Logger;
-  /** The node-to-node channel, once there is one (src/node/dp-remote.ts); without it cross-node targets fail typed. */
-  remote?: RemoteChannel;
   /** The node routes descriptors to other nodes' endpoints (ids are cluster-unique): remote names are sent like local ones. */
   crossNode?: boolean;
   /** Keeps the loop spinning after traffic (src/datapath/busy-poll.ts); none: the loop blocks as usual. */
   poll?: BusyPoll;
 }
 
-export interface HostDataPathStats {
-  endpoints: number;
-  /** Descriptors the receiving endpoints refused (forged offsets, stale generations, wrong owners). */
-  rejected: RejectCounts;
-  /** Frames for an endpoint this host does not (or no longer) serve. */
-  misrouted: number;
-  received: number;
-  sent: number;
-}
 
 /** Bound on how long a proc's exit report waits for its descriptors to leave the host. */
 export const DRAIN_WAIT_MS_MAX = 1_000;
@@ -100,8 +89,8 @@ export class HostDataPath {
       },
     };
     const ep = new Endpoint({ id: endpoint, pool: this.pool, link, timers: this.#options.timers });
-    const { timers, lookup, log, remote, crossNode } = this.#options;
-    const data = new ProcData({ endpoint: ep, node: this.node, realm: this.realm, timers, lookup, log, crossNode: crossNode === true, ...(remote === undefined ? {} : { remote }) });
+    const { timers, lookup, log, crossNode } = this.#options;
+    const data = new ProcData({ endpoint: ep, node: this.node, realm: this.realm, timers, lookup, log, crossNode: crossNode === true });
     this.#procs.set(endpoint, data);
     return data;
   }
