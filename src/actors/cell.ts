@@ -3,10 +3,23 @@ import type { Ports, TimerHandle } from '../ports/types.js';
 import { isActorClass } from './actor.js';
 import { ActorNameTakenError, EscalatedError, InvalidActorNameError, InvalidOptionError, RestartIntensityExceededError, SystemStoppedError, describe } from './errors.js';
 import { Mailbox } from './mailbox.js';
-import { ENQ_FULL, ENQ_OK, ENQ_STOPPED, LocalRef } from './ref.js';
+import { ENQ_FULL, ENQ_OK, ENQ_STOPPED, LocalRef, type RefHost } from './ref.js';
 import { DEFAULT_STRATEGY, RestartHistory, backoffDelayMs, type SupervisorStrategy } from './supervision.js';
-import type { ActorSystem } from './system.js';
-import type { ActorRef, Behavior, Context, Factory, SpawnOptions, Terminated } from './types.js';
+import type { ActorRef, Behavior, Context, Factory, SpawnOptions, SystemEvent, Terminated } from './types.js';
+
+/** What a cell needs of its actor system (ActorSystem, src/actors/system.ts, implements it). */
+export interface CellSystem extends RefHost {
+  readonly name: string;
+  readonly ports: Ports;
+  readonly log: Logger;
+  actorCount: number;
+  localCell(ref: ActorRef<never>): AnyCell | undefined;
+  schedule(cell: AnyCell): void;
+  refFor<M>(path: string): ActorRef<M>;
+  deadLetter(path: string, msg: unknown): void;
+  emit(e: SystemEvent): void;
+  strategyFor(cell: AnyCell): SupervisorStrategy | undefined;
+}
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- a cell of any message type, for trees and queues
 export type AnyCell = Cell<any>;
@@ -58,7 +71,7 @@ export class Cell<M> implements Context<M> {
   #log: Logger | undefined;
 
   constructor(
-    readonly system: ActorSystem,
+    readonly system: CellSystem,
     readonly parentCell: AnyCell | undefined,
     readonly name: string,
     private readonly factory: Factory<M>,

@@ -2,7 +2,13 @@ import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { TimerHandle } from '../ports/types.js';
 import { ActorStoppedError, AskTimeoutError, InvalidOptionError, MailboxFullError, withoutStack, type ActorError } from './errors.js';
 import type { ActorRef } from './types.js';
-import type { Cell } from './cell.js';
+
+/** Where a local ref delivers: its actor's cell (src/actors/cell.ts), seen only as a mailbox door. */
+export interface Enqueue<M> {
+  enqueue(msg: M): number;
+  readonly mailbox: { readonly capacity: number };
+  readonly system: RefHost;
+}
 
 /** What refs need from their system, kept narrow so refs stay cheap and testable. */
 export interface RefHost {
@@ -40,7 +46,7 @@ function ask<M, R>(host: RefHost, target: ActorRef<M>, make: (replyTo: ActorRef<
 /** A ref to an actor of this system. */
 export class LocalRef<M> implements ActorRef<M> {
   constructor(
-    readonly cell: Cell<M>,
+    readonly cell: Enqueue<M>,
     readonly path: string,
   ) {}
 

@@ -133,7 +133,7 @@ export class ActorSystem implements RefHost {
   }
 
   localCell(ref: ActorRef<never>): AnyCell | undefined {
-    if (ref instanceof LocalRef && ref.cell.system === this) return ref.cell as AnyCell;
+    if (ref instanceof LocalRef && ref.cell instanceof Cell && ref.cell.system === this) return ref.cell as AnyCell;
     return undefined;
   }
 

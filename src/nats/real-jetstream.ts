@@ -3,8 +3,7 @@ import { KvWatchInclude, type KV, type KvEntry as NatsKvEntry } from '@nats-io/k
 import { nanos } from '@nats-io/transport-node';
 import { InvalidArgumentError, KeyExistsError, NatsPortError, NoRespondersError, NotFoundError, SlowConsumerError, TimeoutError, WrongRevisionError } from './errors.js';
 import { BoundedQueue } from './queue.js';
-import type { RealBus } from './real.js';
-import { classify, fromNatsHeaders, toNatsHeaders } from './real.js';
+import { bounded, classify, fromNatsHeaders, toNatsHeaders, type JetStreamHost } from './real-common.js';
 import { checkFilter, checkKey, checkKeyFilter, checkName, checkPositiveInt, checkRevision, checkSubject, matches } from './subject.js';
 import {
   DUPLICATE_WINDOW_MS_DEFAULT,
@@ -41,22 +40,10 @@ const wrongSeq = (e: unknown): boolean => apiCode(e) === CODE.wrongLastSeq || ap
  */
 export const KEYS_ATTEMPTS_MAX = 3;
 
-/**
- * Races a KV call against its bound. nats.js 3 against nats-server 2.9 can leave a call pending forever
- * (seen: a create right after the key's delete); an actor awaiting it would stall, and a lease holder
- * would keep acting past its lease. Past the bound the call fails with TimeoutError.
- */
-export function bounded<T>(p: Promise<T>, operation: string, timeoutMs: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(operation, timeoutMs)), timeoutMs);
-  });
-  return Promise.race([p, limit]).finally(() => clearTimeout(timer));
-}
 
 export class RealKv implements Kv {
   constructor(
-    private readonly bus: RealBus,
+    private readonly bus: JetStreamHost,
     private readonly kv: KV,
     readonly bucket: string,
     private readonly timeoutMs: number,
@@ -164,7 +151,7 @@ function change(e: NatsKvEntry & { isUpdate: boolean }): KvChange {
 
 export class RealStream implements Stream {
   private constructor(
-    private readonly bus: RealBus,
+    private readonly bus: JetStreamHost,
     private readonly js: JetStreamClient,
     readonly name: string,
     private readonly subjects: readonly string[],
@@ -172,7 +159,7 @@ export class RealStream implements Stream {
   ) {}
 
   /** Binds to the stream, creating it if absent; an existing stream keeps its configuration. */
-  static async open(bus: RealBus, js: JetStreamClient, name: string, o: StreamOptions, timeoutMs: number): Promise<RealStream> {
+  static async open(bus: JetStreamHost, js: JetStreamClient, name: string, o: StreamOptions, timeoutMs: number): Promise<RealStream> {
     checkName(name, 'stream name');
     checkStreamOptions(o);
     const jsm = await bus.jsm().catch((e: unknown) => Promise.reject(classify(e, 'JetStream', timeoutMs)));

@@ -1,23 +1,16 @@
 import {
-  ClosedConnectionError,
   connect,
   RequestError,
-  DrainingConnectionError,
-  InvalidArgumentError as NatsInvalidArgumentError,
-  InvalidSubjectError,
-  headers as natsHeaders,
-  NoRespondersError as NatsNoRespondersError,
-  TimeoutError as NatsTimeoutError,
   type Msg as NatsMsg,
-  type MsgHdrs,
   type NatsConnection,
   type Subscription as NatsSubscription,
 } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { ClosedError, ConnectError, DisconnectedError, InvalidArgumentError, NatsPortError, NoRespondersError, SlowConsumerError, TimeoutError } from './errors.js';
+import { ClosedError, ConnectError, InvalidArgumentError, NatsPortError, NoRespondersError, SlowConsumerError, TimeoutError } from './errors.js';
 import { BoundedQueue } from './queue.js';
-import { bounded, RealKv, RealStream } from './real-jetstream.js';
+import { bounded, classify, type JetStreamHost, fromNatsHeaders, toNatsHeaders, type Tracked } from './real-common.js';
+import { RealKv, RealStream } from './real-jetstream.js';
 import { checkKvOptions } from './stream-options.js';
 import { checkFilter, checkName, checkPositiveInt, checkPositiveMs, checkSubject } from './subject.js';
 import {
@@ -25,7 +18,6 @@ import {
   SUBSCRIPTION_PENDING_MAX,
   type Bus,
   type BusStatus,
-  type Headers,
   type Kv,
   type KvOptions,
   type Msg,
@@ -87,34 +79,6 @@ function isCreateRace(e: unknown): boolean {
   return e instanceof JetStreamApiError && /subjects overlap|already in use/.test(e.message);
 }
 
-export function classify(e: unknown, operation: string, timeoutMs: number): unknown {
-  if (e instanceof NatsPortError) return e;
-  // nats.js wraps the telling error in `cause` (RequestError(cause: NoRespondersError) and the like).
-  for (let c: unknown = e; c instanceof Error; c = c.cause) {
-    if (c instanceof NatsNoRespondersError || c.name === 'JetStreamNotEnabled') return new NoRespondersError(operation, { cause: e });
-    if (c instanceof NatsTimeoutError) return new TimeoutError(operation, timeoutMs, { cause: e });
-    if (c instanceof ClosedConnectionError || c instanceof DrainingConnectionError) return new ClosedError(undefined, { cause: e });
-    if (c instanceof InvalidSubjectError || c instanceof NatsInvalidArgumentError) return new InvalidArgumentError(`${operation}: ${c.message}`, { cause: e });
-    if (c instanceof RequestError && /disconnected/.test(c.message)) return new DisconnectedError({ cause: e });
-  }
-  if (e instanceof JetStreamApiError && e.status === 400) return new InvalidArgumentError(`${operation}: the server refused it: ${e.message}`, { cause: e });
-  return e;
-}
-
-export function toNatsHeaders(h: Headers | undefined): MsgHdrs | undefined {
-  if (h === undefined) return undefined;
-  const out = natsHeaders();
-  for (const [k, v] of Object.entries(h)) out.set(k, v);
-  return out;
-}
-
-export function fromNatsHeaders(h: MsgHdrs | undefined): Headers | undefined {
-  if (h === undefined) return undefined;
-  const out: Record<string, string> = {};
-  for (const k of h.keys()) out[k] = h.get(k);
-  return Object.keys(out).length === 0 ? undefined : out;
-}
-
 function toMsg(m: NatsMsg): Msg {
   const headers = fromNatsHeaders(m.headers);
   return {
@@ -128,13 +92,8 @@ function toMsg(m: NatsMsg): Msg {
   };
 }
 
-interface Tracked {
-  /** A core subscription (nats.js drains those itself). */
-  core: boolean;
-  end(discard: boolean): void;
-}
 
-class RealBus implements Bus {
+class RealBus implements Bus, JetStreamHost {
   readonly #listeners = new Set<(s: BusStatus) => void>();
   /** Everything that must end when the bus closes: subscriptions, watches, stream readers. */
   readonly #open = new Set<Tracked>();

@@ -24,9 +24,29 @@ import {
   type StreamOptions,
   type StreamPublishOptions,
 } from '../nats/types.js';
-import type { TimerHandle } from '../ports/types.js';
+import type { Clock, Random, TimerHandle, Timers } from '../ports/types.js';
+import type { Headers as NatsHeaders } from '../nats/types.js';
 import { overlaps, SimStore, WrongLastSeq, type Stored } from './nats-jetstream.js';
-import type { SimBus } from './nats.js';
+import type { SimNetwork } from './network.js';
+
+/** The simulated server as the JetStream side uses it (SimNats, src/sim/nats.ts). */
+export interface JsServer {
+  readonly streams: Map<string, SimStore>;
+  readonly consumers: Map<string, SimDurable>;
+  onStore: ((s: SimStore) => void) | undefined;
+  readonly ports: { clock: Clock; timers: Timers; random: Random };
+  onResume(client: string, kick: () => void): () => void;
+  route(from: string, subject: string, data: Uint8Array, headers: NatsHeaders | undefined, reply: string | undefined, capture?: boolean): number;
+}
+
+/** A simulated client as the JetStream side uses it (SimBus, src/sim/nats.ts, which imports this module). */
+export interface SimBus {
+  readonly name: string;
+  readonly net: SimNetwork;
+  readonly server: JsServer;
+  rpc<T>(what: string, apply: () => T, options?: { immediate?: boolean }): Promise<T>;
+  track(end: (discard: boolean) => void): () => void;
+}
 
 /** The simulated JetStream as a client sees it: KV buckets and streams over SimStore, via SimBus.rpc. */
 

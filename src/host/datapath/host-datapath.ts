@@ -1,7 +1,6 @@
 import type { HostDataPathStats } from '../../datapath/status.js';
 import type { Logger } from 'pino';
-import { Endpoint, type Message } from '../../datapath/endpoint.js';
-import { EndpointClosedError } from '../../datapath/errors.js';
+import { Endpoint } from '../../datapath/endpoint.js';
 import type { BusyPoll } from '../../datapath/busy-poll.js';
 import { F_DST, FRAME_BYTES, SocketLink, type FrameLink } from '../../datapath/frames.js';
 import type { RejectCounts } from '../../datapath/ownership.js';
