@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createSystem, JournalConflictError, PersistentActor, type ActorRef, type Context, type Journal } from '../src/actors/index.js';
-import { JOURNAL_BUCKET, KvJournal, SNAPSHOT_BUCKET } from '../src/control/journal.js';
+import { JOURNAL_BUCKET, KvJournal, SNAPSHOT_BUCKET } from '../src/actors/kv-journal.js';
 import { connectBus } from '../src/nats/real.js';
 import { startNatsServer, type NatsServer } from '../src/nats/server.js';
 import type { Bus } from '../src/nats/types.js';

@@ -1,7 +1,6 @@
-import { JournalConflictError, InvalidOptionError } from '../actors/errors.js';
-import type { Journal, JournalEntry, Snapshot } from '../actors/persistent.js';
+import { JournalConflictError, InvalidOptionError } from './errors.js';
+import type { Journal, JournalEntry, Snapshot } from './persistent.js';
 import type { Kv } from '../nats/types.js';
-import { decodeJson, encode } from './protocol/index.js';
 
 export const JOURNAL_BUCKET = 'sigma_journal';
 export const SNAPSHOT_BUCKET = 'sigma_snapshots';
@@ -9,8 +8,21 @@ const ID_RE = /^[A-Za-z0-9_-]{1,128}$/;
 /** Sequence numbers are zero-padded in keys so that a key listing sorts in event order. */
 const SEQ_DIGITS = 12;
 
+const utf8 = new TextEncoder();
+const text = new TextDecoder();
+const encode = (v: unknown): Uint8Array => utf8.encode(JSON.stringify(v));
+/** Events and snapshots are JSON this journal wrote; a value that does not parse is kept as undefined. */
+const decodeJson = (b: Uint8Array): unknown => {
+  try {
+    return JSON.parse(text.decode(b));
+  } catch {
+    return undefined;
+  }
+};
+
 /**
- * The persistent actors' journal in JetStream KV: one key per event, `<id>.<seq>`. Appending an event
+ * The persistent actors' journal in JetStream KV — the journal a stateful service proc uses so that
+ * its state (a cart, a reservation) survives a restart of the service: one key per event, `<id>.<seq>`. Appending an event
  * is a create of the next key, which succeeds for one writer only — the compare-and-set that keeps two
  * actors under one persistence id from interleaving. Snapshots live in a bucket of their own.
  */
