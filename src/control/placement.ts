@@ -1,3 +1,5 @@
+import { assert } from '../assert.js';
+
 /**
  * The scheduler's bookkeeping, pure and synchronous: node capacities, LC reservations, and per-realm
  * BE queues served round-robin. The scheduler actor owns one instance; the simulator checks it.
@@ -161,7 +163,8 @@ export class BeQueues<T extends { realm: string }> {
     const n = this.#order.length;
     for (let i = 0; i < n; i++) {
       const realm = this.#order[(this.#next + i) % n]!;
-      const q = this.#queues.get(realm)!;
+      const q = this.#queues.get(realm);
+      assert(q !== undefined, `realm ${realm} is in the round-robin order, so it has a queue`);
       if (q.length === 0 || !fits(q[0]!)) continue;
       this.#next = (this.#next + i + 1) % n;
       this.#size--;

@@ -1,6 +1,7 @@
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import type { TimerHandle, Timers } from '../ports/types.js';
 import { CreditsExhaustedError, CreditTimeoutError, CreditWaitersFullError, CreditWindowClosedError, InvalidArgumentError, stackless } from './errors.js';
+import { assert } from '../assert.js';
 
 /**
  * Credit-based flow control per (sender, destination). A redirected socket gives the sender no
@@ -98,12 +99,14 @@ export class CreditGate {
     const n = Math.min(Math.floor(credits), w.inFlight);
     if (n < credits) this.#overGrants += credits - n; // more than we sent: a duplicate or a forged return
     w.inFlight -= n;
+    assert(w.inFlight >= 0, `credits in flight to ${dst} went negative`);
     while (w.inFlight < this.options.inFlightMax && w.queue.length > 0) {
       const waiter = w.queue.shift()!;
       if (waiter.done) continue;
       waiter.done = true;
       waiter.timer?.cancel();
       w.waiting--;
+      assert(w.waiting >= 0, `waiters for ${dst} went negative`);
       w.inFlight++;
       waiter.resolve(RIGHT);
     }

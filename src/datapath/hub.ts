@@ -8,6 +8,7 @@ import { DEFAULT_LINK_BACKLOG_BYTES_MAX, F_DST, F_FLAGS, F_GENERATION, F_LENGTH,
 import { Ownership } from './ownership.js';
 import { RealmTable, DEFAULT_ENDPOINTS_MAX, DEFAULT_EXPORTS_PER_ENDPOINT_MAX } from './policy.js';
 import { OWNER_MAX, type Pool } from './pool.js';
+import { assert } from '../assert.js';
 
 /**
  * The node manager's descriptor router. In userspace mode (no root, no BPF, or `datapath: 'userspace'`)
@@ -235,7 +236,8 @@ export class Hub implements Router {
       this.#dispose(from.realm, src, frames, at);
       return undefined;
     }
-    const to = this.#byEndpoint.get(dst)!;
+    const to = this.#byEndpoint.get(dst);
+    assert(to !== undefined, `the route table knows endpoint ${dst}, so a connection serves it`);
     if (verdict === 'local' || (frames.readUInt32LE(at + F_FLAGS) & FLAG_CREDIT) !== 0) return to.link;
     this.#copyAcross(from.realm, src, to, frames, at);
     return undefined;

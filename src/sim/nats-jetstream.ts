@@ -1,6 +1,7 @@
 import type { Headers } from '../nats/types.js';
 import { matches } from '../nats/subject.js';
 import type { Clock } from '../ports/types.js';
+import { assert } from '../assert.js';
 
 /**
  * The simulated JetStream store: one stream's messages with NATS's limits (max age, max messages,
@@ -142,7 +143,7 @@ export class SimStore {
     }
     const seq = ++this.#lastSeq;
     const atMs = this.clock.nowMs();
-    if (this.#order.length > this.#orderHead && this.#order[this.#order.length - 1]! >= seq) throw new Error(`invariant: stream ${this.name} sequences must increase`);
+    assert(this.#order.length <= this.#orderHead || this.#order[this.#order.length - 1]! < seq, `stream ${this.name}: sequences increase`);
     const stored: Stored = { seq, subject, data, headers: o.msgId === undefined ? headers : { ...headers, 'Nats-Msg-Id': o.msgId }, atMs };
     this.#msgs.set(seq, stored);
     this.#order.push(seq);

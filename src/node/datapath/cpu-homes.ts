@@ -1,4 +1,5 @@
 import { cpuAffinity } from '../../native/index.js';
+import { assert } from '../../assert.js';
 
 /**
  * Home CPUs for a node's proc hosts. A host pins itself to its home while a ping-pong keeps its busy poll
@@ -35,7 +36,9 @@ export class CpuHomes {
     const c = this.#homes.get(hostId);
     if (c === undefined) return;
     this.#homes.delete(hostId);
-    this.#load.set(c, this.#load.get(c)! - 1);
+    const load = this.#load.get(c)! - 1;
+    assert(load >= 0, `CPU ${c} has a negative host count`);
+    this.#load.set(c, load);
   }
 
   /** Live hosts per CPU. */

@@ -3,6 +3,7 @@ import { describe } from '../../actors/errors.js';
 import type { RunOrder } from '../../control/protocol/index.js';
 import type { DataPathPort, HostWiring } from '../datapath/port.js';
 import type { NodeMsg, NodeState } from './state.js';
+import { assert } from '../../assert.js';
 
 const DEDICATED = 'dedicated:';
 
@@ -39,9 +40,11 @@ function startHost(s: NodeState, key: string, realm: string): void {
 }
 
 function runOn(s: NodeState, hostId: string, order: RunOrder): void {
-  const h = s.hosts.get(hostId)!;
+  const h = s.hosts.get(hostId);
+  const p = s.procs.get(order.pid);
+  assert(h !== undefined && p !== undefined, `a proc runs on a live host and is known: ${order.pid} on ${hostId}`);
+  assert(h.realm === order.spec.realm, `host ${hostId} serves realm ${h.realm}, not ${order.spec.realm}`);
   h.procs.add(order.pid);
-  const p = s.procs.get(order.pid)!;
   p.hostId = hostId;
   const endpoint = s.dp?.openEndpoint(hostId, order.spec.exports);
   if (endpoint !== undefined) p.endpoint = endpoint;
