@@ -9,13 +9,18 @@ import { realTimers } from '../ports/real.js';
 import type { Timers } from '../ports/types.js';
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** untilScheduler's default: about 8 s of retries, enough for a first election or a failover. */
+export const UNTIL_SCHEDULER_ATTEMPTS = 80;
+export const UNTIL_SCHEDULER_DELAY_MS = 100;
+/** waitStart / waitExit give up after this unless told otherwise. */
+export const WAIT_TIMEOUT_MS_DEFAULT = 60_000;
 
 /**
  * Runs `fn` again while no scheduler answers (a fresh cluster still electing one, a failover): up to
  * `attempts` times, `delayMs` apart. Any other error, and the last attempt's, goes to the caller.
  */
 export async function untilScheduler<T>(fn: () => Promise<T>, options: { attempts?: number; delayMs?: number } = {}): Promise<T> {
-  const { attempts = 80, delayMs = 100 } = options;
+  const { attempts = UNTIL_SCHEDULER_ATTEMPTS, delayMs = UNTIL_SCHEDULER_DELAY_MS } = options;
   for (let i = 1; ; i++) {
     try {
       return await fn();
@@ -170,7 +175,7 @@ export class SigmaClient {
     }
   }
 
-  async #waitFor(pid: string, what: string, done: (r: ProcRecord) => boolean, timeoutMs = 60_000): Promise<ProcRecord> {
+  async #waitFor(pid: string, what: string, done: (r: ProcRecord) => boolean, timeoutMs = WAIT_TIMEOUT_MS_DEFAULT): Promise<ProcRecord> {
     const watch = await this.procs.watch({ key: pid });
     const timer = this.timers.setTimeout(() => watch.stop(), timeoutMs);
     try {

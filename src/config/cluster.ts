@@ -62,6 +62,9 @@ export const DEFAULT_BE_SLOTS = 64;
 export const DEFAULT_NATS_PORT = 4222;
 export const DEFAULT_GATEWAY_PORT = 8080;
 export const NODES_MAX = 1023; // one endpoint-id range each (src/node/datapath/ids.ts)
+/** Best-effort procs one node may run at once. */
+export const BE_SLOTS_MAX = 100_000;
+export const PORT_MAX = 65_535;
 export const DEFAULT_POOL_MB = 64;
 /** Descriptor offsets are u32: a pool is below 4 GiB. */
 export const POOL_MB_MAX = 4095;
@@ -129,9 +132,9 @@ function buildNodes(input: ClusterInput): NodeConfig[] {
     if (!ID_RE.test(n.id)) throw new ClusterConfigError('nodes[].id', `"${n.id}" must match ${ID_RE}`);
     if (!Number.isInteger(n.mcpu) || n.mcpu < 1) throw new ClusterConfigError(`nodes[${n.id}].mcpu`, `must be a positive integer (1000 = one core), got ${n.mcpu}`);
     if (!Number.isInteger(n.memMb) || n.memMb < 1) throw new ClusterConfigError(`nodes[${n.id}].memMb`, `must be a positive integer, got ${n.memMb}`);
-    if (!Number.isInteger(n.beSlots) || n.beSlots < 1 || n.beSlots > 100_000) throw new ClusterConfigError(`nodes[${n.id}].beSlots`, `must be an integer in [1, 100000], got ${n.beSlots}`);
-    if (!Number.isInteger(n.dpPort) || n.dpPort < 0 || n.dpPort > 65_535) throw new ClusterConfigError(`nodes[${n.id}].dpPort`, `must be an integer in [0, 65535], got ${n.dpPort}`);
-    if (!Number.isInteger(n.dpIndex) || n.dpIndex < 1 || n.dpIndex > 1023) throw new ClusterConfigError(`nodes[${n.id}].dpIndex`, `must be an integer in [1, 1023], got ${n.dpIndex}`);
+    if (!Number.isInteger(n.beSlots) || n.beSlots < 1 || n.beSlots > BE_SLOTS_MAX) throw new ClusterConfigError(`nodes[${n.id}].beSlots`, `must be an integer in [1, ${BE_SLOTS_MAX}], got ${n.beSlots}`);
+    if (!Number.isInteger(n.dpPort) || n.dpPort < 0 || n.dpPort > PORT_MAX) throw new ClusterConfigError(`nodes[${n.id}].dpPort`, `must be an integer in [0, ${PORT_MAX}], got ${n.dpPort}`);
+    if (!Number.isInteger(n.dpIndex) || n.dpIndex < 1 || n.dpIndex > NODES_MAX) throw new ClusterConfigError(`nodes[${n.id}].dpIndex`, `must be an integer in [1, ${NODES_MAX}], got ${n.dpIndex}`);
     if (typeof n.dpHost !== 'string' || n.dpHost.length === 0) throw new ClusterConfigError(`nodes[${n.id}].dpHost`, 'must be a non-empty address');
   }
   if (new Set(nodes.map((n) => n.dpIndex)).size !== nodes.length) throw new ClusterConfigError('nodes[].dpIndex', 'must be distinct: each node owns its own endpoint-id range');
@@ -150,6 +153,6 @@ function buildNats(n: NonNullable<ClusterInput['nats']>): NatsConfig {
 }
 
 function port(field: string, p: number): number {
-  if (!Number.isInteger(p) || p < 0 || p > 65535) throw new ClusterConfigError(field, `must be a port in [0, 65535] (0 = any free port), got ${p}`);
+  if (!Number.isInteger(p) || p < 0 || p > PORT_MAX) throw new ClusterConfigError(field, `must be a port in [0, ${PORT_MAX}] (0 = any free port), got ${p}`);
   return p;
 }

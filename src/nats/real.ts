@@ -31,6 +31,10 @@ import {
 
 export { SUBSCRIPTION_PENDING_MAX };
 
+export const RECONNECT_WAIT_MS_DEFAULT = 250;
+export const PING_INTERVAL_MS_DEFAULT = 10_000;
+export const CONNECT_TIMEOUT_MS_DEFAULT = 5_000;
+
 export interface ConnectOptions {
   servers: string[];
   /** The client's name, shown in the server's monitoring. */
@@ -56,9 +60,9 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
       servers: options.servers,
       name: options.name,
       maxReconnectAttempts: -1,
-      reconnectTimeWait: options.reconnectWaitMs ?? 250,
-      pingInterval: options.pingIntervalMs ?? 10_000,
-      timeout: options.connectTimeoutMs ?? 5_000,
+      reconnectTimeWait: options.reconnectWaitMs ?? RECONNECT_WAIT_MS_DEFAULT,
+      pingInterval: options.pingIntervalMs ?? PING_INTERVAL_MS_DEFAULT,
+      timeout: options.connectTimeoutMs ?? CONNECT_TIMEOUT_MS_DEFAULT,
       // With async traces nats.js captures two stacks (a RequestError and a TimeoutError) for every
       // request and KV write: about a sixth of a node's CPU on the spawn path. Our errors name the
       // operation and subject instead.

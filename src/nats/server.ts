@@ -42,6 +42,9 @@ export const NATS_READY_TIMEOUT_MS = 10_000;
 export const NATS_STOP_TIMEOUT_MS = 10_000;
 /** Bytes of the server's log kept for error messages. */
 const LOG_TAIL_BYTES_MAX = 4_000;
+/** After a failed start: how long to wait for the server to go before carrying on. */
+const FAILED_START_EXIT_WAIT_MS = 1_000;
+const PORT_MAX = 65_535;
 
 const CANDIDATES = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'];
 
@@ -63,7 +66,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const bin = options.binary ?? findNatsServer();
   if (bin === undefined || !existsSync(bin)) throw new ServerMissingError();
   const port = options.port ?? 0;
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InvalidArgumentError(`port must be 0 (any free port) or 1..65535, got ${port}`);
+  if (!Number.isInteger(port) || port < 0 || port > PORT_MAX) throw new InvalidArgumentError(`port must be 0 (any free port) or 1..${PORT_MAX}, got ${port}`);
   const temp = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sigma-nats-'));
   mkdirSync(dataDir, { recursive: true });
@@ -115,7 +118,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   } catch (e) {
     child.stdin.end();
     if (serverPid !== undefined) killQuietly(serverPid, 'SIGKILL');
-    await Promise.race([exited, new Promise((r) => setTimeout(r, 1_000))]);
+    await Promise.race([exited, new Promise((r) => setTimeout(r, FAILED_START_EXIT_WAIT_MS))]);
     removeTemp();
     throw e;
   }

@@ -8,7 +8,7 @@ import { appendFileSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
-import type { DataPathMode } from '../config/cluster.js';
+import { POOL_MB_MAX, PORT_MAX, type DataPathMode } from '../config/cluster.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath/node-datapath.js';
 import { defaultNodeIndex, NODE_INDEX_MAX } from './datapath/ids.js';
@@ -42,8 +42,8 @@ if (!['auto', 'bpf', 'userspace'].includes(opts.datapath)) {
   process.exit(2);
 }
 const poolMb = Number(opts.poolMb);
-if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > 4095) {
-  log.fatal(`--pool-mb must be an integer in [1, 4095], got "${opts.poolMb}"`);
+if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > POOL_MB_MAX) {
+  log.fatal(`--pool-mb must be an integer in [1, ${POOL_MB_MAX}], got "${opts.poolMb}"`);
   process.exit(2);
 }
 const busyPollUs = Number(opts.busyPollUs);
@@ -53,8 +53,8 @@ if (!Number.isInteger(busyPollUs) || busyPollUs < 0 || busyPollUs > BUSY_POLL_US
 }
 const dpPort = Number(opts.dpPort);
 const dpIndex = opts.dpIndex === undefined ? defaultNodeIndex(opts.id) : Number(opts.dpIndex);
-if (!Number.isInteger(dpPort) || dpPort < 0 || dpPort > 65_535 || !Number.isInteger(dpIndex) || dpIndex < 1 || dpIndex > NODE_INDEX_MAX) {
-  log.fatal(`--dp-port must be in [0, 65535] and --dp-index in [1, ${NODE_INDEX_MAX}], got "${opts.dpPort}" and "${opts.dpIndex}"`);
+if (!Number.isInteger(dpPort) || dpPort < 0 || dpPort > PORT_MAX || !Number.isInteger(dpIndex) || dpIndex < 1 || dpIndex > NODE_INDEX_MAX) {
+  log.fatal(`--dp-port must be in [0, ${PORT_MAX}] and --dp-index in [1, ${NODE_INDEX_MAX}], got "${opts.dpPort}" and "${opts.dpIndex}"`);
   process.exit(2);
 }
 // The listen address is also what the heartbeat tells peers: a wildcard would send them nowhere.

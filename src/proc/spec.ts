@@ -9,6 +9,9 @@ export const DEFAULT_LC_MCPU = 100;
 export const DEFAULT_MEM_MB = 64;
 export const SERVICE_RESTARTS_MAX_DEFAULT = 5;
 export const DEFAULT_RESTART_WITHIN_MS = 60_000;
+/** Bounds of a service's restart intensity: respawns allowed, and the window they are counted in (a day). */
+export const SERVICE_RESTARTS_MAX = 1000;
+export const RESTART_WINDOW_MS_MAX = 86_400_000;
 /** Realms one proc may export its endpoint to (the kernel filter allows 64 per endpoint; the rest is headroom). */
 export const PROC_EXPORTS_MAX = 16;
 const NAME_RE = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -62,9 +65,9 @@ export function parseSpec(input: unknown): Either<SpecError, ProcSpec> {
   const restart = i['restart'] ?? 'never';
   if (restart !== 'never' && restart !== 'on-failure' && restart !== 'always') return fail('restart', `must be never, on-failure or always, got ${JSON.stringify(restart)}`);
   const maxRestarts = i['maxRestarts'] ?? SERVICE_RESTARTS_MAX_DEFAULT;
-  if (!isInt(maxRestarts, 0, 1000)) return fail('maxRestarts', `must be an integer in [0, 1000], got ${JSON.stringify(maxRestarts)}`);
+  if (!isInt(maxRestarts, 0, SERVICE_RESTARTS_MAX)) return fail('maxRestarts', `must be an integer in [0, ${SERVICE_RESTARTS_MAX}], got ${JSON.stringify(maxRestarts)}`);
   const restartWithinMs = i['restartWithinMs'] ?? DEFAULT_RESTART_WITHIN_MS;
-  if (!isInt(restartWithinMs, 1, 86_400_000)) return fail('restartWithinMs', `must be an integer in [1, 86400000], got ${JSON.stringify(restartWithinMs)}`);
+  if (!isInt(restartWithinMs, 1, RESTART_WINDOW_MS_MAX)) return fail('restartWithinMs', `must be an integer in [1, ${RESTART_WINDOW_MS_MAX}], got ${JSON.stringify(restartWithinMs)}`);
   const parent = i['parent'];
   if (parent !== undefined && typeof parent !== 'string') return fail('parent', 'must be a pid string');
   const exports = i['exports'] ?? [];

@@ -17,6 +17,10 @@ export const RECLAIM_SETTLE_MS = 2 * ENDPOINT_LINGER_MS;
 const SETTLE_STEP_MS = 500;
 /** The fault PRNG is derived from the seed but apart from the workload's, so shrinking faults leaves the workload alone. */
 const FAULT_STREAM = 0x5eed;
+/** Virtual time for a fresh world to elect a leader before the run starts. */
+const BOOT_MS = 3_000;
+/** Bound on the run's own calls (creating the default realm, stopping a node at the end). */
+const SETUP_CALL_TIMEOUT_MS = 5_000;
 
 export interface RunOptions {
   mutant?: MutantName;
@@ -52,8 +56,8 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
   now = () => w.ports.time.nowMs();
   const rec = record(w, trace);
   const controller = new FaultController(w, monitor);
-  await w.ports.time.advance(3_000);
-  await w.during(w.client.createRealm('default'), 5_000).catch((e: unknown) => monitor.violate('setup', `could not create realm default: ${(e as Error).message}`));
+  await w.ports.time.advance(BOOT_MS);
+  await w.during(w.client.createRealm('default'), SETUP_CALL_TIMEOUT_MS).catch((e: unknown) => monitor.violate('setup', `could not create realm default: ${(e as Error).message}`));
   const startMs = w.ports.time.nowMs();
   controller.schedule(faults, startMs);
   // A workload that throws is a scenario bug or work that never settled within its bound: fail loudly.
@@ -116,5 +120,5 @@ function record(w: World, trace: Trace): { accepted: Set<string>; waits: Map<str
 }
 
 async function stop(w: World): Promise<void> {
-  for (const n of w.nodes.values()) if (n.running !== undefined) await w.during(n.running.stop(), 5_000).catch(() => {});
+  for (const n of w.nodes.values()) if (n.running !== undefined) await w.during(n.running.stop(), SETUP_CALL_TIMEOUT_MS).catch(() => {});
 }
