@@ -17,7 +17,7 @@ import { nodeIndexOf } from './ids.js';
  * hub socket in bpf mode, where the verdict sends them because their ep_info entry points there — and go
  * out over the channel (src/datapath/remote.ts), which copies the payload once into the destination
  * realm's pool on the other node. Answers and credit returns come back the same way, so procs see one
- * API whatever the node of their peer. The destination node comes from the id itself (dp-ids.ts).
+ * API whatever the node of their peer. The destination node comes from the id itself (ids.ts).
  *
  * A refused send must not leave a caller waiting for its timeout: the refusal (and a dead peer) is told
  * to the calling proc's host, which fails that very call with the channel's typed error.

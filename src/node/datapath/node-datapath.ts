@@ -44,11 +44,11 @@ import type { HostHandle } from '../host-process.js';
  *   Data for an endpoint exported to the sender's realm (spec.exports), and its answers, arrive there
  *   too, flagged F_COPY: the Hub copies them into the destination realm's pool.
  * - Endpoint ids are cluster-unique (they own pool buffers, here and in other nodes' pools), allocated
- *   here in this node's range (dp-ids.ts); when a proc exits or its host dies, its endpoints leave the
+ *   here in this node's range (ids.ts); when a proc exits or its host dies, its endpoints leave the
  *   maps and the Hub and every buffer they held is reclaimed.
  * - With `cross` set, descriptors to another node's endpoints (told apart by their id) reach this process
  *   — the Hub's `foreign` hook in userspace mode, the hub socket in bpf mode — and go over the
- *   node-to-node channel (dp-cross.ts); what peers send comes back in through `LocalSide.deliver`.
+ *   node-to-node channel (cross.ts); what peers send comes back in through `LocalSide.deliver`.
  */
 
 export const DEFAULT_POOL_BYTES = 64 << 20;
@@ -498,7 +498,7 @@ export class NodeDataPath implements DataPathPort {
     }
   }
 
-  // ---- the node-to-node channel (dp-cross.ts) ------------------------------------------------------------
+  // ---- the node-to-node channel (cross.ts) ------------------------------------------------------------
 
   /** Userspace mode (and the node's own endpoints in both): a frame from `realm` to an id the hub does not know. */
   #foreign(realm: string, frames: Buffer, at: number): boolean {
