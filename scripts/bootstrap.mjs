@@ -39,6 +39,7 @@ const DEBIAN_PACKAGES = [
   { pkg: 'libbpf-dev', file: '/usr/include/bpf/libbpf.h', linuxOnly: true },
   { pkg: 'bpftool', bin: 'bpftool', linuxOnly: true },
   { pkg: 'libelf-dev', file: '/usr/include/libelf.h', linuxOnly: true },
+  { pkg: 'libseccomp-dev', file: '/usr/include/seccomp.h', linuxOnly: true },
   { pkg: 'nats-server', bin: 'nats-server', linuxOnly: false },
 ];
 const USAGE = `usage: node scripts/bootstrap.mjs [--force-build] [--strict] [--quiet] [--json] [--only=npm,apt,build,native]

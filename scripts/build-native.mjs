@@ -18,6 +18,8 @@ const BPF_DIR = join(ROOT, 'bpf');
 const BPF_OUT = join(ROOT, 'build', 'bpf');
 const NATIVE_DIR = join(ROOT, 'src', 'native');
 const ADDON = join(NATIVE_DIR, 'build', 'Release', 'sigma_native.node');
+const SANDBOX_SRC = join(NATIVE_DIR, 'sandbox', 'sigma-sandbox.c');
+const SANDBOX = join(ROOT, 'build', 'sigma-sandbox');
 const STDERR_TAIL_CHARS = 3000;
 
 const MULTIARCH = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', arm: 'arm-linux-gnueabihf', ppc64: 'powerpc64le-linux-gnu', s390x: 's390x-linux-gnu', riscv64: 'riscv64-linux-gnu' }[process.arch] ?? `${process.arch}-linux-gnu`;
@@ -46,13 +48,18 @@ function missingFor(kind) {
       [hasLib('elf'), 'libelf-dev', 'libelf'],
       [hasLib('z'), 'zlib1g-dev', 'zlib'],
     ],
+    sandbox: [
+      [onPath('cc'), 'gcc', 'a C compiler'],
+      [existsSync('/usr/include/seccomp.h') && hasLib('seccomp'), 'libseccomp-dev', 'libseccomp'],
+    ],
   }[kind];
   return needs.filter(([ok]) => !ok).map(([, pkg, what]) => ({ pkg, what }));
 }
 
 function missingError(kind, missing) {
   const pkgs = [...new Set(missing.map((m) => m.pkg))];
-  return `cannot build the ${kind === 'bpf' ? 'BPF objects' : 'native addon'}: missing ${missing.map((m) => m.what).join(', ')}; install with: sudo apt-get install -y ${pkgs.join(' ')}`;
+  const what = { bpf: 'BPF objects', addon: 'native addon', sandbox: 'proc host sandbox (build/sigma-sandbox)' }[kind];
+  return `cannot build the ${what}: missing ${missing.map((m) => m.what).join(', ')}; install with: sudo apt-get install -y ${pkgs.join(' ')}`;
 }
 
 function buildBpf({ force, log }) {
@@ -124,11 +131,29 @@ function buildAddon({ force, log }) {
   return { built: ['src/native/build/Release/sigma_native.node'], errors: [], missing: [] };
 }
 
+/** The exec wrapper that confines proc hosts (src/native/sandbox/sigma-sandbox.c): one C file, libseccomp. */
+function buildSandbox({ force, log }) {
+  if (!force && mtime(SANDBOX) >= mtime(SANDBOX_SRC)) return { built: [], errors: [], missing: [] };
+  const missing = missingFor('sandbox');
+  if (missing.length > 0) return { built: [], errors: [missingError('sandbox', missing)], missing };
+  mkdirSync(dirname(SANDBOX), { recursive: true });
+  const tmp = `${SANDBOX}.tmp-${process.pid}`;
+  log('compiling src/native/sandbox/sigma-sandbox.c');
+  try {
+    execFileSync('cc', ['-O2', '-Wall', '-Wextra', '-Werror', '-o', tmp, SANDBOX_SRC, '-lseccomp'], { stdio: ['ignore', 'ignore', 'pipe'] });
+    renameSync(tmp, SANDBOX);
+  } catch (e) {
+    rmSync(tmp, { force: true });
+    return { built: [], errors: [`cc failed on src/native/sandbox/sigma-sandbox.c: ${tail(e)}`], missing: [] };
+  }
+  return { built: ['build/sigma-sandbox'], errors: [], missing: [] };
+}
+
 export async function buildNative({ force = false, log = () => {} } = {}) {
   if (process.platform !== 'linux') {
     return { status: 'failed', built: [], errors: [`the native addon and BPF need Linux (this is ${process.platform})`], error: 'not Linux' };
   }
-  const parts = [buildBpf({ force, log }), buildAddon({ force, log })];
+  const parts = [buildBpf({ force, log }), buildAddon({ force, log }), buildSandbox({ force, log })];
   const built = parts.flatMap((p) => p.built);
   const errors = parts.flatMap((p) => p.errors);
   const missing = parts.flatMap((p) => p.missing);

@@ -135,7 +135,8 @@ program
 
 program.command('nodes').action(() => withClient(async (c) => {
   const ns = await c.nodes();
-  out(table(ns.map((n) => ({ id: n.id, mcpu: n.mcpu, memMb: n.memMb, address: n.address, heartbeat: n.heartbeatSeq })), ['id', 'mcpu', 'memMb', 'address', 'heartbeat']), ns);
+  const isolation = (n: (typeof ns)[number]): string => (n.isolation === undefined ? '?' : n.isolation.sandboxed ? 'sandboxed' : `NOT sandboxed: ${n.isolation.missing.join('; ')}`);
+  out(table(ns.map((n) => ({ id: n.id, mcpu: n.mcpu, memMb: n.memMb, address: n.address, heartbeat: n.heartbeatSeq, hosts: isolation(n) })), ['id', 'mcpu', 'memMb', 'address', 'heartbeat', 'hosts']), ns);
 }));
 
 program.command('names').option('--realm <realm>').action((o: { realm?: string }) => withClient(async (c) => {

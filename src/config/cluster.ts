@@ -30,6 +30,8 @@ export interface ClusterConfig {
   poolMb: number;
   /** How long a process of the data path keeps polling after traffic, µs (src/datapath/busy-poll.ts); 0: never. */
   busyPollUs: number;
+  /** Proc host confinement (src/node/sandbox/): `auto` sandboxes hosts where the node can and says what is missing where it cannot; `required` refuses to start hosts without it; `off` never sandboxes. */
+  isolation: IsolationMode;
   /** JetStream store, proc logs and other state; relative paths are relative to the working directory. */
   dataDir: string;
   /** Program name -> module path (relative to the config file's directory) that procs can run. */
@@ -51,9 +53,13 @@ export interface ClusterInput {
   poolMb?: number;
   /** Busy-poll window after data-path traffic, µs (default 200; 0 turns it off: the loop always blocks). */
   busyPollUs?: number;
+  isolation?: IsolationMode;
   dataDir?: string;
   programs?: Record<string, string>;
 }
+
+export type IsolationMode = 'off' | 'auto' | 'required';
+export const ISOLATION_MODES: readonly IsolationMode[] = ['off', 'auto', 'required'];
 
 export const DEFAULT_NODE_COUNT = 3;
 export const DEFAULT_NODE_MCPU = 2000;
@@ -107,6 +113,8 @@ function build(input: ClusterInput): ClusterConfig {
   if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > POOL_MB_MAX) throw new ClusterConfigError('poolMb', `must be an integer in [1, ${POOL_MB_MAX}], got ${poolMb}`);
   const busyPollUs = input.busyPollUs ?? DEFAULT_BUSY_POLL_US;
   if (!Number.isInteger(busyPollUs) || busyPollUs < 0 || busyPollUs > BUSY_POLL_US_MAX) throw new ClusterConfigError('busyPollUs', `must be an integer in [0, ${BUSY_POLL_US_MAX}], got ${busyPollUs}`);
+  const isolation = input.isolation ?? 'auto';
+  if (!ISOLATION_MODES.includes(isolation)) throw new ClusterConfigError('isolation', `must be off, auto or required, got "${String(isolation)}"`);
   return {
     name,
     nodes,
@@ -116,6 +124,7 @@ function build(input: ClusterInput): ClusterConfig {
     datapath,
     poolMb,
     busyPollUs,
+    isolation,
     dataDir: input.dataDir ?? '.sigma',
     programs: { ...(input.programs ?? {}) },
   };

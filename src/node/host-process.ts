@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { decodeToNode, type ToHost, type ToNode } from '../host/protocol.js';
+import type { HostSandbox } from './sandbox/host-sandbox.js';
 
 /** A running proc host as the node manager sees it. The simulator provides an in-process one. */
 export interface HostHandle {
@@ -56,15 +57,31 @@ export function hostExecArgv(env: NodeJS.ProcessEnv): string[] {
   return (env[HOST_NODE_FLAGS_ENV] ?? '').split(' ').filter((f) => f.length > 0);
 }
 
+/** What a sandboxed host gets of the node's environment: nothing of root's but these (plus its own SIGMA_*). */
+const SANDBOXED_ENV_KEPT = ['PATH', 'LANG', 'SIGMA_LOG'];
+/** stdin, stdout, stderr and Node's IPC channel come before the inherited fds. */
+const HOST_STDIO_FDS = 4;
+
+export interface ForkHostLauncherOptions {
+  env?: Record<string, string>;
+  readyTimeoutMs?: number;
+  /** Confine every host (a uid per realm, Landlock, seccomp: src/node/sandbox/); absent: plain fork. */
+  sandbox?: HostSandbox;
+}
+
 /** Forks real host processes. This file's job is binding to the real world. */
 export class ForkHostLauncher implements HostLauncher {
-  constructor(private readonly options: { env?: Record<string, string>; readyTimeoutMs?: number } = {}) {}
+  constructor(private readonly options: ForkHostLauncherOptions = {}) {}
 
   start(hostId: string, realm: string, options: HostStartOptions = {}): Promise<HostHandle> {
+    const fds = options.fds ?? [];
+    const own = { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm };
+    const sandboxed = this.options.sandbox?.command(realm, HOST_STDIO_FDS + fds.length, hostExecArgv(process.env));
     const child = fork(HOST_MAIN, [], {
-      env: hostEnv(process.env, { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm }),
-      execArgv: hostExecArgv(process.env),
-      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...(options.fds ?? [])],
+      ...(sandboxed === undefined
+        ? { env: hostEnv(process.env, own), execArgv: hostExecArgv(process.env) }
+        : { env: { ...keep(process.env, SANDBOXED_ENV_KEPT), ...sandboxed.env, ...own }, execPath: sandboxed.execPath, execArgv: sandboxed.execArgv }),
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds],
       serialization: 'json',
     });
     const handle = new ForkedHost(hostId, realm, child);
@@ -90,6 +107,10 @@ export class ForkHostLauncher implements HostLauncher {
       });
     });
   }
+}
+
+function keep(env: NodeJS.ProcessEnv, names: readonly string[]): Record<string, string> {
+  return Object.fromEntries(names.flatMap((n) => (env[n] === undefined ? [] : [[n, env[n]!]])));
 }
 
 class ForkedHost implements HostHandle {

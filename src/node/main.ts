@@ -4,15 +4,17 @@
  * machine, pointed at the same NATS cluster). Binding to the real world is this file's job.
  */
 import { Command } from 'commander';
-import { appendFileSync, mkdirSync } from 'node:fs';
+import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
-import { POOL_MB_MAX, PORT_MAX, type DataPathMode } from '../config/cluster.js';
+import { ISOLATION_MODES, POOL_MB_MAX, PORT_MAX, type DataPathMode, type IsolationMode } from '../config/cluster.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath/node-datapath.js';
 import { defaultNodeIndex, NODE_INDEX_MAX } from './datapath/ids.js';
-import { ForkHostLauncher } from './host-process.js';
+import { ForkHostLauncher, HostStartError, type HostLauncher } from './host-process.js';
+import { HostSandbox } from './sandbox/host-sandbox.js';
+import { isolationStatus } from './sandbox/probe.js';
 import { startNode } from './node.js';
 
 const opts = new Command()
@@ -28,14 +30,16 @@ const opts = new Command()
   .option('--busy-poll-us <n>', 'keep polling the data path this long after traffic, µs (0: never)', String(DEFAULT_BUSY_POLL_US))
   .option('--dp-host <addr>', 'address the node-to-node data-path channel listens on', '127.0.0.1')
   .option('--dp-port <n>', 'its port (0: any free one; the heartbeat tells peers)', '0')
+  .option('--isolation <mode>', 'proc host sandbox: auto (where the node can), required (refuse hosts without it) or off', 'auto')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
 const logDir = join(opts.dataDir, 'logs');
 mkdirSync(logDir, { recursive: true });
+chmodSync(logDir, 0o700); // procs' output: the node's to read, no realm's
 
 if (!['auto', 'bpf', 'userspace'].includes(opts.datapath)) {
   log.fatal(`--datapath must be auto, bpf or userspace, got "${opts.datapath}"`);
@@ -62,6 +66,11 @@ if (['0.0.0.0', '::', ''].includes(opts.dpHost)) {
   log.fatal(`--dp-host must be an address other nodes can reach (it goes into the heartbeat), got "${opts.dpHost}"`);
   process.exit(2);
 }
+if (!(ISOLATION_MODES as readonly string[]).includes(opts.isolation)) {
+  log.fatal(`--isolation must be ${ISOLATION_MODES.join(', ')}, got "${opts.isolation}"`);
+  process.exit(2);
+}
+const isolation = hostIsolation(opts.isolation as IsolationMode);
 const cross = { index: dpIndex, host: opts.dpHost, port: dpPort };
 const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, busyPollUs, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
@@ -75,7 +84,8 @@ const node = await startNode({
   beSlots: Number(opts.beSlots),
   programs,
   bus,
-  launcher: new ForkHostLauncher({ env: { SIGMA_NATS_URL: opts.nats } }),
+  launcher: isolation.launcher,
+  isolation: isolation.status,
   logger: log,
   datapath,
   appendLog: (pid, _stream, data) => appendFileSync(join(logDir, `${pid}.log`), data),
@@ -99,3 +109,24 @@ process.on('disconnect', () => void stop()); // the launcher is gone: do not lin
 process.on('SIGINT', () => void stop());
 process.send?.({ t: 'node-ready', id: opts.id });
 log.info({ nats: opts.nats }, 'node up');
+
+/**
+ * The host launcher this node's isolation mode and machine allow: sandboxed hosts, plain ones (saying
+ * which protections are missing), or, when isolation is required and missing, none at all.
+ */
+function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: { sandboxed: boolean; missing: string[] } } {
+  const env = { SIGMA_NATS_URL: opts.nats };
+  const st = mode === 'off' ? { sandboxed: false, missing: ['proc host sandbox: off (isolation: off)'] } : isolationStatus();
+  if (st.sandboxed) {
+    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [opts.nats], programs: Object.values(programs) });
+    log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
+    return { launcher: new ForkHostLauncher({ env, sandbox }), status: { sandboxed: true, missing: [] } };
+  }
+  if (mode === 'required') {
+    log.error({ missing: st.missing }, 'isolation is required but unavailable: no proc host will start');
+    const refuse: HostLauncher = { start: (hostId) => Promise.reject(new HostStartError(hostId, `isolation is required but unavailable: ${st.missing.join('; ')}`)) };
+    return { launcher: refuse, status: { sandboxed: false, missing: st.missing } };
+  }
+  if (mode === 'auto') log.warn({ missing: st.missing }, 'proc hosts are NOT sandboxed');
+  return { launcher: new ForkHostLauncher({ env }), status: { sandboxed: false, missing: st.missing } };
+}

@@ -3,7 +3,7 @@ import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.j
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
+import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type NodeIsolation, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
@@ -49,6 +49,8 @@ export interface NodeOptions {
   onFatal?: (error: unknown) => void;
   /** The data path this node owns (src/node/datapath/node-datapath.ts; the simulator's is src/sim/datapath.ts). */
   datapath?: DataPathPort;
+  /** Whether this node's hosts are sandboxed (the heartbeat carries it to `sigma nodes`). */
+  isolation?: NodeIsolation;
   /** Deliberate bugs for the simulator's mutants; never set in production. */
   mutations?: Mutations;
 }
@@ -109,7 +111,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
   const bus = o.bus;
   return system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
       {
         launcher: o.launcher,
         table: st.table,

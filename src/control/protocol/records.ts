@@ -25,6 +25,13 @@ export interface NodeRecord {
   heartbeatSeq: number;
   /** Where its node-to-node data-path channel listens, and its endpoint-id range (src/node/datapath/ids.ts). */
   datapath?: DataPathAddress;
+  /** Whether its proc hosts are sandboxed, and each protection that is missing where they are not. */
+  isolation?: NodeIsolation;
+}
+
+export interface NodeIsolation {
+  sandboxed: boolean;
+  missing: string[];
 }
 
 export interface DataPathAddress {

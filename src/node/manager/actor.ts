@@ -24,7 +24,7 @@ function heartbeat(s: NodeState): void {
   retryUnrecorded(s);
   checkAwaiting(s);
   const addr = deps.datapath?.peerAddress?.();
-  const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, ...(addr === undefined ? {} : { datapath: addr }) };
+  const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
   void deps.nodesKv.put(cfg.id, encode(node)).catch((e: unknown) => s.log.warn({ err: e }, 'heartbeat failed'));
   pingHosts(s);
   // Offer our BE slots; the scheduler counts what it has placed here against them.

@@ -1,6 +1,6 @@
 import type { Context } from '../../actors/index.js';
 import type { ProcTable } from '../../control/proc-table.js';
-import type { ProcEvent, ProcRecord, RunOrder, WireError } from '../../control/protocol/index.js';
+import type { NodeIsolation, ProcEvent, ProcRecord, RunOrder, WireError } from '../../control/protocol/index.js';
 import type { ToNode } from '../../host/protocol.js';
 import type { Kv } from '../../nats/types.js';
 import type { Status } from '../../proc/types.js';
@@ -19,6 +19,8 @@ export interface NodeManagerConfig {
   heartbeatMs: number;
   /** A host that misses this many pings in a row is killed and its procs end as crashed. */
   hostPingMissesMax: number;
+  /** What the heartbeat says of its hosts' confinement (absent in the simulator). */
+  isolation?: NodeIsolation;
   /** Simulator mutant only (src/control/mutations.ts): the exit write loses its write-once guard. */
   exitTwice?: boolean;
   /** Simulator mutant only: each batch of lingering endpoints closed forgets its first one (never reclaimed). */

@@ -1,0 +1,90 @@
+import { chmodSync, chownSync, existsSync, mkdirSync, realpathSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { RealmIds } from './realm-ids.js';
+import { SANDBOX_BINARY } from './probe.js';
+
+const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+/** A realm's own directory under the node's data directory: the one place its hosts may write. */
+export const REALMS_DIR = 'realms';
+const TRAVERSE_ONLY = 0o711;
+const OWNER_ONLY = 0o700;
+const NATS_PORT_DEFAULT = 4222;
+
+/** What Node itself needs to start and run, read-only (found by starting it confined, one refusal at a time). */
+const SYSTEM_READ = ['/usr/lib', '/lib', '/lib64', '/usr/lib64', '/etc/ld.so.cache', '/etc/ssl', '/etc/localtime', '/usr/share/zoneinfo', '/dev/urandom', '/sys/fs/cgroup', '/proc/self'];
+/** The dynamic loaders a Node binary may name (the kernel opens them for execve, so they need execute). */
+const LOADERS = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1', '/lib/ld-linux-armhf.so.3'];
+
+export interface HostSandboxOptions {
+  /** The node's data directory (realm ids are recorded there, realm directories live below it). */
+  dataDir: string;
+  /** The NATS servers hosts may connect to (their ports are the only TCP connects allowed). */
+  natsUrls: string[];
+  /** Module paths of the configured programs: their directories are readable. */
+  programs: readonly string[];
+}
+
+export interface SandboxedCommand {
+  execPath: string;
+  /** The wrapper's policy, `--`, then node and its flags (fork appends the host module). */
+  execArgv: string[];
+  env: Record<string, string>;
+}
+
+/**
+ * Confines proc hosts: each realm's hosts run as a uid of their own through the exec wrapper, with
+ * read-only access to Node, the project's built code and the programs, one writable directory per
+ * realm, TCP connects to NATS only, and a syscall filter (src/native/sandbox/sigma-sandbox.c).
+ */
+export class HostSandbox {
+  readonly #ids: RealmIds;
+  readonly #read: string[];
+  readonly #exec: string[];
+  readonly #ports: number[];
+
+  constructor(private readonly o: HostSandboxOptions) {
+    this.#ids = new RealmIds(o.dataDir);
+    const node = realpathSync(process.execPath);
+    this.#exec = [node, ...LOADERS.filter(existsSync).map((l) => realpathSync(l))];
+    const project = ['dist', 'node_modules', 'package.json', 'src/native/build/Release'].map((p) => join(ROOT, p));
+    this.#read = [...SYSTEM_READ, ...project, ...o.programs.map((m) => dirname(resolve(m)))];
+    this.#ports = [...new Set(o.natsUrls.map(portOf))];
+    chmodSync(o.dataDir, TRAVERSE_ONLY);
+  }
+
+  /** The realm's uid (= gid), allocated on first use and kept across restarts. */
+  uidOf(realm: string): number {
+    return this.#ids.idOf(realm);
+  }
+
+  /** The realm's writable directory, created owned by its uid and closed to everyone else. */
+  realmDir(realm: string): string {
+    const base = join(this.o.dataDir, REALMS_DIR);
+    mkdirSync(base, { recursive: true, mode: TRAVERSE_ONLY });
+    const dir = join(base, realm);
+    const uid = this.uidOf(realm);
+    mkdirSync(dir, { recursive: true, mode: OWNER_ONLY });
+    chownSync(dir, uid, uid);
+    chmodSync(dir, OWNER_ONLY);
+    return dir;
+  }
+
+  /** How to start a host of `realm` that keeps fds 0 .. keepFds-1, with `nodeFlags` for node. */
+  command(realm: string, keepFds: number, nodeFlags: string[], cgroupProcs: string[] = []): SandboxedCommand {
+    const uid = this.uidOf(realm);
+    const dir = this.realmDir(realm);
+    const policy = ['--uid', String(uid), '--gid', String(uid), '--keep-fds', String(keepFds)];
+    for (const p of cgroupProcs) policy.push('--cgroup-procs', p);
+    for (const p of this.#exec) policy.push('--rx', p);
+    for (const p of this.#read) policy.push('--ro', p);
+    policy.push('--rw', '/dev/null', '--rw', dir);
+    for (const port of this.#ports) policy.push('--connect-port', String(port));
+    return { execPath: SANDBOX_BINARY, execArgv: [...policy, '--', process.execPath, ...nodeFlags], env: { HOME: dir, TMPDIR: dir } };
+  }
+}
+
+function portOf(url: string): number {
+  const u = new URL(url.includes('://') ? url : `nats://${url}`);
+  return u.port === '' ? NATS_PORT_DEFAULT : Number(u.port);
+}
