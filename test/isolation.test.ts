@@ -99,6 +99,14 @@ serial('isolation - a proc opens no socket of its own but TCP to NATS: no UDP, n
   t.true((await run('beta', 'connect', nats.hostname, nats.port)).ok, 'the control plane stays reachable (its credentials are the next wall)');
 });
 
+serial('isolation - a proc over its memory is killed and ends crashed, naming the limit; the node and other procs go on', async (t) => {
+  const pid = await tc.client.spawn({ program: 'attacker', args: ['hog', '4096'], realm: 'beta', lc: true, mcpu: 100, memMb: 64, dedicated: true });
+  const st = await tc.client.waitExit(pid, { timeoutMs: 30_000 });
+  t.is(st.kind, 'crashed', JSON.stringify(st));
+  t.regex(st.message, /over its memory limit of 192 MB/);
+  t.true((await run('beta', 'whoami'))['uid'] !== undefined, 'the realm still runs procs');
+});
+
 test('isolation - a node that cannot sandbox says which protection is missing', (t) => {
   const st = isolationStatus();
   t.is(st.sandboxed, st.missing.length === 0);

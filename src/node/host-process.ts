@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { decodeToNode, type ToHost, type ToNode } from '../host/protocol.js';
+import type { HostCgroup, HostCgroups, HostLimits } from './sandbox/cgroups.js';
 import type { HostSandbox } from './sandbox/host-sandbox.js';
 
 /** A running proc host as the node manager sees it. The simulator provides an in-process one. */
@@ -11,14 +12,16 @@ export interface HostHandle {
   send(m: ToHost): boolean;
   /** Every decoded message from the host. */
   onMessage(fn: (m: ToNode) => void): void;
-  /** The host process ended (crash, kill or exit). */
-  onExit(fn: (code: number | null, signal: string | null) => void): void;
+  /** The host process ended (crash, kill or exit); `reason` when the node knows more (its memory limit). */
+  onExit(fn: (code: number | null, signal: string | null, reason?: string) => void): void;
   kill(): void;
 }
 
 export interface HostStartOptions {
   /** Open file descriptors the host inherits as fd 4, 5, ... (the realm's pool memfd, its data-path socket). */
   fds?: number[];
+  /** Memory, CPU weight and pids of the host's cgroup, where the node has cgroups. */
+  limits?: HostLimits;
 }
 
 export interface HostLauncher {
@@ -67,6 +70,8 @@ export interface ForkHostLauncherOptions {
   readyTimeoutMs?: number;
   /** Confine every host (a uid per realm, Landlock, seccomp: src/node/sandbox/); absent: plain fork. */
   sandbox?: HostSandbox;
+  /** Put each sandboxed host in a cgroup of its own with its limits (the wrapper joins it before exec). */
+  cgroups?: HostCgroups;
 }
 
 /** Forks real host processes. This file's job is binding to the real world. */
@@ -76,7 +81,8 @@ export class ForkHostLauncher implements HostLauncher {
   start(hostId: string, realm: string, options: HostStartOptions = {}): Promise<HostHandle> {
     const fds = options.fds ?? [];
     const own = { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm };
-    const sandboxed = this.options.sandbox?.command(realm, HOST_STDIO_FDS + fds.length, hostExecArgv(process.env));
+    const cg = options.limits === undefined || this.options.sandbox === undefined ? undefined : this.options.cgroups?.create(hostId, options.limits);
+    const sandboxed = this.options.sandbox?.command(realm, HOST_STDIO_FDS + fds.length, hostExecArgv(process.env), cg?.procsFiles);
     const child = fork(HOST_MAIN, [], {
       ...(sandboxed === undefined
         ? { env: hostEnv(process.env, own), execArgv: hostExecArgv(process.env) }
@@ -84,7 +90,7 @@ export class ForkHostLauncher implements HostLauncher {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds],
       serialization: 'json',
     });
-    const handle = new ForkedHost(hostId, realm, child);
+    const handle = new ForkedHost(hostId, realm, child, cg);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -115,12 +121,19 @@ function keep(env: NodeJS.ProcessEnv, names: readonly string[]): Record<string, 
 
 class ForkedHost implements HostHandle {
   readonly #messageFns: Array<(m: ToNode) => void> = [];
+  #exitReason: string | undefined;
 
   constructor(
     readonly hostId: string,
     readonly realm: string,
     private readonly child: ChildProcess,
+    private readonly cgroup?: HostCgroup,
   ) {
+    // First of the exit listeners: what the cgroup says is read before the group goes.
+    child.once('exit', () => {
+      this.#exitReason = this.#overMemory();
+      this.cgroup?.remove();
+    });
     // A send to a host that just died fails with EPIPE as an 'error' event: without a listener it would
     // take the node process down. The host's death itself is seen through 'exit'.
     child.on('error', () => {});
@@ -145,9 +158,16 @@ class ForkedHost implements HostHandle {
     this.#messageFns.push(fn);
   }
 
-  onExit(fn: (code: number | null, signal: string | null) => void): void {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) fn(this.child.exitCode, this.child.signalCode);
-    else this.child.once('exit', fn);
+  onExit(fn: (code: number | null, signal: string | null, reason?: string) => void): void {
+    const report = (code: number | null, signal: string | null): void => fn(code, signal, this.#exitReason);
+    if (this.child.exitCode !== null || this.child.signalCode !== null) report(this.child.exitCode, this.child.signalCode);
+    else this.child.once('exit', report);
+  }
+
+  /** Why the kernel killed it, when that was its memory limit. */
+  #overMemory(): string | undefined {
+    if (this.cgroup === undefined || this.cgroup.oomKills() === 0) return undefined;
+    return `killed by the kernel: over its memory limit of ${this.cgroup.limits.memMb} MB`;
   }
 
   kill(): void {

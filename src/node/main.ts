@@ -13,6 +13,7 @@ import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath/node-datapath.js';
 import { defaultNodeIndex, NODE_INDEX_MAX } from './datapath/ids.js';
 import { ForkHostLauncher, HostStartError, type HostLauncher } from './host-process.js';
+import { HostCgroups } from './sandbox/cgroups.js';
 import { HostSandbox } from './sandbox/host-sandbox.js';
 import { isolationStatus } from './sandbox/probe.js';
 import { startNode } from './node.js';
@@ -120,7 +121,10 @@ function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: {
   if (st.sandboxed) {
     const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [opts.nats], programs: Object.values(programs) });
     log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
-    return { launcher: new ForkHostLauncher({ env, sandbox }), status: { sandboxed: true, missing: [] } };
+    const cgroups = new HostCgroups(opts.id);
+    const missing = cgroups.version === undefined ? ['cgroups: neither v2 with memory, cpu and pids nor v1 with all three: hosts have no memory, CPU or pids limits'] : [];
+    if (missing.length > 0) log.warn({ missing }, 'proc hosts are sandboxed but not limited');
+    return { launcher: new ForkHostLauncher({ env, sandbox, cgroups }), status: { sandboxed: true, missing } };
   }
   if (mode === 'required') {
     log.error({ missing: st.missing }, 'isolation is required but unavailable: no proc host will start');

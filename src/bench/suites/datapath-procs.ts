@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,9 @@ import type { Bus } from '../../nats/types.js';
 import type { DataPathStatus } from '../../datapath/status.js';
 import { BenchError } from '../harness.js';
 import type { ProcCommand } from '../procs/dp-commands.js';
+
+/** mkdtemp makes 0700 directories; realm uids need to pass through to their own directory. */
+const TRAVERSE_ONLY = 0o711;
 
 /**
  * The `bpf` and `userspace` transports of the `datapath` benchmark: real procs through the real control
@@ -58,6 +61,7 @@ export class ProcPath {
   /** `busyPollUs`: the cluster's busy-poll window (src/datapath/busy-poll.ts); its default when absent. */
   static async start(mode: ProcMode, options: { busyPollUs?: number } = {}): Promise<ProcPath> {
     const dir = mkdtempSync(join(tmpdir(), `sigma-bench-dp-${mode}-`));
+    chmodSync(dir, TRAVERSE_ONLY); // sandboxed hosts reach their realm's directory below it
     const config = defineCluster({ nodes: 1, node: { mcpu: 8000, memMb: 8192, beSlots: 64 }, nats: { embedded: true, port: 0 }, dataDir: join(dir, 'data'), realms: [REALM_A, REALM_B], datapath: mode, programs: PROGRAMS, ...options });
     const cluster = await startCluster(config);
     let bus: Bus | undefined;

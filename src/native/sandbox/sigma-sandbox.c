@@ -2,10 +2,11 @@
 //
 // Every thread of the host inherits what is set here (seccomp filters and Landlock domains are kept
 // across execve; a filter installed from inside a running Node would cover one thread only). In order:
-// join the host's cgroups, close every fd but the kept ones, start a new session, drop to the realm's
-// uid and gid with no supplementary groups and no capabilities, set no_new_privs, restrict the file
-// system and TCP with Landlock, deny syscalls and socket kinds with seccomp, execve. Any step that
-// fails ends the process with a message and a distinct exit code: it never execs unconfined.
+// join the host's cgroups, close every fd but the kept ones, start a new session, build the Landlock
+// ruleset, drop to the realm's uid and gid with no supplementary groups and no capabilities, set
+// no_new_privs, restrict the file system and TCP with that ruleset, deny syscalls and socket kinds
+// with seccomp, execve. Any step that fails ends the process with a message and a distinct exit
+// code: it never execs unconfined.
 //
 //   sigma-sandbox --uid U --gid G [--keep-fds N] [--cgroup-procs FILE]... [--ro PATH]... [--rx PATH]...
 //                 [--rw PATH]... [--connect-port P]... -- PROGRAM ARGS...
@@ -165,7 +166,8 @@ static void add_path(int ruleset, const char *path, uint64_t rights, uint64_t ha
   close(fd);
 }
 
-static void apply_landlock(const struct policy *p) {
+/** Builds the ruleset while still root, so that paths the realm uid could not even reach can be named. */
+static int build_landlock(const struct policy *p) {
   int abi = landlock_abi();
   if (abi < 1) die(EXIT_LANDLOCK, "Landlock is not available in this kernel", NULL);
   struct ll_ruleset_attr attr = {.handled_access_fs = LL_FS_ABI1_ALL};
@@ -186,6 +188,11 @@ static void apply_landlock(const struct policy *p) {
     struct ll_net_port_attr port = {.allowed_access = LL_NET_CONNECT_TCP, .port = (uint64_t)p->ports[i]};
     if (syscall(SYS_landlock_add_rule, ruleset, LL_RULE_NET_PORT, &port, 0) != 0) die(EXIT_LANDLOCK, "landlock_add_rule (port)", NULL);
   }
+  return ruleset;
+}
+
+/** Enforces it (no_new_privs is set by now, so an unprivileged process may). */
+static void restrict_self(int ruleset) {
   if (syscall(SYS_landlock_restrict_self, ruleset, 0) != 0) die(EXIT_LANDLOCK, "landlock_restrict_self", NULL);
   close(ruleset);
 }
@@ -243,8 +250,9 @@ int main(int argc, char **argv) {
   join_cgroups(&p);
   if (syscall(SYS_close_range, (unsigned)p.keep_fds, ~0U, 0) != 0) die(EXIT_SETUP, "close_range", NULL);
   if (setsid() < 0) die(EXIT_SETUP, "setsid", NULL);
+  int ruleset = build_landlock(&p);
   drop_identity(&p);
-  apply_landlock(&p);
+  restrict_self(ruleset);
   apply_seccomp();
   execv(p.argv[0], p.argv);
   die(EXIT_EXEC, "execv", p.argv[0]);

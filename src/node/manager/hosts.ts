@@ -2,6 +2,7 @@
 import { describe } from '../../actors/errors.js';
 import type { RunOrder } from '../../control/protocol/index.js';
 import type { DataPathPort, HostWiring } from '../datapath/port.js';
+import type { HostLimits } from '../sandbox/cgroups.js';
 import type { NodeMsg, NodeState } from './state.js';
 import { assert } from '../../assert.js';
 
@@ -15,6 +16,25 @@ function prepareDataPath(s: NodeState, port: DataPathPort, hostId: string, realm
   });
 }
 
+/** What a host runs on besides its procs (Node, its modules, the data path): added to a dedicated proc's memory. */
+export const HOST_BASELINE_MB = 128;
+/** Processes and threads one host may have (Node alone runs about a dozen threads). */
+export const HOST_PIDS_MAX = 256;
+/** The CPU weight of best-effort work, in millicores: below any LC reservation. */
+export const BE_WEIGHT_MCPU = 50;
+
+/**
+ * A dedicated host is sized to its proc: its reserved memory (plus Node's own) and a CPU weight from its
+ * reserved millicores (BE: a low weight). A shared host of a realm may use the node's memory and runs at
+ * the weight of one core: procs there share it.
+ */
+export function hostLimits(s: NodeState, order: RunOrder | undefined): HostLimits {
+  const spec = order?.spec;
+  if (spec === undefined || !spec.dedicated) return { memMb: s.cfg.memMb, mcpu: MCPU_PER_CORE, pidsMax: HOST_PIDS_MAX };
+  return { memMb: spec.memMb + HOST_BASELINE_MB, mcpu: spec.lc ? spec.mcpu : BE_WEIGHT_MCPU, pidsMax: HOST_PIDS_MAX };
+}
+const MCPU_PER_CORE = 1000;
+
 function startHost(s: NodeState, key: string, realm: string): void {
   const hostId = `${s.cfg.id}-h${s.hostSeq++}`;
   const dp = s.dp;
@@ -22,7 +42,7 @@ function startHost(s: NodeState, key: string, realm: string): void {
   const wired = dp === undefined ? Promise.resolve(undefined) : prepareDataPath(s, dp, hostId, realm);
   wired
     .then((wiring) =>
-      s.deps.launcher.start(hostId, realm, wiring === undefined ? {} : { fds: wiring.fds }).then(
+      s.deps.launcher.start(hostId, realm, { ...(wiring === undefined ? {} : { fds: wiring.fds }), limits: hostLimits(s, s.starting.get(key)?.[0]) }).then(
         (handle) => ({ handle, wiring }),
         (e: unknown) => {
           if (wiring !== undefined) dp?.hostGone(hostId);
@@ -71,7 +91,7 @@ export function hostUp(s: NodeState, m: Extract<NodeMsg, { type: 'host-up' }>): 
   if (dedicated === undefined) s.shared.set(hh.realm, hh.hostId);
   if (m.wiring !== undefined && !s.dp?.attachHost(m.wiring, hh)) s.dp?.hostGone(hh.hostId);
   hh.onMessage((msg) => s.ctx.self.tell({ type: 'host-msg', hostId: hh.hostId, msg }));
-  hh.onExit((code, signal) => s.ctx.self.tell({ type: 'host-exit', hostId: hh.hostId, detail: `exit code ${code}, signal ${signal}` }));
+  hh.onExit((code, signal, reason) => s.ctx.self.tell({ type: 'host-exit', hostId: hh.hostId, detail: reason ?? `exit code ${code}, signal ${signal}` }));
   for (const o of orders) if (s.procs.has(o.pid)) runOn(s, hh.hostId, o);
 }
 

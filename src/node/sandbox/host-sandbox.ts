@@ -1,10 +1,15 @@
+import { execFileSync } from 'node:child_process';
 import { chmodSync, chownSync, existsSync, mkdirSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { RealmIds } from './realm-ids.js';
-import { SANDBOX_BINARY } from './probe.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+/** The exec wrapper the bootstrap builds (src/native/sandbox/sigma-sandbox.c). */
+export const SANDBOX_BINARY = join(ROOT, 'build', 'sigma-sandbox');
+/** The uid of a node's trial start: the last of the realm range, never allocated to a realm in practice. */
+const TRIAL_UID = 265_535;
+const HOST_MAIN = join(ROOT, 'dist', 'src', 'host', 'main.js');
 /** A realm's own directory under the node's data directory: the one place its hosts may write. */
 export const REALMS_DIR = 'realms';
 const TRAVERSE_ONLY = 0o711;
@@ -45,12 +50,15 @@ export class HostSandbox {
 
   constructor(private readonly o: HostSandboxOptions) {
     this.#ids = new RealmIds(o.dataDir);
-    const node = realpathSync(process.execPath);
-    this.#exec = [node, ...LOADERS.filter(existsSync).map((l) => realpathSync(l))];
-    const project = ['dist', 'node_modules', 'package.json', 'src/native/build/Release'].map((p) => join(ROOT, p));
-    this.#read = [...SYSTEM_READ, ...project, ...o.programs.map((m) => dirname(resolve(m)))];
+    this.#exec = systemExec();
+    this.#read = [...SYSTEM_READ, ...projectRead(), ...o.programs.map((m) => dirname(resolve(m)))];
     this.#ports = [...new Set(o.natsUrls.map(portOf))];
     chmodSync(o.dataDir, TRAVERSE_ONLY);
+  }
+
+  /** The paths every host reads and executes, whatever its realm. */
+  static basePolicy(): string[] {
+    return [...systemExec().flatMap((p) => ['--rx', p]), ...[...SYSTEM_READ, ...projectRead()].flatMap((p) => ['--ro', p]), '--rw', '/dev/null'];
   }
 
   /** The realm's uid (= gid), allocated on first use and kept across restarts. */
@@ -81,6 +89,30 @@ export class HostSandbox {
     policy.push('--rw', '/dev/null', '--rw', dir);
     for (const port of this.#ports) policy.push('--connect-port', String(port));
     return { execPath: SANDBOX_BINARY, execArgv: [...policy, '--', process.execPath, ...nodeFlags], env: { HOME: dir, TMPDIR: dir } };
+  }
+}
+
+function systemExec(): string[] {
+  return [realpathSync(process.execPath), ...LOADERS.filter(existsSync).map((l) => realpathSync(l))];
+}
+
+function projectRead(): string[] {
+  return ['dist', 'node_modules', 'package.json', 'src/native/build/Release'].map((p) => join(ROOT, p));
+}
+
+/**
+ * Starts node confined as a spare uid and has it read the host's own module: undefined when that works,
+ * else why not (the project may sit below a directory other users cannot enter, such as /root).
+ */
+export function trialStart(): string | undefined {
+  const policy = ['--uid', String(TRIAL_UID), '--gid', String(TRIAL_UID), ...HostSandbox.basePolicy()];
+  const script = `require('fs').readFileSync(${JSON.stringify(HOST_MAIN)})`;
+  try {
+    execFileSync(SANDBOX_BINARY, [...policy, '--', process.execPath, '-e', script], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+    return undefined;
+  } catch (e) {
+    const stderr = String((e as { stderr?: string }).stderr ?? '').trim().split('\n').slice(-1)[0];
+    return `${HOST_MAIN} is not readable by realm uids: ${stderr || (e as Error).message}; put the project where other users may enter its parent directories`;
   }
 }
 

@@ -1,9 +1,8 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
+import { SANDBOX_BINARY, trialStart } from './host-sandbox.js';
 
-/** The exec wrapper the bootstrap builds (src/native/sandbox/sigma-sandbox.c). */
-export const SANDBOX_BINARY = fileURLToPath(new URL('../../../../build/sigma-sandbox', import.meta.url));
+export { SANDBOX_BINARY };
 /** Landlock ABI 4 is the first with TCP rules: below it a host could connect anywhere. */
 export const LANDLOCK_ABI_MIN = 4;
 
@@ -31,6 +30,10 @@ export function isolationStatus(): IsolationStatus {
       landlockAbi = p.landlockAbi;
       if (p.landlockAbi < LANDLOCK_ABI_MIN) missing.push(`Landlock ABI ${p.landlockAbi} < ${LANDLOCK_ABI_MIN}: no file-system and TCP confinement of proc hosts`);
       if (!p.seccomp) missing.push('seccomp unavailable: no syscall filter on proc hosts');
+      if (missing.length === 0) {
+        const trial = trialStart();
+        if (trial !== undefined) missing.push(`proc host sandbox: a confined host could not start (${trial})`);
+      }
     } catch (e) {
       missing.push(`proc host sandbox: the probe failed (${(e as Error).message})`);
     }

@@ -1,0 +1,80 @@
+import test from 'ava';
+import { spawnSync } from 'node:child_process';
+import { existsSync, openSync, readFileSync, realpathSync, rmdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { HostCgroups } from '../src/node/sandbox/cgroups.js';
+import { isolationStatus, SANDBOX_BINARY } from '../src/node/sandbox/probe.js';
+
+// The exec wrapper on its own (src/native/sandbox/sigma-sandbox.c), with small programs where Node has
+// no API for the attack (raw, packet and netlink sockets) or would be heavy (a fork bomb).
+const ready = isolationStatus().sandboxed;
+const serial = ready ? test.serial : test.serial.skip;
+const UID = 265_000; // a realm uid no test cluster allocates
+const LOADER = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'].filter(existsSync).map((p) => realpathSync(p));
+const SYSTEM = ['--rw', '/dev/null', '--ro', '/usr/lib', '--ro', '/lib', '--ro', '/etc/ld.so.cache', '--ro', '/proc/self', ...LOADER.flatMap((l) => ['--rx', l])];
+
+const sandboxed = (policy: string[], program: string, args: string[], stdio: Array<'pipe' | 'ignore' | number> = ['ignore', 'pipe', 'pipe']) =>
+  spawnSync(SANDBOX_BINARY, ['--uid', String(UID), '--gid', String(UID), ...SYSTEM, ...policy, '--rx', realpathSync(program), '--', program, ...args], { encoding: 'utf8', stdio });
+
+serial('sandbox - fds above the kept ones are closed before the program runs', (t) => {
+  const stray = openSync('/dev/null', 'r');
+  const r = sandboxed(['--keep-fds', '3'], '/bin/sh', ['-c', 'echo /proc/self/fd/*'], ['ignore', 'pipe', 'pipe', 'ignore', 'ignore', 'ignore', 'ignore', stray]);
+  t.is(r.status, 0, r.stderr);
+  const fds = r.stdout.trim().split(' ').map((p) => Number(p.split('/').pop()));
+  t.true(fds.every((fd) => fd <= 3), `only 0-2 and the shell's own directory fd: ${r.stdout}`);
+});
+
+serial('sandbox - a fork bomb stops at the pids limit', (t) => {
+  const cg = new HostCgroups(`sandbox-test-${process.pid}`).create('bomb', { memMb: 256, mcpu: 100, pidsMax: 16 });
+  if (cg === undefined) return t.fail('no cgroups here, though the wrapper works');
+  try {
+    const bomb = 'i=0; while [ $i -lt 60 ]; do /usr/bin/sleep 2 & i=$((i+1)); echo $i; done; wait; echo done';
+    const r = sandboxed([...cg.procsFiles.flatMap((f) => ['--cgroup-procs', f]), '--rx', realpathSync('/usr/bin/sleep')], '/bin/sh', ['-c', bomb]);
+    const started = r.stdout.trim().split('\n').filter((l) => /^\d+$/.test(l)).length;
+    t.regex(r.stderr, /fork/i, 'a fork beyond the limit fails');
+    t.false(r.stdout.includes('done'));
+    t.true(started < 16, `the shell and its children stay within 16: ${started} children started`);
+  } finally {
+    cg.remove();
+  }
+});
+
+// Node has no API for raw, packet or netlink sockets: python3 (which node-gyp needs anyway) makes them.
+const python = '/usr/bin/python3';
+(ready && existsSync(python) ? test.serial : test.serial.skip)('sandbox - raw, packet, netlink and UDP sockets are refused; TCP and unix sockets are not', (t) => {  const script = `
+import socket
+for name, args in [("packet", (socket.AF_PACKET, socket.SOCK_RAW, 0)), ("netlink", (socket.AF_NETLINK, socket.SOCK_RAW, 0)), ("raw", (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)), ("udp", (socket.AF_INET, socket.SOCK_DGRAM, 0)), ("udp6", (socket.AF_INET6, socket.SOCK_DGRAM, 0)), ("tcp", (socket.AF_INET, socket.SOCK_STREAM, 0)), ("unix", (socket.AF_UNIX, socket.SOCK_STREAM, 0))]:
+    try:
+        socket.socket(*args).close(); print(name, "ok")
+    except OSError as e:
+        print(name, e.errno)
+`;
+  const r = sandboxed(['--ro', '/usr/local/lib'], python, ['-c', script]);
+  t.is(r.status, 0, r.stderr);
+  const got = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')));
+  t.deepEqual(got, { packet: '1', netlink: '1', raw: '1', udp: '1', udp6: '1', tcp: 'ok', unix: 'ok' });
+});
+
+serial('sandbox - bad policies are refused before anything runs, with their own exit codes', (t) => {
+  const run = (args: string[]) => spawnSync(SANDBOX_BINARY, args, { encoding: 'utf8' });
+  t.is(run(['--uid', '0', '--gid', '0', '--', '/bin/true']).status, 120, 'root is not a realm');
+  t.is(run(['--uid', '5']).status, 120);
+  t.is(run(['--uid', String(UID), '--gid', String(UID), '--bogus', 'x', '--', '/bin/true']).status, 120);
+  const noRx = run(['--uid', String(UID), '--gid', String(UID), ...SYSTEM, '--', '/bin/true']);
+  t.is(noRx.status, 125, 'a program without execute permission is never run unconfined');
+  t.regex(noRx.stderr, /execv/);
+});
+
+serial('sandbox - a host cgroup carries its limits (v1 or v2) and is removed', (t) => {
+  const cgroups = new HostCgroups(`sandbox-test-${process.pid}`);
+  const cg = cgroups.create('limits', { memMb: 300, mcpu: 500, pidsMax: 77 });
+  if (cg === undefined) return t.fail('no cgroups');
+  const dir = (f: string) => f.slice(0, f.lastIndexOf('/'));
+  const files = cg.procsFiles.map(dir);
+  const read = (name: string) => files.map((d) => join(d, name)).filter(existsSync).map((f) => readFileSync(f, 'utf8').trim());
+  t.deepEqual(read(cgroups.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'), [String(300 * 2 ** 20)]);
+  t.deepEqual(read('pids.max'), ['77']);
+  cg.remove();
+  t.true(files.every((d) => !existsSync(d)));
+  for (const c of ['memory', 'cpu', 'pids']) for (const d of [`/sys/fs/cgroup/${c}/sigma/sandbox-test-${process.pid}`]) if (existsSync(d)) rmdirSync(d);
+});
