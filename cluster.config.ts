@@ -15,6 +15,7 @@ export default defineCluster({
   datapath: 'auto', // bpf when the sk_msg object loads (root), else the userspace hub
   poolMb: 64, // shared memory per realm and node
   busyPollUs: 200, // hosts keep polling the data path this long after traffic (0: always block)
+  isolation: 'auto', // sandbox proc hosts where the node can (root, Landlock, seccomp); 'required' refuses hosts otherwise
   dataDir: '.sigma',
   programs: {},
 });

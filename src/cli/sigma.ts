@@ -1,17 +1,30 @@
 #!/usr/bin/env node
 /** The `sigma` CLI. Tables for people, --json for scripts, exit codes in format.ts. */
-import { Command, Option } from 'commander';
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { existsSync, readFileSync, statSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DataPathCallError, SigmaClient, untilScheduler, WaitTimeoutError } from '../client/client.js';
+import { DataPathCallError, DEFAULT_EVICT_GRACE_MS, DEFAULT_REQUEST_TIMEOUT_MS, SigmaClient, untilScheduler, WAIT_TIMEOUT_MS_DEFAULT, WaitTimeoutError } from '../client/client.js';
 import { ControlError } from '../control/errors.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
 import { startCluster } from '../cluster/launcher.js';
 import { EXIT, table } from './format.js';
 
-const program = new Command('sigma').description('sigma-ts: a multi-tenant cloud OS of supervised actors').option('--nats <url>', 'NATS URL of the cluster (default: $SIGMA_NATS or the embedded server of cluster.config.ts)').option('--config <file>', 'cluster config', 'cluster.config.ts').option('--json', 'machine-readable output');
+/** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
+const wholeNumber = (min: number, max: number) => (v: string): number => {
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`expected a whole number in [${min}, ${max}], got "${v}"`);
+  return n;
+};
+/** Bounds of the numeric options: what a spec or a wait could ever use (the scheduler checks the rest). */
+const MCPU_OPTION_MAX = 1_000_000;
+const MEM_MB_OPTION_MAX = 16_777_216;
+const MS_OPTION_MAX = 86_400_000;
+
+// exitOverride: commander's own errors (unknown command or option, a bad value) throw here instead of
+// exiting 1, which means "the proc failed" to scripts; they exit 2 (usage) below.
+const program = new Command('sigma').exitOverride().description('sigma-ts: a multi-tenant cloud OS of supervised actors').option('--nats <url>', 'NATS URL of the cluster (default: $SIGMA_NATS or the embedded server of cluster.config.ts)').option('--config <file>', 'cluster config', 'cluster.config.ts').option('--json', 'machine-readable output');
 
 async function loadConfig(file: string): Promise<ClusterConfig> {
   // cluster.config.ts is compiled to dist/cluster.config.js by the bootstrap.
@@ -81,18 +94,19 @@ program
   .description('spawn a proc; with --wait, wait for its exit status')
   .option('--realm <realm>', 'realm', 'default')
   .option('--lc', 'latency-critical: reserve --mcpu/--mem and place now')
-  .option('--mcpu <n>', 'millicores to reserve', (v) => Number(v))
-  .option('--mem <mb>', 'memory in MB', (v) => Number(v))
+  .option('--mcpu <n>', 'millicores to reserve', wholeNumber(0, MCPU_OPTION_MAX))
+  .option('--mem <mb>', 'memory in MB', wholeNumber(0, MEM_MB_OPTION_MAX))
   .option('--dedicated', 'a fresh host process of its own')
   .option('--name <name>', 'service name to register')
   .option('--export <realms>', 'comma-separated realms that may call it (as <realm>/<name>)', (v) => v.split(',').filter((r) => r.length > 0))
   .addOption(new Option('--restart <policy>', 'restart policy for services').choices(['never', 'on-failure', 'always']))
   .option('--wait', 'wait for the exit status')
-  .action((prog: string, args: string[], o: { realm: string; lc?: boolean; mcpu?: number; mem?: number; dedicated?: boolean; name?: string; export?: string[]; restart?: 'never'; wait?: boolean }) =>
+  .option('--wait-ms <ms>', 'with --wait: give up after this long (exit 5)', wholeNumber(1, MS_OPTION_MAX), WAIT_TIMEOUT_MS_DEFAULT)
+  .action((prog: string, args: string[], o: { realm: string; lc?: boolean; mcpu?: number; mem?: number; dedicated?: boolean; name?: string; export?: string[]; restart?: 'never'; wait?: boolean; waitMs: number }) =>
     withClient(async (c) => {
       const pid = await c.spawn({ program: prog, args, realm: o.realm, lc: o.lc === true, dedicated: o.dedicated === true, ...(o.mcpu === undefined ? {} : { mcpu: o.mcpu }), ...(o.mem === undefined ? {} : { memMb: o.mem }), ...(o.name === undefined ? {} : { name: o.name }), ...(o.export === undefined ? {} : { exports: o.export }), ...(o.restart === undefined ? {} : { restart: o.restart }) });
       if (o.wait !== true) return out(pid, { pid });
-      const status = await c.waitExit(pid);
+      const status = await c.waitExit(pid, { timeoutMs: o.waitMs });
       out(`${pid} ${status.kind}: ${status.data === undefined ? status.message : JSON.stringify(status.data)}`, { pid, status });
       if (status.kind !== 'ok') process.exitCode = EXIT.procFailed;
     }),
@@ -109,7 +123,7 @@ program
     }),
   );
 
-program.command('evict <pid>').option('--grace-ms <ms>', 'cooperative grace before forcing', (v) => Number(v), 2000).action((pid: string, o: { graceMs: number }) => withClient(async (c) => (await c.evict(pid, { graceMs: o.graceMs }), out(`evicting ${pid}`, { ok: true }))));
+program.command('evict <pid>').option('--grace-ms <ms>', 'cooperative grace before forcing', wholeNumber(0, MS_OPTION_MAX), DEFAULT_EVICT_GRACE_MS).action((pid: string, o: { graceMs: number }) => withClient(async (c) => (await c.evict(pid, { graceMs: o.graceMs }), out(`evicting ${pid}`, { ok: true }))));
 
 program
   .command('logs <pid>')
@@ -144,7 +158,7 @@ program.command('names').option('--realm <realm>').action((o: { realm?: string }
   out(table(ns.map((n) => ({ realm: n.realm, name: n.name, pid: n.pid, actor: n.actorPath, endpoint: n.endpoint === undefined ? '-' : `${n.node}:${n.endpoint}` })), ['realm', 'name', 'pid', 'actor', 'endpoint']), ns);
 }));
 
-program.command('call <name> <payload>').description("calls a service through its node's data path").option('--realm <realm>', 'realm to call from (another realm\'s service that it exports to this one: <realm>/<name>)', 'default').option('--timeout-ms <ms>', 'how long to wait for the answer', (v) => Number(v), 5000)
+program.command('call <name> <payload>').description("calls a service through its node's data path").option('--realm <realm>', 'realm to call from (another realm\'s service that it exports to this one: <realm>/<name>)', 'default').option('--timeout-ms <ms>', 'how long to wait for the answer', wholeNumber(1, MS_OPTION_MAX), DEFAULT_REQUEST_TIMEOUT_MS)
   .action((name: string, payload: string, o: { realm: string; timeoutMs: number }) => withClient(async (c) => {
     const answer = await c.dataPathCall(name, payload, { realm: o.realm, timeoutMs: o.timeoutMs });
     out(answer, { ok: true, answer });
@@ -164,7 +178,9 @@ program.command('datapath [node]').description("a node's data path: mode, pools 
 try {
   await program.parseAsync();
 } catch (e) {
-  if (e instanceof ControlError) {
+  if (e instanceof CommanderError) {
+    process.exitCode = e.exitCode === 0 ? EXIT.ok : EXIT.usage; // commander has said what was wrong
+  } else if (e instanceof ControlError) {
     console.error(`sigma: ${e.message}`);
     process.exitCode = e.type === 'no-scheduler' ? EXIT.unavailable : EXIT.refused;
   } else if (e instanceof DataPathCallError) {

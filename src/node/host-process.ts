@@ -72,16 +72,31 @@ export interface ForkHostLauncherOptions {
   sandbox?: HostSandbox;
   /** Put each sandboxed host in a cgroup of its own with its limits (the wrapper joins it before exec). */
   cgroups?: HostCgroups;
+  /** Something the operator should know (a protection that could not be applied). */
+  onWarning?: (message: string) => void;
 }
 
 /** Forks real host processes. This file's job is binding to the real world. */
 export class ForkHostLauncher implements HostLauncher {
   constructor(private readonly options: ForkHostLauncherOptions = {}) {}
 
+  /** The host's cgroup; a machine that refuses one (an undelegated v2 tree) gets the host without limits, said once. */
+  #cgroup(hostId: string, limits: HostLimits): HostCgroup | undefined {
+    try {
+      return this.options.cgroups?.create(hostId, limits);
+    } catch (e) {
+      if (!this.#cgroupsFailed) this.options.onWarning?.(`proc hosts run without cgroup limits: ${(e as Error).message}`);
+      this.#cgroupsFailed = true;
+      return undefined;
+    }
+  }
+
+  #cgroupsFailed = false;
+
   start(hostId: string, realm: string, options: HostStartOptions = {}): Promise<HostHandle> {
     const fds = options.fds ?? [];
     const own = { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm };
-    const cg = options.limits === undefined || this.options.sandbox === undefined ? undefined : this.options.cgroups?.create(hostId, options.limits);
+    const cg = options.limits === undefined || this.options.sandbox === undefined ? undefined : this.#cgroup(hostId, options.limits);
     const sandboxed = this.options.sandbox?.command(realm, HOST_STDIO_FDS + fds.length, hostExecArgv(process.env), cg?.procsFiles);
     const child = fork(HOST_MAIN, [], {
       ...(sandboxed === undefined

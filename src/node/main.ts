@@ -124,7 +124,7 @@ function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: {
     const cgroups = new HostCgroups(opts.id);
     const missing = cgroups.version === undefined ? ['cgroups: neither v2 with memory, cpu and pids nor v1 with all three: hosts have no memory, CPU or pids limits'] : [];
     if (missing.length > 0) log.warn({ missing }, 'proc hosts are sandboxed but not limited');
-    return { launcher: new ForkHostLauncher({ env, sandbox, cgroups }), status: { sandboxed: true, missing } };
+    return { launcher: new ForkHostLauncher({ env, sandbox, cgroups, onWarning: (m) => log.warn(m) }), status: { sandboxed: true, missing } };
   }
   if (mode === 'required') {
     log.error({ missing: st.missing }, 'isolation is required but unavailable: no proc host will start');

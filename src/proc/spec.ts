@@ -62,6 +62,8 @@ export function parseSpec(input: unknown): Either<SpecError, ProcSpec> {
   if (!isInt(memMb, 1, PROC_MEM_MB_MAX)) return fail('memMb', `must be an integer in [1, ${PROC_MEM_MB_MAX}], got ${JSON.stringify(memMb)}`);
   const name = i['name'];
   if (name !== undefined && (typeof name !== 'string' || !SERVICE_NAME_RE.test(name))) return fail('name', `must match ${SERVICE_NAME_RE}, got ${JSON.stringify(name)}`);
+  // The name is a token of a KV key (`<realm>.<name>`): an empty token (a trailing dot, two dots) is no key.
+  if (name !== undefined && (name.endsWith('.') || name.includes('..'))) return fail('name', `may not end with "." or hold "..", got ${JSON.stringify(name)}`);
   const restart = i['restart'] ?? 'never';
   if (restart !== 'never' && restart !== 'on-failure' && restart !== 'always') return fail('restart', `must be never, on-failure or always, got ${JSON.stringify(restart)}`);
   const maxRestarts = i['maxRestarts'] ?? SERVICE_RESTARTS_MAX_DEFAULT;

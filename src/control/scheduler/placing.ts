@@ -127,7 +127,8 @@ export function spawn(s: SchedulerState, input: unknown, reply: (r: SpawnReply) 
   if (parsed._tag === 'Left') return reply({ ok: false, error: { type: 'bad-spec', message: parsed.left.message, field: parsed.left.field } });
   const spec = parsed.right;
   if (!s.realms.has(spec.realm)) return refuse(reply, new ControlError('unknown-realm', `realm "${spec.realm}" does not exist; create it with \`sigma realm create ${spec.realm}\``, 'realm'));
-  if (s.deps.programs[spec.program] === undefined) {
+  // Own properties only: a program named `constructor` or `__proto__` is unknown, not Object's.
+  if (!Object.hasOwn(s.deps.programs, spec.program)) {
     return refuse(reply, new ControlError('unknown-program', `no program "${spec.program}"; known: ${Object.keys(s.deps.programs).sort().join(', ') || '(none)'}`, 'program'));
   }
   accept(s, newRecord(s, spec), reply);

@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -35,9 +35,13 @@ export interface HostCgroup {
  */
 export class HostCgroups {
   readonly version: 1 | 2 | undefined;
+  /** One directory per node process: a restarted node's host ids start again from 0. */
+  readonly #group: string;
 
-  constructor(private readonly node: string) {
+  constructor(node: string) {
     this.version = detect();
+    this.#group = `${node}.${process.pid}`;
+    if (this.version !== undefined) removeStale(this.version, node);
   }
 
   create(hostId: string, limits: HostLimits): HostCgroup | undefined {
@@ -47,7 +51,7 @@ export class HostCgroups {
   }
 
   #v2(hostId: string, l: HostLimits): HostCgroup {
-    const parent = join(CGROUP_ROOT, 'sigma', this.node);
+    const parent = join(CGROUP_ROOT, 'sigma', this.#group);
     mkdirSync(parent, { recursive: true });
     // Controllers reach a group only when every ancestor delegates them.
     for (const dir of [join(CGROUP_ROOT, 'sigma'), parent]) writeFileSync(join(dir, 'cgroup.subtree_control'), '+memory +cpu +pids');
@@ -61,7 +65,7 @@ export class HostCgroups {
   }
 
   #v1(hostId: string, l: HostLimits): HostCgroup {
-    const dirs = (['memory', 'cpu', 'pids'] as const).map((c) => join(CGROUP_ROOT, c, 'sigma', this.node, hostId));
+    const dirs = (['memory', 'cpu', 'pids'] as const).map((c) => join(CGROUP_ROOT, c, 'sigma', this.#group, hostId));
     for (const d of dirs) mkdirSync(d, { recursive: true });
     const [mem, cpu, pids] = dirs as [string, string, string];
     writeFileSync(join(mem, 'memory.limit_in_bytes'), String(l.memMb * BYTES_PER_MB));
@@ -70,6 +74,19 @@ export class HostCgroups {
     writeFileSync(join(cpu, 'cpu.shares'), String(Math.max(V1_SHARES_MIN, Math.round((l.mcpu / MCPU_PER_CORE) * V1_SHARES_PER_CORE))));
     writeFileSync(join(pids, 'pids.max'), String(l.pidsMax));
     return { procsFiles: dirs.map((d) => join(d, 'cgroup.procs')), limits: l, oomKills: () => counter(join(mem, 'memory.oom_control'), 'oom_kill'), remove: () => removeDirs(dirs) };
+  }
+}
+
+/** Groups an earlier incarnation of this node left (killed before it could remove them), once empty. */
+function removeStale(version: 1 | 2, node: string): void {
+  const bases = version === 2 ? [join(CGROUP_ROOT, 'sigma')] : ['memory', 'cpu', 'pids'].map((c) => join(CGROUP_ROOT, c, 'sigma'));
+  for (const base of bases) {
+    if (!existsSync(base)) continue;
+    for (const g of readdirSync(base).filter((d) => d.startsWith(`${node}.`) && d !== `${node}.${process.pid}`)) {
+      const dir = join(base, g);
+      if (!statSync(dir).isDirectory()) continue;
+      removeDirs([...readdirSync(dir).filter((h) => statSync(join(dir, h)).isDirectory()).map((h) => join(dir, h)), dir]);
+    }
   }
 }
 
