@@ -96,7 +96,15 @@ serial('isolation - a proc opens no socket of its own but TCP to NATS: no UDP, n
   // Node itself may run (a proc may fork a worker), but inside the same walls.
   await blocked(t, 'beta', 'exec', process.execPath, "-e\u0000require('fs').readFileSync('/etc/shadow')");
   const nats = new URL(tc.cluster.natsUrl);
-  t.true((await run('beta', 'connect', nats.hostname, nats.port)).ok, 'the control plane stays reachable (its credentials are the next wall)');
+  t.true((await run('beta', 'connect', nats.hostname, nats.port)).ok, 'the control plane stays reachable');
+});
+
+serial("isolation - a proc cannot use NATS as the control plane: no anonymous user; its host's user may not spawn, order a node, create realms, or write the proc table or another realm's names", async (t) => {
+  for (const attempt of ['anonymous', 'spawn', 'node-order', 'realms', 'proc-table', 'names']) await blocked(t, 'beta', 'nats', attempt);
+  t.deepEqual(await tc.client.realms(), ['alpha', 'beta', 'default'], 'no realm was made');
+  t.is(await tc.client.proc('forged'), undefined, 'the proc table holds no forged record');
+  const pid = await tc.client.spawn({ program: 'attacker', args: ['whoami'], realm: 'alpha' });
+  t.is((await tc.client.waitExit(pid, { timeoutMs: 20_000 })).kind, 'ok', 'the control plane itself works with its own user');
 });
 
 serial('isolation - a proc over its memory is killed and ends crashed, naming the limit; the node and other procs go on', async (t) => {

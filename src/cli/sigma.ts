@@ -9,6 +9,7 @@ import { ControlError } from '../control/errors.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
 import { startCluster } from '../cluster/launcher.js';
+import { ADMIN_USER, CREDENTIALS_FILE, withUser } from '../cluster/nats-users.js';
 import { EXIT, table } from './format.js';
 
 /** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
@@ -39,7 +40,11 @@ async function natsUrl(): Promise<string> {
   if (o.nats !== undefined) return o.nats;
   if (process.env['SIGMA_NATS'] !== undefined) return process.env['SIGMA_NATS'];
   const c = await loadConfig(o.config);
-  return c.nats.embedded ? `nats://127.0.0.1:${c.nats.port}` : c.nats.servers[0]!;
+  if (!c.nats.embedded) return c.nats.servers[0]!;
+  // The embedded server's control-plane user, from the data directory `npm run cluster` made (root only).
+  const creds = join(resolve(c.dataDir), CREDENTIALS_FILE);
+  const url = `nats://127.0.0.1:${c.nats.port}`;
+  return existsSync(creds) ? withUser(url, ADMIN_USER, (JSON.parse(readFileSync(creds, 'utf8')) as { admin: string }).admin) : url;
 }
 
 async function withClient<T>(fn: (c: SigmaClient) => Promise<T>): Promise<T> {
@@ -68,7 +73,7 @@ program
         if ((e as ControlError).type !== 'realm-exists') throw e;
       });
     }
-    console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${cluster.natsUrl}`);
+    console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${new URL(cluster.natsUrl).host}`);
     console.log(`data in ${cluster.dataDir}; programs: ${Object.keys(cluster.programs).join(', ')}`);
     console.log(`\ntry:  npm run sigma -- spawn hello world --wait\n      npm run sigma -- ps --all\n`);
     const stop = async (): Promise<void> => {

@@ -62,7 +62,8 @@ const system = createSystem({
   },
 });
 runner = new ProcRunner(system, send, log);
-const namesKv = bus === undefined ? undefined : await bus.kv(BUCKET.names);
+// Bound, not created: a host's NATS user may read the names bucket and nothing more.
+const namesKv = bus === undefined ? undefined : await bus.kv(BUCKET.names, { bind: true });
 const lookup = async (key: string): Promise<NameRecord | undefined> => {
   const e = await namesKv?.get(key);
   return e?.value == null ? undefined : decodeNameRecord(e.value);

@@ -54,10 +54,12 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
   if (!Array.isArray(options.servers) || options.servers.length === 0) throw new InvalidArgumentError('connectBus needs at least one server URL, like "nats://127.0.0.1:4222"');
   const jsTimeoutMs = options.jsTimeoutMs ?? JS_TIMEOUT_MS_DEFAULT;
   checkPositiveMs(jsTimeoutMs, 'jsTimeoutMs');
+  const { servers, user, pass } = credentialsOf(options.servers);
   let nc: NatsConnection;
   try {
     nc = await connect({
-      servers: options.servers,
+      servers,
+      ...(user === undefined ? {} : { user, pass: pass ?? '' }),
       name: options.name,
       maxReconnectAttempts: -1,
       reconnectTimeWait: options.reconnectWaitMs ?? RECONNECT_WAIT_MS_DEFAULT,
@@ -69,9 +71,26 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
       noAsyncTraces: true,
     });
   } catch (e) {
-    throw new ConnectError(options.servers, { cause: e });
+    throw new ConnectError(servers, { cause: e }); // without the password
   }
   return new RealBus(nc, options.name, jsTimeoutMs);
+}
+
+/**
+ * Servers as URLs that may carry `user:password@` (one string is all a proc host or the CLI is given);
+ * nats.js takes credentials as options only, so they are lifted out of the URLs here.
+ */
+function credentialsOf(urls: string[]): { servers: string[]; user?: string; pass?: string } {
+  let user: string | undefined;
+  let pass: string | undefined;
+  const servers = urls.map((raw) => {
+    if (!raw.includes('@')) return raw;
+    const u = new URL(raw.includes('://') ? raw : `nats://${raw}`);
+    user ??= decodeURIComponent(u.username);
+    pass ??= decodeURIComponent(u.password);
+    return `${u.protocol}//${u.host}`;
+  });
+  return { servers, ...(user === undefined ? {} : { user }), ...(pass === undefined ? {} : { pass }) };
 }
 
 /** Maps nats.js failures onto the port's errors; unknown ones pass through unchanged. */
@@ -222,7 +241,8 @@ class RealBus implements Bus, JetStreamHost {
     this.#live();
     for (let attempt = 1; ; attempt++) {
       try {
-        const kv = await bounded(this.#kvm.create(bucket, { history, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) }), `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+        const opening = options.bind === true ? this.#kvm.open(bucket) : this.#kvm.create(bucket, { history, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) });
+        const kv = await bounded(opening, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
         return new RealKv(this, kv, bucket, this.jsTimeoutMs);
       } catch (e) {
         // Two processes creating one bucket at once: the loser's create can be refused ("subjects overlap

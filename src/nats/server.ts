@@ -1,5 +1,5 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidArgumentError, ServerMissingError, ServerStartError } from './errors.js';
@@ -36,6 +36,15 @@ export interface NatsServerOptions {
   readyTimeoutMs?: number;
   /** How long stop() waits after SIGTERM before SIGKILL. */
   stopTimeoutMs?: number;
+  /** Users and their subject permissions; absent: no authorization (anyone who reaches the port may do anything). */
+  users?: NatsUser[];
+}
+
+export interface NatsUser {
+  user: string;
+  password: string;
+  /** Subjects it may publish to and subscribe to (NATS wildcards); absent: everything. */
+  permissions?: { publish: { allow: string[] }; subscribe: { allow: string[] } };
 }
 
 export const NATS_READY_TIMEOUT_MS = 10_000;
@@ -72,6 +81,13 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   mkdirSync(dataDir, { recursive: true });
   const args = ['-a', '127.0.0.1', '-p', String(port === 0 ? -1 : port)];
   if (options.jetstream !== false) args.push('-js', '-sd', dataDir);
+  const conf = `${dataDir.replace(/\/+$/, '')}.auth.conf`;
+  if (options.users !== undefined) {
+    // The server reads its users from a file only root may read (the JSON form of a NATS config).
+    writeFileSync(conf, JSON.stringify({ authorization: { users: options.users } }), { mode: 0o600 });
+    chmodSync(conf, 0o600);
+    args.push('-c', conf);
+  }
   if (options.logLevel === 'debug') args.push('-D');
   if (options.logLevel === 'trace') args.push('-DV');
   const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-nats-watchdog', bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
@@ -100,6 +116,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const removeTemp = (): void => {
     if (temp) rmSync(dataDir, { recursive: true, force: true });
+    if (temp) rmSync(conf, { force: true });
   };
   try {
     await new Promise<void>((resolve, reject) => {

@@ -74,6 +74,8 @@ export interface KvOptions {
   ttlMs?: number;
   /** Values kept per key (1..64), for watch history. Default 1. */
   history?: number;
+  /** Open an existing bucket only, never create or reconfigure it (a client with read rights only). */
+  bind?: boolean;
 }
 
 /** A live value. The revision increases with every write to the bucket: use it as a fencing token. */

@@ -21,6 +21,7 @@ import { startNode } from './node.js';
 const opts = new Command()
   .requiredOption('--id <id>')
   .requiredOption('--nats <url>')
+  .option('--host-nats <url>', "the URL (with the hosts' user) proc hosts connect with; default: --nats")
   .option('--mcpu <n>', 'capacity in millicores', '2000')
   .option('--mem-mb <n>', 'memory capacity', '4096')
   .option('--be-slots <n>', 'best-effort procs run at once', '64')
@@ -34,7 +35,7 @@ const opts = new Command()
   .option('--isolation <mode>', 'proc host sandbox: auto (where the node can), required (refuse hosts without it) or off', 'auto')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -109,17 +110,17 @@ process.on('SIGTERM', () => void stop());
 process.on('disconnect', () => void stop()); // the launcher is gone: do not linger as an orphan
 process.on('SIGINT', () => void stop());
 process.send?.({ t: 'node-ready', id: opts.id });
-log.info({ nats: opts.nats }, 'node up');
+log.info({ nats: new URL(opts.nats).host }, 'node up'); // the URL may carry a password
 
 /**
  * The host launcher this node's isolation mode and machine allow: sandboxed hosts, plain ones (saying
  * which protections are missing), or, when isolation is required and missing, none at all.
  */
 function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: { sandboxed: boolean; missing: string[] } } {
-  const env = { SIGMA_NATS_URL: opts.nats };
+  const env = { SIGMA_NATS_URL: opts.hostNats ?? opts.nats };
   const st = mode === 'off' ? { sandboxed: false, missing: ['proc host sandbox: off (isolation: off)'] } : isolationStatus();
   if (st.sandboxed) {
-    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [opts.nats], programs: Object.values(programs) });
+    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [opts.hostNats ?? opts.nats], programs: Object.values(programs) });
     log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
     const cgroups = new HostCgroups(opts.id);
     const missing = cgroups.version === undefined ? ['cgroups: neither v2 with memory, cpu and pids nor v1 with all three: hosts have no memory, CPU or pids limits'] : [];
