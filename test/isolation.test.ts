@@ -100,7 +100,7 @@ serial('isolation - a proc opens no socket of its own but TCP to NATS: no UDP, n
 });
 
 serial("isolation - a proc cannot use NATS as the control plane: no anonymous user; its host's user may not spawn, order a node, create realms, or write the proc table or another realm's names", async (t) => {
-  for (const attempt of ['anonymous', 'spawn', 'node-order', 'realms', 'proc-table', 'names']) await blocked(t, 'beta', 'nats', attempt);
+  for (const attempt of ['anonymous', 'spawn', 'node-order', 'realms', 'proc-table', 'names', 'eavesdrop']) await blocked(t, 'beta', 'nats', attempt);
   t.deepEqual(await tc.client.realms(), ['alpha', 'beta', 'default'], 'no realm was made');
   t.is(await tc.client.proc('forged'), undefined, 'the proc table holds no forged record');
   const pid = await tc.client.spawn({ program: 'attacker', args: ['whoami'], realm: 'alpha' });
@@ -113,6 +113,16 @@ serial('isolation - a proc over its memory is killed and ends crashed, naming th
   t.is(st.kind, 'crashed', JSON.stringify(st));
   t.regex(st.message, /over its memory limit of 192 MB/);
   t.true((await run('beta', 'whoami'))['uid'] !== undefined, 'the realm still runs procs');
+});
+
+serial("isolation - an actor frame a proc sends into a node's actor system reaches nothing: the node manager keeps its procs", async (t) => {
+  const service = await tc.client.spawn({ program: 'counter', name: 'keeper', realm: 'alpha' });
+  await tc.client.waitStart(service, { timeoutMs: 20_000 });
+  // A message the node manager would fail on (a run order without its order): it would restart and lose its procs.
+  for (const msg of ['{"type":"run"}', '{"type":"host-exit","hostId":"x"}', '{"type":"tick"}']) t.true((await run('beta', 'nats', 'frame', 'node-1', msg)).ok);
+  t.is((await tc.client.proc(service))?.state, 'running');
+  await tc.client.evict(service, { graceMs: 200 });
+  t.is((await tc.client.waitExit(service, { timeoutMs: 20_000 })).kind, 'evicted', 'the node still knows and evicts it');
 });
 
 test('isolation - a node that cannot sandbox says which protection is missing', (t) => {

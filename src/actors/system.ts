@@ -22,6 +22,11 @@ export interface SystemOptions {
   throughput?: number;
   /** Messages one dispatcher turn runs before yielding to I/O (macrotask). */
   turnBudget?: number;
+  /**
+   * What frames from other processes may reach: every actor (`all`, the default: services are called by
+   * path), or only the replies to this system's own asks (`asks`: a node's actors are nobody's to call).
+   */
+  remoteInbound?: 'all' | 'asks';
 }
 
 export const DEFAULT_THROUGHPUT = 256;
@@ -58,6 +63,7 @@ export class ActorSystem implements RefHost {
   #askSeq = 0;
   #asks = new Map<string, AskRef<never>>();
   #shutdown: Promise<void> | undefined;
+  readonly #asksOnly: boolean;
 
   constructor(options: SystemOptions = {}) {
     this.name = options.name ?? 'local';
@@ -70,6 +76,7 @@ export class ActorSystem implements RefHost {
     this.#throughput = options.throughput ?? DEFAULT_THROUGHPUT;
     this.#turnBudget = options.turnBudget ?? DEFAULT_TURN_BUDGET;
     this.#root = new Cell<never>(this, undefined, '', () => ({ receive: () => {} }) as Behavior<never>, {});
+    this.#asksOnly = options.remoteInbound === 'asks';
     this.#transport = options.transport;
     this.#transport?.bind(this.name, (frame) => this.#receiveFrame(frame));
   }
@@ -225,6 +232,11 @@ export class ActorSystem implements RefHost {
       return;
     }
     const { to, msg } = decoded.right;
+    if (this.#asksOnly && !to.startsWith(`actor://${this.name}/$ask/`)) {
+      this.remoteErrors++;
+      this.log.warn({ to }, 'refused a remote frame: this system takes replies to its own asks only');
+      return;
+    }
     const target = this.refFor<unknown>(to);
     if (target instanceof RemoteRef) {
       this.deadLetter(to, msg);

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACTOR, BUCKET } from '../control/protocol/index.js';
+import { ACTOR, BUCKET, HOST_INBOX_PREFIX } from '../control/protocol/index.js';
 import type { NatsUser } from '../nats/server.js';
 
 /** Where an embedded server's credentials live: the cluster's data directory, root only. */
@@ -42,7 +42,7 @@ export function natsUsers(c: NatsCredentials): NatsUser[] {
       password: c.host,
       permissions: {
         publish: { allow: [actors, '$JS.API.INFO', `$JS.API.STREAM.INFO.${names}`, `$JS.API.STREAM.MSG.GET.${names}`, `$JS.API.DIRECT.GET.${names}.>`] },
-        subscribe: { allow: [actors, '_INBOX.>'] },
+        subscribe: { allow: [actors, `${HOST_INBOX_PREFIX}.>`] },
       },
     },
   ];

@@ -7,7 +7,7 @@ import { pino } from 'pino';
 import { createSystem } from '../actors/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import { connectBus } from '../nats/real.js';
-import { BUCKET, decodeNameRecord, type NameRecord } from '../control/protocol/index.js';
+import { BUCKET, decodeNameRecord, HOST_INBOX_PREFIX, type NameRecord } from '../control/protocol/index.js';
 import { realTimers } from '../ports/real.js';
 import { attachDataPath } from './datapath/attach.js';
 import { refusalError } from '../datapath/refusal.js';
@@ -50,7 +50,9 @@ const log = pino({ level: process.env['SIGMA_LOG'] ?? 'warn', name: hostId }, pi
 // With NATS, service procs are actors any process can reach by path; without, the host still runs
 // functions (tests of the host alone).
 const natsUrl = process.env['SIGMA_NATS_URL'];
-const bus = natsUrl === undefined ? undefined : await connectBus({ servers: [natsUrl], name: hostId });
+// Replies come under an inbox prefix of the hosts' own: their NATS user may not subscribe to `_INBOX.>`,
+// where every other client's replies (proc-table reads among them) would be visible.
+const bus = natsUrl === undefined ? undefined : await connectBus({ servers: [natsUrl], name: hostId, inboxPrefix: HOST_INBOX_PREFIX });
 if (!process.connected) process.exit(0); // the parent left while we were connecting
 let runner: ProcRunner | undefined;
 const system = createSystem({

@@ -47,6 +47,8 @@ export interface ConnectOptions {
   reconnectWaitMs?: number;
   /** Gives up the first connect after this. Default 5 000. */
   connectTimeoutMs?: number;
+  /** Subject prefix of this client's reply inboxes (a user allowed to subscribe under it only); default `_INBOX`. */
+  inboxPrefix?: string;
 }
 
 /** Connects to real NATS servers (JetStream enabled) and returns the port over nats.js 3. */
@@ -61,6 +63,7 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
       servers,
       ...(user === undefined ? {} : { user, pass: pass ?? '' }),
       name: options.name,
+      ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
       maxReconnectAttempts: -1,
       reconnectTimeWait: options.reconnectWaitMs ?? RECONNECT_WAIT_MS_DEFAULT,
       pingInterval: options.pingIntervalMs ?? PING_INTERVAL_MS_DEFAULT,

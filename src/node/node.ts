@@ -92,7 +92,9 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
   if (o.mutations?.skipReconcile !== true) await reconcile(stores.table, bus, o.id).catch((e: unknown) => o.logger.warn({ err: e }, 'could not reconcile procs of an earlier incarnation'));
-  const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), ...(o.ports === undefined ? {} : { ports: o.ports }) });
+  // A node's actors (its manager, the lease, the scheduler) are addressed by NATS subjects of their own,
+  // never by actor frames: a frame from another process reaches only the replies to this node's asks.
+  const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), remoteInbound: 'asks', ...(o.ports === undefined ? {} : { ports: o.ports }) });
   const nm = spawnManager(o, timing, system, stores);
   const requests = serveNodeRequests(o, nm);
   campaign(o, timing, system, stores, requests.local);

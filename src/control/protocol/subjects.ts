@@ -45,3 +45,6 @@ export const NODE_NOTE = { subject: (id: string): string => `sigma.node.${id}.no
 
 /** Actor frames for the system at `address` (the NATS Transport of the actor kernel decodes them). */
 export const ACTOR = { subject: (address: string): string => `sigma.actor.${address}` } as const;
+
+/** Reply inboxes of proc hosts: their NATS user may subscribe under this prefix, not to every client's `_INBOX.>`. */
+export const HOST_INBOX_PREFIX = '_INBOX_HOSTS';
