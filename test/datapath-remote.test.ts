@@ -434,3 +434,48 @@ test('remote - options are checked: a bad bound or node id is a typed error', as
   await t.throwsAsync(RemoteChannel.listen({ nodeId: 'x', local, timers: realTimers, creditsPerPairMax: 0 }), { message: /creditsPerPairMax/ });
   await t.throwsAsync(RemoteChannel.listen({ nodeId: '', local, timers: realTimers }), { message: /nodeId/ });
 });
+
+test.serial('remote - peers holding the cluster secret prove it to each other, then carry data', async (t) => {
+  const secret = 'the-cluster-secret';
+  const [a, b] = await pair({ secret }, { secret });
+  try {
+    const sender = a.addEndpoint(103, 'a');
+    const receiver = b.addEndpoint(203, 'a');
+    const got = inbox(receiver);
+    t.is((await sender.send(203, payload(256, 3)))._tag, 'Right');
+    await until('delivery', () => got.length === 1);
+    t.true(got[0]!.bytes.equals(payload(256, 3)));
+    t.is(a.channel.stats().unauthenticated + b.channel.stats().unauthenticated, 0);
+  } finally {
+    await a.close();
+    await b.close();
+  }
+});
+
+test.serial('remote - a peer without the secret, or one that sends before proving it, gets nothing and is counted', async (t) => {
+  const a = await TestNode.start('node-a', directory, ['a'], { secret: 'right' });
+  const receiver = a.addEndpoint(101, 'a');
+  const got = inbox(receiver);
+  const impostor = await TestNode.start('node-b', directory, ['a'], { secret: 'wrong' });
+  try {
+    impostor.channel.addPeer('node-a', { host: '127.0.0.1', port: a.channel.port });
+    a.channel.addPeer('node-b', { host: '127.0.0.1', port: impostor.channel.port });
+    t.false(await impostor.channel.whenConnected('node-a', 1_000), 'a wrong secret never comes up');
+    await until('the impostor counted', () => a.channel.stats().unauthenticated >= 1);
+    // A raw client: HELLO as a node, then a data frame straight away, no proof.
+    const raw = connect(a.channel.port, '127.0.0.1');
+    const closed = new Promise<void>((r) => raw.once('close', () => r()));
+    raw.on('error', () => {});
+    raw.resume(); // read (and drop) what the node answers, so that its hang-up is seen
+    const desc = { dstEp: 101, srcEp: 201, offset: 0, length: 4, generation: 1, flags: 0, requestId: 0n };
+    raw.write(Buffer.concat([encodeHeader({ kind: 'hello', text: 'node-b' }), encodeHeader({ kind: 'data', payloadBytes: 4, seq: 1, text: 'a', desc }), Buffer.from('evil')]));
+    await closed;
+    const before = a.channel.stats().unauthenticated;
+    t.true(before >= 2, 'the raw sender was cut off and counted');
+    t.deepEqual(got, [], 'nothing delivered');
+    t.is(a.bytesUsed('a'), 0, 'nothing allocated');
+  } finally {
+    await a.close();
+    await impostor.close();
+  }
+});

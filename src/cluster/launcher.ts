@@ -6,6 +6,7 @@ import pretty from 'pino-pretty';
 import type { ClusterConfig } from '../config/cluster.js';
 import { BUILTIN_PROGRAMS } from '../examples/index.js';
 import { hostEnv } from '../node/host-process.js';
+import { CHANNEL_SECRET_ENV } from '../datapath/remote-auth.js';
 import { ADMIN_USER, clusterCredentials, CREDENTIALS_FILE, HOST_USER, natsUsers, withUser } from './nats-users.js';
 import { startNatsServer } from '../nats/server.js';
 
@@ -39,7 +40,8 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
   // An embedded server requires users: the control plane's, and a narrow one for proc hosts.
-  const embedded = config.nats.embedded ? { port: config.nats.port, creds: clusterCredentials(dataDir) } : undefined;
+  const creds = clusterCredentials(dataDir);
+  const embedded = config.nats.embedded ? { port: config.nats.port, creds } : undefined;
   const nats = embedded === undefined ? undefined : await startNatsServer({ port: embedded.port, dataDir: join(dataDir, 'nats'), keepDataDir: true, users: natsUsers(embedded.creds) });
   const external = config.nats.embedded ? undefined : config.nats.servers[0]!;
   const natsUrl = nats === undefined || embedded === undefined ? external! : withUser(nats.url, ADMIN_USER, embedded.creds.admin);
@@ -55,7 +57,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
     const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(programs), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex)];
-    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, {}), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
+    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
     nodes.set(id, child);

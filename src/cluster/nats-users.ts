@@ -14,15 +14,20 @@ export const HOST_USER = 'sigma-host';
 export interface NatsCredentials {
   admin: string;
   host: string;
+  /** The node-to-node channel's secret (src/datapath/remote-auth.ts), given to node processes in SIGMA_CHANNEL_SECRET. */
+  channel: string;
 }
 
-/** The embedded server's passwords: made at the first start, kept in the data directory (0600) after. */
+/** The cluster's secrets: made at the first start, kept in the data directory (0600) after. */
 export function clusterCredentials(dataDir: string): NatsCredentials {
   const file = join(dataDir, CREDENTIALS_FILE);
-  if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8')) as NatsCredentials;
-  const creds = { admin: randomBytes(PASSWORD_BYTES).toString('base64url'), host: randomBytes(PASSWORD_BYTES).toString('base64url') };
-  writeFileSync(file, JSON.stringify(creds), { mode: 0o600 });
-  chmodSync(file, 0o600);
+  const known = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<NatsCredentials>) : {};
+  const fresh = (): string => randomBytes(PASSWORD_BYTES).toString('base64url');
+  const creds = { admin: known.admin ?? fresh(), host: known.host ?? fresh(), channel: known.channel ?? fresh() };
+  if (known.admin === undefined || known.host === undefined || known.channel === undefined) {
+    writeFileSync(file, JSON.stringify(creds), { mode: 0o600 });
+    chmodSync(file, 0o600);
+  }
   return creds;
 }
 

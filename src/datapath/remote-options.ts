@@ -36,6 +36,11 @@ export interface RemoteChannelOptions {
   pairsPerPeerMax: number;
   redialDelayMsMin: number;
   redialDelayMsMax: number;
+  /**
+   * The cluster's secret: a peer proves it holds it (an HMAC over our nonce) before any frame of its
+   * counts (src/datapath/remote-auth.ts). Undefined: no authentication (in-process tests only).
+   */
+  secret: string | undefined;
 }
 
 export const DEFAULT_REMOTE_OPTIONS = {
@@ -49,6 +54,7 @@ export const DEFAULT_REMOTE_OPTIONS = {
   pairsPerPeerMax: 65_536,
   redialDelayMsMin: 50,
   redialDelayMsMax: 2000,
+  secret: undefined,
 } as const;
 
 export interface RemoteStats {
@@ -65,5 +71,7 @@ export interface RemoteStats {
   creditsDropped: number;
   /** Connections cut off for speaking something that is not the protocol. */
   connectionFaults: number;
+  /** Connections cut off for sending anything before proving they hold the cluster's secret. */
+  unauthenticated: number;
 }
 

@@ -6,7 +6,7 @@ import { F_SRC, FRAME_BYTES, type Descriptor, decodeFrame, encodeFrame } from '.
  *   kind u32 @0 | payload_bytes u32 @4 | seq u64 @8 | reason u32 @16 | text_bytes u32 @20
  *   | descriptor (the 32-byte frame of frames.ts) @24 | text (UTF-8, <= 64 bytes) @56 | reserved @120
  * followed by `payload_bytes` of payload (data frames only). `text` is the sender's realm on a data or
- * credit frame and the node id on HELLO. `seq` numbers data frames per connection and direction; the
+ * credit frame, the node id on HELLO, a nonce or an HMAC on AUTH (src/datapath/remote-auth.ts). `seq` numbers data frames per connection and direction; the
  * receiver answers them in order: a NACK (with a reason) for a refused one, and a cumulative ACK
  * ("every frame up to seq not NACKed was delivered") once per turn of its event loop.
  * Fixed width so that the reader never buffers more than one header: payload bytes go straight from the
@@ -22,7 +22,10 @@ const H_TEXT_LEN = 20;
 const H_DESC = 24;
 const H_TEXT = 56;
 
-export const KIND = { hello: 1, data: 2, credit: 3, ack: 4, nack: 5 } as const;
+export const KIND = { hello: 1, data: 2, credit: 3, ack: 4, nack: 5, auth: 6 } as const;
+/** An AUTH frame's `reason`: a challenge (text: a nonce) or the proof for the peer's challenge (text: an HMAC). */
+export const AUTH_CHALLENGE = 0;
+export const AUTH_PROOF = 1;
 export type Kind = keyof typeof KIND;
 const KIND_NAMES = new Map<number, Kind>(Object.entries(KIND).map(([k, v]) => [v, k as Kind]));
 

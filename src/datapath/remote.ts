@@ -18,7 +18,8 @@ import {
   type RemoteSendError,
 } from './remote-errors.js';
 import { DEFAULT_REMOTE_OPTIONS, type LocalSide, type RemoteChannelOptions, type RemoteStats } from './remote-options.js';
-import { encodeHeader, FrameReader, localFrame, REFUSALS, TEXT_BYTES_MAX, type Header, type Refusal } from './remote-wire.js';
+import { nonce, proof, proves } from './remote-auth.js';
+import { AUTH_CHALLENGE, AUTH_PROOF, encodeHeader, FrameReader, localFrame, REFUSALS, TEXT_BYTES_MAX, type Header, type Refusal } from './remote-wire.js';
 
 /**
  * The node-to-node data-path channel (σEP-like): procs on different nodes exchange descriptors with the
@@ -83,6 +84,10 @@ interface Conn {
   ackUpTo: number;
   /** Inbound data frame whose payload is being read. */
   current: (Alloc & { pair: Pair }) | undefined;
+  /** The node id its HELLO claimed, up (`node`) once it proved it holds the cluster's secret. */
+  claimed: string | undefined;
+  /** The challenge we sent it. */
+  nonce: string;
 }
 
 const zeroRefusals = (): Record<Refusal, number> => Object.fromEntries(REFUSALS.map((r) => [r, 0])) as Record<Refusal, number>;
@@ -94,7 +99,7 @@ export class RemoteChannel {
   readonly #peers = new Map<string, { host: string; port: number; timer: TimerHandle | undefined; delayMs: number }>();
   readonly #waiters = new Map<string, Array<() => void>>();
   readonly #downHandlers: Array<(node: string) => void> = [];
-  readonly #stats = { sent: 0, delivered: 0, received: 0, peerGone: 0, reclaimedBuffers: 0, creditsDropped: 0, connectionFaults: 0, refusedOut: zeroRefusals(), refusedIn: zeroRefusals() };
+  readonly #stats = { sent: 0, delivered: 0, received: 0, peerGone: 0, reclaimedBuffers: 0, creditsDropped: 0, connectionFaults: 0, unauthenticated: 0, refusedOut: zeroRefusals(), refusedIn: zeroRefusals() };
   readonly #own = new Map<Pool, Ownership>();
   /** Every socket, identified or not yet (dialling, awaiting HELLO): close() ends them all. */
   readonly #socks = new Set<Socket>();
@@ -265,11 +270,11 @@ export class RemoteChannel {
     const peer = this.#peers.get(node);
     if (peer === undefined || this.#closed || this.#conns.has(node)) return;
     const sock = connect(peer.port, peer.host);
+    const conn = this.#attach(sock, node);
     sock.once('connect', () => {
       sock.setNoDelay(true);
-      sock.write(encodeHeader({ kind: 'hello', text: this.options.nodeId }));
+      this.#greet(conn);
     });
-    this.#attach(sock, node);
   }
 
   #redial(node: string): void {
@@ -283,9 +288,14 @@ export class RemoteChannel {
     peer.delayMs = Math.min(this.options.redialDelayMsMax, peer.delayMs * 2);
   }
 
-  /** A socket, dialled (`dialled` = the peer's id) or accepted (identified by its HELLO). */
-  #attach(sock: Socket, dialled: string | undefined): void {
-    if (this.#closed) return void sock.destroy();
+  /** Our HELLO, and our challenge when the channel is authenticated. */
+  #greet(conn: Conn): void {
+    conn.sock.write(encodeHeader({ kind: 'hello', text: this.options.nodeId }));
+    if (this.options.secret !== undefined) conn.sock.write(encodeHeader({ kind: 'auth', reason: AUTH_CHALLENGE, text: conn.nonce }));
+  }
+
+  /** A socket, dialled (`dialled` = the peer's id) or accepted (identified by its HELLO and its proof). */
+  #attach(sock: Socket, dialled: string | undefined): Conn {
     this.#socks.add(sock);
     sock.setNoDelay(true);
     const conn: Conn = {
@@ -299,6 +309,8 @@ export class RemoteChannel {
       corked: false,
       ackUpTo: 0,
       current: undefined,
+      claimed: undefined,
+      nonce: nonce(),
       reader: new FrameReader(
         (h) => this.#onDataHeader(conn, h),
         (h) => this.#onFrame(conn, h, dialled),
@@ -322,6 +334,8 @@ export class RemoteChannel {
       this.#socks.delete(sock);
       this.#onClose(conn, dialled);
     });
+    if (this.#closed) sock.destroy();
+    return conn;
   }
 
   #up(conn: Conn, node: string): void {
@@ -371,8 +385,8 @@ export class RemoteChannel {
       return undefined;
     };
     if (conn.node === undefined) {
-      this.#stats.connectionFaults++;
-      conn.sock.destroy(); // data before HELLO
+      this.#stats.unauthenticated++;
+      conn.sock.destroy(); // data before HELLO (and its proof)
       return undefined;
     }
     const { dstEp: dst, srcEp: src, length } = h.desc;
@@ -391,12 +405,20 @@ export class RemoteChannel {
   }
 
   #onFrame(conn: Conn, h: Header, dialled: string | undefined): void {
+    if (conn.node === undefined && h.kind !== 'hello' && h.kind !== 'auth') {
+      this.#stats.unauthenticated++;
+      return void conn.sock.destroy(); // nothing counts before the peer is up
+    }
     switch (h.kind) {
       case 'hello':
-        if (h.text === this.options.nodeId || h.text === '' || conn.node !== undefined) return void conn.sock.destroy();
-        if (dialled === undefined) conn.sock.write(encodeHeader({ kind: 'hello', text: this.options.nodeId }));
+        if (h.text === this.options.nodeId || h.text === '' || conn.claimed !== undefined) return void conn.sock.destroy();
+        if (dialled === undefined) this.#greet(conn);
         else if (h.text !== dialled) return void conn.sock.destroy(); // not the node we meant to reach
-        return this.#up(conn, h.text);
+        conn.claimed = h.text;
+        if (this.options.secret === undefined) this.#up(conn, h.text);
+        return;
+      case 'auth':
+        return this.#onAuth(conn, h);
       case 'data':
         return this.#onPayload(conn, h);
       case 'credit':
@@ -405,6 +427,16 @@ export class RemoteChannel {
       case 'nack':
         return this.#onAnswer(conn, h);
     }
+  }
+
+  /** A challenge gets our proof; a proof for our challenge brings the peer up; a wrong one cuts it off. */
+  #onAuth(conn: Conn, h: Header): void {
+    const secret = this.options.secret;
+    if (secret === undefined || conn.claimed === undefined || conn.node !== undefined) return void conn.sock.destroy();
+    if (h.reason === AUTH_CHALLENGE) return void conn.sock.write(encodeHeader({ kind: 'auth', reason: AUTH_PROOF, text: proof(secret, h.text, this.options.nodeId) }));
+    if (h.reason === AUTH_PROOF && proves(secret, conn.nonce, conn.claimed, h.text)) return this.#up(conn, conn.claimed);
+    this.#stats.unauthenticated++;
+    conn.sock.destroy();
   }
 
   #onPayload(conn: Conn, h: Header): void {

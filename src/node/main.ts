@@ -13,6 +13,7 @@ import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath/node-datapath.js';
 import { defaultNodeIndex, NODE_INDEX_MAX } from './datapath/ids.js';
 import { ForkHostLauncher, HostStartError, type HostLauncher } from './host-process.js';
+import { CHANNEL_SECRET_ENV } from '../datapath/remote-auth.js';
 import { HostCgroups } from './sandbox/cgroups.js';
 import { HostSandbox } from './sandbox/host-sandbox.js';
 import { isolationStatus } from './sandbox/probe.js';
@@ -73,7 +74,12 @@ if (!(ISOLATION_MODES as readonly string[]).includes(opts.isolation)) {
   process.exit(2);
 }
 const isolation = hostIsolation(opts.isolation as IsolationMode);
-const cross = { index: dpIndex, host: opts.dpHost, port: dpPort };
+// The node-to-node channel's secret comes in the environment (`npm run cluster` sets it; by hand: set it
+// to the same value on every machine). Without one, peers are not authenticated, and the node says so.
+const channelSecret = process.env[CHANNEL_SECRET_ENV];
+delete process.env[CHANNEL_SECRET_ENV]; // nothing this process starts inherits it
+if (channelSecret === undefined) isolation.status.missing.push(`node-to-node channel: not authenticated (${CHANNEL_SECRET_ENV} is not set)`);
+const cross = { index: dpIndex, host: opts.dpHost, port: dpPort, ...(channelSecret === undefined ? {} : { channel: { secret: channelSecret } }) };
 const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, busyPollUs, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
