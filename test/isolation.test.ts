@@ -70,7 +70,8 @@ serial('isolation - a proc cannot read secrets, the cluster data, another realm 
   await blocked(t, 'beta', 'read', alphaHome);
   await blocked(t, 'beta', 'list', join(tc.cluster.dataDir, 'realms', 'alpha'));
   await blocked(t, 'beta', 'read', '/etc/shadow');
-  await blocked(t, 'beta', 'read', join(tc.cluster.dataDir, 'realm-ids.json'));
+  await blocked(t, 'beta', 'list', join(tc.cluster.dataDir, 'realm-ids'));
+  await blocked(t, 'beta', 'read', join(tc.cluster.dataDir, 'nats-credentials.json'));
   await blocked(t, 'beta', 'list', join(tc.cluster.dataDir, 'logs'));
   await blocked(t, 'beta', 'list', join(tc.cluster.dataDir, 'nats'));
   await blocked(t, 'beta', 'write', '/tmp/sigma-pwned');

@@ -1,8 +1,10 @@
 import test from 'ava';
 import { spawnSync } from 'node:child_process';
-import { existsSync, openSync, readFileSync, realpathSync, rmdirSync } from 'node:fs';
+import { existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostCgroups } from '../src/node/sandbox/cgroups.js';
+import { REALM_ID_FIRST, RealmIds } from '../src/node/sandbox/realm-ids.js';
 import { isolationStatus, SANDBOX_BINARY } from '../src/node/sandbox/probe.js';
 
 // The exec wrapper on its own (src/native/sandbox/sigma-sandbox.c), with small programs where Node has
@@ -77,4 +79,22 @@ serial('sandbox - a host cgroup carries its limits (v1 or v2) and is removed', (
   cg.remove();
   t.true(files.every((d) => !existsSync(d)));
   for (const c of ['memory', 'cpu', 'pids']) for (const d of [`/sys/fs/cgroup/${c}/sigma/sandbox-test-${process.pid}`]) if (existsSync(d)) rmdirSync(d);
+});
+
+test('sandbox - realm ids: one uid per realm, the same after a restart and from another node process sharing the data directory', (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'sigma-realm-ids-'));
+  try {
+    const node1 = new RealmIds(dir);
+    const node2 = new RealmIds(dir); // another node process of the same cluster on this machine
+    const a = node1.idOf('alpha');
+    const b = node2.idOf('beta');
+    t.not(a, b, 'two realms never share a uid, whichever node allocated them');
+    t.is(node2.idOf('alpha'), a, "a realm's uid is the same on every node");
+    t.is(new RealmIds(dir).idOf('beta'), b, 'and after a restart');
+    t.true(a >= REALM_ID_FIRST && b >= REALM_ID_FIRST);
+    const taken = readFileSync('/etc/passwd', 'utf8').split('\n').map((l) => Number(l.split(':')[2]));
+    t.false(taken.includes(a) || taken.includes(b), 'no id a system user has');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

@@ -82,11 +82,22 @@ function removeStale(version: 1 | 2, node: string): void {
   const bases = version === 2 ? [join(CGROUP_ROOT, 'sigma')] : ['memory', 'cpu', 'pids'].map((c) => join(CGROUP_ROOT, c, 'sigma'));
   for (const base of bases) {
     if (!existsSync(base)) continue;
-    for (const g of readdirSync(base).filter((d) => d.startsWith(`${node}.`) && d !== `${node}.${process.pid}`)) {
+    // Only those of node processes that are gone: another cluster on this machine may run a node of the same name.
+    for (const g of readdirSync(base).filter((d) => d.startsWith(`${node}.`) && !alive(Number(d.slice(node.length + 1))))) {
       const dir = join(base, g);
       if (!statSync(dir).isDirectory()) continue;
       removeDirs([...readdirSync(dir).filter((h) => statSync(join(dir, h)).isDirectory()).map((h) => join(dir, h)), dir]);
     }
+  }
+}
+
+function alive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as { code?: string }).code === 'EPERM';
   }
 }
 
