@@ -1,5 +1,5 @@
 import { fork } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +12,9 @@ import { connectBus } from '../../nats/real.js';
 import { median, percentile, round, type BenchContext, type Figures, type Suite } from '../harness.js';
 import { cpuUsPer, treeCpuMs, type CpuByRole } from './spawn-cpu.js';
 import { availableParallelism } from 'node:os';
+
+/** mkdtemp makes 0700 directories; realm uids need to pass through to the programs. */
+const TRAVERSE_ONLY = 0o711;
 
 const PROC_TYPES = fileURLToPath(new URL('../../proc/types.js', import.meta.url));
 
@@ -41,6 +44,7 @@ export const spawnSuite: Suite = {
   description: 'procs through the real control plane: cold and warm start, fork baseline, throughput',
   async run(ctx: BenchContext): Promise<Figures> {
     const dir = mkdtempSync(join(tmpdir(), 'sigma-bench-'));
+    chmodSync(dir, TRAVERSE_ONLY); // sandboxed hosts (a uid per realm) load the programs from here
     // The programs are ES modules in an ESM package, as a user's would be: without "type": "module",
     // Node 20 compiles each .js first as CommonJS to detect its format (about 0.1-0.3 ms per load).
     writeFileSync(join(dir, 'package.json'), '{ "type": "module", "private": true }\n');
