@@ -13,7 +13,7 @@ const ready = isolationStatus().sandboxed;
 const serial = ready ? test.serial : test.serial.skip;
 const UID = 265_000; // a realm uid no test cluster allocates
 const LOADER = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1'].filter(existsSync).map((p) => realpathSync(p));
-const SYSTEM = ['--rw', '/dev/null', '--ro', '/usr/lib', '--ro', '/lib', '--ro', '/etc/ld.so.cache', '--ro', '/proc/self', ...LOADER.flatMap((l) => ['--rx', l])];
+const SYSTEM = ['--rw', '/dev/null', '--ro', '/usr/lib', '--ro', '/lib', '--ro', '/etc/ld.so.cache', '--ro', '/proc', ...LOADER.flatMap((l) => ['--rx', l])];
 
 const sandboxed = (policy: string[], program: string, args: string[], stdio: Array<'pipe' | 'ignore' | number> = ['ignore', 'pipe', 'pipe']) =>
   spawnSync(SANDBOX_BINARY, ['--uid', String(UID), '--gid', String(UID), ...SYSTEM, ...policy, '--rx', realpathSync(program), '--', program, ...args], { encoding: 'utf8', stdio });
@@ -43,18 +43,26 @@ serial('sandbox - a fork bomb stops at the pids limit', (t) => {
 
 // Node has no API for raw, packet or netlink sockets: python3 (which node-gyp needs anyway) makes them.
 const python = '/usr/bin/python3';
-(ready && existsSync(python) ? test.serial : test.serial.skip)('sandbox - raw, packet, netlink and UDP sockets are refused; TCP and unix sockets are not', (t) => {  const script = `
+(ready && existsSync(python) ? test.serial : test.serial.skip)('sandbox - raw, packet, netlink, UDP and MPTCP sockets are refused, also with garbage above 32 bits; TCP and unix sockets are not', (t) => {  const script = `
 import socket
 for name, args in [("packet", (socket.AF_PACKET, socket.SOCK_RAW, 0)), ("netlink", (socket.AF_NETLINK, socket.SOCK_RAW, 0)), ("raw", (socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)), ("udp", (socket.AF_INET, socket.SOCK_DGRAM, 0)), ("udp6", (socket.AF_INET6, socket.SOCK_DGRAM, 0)), ("tcp", (socket.AF_INET, socket.SOCK_STREAM, 0)), ("unix", (socket.AF_UNIX, socket.SOCK_STREAM, 0))]:
     try:
         socket.socket(*args).close(); print(name, "ok")
     except OSError as e:
         print(name, e.errno)
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM, 262).close(); print("mptcp", "ok")
+except OSError as e:
+    print("mptcp", e.errno)
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.syscall(41, ctypes.c_long(0x100000002), ctypes.c_long(socket.SOCK_DGRAM), ctypes.c_long(0))
+print("udp-high-bits", "ok" if fd >= 0 else ctypes.get_errno())
 `;
   const r = sandboxed(['--ro', '/usr/local/lib'], python, ['-c', script]);
   t.is(r.status, 0, r.stderr);
   const got = Object.fromEntries(r.stdout.trim().split('\n').map((l) => l.split(' ')));
-  t.deepEqual(got, { packet: '1', netlink: '1', raw: '1', udp: '1', udp6: '1', tcp: 'ok', unix: 'ok' });
+  t.deepEqual(got, { packet: '1', netlink: '1', raw: '1', udp: '1', udp6: '1', tcp: 'ok', unix: 'ok', mptcp: '1', 'udp-high-bits': '1' }, 'MPTCP would slip past Landlock, a family with high bits past a 64-bit compare');
 });
 
 serial('sandbox - bad policies are refused before anything runs, with their own exit codes', (t) => {

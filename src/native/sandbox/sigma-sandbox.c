@@ -2,10 +2,10 @@
 //
 // Every thread of the host inherits what is set here (seccomp filters and Landlock domains are kept
 // across execve; a filter installed from inside a running Node would cover one thread only). In order:
-// join the host's cgroups, close every fd but the kept ones, start a new session, build the Landlock
-// ruleset, drop to the realm's uid and gid with no supplementary groups and no capabilities, set
-// no_new_privs, restrict the file system and TCP with that ruleset, deny syscalls and socket kinds
-// with seccomp, execve. Any step that fails ends the process with a message and a distinct exit
+// join the host's cgroups, close every fd but the kept ones, start a new session, mount a /proc of
+// its own (other uids' processes hidden), build the Landlock ruleset, drop to the realm's uid and gid
+// with no supplementary groups and no capabilities, set no_new_privs, restrict the file system and TCP
+// with that ruleset, deny syscalls and socket kinds with seccomp, execve. Any step that fails ends the process with a message and a distinct exit
 // code: it never execs unconfined.
 //
 //   sigma-sandbox --uid U --gid G [--keep-fds N] [--cgroup-procs FILE]... [--ro PATH]... [--rx PATH]...
@@ -21,6 +21,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -32,6 +34,7 @@
 
 enum { EXIT_USAGE = 120, EXIT_SETUP = 121, EXIT_IDS = 122, EXIT_LANDLOCK = 123, EXIT_SECCOMP = 124, EXIT_EXEC = 125 };
 enum { PATHS_MAX = 64, PORTS_MAX = 16, CGROUPS_MAX = 8 };
+#define LOW32 0xffffffffULL
 
 // Debian 12's uapi headers predate Landlock ABI 4-6: the bits and fields this program uses, by value.
 #define LL_FS_EXECUTE (1ULL << 0)
@@ -166,6 +169,17 @@ static void add_path(int ruleset, const char *path, uint64_t rights, uint64_t ha
   close(fd);
 }
 
+/**
+ * A /proc of the host's own: a new mount namespace with procfs mounted again, hidepid=invisible, so the
+ * host sees its own uid's processes only. (A Landlock rule on /proc/self would name one dentry, which
+ * the kernel may prune and rebuild: the host would lose its own /proc.)
+ */
+static void private_proc(void) {
+  if (unshare(CLONE_NEWNS) != 0) die(EXIT_SETUP, "unshare(CLONE_NEWNS)", NULL);
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die(EXIT_SETUP, "making mounts private", NULL);
+  if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") != 0) die(EXIT_SETUP, "mounting a private /proc", NULL);
+}
+
 /** Builds the ruleset while still root, so that paths the realm uid could not even reach can be named. */
 static int build_landlock(const struct policy *p) {
   int abi = landlock_abi();
@@ -228,7 +242,8 @@ static void apply_seccomp(void) {
   for (size_t s = 0; s < 2; s++) {
     for (int f = 0; f < AF_MAX; f++) {
       if (family_allowed(f)) continue;
-      struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_EQ, (uint64_t)f);
+      // The kernel reads an int: compare the low 32 bits only, or 0x1_0000_0002 would pass as not-AF_INET.
+      struct scmp_arg_cmp c = SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)f);
       deny(ctx, socket_calls[s], 1, &c);
     }
     // IP: streams only (no UDP, raw or packet sockets); the type word carries SOCK_NONBLOCK/CLOEXEC above 0xf.
@@ -236,9 +251,19 @@ static void apply_seccomp(void) {
     const int types[] = {SOCK_DGRAM, SOCK_RAW, SOCK_RDM, SOCK_SEQPACKET, SOCK_DCCP, SOCK_PACKET};
     for (size_t f = 0; f < 2; f++)
       for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
-        struct scmp_arg_cmp c[2] = {SCMP_A0(SCMP_CMP_EQ, (uint64_t)ip[f]), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (uint64_t)types[t])};
+        struct scmp_arg_cmp c[2] = {SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)ip[f]), SCMP_A1(SCMP_CMP_MASKED_EQ, 0xf, (uint64_t)types[t])};
         deny(ctx, socket_calls[s], 2, c);
       }
+    // IP streams speak TCP only (protocol 0 or IPPROTO_TCP): Landlock's TCP rules do not cover MPTCP
+    // (protocol 262), whose connects would go anywhere. A protocol with bits above 32 is refused too.
+    for (size_t f = 0; f < 2; f++) {
+      struct scmp_arg_cmp above[2] = {SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)ip[f]), SCMP_A2(SCMP_CMP_GT, IPPROTO_TCP)};
+      deny(ctx, socket_calls[s], 2, above);
+      for (uint64_t proto = 1; proto < IPPROTO_TCP; proto++) {
+        struct scmp_arg_cmp below[2] = {SCMP_A0(SCMP_CMP_MASKED_EQ, LOW32, (uint64_t)ip[f]), SCMP_A2(SCMP_CMP_EQ, proto)};
+        deny(ctx, socket_calls[s], 2, below);
+      }
+    }
   }
   if (seccomp_load(ctx) != 0) die(EXIT_SECCOMP, "seccomp_load", NULL);
   seccomp_release(ctx);
@@ -250,6 +275,7 @@ int main(int argc, char **argv) {
   join_cgroups(&p);
   if (syscall(SYS_close_range, (unsigned)p.keep_fds, ~0U, 0) != 0) die(EXIT_SETUP, "close_range", NULL);
   if (setsid() < 0) die(EXIT_SETUP, "setsid", NULL);
+  private_proc();
   int ruleset = build_landlock(&p);
   drop_identity(&p);
   restrict_self(ruleset);

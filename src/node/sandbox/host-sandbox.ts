@@ -17,7 +17,7 @@ const OWNER_ONLY = 0o700;
 const NATS_PORT_DEFAULT = 4222;
 
 /** What Node itself needs to start and run, read-only (found by starting it confined, one refusal at a time). */
-const SYSTEM_READ = ['/usr/lib', '/lib', '/lib64', '/usr/lib64', '/etc/ld.so.cache', '/etc/ssl', '/etc/localtime', '/usr/share/zoneinfo', '/dev/urandom', '/sys/fs/cgroup', '/proc/self'];
+const SYSTEM_READ = ['/usr/lib', '/lib', '/lib64', '/usr/lib64', '/etc/ld.so.cache', '/etc/ssl', '/etc/localtime', '/usr/share/zoneinfo', '/dev/urandom', '/sys/fs/cgroup', '/proc'];
 /** The dynamic loaders a Node binary may name (the kernel opens them for execve, so they need execute). */
 const LOADERS = ['/lib64/ld-linux-x86-64.so.2', '/lib/ld-linux-aarch64.so.1', '/lib/ld-linux-armhf.so.3'];
 
