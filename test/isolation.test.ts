@@ -1,6 +1,6 @@
 import test from 'ava';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -124,6 +124,19 @@ serial("isolation - an actor frame a proc sends into a node's actor system reach
   t.is((await tc.client.proc(service))?.state, 'running');
   await tc.client.evict(service, { graceMs: 200 });
   t.is((await tc.client.waitExit(service, { timeoutMs: 20_000 })).kind, 'evicted', 'the node still knows and evicts it');
+});
+
+serial("isolation - a proc cannot speak for another realm's proc to its node: a forged exit or log line is ignored", async (t) => {
+  const victim = await tc.client.spawn({ program: 'counter', name: 'victim', realm: 'alpha' });
+  await tc.client.waitStart(victim, { timeoutMs: 20_000 });
+  // The forged messages go down the beta host's IPC channel ahead of the attacker's own exit, which
+  // run() waits for: the node has handled them by the time it returns.
+  t.true((await run('beta', 'forge', victim)).ok);
+  t.is((await tc.client.proc(victim))?.state, 'running', 'the forged exit ended nothing');
+  const log = join(tc.cluster.dataDir, 'logs', `${victim}.log`);
+  t.false(existsSync(log) && readFileSync(log, 'utf8').includes('forged'), 'and wrote nothing into its log');
+  await tc.client.evict(victim, { graceMs: 200 });
+  t.is((await tc.client.waitExit(victim, { timeoutMs: 20_000 })).kind, 'evicted');
 });
 
 test('isolation - a node that cannot sandbox says which protection is missing', (t) => {

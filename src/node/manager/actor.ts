@@ -31,7 +31,15 @@ function heartbeat(s: NodeState): void {
   void deps.pull(cfg.beSlots).catch(() => {});
 }
 
+/**
+ * A proc's host speaks for its own procs only: code in a host can call `process.send`, so a `started`,
+ * `exited` or `log` naming a proc that runs elsewhere (another realm's, on another host) is dropped.
+ */
 function hostMessage(s: NodeState, hostId: string, msg: ToNode): void {
+  if ((msg.t === 'started' || msg.t === 'exited' || msg.t === 'log') && s.procs.get(msg.pid)?.hostId !== hostId) {
+    if (msg.t !== 'log') s.log.warn({ host: hostId, pid: msg.pid, t: msg.t }, 'a host spoke for a proc it does not run; ignored');
+    return;
+  }
   switch (msg.t) {
     case 'started':
       return started(s, msg.pid, msg.actorPath, msg.kind);
