@@ -1,6 +1,6 @@
 import test from 'ava';
-import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, openSync, readFileSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, openSync, readFileSync, realpathSync, rmdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { HostCgroups } from '../src/node/sandbox/cgroups.js';
@@ -87,6 +87,23 @@ serial('sandbox - a host cgroup carries its limits (v1 or v2) and is removed', (
   cg.remove();
   t.true(files.every((d) => !existsSync(d)));
   for (const c of ['memory', 'cpu', 'pids']) for (const d of [`/sys/fs/cgroup/${c}/sigma/sandbox-test-${process.pid}`]) if (existsSync(d)) rmdirSync(d);
+});
+
+serial('sandbox - node processes of one name starting together remove the stale groups of a dead one without tripping over each other', async (t) => {
+  const node = `stale-test-${process.pid}`;
+  const dead = spawnSync('true').pid!; // a pid that has exited
+  const cgroups = new HostCgroups(`${node}-probe`);
+  if (cgroups.version === undefined) return t.fail('no cgroups');
+  const bases = cgroups.version === 2 ? ['/sys/fs/cgroup/sigma'] : ['memory', 'cpu', 'pids'].map((c) => `/sys/fs/cgroup/${c}/sigma`);
+  for (const b of bases) for (let i = 0; i < 100; i++) mkdirSync(join(b, `${node}.${dead}`, `h${i}`), { recursive: true });
+  const starts = Array.from({ length: 4 }, () =>
+    new Promise<number | null>((res) => {
+      const c = spawn(process.execPath, ['--input-type=module', '-e', `import { HostCgroups } from ${JSON.stringify(new URL('../src/node/sandbox/cgroups.js', import.meta.url).href)}; new HostCgroups(${JSON.stringify(node)});`], { stdio: 'ignore' });
+      c.on('exit', res);
+    }),
+  );
+  t.deepEqual(await Promise.all(starts), [0, 0, 0, 0], 'every node process starts');
+  t.true(bases.every((b) => !existsSync(join(b, `${node}.${dead}`))), 'the stale groups are gone');
 });
 
 test('sandbox - realm ids: one uid per realm, the same after a restart and from another node process sharing the data directory', (t) => {

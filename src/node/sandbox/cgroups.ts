@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const CGROUP_ROOT = '/sys/fs/cgroup';
@@ -84,10 +84,19 @@ function removeStale(version: 1 | 2, node: string): void {
     if (!existsSync(base)) continue;
     // Only those of node processes that are gone: another cluster on this machine may run a node of the same name.
     for (const g of readdirSync(base).filter((d) => d.startsWith(`${node}.`) && !alive(Number(d.slice(node.length + 1))))) {
+      // Another node process of the same name may be removing the same group right now: whatever is
+      // already gone is not an error.
       const dir = join(base, g);
-      if (!statSync(dir).isDirectory()) continue;
-      removeDirs([...readdirSync(dir).filter((h) => statSync(join(dir, h)).isDirectory()).map((h) => join(dir, h)), dir]);
+      removeDirs([...subdirs(dir).map((h) => join(dir, h)), dir]);
     }
+  }
+}
+
+function subdirs(dir: string): string[] {
+  try {
+    return readdirSync(dir, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e) => e.name);
+  } catch {
+    return [];
   }
 }
 
