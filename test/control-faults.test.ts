@@ -44,7 +44,7 @@ test('faults - kill -9 a node: its procs end lost, a restartable service serves 
     // One live incarnation of the service at a time.
     t.is(successor.filter((r: ProcRecord) => r.spec.name === 'ctr' && r.state !== 'exited').length, 1);
     const names = await until(() => tc.client.names(), (ns) => ns.some((n) => n.name === 'ctr' && n.pid === next.pid));
-    const ref = tc.system.refFor<CounterMsg>(names.find((n) => n.name === 'ctr')!.actorPath);
+    const ref = tc.system().refFor<CounterMsg>(names.find((n) => n.name === 'ctr')!.actorPath);
     ref.tell({ type: 'add', n: 7 });
     t.is(await ref.ask<number>((replyTo) => ({ type: 'get', replyTo }), 5_000), 7);
     // Procs on surviving nodes were not disturbed.

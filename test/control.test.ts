@@ -47,7 +47,7 @@ test.serial('control - a service registers its name, answers asks from another p
   const rec = await tc.client.waitStart(pid, { timeoutMs: 20_000 });
   t.is(rec.state, 'running');
   const names = await waitFor(() => tc.client.names('blue'), (ns) => ns.some((n) => n.name === 'counter'));
-  const counter = tc.system.refFor<CounterMsg>(names.find((n) => n.name === 'counter')!.actorPath);
+  const counter = tc.system('blue').refFor<CounterMsg>(names.find((n) => n.name === 'counter')!.actorPath);
   counter.tell({ type: 'add', n: 40 });
   counter.tell({ type: 'add', n: 2 });
   t.is(await counter.ask<number>((replyTo) => ({ type: 'get', replyTo }), 5_000), 42);

@@ -73,7 +73,7 @@ test.serial('host - cooperative eviction of a function and of a service', async 
   host.send({ t: 'run', pid: 's1', modulePath: example('counter'), args: [], realm: 'default' });
   const started = (await rec.next((m) => m.t === 'started' && m.pid === 's1')) as Extract<ToNode, { t: 'started' }>;
   t.is(started.kind, 'service');
-  t.is(started.actorPath, 'actor://host-test/procs/s1');
+  t.is(started.actorPath, 'actor://realm.default.host-test/procs/s1', "in its realm's part of the actor namespace");
   await rec.next((m) => m.t === 'started' && m.pid === 'f1');
   host.send({ t: 'evict', pid: 'f1' });
   host.send({ t: 'evict', pid: 's1' });

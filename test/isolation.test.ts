@@ -4,6 +4,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CREDENTIALS_FILE, realmPassword, realmUser, withUser } from '../src/cluster/nats-users.js';
 import { REALM_ID_FIRST } from '../src/node/sandbox/realm-ids.js';
 import { isolationStatus } from '../src/node/sandbox/probe.js';
 import { testCluster, type TestCluster } from './helpers/cluster.js';
@@ -29,6 +30,12 @@ const run = async (realm: string, ...args: string[]): Promise<Outcome & Record<s
 const blocked = async (t: import('ava').ExecutionContext, realm: string, ...args: string[]): Promise<void> => {
   const o = await run(realm, ...args);
   t.false(o.ok, `${args.join(' ')} from realm ${realm} must fail, it worked: ${JSON.stringify(o)}`);
+};
+/** A realm's NATS URL with its user, as nats-server knows it: what a proc that learned its host's password would hold. */
+const realmUrl = (realm: string): string => {
+  const creds = JSON.parse(readFileSync(join(tc.cluster.dataDir, CREDENTIALS_FILE), 'utf8')) as { realms: string };
+  const u = new URL(tc.cluster.natsUrl);
+  return withUser(`nats://${u.host}`, realmUser(realm), realmPassword(creds.realms, realm));
 };
 const pidOf = (pattern: string): number => Number(execFileSync('pgrep', ['-o', '-f', pattern], { encoding: 'utf8' }).trim());
 
@@ -100,8 +107,11 @@ serial('isolation - a proc opens no socket of its own but TCP to NATS: no UDP, n
   t.true((await run('beta', 'connect', nats.hostname, nats.port)).ok, 'the control plane stays reachable');
 });
 
-serial("isolation - a proc cannot use NATS as the control plane: no anonymous user; its host's user may not spawn, order a node, create realms, or write the proc table or another realm's names", async (t) => {
-  for (const attempt of ['anonymous', 'spawn', 'node-order', 'realms', 'proc-table', 'names', 'eavesdrop']) await blocked(t, 'beta', 'nats', attempt);
+serial("isolation - a proc cannot use NATS as the control plane: no anonymous user; its realm's user may not spawn, order a node, create realms, or read or write the proc table or names", async (t) => {
+  const bare = new URL(realmUrl('beta'));
+  bare.username = bare.password = '';
+  await blocked(t, 'beta', 'nats', 'anonymous', bare.toString());
+  for (const attempt of ['spawn', 'node-order', 'realms', 'proc-table', 'names', 'eavesdrop']) await blocked(t, 'beta', 'nats', attempt, realmUrl('beta'));
   t.deepEqual(await tc.client.realms(), ['alpha', 'beta', 'default'], 'no realm was made');
   t.is(await tc.client.proc('forged'), undefined, 'the proc table holds no forged record');
   const pid = await tc.client.spawn({ program: 'attacker', args: ['whoami'], realm: 'alpha' });
@@ -120,10 +130,31 @@ serial("isolation - an actor frame a proc sends into a node's actor system reach
   const service = await tc.client.spawn({ program: 'counter', name: 'keeper', realm: 'alpha' });
   await tc.client.waitStart(service, { timeoutMs: 20_000 });
   // A message the node manager would fail on (a run order without its order): it would restart and lose its procs.
-  for (const msg of ['{"type":"run"}', '{"type":"host-exit","hostId":"x"}', '{"type":"tick"}']) t.true((await run('beta', 'nats', 'frame', 'node-1', msg)).ok);
+  for (const msg of ['{"type":"run"}', '{"type":"host-exit","hostId":"x"}', '{"type":"tick"}']) t.true((await run('beta', 'nats', 'frame', realmUrl('beta'), 'actor://node-1/node', msg)).ok);
   t.is((await tc.client.proc(service))?.state, 'running');
   await tc.client.evict(service, { graceMs: 200 });
   t.is((await tc.client.waitExit(service, { timeoutMs: 20_000 })).kind, 'evicted', 'the node still knows and evicts it');
+});
+
+serial("isolation - a realm's NATS user reaches its own realm's actors only: another realm's service gets no frame from it, and nothing of that realm is heard", async (t) => {
+  const victim = await tc.client.spawn({ program: 'counter', name: 'tally', realm: 'alpha' });
+  await tc.client.waitStart(victim, { timeoutMs: 20_000 });
+  const path = (await tc.client.names('alpha')).find((n) => n.name === 'tally')!.actorPath;
+  t.regex(path, /^actor:\/\/realm\.alpha\./, "the service lives in its realm's part of the actor namespace");
+  t.true((await run('beta', 'nats', 'frame', realmUrl('beta'), path, '{"type":"add","n":1000}')).ok, 'the publish itself raises nothing');
+  await blocked(t, 'beta', 'nats', 'listen', realmUrl('beta'), 'alpha');
+  const tally = tc.system('alpha').refFor<{ type: 'add'; n: number } | { type: 'get'; replyTo: unknown }>(path);
+  tally.tell({ type: 'add', n: 1 });
+  t.is(await tally.ask<number>((replyTo) => ({ type: 'get', replyTo }), 5_000), 1, "beta's frame never arrived; alpha's own did");
+  // The same frame with alpha's user does arrive: the refusal above is the wall, not a broken attack.
+  t.true((await run('alpha', 'nats', 'frame', realmUrl('alpha'), path, '{"type":"add","n":1000}')).ok);
+  t.is(await tally.ask<number>((replyTo) => ({ type: 'get', replyTo }), 5_000), 1001);
+  await tc.client.evict(victim, { graceMs: 200 });
+});
+
+serial("isolation - a realm's NATS password reaches its hosts over IPC: not in a proc's environment, /proc/self/environ or command line", async (t) => {
+  const password = new URL(realmUrl('beta')).password;
+  await blocked(t, 'beta', 'secrets', decodeURIComponent(password));
 });
 
 serial("isolation - a proc cannot speak for another realm's proc to its node: a forged exit or log line is ignored", async (t) => {

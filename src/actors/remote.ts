@@ -18,7 +18,7 @@ export interface Transport {
 /** Upper bound on one encoded frame; larger messages belong on the data path, not the control plane. */
 export const FRAME_BYTES_MAX = 1 << 20;
 
-const PATH_RE = /^actor:\/\/([A-Za-z0-9_.-]{1,64})((?:\/[^/]+)*)$/;
+const PATH_RE = /^actor:\/\/([A-Za-z0-9_.-]{1,128})((?:\/[^/]+)*)$/;
 
 export function parsePath(path: string): { system: string; segments: string[] } | undefined {
   const m = PATH_RE.exec(path);

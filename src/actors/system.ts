@@ -31,7 +31,7 @@ export interface SystemOptions {
 
 export const DEFAULT_THROUGHPUT = 256;
 export const DEFAULT_TURN_BUDGET = 65_536;
-const SYSTEM_NAME_RE = /^[A-Za-z0-9_.-]{1,64}$/;
+const SYSTEM_NAME_RE = /^[A-Za-z0-9_.-]{1,128}$/;
 
 export interface SystemStats {
   actors: number;
@@ -67,7 +67,7 @@ export class ActorSystem implements RefHost {
 
   constructor(options: SystemOptions = {}) {
     this.name = options.name ?? 'local';
-    if (!SYSTEM_NAME_RE.test(this.name)) throw new InvalidOptionError('name', `system names use [A-Za-z0-9_.-], 1-64 chars; got "${this.name}"`);
+    if (!SYSTEM_NAME_RE.test(this.name)) throw new InvalidOptionError('name', `system names use [A-Za-z0-9_.-], 1-128 chars; got "${this.name}"`);
     this.ports = options.ports ?? realPorts();
     this.timers = this.ports.timers;
     this.log = options.logger ?? pino({ level: process.env['SIGMA_LOG'] ?? 'warn', name: this.name }, pino.destination(2));

@@ -7,11 +7,15 @@ import type { ClusterConfig } from '../config/cluster.js';
 import { BUILTIN_PROGRAMS } from '../examples/index.js';
 import { hostEnv } from '../node/host-process.js';
 import { CHANNEL_SECRET_ENV } from '../datapath/remote-auth.js';
-import { ADMIN_USER, clusterCredentials, CREDENTIALS_FILE, HOST_USER, natsUsers, withUser } from './nats-users.js';
+import { ADMIN_USER, clusterCredentials, CREDENTIALS_FILE, natsUsers, REALM_KEY_ENV, withUser } from './nats-users.js';
 import { startNatsServer } from '../nats/server.js';
+import { connectBus } from '../nats/real.js';
+import { followRealmUsers } from './realm-users.js';
 
 const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
 export const NODE_READY_TIMEOUT_MS = 20_000;
+/** For an external NATS cluster: the users its operator includes in the server's config. */
+export const AUTHORIZATION_SNIPPET = 'nats-authorization.conf';
 
 export interface RunningCluster {
   natsUrl: string;
@@ -39,14 +43,17 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const log = options.log ?? (() => {});
   const dataDir = resolve(config.dataDir);
   mkdirSync(dataDir, { recursive: true });
-  // An embedded server requires users: the control plane's, and a narrow one for proc hosts.
+  // An embedded server requires users: the control plane's, and one per realm for its proc hosts.
   const creds = clusterCredentials(dataDir);
-  const embedded = config.nats.embedded ? { port: config.nats.port, creds } : undefined;
-  const nats = embedded === undefined ? undefined : await startNatsServer({ port: embedded.port, dataDir: join(dataDir, 'nats'), keepDataDir: true, users: natsUsers(embedded.creds) });
-  const external = config.nats.embedded ? undefined : config.nats.servers[0]!;
-  const natsUrl = nats === undefined || embedded === undefined ? external! : withUser(nats.url, ADMIN_USER, embedded.creds.admin);
-  const hostNatsUrl = nats === undefined || embedded === undefined ? natsUrl : withUser(nats.url, HOST_USER, embedded.creds.host);
+  const nats = config.nats.embedded ? await startNatsServer({ port: config.nats.port, dataDir: join(dataDir, 'nats'), keepDataDir: true, users: natsUsers(creds, config.realms) }) : undefined;
+  const natsUrl = config.nats.embedded ? withUser(nats!.url, ADMIN_USER, creds.admin) : config.nats.servers[0]!;
+  // Hosts get their realm's user on the bare URL (src/node/main.ts).
+  const hostNatsUrl = nats === undefined ? natsUrl : nats.url;
   if (nats !== undefined) log(`nats-server ${nats.url} (JetStream store: ${join(dataDir, 'nats')}; users in ${join(dataDir, CREDENTIALS_FILE)})`);
+  const snippetFile = join(dataDir, AUTHORIZATION_SNIPPET);
+  if (nats === undefined) log(`NATS users for the operator of ${new URL(natsUrl).host}: ${snippetFile} (kept up to date as realms change)`);
+  const usersBus = await connectBus({ servers: [natsUrl], name: 'sigma-realm-users' });
+  const realmUsers = await followRealmUsers(usersBus, creds, config.realms, nats === undefined ? { snippetFile } : { server: nats }, log);
   const configDir = options.configDir ?? process.cwd();
   const programs: Record<string, string> = { ...BUILTIN_PROGRAMS };
   for (const [name, path] of Object.entries(config.programs)) programs[name] = isAbsolute(path) ? path : resolve(configDir, path);
@@ -57,7 +64,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
     const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(programs), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex)];
-    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
+    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
     nodes.set(id, child);
@@ -99,6 +106,8 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
             }),
         ),
       );
+      realmUsers.stop();
+      await usersBus.close();
       await nats?.stop();
     },
   };

@@ -1,19 +1,21 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACTOR, BUCKET, HOST_INBOX_PREFIX } from '../control/protocol/index.js';
+import { ACTOR } from '../control/protocol/index.js';
 import type { NatsUser } from '../nats/server.js';
 
 /** Where an embedded server's credentials live: the cluster's data directory, root only. */
 export const CREDENTIALS_FILE = 'nats-credentials.json';
 const PASSWORD_BYTES = 24;
-/** The control plane's user (node processes, the CLI, clients) and the one proc hosts use. */
+/** The control plane's user: node processes, the CLI, clients. */
 export const ADMIN_USER = 'sigma';
-export const HOST_USER = 'sigma-host';
+/** Node processes get the key to their realms' passwords in this variable, never in a file or argument. */
+export const REALM_KEY_ENV = 'SIGMA_REALM_KEY';
 
 export interface NatsCredentials {
   admin: string;
-  host: string;
+  /** The key each realm's NATS password is derived from (realmPassword): realms come and go at run time. */
+  realms: string;
   /** The node-to-node channel's secret (src/datapath/remote-auth.ts), given to node processes in SIGMA_CHANNEL_SECRET. */
   channel: string;
 }
@@ -23,34 +25,40 @@ export function clusterCredentials(dataDir: string): NatsCredentials {
   const file = join(dataDir, CREDENTIALS_FILE);
   const known = existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as Partial<NatsCredentials>) : {};
   const fresh = (): string => randomBytes(PASSWORD_BYTES).toString('base64url');
-  const creds = { admin: known.admin ?? fresh(), host: known.host ?? fresh(), channel: known.channel ?? fresh() };
-  if (known.admin === undefined || known.host === undefined || known.channel === undefined) {
+  const creds = { admin: known.admin ?? fresh(), realms: known.realms ?? fresh(), channel: known.channel ?? fresh() };
+  if (known.admin === undefined || known.realms === undefined || known.channel === undefined) {
     writeFileSync(file, JSON.stringify(creds), { mode: 0o600 });
     chmodSync(file, 0o600);
   }
   return creds;
 }
 
+/** The NATS user of one realm's proc hosts. */
+export const realmUser = (realm: string): string => `realm.${realm}`;
+
+/** One realm's password: derived, so that a node process can give its hosts theirs without a file of passwords. */
+export function realmPassword(realmKey: string, realm: string): string {
+  return createHmac('sha256', realmKey).update(`sigma realm ${realm}`).digest('base64url');
+}
+
 /**
- * The users of an embedded server. Proc hosts may exchange actor frames and read the names bucket (to
- * find services), nothing else: no scheduler, node or realm subject, no proc table, no KV or JetStream
- * writes, no bucket management. (Per-realm users, which would also keep one realm's hosts from
- * another's actor subjects, are not there yet: docs/isolation.md.)
+ * The users of a cluster's NATS: the control plane's, and one per realm. A realm's hosts may exchange
+ * actor frames with that realm's actor systems only (`realm.<realm>.*`: its hosts, and clients that
+ * talk to its services): no scheduler, node or realm subject, no proc table, no JetStream at all, no
+ * other realm's actors. They find services through their node (src/node/name-lookup.ts).
  */
-export function natsUsers(c: NatsCredentials): NatsUser[] {
-  const names = `KV_${BUCKET.names}`;
-  const actors = ACTOR.subject('>');
-  return [
-    { user: ADMIN_USER, password: c.admin },
-    {
-      user: HOST_USER,
-      password: c.host,
-      permissions: {
-        publish: { allow: [actors, '$JS.API.INFO', `$JS.API.STREAM.INFO.${names}`, `$JS.API.STREAM.MSG.GET.${names}`, `$JS.API.DIRECT.GET.${names}.>`] },
-        subscribe: { allow: [actors, `${HOST_INBOX_PREFIX}.>`] },
-      },
-    },
-  ];
+export function natsUsers(c: NatsCredentials, realms: Iterable<string>): NatsUser[] {
+  const users: NatsUser[] = [{ user: ADMIN_USER, password: c.admin }];
+  for (const realm of [...new Set(realms)].sort()) {
+    const own = [ACTOR.realmSubjects(realm)];
+    users.push({ user: realmUser(realm), password: realmPassword(c.realms, realm), permissions: { publish: { allow: own }, subscribe: { allow: own } } });
+  }
+  return users;
+}
+
+/** The users as a nats-server config snippet, for the operator of an external NATS cluster. */
+export function authorizationSnippet(users: NatsUser[]): string {
+  return `# sigma-ts users: include this file in the nats-server config, and reload after each realm change\nauthorization ${JSON.stringify({ users }, null, 2)}\n`;
 }
 
 /** `url` with a user and password in it (nats.js takes them from the URL). */

@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { createSystem } from '../actors/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import { connectBus } from '../nats/real.js';
-import { BUCKET, decodeNameRecord, HOST_INBOX_PREFIX, type NameRecord } from '../control/protocol/index.js';
+import { ACTOR, type NameRecord } from '../control/protocol/index.js';
+import type { Bus } from '../nats/types.js';
 import { realTimers } from '../ports/real.js';
 import { attachDataPath } from './datapath/attach.js';
 import { refusalError } from '../datapath/refusal.js';
@@ -16,6 +17,11 @@ import { decodeToHost, type ToNode } from './protocol.js';
 import { ProcRunner, currentProc } from './runner.js';
 
 const hostId = process.env['SIGMA_HOST_ID'] ?? `host-${process.pid}`;
+/** Lookup sequence numbers wrap here (the IPC decoder takes 31 bits). */
+const LOOKUP_SEQ_MOD = 0x7fff_ffff;
+const NATS_CONNECT_ATTEMPTS_MAX = 16;
+const NATS_CONNECT_RETRY_MS = 250;
+const LOOKUP_TIMEOUT_MS = 5_000;
 const realm = process.env['SIGMA_REALM'] ?? 'default';
 
 if (process.send === undefined) {
@@ -34,6 +40,10 @@ const send = (m: ToNode): void => {
   if (process.connected) process.send!(m);
 };
 
+// Listened for before the first await: the node sends the URL right after the fork.
+const natsUrl = process.env['SIGMA_NATS'] === 'ipc' ? firstNatsUrl() : Promise.resolve(process.env['SIGMA_NATS_URL']);
+delete process.env['SIGMA_NATS_URL'];
+
 // Output written while a proc's code runs belongs to that proc: route it to the node manager,
 // which keeps one log per proc (`sigma logs <pid>`).
 for (const stream of ['stdout', 'stderr'] as const) {
@@ -47,16 +57,15 @@ for (const stream of ['stdout', 'stderr'] as const) {
 }
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'warn', name: hostId }, pino.destination(2));
-// With NATS, service procs are actors any process can reach by path; without, the host still runs
-// functions (tests of the host alone).
-const natsUrl = process.env['SIGMA_NATS_URL'];
-// Replies come under an inbox prefix of the hosts' own: their NATS user may not subscribe to `_INBOX.>`,
-// where every other client's replies (proc-table reads among them) would be visible.
-const bus = natsUrl === undefined ? undefined : await connectBus({ servers: [natsUrl], name: hostId, inboxPrefix: HOST_INBOX_PREFIX });
+// With NATS, service procs are actors any process of the realm can reach by path; without, the host
+// still runs functions (tests of the host alone).
+const url = await natsUrl;
+const bus = url === undefined ? undefined : await connectWithRetry(url);
 if (!process.connected) process.exit(0); // the parent left while we were connecting
 let runner: ProcRunner | undefined;
 const system = createSystem({
-  name: hostId,
+  // In the realm's part of the actor namespace: its NATS user reaches nothing else.
+  name: ACTOR.realmSystem(realm, hostId),
   logger: log,
   ...(bus === undefined ? {} : { transport: natsTransport(bus) }),
   onEvent: (e) => {
@@ -64,12 +73,22 @@ const system = createSystem({
   },
 });
 runner = new ProcRunner(system, send, log);
-// Bound, not created: a host's NATS user may read the names bucket and nothing more.
-const namesKv = bus === undefined ? undefined : await bus.kv(BUCKET.names, { bind: true });
-const lookup = async (key: string): Promise<NameRecord | undefined> => {
-  const e = await namesKv?.get(key);
-  return e?.value == null ? undefined : decodeNameRecord(e.value);
-};
+// Service names come from the node, which answers only what this realm may see.
+const lookups = new Map<number, (r: NameRecord | undefined) => void>();
+let lookupSeq = 0;
+const lookup = (key: string): Promise<NameRecord | undefined> =>
+  new Promise((resolve) => {
+    lookupSeq = (lookupSeq + 1) % LOOKUP_SEQ_MOD;
+    const seq = lookupSeq;
+    // A node that never answers (gone, or busy past reason) means "no such service", not a hang.
+    const timer = setTimeout(() => lookups.get(seq)?.(undefined), LOOKUP_TIMEOUT_MS);
+    lookups.set(seq, (r) => {
+      clearTimeout(timer);
+      lookups.delete(seq);
+      resolve(r);
+    });
+    send({ t: 'lookup', seq, key });
+  });
 let datapath: HostDataPath | undefined;
 
 process.on('message', (raw) => {
@@ -103,6 +122,11 @@ process.on('message', (raw) => {
     case 'dp-refused':
       datapath?.refused(m.endpoint, m.seq, refusalError(m.error));
       return;
+    case 'looked-up':
+      lookups.get(m.seq)?.(m.record);
+      return;
+    case 'nats':
+      return; // taken by firstNatsUrl
     case 'exit':
       void system
         .shutdown()
@@ -116,3 +140,31 @@ process.on('unhandledRejection', (e) => log.error({ err: e }, 'unhandled rejecti
 
 send({ t: 'ready', hostId, address: system.name });
 void realm;
+
+function firstNatsUrl(): Promise<string> {
+  return new Promise((resolve) => {
+    const onMessage = (raw: unknown): void => {
+      const m = decodeToHost(raw);
+      if (m?.t !== 'nats') return;
+      process.off('message', onMessage);
+      resolve(m.url);
+    };
+    process.on('message', onMessage);
+  });
+}
+
+/**
+ * A realm created a moment ago may not have its NATS user yet (the server reloads its users when
+ * realms change): an authorization failure is retried until the node's ready timeout is near.
+ */
+async function connectWithRetry(server: string): Promise<Bus> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await connectBus({ servers: [server], name: hostId });
+    } catch (e) {
+      if (attempt >= NATS_CONNECT_ATTEMPTS_MAX) throw e;
+      log.warn({ err: e, attempt }, 'cannot connect to NATS yet; retrying');
+      await new Promise((r) => setTimeout(r, NATS_CONNECT_RETRY_MS));
+    }
+  }
+}

@@ -3,6 +3,7 @@ import type { ProcKind, Status } from '../proc/types.js';
 import type { HostDataPathStats } from '../datapath/status.js';
 import type { WireRefusal } from '../datapath/refusal.js';
 import { isWireRefusal } from '../datapath/refusal.js';
+import { nameRecord, type NameRecord } from '../control/protocol/index.js';
 
 /**
  * Messages between a node manager and one of its proc hosts, over the fork IPC channel (JSON).
@@ -19,6 +20,10 @@ export type ToHost =
   /** A cross-node call of `endpoint` (its sequence `seq`) was refused on the way: fail it with this error. */
   | { t: 'dp-refused'; endpoint: number; seq: number; error: WireRefusal }
   | { t: 'ping'; seq: number }
+  /** The host's NATS URL with its realm's credentials: sent first, over IPC, so that it is in no file or environment a proc can read. */
+  | { t: 'nats'; url: string }
+  /** The answer to a `lookup`: the record when the host's realm may see it. */
+  | { t: 'looked-up'; seq: number; record?: NameRecord }
   | { t: 'exit' };
 
 export type ToNode =
@@ -27,7 +32,9 @@ export type ToNode =
   | { t: 'exited'; pid: string; status: Status }
   | { t: 'log'; pid: string; stream: 'stdout' | 'stderr'; data: string }
   | { t: 'pong'; seq: number }
-  | { t: 'dp-stats'; stats: HostDataPathStats };
+  | { t: 'dp-stats'; stats: HostDataPathStats }
+  /** A service name (`<realm>.<name>`) for the data path: hosts read no bucket themselves. */
+  | { t: 'lookup'; seq: number; key: string };
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object';
 const isStr = (v: unknown): v is string => typeof v === 'string';
@@ -52,12 +59,19 @@ export function decodeToHost(v: unknown): ToHost | undefined {
       return isStr(v['pid']) ? (v as ToHost) : undefined;
     case 'ping':
       return typeof v['seq'] === 'number' ? (v as ToHost) : undefined;
+    case 'nats':
+      return isStr(v['url']) ? (v as ToHost) : undefined;
+    case 'looked-up':
+      return isU31(v['seq']) && (v['record'] === undefined || nameRecord(v['record']) !== undefined) ? (v as ToHost) : undefined;
     case 'exit':
       return { t: 'exit' };
     default:
       return undefined;
   }
 }
+
+/** A realm (63) and a service name (128) with the dot between. */
+const NAME_KEY_CHARS_MAX = 192;
 
 const KINDS = new Set(['ok', 'error', 'evicted', 'crashed', 'lost']);
 
@@ -76,6 +90,8 @@ export function decodeToNode(v: unknown): ToNode | undefined {
       return isStr(v['pid']) && (v['stream'] === 'stdout' || v['stream'] === 'stderr') && isStr(v['data']) ? (v as ToNode) : undefined;
     case 'pong':
       return typeof v['seq'] === 'number' ? (v as ToNode) : undefined;
+    case 'lookup':
+      return isU31(v['seq']) && isStr(v['key']) && v['key'].length <= NAME_KEY_CHARS_MAX ? (v as ToNode) : undefined;
     case 'dp-stats': {
       const s = v['stats'];
       return isObj(s) && isObj(s['rejected']) && typeof s['misrouted'] === 'number' ? (v as ToNode) : undefined;

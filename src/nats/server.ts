@@ -15,6 +15,11 @@ export interface NatsServer {
   pid: number;
   /** The JetStream store directory. */
   dataDir: string;
+  /**
+   * Replaces the users (started with users only) and has the server reload them; resolves once it has.
+   * Connections of users that are gone are closed by the server, and permissions apply at once.
+   */
+  setUsers(users: NatsUser[]): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -49,6 +54,7 @@ export interface NatsUser {
 
 export const NATS_READY_TIMEOUT_MS = 10_000;
 export const NATS_STOP_TIMEOUT_MS = 10_000;
+export const NATS_RELOAD_TIMEOUT_MS = 10_000;
 /** Bytes of the server's log kept for error messages. */
 const LOG_TAIL_BYTES_MAX = 4_000;
 /** After a failed start: how long to wait for the server to go before carrying on. */
@@ -80,12 +86,18 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sigma-nats-'));
   mkdirSync(dataDir, { recursive: true });
   const args = ['-a', '127.0.0.1', '-p', String(port === 0 ? -1 : port)];
-  if (options.jetstream !== false) args.push('-js', '-sd', dataDir);
+  // With users, JetStream is configured in the config file (below) instead.
+  if (options.jetstream !== false && options.users === undefined) args.push('-js', '-sd', dataDir);
   const conf = `${dataDir.replace(/\/+$/, '')}.auth.conf`;
-  if (options.users !== undefined) {
-    // The server reads its users from a file only root may read (the JSON form of a NATS config).
-    writeFileSync(conf, JSON.stringify({ authorization: { users: options.users } }), { mode: 0o600 });
+  const writeUsers = (users: NatsUser[]): void => {
+    // The server reads its users from a file only root may read (the JSON form of a NATS config). JetStream
+    // is in it too: a reload of a file without it would shut JetStream down, whatever the flags said.
+    const jetstream = options.jetstream === false ? {} : { jetstream: { store_dir: dataDir } };
+    writeFileSync(conf, JSON.stringify({ ...jetstream, authorization: { users } }), { mode: 0o600 });
     chmodSync(conf, 0o600);
+  };
+  if (options.users !== undefined) {
+    writeUsers(options.users);
     args.push('-c', conf);
   }
   if (options.logLevel === 'debug') args.push('-D');
@@ -96,6 +108,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   let serverPid: number | undefined;
   let boundPort: number | undefined;
   let onReady: (() => void) | undefined;
+  const onReloaded: Array<() => void> = [];
   child.stderr.on('data', (d: Buffer) => {
     const text = partial + d.toString();
     const lines = text.split('\n');
@@ -111,6 +124,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       const listen = /Listening for client connections on [^\s]*:(\d+)/.exec(line);
       if (listen !== null) boundPort = Number(listen[1]);
       if (/Server is ready/.test(line)) onReady?.();
+      if (/Reloaded server configuration/.test(line)) for (const f of onReloaded.splice(0)) f();
     }
   });
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
@@ -142,11 +156,29 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   if (boundPort === undefined || serverPid === undefined) throw new ServerStartError(`nats-server got ready but did not say where it listens:\n${tail.trim()}`);
   const pid = serverPid;
   let stopping: Promise<void> | undefined;
+  let reloading: Promise<void> = Promise.resolve();
   return {
     url: `nats://127.0.0.1:${boundPort}`,
     port: boundPort,
     pid,
     dataDir,
+    // One reload at a time: each waits for the server's "Reloaded" line of its own signal.
+    setUsers(users) {
+      if (options.users === undefined) return Promise.reject(new InvalidArgumentError('setUsers: this server was started without users (no authorization to reload)'));
+      reloading = reloading.catch(() => {}).then(
+        () =>
+          new Promise<void>((resolve, reject) => {
+            writeUsers(users);
+            const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not reload its users within ${NATS_RELOAD_TIMEOUT_MS} ms:\n${tail.trim()}`)), NATS_RELOAD_TIMEOUT_MS);
+            onReloaded.push(() => {
+              clearTimeout(timer);
+              resolve();
+            });
+            killQuietly(pid, 'SIGHUP');
+          }),
+      );
+      return reloading;
+    },
     stop() {
       stopping ??= (async () => {
         child.stdin.end(); // the watchdog sends SIGTERM and waits for the server

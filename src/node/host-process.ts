@@ -3,6 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { decodeToNode, type ToHost, type ToNode } from '../host/protocol.js';
 import type { HostCgroup, HostCgroups, HostLimits } from './sandbox/cgroups.js';
 import type { HostSandbox } from './sandbox/host-sandbox.js';
+import type { HostNameLookup } from './name-lookup.js';
 
 /** A running proc host as the node manager sees it. The simulator provides an in-process one. */
 export interface HostHandle {
@@ -74,6 +75,10 @@ export interface ForkHostLauncherOptions {
   cgroups?: HostCgroups;
   /** Something the operator should know (a protection that could not be applied). */
   onWarning?: (message: string) => void;
+  /** The NATS URL, with credentials, for hosts of a realm: sent to each host over IPC before anything else. */
+  natsUrl?: (realm: string) => string;
+  /** Answers the hosts' service-name lookups (they read no bucket themselves). */
+  lookupName?: HostNameLookup;
 }
 
 /** Forks real host processes. This file's job is binding to the real world. */
@@ -95,7 +100,9 @@ export class ForkHostLauncher implements HostLauncher {
 
   start(hostId: string, realm: string, options: HostStartOptions = {}): Promise<HostHandle> {
     const fds = options.fds ?? [];
-    const own = { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm };
+    const natsUrl = this.options.natsUrl?.(realm);
+    // SIGMA_NATS=ipc: the URL comes as the first IPC message, never in the environment (/proc/<pid>/environ).
+    const own = { ...this.options.env, SIGMA_HOST_ID: hostId, SIGMA_REALM: realm, ...(natsUrl === undefined ? {} : { SIGMA_NATS: 'ipc' }) };
     const cg = options.limits === undefined || this.options.sandbox === undefined ? undefined : this.#cgroup(hostId, options.limits);
     const sandboxed = this.options.sandbox?.command(realm, HOST_STDIO_FDS + fds.length, hostExecArgv(process.env), cg?.procsFiles);
     const child = fork(HOST_MAIN, [], {
@@ -105,7 +112,8 @@ export class ForkHostLauncher implements HostLauncher {
       stdio: ['ignore', 'inherit', 'inherit', 'ipc', ...fds],
       serialization: 'json',
     });
-    const handle = new ForkedHost(hostId, realm, child, cg);
+    const handle = new ForkedHost(hostId, realm, child, cg, this.options.lookupName);
+    if (natsUrl !== undefined) handle.send({ t: 'nats', url: natsUrl });
     return new Promise((resolve, reject) => {
       const timer = setTimeout(() => {
         child.kill('SIGKILL');
@@ -143,6 +151,7 @@ class ForkedHost implements HostHandle {
     readonly realm: string,
     private readonly child: ChildProcess,
     private readonly cgroup?: HostCgroup,
+    lookupName?: HostNameLookup,
   ) {
     // First of the exit listeners: what the cgroup says is read before the group goes.
     child.once('exit', () => {
@@ -155,8 +164,14 @@ class ForkedHost implements HostHandle {
     child.on('message', (raw) => {
       const m = decodeToNode(raw);
       if (m === undefined) return; // a host speaking nonsense is ignored; its heartbeat decides its fate
+      if (m.t === 'lookup') return void this.#lookup(m.seq, m.key, lookupName);
       for (const fn of this.#messageFns) fn(m);
     });
+  }
+
+  async #lookup(seq: number, key: string, lookupName: HostNameLookup | undefined): Promise<void> {
+    const record = await lookupName?.(this.realm, key).catch(() => undefined);
+    this.send({ t: 'looked-up', seq, ...(record === undefined ? {} : { record }) });
   }
 
   get pid(): number | undefined {

@@ -18,11 +18,14 @@ import { HostCgroups } from './sandbox/cgroups.js';
 import { HostSandbox } from './sandbox/host-sandbox.js';
 import { isolationStatus } from './sandbox/probe.js';
 import { startNode } from './node.js';
+import { realmPassword, realmUser, REALM_KEY_ENV, withUser } from '../cluster/nats-users.js';
+import { BUCKET } from '../control/protocol/index.js';
+import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
 
 const opts = new Command()
   .requiredOption('--id <id>')
   .requiredOption('--nats <url>')
-  .option('--host-nats <url>', "the URL (with the hosts' user) proc hosts connect with; default: --nats")
+  .option('--host-nats <url>', `the URL proc hosts connect to; with ${REALM_KEY_ENV} set, each realm's hosts get their realm's user on it; default: --nats`)
   .option('--mcpu <n>', 'capacity in millicores', '2000')
   .option('--mem-mb <n>', 'memory capacity', '4096')
   .option('--be-slots <n>', 'best-effort procs run at once', '64')
@@ -73,7 +76,22 @@ if (!(ISOLATION_MODES as readonly string[]).includes(opts.isolation)) {
   log.fatal(`--isolation must be ${ISOLATION_MODES.join(', ')}, got "${opts.isolation}"`);
   process.exit(2);
 }
+const capacity = { mcpu: Number(opts.mcpu), memMb: Number(opts.memMb), beSlots: Number(opts.beSlots) };
+for (const [k, v] of Object.entries(capacity)) {
+  if (!Number.isSafeInteger(v) || v < 0) {
+    log.fatal(`--${k.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)} must be a whole number, got "${opts[k as keyof typeof capacity]}"`);
+    process.exit(2);
+  }
+}
+// Each realm's hosts get a NATS user of their realm, with a password derived from this key (given in the
+// environment by `npm run cluster`; src/cluster/nats-users.ts). Without it they share --host-nats's user.
+const realmKey = process.env[REALM_KEY_ENV];
+delete process.env[REALM_KEY_ENV];
+const hostNats = opts.hostNats ?? opts.nats;
+const hostNatsUrl = (realm: string): string => (realmKey === undefined ? hostNats : withUser(hostNats, realmUser(realm), realmPassword(realmKey, realm)));
+let lookupName: HostNameLookup | undefined; // once NATS is up, before any host starts
 const isolation = hostIsolation(opts.isolation as IsolationMode);
+if (realmKey === undefined) isolation.status.missing.push(`NATS: proc hosts of every realm share one user (${REALM_KEY_ENV} is not set)`);
 // The node-to-node channel's secret comes in the environment (`npm run cluster` sets it; by hand: set it
 // to the same value on every machine). Without one, peers are not authenticated, and the node says so.
 const channelSecret = process.env[CHANNEL_SECRET_ENV];
@@ -85,11 +103,12 @@ const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath 
   process.exit(1);
 });
 const bus = await connectBus({ servers: [opts.nats], name: opts.id });
+// Bound on first use: the node below makes the bucket.
+let namesKv: Promise<HostNameLookup> | undefined;
+lookupName = (realm, key) => (namesKv ??= bus.kv(BUCKET.names, { bind: true }).then(hostNameLookup)).then((lookup) => lookup(realm, key));
 const node = await startNode({
   id: opts.id,
-  mcpu: Number(opts.mcpu),
-  memMb: Number(opts.memMb),
-  beSlots: Number(opts.beSlots),
+  ...capacity,
   programs,
   bus,
   launcher: isolation.launcher,
@@ -123,15 +142,15 @@ log.info({ nats: new URL(opts.nats).host }, 'node up'); // the URL may carry a p
  * which protections are missing), or, when isolation is required and missing, none at all.
  */
 function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: { sandboxed: boolean; missing: string[] } } {
-  const env = { SIGMA_NATS_URL: opts.hostNats ?? opts.nats };
+  const services = { natsUrl: hostNatsUrl, lookupName: (realm: string, key: string) => lookupName?.(realm, key) ?? Promise.resolve(undefined) };
   const st = mode === 'off' ? { sandboxed: false, missing: ['proc host sandbox: off (isolation: off)'] } : isolationStatus();
   if (st.sandboxed) {
-    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [opts.hostNats ?? opts.nats], programs: Object.values(programs) });
+    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs) });
     log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
     const cgroups = new HostCgroups(opts.id);
     const missing = cgroups.version === undefined ? ['cgroups: neither v2 with memory, cpu and pids nor v1 with all three: hosts have no memory, CPU or pids limits'] : [];
     if (missing.length > 0) log.warn({ missing }, 'proc hosts are sandboxed but not limited');
-    return { launcher: new ForkHostLauncher({ env, sandbox, cgroups, onWarning: (m) => log.warn(m) }), status: { sandboxed: true, missing } };
+    return { launcher: new ForkHostLauncher({ ...services, sandbox, cgroups, onWarning: (m) => log.warn(m) }), status: { sandboxed: true, missing } };
   }
   if (mode === 'required') {
     log.error({ missing: st.missing }, 'isolation is required but unavailable: no proc host will start');
@@ -139,5 +158,5 @@ function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: {
     return { launcher: refuse, status: { sandboxed: false, missing: st.missing } };
   }
   if (mode === 'auto') log.warn({ missing: st.missing }, 'proc hosts are NOT sandboxed');
-  return { launcher: new ForkHostLauncher({ env }), status: { sandboxed: false, missing: st.missing } };
+  return { launcher: new ForkHostLauncher(services), status: { sandboxed: false, missing: st.missing } };
 }

@@ -8,7 +8,7 @@ import { defineCluster, type ClusterInput } from '../../src/config/cluster.js';
 import { natsTransport } from '../../src/control/nats-transport.js';
 import { connectBus } from '../../src/nats/real.js';
 import type { Bus } from '../../src/nats/types.js';
-import type { NameRecord } from '../../src/control/protocol/index.js';
+import { ACTOR, type NameRecord } from '../../src/control/protocol/index.js';
 import type { SpecInput } from '../../src/proc/spec.js';
 import { silent } from './actors.js';
 
@@ -16,8 +16,11 @@ export interface TestCluster {
   cluster: RunningCluster;
   bus: Bus;
   client: SigmaClient;
-  /** An actor system in the test process, reachable over NATS (for asking service procs). */
-  system: ActorSystem;
+  /**
+   * An actor system in the test process, reachable over NATS, in a realm's part of the actor namespace
+   * (a realm's services may answer only there): for asking that realm's service procs.
+   */
+  system(realm?: string): ActorSystem;
   stop(): Promise<void>;
 }
 
@@ -30,14 +33,19 @@ export async function testCluster(input: ClusterInput = {}, realms = ['default']
   const bus = await connectBus({ servers: [cluster.natsUrl], name: 'test' });
   const client = await SigmaClient.connect(bus);
   for (const r of realms) await untilScheduler(() => client.createRealm(r));
-  const system = createSystem({ name: `test-${process.pid}`, logger: silent, transport: natsTransport(bus) });
+  const systems = new Map<string, ActorSystem>();
+  const system = (realm = 'default'): ActorSystem => {
+    let sys = systems.get(realm);
+    if (sys === undefined) systems.set(realm, (sys = createSystem({ name: ACTOR.realmSystem(realm, `test-${process.pid}`), logger: silent, transport: natsTransport(bus) })));
+    return sys;
+  };
   return {
     cluster,
     bus,
     client,
     system,
     async stop() {
-      await system.shutdown();
+      for (const sys of systems.values()) await sys.shutdown();
       await bus.close();
       await cluster.stop();
       rmSync(dataDir, { recursive: true, force: true });

@@ -43,8 +43,13 @@ export const NODE = {
 /** Per node: fire-and-forget notes from the scheduler (`created`, `cancel`); losing one costs a read. */
 export const NODE_NOTE = { subject: (id: string): string => `sigma.node.${id}.note`, message: m.nodeRequest } as const;
 
-/** Actor frames for the system at `address` (the NATS Transport of the actor kernel decodes them). */
-export const ACTOR = { subject: (address: string): string => `sigma.actor.${address}` } as const;
-
-/** Reply inboxes of proc hosts: their NATS user may subscribe under this prefix, not to every client's `_INBOX.>`. */
-export const HOST_INBOX_PREFIX = '_INBOX_HOSTS';
+/**
+ * Actor frames for the system at `address` (the NATS Transport of the actor kernel decodes them). A
+ * realm's actor systems (its hosts, and clients that talk to its services) are named `realm.<realm>.<id>`:
+ * the realm's NATS user may reach those subjects and no others.
+ */
+export const ACTOR = {
+  subject: (address: string): string => `sigma.actor.${address}`,
+  realmSystem: (realm: string, id: string): string => `realm.${realm}.${id}`,
+  realmSubjects: (realm: string): string => `sigma.actor.realm.${realm}.>`,
+} as const;
