@@ -20,7 +20,7 @@ export const EXIT = {
   procFailed: 1,
   /** Bad command line. */
   usage: 2,
-  /** The control plane refused (bad spec, unknown realm or program, never fits, queue full). */
+  /** The control plane refused (bad spec, unknown realm or program, never fits, queue full, over a realm quota). */
   refused: 3,
   /** No cluster answered. */
   unavailable: 4,

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DataPathCallError, DEFAULT_EVICT_GRACE_MS, DEFAULT_REQUEST_TIMEOUT_MS, SigmaClient, untilScheduler, WAIT_TIMEOUT_MS_DEFAULT, WaitTimeoutError } from '../client/client.js';
 import { ControlError } from '../control/errors.js';
+import { QUOTA_FIELDS, QUOTA_VALUE_MAX, type RealmQuota } from '../control/protocol/index.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
 import { startCluster } from '../cluster/launcher.js';
@@ -69,7 +70,8 @@ program
     const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster' });
     const client = await SigmaClient.connect(bus);
     for (const r of config.realms) {
-      await untilScheduler(() => client.createRealm(r), { attempts: 40, delayMs: 250 }).catch((e: unknown) => {
+      const quota = config.quotas[r];
+      await untilScheduler(() => client.createRealm(r, quota === undefined ? {} : { quota }), { attempts: 40, delayMs: 250 }).catch((e: unknown) => {
         if ((e as ControlError).type !== 'realm-exists') throw e;
       });
     }
@@ -87,10 +89,27 @@ program
   });
 
 const realm = program.command('realm').description('manage realms (tenants)');
-realm.command('create <name>').action((name: string) => withClient(async (c) => (await c.createRealm(name), out(`realm ${name} created`, { ok: true, realm: name }))));
+const quotaOptions = (cmd: Command): Command =>
+  cmd
+    .option('--procs <n>', 'live procs it may hold at once', wholeNumber(0, QUOTA_VALUE_MAX))
+    .option('--mcpu <n>', 'millicores its LC procs may reserve', wholeNumber(0, QUOTA_VALUE_MAX))
+    .option('--mem-mb <n>', 'memory (MB) its LC procs may reserve', wholeNumber(0, QUOTA_VALUE_MAX))
+    .option('--pool-mb <n>', 'its shared-memory pool on each node, MiB (pools made from now on)', wholeNumber(1, QUOTA_VALUE_MAX));
+const quotaOf = (o: RealmQuota): RealmQuota => Object.fromEntries(QUOTA_FIELDS.flatMap((f) => (o[f] === undefined ? [] : [[f, o[f]]])));
+const quotaText = (q: RealmQuota | undefined): string => (q === undefined || Object.keys(q).length === 0 ? '-' : QUOTA_FIELDS.flatMap((f) => (q[f] === undefined ? [] : [`${f}=${q[f]}`])).join(' '));
+quotaOptions(realm.command('create <name>')).action((name: string, o: RealmQuota) => withClient(async (c) => {
+  const quota = quotaOf(o);
+  await c.createRealm(name, Object.keys(quota).length === 0 ? {} : { quota });
+  out(`realm ${name} created`, { ok: true, realm: name });
+}));
+quotaOptions(realm.command('quota <name>').description('sets the realm\'s quota: the options given, nothing else (none: no limits)')).action((name: string, o: RealmQuota) => withClient(async (c) => {
+  const quota = quotaOf(o);
+  await c.setRealmQuota(name, quota);
+  out(`realm ${name}: quota ${quotaText(quota)}`, { ok: true, realm: name, quota });
+}));
 realm.command('ls').action(() => withClient(async (c) => {
-  const rs = await c.realms();
-  out(rs.join('\n') || '(none)', rs);
+  const rs = await c.realmRecords();
+  out(table(rs.map((r) => ({ realm: r.name, quota: quotaText(r.quota) })), ['realm', 'quota']), rs.map((r) => r.name));
 }));
 realm.command('rm <name>').description('evicts every proc of the realm, then removes it').action((name: string) => withClient(async (c) => (await c.removeRealm(name), out(`realm ${name} removed`, { ok: true }))));
 

@@ -1,6 +1,6 @@
 import { ControlError } from '../control/errors.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, EVICT, NODE, REALM_CREATE, REALM_REMOVE, SPAWN, call, decodeNameRecord, decodeNodeRecord, decodeProcRecord, nameKey, type EvictRequest, type NameRecord, type NodeRecord, type NodeRequest, type ProcRecord, type RealmRequest, type Rpc, type SpawnRequest } from '../control/protocol/index.js';
+import { BUCKET, EVICT, NODE, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeNameRecord, decodeNodeRecord, decodeProcRecord, decodeRealmRecord, nameKey, type EvictRequest, type NameRecord, type NodeRecord, type NodeRequest, type ProcRecord, type RealmQuota, type RealmRecord, type RealmRequest, type Rpc, type SpawnRequest } from '../control/protocol/index.js';
 import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
@@ -154,8 +154,19 @@ export class SigmaClient {
     return (await this.realmsKv.keys()).sort();
   }
 
-  async createRealm(name: string): Promise<void> {
-    const r = await this.#request(REALM_CREATE, { name } satisfies RealmRequest);
+  /** Every realm's record: its quota among them. */
+  async realmRecords(): Promise<RealmRecord[]> {
+    return (await readAll(this.realmsKv, decodeRealmRecord)).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  async createRealm(name: string, options: { quota?: RealmQuota } = {}): Promise<void> {
+    const r = await this.#request(REALM_CREATE, { name, ...(options.quota === undefined ? {} : { quota: options.quota }) } satisfies RealmRequest);
+    if (!r.ok) throw ControlError.fromWire(r.error);
+  }
+
+  /** Replaces the realm's quota (`{}`: no limits); procs already live stay, the next spawns are checked. */
+  async setRealmQuota(name: string, quota: RealmQuota): Promise<void> {
+    const r = await this.#request(REALM_QUOTA, { name, quota } satisfies RealmRequest);
     if (!r.ok) throw ControlError.fromWire(r.error);
   }
 

@@ -1,5 +1,6 @@
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
+import { QUOTA_FIELDS, QUOTA_VALUE_MAX, realmQuota, type RealmQuota } from '../control/protocol/records.js';
 
 /** One node: a machine, or a process standing for one in local clusters. Units last: mcpu, memMb. */
 export interface NodeConfig {
@@ -23,6 +24,8 @@ export interface ClusterConfig {
   nodes: NodeConfig[];
   /** Realms created when the cluster starts (more can be created at run time). */
   realms: string[];
+  /** Quotas of those realms, set when the cluster creates them (`sigma realm quota` changes them later). */
+  quotas: Record<string, RealmQuota>;
   nats: NatsConfig;
   gateway: { port: number };
   datapath: DataPathMode;
@@ -45,6 +48,8 @@ export interface ClusterInput {
   nodes?: number | Array<Partial<NodeConfig>>;
   node?: { mcpu?: number; memMb?: number; beSlots?: number };
   realms?: string[];
+  /** Per realm of `realms`: live procs, reserved mcpu and memory (MB) it may hold at once. */
+  quotas?: Record<string, RealmQuota>;
   /** `embedded` (the default) starts a nats-server; `servers` joins an existing NATS cluster. */
   nats?: { embedded?: boolean; port?: number; servers?: string[] };
   gateway?: { port?: number };
@@ -106,6 +111,7 @@ function build(input: ClusterInput): ClusterConfig {
   const realms = input.realms ?? ['default'];
   for (const r of realms) if (!ID_RE.test(r)) throw new ClusterConfigError('realms', `entry "${r}" must match ${ID_RE}`);
   if (new Set(realms).size !== realms.length) throw new ClusterConfigError('realms', 'has duplicates');
+  const quotas = buildQuotas(input.quotas ?? {}, realms);
   const datapath = input.datapath ?? 'auto';
   if (!['auto', 'bpf', 'userspace'].includes(datapath)) throw new ClusterConfigError('datapath', `must be auto, bpf or userspace, got "${datapath}"`);
   const gatewayPort = port('gateway.port', input.gateway?.port ?? DEFAULT_GATEWAY_PORT);
@@ -119,6 +125,7 @@ function build(input: ClusterInput): ClusterConfig {
     name,
     nodes,
     realms,
+    quotas,
     nats: buildNats(input.nats ?? {}),
     gateway: { port: gatewayPort },
     datapath,
@@ -149,6 +156,17 @@ function buildNodes(input: ClusterInput): NodeConfig[] {
   if (new Set(nodes.map((n) => n.dpIndex)).size !== nodes.length) throw new ClusterConfigError('nodes[].dpIndex', 'must be distinct: each node owns its own endpoint-id range');
   if (new Set(nodes.map((n) => n.id)).size !== nodes.length) throw new ClusterConfigError('nodes', 'ids must be unique');
   return nodes;
+}
+
+function buildQuotas(input: Record<string, unknown>, realms: string[]): Record<string, RealmQuota> {
+  const out: Record<string, RealmQuota> = {};
+  for (const [realm, q] of Object.entries(input)) {
+    if (!realms.includes(realm)) throw new ClusterConfigError(`quotas.${realm}`, `names no realm of \`realms\` (${realms.join(', ')})`);
+    const quota = realmQuota(q);
+    if (quota === undefined) throw new ClusterConfigError(`quotas.${realm}`, `must be { ${QUOTA_FIELDS.join('?, ')}? } with whole numbers in [0, ${QUOTA_VALUE_MAX}], got ${JSON.stringify(q)}`);
+    out[realm] = quota;
+  }
+  return out;
 }
 
 function buildNats(n: NonNullable<ClusterInput['nats']>): NatsConfig {

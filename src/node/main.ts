@@ -21,6 +21,7 @@ import { startNode } from './node.js';
 import { realmPassword, realmUser, REALM_KEY_ENV, withUser } from '../cluster/nats-users.js';
 import { BUCKET } from '../control/protocol/index.js';
 import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
+import { followRealmPools } from './realm-pools.js';
 
 const opts = new Command()
   .requiredOption('--id <id>')
@@ -98,11 +99,14 @@ const channelSecret = process.env[CHANNEL_SECRET_ENV];
 delete process.env[CHANNEL_SECRET_ENV]; // nothing this process starts inherits it
 if (channelSecret === undefined) isolation.status.missing.push(`node-to-node channel: not authenticated (${CHANNEL_SECRET_ENV} is not set)`);
 const cross = { index: dpIndex, host: opts.dpHost, port: dpPort, ...(channelSecret === undefined ? {} : { channel: { secret: channelSecret } }) };
-const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, busyPollUs, cross }).catch((e: unknown) => {
+let realmPools: { poolBytesFor(realm: string): number | undefined } | undefined; // once NATS is up
+const poolBytesFor = (realm: string): number | undefined => realmPools?.poolBytesFor(realm);
+const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, poolBytesFor, busyPollUs, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });
 const bus = await connectBus({ servers: [opts.nats], name: opts.id });
+realmPools = await followRealmPools(await bus.kv(BUCKET.realms), (e) => log.error({ err: e }, 'realm pool quotas: the watch ended; new pools take the node size'));
 // Bound on first use: the node below makes the bucket.
 let namesKv: Promise<HostNameLookup> | undefined;
 lookupName = (realm, key) => (namesKv ??= bus.kv(BUCKET.names, { bind: true }).then(hostNameLookup)).then((lookup) => lookup(realm, key));

@@ -1,11 +1,11 @@
 import type { DataPathStatus } from '../../datapath/status.js';
 import type { SpecInput } from '../../proc/spec.js';
 import type { ProcSpec, Status } from '../../proc/types.js';
-import { isStatus, procRecord, type ProcRecord } from './records.js';
+import { isStatus, procRecord, realmQuota, type ProcRecord, type RealmQuota } from './records.js';
 import { decodeResult, isInt, isNum, isObj, isStr, type Decoder, type WireError } from './wire.js';
 
 /** Error types on the control subjects (ControlError in src/control/errors.ts carries them to callers). */
-export const CONTROL_ERROR_TYPES = ['bad-request', 'bad-spec', 'unknown-realm', 'unknown-program', 'never-fits', 'queue-full', 'no-scheduler', 'unknown-proc', 'realm-exists', 'no-datapath', 'internal'] as const;
+export const CONTROL_ERROR_TYPES = ['bad-request', 'bad-spec', 'unknown-realm', 'unknown-program', 'never-fits', 'queue-full', 'no-scheduler', 'unknown-proc', 'realm-exists', 'no-datapath', 'quota-exceeded', 'internal'] as const;
 export type ControlErrorType = (typeof CONTROL_ERROR_TYPES)[number];
 
 /** A spawn request is a spec as the client wrote it; the scheduler's parseSpec checks every field. */
@@ -28,6 +28,8 @@ export interface PullRequest {
 
 export interface RealmRequest {
   name: string;
+  /** At creation, and for REALM_QUOTA. */
+  quota?: RealmQuota;
 }
 
 export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
@@ -75,7 +77,7 @@ const cast = <T>(ok: boolean, v: unknown): T | undefined => (ok ? (v as T) : und
 export const spawnRequest: Decoder<SpawnRequest> = (v) => cast(isObj(v), v);
 export const evictRequest: Decoder<EvictRequest> = (v) => cast(isObj(v) && isStr(v['pid']) && (v['graceMs'] === undefined || isNum(v['graceMs'])), v);
 export const pullRequest: Decoder<PullRequest> = (v) => cast(isObj(v) && isStr(v['node']) && isInt(v['max']), v);
-export const realmRequest: Decoder<RealmRequest> = (v) => cast(isObj(v) && isStr(v['name']), v);
+export const realmRequest: Decoder<RealmRequest> = (v) => cast(isObj(v) && isStr(v['name']) && (v['quota'] === undefined || realmQuota(v['quota']) !== undefined), v);
 export const procEvent: Decoder<ProcEvent> = (v) => {
   if (!isObj(v) || !isStr(v['pid']) || !isStr(v['node'])) return undefined;
   return cast(v['type'] === 'started' || (v['type'] === 'exited' && isStatus(v['status'])), v);

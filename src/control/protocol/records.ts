@@ -89,7 +89,31 @@ export interface RealmRecord {
   name: string;
   state: 'active' | 'removing';
   createdAtMs: number;
+  quota?: RealmQuota;
 }
+
+/**
+ * What a realm may hold at once (an absent field: no limit): live procs (accepted, not yet exited,
+ * queued ones included), and the mcpu and memory its LC procs reserve; a spawn past one is refused
+ * with `quota-exceeded`, naming it. `poolMb` caps its shared-memory pool on each node (below the
+ * node's own pool size; it applies to pools made after it is set, at least 1 MiB).
+ */
+export interface RealmQuota {
+  procs?: number;
+  mcpu?: number;
+  memMb?: number;
+  poolMb?: number;
+}
+export const QUOTA_FIELDS = ['procs', 'mcpu', 'memMb', 'poolMb'] as const;
+/** Larger than any cluster: a quota is a whole number up to this. */
+export const QUOTA_VALUE_MAX = 2 ** 31 - 1;
+
+export const realmQuota: Decoder<RealmQuota> = (v) => {
+  if (!isObj(v) || Object.keys(v).some((k) => !(QUOTA_FIELDS as readonly string[]).includes(k))) return undefined;
+  return QUOTA_FIELDS.every((f) => v[f] === undefined || (Number.isSafeInteger(v[f]) && (v[f] as number) >= 0 && (v[f] as number) <= QUOTA_VALUE_MAX)) ? (v as RealmQuota) : undefined;
+};
+
+export const realmRecord: Decoder<RealmRecord> = (v) => (isObj(v) && isStr(v['name']) && isNum(v['createdAtMs']) && (v['quota'] === undefined || realmQuota(v['quota']) !== undefined) ? (v as unknown as RealmRecord) : undefined);
 
 export interface NameRecord {
   realm: string;
@@ -137,3 +161,4 @@ export const decodeProcRecord = fromBytes(procRecord);
 export const decodeNodeRecord = fromBytes(nodeRecord);
 export const decodeLeaseRecord = fromBytes(leaseRecord);
 export const decodeNameRecord = fromBytes(nameRecord);
+export const decodeRealmRecord = fromBytes(realmRecord);

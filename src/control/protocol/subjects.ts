@@ -22,6 +22,8 @@ export const EVICT: Rpc<m.EvictRequest, Ack> = { subject: 'sigma.sched.evict', r
 export const PULL: Rpc<m.PullRequest, Ack> = { subject: 'sigma.sched.pull', request: m.pullRequest, reply: decodeAck };
 export const REALM_CREATE: Rpc<m.RealmRequest, Ack> = { subject: 'sigma.realm.create', request: m.realmRequest, reply: decodeAck };
 export const REALM_REMOVE: Rpc<m.RealmRequest, Ack> = { subject: 'sigma.realm.remove', request: m.realmRequest, reply: decodeAck };
+/** Sets a realm's quota (the request's `quota`, `{}` for none); procs already live stay. */
+export const REALM_QUOTA: Rpc<m.RealmRequest, Ack> = { subject: 'sigma.realm.quota', request: m.realmRequest, reply: decodeAck };
 
 /** A node reports a proc's start or exit to the scheduler (the KV record is the truth). */
 export const PROC_EVENT: Topic<m.ProcEvent> = { subject: 'sigma.sched.event', message: m.procEvent };

@@ -6,6 +6,7 @@ import { finish, onExit, recordExit } from './exits.js';
 import { checkNodes, nodeDown, nodeUp } from './nodes.js';
 import { accept, created, createFailed, dispatch, drain, pull, spawn } from './placing.js';
 import { realmCreate, realmGone, realmRemove, realmsChanged } from './realms.js';
+import { realmQuota } from './quotas.js';
 import { recover, snapshot } from './recovery.js';
 import { SchedulerState, type SchedulerDeps, type SchedulerMsg, type SchedulerOps } from './state.js';
 
@@ -61,7 +62,9 @@ function route(s: SchedulerState, m: SchedulerMsg): void {
     case 'realms':
       return realmsChanged(s, m.names);
     case 'realm-create':
-      return realmCreate(s, m.name, m.reply);
+      return realmCreate(s, m.name, m.quota, m.reply);
+    case 'realm-quota':
+      return realmQuota(s, m.name, m.quota, m.reply);
     case 'realm-remove':
       return realmRemove(s, m.name, m.reply);
     case 'recovered':

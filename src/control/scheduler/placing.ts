@@ -6,6 +6,7 @@ import { ControlError } from '../errors.js';
 import { LC_PENDING_MAX, QueueFullError } from '../placement.js';
 import type { ProcRecord, SpawnReply } from '../protocol/index.js';
 import type { SchedulerMsg, SchedulerState } from './state.js';
+import { overQuota } from './quotas.js';
 
 /**
  * BE procs the scheduler places on its own node before spreading to the least loaded one. Its orders
@@ -131,6 +132,8 @@ export function spawn(s: SchedulerState, input: unknown, reply: (r: SpawnReply) 
   if (!Object.hasOwn(s.deps.programs, spec.program)) {
     return refuse(reply, new ControlError('unknown-program', `no program "${spec.program}"; known: ${Object.keys(s.deps.programs).sort().join(', ') || '(none)'}`, 'program'));
   }
+  const over = overQuota(s.quotas.get(spec.realm), s.live.usage(spec.realm), spec);
+  if (over !== undefined) return refuse(reply, new ControlError('quota-exceeded', over, 'realm'));
   accept(s, newRecord(s, spec), reply);
 }
 

@@ -3,16 +3,19 @@ import { ControlError } from '../errors.js';
 import { NAME_DELETE_ATTEMPTS_MAX, REALM_NAME } from '../names.js';
 import { encode, type RealmRecord } from '../protocol/index.js';
 import type { AckReply, SchedulerState } from './state.js';
+import { setQuota } from './quotas.js';
+import type { RealmQuota } from '../protocol/index.js';
 
 /** Grace of each proc evicted because its realm is being removed. */
 export const REALM_REMOVE_GRACE_MS = 1_000;
 
-export function realmCreate(s: SchedulerState, name: string, reply: AckReply): void {
+export function realmCreate(s: SchedulerState, name: string, quota: RealmQuota | undefined, reply: AckReply): void {
   if (!REALM_NAME.test(name)) return reply({ ok: false, error: { type: 'bad-spec', message: `realm names match [a-z0-9][a-z0-9-]{0,62}, got "${name}"`, field: 'name' } });
-  const rec: RealmRecord = { name, state: 'active', createdAtMs: s.nowMs() };
+  const rec: RealmRecord = { name, state: 'active', createdAtMs: s.nowMs(), ...(quota === undefined ? {} : { quota }) };
   s.deps.realmsKv.create(name, encode(rec)).then(
     () => {
       s.realms.add(name);
+      setQuota(s, name, quota);
       reply({ ok: true });
     },
     () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
@@ -38,6 +41,7 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
     for (let attempt = 1; attempt <= NAME_DELETE_ATTEMPTS_MAX; attempt++) if (await s.deps.namesKv.delete(key).then(() => true, () => false)) break;
   }
   await s.deps.realmsKv.delete(name);
+  s.quotas.delete(name);
   // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool).
   for (const node of s.lastSeen.keys()) void s.deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});
 }

@@ -1,8 +1,9 @@
-import { decodeNodeRecord, type NodeRecord, type ProcRecord } from '../protocol/index.js';
+import { decodeNodeRecord, decodeRealmRecord, type NodeRecord, type ProcRecord, type RealmQuota } from '../protocol/index.js';
 import type { SchedulerDeps, SchedulerMsg, SchedulerState } from './state.js';
+import { setQuota } from './quotas.js';
 
 /** What a new scheduler recovers from: the proc table, live nodes and realms. */
-export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; nodes: NodeRecord[]; realms: string[] }> {
+export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }> {
   const [records, nodeKeys, realms] = await Promise.all([deps.table.list(), deps.nodesKv.keys(), deps.realmsKv.keys()]);
   const nodes: NodeRecord[] = [];
   for (const k of nodeKeys) {
@@ -10,12 +11,19 @@ export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcReco
     const n = e?.value == null ? undefined : decodeNodeRecord(e.value);
     if (n !== undefined) nodes.push(n);
   }
-  return { records, nodes, realms };
+  const quotas: Array<[string, RealmQuota]> = [];
+  for (const k of realms) {
+    const e = await deps.realmsKv.get(k);
+    const quota = e?.value == null ? undefined : decodeRealmRecord(e.value)?.quota;
+    if (quota !== undefined) quotas.push([k, quota]);
+  }
+  return { records, nodes, realms, quotas };
 }
 
 /** Rebuilds reservations, queues and live procs from the snapshot, ending what died with its node. */
 export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'recovered' }>): void {
   s.realms = new Set(m.realms);
+  for (const [realm, quota] of m.quotas) setQuota(s, realm, quota);
   for (const n of m.nodes) {
     s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
     s.lastSeen.set(n.id, s.nowMs()); // a grace period: stale ones time out from here

@@ -4,7 +4,8 @@ import type { ProcSpec, Status } from '../../proc/types.js';
 import type { Mutations } from '../mutations.js';
 import { BeQueues, Placements } from '../placement.js';
 import type { ProcTable } from '../proc-table.js';
-import type { Ack, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RunOrder, SpawnReply } from '../protocol/index.js';
+import type { Ack, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
+import { LiveProcs } from './quotas.js';
 
 export interface SchedulerDeps {
   table: ProcTable;
@@ -33,7 +34,7 @@ export interface SchedulerDeps {
 export type AckReply = (r: Ack) => void;
 
 export type SchedulerMsg =
-  | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[] }
+  | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }
   | { type: 'recover-failed'; error: unknown }
   | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
   | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
@@ -43,7 +44,8 @@ export type SchedulerMsg =
   | { type: 'tick' }
   | { type: 'node-down'; id: string }
   | { type: 'realms'; names: string[] }
-  | { type: 'realm-create'; name: string; reply: AckReply }
+  | { type: 'realm-create'; name: string; quota?: RealmQuota; reply: AckReply }
+  | { type: 'realm-quota'; name: string; quota: RealmQuota; reply: AckReply }
   | { type: 'realm-remove'; name: string; reply: AckReply }
   | { type: 'created'; record: ProcRecord; revision: number; reply: (r: SpawnReply) => void }
   | { type: 'create-failed'; record: ProcRecord; error: unknown; reply: (r: SpawnReply) => void }
@@ -69,8 +71,10 @@ export class SchedulerState {
    */
   readonly credits = new Map<string, number>();
   readonly beOn = new Map<string, number>();
-  /** Accepted, not yet exited. */
-  readonly live = new Map<string, ProcRecord>();
+  /** Accepted, not yet exited; with each realm's share, for its quota. */
+  readonly live = new LiveProcs();
+  /** Realms with a quota. */
+  readonly quotas = new Map<string, RealmQuota>();
   /**
    * Records whose create is in flight, with a terminal status decided meanwhile (node down, order
    * refused): it is applied once the record exists, since a CAS on an absent record writes nothing.

@@ -86,6 +86,8 @@ export interface NodeDataPathOptions {
   mode: DataPathMode;
   log: Logger;
   poolBytes?: number;
+  /** A smaller pool for some realms (their quota's poolMb), read when the realm's pool is made. */
+  poolBytesFor?: (realm: string) => number | undefined;
   /** Busy-poll window after traffic, µs, for this process's hub and for every host (src/datapath/busy-poll.ts); 0: never. */
   busyPollUs?: number;
   /** Procs here reach other nodes' endpoints: this node's index (its endpoint range) and where its channel listens. */
@@ -387,10 +389,11 @@ export class NodeDataPath implements DataPathPort {
   #pool(realm: string): RealmPool {
     const known = this.#pools.get(realm);
     if (known !== undefined) return known;
-    const fd = memfdCreate(this.#o.poolBytes, `sigma-pool-${realm}`);
+    const bytes = Math.min(this.#o.poolBytes, this.#o.poolBytesFor?.(realm) ?? this.#o.poolBytes);
+    const fd = memfdCreate(bytes, `sigma-pool-${realm}`);
     let buffer: ArrayBuffer | undefined;
     try {
-      buffer = mapFd(fd, this.#o.poolBytes);
+      buffer = mapFd(fd, bytes);
       const pool = Pool.format(buffer);
       if (pool._tag === 'Left') throw pool.left;
       const rp: RealmPool = { realmNo: this.#realmNo(realm), fd, buffer, pool: pool.right, own: new Ownership(pool.right), hosts: new Set() };
