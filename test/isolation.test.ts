@@ -66,6 +66,9 @@ serial('isolation - each realm runs as a uid of its own, with no capabilities, n
   }
   t.not(a['uid'], b['uid']);
   t.is(a['uid'], (await run('alpha', 'whoami'))['uid'], 'the same realm keeps its uid');
+  // A proc that spins or forks competes from inside its host's own cpu and pids groups (their limits:
+  // test/sandbox.test.ts; what a spinner costs others: the isolation benchmark's noisy neighbour).
+  for (const w of [a, b]) for (const c of ['cpu', 'memory', 'pids']) t.regex(w['cgroup'] as string, new RegExp(`:${c}[^:]*:/sigma/node-1\\.\\d+/node-1-h\\d+$`, 'm'), `${c}: ${String(w['cgroup'])}`);
   const node = (await tc.client.nodes())[0];
   t.deepEqual(node?.isolation, { sandboxed: true, missing: [] });
 });
@@ -100,6 +103,8 @@ serial('isolation - a proc opens no socket of its own but TCP to NATS: no UDP, n
   await blocked(t, 'beta', 'udp');
   await blocked(t, 'beta', 'listen');
   await blocked(t, 'beta', 'connect', '127.0.0.1', String(bystanderPort));
+  const channel = (await tc.client.nodes())[0]!.datapath!;
+  await blocked(t, 'beta', 'connect', channel.host, String(channel.port));
   await blocked(t, 'beta', 'exec', '/bin/sh', '-c\u0000id');
   // Node itself may run (a proc may fork a worker), but inside the same walls.
   await blocked(t, 'beta', 'exec', process.execPath, "-e\u0000require('fs').readFileSync('/etc/shadow')");
@@ -155,6 +160,15 @@ serial("isolation - a realm's NATS user reaches its own realm's actors only: ano
 serial("isolation - a realm's NATS password reaches its hosts over IPC: not in a proc's environment, /proc/self/environ or command line", async (t) => {
   const password = new URL(realmUrl('beta')).password;
   await blocked(t, 'beta', 'secrets', decodeURIComponent(password));
+});
+
+serial("isolation - a proc that fills its directory fills a capped scratch of its host's own, not the node's disk", async (t) => {
+  await tc.client.createRealm('gamma', { quota: { diskMb: 8 } });
+  const o = await run('gamma', 'fill', '64');
+  t.false(o.ok, `the writes must stop at the cap: ${JSON.stringify(o)}`);
+  t.is(o.code, 'ENOSPC');
+  t.true((o['written'] as number) <= 8, JSON.stringify(o));
+  t.false(existsSync(join(tc.cluster.dataDir, 'realms', 'gamma', 'fill')), 'nothing landed on the disk');
 });
 
 serial("isolation - a proc cannot speak for another realm's proc to its node: a forged exit or log line is ignored", async (t) => {

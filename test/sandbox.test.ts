@@ -70,6 +70,8 @@ serial('sandbox - bad policies are refused before anything runs, with their own 
   t.is(run(['--uid', '0', '--gid', '0', '--', '/bin/true']).status, 120, 'root is not a realm');
   t.is(run(['--uid', '5']).status, 120);
   t.is(run(['--uid', String(UID), '--gid', String(UID), '--bogus', 'x', '--', '/bin/true']).status, 120);
+  t.is(run(['--uid', String(UID), '--gid', String(UID), '--scratch', '/tmp', '--', '/bin/true']).status, 120, 'a scratch without its size');
+  t.is(run(['--uid', String(UID), '--gid', String(UID), '--scratch-mb', '4', '--', '/bin/true']).status, 120, 'a size without its scratch');
   const noRx = run(['--uid', String(UID), '--gid', String(UID), ...SYSTEM, '--', '/bin/true']);
   t.is(noRx.status, 125, 'a program without execute permission is never run unconfined');
   t.regex(noRx.stderr, /execv/);

@@ -94,7 +94,8 @@ const quotaOptions = (cmd: Command): Command =>
     .option('--procs <n>', 'live procs it may hold at once', wholeNumber(0, QUOTA_VALUE_MAX))
     .option('--mcpu <n>', 'millicores its LC procs may reserve', wholeNumber(0, QUOTA_VALUE_MAX))
     .option('--mem-mb <n>', 'memory (MB) its LC procs may reserve', wholeNumber(0, QUOTA_VALUE_MAX))
-    .option('--pool-mb <n>', 'its shared-memory pool on each node, MiB (pools made from now on)', wholeNumber(1, QUOTA_VALUE_MAX));
+    .option('--pool-mb <n>', 'its shared-memory pool on each node, MiB (pools made from now on)', wholeNumber(1, QUOTA_VALUE_MAX))
+    .option('--disk-mb <n>', 'each of its hosts\' scratch directory, MiB (hosts started from now on)', wholeNumber(1, QUOTA_VALUE_MAX));
 const quotaOf = (o: RealmQuota): RealmQuota => Object.fromEntries(QUOTA_FIELDS.flatMap((f) => (o[f] === undefined ? [] : [[f, o[f]]])));
 const quotaText = (q: RealmQuota | undefined): string => (q === undefined || Object.keys(q).length === 0 ? '-' : QUOTA_FIELDS.flatMap((f) => (q[f] === undefined ? [] : [`${f}=${q[f]}`])).join(' '));
 quotaOptions(realm.command('create <name>')).action((name: string, o: RealmQuota) => withClient(async (c) => {

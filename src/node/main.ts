@@ -21,7 +21,7 @@ import { startNode } from './node.js';
 import { realmPassword, realmUser, REALM_KEY_ENV, withUser } from '../cluster/nats-users.js';
 import { BUCKET } from '../control/protocol/index.js';
 import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
-import { followRealmPools } from './realm-pools.js';
+import { followRealmLimits, type RealmLimits } from './realm-limits.js';
 
 const opts = new Command()
   .requiredOption('--id <id>')
@@ -91,6 +91,7 @@ delete process.env[REALM_KEY_ENV];
 const hostNats = opts.hostNats ?? opts.nats;
 const hostNatsUrl = (realm: string): string => (realmKey === undefined ? hostNats : withUser(hostNats, realmUser(realm), realmPassword(realmKey, realm)));
 let lookupName: HostNameLookup | undefined; // once NATS is up, before any host starts
+let realmLimits: RealmLimits | undefined; // likewise
 const isolation = hostIsolation(opts.isolation as IsolationMode);
 if (realmKey === undefined) isolation.status.missing.push(`NATS: proc hosts of every realm share one user (${REALM_KEY_ENV} is not set)`);
 // The node-to-node channel's secret comes in the environment (`npm run cluster` sets it; by hand: set it
@@ -99,14 +100,13 @@ const channelSecret = process.env[CHANNEL_SECRET_ENV];
 delete process.env[CHANNEL_SECRET_ENV]; // nothing this process starts inherits it
 if (channelSecret === undefined) isolation.status.missing.push(`node-to-node channel: not authenticated (${CHANNEL_SECRET_ENV} is not set)`);
 const cross = { index: dpIndex, host: opts.dpHost, port: dpPort, ...(channelSecret === undefined ? {} : { channel: { secret: channelSecret } }) };
-let realmPools: { poolBytesFor(realm: string): number | undefined } | undefined; // once NATS is up
-const poolBytesFor = (realm: string): number | undefined => realmPools?.poolBytesFor(realm);
+const poolBytesFor = (realm: string): number | undefined => realmLimits?.poolBytesFor(realm);
 const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, poolBytesFor, busyPollUs, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });
 const bus = await connectBus({ servers: [opts.nats], name: opts.id });
-realmPools = await followRealmPools(await bus.kv(BUCKET.realms), (e) => log.error({ err: e }, 'realm pool quotas: the watch ended; new pools take the node size'));
+realmLimits = await followRealmLimits(await bus.kv(BUCKET.realms), (e) => log.error({ err: e }, 'realm quotas: the watch ended; new pools and hosts take the node defaults'));
 // Bound on first use: the node below makes the bucket.
 let namesKv: Promise<HostNameLookup> | undefined;
 lookupName = (realm, key) => (namesKv ??= bus.kv(BUCKET.names, { bind: true }).then(hostNameLookup)).then((lookup) => lookup(realm, key));
@@ -149,7 +149,7 @@ function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: {
   const services = { natsUrl: hostNatsUrl, lookupName: (realm: string, key: string) => lookupName?.(realm, key) ?? Promise.resolve(undefined) };
   const st = mode === 'off' ? { sandboxed: false, missing: ['proc host sandbox: off (isolation: off)'] } : isolationStatus();
   if (st.sandboxed) {
-    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs) });
+    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs), diskMbFor: (realm) => realmLimits?.diskMbFor(realm) });
     log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
     const cgroups = new HostCgroups(opts.id);
     const missing = cgroups.version === undefined ? ['cgroups: neither v2 with memory, cpu and pids nor v1 with all three: hosts have no memory, CPU or pids limits'] : [];

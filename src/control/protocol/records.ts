@@ -96,15 +96,17 @@ export interface RealmRecord {
  * What a realm may hold at once (an absent field: no limit): live procs (accepted, not yet exited,
  * queued ones included), and the mcpu and memory its LC procs reserve; a spawn past one is refused
  * with `quota-exceeded`, naming it. `poolMb` caps its shared-memory pool on each node (below the
- * node's own pool size; it applies to pools made after it is set, at least 1 MiB).
+ * node's own pool size; it applies to pools made after it is set, at least 1 MiB); `diskMb` sizes each
+ * of its hosts' scratch directory (default HOST_SCRATCH_MB_DEFAULT), for hosts started after it is set.
  */
 export interface RealmQuota {
   procs?: number;
   mcpu?: number;
   memMb?: number;
   poolMb?: number;
+  diskMb?: number;
 }
-export const QUOTA_FIELDS = ['procs', 'mcpu', 'memMb', 'poolMb'] as const;
+export const QUOTA_FIELDS = ['procs', 'mcpu', 'memMb', 'poolMb', 'diskMb'] as const;
 /** Larger than any cluster: a quota is a whole number up to this. */
 export const QUOTA_VALUE_MAX = 2 ** 31 - 1;
 

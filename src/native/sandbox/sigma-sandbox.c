@@ -3,13 +3,14 @@
 // Every thread of the host inherits what is set here (seccomp filters and Landlock domains are kept
 // across execve; a filter installed from inside a running Node would cover one thread only). In order:
 // join the host's cgroups, close every fd but the kept ones, start a new session, mount a /proc of
-// its own (other uids' processes hidden), build the Landlock ruleset, drop to the realm's uid and gid
+// its own (other uids' processes hidden) and, when asked, a size-capped scratch tmpfs over the writable
+// directory (a full disk is the host's own problem), build the Landlock ruleset, drop to the realm's uid and gid
 // with no supplementary groups and no capabilities, set no_new_privs, restrict the file system and TCP
 // with that ruleset, deny syscalls and socket kinds with seccomp, execve. Any step that fails ends the process with a message and a distinct exit
 // code: it never execs unconfined.
 //
 //   sigma-sandbox --uid U --gid G [--keep-fds N] [--cgroup-procs FILE]... [--ro PATH]... [--rx PATH]...
-//                 [--rw PATH]... [--connect-port P]... -- PROGRAM ARGS...
+//                 [--rw PATH]... [--connect-port P]... [--scratch DIR --scratch-mb MB] -- PROGRAM ARGS...
 //   sigma-sandbox --probe        one JSON line: what this kernel and user can enforce
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,6 +35,7 @@
 
 enum { EXIT_USAGE = 120, EXIT_SETUP = 121, EXIT_IDS = 122, EXIT_LANDLOCK = 123, EXIT_SECCOMP = 124, EXIT_EXEC = 125 };
 enum { PATHS_MAX = 64, PORTS_MAX = 16, CGROUPS_MAX = 8 };
+enum { SCRATCH_MB_MAX = 1 << 20, SCRATCH_INODES_PER_MB = 64, SCRATCH_INODES_MIN = 1024 };
 #define LOW32 0xffffffffULL
 
 // Debian 12's uapi headers predate Landlock ABI 4-6: the bits and fields this program uses, by value.
@@ -76,6 +78,8 @@ struct policy {
   int n_ports;
   const char *cgroups[CGROUPS_MAX];
   int n_cgroups;
+  const char *scratch;
+  long scratch_mb;
   char **argv;
 };
 
@@ -124,10 +128,13 @@ static void parse(int argc, char **argv, struct policy *p) {
     else if (strcmp(a, "--rw") == 0 && p->n_rw < PATHS_MAX) p->rw[p->n_rw++] = v;
     else if (strcmp(a, "--connect-port") == 0 && p->n_ports < PORTS_MAX) p->ports[p->n_ports++] = number(v, a);
     else if (strcmp(a, "--cgroup-procs") == 0 && p->n_cgroups < CGROUPS_MAX) p->cgroups[p->n_cgroups++] = v;
+    else if (strcmp(a, "--scratch") == 0) p->scratch = v;
+    else if (strcmp(a, "--scratch-mb") == 0) p->scratch_mb = number(v, a);
     else die(EXIT_USAGE, "unknown flag (or too many of it)", a);
   }
   if (p->argv == NULL || p->argv[0] == NULL) die(EXIT_USAGE, "no program after --", NULL);
   if (p->uid <= 0 || p->gid <= 0) die(EXIT_USAGE, "--uid and --gid are required and must not be 0", NULL);
+  if ((p->scratch == NULL) != (p->scratch_mb == 0) || p->scratch_mb > SCRATCH_MB_MAX) die(EXIT_USAGE, "--scratch and --scratch-mb (1 or more) go together", NULL);
 }
 
 /** Writes our pid into each cgroup's procs file: the limits hold from before the first instruction of node. */
@@ -178,6 +185,19 @@ static void private_proc(void) {
   if (unshare(CLONE_NEWNS) != 0) die(EXIT_SETUP, "unshare(CLONE_NEWNS)", NULL);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) die(EXIT_SETUP, "making mounts private", NULL);
   if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, "hidepid=invisible") != 0) die(EXIT_SETUP, "mounting a private /proc", NULL);
+}
+
+/**
+ * The writable directory as a tmpfs of this host's own, capped in bytes and inodes (its pages count
+ * against the host's memory cgroup too): filling it fills nobody else's disk. Mounted before the
+ * ruleset is built, so the Landlock rule for the directory names the tmpfs.
+ */
+static void scratch(const struct policy *p) {
+  if (p->scratch == NULL) return;
+  char opts[160];
+  long inodes = p->scratch_mb * SCRATCH_INODES_PER_MB > SCRATCH_INODES_MIN ? p->scratch_mb * SCRATCH_INODES_PER_MB : SCRATCH_INODES_MIN;
+  snprintf(opts, sizeof opts, "size=%ldm,nr_inodes=%ld,mode=0700,uid=%ld,gid=%ld", p->scratch_mb, inodes, p->uid, p->gid);
+  if (mount("sigma-scratch", p->scratch, "tmpfs", MS_NOSUID | MS_NODEV, opts) != 0) die(EXIT_SETUP, "mounting the scratch tmpfs", p->scratch);
 }
 
 /** Builds the ruleset while still root, so that paths the realm uid could not even reach can be named. */
@@ -276,6 +296,7 @@ int main(int argc, char **argv) {
   if (syscall(SYS_close_range, (unsigned)p.keep_fds, ~0U, 0) != 0) die(EXIT_SETUP, "close_range", NULL);
   if (setsid() < 0) die(EXIT_SETUP, "setsid", NULL);
   private_proc();
+  scratch(&p);
   int ruleset = build_landlock(&p);
   drop_identity(&p);
   restrict_self(ruleset);

@@ -15,6 +15,8 @@ export const REALMS_DIR = 'realms';
 const TRAVERSE_ONLY = 0o711;
 const OWNER_ONLY = 0o700;
 const NATS_PORT_DEFAULT = 4222;
+/** A host's writable directory is a tmpfs of its own of this size unless its realm's quota says otherwise. */
+export const HOST_SCRATCH_MB_DEFAULT = 256;
 
 /** What Node itself needs to start and run, read-only (found by starting it confined, one refusal at a time). */
 const SYSTEM_READ = ['/usr/lib', '/lib', '/lib64', '/usr/lib64', '/etc/ld.so.cache', '/etc/ssl', '/etc/localtime', '/usr/share/zoneinfo', '/dev/urandom', '/sys/fs/cgroup', '/proc'];
@@ -28,6 +30,8 @@ export interface HostSandboxOptions {
   natsUrls: string[];
   /** Module paths of the configured programs: their directories are readable. */
   programs: readonly string[];
+  /** Each host's scratch directory, MiB, where a realm's quota sets it (diskMb). */
+  diskMbFor?: (realm: string) => number | undefined;
 }
 
 export interface SandboxedCommand {
@@ -39,8 +43,9 @@ export interface SandboxedCommand {
 
 /**
  * Confines proc hosts: each realm's hosts run as a uid of their own through the exec wrapper, with
- * read-only access to Node, the project's built code and the programs, one writable directory per
- * realm, TCP connects to NATS only, and a syscall filter (src/native/sandbox/sigma-sandbox.c).
+ * read-only access to Node, the project's built code and the programs, one writable directory (the
+ * realm's, with a capped tmpfs of the host's own mounted over it), TCP connects to NATS only, and a
+ * syscall filter (src/native/sandbox/sigma-sandbox.c).
  */
 export class HostSandbox {
   readonly #ids: RealmIds;
@@ -87,6 +92,7 @@ export class HostSandbox {
     for (const p of this.#exec) policy.push('--rx', p);
     for (const p of this.#read) policy.push('--ro', p);
     policy.push('--rw', '/dev/null', '--rw', dir);
+    policy.push('--scratch', dir, '--scratch-mb', String(Math.max(1, this.o.diskMbFor?.(realm) ?? HOST_SCRATCH_MB_DEFAULT)));
     for (const port of this.#ports) policy.push('--connect-port', String(port));
     return { execPath: SANDBOX_BINARY, execArgv: [...policy, '--', process.execPath, ...nodeFlags], env: { HOME: dir, TMPDIR: dir } };
   }
