@@ -14,7 +14,7 @@ import { testCluster, type TestCluster } from './helpers/cluster.js';
 // that hosts are not sandboxed, which the last test checks.
 const sandboxed = isolationStatus().sandboxed;
 const serial = sandboxed ? test.serial : test.serial.skip;
-const attacker = fileURLToPath(new URL('./fixtures/procs/attacker.js', import.meta.url));
+const attacker = fileURLToPath(new URL('../src/bench/procs/attacker.js', import.meta.url));
 
 type Outcome = { ok: boolean; code?: string; detail?: string };
 let tc: TestCluster;

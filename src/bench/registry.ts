@@ -13,6 +13,7 @@ export const SUITES: readonly SuiteEntry[] = [
   { name: 'actors', load: async () => (await import('./suites/actors.js')).actorsSuite },
   { name: 'spawn', load: async () => (await import('./suites/spawn.js')).spawnSuite },
   { name: 'datapath', load: async () => (await import('./suites/datapath.js')).datapathSuite },
+  { name: 'isolation', load: async () => (await import('./suites/isolation.js')).isolationSuite },
 ];
 
 export const suiteNames = (): string[] => SUITES.map((s) => s.name);

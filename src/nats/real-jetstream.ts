@@ -39,6 +39,9 @@ const wrongSeq = (e: unknown): boolean => apiCode(e) === CODE.wrongLastSeq || ap
  * stalled listing is made again, up to this many attempts.
  */
 export const KEYS_ATTEMPTS_MAX = 3;
+/** Opening a watch while the server's consumer API has no responder (a config reload): tries, and the pause between. */
+export const WATCH_OPEN_ATTEMPTS_MAX = 5;
+export const WATCH_OPEN_RETRY_MS = 20;
 
 
 export class RealKv implements Kv {
@@ -111,7 +114,25 @@ export class RealKv implements Kv {
       try {
         return await bounded(list(), `KV keys ${this.bucket}/${filter}`, this.timeoutMs);
       } catch (e) {
-        if (attempt >= KEYS_ATTEMPTS_MAX || !(e instanceof TimeoutError)) throw this.#fail(e, 'keys', filter);
+        // Also retried: no responder on the consumer API, which a server reloading its users has for a moment.
+        const failure = this.#fail(e, 'keys', filter);
+        if (attempt >= KEYS_ATTEMPTS_MAX || !(e instanceof TimeoutError || (failure as { type?: string }).type === 'no-responders')) throw failure;
+      }
+    }
+  }
+
+  /**
+   * A server reloading its users (a realm made or removed: src/cluster/realm-users.ts) has no responder
+   * on the consumer API for a few milliseconds: a watch opened then is tried again, briefly.
+   */
+  async #openWatch(key: string, mode: KvWatchInclude): Promise<Awaited<ReturnType<KV['watch']>>> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bounded(this.kv.watch({ key, include: mode }), `KV watch ${this.bucket}/${key}`, this.timeoutMs);
+      } catch (e) {
+        const failure = this.#fail(e, 'watch', key);
+        if ((failure as { type?: string }).type !== 'no-responders' || attempt >= WATCH_OPEN_ATTEMPTS_MAX) throw failure;
+        await new Promise((r) => setTimeout(r, WATCH_OPEN_RETRY_MS));
       }
     }
   }
@@ -123,7 +144,7 @@ export class RealKv implements Kv {
     const pendingMax = options.pendingMax ?? WATCH_PENDING_MAX;
     checkPositiveInt(pendingMax, 'pendingMax');
     const mode = include === 'history' ? KvWatchInclude.AllHistory : include === 'latest' ? KvWatchInclude.LastValue : KvWatchInclude.UpdatesOnly;
-    const it = await bounded(this.kv.watch({ key, include: mode }), `KV watch ${this.bucket}/${key}`, this.timeoutMs).catch((e: unknown) => Promise.reject(this.#fail(e, 'watch', key)));
+    const it = await this.#openWatch(key, mode);
     let untrack = (): boolean => false;
     // nats.js buffers a watch without bound; the pump below moves it into a bounded queue at once.
     const q = new BoundedQueue<KvChange>(pendingMax, 'error', () => new SlowConsumerError(`KV ${this.bucket} watch ${key}`, pendingMax), {

@@ -1,4 +1,5 @@
-// Proc hosts: a shared host per realm and a fresh one per `dedicated` proc, started on demand and retired.
+// Proc hosts: two shared hosts per realm (its LC procs', its BE procs') and a fresh one per `dedicated`
+// proc, started on demand and retired.
 import { describe } from '../../actors/errors.js';
 import type { RunOrder } from '../../control/protocol/index.js';
 import type { DataPathPort, HostWiring } from '../datapath/port.js';
@@ -7,6 +8,19 @@ import type { NodeMsg, NodeState } from './state.js';
 import { assert } from '../../assert.js';
 
 const DEDICATED = 'dedicated:';
+const SHARED = 'shared:';
+
+/**
+ * LC and BE procs of a realm share a host only with their own class: a BE proc that spins then competes
+ * at BE weight, not inside the host (and the cgroup) of the realm's latency-critical services.
+ */
+export const sharedKey = (spec: { realm: string; lc: boolean }): string => `${spec.realm}/${spec.lc ? 'lc' : 'be'}`;
+
+/** Forgets a shared host (gone, tainted, its realm removed): the next proc of its class starts a new one. */
+export function unshare(s: NodeState, hostId: string): void {
+  const key = s.hosts.get(hostId)?.sharedKey;
+  if (key !== undefined && s.shared.get(key) === hostId) s.shared.delete(key);
+}
 
 
 function prepareDataPath(s: NodeState, port: DataPathPort, hostId: string, realm: string): Promise<HostWiring | undefined> {
@@ -25,12 +39,13 @@ export const BE_WEIGHT_MCPU = 50;
 
 /**
  * A dedicated host is sized to its proc: its reserved memory (plus Node's own) and a CPU weight from its
- * reserved millicores (BE: a low weight). A shared host of a realm may use the node's memory and runs at
- * the weight of one core: procs there share it.
+ * reserved millicores (BE: a low weight). A shared host of a realm may use the node's memory; its LC
+ * host runs at the weight of one core (procs there share it), its BE host at the low weight.
  */
 export function hostLimits(s: NodeState, order: RunOrder | undefined): HostLimits {
   const spec = order?.spec;
-  if (spec === undefined || !spec.dedicated) return { memMb: s.cfg.memMb, mcpu: MCPU_PER_CORE, pidsMax: HOST_PIDS_MAX };
+  const mcpu = spec?.lc === false ? BE_WEIGHT_MCPU : MCPU_PER_CORE;
+  if (spec === undefined || !spec.dedicated) return { memMb: s.cfg.memMb, mcpu, pidsMax: HOST_PIDS_MAX };
   return { memMb: spec.memMb + HOST_BASELINE_MB, mcpu: spec.lc ? spec.mcpu : BE_WEIGHT_MCPU, pidsMax: HOST_PIDS_MAX };
 }
 const MCPU_PER_CORE = 1000;
@@ -73,8 +88,8 @@ function runOn(s: NodeState, hostId: string, order: RunOrder): void {
 
 export function place(s: NodeState, order: RunOrder): void {
   const realm = order.spec.realm;
-  const key = order.spec.dedicated ? `${DEDICATED}${order.pid}` : `shared:${realm}`;
-  const hostId = order.spec.dedicated ? undefined : s.shared.get(realm);
+  const key = order.spec.dedicated ? `${DEDICATED}${order.pid}` : `${SHARED}${sharedKey(order.spec)}`;
+  const hostId = order.spec.dedicated ? undefined : s.shared.get(sharedKey(order.spec));
   if (hostId !== undefined) return runOn(s, hostId, order);
   const waiting = s.starting.get(key);
   if (waiting !== undefined) return void waiting.push(order);
@@ -87,8 +102,10 @@ export function hostUp(s: NodeState, m: Extract<NodeMsg, { type: 'host-up' }>): 
   const orders = s.starting.get(m.key) ?? [];
   s.starting.delete(m.key);
   const dedicated = m.key.startsWith(DEDICATED) ? m.key.slice(DEDICATED.length) : undefined;
-  s.hosts.set(hh.hostId, { handle: hh, realm: hh.realm, procs: new Set(), tainted: false, pingsMissed: 0, ...(dedicated === undefined ? {} : { dedicatedTo: dedicated }) });
-  if (dedicated === undefined) s.shared.set(hh.realm, hh.hostId);
+  const shared = m.key.startsWith(SHARED) ? m.key.slice(SHARED.length) : undefined;
+  assert((dedicated === undefined) !== (shared === undefined), `a host key is dedicated or shared: ${m.key}`);
+  s.hosts.set(hh.hostId, { handle: hh, realm: hh.realm, procs: new Set(), tainted: false, pingsMissed: 0, ...(dedicated === undefined ? {} : { dedicatedTo: dedicated }), ...(shared === undefined ? {} : { sharedKey: shared }) });
+  if (shared !== undefined) s.shared.set(shared, hh.hostId);
   if (m.wiring !== undefined && !s.dp?.attachHost(m.wiring, hh)) s.dp?.hostGone(hh.hostId);
   hh.onMessage((msg) => s.ctx.self.tell({ type: 'host-msg', hostId: hh.hostId, msg }));
   hh.onExit((code, signal, reason) => s.ctx.self.tell({ type: 'host-exit', hostId: hh.hostId, detail: reason ?? `exit code ${code}, signal ${signal}` }));
@@ -103,8 +120,8 @@ export function hostFailed(s: NodeState, key: string, error: string): void {
 export function hostGone(s: NodeState, hostId: string, detail: string): void {
   const h = s.hosts.get(hostId);
   if (h === undefined) return;
+  unshare(s, hostId);
   s.hosts.delete(hostId);
-  if (s.shared.get(h.realm) === hostId) s.shared.delete(h.realm);
   for (const pid of [...h.procs]) {
     const evicting = s.procs.get(pid)?.evictTimer !== undefined;
     s.ops.exited(pid, evicting ? { kind: 'evicted', message: 'evicted (host stopped)' } : { kind: 'crashed', message: `proc host ${hostId} died: ${detail}` });
@@ -128,9 +145,9 @@ export function pingHosts(s: NodeState): void {
 
 /** Its hosts go (the busy ones once empty, like a tainted host): the last one frees the realm's pool. */
 export function realmRemoved(s: NodeState, realm: string): void {
-  if (s.shared.get(realm) !== undefined) s.shared.delete(realm);
-  for (const h of s.hosts.values()) {
+  for (const [id, h] of s.hosts) {
     if (h.realm !== realm) continue;
+    unshare(s, id);
     h.tainted = true;
     if (h.procs.size === 0) h.handle.kill();
   }

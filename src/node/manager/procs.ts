@@ -3,6 +3,7 @@ import { NAME_DELETE_ATTEMPTS_MAX } from '../../control/names.js';
 import { decodeNameRecord, encode, type NameRecord, type RunOrder } from '../../control/protocol/index.js';
 import type { Status } from '../../proc/types.js';
 import type { NodeState, Proc } from './state.js';
+import { unshare } from './hosts.js';
 
 /**
  * A function that exits within this delay never has its `running` state written: its exit is the
@@ -77,7 +78,7 @@ export function forceEvict(s: NodeState, pid: string): void {
   if (h !== undefined) {
     // Shared host: the proc's code cannot be killed alone. Report it evicted, retire the host.
     h.tainted = true;
-    if (s.shared.get(h.realm) === p.hostId) s.shared.delete(h.realm);
+    unshare(s, p.hostId!);
   }
   exited(s, pid, { kind: 'evicted', message: 'evicted by force after the grace period' });
 }

@@ -63,6 +63,8 @@ export interface Host {
   realm: string;
   procs: Set<string>;
   dedicatedTo?: string;
+  /** A shared host: which (`<realm>/lc` or `<realm>/be`). */
+  sharedKey?: string;
   /** A forced eviction left code running in it: take no new procs, retire once empty. */
   tainted: boolean;
   pingsMissed: number;
@@ -90,7 +92,7 @@ export interface Proc {
 /** Everything one node manager knows about its hosts and procs. */
 export class NodeState {
   readonly hosts = new Map<string, Host>();
-  /** Realm -> host id of its shared host. */
+  /** `<realm>/lc` and `<realm>/be` -> host id of the realm's shared host for that class. */
   readonly shared = new Map<string, string>();
   /** Host key -> orders waiting for that host to come up. */
   readonly starting = new Map<string, RunOrder[]>();
