@@ -3,6 +3,7 @@ import { execFile } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { EXIT } from '../src/cli/format.js';
+import { isolationStatus } from '../src/node/sandbox/probe.js';
 import { testCluster, type TestCluster } from './helpers/cluster.js';
 
 // The sigma CLI as a user runs it, against a real cluster: every documented exit code, and random
@@ -39,6 +40,16 @@ test.serial('cli - every documented exit code, each from an input that should pr
     [['spawn', 'hello', '--realm', 'nowhere'], EXIT.refused, /realm "nowhere" does not exist/],
     [['spawn', 'counter', '--name', 'dotted.'], EXIT.refused, /may not end with/],
     [['spawn', 'sleep', '5000', '--wait', '--wait-ms', '300'], EXIT.timeout, /did not exit within 300 ms/],
+    [['realm', 'create', 'capped', '--procs', '1'], EXIT.ok, /realm capped created/],
+    [['realm', 'ls'], EXIT.ok, /capped\s+procs=1/],
+    [['spawn', 'counter', '--realm', 'capped'], EXIT.ok],
+    [['spawn', 'counter', '--realm', 'capped'], EXIT.refused, /quota of 1 live procs \(procs\)/],
+    [['realm', 'quota', 'capped', '--procs', '-3'], EXIT.usage],
+    [['realm', 'quota', 'nowhere', '--procs', '3'], EXIT.refused, /realm "nowhere" does not exist/],
+    [['realm', 'quota', 'capped'], EXIT.ok, /quota -/],
+    [['spawn', 'counter', '--realm', 'capped'], EXIT.ok],
+    [['nodes'], EXIT.ok, isolationStatus().sandboxed ? /\bsandboxed\b/ : /NOT sandboxed/],
+    [['datapath'], EXIT.ok, isolationStatus().sandboxed ? /hosts sandboxed/ : /hosts NOT sandboxed/],
   ];
   for (const [args, code, message] of cases) {
     const r = await sigma(args);

@@ -6,7 +6,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DataPathCallError, DEFAULT_EVICT_GRACE_MS, DEFAULT_REQUEST_TIMEOUT_MS, SigmaClient, untilScheduler, WAIT_TIMEOUT_MS_DEFAULT, WaitTimeoutError } from '../client/client.js';
 import { ControlError } from '../control/errors.js';
-import { QUOTA_FIELDS, QUOTA_VALUE_MAX, type RealmQuota } from '../control/protocol/index.js';
+import { QUOTA_FIELDS, QUOTA_VALUE_MAX, type NodeRecord, type RealmQuota } from '../control/protocol/index.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
 import { startCluster } from '../cluster/launcher.js';
@@ -172,10 +172,16 @@ program
     });
   });
 
+/** What a node says of its hosts' confinement: sandboxed or not, and each protection it lacks. */
+const isolationText = (n: NodeRecord | undefined): string => {
+  if (n?.isolation === undefined) return '?';
+  const missing = n.isolation.missing.length === 0 ? '' : ` (missing: ${n.isolation.missing.join('; ')})`;
+  return `${n.isolation.sandboxed ? 'sandboxed' : 'NOT sandboxed'}${missing}`;
+};
+
 program.command('nodes').action(() => withClient(async (c) => {
   const ns = await c.nodes();
-  const isolation = (n: (typeof ns)[number]): string => (n.isolation === undefined ? '?' : n.isolation.sandboxed ? 'sandboxed' : `NOT sandboxed: ${n.isolation.missing.join('; ')}`);
-  out(table(ns.map((n) => ({ id: n.id, mcpu: n.mcpu, memMb: n.memMb, address: n.address, heartbeat: n.heartbeatSeq, hosts: isolation(n) })), ['id', 'mcpu', 'memMb', 'address', 'heartbeat', 'hosts']), ns);
+  out(table(ns.map((n) => ({ id: n.id, mcpu: n.mcpu, memMb: n.memMb, address: n.address, heartbeat: n.heartbeatSeq, hosts: isolationText(n) })), ['id', 'mcpu', 'memMb', 'address', 'heartbeat', 'hosts']), ns);
 }));
 
 program.command('names').option('--realm <realm>').action((o: { realm?: string }) => withClient(async (c) => {
@@ -190,12 +196,13 @@ program.command('call <name> <payload>').description("calls a service through it
   }));
 
 program.command('datapath [node]').description("a node's data path: mode, pools per realm, refused descriptors").action((node: string | undefined) => withClient(async (c) => {
-  const ids = node === undefined ? (await c.nodes()).map((n) => n.id) : [node];
-  const all = await Promise.all(ids.map(async (id) => ({ node: id, ...(await c.dataPathStatus(id)) })));
+  const records = await c.nodes();
+  const ids = node === undefined ? records.map((n) => n.id) : [node];
+  const all = await Promise.all(ids.map(async (id) => ({ node: id, ...(await c.dataPathStatus(id)), hosts: isolationText(records.find((r) => r.id === id)) })));
   const rows = all.flatMap((s) => Object.entries(s.pools).map(([realm, p]) => ({ node: s.node, mode: s.mode, realm, usedKiB: Math.round(p.bytesUsed / 1024), freeKiB: Math.round(p.bytesFree / 1024), hosts: p.hosts })));
   const nonZero = (r: Record<string, number>): Record<string, number> => Object.fromEntries(Object.entries(r).filter(([, n]) => n > 0));
   const channel = (r: NonNullable<(typeof all)[number]['remote']>): string => `; channel: ${r.peers}/${r.peersKnown} peers up, sent ${r.sent}, delivered ${r.delivered}, refused out ${JSON.stringify(nonZero(r.refusedOut))} in ${JSON.stringify(nonZero(r.refusedIn))}`;
-  const refused = all.map((s) => `${s.node}: ${s.mode} (${s.reason}); ${s.endpoints} endpoints; refused ${JSON.stringify({ ...s.violations, ...nonZero(s.receiverRejects) })}${s.remote === undefined ? '' : channel(s.remote)}`);
+  const refused = all.map((s) => `${s.node}: ${s.mode} (${s.reason}); ${s.endpoints} endpoints; refused ${JSON.stringify({ ...s.violations, ...nonZero(s.receiverRejects) })}${s.remote === undefined ? '' : channel(s.remote)}; hosts ${s.hosts}`);
   out(`${refused.join('\n')}\n${table(rows, ['node', 'mode', 'realm', 'usedKiB', 'freeKiB', 'hosts'])}`, all);
 }));
 
