@@ -86,6 +86,10 @@ serial('sandbox - a host cgroup carries its limits (v1 or v2) and is removed', (
   const read = (name: string) => files.map((d) => join(d, name)).filter(existsSync).map((f) => readFileSync(f, 'utf8').trim());
   t.deepEqual(read(cgroups.version === 2 ? 'memory.max' : 'memory.limit_in_bytes'), [String(300 * 2 ** 20)]);
   t.deepEqual(read('pids.max'), ['77']);
+  t.deepEqual(read('cpu.idle'), ['0'], 'an LC group is not idle');
+  const be = cgroups.create('best-effort', { memMb: 300, mcpu: 50, pidsMax: 77, idle: true })!;
+  t.deepEqual(be.procsFiles.map(dir).map((d) => join(d, 'cpu.idle')).filter(existsSync).map((f) => readFileSync(f, 'utf8').trim()), ['1'], 'a BE group runs idle');
+  be.remove();
   cg.remove();
   t.true(files.every((d) => !existsSync(d)));
   for (const c of ['memory', 'cpu', 'pids']) for (const d of [`/sys/fs/cgroup/${c}/sigma/sandbox-test-${process.pid}`]) if (existsSync(d)) rmdirSync(d);

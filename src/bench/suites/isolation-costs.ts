@@ -56,23 +56,29 @@ export async function hostPrewarmMs(dataDir: string, sandboxed: boolean, count: 
  * An LC service's call latency as a proc of its realm sees it, p99, with nothing else running and
  * then while a proc of another realm spins every core (BE, as an ordinary tenant would run it).
  */
-export async function noisyNeighbour(client: SigmaClient, calls: number): Promise<{ quietP99Us: number; noisyP99Us: number }> {
+export interface Latencies {
+  p50Us: number;
+  p99Us: number;
+}
+
+export async function noisyNeighbour(client: SigmaClient, calls: number): Promise<{ quiet: Latencies; noisy: Latencies }> {
   const echo = await client.spawn({ program: 'echo', name: 'echo', lc: true, mcpu: 1000, memMb: 256 });
   await client.waitStart(echo, { timeoutMs: 20_000 });
-  const probe = async (): Promise<number> => {
-    const pid = await client.spawn({ program: 'nn-caller', args: ['echo', calls, 1], lc: true, mcpu: 100, memMb: 128 });
+  const probe = async (): Promise<Latencies> => {
+    const pid = await client.spawn({ program: 'nn-caller', args: ['echo', calls, 0], lc: true, mcpu: 100, memMb: 128 });
     const st = await client.waitExit(pid, { timeoutMs: 120_000 });
     if (st.kind !== 'ok') throw new Error(`the probe ended ${st.kind}: ${st.message}`);
-    return percentile(st.data as number[], 99);
+    const rtts = st.data as number[];
+    return { p50Us: percentile(rtts, 50), p99Us: percentile(rtts, 99) };
   };
   await probe(); // warm: the caller's host, the echo's name in its cache
-  const quietP99Us = await probe();
+  const quiet = await probe();
   // Long enough to cover the probe; evicted right after it.
   const spinner = await client.spawn({ program: 'spinner', args: [availableParallelism(), 10 * 60_000], realm: 'noisy' });
   await client.waitStart(spinner, { timeoutMs: 20_000 });
   await new Promise((r) => setTimeout(r, 500)); // its threads are up
-  const noisyP99Us = await probe();
+  const noisy = await probe();
   await client.evict(spinner, { graceMs: 0 }).catch(() => {});
   await client.evict(echo, { graceMs: 0 }).catch(() => {});
-  return { quietP99Us, noisyP99Us };
+  return { quiet, noisy };
 }

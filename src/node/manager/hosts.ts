@@ -39,14 +39,15 @@ export const BE_WEIGHT_MCPU = 50;
 
 /**
  * A dedicated host is sized to its proc: its reserved memory (plus Node's own) and a CPU weight from its
- * reserved millicores (BE: a low weight). A shared host of a realm may use the node's memory; its LC
- * host runs at the weight of one core (procs there share it), its BE host at the low weight.
+ * reserved millicores. A shared host of a realm may use the node's memory; its LC host runs at the
+ * weight of one core (procs there share it). BE hosts, shared or dedicated, run idle: on what is left.
  */
 export function hostLimits(s: NodeState, order: RunOrder | undefined): HostLimits {
   const spec = order?.spec;
-  const mcpu = spec?.lc === false ? BE_WEIGHT_MCPU : MCPU_PER_CORE;
-  if (spec === undefined || !spec.dedicated) return { memMb: s.cfg.memMb, mcpu, pidsMax: HOST_PIDS_MAX };
-  return { memMb: spec.memMb + HOST_BASELINE_MB, mcpu: spec.lc ? spec.mcpu : BE_WEIGHT_MCPU, pidsMax: HOST_PIDS_MAX };
+  const be = spec?.lc === false;
+  const mcpu = be ? BE_WEIGHT_MCPU : MCPU_PER_CORE;
+  if (spec === undefined || !spec.dedicated) return { memMb: s.cfg.memMb, mcpu, pidsMax: HOST_PIDS_MAX, ...(be ? { idle: true } : {}) };
+  return { memMb: spec.memMb + HOST_BASELINE_MB, mcpu: spec.lc ? spec.mcpu : BE_WEIGHT_MCPU, pidsMax: HOST_PIDS_MAX, ...(be ? { idle: true } : {}) };
 }
 const MCPU_PER_CORE = 1000;
 

@@ -17,6 +17,11 @@ export interface HostLimits {
   /** CPU weight relative to other hosts, from reserved millicores (BE hosts: a low weight). */
   mcpu: number;
   pidsMax: number;
+  /**
+   * Best-effort: the group runs only on CPU time nothing else wants (cpu.idle, cgroup v1 and v2 since
+   * Linux 5.15): a waking LC task preempts it at once, where weights alone leave it a slice to finish.
+   */
+  idle?: boolean;
 }
 
 /** A host's cgroup(s): the files its wrapper writes its pid into, and what it can tell after the host died. */
@@ -61,6 +66,7 @@ export class HostCgroups {
     writeFileSync(join(dir, 'memory.swap.max'), '0');
     writeFileSync(join(dir, 'cpu.weight'), String(Math.min(V2_WEIGHT_MAX, Math.max(V2_WEIGHT_MIN, Math.round((l.mcpu / MCPU_PER_CORE) * V2_WEIGHT_PER_CORE)))));
     writeFileSync(join(dir, 'pids.max'), String(l.pidsMax));
+    if (l.idle === true) writeIdle(dir);
     return { procsFiles: [join(dir, 'cgroup.procs')], limits: l, oomKills: () => counter(join(dir, 'memory.events'), 'oom_kill'), remove: () => removeDirs([dir]) };
   }
 
@@ -73,6 +79,7 @@ export class HostCgroups {
     if (existsSync(join(mem, 'memory.memsw.limit_in_bytes'))) writeFileSync(join(mem, 'memory.memsw.limit_in_bytes'), String(l.memMb * BYTES_PER_MB));
     writeFileSync(join(cpu, 'cpu.shares'), String(Math.max(V1_SHARES_MIN, Math.round((l.mcpu / MCPU_PER_CORE) * V1_SHARES_PER_CORE))));
     writeFileSync(join(pids, 'pids.max'), String(l.pidsMax));
+    if (l.idle === true) writeIdle(cpu);
     return { procsFiles: dirs.map((d) => join(d, 'cgroup.procs')), limits: l, oomKills: () => counter(join(mem, 'memory.oom_control'), 'oom_kill'), remove: () => removeDirs(dirs) };
   }
 }
@@ -98,6 +105,11 @@ function subdirs(dir: string): string[] {
   } catch {
     return [];
   }
+}
+
+/** Where the kernel has cpu.idle (5.15 and later); elsewhere the low weight is all a BE group gets. */
+function writeIdle(dir: string): void {
+  if (existsSync(join(dir, 'cpu.idle'))) writeFileSync(join(dir, 'cpu.idle'), '1');
 }
 
 function alive(pid: number): boolean {

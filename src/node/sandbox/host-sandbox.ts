@@ -56,7 +56,8 @@ export class HostSandbox {
   constructor(private readonly o: HostSandboxOptions) {
     this.#ids = new RealmIds(o.dataDir);
     this.#exec = systemExec();
-    this.#read = [...SYSTEM_READ, ...projectRead(), ...o.programs.map((m) => dirname(resolve(m)))];
+    // Programs often share a directory: one rule each (the wrapper takes at most PATHS_MAX).
+    this.#read = [...new Set([...SYSTEM_READ, ...projectRead(), ...o.programs.map((m) => dirname(resolve(m)))])];
     this.#ports = [...new Set(o.natsUrls.map(portOf))];
     chmodSync(o.dataDir, TRAVERSE_ONLY);
   }
