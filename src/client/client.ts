@@ -5,10 +5,22 @@ import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
 import type { DataPathStatus } from '../datapath/status.js';
-import { realTimers } from '../ports/real.js';
-import type { Timers } from '../ports/types.js';
+import { realClock, realTimers } from '../ports/real.js';
+import type { Clock, Random, Timers } from '../ports/types.js';
+import { randomInt } from 'node:crypto';
+
+/** Spawn keys from the operating system's generator: clients on many machines must not collide. */
+const cryptoRandom: Random = { next: () => randomInt(2 ** 48) / 2 ** 48, int: (n) => randomInt(n) };
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** A spawn keeps trying across a leader change this long (five lease TTLs of the default timing). */
+export const SPAWN_TIMEOUT_MS_DEFAULT = 15_000;
+/** One attempt: a paused leader is given up on after this, and the key sent again. */
+export const SPAWN_ATTEMPT_TIMEOUT_MS = 2_000;
+const SPAWN_RETRY_MS = 100;
+/** Random base-36 characters of a key the client makes: 62 bits, no collision in practice. */
+const SPAWN_KEY_CHARS = 12;
+const KEY_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
 /** untilScheduler's default: about 8 s of retries, enough for a first election or a failover. */
 export const UNTIL_SCHEDULER_ATTEMPTS = 80;
 export const UNTIL_SCHEDULER_DELAY_MS = 100;
@@ -66,21 +78,49 @@ export class SigmaClient {
     private readonly namesKv: Kv,
     private readonly realmsKv: Kv,
     private readonly timers: Timers,
+    private readonly clock: Clock,
+    private readonly random: Random,
   ) {
     this.#table = new ProcTable(procs);
   }
 
-  /** `timers` bounds the waits; the simulator passes its virtual ones. */
-  static async connect(bus: Bus, options: { timers?: Timers } = {}): Promise<SigmaClient> {
+  /** `timers` and `clock` bound the waits, `random` makes spawn keys; the simulator passes its own. */
+  static async connect(bus: Bus, options: { timers?: Timers; clock?: Clock; random?: Random } = {}): Promise<SigmaClient> {
     const [procs, nodes, names, realms] = await Promise.all([bus.kv(BUCKET.procs), bus.kv(BUCKET.nodes), bus.kv(BUCKET.names), bus.kv(BUCKET.realms)]);
-    return new SigmaClient(bus, procs, nodes, names, realms, options.timers ?? realTimers);
+    return new SigmaClient(bus, procs, nodes, names, realms, options.timers ?? realTimers, options.clock ?? realClock, options.random ?? cryptoRandom);
   }
 
-  /** Resolves with the pid once the spawn is durable; rejects with a ControlError naming what is wrong. */
-  async spawn(spec: SpecInput, options: { timeoutMs?: number } = {}): Promise<string> {
-    const reply = await this.#request(SPAWN, spec satisfies SpawnRequest, options.timeoutMs);
-    if (!reply.ok) throw ControlError.fromWire(reply.error);
-    return reply.pid;
+  /**
+   * Resolves with the pid once the spawn is durable; rejects with a ControlError naming what is wrong.
+   * Exactly once: the request carries an idempotency key (`key`, or one made for this call) and is sent
+   * again, with the same key, until a scheduler answers or `timeoutMs` has passed, so a leader change
+   * in between neither loses the spawn nor runs it twice. The same key later gives the same pid.
+   */
+  async spawn(spec: SpecInput, options: { timeoutMs?: number; key?: string } = {}): Promise<string> {
+    const key = options.key ?? this.#newKey();
+    const deadlineMs = this.clock.nowMs() + (options.timeoutMs ?? SPAWN_TIMEOUT_MS_DEFAULT);
+    for (let attempt = 1; ; attempt++) {
+      const leftMs = deadlineMs - this.clock.nowMs();
+      const fresh = options.key === undefined && attempt === 1;
+      let reply;
+      try {
+        reply = await call(this.bus, SPAWN.subject, SPAWN.reply, { ...spec, idempotencyKey: key, ...(fresh ? { fresh } : {}) } satisfies SpawnRequest, Math.max(1, Math.min(SPAWN_ATTEMPT_TIMEOUT_MS, leftMs)));
+      } catch (e) {
+        const type = (e as { type?: string }).type;
+        if (type !== 'no-responders' && type !== 'timeout') throw e;
+        if (this.clock.nowMs() + SPAWN_RETRY_MS >= deadlineMs) throw new ControlError('no-scheduler', `no scheduler answered within ${options.timeoutMs ?? SPAWN_TIMEOUT_MS_DEFAULT} ms (${attempt} attempts, the last: ${type}): no leader was elected meanwhile. A failover takes about the lease TTL; if none comes, the cluster is not running (\`npm run cluster\`)`);
+        await new Promise<void>((r) => this.timers.setTimeout(r, SPAWN_RETRY_MS));
+        continue;
+      }
+      if (!reply.ok) throw ControlError.fromWire(reply.error);
+      return reply.pid;
+    }
+  }
+
+  #newKey(): string {
+    let key = '';
+    for (let i = 0; i < SPAWN_KEY_CHARS; i++) key += KEY_ALPHABET[this.random.int(KEY_ALPHABET.length)];
+    return key;
   }
 
   /** Resolves once the proc runs (or has already exited). */
