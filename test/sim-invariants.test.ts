@@ -68,7 +68,8 @@ test('sim invariants - a realm is removed only after its procs with a create in 
   t.true(removedAt > 0, 'the realm was removed');
   const last = new Map<string, unknown>();
   for (const e of events.slice(0, removedAt)) if (e[1] === 'proc' && String(e[2]).startsWith('tenant.')) last.set(String(e[2]), e[3]);
-  t.is(last.get('tenant.1-f'), 'exited');
+  // (The pid of the original case, tenant.1-f, is gone since spawns carry keys: the seed now draws another schedule.)
+  t.true(last.size > 0, 'the realm had procs');
   t.deepEqual([...last].filter(([, state]) => state !== 'exited'), []);
 });
 

@@ -13,6 +13,8 @@ import { randomInt } from 'node:crypto';
 const cryptoRandom: Random = { next: () => randomInt(2 ** 48) / 2 ** 48, int: (n) => randomInt(n) };
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** Records of one `psAll` page unless asked otherwise. */
+export const PS_PAGE_DEFAULT = 1_000;
 /** A spawn keeps trying across a leader change this long (five lease TTLs of the default timing). */
 export const SPAWN_TIMEOUT_MS_DEFAULT = 15_000;
 /** One attempt: a paused leader is given up on after this, and the key sent again. */
@@ -74,6 +76,7 @@ export class SigmaClient {
   private constructor(
     readonly bus: Bus,
     private readonly procs: Kv,
+    live: Kv,
     private readonly nodesKv: Kv,
     private readonly namesKv: Kv,
     private readonly realmsKv: Kv,
@@ -81,13 +84,13 @@ export class SigmaClient {
     private readonly clock: Clock,
     private readonly random: Random,
   ) {
-    this.#table = new ProcTable(procs);
+    this.#table = new ProcTable(procs, live);
   }
 
   /** `timers` and `clock` bound the waits, `random` makes spawn keys; the simulator passes its own. */
   static async connect(bus: Bus, options: { timers?: Timers; clock?: Clock; random?: Random } = {}): Promise<SigmaClient> {
-    const [procs, nodes, names, realms] = await Promise.all([bus.kv(BUCKET.procs), bus.kv(BUCKET.nodes), bus.kv(BUCKET.names), bus.kv(BUCKET.realms)]);
-    return new SigmaClient(bus, procs, nodes, names, realms, options.timers ?? realTimers, options.clock ?? realClock, options.random ?? cryptoRandom);
+    const [procs, nodes, names, realms, live] = await Promise.all([bus.kv(BUCKET.procs), bus.kv(BUCKET.nodes), bus.kv(BUCKET.names), bus.kv(BUCKET.realms), bus.kv(BUCKET.live)]);
+    return new SigmaClient(bus, procs, live, nodes, names, realms, options.timers ?? realTimers, options.clock ?? realClock, options.random ?? cryptoRandom);
   }
 
   /**
@@ -143,9 +146,20 @@ export class SigmaClient {
     return (await this.#table.get(pid))?.record;
   }
 
+  /**
+   * Procs not yet exited, oldest first, read through the table's live index (as fast with a long history
+   * as without). `all`: the whole table, exited procs included, in one read: for small tables (tests);
+   * psAll pages.
+   */
   async ps(options: { realm?: string; all?: boolean } = {}): Promise<ProcRecord[]> {
-    const all = await this.#table.list();
-    return all.filter((r) => (options.realm === undefined || r.spec.realm === options.realm) && (options.all === true || r.state !== 'exited')).sort((a, b) => a.createdAtMs - b.createdAtMs);
+    const records = options.all === true ? await this.#table.list() : await this.#table.liveRecords({ repair: false });
+    return records.filter((r) => options.realm === undefined || r.spec.realm === options.realm).sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  /** The whole table, exited procs included, a page at a time in pid order; `next` is the `after` of the next page. */
+  async psAll(options: { realm?: string; limit?: number; after?: string } = {}): Promise<{ records: ProcRecord[]; next?: string }> {
+    const page = await this.#table.page(options.limit ?? PS_PAGE_DEFAULT, options.after);
+    return { ...page, records: page.records.filter((r) => options.realm === undefined || r.spec.realm === options.realm) };
   }
 
   async nodes(): Promise<NodeRecord[]> {

@@ -44,7 +44,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   const isActive = (): boolean => active;
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
     schedulerActor({
-      table: new ProcTable(fencedKv(d.table.kv, isActive, term)),
+      table: new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live === undefined ? undefined : fencedKv(d.table.live, isActive, term)),
       ...nodeLink(d),
       ...(d.local === undefined ? {} : { localNode: d.local.node }),
       programs: d.programs,

@@ -80,14 +80,15 @@ export const NODES_BUCKET_TTL_MS = 60_000;
 export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const timing = o.timing ?? DEFAULT_TIMING;
   const bus = o.bus;
-  const [nodesKv, leaderKv, procsKv, realmsKv, namesKv] = await Promise.all([
+  const [nodesKv, leaderKv, procsKv, realmsKv, namesKv, liveKv] = await Promise.all([
     bus.kv(BUCKET.nodes, { ttlMs: NODES_BUCKET_TTL_MS }),
     bus.kv(BUCKET.leader, { ttlMs: timing.leaseTtlMs }),
     bus.kv(BUCKET.procs),
     bus.kv(BUCKET.realms),
     bus.kv(BUCKET.names),
+    bus.kv(BUCKET.live),
   ]);
-  const stores: NodeStores = { nodesKv, leaderKv, realmsKv, namesKv, table: new ProcTable(procsKv) };
+  const stores: NodeStores = { nodesKv, leaderKv, realmsKv, namesKv, table: new ProcTable(procsKv, liveKv) };
   // Before this node takes any order: what the table still shows running here died with an earlier
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
@@ -147,7 +148,7 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
       case 'created':
         return { type: 'created', pid: req.pid, revision: req.revision };
       case 'cancel':
-        return { type: 'cancel', pid: req.pid };
+        return { type: 'cancel', pid: req.pid, ...(req.term === undefined ? {} : { term: req.term }) };
       case 'realm-removed':
         return { type: 'realm-removed', realm: req.realm, reply };
       case 'datapath-call': {
@@ -266,8 +267,8 @@ async function followDataPath(o: NodeOptions, timing: NodeTiming, nodesKv: Kv): 
  */
 async function reconcile(table: ProcTable, bus: Bus, node: string): Promise<number> {
   let lost = 0;
-  for (const r of await table.list()) {
-    if (r.node !== node || r.state === 'exited') continue;
+  for (const r of await table.liveRecords()) {
+    if (r.node !== node) continue;
     const status = { kind: 'lost' as const, message: `node ${node} restarted; the proc died with its previous incarnation` };
     if (await table.exit(r.pid, status)) {
       lost++;

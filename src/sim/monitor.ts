@@ -89,7 +89,9 @@ export class Monitor implements HostObserver, DataPathObserver {
     const term = termOfPid(pid);
     const cur = this.#term;
     this.trace.add('act', client, pid);
-    if (term === undefined || cur === undefined) return;
+    if (cur === undefined) return;
+    // A keyed pid (<realm>.k_<key>) names no term: the creator must then be the holder, in its lease.
+    if (term === undefined) return this.#inLease(client, `created ${pid}`);
     const now = this.now();
     if (term !== cur.term) this.violate('one-scheduler', `${client} created ${pid} under term ${term} at ${now} ms, but term ${cur.term} (${cur.holder}) has held the lease since ${cur.electedAtMs} ms`);
     else this.#inLease(client, `created ${pid}`);

@@ -66,7 +66,8 @@ export type NodeRequest =
   /** Fire-and-forget note: the record of a `pendingCreate` order is durable at this revision. */
   | { op: 'created'; pid: string; revision: number }
   /** Fire-and-forget note: the record of a `pendingCreate` order could not be written; stop the proc, record nothing. */
-  | { op: 'cancel'; pid: string }
+  /** `term`: the scheduler's whose create failed; a node holding that pid from another term's order keeps it. */
+  | { op: 'cancel'; pid: string; term?: number }
   | { op: 'datapath-status' }
   | { op: 'realm-removed'; realm: string }
   | { op: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number };
@@ -103,7 +104,7 @@ export const nodeRequest: Decoder<NodeRequest> = (v) => {
     case 'created':
       return cast(isStr(v['pid']) && isInt(v['revision']), v);
     case 'cancel':
-      return cast(isStr(v['pid']), v);
+      return cast(isStr(v['pid']) && (v['term'] === undefined || isInt(v['term'])), v);
     case 'datapath-status':
       return v as NodeRequest;
     case 'realm-removed':

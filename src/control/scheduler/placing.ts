@@ -117,8 +117,15 @@ export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnRep
 
 /** Hands queued work to free room: pending LC procs first, then BE procs to nodes holding credits. */
 export function drain(s: SchedulerState): void {
+  // Not a record whose create is still in flight: dispatch moves the record from queued to starting, and
+  // a record not there yet would be left queued with nobody to run it (found by the simulator,
+  // node-churn seed 19, once the create took two writes); created() drains again.
   for (let i = 0; i < s.lcPending.length; ) {
     const r = s.lcPending[i]!;
+    if (s.creating.has(r.pid)) {
+      i++;
+      continue;
+    }
     const p = s.placements.placeLc({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb });
     if (p.kind !== 'placed') {
       i++;
@@ -130,7 +137,7 @@ export function drain(s: SchedulerState): void {
   for (const [node, slots] of s.credits) {
     while ((s.beOn.get(node) ?? 0) < slots) {
       const free = s.placements.free(node);
-      const item = s.be.take((q) => free !== undefined && q.record.spec.mcpu <= free.mcpu && q.record.spec.memMb <= free.memMb);
+      const item = s.be.take((q) => free !== undefined && !s.creating.has(q.record.pid) && q.record.spec.mcpu <= free.mcpu && q.record.spec.memMb <= free.memMb);
       if (item === undefined) break;
       s.placements.assign({ pid: item.record.pid, mcpu: item.record.spec.mcpu, memMb: item.record.spec.memMb }, node);
       s.countBe(node, 1);
@@ -195,6 +202,7 @@ export function createExists(s: SchedulerState, m: Extract<SchedulerMsg, { type:
   unaccept(s, m.record);
   m.reply({ ok: true, pid: m.record.pid });
   answerRepeats(s, m.record.pid, { ok: true, pid: m.record.pid });
+  if (s.removing.has(m.record.spec.realm)) s.ops.realmGone(m.record.spec.realm);
   drain(s);
 }
 
@@ -216,7 +224,7 @@ export function created(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'cre
 
 export function createFailed(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'create-failed' }>): void {
   const r = m.record;
-  if (r.node !== undefined) s.deps.tellNode(r.node, { op: 'cancel', pid: r.pid });
+  if (r.node !== undefined) s.deps.tellNode(r.node, { op: 'cancel', pid: r.pid, term: s.deps.term });
   unaccept(s, r);
   // The create may have landed even though its answer did not (a timed-out KV call): end that
   // record, or it stays 'queued'/'starting' forever with nobody to run it (found by the

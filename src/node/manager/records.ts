@@ -108,9 +108,12 @@ export function created(s: NodeState, pid: string, revision: number): void {
 }
 
 /** The scheduler could not create the record: nothing is written for the proc, and it stops. */
-export function cancel(s: NodeState, pid: string, stop: (p: Proc) => void): void {
+export function cancel(s: NodeState, pid: string, term: number | undefined, stop: (p: Proc) => void): void {
   const p = s.procs.get(pid) ?? s.unrecorded.get(pid)?.p ?? s.awaiting.get(pid)?.p;
   if (p === undefined) return;
+  // A keyed pid may come from two schedulers around a leader change: the cancel of one whose create
+  // failed must not stop the run another's order started.
+  if (term !== undefined && p.order.record?.term !== undefined && p.order.record.term !== term) return;
   p.cancelled = true;
   s.awaiting.delete(pid);
   const u = s.unrecorded.get(pid);

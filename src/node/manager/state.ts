@@ -55,7 +55,7 @@ export type NodeMsg =
   | { type: 'force-evict'; pid: string }
   | { type: 'mark-running'; pid: string }
   | { type: 'created'; pid: string; revision: number }
-  | { type: 'cancel'; pid: string }
+  | { type: 'cancel'; pid: string; term?: number }
   | { type: 'tick' };
 
 export interface Host {
