@@ -23,6 +23,11 @@ const ACTORS_KEYS = [
   'nact_spawn_actors_per_s',
   'tell_vs_nact',
   'ask_p50_vs_nact',
+  'mailbox_peak_mb_flood_unbounded',
+  'nact_mailbox_peak_mb_flood',
+  'flood_unbounded_heap_vs_nact',
+  'flood_send_ms_unbounded',
+  'nact_flood_send_ms',
 ];
 
 test('bench - percentile is nearest-rank over unsorted values and leaves its input alone', (t) => {
@@ -122,4 +127,13 @@ test.serial('bench - datapath without privileges falls back to the userspace hub
   t.regex(String(figures['bpf_unavailable_reason']), /root|CAP_BPF|EPERM/);
   t.true(typeof figures['userspace_64_rtt_p50_us'] === 'number');
   t.is(figures['cross_realm_delivered'], 0);
+});
+
+test('bench - datapath: the cross-realm check passes only when every forged descriptor was refused before any receiver', async (t) => {
+  const { crossRealmFailure } = await import('../src/bench/suites/datapath.js');
+  t.is(crossRealmFailure({ attempts: 100, rejected: 100, receiver: 0, delivered: 0 }), undefined);
+  t.regex(crossRealmFailure({ attempts: 100, rejected: 99, receiver: 1, delivered: 0 })!, /99 refused .* 1 refused only by a receiver/, 'a receiver caught one: the verdict let it through');
+  t.regex(crossRealmFailure({ attempts: 100, rejected: 100, receiver: 0, delivered: 1 })!, /1 delivered/);
+  t.regex(crossRealmFailure({ attempts: 100, rejected: 101, receiver: 0, delivered: 0 })!, /cross-realm check failed/, 'refusals that were not the forger\'s are not counted as its');
+  t.regex(crossRealmFailure({ attempts: 0, rejected: 0, receiver: 0, delivered: 0 })!, /none was sent/);
 });

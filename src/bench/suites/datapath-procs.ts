@@ -1,4 +1,4 @@
-import { chmodSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -10,7 +10,7 @@ import { connectBus } from '../../nats/real.js';
 import type { Bus } from '../../nats/types.js';
 import type { DataPathStatus } from '../../datapath/status.js';
 import { BenchError } from '../harness.js';
-import type { ProcCommand } from '../procs/dp-commands.js';
+import type { GcEvent, ProcCommand } from '../procs/dp-commands.js';
 
 /** mkdtemp makes 0700 directories; realm uids need to pass through to their own directory. */
 const TRAVERSE_ONLY = 0o711;
@@ -44,6 +44,47 @@ export function pidCpuUs(pid: number): number {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   return ((Number(f[11]) + Number(f[12])) / CLK_TCK) * 1e6;
+}
+
+/**
+ * CPU time of a process, all its threads, in ns: the first field of /proc/<pid>/task/<tid>/schedstat
+ * (time on a CPU), summed. Resolution of ns where /proc/<pid>/stat counts 10 ms ticks, which a latency
+ * batch of a few ms would not register. Falls back to the ticks where schedstat is missing.
+ */
+export function procCpuNs(pid: number): number {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return 0; // gone
+  }
+  let ns = 0;
+  for (const tid of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ')[0]);
+    } catch {
+      // The thread ended while we looked, or there is no schedstat: the ticks, for the whole process.
+      if (tid === tids[0]) return pidCpuUs(pid) * 1000;
+    }
+  }
+  return ns;
+}
+
+/** µs the main thread of `pid` has waited on a run queue (runnable, its CPU taken): schedstat's second field. */
+export function runQueueWaitUsOf(pid: number): number {
+  try {
+    return Number(readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').split(' ')[1]) / 1000;
+  } catch {
+    return 0;
+  }
+}
+
+export interface LatencyDetail {
+  rttsUs: number[];
+  /** Each round trip's start, µs of CLOCK_MONOTONIC. */
+  startsUs: number[];
+  /** µs the client host's main thread waited on a run queue during each round trip. */
+  runQueueUs: number[];
 }
 
 export class ProcPath {
@@ -103,6 +144,32 @@ export class ProcPath {
 
   async latency(sizeBytes: number, count: number, warmup: number): Promise<number[]> {
     return (await this.command('dpb-client', { op: 'latency', sizeBytes, count, warmup }))['rttsUs'] as number[];
+  }
+
+  /** A latency batch with each round trip's start and the client's run-queue wait (the tail analysis). */
+  async latencyDetail(sizeBytes: number, count: number, warmup: number): Promise<LatencyDetail> {
+    return (await this.command('dpb-client', { op: 'latency', sizeBytes, count, warmup, detail: true })) as unknown as LatencyDetail;
+  }
+
+  /** The server proc's notes per request while tracing ([arrival µs, its host's run-queue wait µs so far]); `on` starts a new trace. */
+  async trace(on: boolean): Promise<Array<[number, number]>> {
+    return (await this.command('dpb-echo', { op: 'trace', on }))['notes'] as Array<[number, number]>;
+  }
+
+  /** Garbage collections in the client's and the server's host since `sinceUs` (µs of CLOCK_MONOTONIC). */
+  async gcs(sinceUs: number): Promise<{ client: GcEvent[]; server: GcEvent[] }> {
+    const client = (await this.command('dpb-client', { op: 'gcs', sinceUs }))['gcs'] as GcEvent[];
+    const server = (await this.command('dpb-echo', { op: 'gcs', sinceUs }))['gcs'] as GcEvent[];
+    return { client, server };
+  }
+
+  /** Process ids of the client's host, the server's host and the node process: every process of this transport. */
+  async processIds(): Promise<{ client: number; server: number; node: number }> {
+    const client = (await this.command('dpb-client', { op: 'cpu' }))['pid'] as number;
+    const server = (await this.command('dpb-echo', { op: 'stats' }))['pid'] as number;
+    const node = this.cluster.nodes.get(NODE)?.pid;
+    if (node === undefined) throw new BenchError(`the ${this.mode} node process has no pid`);
+    return { client, server, node };
   }
 
   /** Completed requests, wall time and the CPU of client host + server host + node process over the phase. */

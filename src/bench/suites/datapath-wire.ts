@@ -13,6 +13,7 @@ import { request as httpRequest, Agent, createServer as createHttpServer, type S
 import { connect as tcpConnect, createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { connect as natsConnect, type NatsConnection } from '@nats-io/transport-node';
+import type { BusyPoll } from '../../datapath/busy-poll.js';
 import type { Endpoint, Message } from '../../datapath/endpoint.js';
 import { BenchError } from '../harness.js';
 
@@ -173,26 +174,37 @@ function frameReader(onMessage: (chunks: Buffer[], lengthBytes: number) => void)
   };
 }
 
+/** The socket's data handler: `read` itself without a poll (plain tcp, unchanged), else a poke first. */
+const pokingFirst = (poll: BusyPoll | undefined, read: (chunk: Buffer) => void): ((chunk: Buffer) => void) =>
+  poll === undefined
+    ? read
+    : (chunk) => {
+        poll.poke();
+        read(chunk);
+      };
+
 const header = (n: number): Buffer => {
   const h = Buffer.allocUnsafe(4);
   h.writeUInt32LE(n, 0);
   return h;
 };
 
-export async function serveTcp(): Promise<{ port: number; close(): Promise<void> }> {
+/**
+ * `poll`: the busy poll of a spinning host (`tcpspin`), poked on every read and write as a proc host's
+ * data-path link pokes its own (src/datapath/frames.ts).
+ */
+export async function serveTcp(poll?: BusyPoll): Promise<{ port: number; close(): Promise<void> }> {
   const server: TcpServer = createTcpServer((sock) => {
     sock.setNoDelay(true);
     sock.on('error', () => sock.destroy());
-    sock.on(
-      'data',
-      frameReader((chunks, n) => {
-        touchChunks(chunks, chunks[0]![0]!);
-        sock.cork();
-        sock.write(header(n));
-        for (const c of chunks) sock.write(c);
-        sock.uncork();
-      }),
-    );
+    const read = frameReader((chunks, n) => {
+      touchChunks(chunks, chunks[0]![0]!);
+      sock.cork();
+      sock.write(header(n));
+      for (const c of chunks) sock.write(c);
+      sock.uncork();
+    });
+    sock.on('data', pokingFirst(poll, read));
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   return { port: (server.address() as AddressInfo).port, close: () => new Promise((r) => server.close(() => r())) };
@@ -201,28 +213,26 @@ export async function serveTcp(): Promise<{ port: number; close(): Promise<void>
 export class TcpClient implements WireClient {
   readonly #fifo: Array<{ fill: number; resolve: () => void; reject: (e: Error) => void }> = [];
 
-  private constructor(readonly sock: Socket) {
+  private constructor(readonly sock: Socket, readonly poll: BusyPoll | undefined) {
     sock.setNoDelay(true);
-    sock.on(
-      'data',
-      frameReader((chunks) => {
-        const p = this.#fifo.shift();
-        if (p === undefined) throw new BenchError('tcp: a reply nobody asked for');
-        try {
-          touchChunks(chunks, p.fill);
-          p.resolve();
-        } catch (e) {
-          p.reject(e as Error);
-        }
-      }),
-    );
+    const read = frameReader((chunks) => {
+      const p = this.#fifo.shift();
+      if (p === undefined) throw new BenchError('tcp: a reply nobody asked for');
+      try {
+        touchChunks(chunks, p.fill);
+        p.resolve();
+      } catch (e) {
+        p.reject(e as Error);
+      }
+    });
+    sock.on('data', pokingFirst(poll, read));
     sock.on('close', () => this.#fifo.splice(0).forEach((p) => p.reject(new BenchError('tcp connection closed'))));
   }
 
-  static async connect(port: number): Promise<TcpClient> {
+  static async connect(port: number, poll?: BusyPoll): Promise<TcpClient> {
     const sock = tcpConnect(port, '127.0.0.1');
     await new Promise<void>((r, j) => sock.once('connect', () => r()).once('error', j));
-    return new TcpClient(sock);
+    return new TcpClient(sock, poll);
   }
 
   roundTrip(sizeBytes: number, seq: number): Promise<void> {
@@ -231,6 +241,7 @@ export class TcpClient implements WireClient {
     b.writeUInt32LE(sizeBytes, 0);
     b.fill(fill, 4);
     const answered = new Promise<void>((resolve, reject) => this.#fifo.push({ fill, resolve, reject }));
+    this.poll?.poke();
     this.sock.write(b);
     return answered;
   }
