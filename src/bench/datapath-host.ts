@@ -9,11 +9,11 @@
  * hosts — `client`/`server` for tcp, http and nats, `spin-*` for tcpspin, `remote-*` for remote — and
  * `forger` (realm B: a node of its own sending to realm A's server node, which must refuse every one).
  * A spinning host (SPIN_WINDOW_ENV set) busy-polls after its socket traffic and pins itself to its home
- * CPU (SPIN_HOME_ENV) with the same code and policy as a proc host (src/host/attach.ts).
+ * CPU (SPIN_HOME_ENV) with the same code and policy as a proc host (src/host/datapath/attach.ts).
  */
 import { pino } from 'pino';
 import { BusyPoll } from '../datapath/busy-poll.js';
-import { homePin, realBusyPollPorts } from '../host/attach.js';
+import { homePin, realBusyPollPorts } from '../datapath/busy-poll-real.js';
 import { DataPathClient, FORGED_BIT, HttpClient, NatsClient, serveDataPath, serveHttp, serveNats, serveTcp, TcpClient, type EchoStats, type WireClient } from './suites/datapath-wire.js';
 import { startRemoteNode, type RemoteNode } from './suites/datapath-remote-node.js';
 import { ENDPOINTS, REALM_B, SPIN_HOME_ENV, SPIN_WINDOW_ENV, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';

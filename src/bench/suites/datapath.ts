@@ -4,7 +4,7 @@ import { DEFAULT_BUSY_POLL_US } from '../../datapath/busy-poll.js';
 import { bpfStatus } from '../../native/bpf.js';
 import { nativeStatus } from '../../native/index.js';
 import { startNatsServer, type NatsServer } from '../../nats/server.js';
-import { CpuHomes, nodeCpus } from '../../node/cpu-homes.js';
+import { CpuHomes, nodeCpus } from '../../node/datapath/cpu-homes.js';
 import { BenchError, median, percentile, round, type BenchContext, type Comparison, type Figures, type Goal, type Suite } from '../harness.js';
 import { pidCpuUs, procCpuNs, ProcPath, type ProcMode } from './datapath-procs.js';
 import { HOST_PAIRS, PROC_TRANSPORTS, ROLES, SPIN_HOME_ENV, SPIN_WINDOW_ENV, TRANSPORTS, type HostCommand, type HostTransport, type Role, type Transport } from './datapath-protocol.js';
