@@ -70,6 +70,31 @@ export function procCpuNs(pid: number): number {
   return ns;
 }
 
+/**
+ * Time on a CPU (ns) and times given a CPU (schedstat's first and third fields) of a process, all its
+ * threads summed: how much, and how often, it ran. Zeros when it is gone.
+ */
+export function procRuns(pid: number): { ns: number; runs: number } {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return { ns: 0, runs: 0 };
+  }
+  let ns = 0;
+  let runs = 0;
+  for (const tid of tids) {
+    try {
+      const f = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').split(' ');
+      ns += Number(f[0]);
+      runs += Number(f[2]);
+    } catch {
+      // the thread ended while we looked
+    }
+  }
+  return { ns, runs };
+}
+
 /** µs the main thread of `pid` has waited on a run queue (runnable, its CPU taken): schedstat's second field. */
 export function runQueueWaitUsOf(pid: number): number {
   try {
@@ -163,13 +188,25 @@ export class ProcPath {
     return { client, server };
   }
 
-  /** Process ids of the client's host, the server's host and the node process: every process of this transport. */
-  async processIds(): Promise<{ client: number; server: number; node: number }> {
+  /** The node process's pid (its CPU and runs are read from /proc). */
+  get nodePid(): number {
+    const node = this.cluster.nodes.get(NODE)?.pid;
+    if (node === undefined) throw new BenchError(`the ${this.mode} node process has no pid`);
+    return node;
+  }
+
+  /**
+   * Process ids of the client's host, the server's host, the node process (the hub in userspace mode)
+   * and the cluster's nats-server: every process of this transport. The nats-server carries no frame of
+   * the data path, but the cluster cannot run without it (heartbeats, host pings' reports), so what it
+   * spends while the procs talk is charged to them too.
+   */
+  async processIds(): Promise<{ client: number; server: number; node: number; nats: number | undefined }> {
     const client = (await this.command('dpb-client', { op: 'cpu' }))['pid'] as number;
     const server = (await this.command('dpb-echo', { op: 'stats' }))['pid'] as number;
     const node = this.cluster.nodes.get(NODE)?.pid;
     if (node === undefined) throw new BenchError(`the ${this.mode} node process has no pid`);
-    return { client, server, node };
+    return { client, server, node, nats: this.cluster.natsPid };
   }
 
   /** Completed requests, wall time and the CPU of client host + server host + node process over the phase. */

@@ -243,7 +243,7 @@ async function prepare(run: Run, transports: readonly Transport[]): Promise<void
     if (isProc(t)) {
       const p = procPath(run, t === 'bpfevent' ? 'bpf' : t);
       const ids = await p.processIds();
-      run.pids.set(t, [ids.client, ids.server, ids.node]);
+      run.pids.set(t, [ids.client, ids.server, ids.node, ...(ids.nats === undefined ? [] : [ids.nats])]);
     } else {
       const { client, server } = pairOf(run, t);
       const served = await server.call({ op: 'serve', transport: t, url: nats.url });

@@ -86,11 +86,11 @@ class PoolWorker {
   }
 
   /** Sends the task and resolves to the ms from sending it to its first line. */
-  async start(path: string): Promise<number> {
+  async start(path: string, load: PoolTask['load']): Promise<number> {
     const seq = ++this.#seq;
     const answered = new Promise<PoolAnswer>((r) => this.#waiting.set(seq, r));
     const t0 = monoNs();
-    this.cp.send({ seq, path } satisfies PoolTask);
+    this.cp.send({ seq, path, load } satisfies PoolTask);
     const a = await answered;
     if (!a.ok) throw new BenchError(`pool task ${path} failed: ${a.error}`);
     return msSince(t0, a.first);
@@ -103,6 +103,7 @@ class PoolWorker {
 
 const comparisons: Comparison[] = [
   { figure: 'cold_start_p50_ms', baseline: 'pool_p50_ms', better: 'lower', ratio: 'cold_start_vs_pool_p50_ratio' },
+  { figure: 'cold_start_p50_ms', baseline: 'pool_require_p50_ms', better: 'lower', ratio: 'cold_start_vs_pool_require_p50_ratio' },
   { figure: 'cold_start_p50_ms', baseline: 'fork_p50_ms', better: 'lower', ratio: 'cold_start_vs_fork_p50_ratio' },
   { figure: 'cold_start_remote_p50_ms', baseline: 'pool_p50_ms', better: 'lower', ratio: 'cold_start_remote_vs_pool_p50_ratio' },
 ];
@@ -119,8 +120,10 @@ export const spawnSuite: Suite = {
     writeFileSync(join(dir, 'package.json'), '{ "type": "module", "private": true }\n');
     const coldCount = ctx.quick ? 20 : 100;
     const programs: Record<string, string> = {};
-    // A fresh module per cold start: on the leader's node (cold-i), on another node (remote-i), in the pool worker (pool-i).
+    // A fresh module per cold start: on the leader's node (cold-i), on another node (remote-i), in the
+    // pool worker by import() (pool-i) and by require() (poolreq-i).
     const pool: string[] = [];
+    const poolReq: string[] = [];
     for (let i = 0; i < coldCount; i++) {
       for (const kind of ['cold', 'remote']) {
         programs[`${kind}-${i}`] = join(dir, `${kind}-${i}.js`);
@@ -130,6 +133,8 @@ export const spawnSuite: Suite = {
     for (let i = 0; i < coldCount + POOL_WARM_TASKS; i++) {
       pool.push(join(dir, `pool-${i}.js`));
       writeFileSync(pool[i]!, stampProgram());
+      poolReq.push(join(dir, `poolreq-${i}.js`));
+      writeFileSync(poolReq[i]!, stampProgram());
     }
     programs['stamp'] = join(dir, 'stamp.js');
     writeFileSync(programs['stamp'], stampProgram());
@@ -187,7 +192,10 @@ export const spawnSuite: Suite = {
       const filler = await fillNode(client, leader, config.nodes[0]!.mcpu);
       for (let i = 0; i < REMOTE_WARM_SPAWNS; i++) await run('stamp', REMOTE_MCPU);
       worker = await PoolWorker.start();
-      for (let i = 0; i < POOL_WARM_TASKS; i++) await worker.start(pool[coldCount + i]!);
+      for (let i = 0; i < POOL_WARM_TASKS; i++) {
+        await worker.start(pool[coldCount + i]!, 'import');
+        await worker.start(poolReq[coldCount + i]!, 'require');
+      }
 
       // Interleaved, one of each in turn, so that load from elsewhere falls on all of them alike.
       const forkCount = ctx.quick ? 10 : 30;
@@ -196,6 +204,7 @@ export const spawnSuite: Suite = {
       const cold: number[] = [];
       const remote: number[] = [];
       const pooled: number[] = [];
+      const pooledReq: number[] = [];
       const forks: number[] = [];
       let coldOnLeader = 0;
       for (let i = 0; i < coldCount; i++) {
@@ -205,7 +214,8 @@ export const spawnSuite: Suite = {
         const r = await run(`remote-${i}`, REMOTE_MCPU);
         if (r.node === leader || r.node === undefined) throw new BenchError(`remote-${i} ran on ${r.node}, the leader's node: the reservation filling it did not hold`);
         remote.push(r.startMs);
-        pooled.push(await worker.start(pool[i]!));
+        pooled.push(await worker.start(pool[i]!, 'import'));
+        pooledReq.push(await worker.start(poolReq[i]!, 'require'));
         if (i % forkEvery === 0) forks.push(await forkStart(script));
         bar.tick();
       }
@@ -257,6 +267,8 @@ export const spawnSuite: Suite = {
         cold_start_remote_p99_ms: round(percentile(remote, 99), 3),
         pool_p50_ms: round(median(pooled), 3),
         pool_p99_ms: round(percentile(pooled, 99), 3),
+        pool_require_p50_ms: round(median(pooledReq), 3),
+        pool_require_p99_ms: round(percentile(pooledReq, 99), 3),
         fork_p50_ms: round(forkP50, 3),
         warm_start_p50_ms: round(median(warm), 3),
         spawn_throughput_per_s: Math.round(best.perS),
