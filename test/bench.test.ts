@@ -82,6 +82,18 @@ test('bench - actors --quick --json ends with one JSON object holding every requ
   t.true((figures['mailbox_peak_messages_flood'] as number) <= (figures['mailbox_capacity_flood'] as number));
 });
 
+test.serial('bench - spawn --quick --json: cold starts on the leader\'s node and on another, the pool baselines (import() and require()) and fork, on one clock', async (t) => {
+  const { stdout } = await run(process.execPath, [CLI, 'spawn', '--quick', '--json'], { maxBuffer: 1 << 24 });
+  const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
+  for (const key of ['cold_start_p50_ms', 'cold_start_remote_p50_ms', 'pool_p50_ms', 'pool_require_p50_ms', 'fork_p50_ms', 'warm_start_p50_ms', 'cold_start_vs_pool_p50_ratio', 'cold_start_vs_pool_require_p50_ratio', 'cold_start_remote_vs_pool_p50_ratio', 'cold_start_vs_fork_p50_ratio']) {
+    // Stamps on one monotonic clock: a start can never come out at or below zero.
+    t.true(typeof figures[key] === 'number' && (figures[key] as number) > 0, `${key} = ${String(figures[key])}`);
+  }
+  // The run fails if a remote spawn ran on the leader's node; this says where the others ran.
+  const share = figures['cold_start_on_leader_share'] as number;
+  t.true(share >= 0 && share <= 1, `cold_start_on_leader_share = ${share}`);
+});
+
 test('bench - an unknown suite exits with 2 and names every known suite', async (t) => {
   const e = (await t.throwsAsync(run(process.execPath, [CLI, 'no-such-suite']))) as Error & { code?: number; stderr?: string };
   t.is(e.code, 2);
@@ -116,7 +128,7 @@ test.serial('bench - datapath --quick --json: every transport and size reported 
     // The tail: bpf's p99 beside http's, and where the slow round trips came from.
     for (const key of ['bpf_64_rtt_p99_us', 'http_64_rtt_p99_us', 'bpf_vs_http_64_p99_ratio', 'bpf_64_tail_rtts', 'bpf_64_tail_slow', 'bpf_64_tail_slow_gc', 'bpf_64_tail_slow_run_queue', 'bpf_64_tail_slow_batch_start', 'bpf_64_tail_slow_node', 'bpf_64_tail_slow_other']) t.true(isNumber(key), key);
     const parts = ['gc', 'run_queue', 'batch_start', 'node', 'other'].reduce((n, k) => n + (figures[`bpf_64_tail_slow_${k}`] as number), 0);
-    t.is(parts, figures['bpf_64_tail_slow'], 'each slow round trip is put down to exactly one cause');
+    t.is(parts, figures['bpf_64_tail_slow'] as number, 'each slow round trip is put down to exactly one cause');
   }
   // The run itself fails otherwise (crossRealmFailure); here its verdict as published.
   t.true((figures['cross_realm_attempts'] as number) > 0, 'the forger really sent');

@@ -209,7 +209,7 @@ export class ProcPath {
     return { client, server, node, nats: this.cluster.natsPid };
   }
 
-  /** Completed requests, wall time and the CPU of client host + server host + node process over the phase. */
+  /** Completed requests, wall time and the CPU of client host + server host + node process + nats-server over the phase. */
   async throughput(sizeBytes: number, window: number, durationMs: number): Promise<{ completed: number; wallMs: number; cpuUs: number }> {
     const cpu0 = await this.#cpuUs();
     const r = await this.command('dpb-client', { op: 'throughput', sizeBytes, window, durationMs });
@@ -268,8 +268,9 @@ export class ProcPath {
   async #cpuUs(): Promise<number> {
     const client = (await this.command('dpb-client', { op: 'cpu' }))['cpuUs'] as number;
     const server = (await this.command('dpb-echo', { op: 'stats' }))['cpuUs'] as number;
-    const node = this.cluster.nodes.get(NODE)?.pid;
-    return client + server + (node === undefined ? 0 : pidCpuUs(node));
+    // The node process (the hub in userspace mode) and the cluster's nats-server too, as in the latency phase.
+    const others = [this.cluster.nodes.get(NODE)?.pid, this.cluster.natsPid].filter((p): p is number => p !== undefined);
+    return client + server + others.reduce((us, pid) => us + procCpuNs(pid) / 1000, 0);
   }
 }
 

@@ -295,7 +295,7 @@ async function measureLatency(ctx: BenchContext, run: Run, transports: readonly 
   for (const [t, ns] of overhead) ctx.log(`  ${t}: a batch's command costs ${round(ns / 1000, 1)} µs of CPU (subtracted from ${t}_cpu_us_per_rtt)`);
 }
 
-/** Procs: CPU of client host + server host + node process; host pairs: client + server (+ nats-server). */
+/** Procs: CPU of client host + server host + node process + the cluster's nats-server; host pairs: client + server (+ nats-server). */
 async function throughput(run: Run, t: Transport, sizeBytes: number, window: number): Promise<{ completed: number; wallMs: number; cpuUs: number }> {
   const { nats, plan } = run;
   if (isProc(t)) return onProcs(run, t, (p) => p.throughput(sizeBytes, window, plan.throughputMs));
