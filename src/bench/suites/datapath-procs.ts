@@ -28,6 +28,8 @@ const proc = (name: string): string => fileURLToPath(new URL(`../procs/${name}.j
 const PROGRAMS = { 'dpb-echo': proc('dp-echo'), 'dpb-client': proc('dp-client'), 'dpb-forger': proc('dp-forger') };
 const REALM_A = 'default';
 const REALM_B = 'other';
+/** The client's and the server's reservation: one core each (the node has 8000 mcpu). */
+const LC_CORE = { lc: true, mcpu: 1000 } as const;
 const NODE = 'node-1';
 /** A node answers its data-path status at once; longer means it is gone. */
 const STATUS_TIMEOUT_MS = 5_000;
@@ -136,8 +138,8 @@ export class ProcPath {
       const client = await SigmaClient.connect(bus);
       for (const r of [REALM_A, REALM_B]) await untilScheduler(() => client.createRealm(r), { attempts: NO_SCHEDULER_RETRIES_MAX });
       const pids: string[] = [];
-      const service = async (program: string, realm: string, args: unknown[] = []): Promise<NameRecord> => {
-        const pid = await untilScheduler(() => client.spawn({ program, name: program, realm, dedicated: true, args }), { attempts: NO_SCHEDULER_RETRIES_MAX });
+      const service = async (program: string, realm: string, args: unknown[] = [], reserve: { lc: true; mcpu: number } | Record<string, never> = {}): Promise<NameRecord> => {
+        const pid = await untilScheduler(() => client.spawn({ program, name: program, realm, dedicated: true, args, ...reserve }), { attempts: NO_SCHEDULER_RETRIES_MAX });
         pids.push(pid);
         await client.waitStart(pid, { timeoutMs: START_TIMEOUT_MS });
         const deadline = Date.now() + START_TIMEOUT_MS;
@@ -148,8 +150,11 @@ export class ProcPath {
           await new Promise((r) => setTimeout(r, 20));
         }
       };
-      const server = await service('dpb-echo', REALM_A);
-      await service('dpb-client', REALM_A, ['dpb-echo']);
+      // Latency-critical, a core each, as a user would run a latency-sensitive service: their hosts' cgroups
+      // then have the CPU weight of a core, that of any plain process (the baselines'). As BE procs they
+      // had a twentieth of it (BE_WEIGHT_MCPU), and lost the CPU to anything else runnable.
+      const server = await service('dpb-echo', REALM_A, [], LC_CORE);
+      await service('dpb-client', REALM_A, ['dpb-echo'], LC_CORE);
       await service('dpb-forger', REALM_B);
       const st = await status(bus);
       if (st.mode !== mode) throw new BenchError(`the node runs the ${st.mode} data path, not ${mode}: ${st.reason}`);
