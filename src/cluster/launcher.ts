@@ -19,6 +19,8 @@ export const AUTHORIZATION_SNIPPET = 'nats-authorization.conf';
 
 export interface RunningCluster {
   natsUrl: string;
+  /** The embedded nats-server's process (benchmarks charge its CPU); undefined for external servers. */
+  natsPid: number | undefined;
   dataDir: string;
   nodes: Map<string, ChildProcess>;
   programs: Record<string, string>;
@@ -87,6 +89,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   await Promise.all(config.nodes.map((n) => startNode(n.id)));
   return {
     natsUrl,
+    natsPid: nats?.pid,
     dataDir,
     nodes,
     programs,

@@ -90,7 +90,7 @@ export function retryUnrecorded(s: NodeState): void {
 
 /** A run order: a proc this node has not seen yet is taken; a repeated order is acknowledged only. */
 export function taken(s: NodeState, order: RunOrder): Proc | undefined {
-  if (s.procs.has(order.pid)) return undefined;
+  if (s.procs.has(order.pid) && s.cfg.rerunRepeatedOrder !== true) return undefined;
   const p: Proc = { order, ...(order.record === undefined || order.revision === undefined ? {} : { record: order.record, revision: order.revision }) };
   if (order.pendingCreate === true) {
     // Started before its record is durable (the scheduler creates it meanwhile).

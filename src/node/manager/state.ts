@@ -25,6 +25,8 @@ export interface NodeManagerConfig {
   exitTwice?: boolean;
   /** Simulator mutant only: each batch of lingering endpoints closed forgets its first one (never reclaimed). */
   forgetLingering?: boolean;
+  /** Simulator mutant only: a repeated run order for a proc this node already has starts it again. */
+  rerunRepeatedOrder?: boolean;
 }
 
 export interface NodeManagerDeps {
