@@ -17,12 +17,14 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'sigma.js');
 const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
 const RUN_TIMEOUT_MS = 60_000;
+/** A program of the cluster's config: deployed at start like any other, for every realm. */
+const HELLO_FIXTURE = fileURLToPath(new URL('./fixtures/procs/hello.js', import.meta.url));
 
 let tc: TestCluster;
 let app: string;
 let context: string;
 test.before(async () => {
-  tc = await testCluster({ nodes: 1, node: { mcpu: 2000, memMb: 4096, beSlots: 8 } }, ['default', 'other']);
+  tc = await testCluster({ nodes: 1, node: { mcpu: 2000, memMb: 4096, beSlots: 8 }, programs: { 'cfg-hello': HELLO_FIXTURE } }, ['default', 'other']);
   app = mkdtempSync(join(tmpdir(), 'sigma-app-'));
   mkdirSync(join(app, 'node_modules'));
   symlinkSync(ROOT, join(app, 'node_modules', 'sigma-ts'), 'dir');
@@ -159,6 +161,8 @@ test.serial('tenancy - realm other can neither spawn, list, roll back, remove no
   // Still there, current v2, for its own realm.
   const mine = JSON.parse((await sigma('--json', 'programs', 'ls')).stdout) as Array<{ name: string; current: number }>;
   t.like(mine.find((p) => p.name === 'secret'), { current: 2 });
+  await startService(tc, 'secret', 'secret'); // its bundle now sits in realm default's cache on the node
+  t.is((await sigma('call', 'secret', 'x')).stdout.trim(), 'secret 2');
 
   // From inside a proc of realm other: its own cache is readable, realm default's is not.
   t.is((await sigma('deploy', write('peek/peek.ts', `import { FunctionProc } from 'sigma-ts';
@@ -190,4 +194,19 @@ test.serial('deploy - a spawn whose bundle is gone from the store ends error wit
   const st = await waitFor(() => tc.client.proc(pid), (r) => r?.status !== undefined);
   t.is(st!.status!.kind, 'error');
   t.regex(st!.status!.message, /could not fetch program gone v1: .*no bundle/);
+});
+
+test.serial('deploy - the programs of cluster.config.ts are deployed at start for every realm; a realm\'s own program of the name comes first', async (t) => {
+  for (const realm of ['default', 'other']) {
+    const r = await sigma('spawn', 'cfg-hello', 'there', '--realm', realm, '--wait');
+    t.is(r.code, EXIT.ok, r.stderr);
+  }
+  const ls = await sigma('programs', 'ls', '--realm', 'other');
+  t.regex(ls.stdout, /cfg-hello\s+cluster\s+v1\s+function/);
+  // Not on the nodes' disks as a module path: fetched into the realm's cache like any deployed program.
+  t.true(readdirSync(join(tc.cluster.dataDir, 'programs', 'other')).some((f) => f.endsWith('.mjs')));
+  write('own/cfg-hello.ts', `import { FunctionProc } from 'sigma-ts';\nexport default class Mine extends FunctionProc { run() { return 'mine'; } }\n`);
+  t.is((await sigma('deploy', join(app, 'own', 'cfg-hello.ts'), '--realm', 'other')).code, EXIT.ok);
+  t.regex((await sigma('spawn', 'cfg-hello', '--realm', 'other', '--wait')).stdout, /ok: "mine"/);
+  t.notRegex((await sigma('spawn', 'cfg-hello', 'x', '--wait')).stdout, /mine/);
 });

@@ -42,15 +42,18 @@ export function programCommands(program: Command, { withBus, out }: CliGlue): vo
   const programs = program.command('programs').description("a realm's deployed programs");
   programs
     .command('ls')
+    .description("the realm's programs, then those of cluster.config.ts (every realm's, unless it has its own of the name)")
     .option('--realm <realm>', 'realm', 'default')
     .action((o: { realm: string }) =>
       withBus(async (bus) => {
-        const rs = await (await programStore(bus)).list(o.realm);
-        const rows = rs.map((r) => {
+        const store = await programStore(bus);
+        const own = await store.list(o.realm);
+        const cluster = (await store.listCluster()).filter((c) => !own.some((r) => r.name === c.name));
+        const rows = [...own, ...cluster].map((r) => {
           const cur = r.versions.find((v) => v.version === r.current)!;
-          return { name: r.name, current: `v${r.current}`, kind: cur.kind, bytes: cur.bytes, hash: cur.hash.slice(0, 12), versions: r.versions.map((v) => v.version).join(',') };
+          return { name: r.name, from: r.realm === o.realm ? 'realm' : 'cluster', current: `v${r.current}`, kind: cur.kind, bytes: cur.bytes, hash: cur.hash.slice(0, 12), versions: r.versions.map((v) => v.version).join(',') };
         });
-        out(table(rows, ['name', 'current', 'kind', 'bytes', 'hash', 'versions']), rs);
+        out(table(rows, ['name', 'from', 'current', 'kind', 'bytes', 'hash', 'versions']), own);
       }),
     );
   programs

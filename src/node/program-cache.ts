@@ -10,7 +10,8 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../assert.js';
-import { hashOf, isHash, linkSdk, PROGRAM_NAME } from '../programs/bundle.js';
+import { hashOf, isHash, linkSdk } from '../programs/bundle.js';
+import { REALM_NAME } from '../control/names.js';
 import type { ProgramFiles } from './manager/index.js';
 
 export const PROGRAMS_DIR = 'programs';
@@ -45,7 +46,7 @@ export class ProgramCache implements ProgramFiles {
 
   /** The realm's cache directory, made with its owner and mode if missing. */
   dirFor(realm: string): string {
-    assert(PROGRAM_NAME.test(realm), `a realm name is a token: ${realm}`);
+    assert(REALM_NAME.test(realm), `a realm name is a token: ${realm}`);
     const dir = join(this.root, realm);
     if (!existsSync(dir)) mkdirSync(dir, { mode: OWNER_ONLY });
     const gid = this.o.groupOf?.(realm);
@@ -57,7 +58,7 @@ export class ProgramCache implements ProgramFiles {
   }
 
   path(realm: string, hash: string): Promise<string> {
-    if (!isHash(hash) || !PROGRAM_NAME.test(realm)) return Promise.reject(new Error(`bad program reference ${realm}/${hash}`));
+    if (!isHash(hash) || !REALM_NAME.test(realm)) return Promise.reject(new Error(`bad program reference ${realm}/${hash}`));
     const file = join(this.dirFor(realm), `${hash}.mjs`);
     if (this.#checked.has(file)) return Promise.resolve(file);
     let p = this.#fetching.get(file);

@@ -7,9 +7,9 @@
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, extname, join, resolve } from 'node:path';
+import { basename, extname, isAbsolute, join, resolve, sep } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Message } from 'esbuild';
+import { build, type Message, type Plugin } from 'esbuild';
 import { FunctionProc, ServiceProc, type ProcKind } from '../proc/types.js';
 import { DeployError } from './errors.js';
 
@@ -53,6 +53,24 @@ export function entryOf(path: string): { entry: string; name: string } {
   return { entry: found, name };
 }
 
+const OWN_BUILD = join(PACKAGE_ROOT, 'dist', 'src') + sep;
+/**
+ * A module inside this package's own build (a program in this repository importing
+ * `../../src/proc/types.js`, as cluster.config.ts programs and tests do) stays an import of that file:
+ * bundled in, it would be a second FunctionProc the host does not know. Such a bundle runs where this
+ * build is at the same path (every node of a local cluster); applications import `sigma-ts` instead.
+ */
+const ownBuildExternal: Plugin = {
+  name: 'sigma-own-build',
+  setup(b) {
+    b.onResolve({ filter: /^[./]/ }, (args) => {
+      if (args.kind === 'entry-point') return undefined;
+      const abs = isAbsolute(args.path) ? args.path : resolve(args.resolveDir, args.path);
+      return abs.startsWith(OWN_BUILD) ? { path: abs, external: true } : undefined;
+    });
+  },
+};
+
 const where = (m: Message): string => (m.location === null ? '' : `${m.location.file}:${m.location.line}:${m.location.column + 1}: `);
 
 /** Bundles and checks `path`; every refusal is a DeployError. */
@@ -60,7 +78,7 @@ export async function bundleProgram(path: string): Promise<Bundle> {
   const { entry, name } = entryOf(path);
   let code: Uint8Array;
   try {
-    const out = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'silent', external: ['sigma-ts', 'sigma-ts/*'], banner: { js: REQUIRE_BANNER }, legalComments: 'none' });
+    const out = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'silent', external: ['sigma-ts', 'sigma-ts/*'], plugins: [ownBuildExternal], banner: { js: REQUIRE_BANNER }, legalComments: 'none' });
     code = out.outputFiles[0]!.contents;
   } catch (e) {
     const errors = (e as { errors?: Message[] }).errors ?? [];

@@ -6,6 +6,7 @@
 import { decodeJson, encode } from '../control/protocol/index.js';
 import type { Bus, Kv, ObjectStore } from '../nats/types.js';
 import type { ProcKind } from '../proc/types.js';
+import { REALM_NAME } from '../control/names.js';
 import { DeployError } from './errors.js';
 import { hashOf, isHash, PROGRAM_NAME, type Bundle } from './bundle.js';
 
@@ -38,6 +39,12 @@ export interface ProgramRef {
 }
 
 export const programKey = (realm: string, name: string): string => `${realm}.${name}`;
+/**
+ * The programs of cluster.config.ts, deployed by the launcher at start: every realm may spawn them (as
+ * it may the built-in ones) unless it has a program of that name itself. No realm can be named so
+ * (realm names are [a-z0-9][a-z0-9-]*), and no client call takes it as a realm.
+ */
+export const CLUSTER_PROGRAMS = '_cluster';
 
 function decodeRecord(b: Uint8Array): ProgramRecord | undefined {
   const v = decodeJson(b) as Partial<ProgramRecord> | undefined;
@@ -46,6 +53,7 @@ function decodeRecord(b: Uint8Array): ProgramRecord | undefined {
 }
 
 export function checkName(what: 'program' | 'realm', name: string): void {
+  if (what === 'realm' && !REALM_NAME.test(name)) throw new DeployError('bad-name', `realm name "${name}" must match ${REALM_NAME}`);
   if (!PROGRAM_NAME.test(name)) throw new DeployError('bad-name', `${what} name "${name}" must be 1-64 letters, digits, '-' or '_'`);
 }
 
@@ -64,9 +72,8 @@ export class ProgramStore {
     return new ProgramStore(kv, code, async (r) => (await realmsKv.get(r)) !== null, nowMs);
   }
 
+  /** Callers have checked the names (a realm, or CLUSTER_PROGRAMS from the launcher). */
   async #record(realm: string, name: string): Promise<{ rec: ProgramRecord; revision: number } | undefined> {
-    checkName('realm', realm);
-    checkName('program', name);
     const e = await this.kv.get(programKey(realm, name));
     const rec = e === null ? undefined : decodeRecord(e.value);
     return rec === undefined || rec.realm !== realm ? undefined : { rec, revision: e!.revision };
@@ -76,12 +83,25 @@ export class ProgramStore {
   async deploy(realm: string, name: string, b: Pick<Bundle, 'code' | 'hash' | 'kind'>): Promise<ProgramVersion> {
     checkName('realm', realm);
     checkName('program', name);
-    if (!(await this.realmExists(realm))) throw new DeployError('unknown-realm', `realm "${realm}" does not exist; create it with \`sigma realm create ${realm}\``);
+    return this.#deploy(realm, name, b);
+  }
+
+  /** A program of cluster.config.ts (the launcher, at start): every realm may spawn it. */
+  deployForCluster(name: string, b: Pick<Bundle, 'code' | 'hash' | 'kind'>): Promise<ProgramVersion> {
+    checkName('program', name);
+    return this.#deploy(CLUSTER_PROGRAMS, name, b);
+  }
+
+  async #deploy(realm: string, name: string, b: Pick<Bundle, 'code' | 'hash' | 'kind'>): Promise<ProgramVersion> {
+    if (realm !== CLUSTER_PROGRAMS && !(await this.realmExists(realm))) throw new DeployError('unknown-realm', `realm "${realm}" does not exist; create it with \`sigma realm create ${realm}\``);
     if (hashOf(b.code) !== b.hash) throw new DeployError('syntax', 'the bundle does not match its hash');
     if ((await this.code.get(b.hash)) === null) await this.code.put(b.hash, b.code);
     const dropped: string[] = [];
     const ver = await this.#change(realm, name, (cur) => {
       const versions = cur?.versions ?? [];
+      // The same bundle again (a cluster restart, a deploy with nothing changed) is the same version.
+      const same = cur?.versions.find((v) => v.version === cur.current && v.hash === b.hash);
+      if (same !== undefined) return [cur!, same];
       const v: ProgramVersion = { version: (versions.at(-1)?.version ?? 0) + 1, hash: b.hash, bytes: b.code.length, kind: b.kind, deployedAtMs: this.nowMs() };
       const all = [...versions, v];
       dropped.push(...all.slice(0, Math.max(0, all.length - PROGRAM_VERSIONS_MAX)).map((x) => x.hash));
@@ -93,6 +113,8 @@ export class ProgramStore {
 
   /** Makes `version` (default: the one before the current) what new spawns get; running procs keep theirs. */
   async rollback(realm: string, name: string, version?: number): Promise<ProgramVersion> {
+    checkName('realm', realm);
+    checkName('program', name);
     return this.#change(realm, name, (cur) => {
       if (cur === undefined) throw new DeployError('unknown-program', `realm ${realm} has no program "${name}"`);
       const i = cur.versions.findIndex((v) => v.version === cur.current);
@@ -124,9 +146,20 @@ export class ProgramStore {
     return recs.flatMap((r) => (r === undefined ? [] : [r.rec])).sort((a, b) => a.name.localeCompare(b.name));
   }
 
-  /** What a spawn of `name` in `realm` runs now; undefined when the realm has no such program. */
+  /** The programs of cluster.config.ts (every realm's, unless it has its own of the name). */
+  async listCluster(): Promise<ProgramRecord[]> {
+    const keys = await this.kv.keys(`${CLUSTER_PROGRAMS}.*`);
+    const recs = await Promise.all(keys.map(async (k) => this.#record(CLUSTER_PROGRAMS, k.slice(CLUSTER_PROGRAMS.length + 1)).catch(() => undefined)));
+    return recs.flatMap((r) => (r === undefined ? [] : [r.rec])).sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  /** What a spawn of `name` in `realm` runs now: the realm's own program, else the cluster's; undefined when neither has one. */
   async resolve(realm: string, name: string): Promise<ProgramRef | undefined> {
-    if (!PROGRAM_NAME.test(realm) || !PROGRAM_NAME.test(name)) return undefined;
+    if (!REALM_NAME.test(realm) || !PROGRAM_NAME.test(name)) return undefined;
+    return (await this.#current(realm, name)) ?? (await this.#current(CLUSTER_PROGRAMS, name));
+  }
+
+  async #current(realm: string, name: string): Promise<ProgramRef | undefined> {
     const r = await this.#record(realm, name);
     const v = r?.rec.versions.find((x) => x.version === r.rec.current);
     return v === undefined ? undefined : { hash: v.hash, version: v.version };
@@ -134,6 +167,8 @@ export class ProgramStore {
 
   /** Removes the program from its realm (running procs keep their bundle, cached on their node). */
   async remove(realm: string, name: string): Promise<void> {
+    checkName('realm', realm);
+    checkName('program', name);
     const cur = await this.#record(realm, name);
     if (cur === undefined) throw new DeployError('unknown-program', `realm ${realm} has no program "${name}"`);
     await this.kv.delete(programKey(realm, name), cur.revision);
