@@ -146,6 +146,33 @@ export class ProgramStore {
     return recs.flatMap((r) => (r === undefined ? [] : [r.rec])).sort((a, b) => a.name.localeCompare(b.name));
   }
 
+  /**
+   * Keeps each program's current version in memory from a watch of the bucket, so that a spawn (the
+   * scheduler's resolve) costs no KV read once its program is known; a program the watch has not
+   * brought yet is read. A version changed by a deploy reaches new spawns once the watch delivers it
+   * (a few ms); a removed one stops resolving then too. A watch that ends leaves every spawn to a read.
+   */
+  async follow(onError: (e: unknown) => void): Promise<{ stop(): void }> {
+    const watch = await this.kv.watch({ include: 'latest' });
+    void (async () => {
+      try {
+        for await (const c of watch) {
+          const rec = c.value === null ? undefined : decodeRecord(c.value);
+          const v = rec?.versions.find((x) => x.version === rec.current);
+          if (v === undefined) this.#followed.delete(c.key);
+          else this.#followed.set(c.key, { hash: v.hash, version: v.version });
+        }
+      } catch (e) {
+        onError(e);
+      } finally {
+        this.#followed.clear();
+      }
+    })();
+    return { stop: () => watch.stop() };
+  }
+
+  readonly #followed = new Map<string, ProgramRef>();
+
   /** The programs of cluster.config.ts (every realm's, unless it has its own of the name). */
   async listCluster(): Promise<ProgramRecord[]> {
     const keys = await this.kv.keys(`${CLUSTER_PROGRAMS}.*`);
@@ -160,6 +187,8 @@ export class ProgramStore {
   }
 
   async #current(realm: string, name: string): Promise<ProgramRef | undefined> {
+    const known = this.#followed.get(programKey(realm, name));
+    if (known !== undefined) return known;
     const r = await this.#record(realm, name);
     const v = r?.rec.versions.find((x) => x.version === r.rec.current);
     return v === undefined ? undefined : { hash: v.hash, version: v.version };
