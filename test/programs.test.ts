@@ -210,3 +210,30 @@ test.serial('deploy - the programs of cluster.config.ts are deployed at start fo
   t.regex((await sigma('spawn', 'cfg-hello', '--realm', 'other', '--wait')).stdout, /ok: "mine"/);
   t.notRegex((await sigma('spawn', 'cfg-hello', 'x', '--wait')).stdout, /mine/);
 });
+
+test.serial('roll - a service moves to the new version without a gap in its name', async (t) => {
+  const file = write('roll/rolled.ts', serviceSource('old'));
+  t.is((await sigma('deploy', file)).code, EXIT.ok);
+  const { pid: old } = await startService(tc, 'rolled', 'rolled');
+  write('roll/rolled.ts', serviceSource('new'));
+  t.is((await sigma('deploy', file)).code, EXIT.ok);
+  // The name, read back to back for the whole roll: never missing, first the old proc, then the new one.
+  let rolling = true;
+  const seen: string[] = [];
+  const reader = (async () => {
+    while (rolling) seen.push((await tc.client.names('default')).find((n) => n.name === 'rolled')?.pid ?? 'missing');
+  })();
+  const r = await sigma('--json', 'roll', 'rolled');
+  await tc.client.waitExit(old, { timeoutMs: 10_000 });
+  rolling = false;
+  await reader;
+  t.is(r.code, EXIT.ok, r.stderr);
+  const rolled = JSON.parse(r.stdout) as { from: string; to: string };
+  t.is(rolled.from, old);
+  t.false(seen.includes('missing'), seen.join(' '));
+  t.is(seen.at(-1), rolled.to);
+  t.is((await tc.client.waitExit(old)).kind, 'evicted');
+  // Callers that had the old endpoint cached resolve again once it is closed (ENDPOINT_LINGER_MS).
+  t.is(await waitFor(() => tc.client.dataPathCall('rolled', 'x').catch((e: unknown) => (e as Error).message), (a) => a === 'new', 5_000), 'new');
+  t.is((await sigma('roll', 'no-such-service')).code, EXIT.refused);
+});

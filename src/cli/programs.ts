@@ -6,6 +6,8 @@ import type { Bus } from '../nats/types.js';
 import { deploy, programStore } from '../programs/client.js';
 import { DeployError } from '../programs/errors.js';
 import { checkName } from '../programs/store.js';
+import { rollService } from '../programs/roll.js';
+import { SigmaClient } from '../client/client.js';
 import { table } from './format.js';
 
 interface CliGlue {
@@ -36,6 +38,17 @@ export function programCommands(program: Command, { withBus, out }: CliGlue): vo
         const started = performance.now();
         const d = await deploy(bus, path, { realm: o.realm, ...(o.name === undefined ? {} : { name: o.name }) });
         out(`${d.realm}/${d.name} v${d.version}: ${d.kind}, ${d.bytes} bytes, ${d.hash.slice(0, 12)} (${Math.round(performance.now() - started)} ms)`, d);
+      }),
+    );
+
+  program
+    .command('roll <name>')
+    .description('rolls the service named <name> to its program\'s current version: starts the new proc, moves the name, evicts the old one')
+    .option('--realm <realm>', 'realm', 'default')
+    .action((name: string, o: { realm: string }) =>
+      withBus(async (bus) => {
+        const r = await rollService(await SigmaClient.connect(bus), o.realm, name);
+        out(`${o.realm}/${name}: ${r.from} -> ${r.to}`, r);
       }),
     );
 
