@@ -114,6 +114,7 @@ test.serial('deploy - bad input is refused at deploy time with a typed error and
     [['deploy', write('bad/big.ts', `import { FunctionProc } from 'sigma-ts';\nconst blob = ${JSON.stringify('x'.repeat(PROGRAM_BYTES_MAX))};\nexport default class B extends FunctionProc { run() { return blob.length; } }\n`)], EXIT.refused, /too-large/],
     [['deploy', join(app, 'bad', 'missing.ts')], EXIT.usage, /no-entry/],
     [['deploy', join(app, 'bad', 'ok.ts'), '--name', 'a.b'], EXIT.usage, /bad-name/],
+    [['deploy', join(app, 'bad', 'ok.ts'), '--name', 'hello'], EXIT.usage, /bad-name: "hello" is a built-in program/],
     [['deploy', 'never-deployed', '--rollback'], EXIT.refused, /unknown-program/],
   ];
   for (const [args, code, re] of cases) {

@@ -14,7 +14,6 @@ import { followRealmUsers } from './realm-users.js';
 import { BUCKET } from '../control/protocol/index.js';
 import type { Bus } from '../nats/types.js';
 import { bundleProgram } from '../programs/bundle.js';
-import { DeployError } from '../programs/errors.js';
 import { ProgramStore } from '../programs/store.js';
 
 const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
@@ -144,7 +143,6 @@ async function deployConfigPrograms(bus: Bus, programs: ReadonlyArray<readonly [
   const store = await untilJetStream(async () => ProgramStore.open(bus, await bus.kv(BUCKET.realms)));
   await Promise.all(
     programs.map(async ([name, path]) => {
-      if (Object.hasOwn(BUILTIN_PROGRAMS, name)) throw new DeployError('bad-name', `cluster.config.ts program "${name}" has the name of a built-in program`);
       const bundle = await bundleProgram(path);
       await untilJetStream(() => store.deployForCluster(name, bundle));
     }),

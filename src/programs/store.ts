@@ -7,6 +7,7 @@ import { decodeJson, encode } from '../control/protocol/index.js';
 import type { Bus, Kv, ObjectStore } from '../nats/types.js';
 import type { ProcKind } from '../proc/types.js';
 import { REALM_NAME } from '../control/names.js';
+import { BUILTIN_PROGRAMS } from '../examples/index.js';
 import { DeployError } from './errors.js';
 import { hashOf, isHash, PROGRAM_NAME, type Bundle } from './bundle.js';
 
@@ -93,6 +94,8 @@ export class ProgramStore {
   }
 
   async #deploy(realm: string, name: string, b: Pick<Bundle, 'code' | 'hash' | 'kind'>): Promise<ProgramVersion> {
+    // A spawn resolves built-in programs first: a deployed one of that name would never run.
+    if (Object.hasOwn(BUILTIN_PROGRAMS, name)) throw new DeployError('bad-name', `"${name}" is a built-in program (${Object.keys(BUILTIN_PROGRAMS).join(', ')}); give yours another name with --name`);
     if (realm !== CLUSTER_PROGRAMS && !(await this.realmExists(realm))) throw new DeployError('unknown-realm', `realm "${realm}" does not exist; create it with \`sigma realm create ${realm}\``);
     if (hashOf(b.code) !== b.hash) throw new DeployError('syntax', 'the bundle does not match its hash');
     if ((await this.code.get(b.hash)) === null) await this.code.put(b.hash, b.code);
