@@ -23,6 +23,7 @@ export interface LeaderDeps {
   realmsKv: Kv;
   namesKv: Kv;
   programs: Readonly<Record<string, string>>;
+  deployed?: SchedulerDeps['deployed'];
   nodeTimeoutMs: number;
   nodeRequestTimeoutMs: number;
   /** The node manager in this process: orders for it skip NATS (see startNode). */
@@ -48,6 +49,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       ...nodeLink(d),
       ...(d.local === undefined ? {} : { localNode: d.local.node }),
       programs: d.programs,
+      ...(d.deployed === undefined ? {} : { deployed: d.deployed }),
       term,
       realmsKv: fencedKv(d.realmsKv, isActive, term),
       namesKv: fencedKv(d.namesKv, isActive, term),

@@ -22,6 +22,8 @@ import { realmPassword, realmUser, REALM_KEY_ENV, withUser } from '../cluster/na
 import { BUCKET } from '../control/protocol/index.js';
 import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
 import { followRealmLimits, type RealmLimits } from './realm-limits.js';
+import { ProgramCache } from './program-cache.js';
+import { ProgramStore } from '../programs/store.js';
 
 const opts = new Command()
   .requiredOption('--id <id>')
@@ -92,6 +94,10 @@ const hostNats = opts.hostNats ?? opts.nats;
 const hostNatsUrl = (realm: string): string => (realmKey === undefined ? hostNats : withUser(hostNats, realmUser(realm), realmPassword(realmKey, realm)));
 let lookupName: HostNameLookup | undefined; // once NATS is up, before any host starts
 let realmLimits: RealmLimits | undefined; // likewise
+let programStore: ProgramStore | undefined; // likewise
+let realmGroup: ((realm: string) => number) | undefined; // sandboxed: each realm's uid (= gid)
+// Deployed programs: fetched by this process, read by hosts from their realm's directory.
+const programCache = new ProgramCache({ dataDir: opts.dataDir, fetch: (hash) => programStore!.fetch(hash), groupOf: (realm) => realmGroup?.(realm) });
 const isolation = hostIsolation(opts.isolation as IsolationMode);
 if (realmKey === undefined) isolation.status.missing.push(`NATS: proc hosts of every realm share one user (${REALM_KEY_ENV} is not set)`);
 // The node-to-node channel's secret comes in the environment (`npm run cluster` sets it; by hand: set it
@@ -106,7 +112,10 @@ const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath 
   process.exit(1);
 });
 const bus = await connectBus({ servers: [opts.nats], name: opts.id });
-realmLimits = await followRealmLimits(await bus.kv(BUCKET.realms), (e) => log.error({ err: e }, 'realm quotas: the watch ended; new pools and hosts take the node defaults'));
+const realmsKv = await bus.kv(BUCKET.realms);
+programStore = await ProgramStore.open(bus, realmsKv);
+await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'));
+realmLimits = await followRealmLimits(realmsKv, (e) => log.error({ err: e }, 'realm quotas: the watch ended; new pools and hosts take the node defaults'));
 // Bound on first use: the node below makes the bucket.
 let namesKv: Promise<HostNameLookup> | undefined;
 lookupName = (realm, key) => (namesKv ??= bus.kv(BUCKET.names, { bind: true }).then(hostNameLookup)).then((lookup) => lookup(realm, key));
@@ -114,6 +123,7 @@ const node = await startNode({
   id: opts.id,
   ...capacity,
   programs,
+  deployed: { store: programStore, cache: programCache },
   bus,
   launcher: isolation.launcher,
   isolation: isolation.status,
@@ -149,7 +159,8 @@ function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: {
   const services = { natsUrl: hostNatsUrl, lookupName: (realm: string, key: string) => lookupName?.(realm, key) ?? Promise.resolve(undefined) };
   const st = mode === 'off' ? { sandboxed: false, missing: ['proc host sandbox: off (isolation: off)'] } : isolationStatus();
   if (st.sandboxed) {
-    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs), diskMbFor: (realm) => realmLimits?.diskMbFor(realm) });
+    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs), programDirFor: (realm) => programCache.dirFor(realm), diskMbFor: (realm) => realmLimits?.diskMbFor(realm) });
+    realmGroup = (realm) => sandbox.uidOf(realm);
     log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
     const cgroups = new HostCgroups(opts.id);
     const missing = cgroups.version === undefined ? ['cgroups: neither v2 with memory, cpu and pids nor v1 with all three: hosts have no memory, CPU or pids limits'] : [];

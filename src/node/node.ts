@@ -3,14 +3,14 @@ import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.j
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type NodeIsolation, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
+import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
 import type { DataPathPort } from './datapath/port.js';
 import type { HostLauncher } from './host-process.js';
-import { nodeManager, type NodeMsg } from './manager/index.js';
+import { nodeManager, type NodeMsg, type ProgramFiles } from './manager/index.js';
 import { followPeers } from './datapath/peers.js';
 import { realTimers } from '../ports/real.js';
 
@@ -49,6 +49,11 @@ export interface NodeOptions {
   onFatal?: (error: unknown) => void;
   /** The data path this node owns (src/node/datapath/node-datapath.ts; the simulator's is src/sim/datapath.ts). */
   datapath?: DataPathPort;
+  /**
+   * Deployed programs (src/programs/): where the scheduler resolves a realm's program to a bundle and
+   * where this node's hosts get it from (fetched on first use, cached by hash). Absent in the simulator.
+   */
+  deployed?: { store: { resolve(realm: string, name: string): Promise<DeployedProgram | undefined> }; cache: ProgramFiles };
   /** Whether this node's hosts are sandboxed (the heartbeat carries it to `sigma nodes`). */
   isolation?: NodeIsolation;
   /** Deliberate bugs for the simulator's mutants; never set in production. */
@@ -126,6 +131,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
         },
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
+        ...(o.deployed === undefined ? {} : { programs: o.deployed.cache }),
       },
     ),
     { name: 'node' },
@@ -204,6 +210,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     realmsKv: st.realmsKv,
     namesKv: st.namesKv,
     programs: o.programs,
+    ...(o.deployed === undefined ? {} : { deployed: o.deployed.store }),
     nodeTimeoutMs: timing.nodeTimeoutMs,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),

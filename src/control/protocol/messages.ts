@@ -1,7 +1,7 @@
 import type { DataPathStatus } from '../../datapath/status.js';
 import type { SpecInput } from '../../proc/spec.js';
 import type { ProcSpec, Status } from '../../proc/types.js';
-import { isStatus, procRecord, realmQuota, type ProcRecord, type RealmQuota } from './records.js';
+import { isStatus, procRecord, realmQuota, type DeployedProgram, type ProcRecord, type RealmQuota } from './records.js';
 import { decodeResult, isInt, isNum, isObj, isStr, type Decoder, type WireError } from './wire.js';
 
 /** Error types on the control subjects (ControlError in src/control/errors.ts carries them to callers). */
@@ -49,6 +49,8 @@ export interface RunOrder {
   pid: string;
   spec: ProcSpec;
   modulePath: string;
+  /** A deployed program: the node fetches the bundle (cached by hash) and runs it instead of modulePath. */
+  program?: DeployedProgram;
   /** The record as the scheduler last wrote it and its revision: the node's first write needs no read. */
   record?: ProcRecord;
   revision?: number;
@@ -92,7 +94,7 @@ export const dataPathGone: Decoder<DataPathGone> = (v) =>
   cast(isObj(v) && isStr(v['node']) && Array.isArray(v['endpoints']) && v['endpoints'].length <= GONE_ENDPOINTS_MAX && v['endpoints'].every(isInt), v);
 
 const runOrder = (v: unknown): boolean =>
-  isObj(v) && isStr(v['pid']) && isObj(v['spec']) && isStr(v['modulePath']) && (v['record'] === undefined || procRecord(v['record']) !== undefined) && (v['revision'] === undefined || isInt(v['revision']));
+  isObj(v) && isStr(v['pid']) && isObj(v['spec']) && isStr(v['modulePath']) && (v['program'] === undefined || (isObj(v['program']) && isStr(v['program']['hash']) && isInt(v['program']['version']))) && (v['record'] === undefined || procRecord(v['record']) !== undefined) && (v['revision'] === undefined || isInt(v['revision']));
 
 export const nodeRequest: Decoder<NodeRequest> = (v) => {
   if (!isObj(v)) return undefined;

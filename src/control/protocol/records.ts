@@ -85,9 +85,17 @@ export interface ProcRecord {
   restarts: number;
   /** When the recent respawns happened (scheduler clock), for the restart intensity window. */
   restartTimesMs?: number[];
+  /** A deployed program: the bundle (content hash) and version resolved at spawn; its restarts keep it. */
+  program?: DeployedProgram;
   /** Term of the scheduler that accepted the spawn. */
   term: number;
   createdAtMs: number;
+}
+
+/** A deployed program's bundle as a spawn resolved it (src/programs/store.ts). */
+export interface DeployedProgram {
+  hash: string;
+  version: number;
 }
 
 export interface RealmRecord {

@@ -4,7 +4,7 @@ import { parseSpec } from '../../proc/spec.js';
 import type { ProcSpec } from '../../proc/types.js';
 import { ControlError } from '../errors.js';
 import { LC_PENDING_MAX, QueueFullError } from '../placement.js';
-import type { ProcRecord, SpawnReply } from '../protocol/index.js';
+import type { DeployedProgram, ProcRecord, SpawnReply } from '../protocol/index.js';
 import type { SchedulerMsg, SchedulerState } from './state.js';
 import { overQuota } from './quotas.js';
 
@@ -151,21 +151,49 @@ export function spawn(s: SchedulerState, input: unknown, reply: (r: SpawnReply) 
   if (parsed._tag === 'Left') return reply({ ok: false, error: { type: 'bad-spec', message: parsed.left.message, field: parsed.left.field } });
   const spec = parsed.right;
   if (!s.realms.has(spec.realm)) return refuse(reply, new ControlError('unknown-realm', `realm "${spec.realm}" does not exist; create it with \`sigma realm create ${spec.realm}\``, 'realm'));
-  // Own properties only: a program named `constructor` or `__proto__` is unknown, not Object's.
-  if (!Object.hasOwn(s.deps.programs, spec.program)) {
-    return refuse(reply, new ControlError('unknown-program', `no program "${spec.program}"; known: ${Object.keys(s.deps.programs).sort().join(', ') || '(none)'}`, 'program'));
-  }
   const idem = idempotency(input);
   if (typeof idem === 'string') return reply({ ok: false, error: { type: 'bad-spec', message: idem, field: 'idempotencyKey' } });
+  // Own properties only: a program named `constructor` or `__proto__` is unknown, not Object's.
+  if (Object.hasOwn(s.deps.programs, spec.program)) return admit(s, spec, undefined, idem, reply);
+  const deployed = s.deps.deployed;
+  if (deployed === undefined) return refuse(reply, new ControlError('unknown-program', `no program "${spec.program}"; known: ${Object.keys(s.deps.programs).sort().join(', ') || '(none)'}`, 'program'));
+  // A program deployed to the realm: its current version, read now (a deploy just before is seen).
+  deployed.resolve(spec.realm, spec.program).then(
+    (program) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program, idem, reply }),
+    (error: unknown) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program: undefined, idem, error, reply }),
+  );
+}
+
+function unknownProgram(s: SchedulerState, spec: ProcSpec): ControlError {
+  return new ControlError('unknown-program', `no program "${spec.program}" in realm ${spec.realm}; built in: ${Object.keys(s.deps.programs).sort().join(', ') || '(none)'}; deployed: \`sigma programs ls --realm ${spec.realm}\``, 'program');
+}
+
+export function spawnResolved(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'spawn-resolved' }>): void {
+  if (m.error !== undefined) return refuse(m.reply, new ControlError('internal', `could not read the programs of realm ${m.spec.realm}: ${(m.error as Error).message}`));
+  if (m.program === undefined) return refuse(m.reply, unknownProgram(s, m.spec));
+  // The realm may have gone while the program was read.
+  if (!s.realms.has(m.spec.realm)) return refuse(m.reply, new ControlError('unknown-realm', `realm "${m.spec.realm}" does not exist`, 'realm'));
+  admit(s, m.spec, m.program, m.idem, m.reply);
+}
+
+/** A spec whose program is known: a repeated key's first pid, or a new record (within the realm's quota). */
+function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | undefined, idem: Idempotency | undefined, reply: (r: SpawnReply) => void): void {
   const pid = idem === undefined ? undefined : keyedPid(spec.realm, idem.key);
   if (pid !== undefined && s.live.has(pid)) return repeat(s, pid, reply);
   const over = overQuota(s.quotas.get(spec.realm), s.live.usage(spec.realm), spec);
   if (over !== undefined) return refuse(reply, new ControlError('quota-exceeded', over, 'realm'));
-  accept(s, newRecord(s, spec, 0, pid), reply, idem?.repeat === true);
+  const rec = newRecord(s, spec, 0, pid);
+  accept(s, program === undefined ? rec : { ...rec, program }, reply, idem?.repeat === true);
 }
 
-/** A request's idempotency key: absent, `{key, repeat}`, or why it is malformed. */
-function idempotency(input: unknown): { key: string; repeat: boolean } | string | undefined {
+export interface Idempotency {
+  key: string;
+  /** Not known to be new: a retry, or a key of the caller's own (takes the checked path). */
+  repeat: boolean;
+}
+
+/** A request's idempotency key: absent, the key, or why it is malformed. */
+function idempotency(input: unknown): Idempotency | string | undefined {
   const i = input as Record<string, unknown>;
   const key = Object.hasOwn(i, 'idempotencyKey') ? i['idempotencyKey'] : undefined;
   if (key === undefined) return undefined;

@@ -4,8 +4,9 @@ import type { ProcSpec, Status } from '../../proc/types.js';
 import type { Mutations } from '../mutations.js';
 import { BeQueues, Placements } from '../placement.js';
 import type { ProcTable } from '../proc-table.js';
-import type { Ack, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
+import type { Ack, DeployedProgram, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
 import { LiveProcs } from './quotas.js';
+import type { Idempotency } from './placing.js';
 
 export interface SchedulerDeps {
   table: ProcTable;
@@ -15,8 +16,10 @@ export interface SchedulerDeps {
   tellNode(node: string, req: NodeRequest): void;
   /** The node running in the scheduler's own process: its orders need no NATS hop, so BE procs try it first. */
   localNode?: string;
-  /** Program name -> module path. */
+  /** Program name -> module path (built-in and configured programs, on every node's disk). */
   programs: Readonly<Record<string, string>>;
+  /** Deployed programs of each realm (src/programs/store.ts); absent in the simulator. */
+  deployed?: { resolve(realm: string, name: string): Promise<DeployedProgram | undefined> };
   /** Fencing token of this leadership (the lease's revision). Part of every pid, so pids never repeat. */
   term: number;
   realmsKv: Kv;
@@ -37,6 +40,7 @@ export type SchedulerMsg =
   | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }
   | { type: 'recover-failed'; error: unknown }
   | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
+  | { type: 'spawn-resolved'; spec: ProcSpec; program: DeployedProgram | undefined; idem: Idempotency | undefined; error?: unknown; reply: (r: SpawnReply) => void }
   | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: AckReply }
   | { type: 'proc-event'; ev: ProcEvent }
@@ -128,7 +132,8 @@ export class SchedulerState {
   }
 
   order(r: ProcRecord, revision?: number): RunOrder {
-    return { pid: r.pid, spec: r.spec, modulePath: this.deps.programs[r.spec.program]!, ...(revision === undefined ? {} : { record: r, revision }) };
+    const modulePath = r.program === undefined ? this.deps.programs[r.spec.program]! : '';
+    return { pid: r.pid, spec: r.spec, modulePath, ...(r.program === undefined ? {} : { program: r.program }), ...(revision === undefined ? {} : { record: r, revision }) };
   }
 }
 

@@ -38,8 +38,15 @@ export interface NodeManagerDeps {
   /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
   pull(slots: number): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
+  /** Deployed programs' bundles as files hosts load (fetched on first use, cached by hash). */
+  programs?: ProgramFiles;
   /** The node's data path (pools, endpoints, BPF maps or hub); src/sim/datapath.ts in the simulator. */
   datapath?: DataPathPort;
+}
+
+/** Where a host of `realm` finds the bundle `hash`: a file in that realm's cache, fetched if missing. */
+export interface ProgramFiles {
+  path(realm: string, hash: string): Promise<string>;
 }
 
 export type NodeMsg =
@@ -58,6 +65,7 @@ export type NodeMsg =
   | { type: 'mark-running'; pid: string }
   | { type: 'created'; pid: string; revision: number }
   | { type: 'cancel'; pid: string; term?: number }
+  | { type: 'program-ready'; pid: string; modulePath?: string; error?: string }
   | { type: 'tick' };
 
 export interface Host {
