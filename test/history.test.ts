@@ -1,6 +1,9 @@
 import test from 'ava';
 import { encode, BUCKET, type LeaseRecord, decodeJson, type ProcRecord } from '../src/control/protocol/index.js';
-import { INDEX_COMPLETE } from '../src/control/proc-table.js';
+import { INDEX_COMPLETE, ProcTable } from '../src/control/proc-table.js';
+import { sweep } from '../src/control/retention.js';
+import { connectBus } from '../src/nats/real.js';
+import { startNatsServer } from '../src/nats/server.js';
 import { testCluster, untilScheduler, waitFor, type TestCluster } from './helpers/cluster.js';
 
 // The proc table's history does not weigh on a failover: the scheduler rebuilds from an index of the
@@ -62,5 +65,35 @@ test('history - the whole table pages in pid order: every record once, a cursor 
     t.is(pages, Math.ceil(seen.length / 3));
   } finally {
     await tc.stop();
+  }
+});
+
+test('history - retention: per realm the newest maxPerRealm exited records stay, none older than maxAgeMs; live procs always stay', async (t) => {
+  const server = await startNatsServer();
+  const bus = await connectBus({ servers: [server.url], name: 'retention' });
+  try {
+    const table = new ProcTable(await bus.kv('retention_procs'), await bus.kv('retention_live'));
+    const rec = (realm: string, n: number, state: 'exited' | 'running'): ProcRecord => ({
+      pid: `${realm}.p${n}`,
+      spec: { program: 'hello', args: [], realm, lc: false, mcpu: 0, memMb: 64, dedicated: false, restart: 'never', maxRestarts: 0, restartWithinMs: 0, evictWithParent: false },
+      state,
+      restarts: 0,
+      term: 1,
+      createdAtMs: n,
+      ...(state === 'exited' ? { status: { kind: 'ok' as const, message: 'ok' } } : {}),
+    });
+    for (const n of [1, 2, 3, 4, 5]) await table.create(rec('a', n, 'running')).then(() => table.exit(`a.p${n}`, { kind: 'ok', message: 'ok' }));
+    await table.create(rec('a', 0, 'running')); // live, and the oldest of all
+    for (const n of [100, 200]) await table.create(rec('b', n, 'running')).then(() => table.exit(`b.p${n}`, { kind: 'ok', message: 'ok' }));
+    const keys = async (): Promise<string[]> => (await table.kv.keys()).sort();
+    await waitFor(async () => (await table.live!.keys()).filter((k) => k !== INDEX_COMPLETE), (ks) => ks.length === 1);
+    const seen = new Map();
+    t.is(await sweep(table, 1_000, { maxPerRealm: 3, maxAgeMs: 10_000, sweepEveryMs: 1 }, seen), 2);
+    t.deepEqual(await keys(), ['a.p0', 'a.p3', 'a.p4', 'a.p5', 'b.p100', 'b.p200']);
+    t.is(await sweep(table, 1_000, { maxPerRealm: 3, maxAgeMs: 850, sweepEveryMs: 1 }, seen), 4);
+    t.deepEqual(await keys(), ['a.p0', 'b.p200'], 'the old ones went; the live proc stayed, though older than all');
+  } finally {
+    await bus.close();
+    await server.stop();
   }
 });

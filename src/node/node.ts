@@ -1,3 +1,4 @@
+import type { Retention } from '../control/retention.js';
 import type { Logger } from 'pino';
 import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
@@ -58,6 +59,8 @@ export interface NodeOptions {
   isolation?: NodeIsolation;
   /** Deliberate bugs for the simulator's mutants; never set in production. */
   mutations?: Mutations;
+  /** When this node leads: how long exited procs stay in the table (src/control/retention.ts). */
+  retention?: Retention;
 }
 
 export interface RunningNode {
@@ -214,6 +217,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     nodeTimeoutMs: timing.nodeTimeoutMs,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
+    ...(o.retention === undefined ? {} : { retention: o.retention }),
   };
   system.spawn(
     leaseActor({
