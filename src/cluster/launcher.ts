@@ -11,6 +11,7 @@ import { ADMIN_USER, clusterCredentials, CREDENTIALS_FILE, natsUsers, REALM_KEY_
 import { startNatsServer } from '../nats/server.js';
 import { connectBus } from '../nats/real.js';
 import { followRealmUsers } from './realm-users.js';
+import { RouteStore } from '../gateway/route-store.js';
 
 const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
 export const NODE_READY_TIMEOUT_MS = 20_000;
@@ -21,6 +22,8 @@ export interface RunningCluster {
   natsUrl: string;
   dataDir: string;
   nodes: Map<string, ChildProcess>;
+  /** Where each node's gateway listens, once it does (a node restarted may listen elsewhere when configured 0). */
+  gatewayPorts: Map<string, number>;
   programs: Record<string, string>;
   /** Starts (or restarts) one node process. */
   startNode(id: string): Promise<ChildProcess>;
@@ -58,16 +61,21 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const programs: Record<string, string> = { ...BUILTIN_PROGRAMS };
   for (const [name, path] of Object.entries(config.programs)) programs[name] = isAbsolute(path) ? path : resolve(configDir, path);
   const nodes = new Map<string, ChildProcess>();
+  const gatewayPorts = new Map<string, number>();
+  await (await RouteStore.open(usersBus)).seed(config.routes);
   const byId = new Map(config.nodes.map((n) => [n.id, n]));
 
   const startNode = (id: string): Promise<ChildProcess> => {
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
-    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(programs), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex)];
+    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(programs), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
     const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
     nodes.set(id, child);
+    child.on('message', (m: { t?: string; port?: number }) => {
+      if (m.t === 'gateway-listening' && typeof m.port === 'number') gatewayPorts.set(id, m.port);
+    });
     return new Promise((res, rej) => {
       const timer = setTimeout(() => rej(new Error(`node ${id} not ready within ${NODE_READY_TIMEOUT_MS} ms`)), NODE_READY_TIMEOUT_MS);
       child.once('exit', (code) => {
@@ -89,6 +97,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
     natsUrl,
     dataDir,
     nodes,
+    gatewayPorts,
     programs,
     startNode,
     async stop() {
