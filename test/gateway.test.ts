@@ -1,4 +1,5 @@
 import test from 'ava';
+import { execFile } from 'node:child_process';
 import { Agent } from 'node:http';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
@@ -28,6 +29,13 @@ test.before(async () => {
   port = await waitFor(async () => tc.cluster.gatewayPorts.get(NODE) ?? 0, (p) => p > 0, WAIT_MS);
 });
 test.after.always(async () => tc?.stop());
+
+const CLI = fileURLToPath(new URL('../src/cli/sigma.js', import.meta.url));
+/** The `sigma` CLI against this cluster: exit code and output. */
+const sigma = (...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> =>
+  new Promise((resolve) => {
+    const child = execFile(process.execPath, [CLI, '--nats', tc.cluster.natsUrl, ...args], { timeout: WAIT_MS, encoding: 'utf8' }, (_e, stdout, stderr) => resolve({ code: child.exitCode ?? -1, stdout, stderr }));
+  });
 
 const status = async (): Promise<DataPathStatus> => {
   const r = await call(tc.bus, NODE_RPC.subject(NODE), NODE_RPC.dataPathStatus, { op: 'datapath-status' }, 5_000);
@@ -175,8 +183,19 @@ test.serial('gateway - a route of one realm reaches only its own services and wh
   t.regex(borrowed.body, /^other other\./, 'the exported service answered, copied across the pools');
   t.regex((await http(port, 'POST', '/own', 'whoami')).body, /^other other\./, 'realm other reaches its own');
 
-  // The route commands act for one realm.
+  // The route commands act for one realm, through the library and the CLI alike.
+  const added = await sigma('--json', 'route', 'add', 'mine', 'GET', '/mine', 'secret', '--realm', 'other');
+  t.is(added.code, 0, added.stderr);
+  const ls = await sigma('--json', 'route', 'ls', '--realm', 'other');
+  t.deepEqual((JSON.parse(ls.stdout) as Array<{ name: string }>).map((r) => r.name), ['mine', 'own']);
+  t.false(ls.stdout.includes('steal'), 'realm default\'s routes are not listed for realm other');
+  const rmOther = await sigma('route', 'rm', 'borrow', '--realm', 'other');
+  t.is(rmOther.code, 3, 'realm other cannot remove realm default\'s route');
+  t.is((await http(port, 'POST', '/borrow', 'still')).status, 200);
+  t.is((await sigma('route', 'add', 'bad', 'GET', 'no-slash', '--realm', 'other')).code, 3);
+  t.is((await sigma('route', 'rm', 'mine', '--realm', 'other')).code, 0);
   t.deepEqual((await routes.list('other')).map((r) => r.name), ['own']);
+  t.deepEqual((await routes.list('default')).map((r) => r.name).filter((n) => n.startsWith('st')), ['steal', 'steal2']);
   t.false(await routes.remove('other', 'steal'), 'realm other cannot remove a route of realm default');
   t.is((await http(port, 'POST', '/steal', 'x')).status, 503, 'and the route is still there');
   const clash = await routes.add({ realm: 'other', name: 'clash', method: 'POST', path: '/borrow', target: 'secret' });

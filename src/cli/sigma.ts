@@ -12,6 +12,7 @@ import { connectBus } from '../nats/real.js';
 import { startCluster } from '../cluster/launcher.js';
 import { ADMIN_USER, CREDENTIALS_FILE, withUser } from '../cluster/nats-users.js';
 import { EXIT, table } from './format.js';
+import { routeCommands } from './route.js';
 
 /** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
 const wholeNumber = (min: number, max: number) => (v: string): number => {
@@ -206,6 +207,7 @@ program.command('datapath [node]').description("a node's data path: mode, pools 
   out(`${refused.join('\n')}\n${table(rows, ['node', 'mode', 'realm', 'usedKiB', 'freeKiB', 'hosts'])}`, all);
 }));
 
+routeCommands(program, withClient, out, wholeNumber);
 
 try {
   await program.parseAsync();
