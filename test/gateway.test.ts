@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { NODE as NODE_RPC, call, type RouteInput } from '../src/control/protocol/index.js';
 import type { DataPathStatus } from '../src/datapath/status.js';
 import { RouteStore } from '../src/gateway/route-store.js';
+import { DEFAULT_IN_FLIGHT_MAX } from '../src/datapath/credits.js';
 import { testCluster, startService, waitFor, type TestCluster } from './helpers/cluster.js';
 import { http, rawExchange } from './helpers/http.js';
 
@@ -114,6 +115,20 @@ test.serial('gateway - 404, 413, 503 with Retry-After, 502, 504 and slow clients
   const ghost = await http(port, 'GET', '/ghost');
   t.is(ghost.status, 503);
   t.truthy(ghost.headers['retry-after']);
+
+  // No credits: the service holds as many requests as the gateway's credits allow (each for 3 s); one
+  // more waits for a credit until the route's deadline (2 s) and is refused 503.
+  await startService(tc, 'gw-svc', 'busy', {}, WAIT_MS);
+  await addRoute({ realm: 'default', name: 'busy', method: 'POST', path: '/busy', deadlineMs: 2_000 });
+  const holding = Array.from({ length: DEFAULT_IN_FLIGHT_MAX }, () => http(port, 'POST', '/busy', 'sleep:3000'));
+  const inFlight = async (): Promise<number> => Number(/sigma_gateway_requests_in_flight\{[^}]*\} (\d+)/.exec((await http(port, 'GET', '/metrics')).body)?.[1]);
+  await waitFor(inFlight, (n) => n === DEFAULT_IN_FLIGHT_MAX, WAIT_MS);
+  await waitFor(used, (u) => u >= base + DEFAULT_IN_FLIGHT_MAX * 10, WAIT_MS); // each request's buffer is with the service
+  const noCredit = await http(port, 'POST', '/busy', 'x');
+  t.is(noCredit.status, 503, noCredit.body);
+  t.regex(noCredit.body, /credit/);
+  t.true((await Promise.all(holding)).every((r) => r.status === 504));
+  t.is(await whole(base), base);
 
   // The proc fails the request: 502; the service stays up.
   const failed = await http(port, 'POST', '/svc', 'throw');

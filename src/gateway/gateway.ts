@@ -147,12 +147,14 @@ export class Gateway {
     if (length !== undefined && length > route.bodyBytesMax) return this.#fail(req, res, route, 'too-large', `the body of ${length} bytes is over this route's ${route.bodyBytesMax}`, t0);
     if (this.#inFlight >= this.#limits.requestsInFlightMax) return this.#fail(req, res, route, 'busy', `${this.#limits.requestsInFlightMax} requests are in flight on this gateway`, t0);
     this.#inFlight++;
+    this.#o.metrics.inFlight.inc();
     const held: Held = { body: undefined, answer: undefined, closed: false };
     res.once('close', () => {
       held.closed = true;
       held.body?.release();
       held.answer?.release();
       this.#inFlight--;
+      this.#o.metrics.inFlight.dec();
     });
     let head: Uint8Array | undefined;
     try {

@@ -22,6 +22,7 @@ export class GatewayMetrics {
   readonly errors: Counter<'realm' | 'route' | 'kind'>;
   readonly procCalls: Counter<'realm' | 'proc' | 'outcome'>;
   readonly procLatency: Histogram<'realm' | 'proc'>;
+  readonly inFlight: Gauge;
   readonly spawns: Counter<'realm'>;
   readonly exits: Counter<'realm' | 'kind'>;
   readonly #live = new Map<string, number>();
@@ -34,6 +35,7 @@ export class GatewayMetrics {
     this.errors = new Counter({ name: 'sigma_gateway_errors_total', help: 'Requests that failed, by kind (not-found, too-large, unavailable, proc-failed, deadline, slow-client, ...)', labelNames: ['realm', 'route', 'kind'], registers: [r] });
     this.procCalls = new Counter({ name: 'sigma_gateway_proc_calls_total', help: 'Calls from the gateway into a route target (the first stage of a chain), by outcome', labelNames: ['realm', 'proc', 'outcome'], registers: [r] });
     this.procLatency = new Histogram({ name: 'sigma_gateway_proc_seconds', help: 'Data-path round trip from the gateway to a target proc and back (a whole chain)', labelNames: ['realm', 'proc'], buckets: LATENCY_BUCKETS_S, registers: [r] });
+    this.inFlight = new Gauge({ name: 'sigma_gateway_requests_in_flight', help: 'Requests between their head and their answer (bounded by requestsInFlightMax)', registers: [r] });
     this.spawns = new Counter({ name: 'sigma_procs_started_total', help: 'Procs started on this node', labelNames: ['realm'], registers: [r] });
     this.exits = new Counter({ name: 'sigma_procs_exited_total', help: 'Procs that exited on this node, by status kind', labelNames: ['realm', 'kind'], registers: [r] });
     const live = this.#live;
