@@ -62,7 +62,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   for (const [name, path] of Object.entries(config.programs)) programs[name] = isAbsolute(path) ? path : resolve(configDir, path);
   const nodes = new Map<string, ChildProcess>();
   const gatewayPorts = new Map<string, number>();
-  await (await RouteStore.open(usersBus)).seed(config.routes);
+  if (config.routes.length > 0) await (await RouteStore.open(usersBus)).seed(config.routes);
   const byId = new Map(config.nodes.map((n) => [n.id, n]));
 
   const startNode = (id: string): Promise<ChildProcess> => {

@@ -2,6 +2,9 @@ import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import { decodeJson, encode, parseRoute, RouteError, routeKey, routeRecord, ROUTES_BUCKET, ROUTES_PER_REALM_MAX, type RouteInput, type RouteRecord } from '../control/protocol/index.js';
 import type { Bus, Kv } from '../nats/types.js';
 
+const OPEN_WAIT_MS = 10_000;
+const OPEN_RETRY_MS = 100;
+
 export class RouteConflictError extends Error {
   readonly type = 'route-conflict';
   constructor(detail: string) {
@@ -28,8 +31,16 @@ export type RouteStoreError = RouteError | RouteConflictError | RouteLimitError;
 export class RouteStore {
   private constructor(private readonly kv: Kv) {}
 
+  /** Retries while JetStream is not answering yet (a server just started says "no responders"), up to OPEN_WAIT_MS. */
   static async open(bus: Bus): Promise<RouteStore> {
-    return new RouteStore(await bus.kv(ROUTES_BUCKET));
+    for (let waitedMs = 0; ; waitedMs += OPEN_RETRY_MS) {
+      try {
+        return new RouteStore(await bus.kv(ROUTES_BUCKET));
+      } catch (e) {
+        if ((e as { type?: string }).type !== 'no-responders' || waitedMs >= OPEN_WAIT_MS) throw e;
+        await new Promise((r) => setTimeout(r, OPEN_RETRY_MS));
+      }
+    }
   }
 
   async add(input: RouteInput): Promise<Either<RouteStoreError, RouteRecord>> {
