@@ -14,6 +14,7 @@ export const SUITES: readonly SuiteEntry[] = [
   { name: 'spawn', load: async () => (await import('./suites/spawn.js')).spawnSuite },
   { name: 'datapath', load: async () => (await import('./suites/datapath.js')).datapathSuite },
   { name: 'isolation', load: async () => (await import('./suites/isolation.js')).isolationSuite },
+  { name: 'apps', load: async () => (await import('./suites/apps.js')).appsSuite },
 ];
 
 export const suiteNames = (): string[] => SUITES.map((s) => s.name);
