@@ -69,3 +69,23 @@ test('gateway errors - each data-path failure maps to its status', (t) => {
   const s = (type: string): number => errorStatus({ type }).status;
   t.deepEqual([s('pool-exhausted'), s('credit-timeout'), s('unknown-target'), s('remote-handler'), s('endpoint-closed'), s('call-timeout'), s('alloc-too-large'), s('something-new')], [503, 503, 503, 502, 502, 504, 413, 502]);
 });
+
+test('sigma top - reads prom-client text and sums routes over nodes', async (t) => {
+  const { parseMetrics, render } = await import('../src/cli/top.js');
+  const text = [
+    '# HELP sigma_gateway_requests_total x',
+    'sigma_gateway_requests_total{realm="a",route="echo",code="200",node="n1"} 3',
+    'sigma_gateway_errors_total{realm="a",route="echo",kind="deadline",node="n1"} 1',
+    'sigma_gateway_request_seconds_bucket{le="0.001",realm="a",route="echo",node="n1"} 2',
+    'sigma_gateway_request_seconds_bucket{le="0.01",realm="a",route="echo",node="n1"} 3',
+    'sigma_gateway_request_seconds_bucket{le="+Inf",realm="a",route="echo",node="n1"} 4',
+    'sigma_procs{realm="a",node="n1"} 2',
+  ].join('\n');
+  const s = parseMetrics(text);
+  t.is(s.length, 6);
+  t.deepEqual(s[0], { name: 'sigma_gateway_requests_total', labels: { realm: 'a', route: 'echo', code: '200', node: 'n1' }, value: 3 });
+  const r = render([{ node: 'n1', samples: s }, { node: 'n2', samples: parseMetrics(text) }, { node: 'n3', samples: 'unreachable' }]).data as { routes: Array<Record<string, unknown>>; nodes: Array<Record<string, unknown>> };
+  t.deepEqual(r.routes, [{ route: 'a/echo', requests: 6, errors: 2, p50Ms: '<=1', p99Ms: '>10' }]);
+  t.is(r.nodes[0]!['procs'], 'a=2');
+  t.is(r.nodes[2]!['status'], 'unreachable');
+});

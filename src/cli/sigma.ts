@@ -13,6 +13,7 @@ import { startCluster } from '../cluster/launcher.js';
 import { ADMIN_USER, CREDENTIALS_FILE, withUser } from '../cluster/nats-users.js';
 import { EXIT, table } from './format.js';
 import { routeCommands } from './route.js';
+import { topCommand } from './top.js';
 
 /** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
 const wholeNumber = (min: number, max: number) => (v: string): number => {
@@ -208,6 +209,7 @@ program.command('datapath [node]').description("a node's data path: mode, pools 
 }));
 
 routeCommands(program, withClient, out, wholeNumber);
+topCommand(program, () => loadConfig(program.opts<{ config: string }>().config), out, json);
 
 try {
   await program.parseAsync();
