@@ -38,7 +38,7 @@ async function serveFrontend(req: IncomingMessage, res: ServerResponse): Promise
   const url = new URL(req.url ?? '/', 'http://x');
   const body = await readBody(req);
   const form = req.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true ? parseForm(body) : {};
-  const a = await app.frontend({ method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), form, cookies: parseCookies(req.headers.cookie) }, rpc);
+  const a = await app.frontend({ method: req.method ?? 'GET', path: url.pathname, query: Object.fromEntries(url.searchParams), form, cookies: parseCookies(req.headers.cookie), ...(req.headers.referer === undefined ? {} : { referer: req.headers.referer }) }, rpc);
   res.writeHead(a.status, a.headers);
   res.end(a.body);
 }

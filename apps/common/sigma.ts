@@ -38,7 +38,7 @@ export function frontendProc(app: App): new (...a: never[]) => ServiceProc<never
     async onData(msg: DataMessage): Promise<Uint8Array> {
       const { head, body } = readRequest(msg.bytes);
       const form = head.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true ? parseForm(utf8.decode(body)) : {};
-      const a = await app.frontend({ method: head.method, path: head.path, query: head.query, form, cookies: parseCookies(head.headers['cookie']) }, dataPathRpc((t, p, o) => this.proc.call(t, p, o)));
+      const a = await app.frontend({ method: head.method, path: head.path, query: head.query, form, cookies: parseCookies(head.headers['cookie']), ...(head.headers['referer'] === undefined ? {} : { referer: head.headers['referer'] }) }, dataPathRpc((t, p, o) => this.proc.call(t, p, o)));
       return httpAnswer(a.status, a.body, a.headers);
     }
   } as never;

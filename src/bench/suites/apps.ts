@@ -46,7 +46,7 @@ function cpuMs(match: (cmd: string) => boolean): number {
   return total;
 }
 const isSigma = (cmd: string): boolean => cmd.includes('nats-server') || cmd.includes('node/main') || cmd.includes('host/main') || cmd.includes('sigma-sandbox');
-const isHttpOf = (app: AppName) => (cmd: string): boolean => (app === 'boutique' ? cmd.includes('boutique/http/server') : cmd.includes('common/http-server') && cmd.includes('apps/hotel/'));
+const isHttpOf = (app: AppName) => (cmd: string): boolean => cmd.includes('common/http-server') && cmd.includes(`apps/${app}/`);
 type AppName = 'boutique' | 'hotel';
 
 interface Load { rps: number; latenciesMs: number[]; errors: number }
