@@ -15,6 +15,7 @@ export const SUITES: readonly SuiteEntry[] = [
   { name: 'datapath', load: async () => (await import('./suites/datapath.js')).datapathSuite },
   { name: 'failover', load: async () => (await import('./suites/failover.js')).failoverSuite },
   { name: 'isolation', load: async () => (await import('./suites/isolation.js')).isolationSuite },
+  { name: 'apps', load: async () => (await import('./suites/apps.js')).appsSuite },
 ];
 
 export const suiteNames = (): string[] => SUITES.map((s) => s.name);

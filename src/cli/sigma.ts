@@ -16,6 +16,8 @@ import { EXIT, table } from './format.js';
 import { contextFile, findCluster, NATS_ENV, NoClusterError, writeContext, type ClusterAddress, ContextError } from '../cluster/context.js';
 import type { Bus } from '../nats/types.js';
 import { programCommands } from './programs.js';
+import { routeCommands } from './route.js';
+import { topCommand } from './top.js';
 
 /** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
 const wholeNumber = (min: number, max: number) => (v: string): number => {
@@ -235,6 +237,8 @@ program.command('datapath [node]').description("a node's data path: mode, pools 
 }));
 
 programCommands(program, { withBus, out });
+routeCommands(program, withClient, out, wholeNumber);
+topCommand(program, () => loadConfig(program.opts<{ config: string }>().config), out, json);
 
 try {
   await program.parseAsync();

@@ -15,6 +15,7 @@ import { BUCKET } from '../control/protocol/index.js';
 import type { Bus } from '../nats/types.js';
 import { bundleProgram } from '../programs/bundle.js';
 import { ProgramStore } from '../programs/store.js';
+import { RouteStore } from '../gateway/route-store.js';
 
 const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
 export const NODE_READY_TIMEOUT_MS = 20_000;
@@ -27,6 +28,8 @@ export interface RunningCluster {
   natsPid: number | undefined;
   dataDir: string;
   nodes: Map<string, ChildProcess>;
+  /** Where each node's gateway listens, once it does (a node restarted may listen elsewhere when configured 0). */
+  gatewayPorts: Map<string, number>;
   programs: Record<string, string>;
   /** Starts (or restarts) one node process. */
   startNode(id: string): Promise<ChildProcess>;
@@ -68,16 +71,21 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   await deployConfigPrograms(usersBus, configured, log);
   for (const [name, path] of configured) programs[name] = path;
   const nodes = new Map<string, ChildProcess>();
+  const gatewayPorts = new Map<string, number>();
+  if (config.routes.length > 0) await (await RouteStore.open(usersBus)).seed(config.routes);
   const byId = new Map(config.nodes.map((n) => [n.id, n]));
 
   const startNode = (id: string): Promise<ChildProcess> => {
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
-    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex)];
+    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
     const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
     nodes.set(id, child);
+    child.on('message', (m: { t?: string; port?: number }) => {
+      if (m.t === 'gateway-listening' && typeof m.port === 'number') gatewayPorts.set(id, m.port);
+    });
     return new Promise((res, rej) => {
       const timer = setTimeout(() => rej(new Error(`node ${id} not ready within ${NODE_READY_TIMEOUT_MS} ms`)), NODE_READY_TIMEOUT_MS);
       child.once('exit', (code) => {
@@ -100,6 +108,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
     natsPid: nats?.pid,
     dataDir,
     nodes,
+    gatewayPorts,
     programs,
     startNode,
     async stop() {

@@ -1,5 +1,6 @@
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
+import { parseRoute, RouteError, type RouteInput, type RouteRecord } from '../control/protocol/routes.js';
 import { QUOTA_FIELDS, QUOTA_VALUE_MAX, realmQuota, type RealmQuota } from '../control/protocol/records.js';
 import { RETENTION_DEFAULT, type Retention } from '../control/retention.js';
 
@@ -15,6 +16,8 @@ export interface NodeConfig {
   dpPort: number;
   /** Its endpoint-id range (src/node/datapath/ids.ts): distinct per node; default its position in the list, from 1. */
   dpIndex: number;
+  /** Its gateway's HTTP port: default gateway.port plus its position in the list from 0 (0: any free one). */
+  gatewayPort: number;
 }
 
 export type NatsConfig = { embedded: true; port: number } | { embedded: false; servers: string[] };
@@ -28,7 +31,9 @@ export interface ClusterConfig {
   /** Quotas of those realms, set when the cluster creates them (`sigma realm quota` changes them later). */
   quotas: Record<string, RealmQuota>;
   nats: NatsConfig;
-  gateway: { port: number };
+  gateway: { port: number; host: string; limits: GatewayLimitsInput };
+  /** Routes written into the routes bucket when the cluster starts (`sigma route` changes them at run time). */
+  routes: RouteRecord[];
   datapath: DataPathMode;
   /** Shared-memory pool per (realm, node), MiB. */
   poolMb: number;
@@ -55,7 +60,9 @@ export interface ClusterInput {
   quotas?: Record<string, RealmQuota>;
   /** `embedded` (the default) starts a nats-server; `servers` joins an existing NATS cluster. */
   nats?: { embedded?: boolean; port?: number; servers?: string[] };
-  gateway?: { port?: number };
+  /** HTTP ingress: every node listens on port + its position (or its own gatewayPort), on host (default all interfaces). */
+  gateway?: { port?: number; host?: string; limits?: GatewayLimitsInput };
+  routes?: RouteInput[];
   datapath?: DataPathMode;
   /** Shared-memory pool per (realm, node), MiB (default 64; the largest payload is a quarter of it). */
   poolMb?: number;
@@ -65,6 +72,21 @@ export interface ClusterInput {
   retention?: Partial<Retention>;
   dataDir?: string;
   programs?: Record<string, string>;
+}
+
+/** The gateway's bounds (src/gateway/gateway.ts GatewayLimits): each a positive whole number; unset ones take the defaults. */
+export type GatewayLimitsInput = Partial<Record<'requestsInFlightMax' | 'connectionsMax' | 'bodyTimeoutMs' | 'writeTimeoutMs' | 'keepAliveTimeoutMs' | 'retryAfterS', number>>;
+const GATEWAY_LIMITS = ['requestsInFlightMax', 'connectionsMax', 'bodyTimeoutMs', 'writeTimeoutMs', 'keepAliveTimeoutMs', 'retryAfterS'] as const;
+const GATEWAY_LIMIT_MAX = 1_000_000_000;
+
+function gatewayLimits(input: Record<string, unknown>): GatewayLimitsInput {
+  const out: GatewayLimitsInput = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (!(GATEWAY_LIMITS as readonly string[]).includes(k)) throw new ClusterConfigError(`gateway.limits.${k}`, `is not a gateway limit (${GATEWAY_LIMITS.join(', ')})`);
+    if (!Number.isInteger(v) || (v as number) < 1 || (v as number) > GATEWAY_LIMIT_MAX) throw new ClusterConfigError(`gateway.limits.${k}`, `must be an integer in [1, ${GATEWAY_LIMIT_MAX}], got ${String(v)}`);
+    out[k as (typeof GATEWAY_LIMITS)[number]] = v as number;
+  }
+  return out;
 }
 
 export type IsolationMode = 'off' | 'auto' | 'required';
@@ -111,14 +133,15 @@ export function defineCluster(input: ClusterInput = {}): ClusterConfig {
 function build(input: ClusterInput): ClusterConfig {
   const name = input.name ?? 'sigma';
   if (!ID_RE.test(name)) throw new ClusterConfigError('name', `must match ${ID_RE}, got "${name}"`);
-  const nodes = buildNodes(input);
+  const gatewayPort = port('gateway.port', input.gateway?.port ?? DEFAULT_GATEWAY_PORT);
+  const nodes = buildNodes(input, gatewayPort);
   const realms = input.realms ?? ['default'];
   for (const r of realms) if (!ID_RE.test(r)) throw new ClusterConfigError('realms', `entry "${r}" must match ${ID_RE}`);
   if (new Set(realms).size !== realms.length) throw new ClusterConfigError('realms', 'has duplicates');
   const quotas = buildQuotas(input.quotas ?? {}, realms);
   const datapath = input.datapath ?? 'auto';
   if (!['auto', 'bpf', 'userspace'].includes(datapath)) throw new ClusterConfigError('datapath', `must be auto, bpf or userspace, got "${datapath}"`);
-  const gatewayPort = port('gateway.port', input.gateway?.port ?? DEFAULT_GATEWAY_PORT);
+  const routes = buildRoutes(input.routes ?? [], realms);
   const poolMb = input.poolMb ?? DEFAULT_POOL_MB;
   if (!Number.isInteger(poolMb) || poolMb < 1 || poolMb > POOL_MB_MAX) throw new ClusterConfigError('poolMb', `must be an integer in [1, ${POOL_MB_MAX}], got ${poolMb}`);
   const busyPollUs = input.busyPollUs ?? DEFAULT_BUSY_POLL_US;
@@ -131,7 +154,8 @@ function build(input: ClusterInput): ClusterConfig {
     realms,
     quotas,
     nats: buildNats(input.nats ?? {}),
-    gateway: { port: gatewayPort },
+    gateway: { port: gatewayPort, host: input.gateway?.host ?? '0.0.0.0', limits: gatewayLimits(input.gateway?.limits ?? {}) },
+    routes,
     datapath,
     poolMb,
     busyPollUs,
@@ -142,13 +166,25 @@ function build(input: ClusterInput): ClusterConfig {
   };
 }
 
-function buildNodes(input: ClusterInput): NodeConfig[] {
+function buildRoutes(input: RouteInput[], realms: string[]): RouteRecord[] {
+  const out: RouteRecord[] = [];
+  for (const [i, r] of input.entries()) {
+    const route = parseRoute(r);
+    if (route instanceof RouteError) throw new ClusterConfigError(`routes[${i}].${route.field}`, route.message.replace(/^route: \S+ /, ''));
+    if (!realms.includes(route.realm)) throw new ClusterConfigError(`routes[${i}].realm`, `names no realm of \`realms\` (${realms.join(', ')})`);
+    out.push(route);
+  }
+  if (new Set(out.map((r) => `${r.realm}.${r.name}`)).size !== out.length) throw new ClusterConfigError('routes', 'has two routes of one name in one realm');
+  return out;
+}
+
+function buildNodes(input: ClusterInput, gatewayPort: number): NodeConfig[] {
   const mcpu = input.node?.mcpu ?? DEFAULT_NODE_MCPU;
   const memMb = input.node?.memMb ?? DEFAULT_NODE_MEM_MB;
   const beSlots = input.node?.beSlots ?? DEFAULT_BE_SLOTS;
   const list = typeof input.nodes === 'number' || input.nodes === undefined ? Array.from({ length: input.nodes ?? DEFAULT_NODE_COUNT }, () => ({})) : input.nodes;
   if (list.length < 1 || list.length > NODES_MAX) throw new ClusterConfigError('nodes', `must be between 1 and ${NODES_MAX}, got ${list.length}`);
-  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb, beSlots: n.beSlots ?? beSlots, dpHost: n.dpHost ?? '127.0.0.1', dpPort: n.dpPort ?? 0, dpIndex: n.dpIndex ?? i + 1 }));
+  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb, beSlots: n.beSlots ?? beSlots, dpHost: n.dpHost ?? '127.0.0.1', dpPort: n.dpPort ?? 0, dpIndex: n.dpIndex ?? i + 1, gatewayPort: n.gatewayPort ?? (gatewayPort === 0 ? 0 : gatewayPort + i) }));
   for (const n of nodes) {
     if (!ID_RE.test(n.id)) throw new ClusterConfigError('nodes[].id', `"${n.id}" must match ${ID_RE}`);
     if (!Number.isInteger(n.mcpu) || n.mcpu < 1) throw new ClusterConfigError(`nodes[${n.id}].mcpu`, `must be a positive integer (1000 = one core), got ${n.mcpu}`);
@@ -156,6 +192,7 @@ function buildNodes(input: ClusterInput): NodeConfig[] {
     if (!Number.isInteger(n.beSlots) || n.beSlots < 1 || n.beSlots > BE_SLOTS_MAX) throw new ClusterConfigError(`nodes[${n.id}].beSlots`, `must be an integer in [1, ${BE_SLOTS_MAX}], got ${n.beSlots}`);
     if (!Number.isInteger(n.dpPort) || n.dpPort < 0 || n.dpPort > PORT_MAX) throw new ClusterConfigError(`nodes[${n.id}].dpPort`, `must be an integer in [0, ${PORT_MAX}], got ${n.dpPort}`);
     if (!Number.isInteger(n.dpIndex) || n.dpIndex < 1 || n.dpIndex > NODES_MAX) throw new ClusterConfigError(`nodes[${n.id}].dpIndex`, `must be an integer in [1, ${NODES_MAX}], got ${n.dpIndex}`);
+    if (!Number.isInteger(n.gatewayPort) || n.gatewayPort < 0 || n.gatewayPort > PORT_MAX) throw new ClusterConfigError(`nodes[${n.id}].gatewayPort`, `must be an integer in [0, ${PORT_MAX}], got ${n.gatewayPort}`);
     if (typeof n.dpHost !== 'string' || n.dpHost.length === 0) throw new ClusterConfigError(`nodes[${n.id}].dpHost`, 'must be a non-empty address');
   }
   if (new Set(nodes.map((n) => n.dpIndex)).size !== nodes.length) throw new ClusterConfigError('nodes[].dpIndex', 'must be distinct: each node owns its own endpoint-id range');

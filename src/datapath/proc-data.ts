@@ -14,7 +14,7 @@ import {
   type CallOptions,
   type DataHandler,
   type DataMessage,
-  type DataPathApi,
+  type LocalDataPathApi,
   type DataReply,
   type EndpointAddress,
   type PoolBuffer,
@@ -112,11 +112,17 @@ interface Pending {
   reject: (e: unknown) => void;
 }
 
+/** The `read` of callRetained: the answer's buffer is handed to the caller instead of freed. */
+const KEEP_ANSWER = (answer: Uint8Array): Uint8Array => answer;
+
 /** Settles a call with its answer (or the remote handler's error) and frees the answer's buffer. */
-function settleAnswer(p: Pending, m: Message, error: boolean): void {
+function settleAnswer(p: Pending, m: Message, error: boolean, ep: Endpoint): void {
   try {
     if (error) p.reject(new RemoteHandlerError(m.src, fromUtf8.decode(m.bytes)));
-    else p.resolve(p.read(m.bytes));
+    else if (p.read === KEEP_ANSWER) {
+      const ref = m.take();
+      return p.resolve(new OwnedBuffer(ep, ref.offset, ref.generation, m.bytes, 0n));
+    } else p.resolve(p.read(m.bytes));
   } catch (e) {
     p.reject(e);
   } finally {
@@ -130,7 +136,7 @@ function settleAnswer(p: Pending, m: Message, error: boolean): void {
  * handler, zero-copy forwarding. Failures are typed errors on plain promises; a bad request never takes
  * the proc down (a throwing handler becomes an error answer).
  */
-export class ProcData implements DataPathApi {
+export class ProcData implements LocalDataPathApi {
   readonly endpoint: EndpointAddress;
   readonly #ep: Endpoint;
   readonly #o: { node: string; realm: string; timers: Timers; lookup: NameLookup; log: Logger; crossNode?: boolean };
@@ -180,6 +186,10 @@ export class ProcData implements DataPathApi {
     const dst = this.#resolveCached(target);
     if (dst !== undefined) return this.#callLocal(dst, payload, read, options);
     return this.#resolve(target).then((d) => this.#callLocal(d, payload, read, options));
+  }
+
+  callRetained(target: Target, payload: Uint8Array | string | PoolBuffer, options: CallOptions = {}): Promise<PoolBuffer> {
+    return this.callWith(target, payload, KEEP_ANSWER, options) as unknown as Promise<PoolBuffer>;
   }
 
   #callLocal<R>(dst: number, payload: Uint8Array | string | PoolBuffer, read: (answer: Uint8Array) => R, options: CallOptions): Promise<R> {
@@ -375,7 +385,7 @@ export class ProcData implements DataPathApi {
         return m.release();
       }
       this.#pending.delete(id.seq);
-      return settleAnswer(p, m, id.error);
+      return settleAnswer(p, m, id.error, this.#ep);
     }
     const handler = this.#handler;
     if (handler === undefined) {

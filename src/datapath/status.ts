@@ -28,7 +28,7 @@ export interface DataPathStatus {
   /** Payloads the hub copied from one realm's pool into another's (calls to exported endpoints and their answers). */
   hubCopied: number;
   /** BPF mode: descriptors the verdict saw and rejected, over this node's endpoints. */
-  kernel?: { msgs: number; rejects: number };
+  kernel?: { msgs: number; rejects: number; bytes?: number };
   /** The node-to-node channel: connected peers, sends, refusals each way by reason, buffers reclaimed from dead peers. */
   remote?: CrossNodeStats;
 }

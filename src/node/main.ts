@@ -19,6 +19,7 @@ import { HostCgroups } from './sandbox/cgroups.js';
 import { HostSandbox } from './sandbox/host-sandbox.js';
 import { isolationStatus } from './sandbox/probe.js';
 import { startNode } from './node.js';
+import type { GatewayLimits } from '../gateway/gateway.js';
 import { realmPassword, realmUser, REALM_KEY_ENV, withUser } from '../cluster/nats-users.js';
 import { BUCKET } from '../control/protocol/index.js';
 import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
@@ -42,9 +43,12 @@ const opts = new Command()
   .option('--dp-port <n>', 'its port (0: any free one; the heartbeat tells peers)', '0')
   .option('--isolation <mode>', 'proc host sandbox: auto (where the node can), required (refuse hosts without it) or off', 'auto')
   .option('--retention <json>', 'exited procs in the table: {"maxAgeMs","maxPerRealm","sweepEveryMs"} (default: the config defaults)')
+  .option('--gateway-port <n>', 'HTTP ingress port of this node (0: any free one); no gateway when unset')
+  .option('--gateway-host <addr>', 'address the gateway listens on', '0.0.0.0')
+  .option('--gateway-limits <json>', "the gateway's bounds (cluster.config.ts gateway.limits), validated by the launcher", '{}')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -86,6 +90,11 @@ try {
   retention = defineCluster({ retention: opts.retention === undefined ? {} : (JSON.parse(opts.retention) as Partial<Retention>) }).retention;
 } catch (e) {
   log.fatal(`--retention: ${(e as Error).message}`);
+  process.exit(2);
+}
+const gatewayPort = opts.gatewayPort === undefined ? undefined : Number(opts.gatewayPort);
+if (gatewayPort !== undefined && (!Number.isInteger(gatewayPort) || gatewayPort < 0 || gatewayPort > PORT_MAX)) {
+  log.fatal(`--gateway-port must be in [0, ${PORT_MAX}], got "${opts.gatewayPort}"`);
   process.exit(2);
 }
 const capacity = { mcpu: Number(opts.mcpu), memMb: Number(opts.memMb), beSlots: Number(opts.beSlots) };
@@ -139,6 +148,7 @@ const node = await startNode({
   retention,
   logger: log,
   datapath,
+  ...(gatewayPort === undefined ? {} : { gateway: { port: gatewayPort, host: opts.gatewayHost, limits: JSON.parse(opts.gatewayLimits) as Partial<GatewayLimits>, onListening: (port: number) => process.send?.({ t: 'gateway-listening', id: opts.id, port }) } }),
   appendLog: (pid, _stream, data) => appendFileSync(join(logDir, `${pid}.log`), data),
   // Holding the lease without a scheduler would stall the cluster: leave, so that it lapses.
   onFatal: (e) => {

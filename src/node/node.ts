@@ -14,6 +14,11 @@ import type { HostLauncher } from './host-process.js';
 import { nodeManager, type NodeMsg, type ProgramFiles } from './manager/index.js';
 import { followPeers } from './datapath/peers.js';
 import { realTimers } from '../ports/real.js';
+import { ROUTES_BUCKET, type NameRecord } from '../control/protocol/index.js';
+import { hostNameLookup } from './name-lookup.js';
+import { gatewayActor } from '../gateway/actor.js';
+import type { GatewayLimits } from '../gateway/gateway.js';
+import { GatewayMetrics } from '../gateway/metrics.js';
 
 /** Timing of the control plane; the simulator may shorten or skew these per node. */
 export interface NodeTiming {
@@ -57,6 +62,8 @@ export interface NodeOptions {
   deployed?: { store: { resolve(realm: string, name: string): Promise<DeployedProgram | undefined> }; cache: ProgramFiles };
   /** Whether this node's hosts are sandboxed (the heartbeat carries it to `sigma nodes`). */
   isolation?: NodeIsolation;
+  /** HTTP ingress on this node (src/gateway/): where it listens and its bounds; none when unset. */
+  gateway?: { port: number; host?: string; limits?: Partial<GatewayLimits>; onListening?: (port: number) => void };
   /** Deliberate bugs for the simulator's mutants; never set in production. */
   mutations?: Mutations;
   /** When this node leads: how long exited procs stay in the table (src/control/retention.ts). */
@@ -108,6 +115,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const requests = serveNodeRequests(o, nm);
   campaign(o, timing, system, stores, requests.local);
   const dataPath = await followDataPath(o, timing, stores.nodesKv);
+  if (o.gateway !== undefined) await spawnGateway(o, o.gateway, system, namesKv);
   return {
     system,
     async stop() {
@@ -247,6 +255,18 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     }),
     { name: 'lease' },
   );
+}
+
+/** The gateway: a supervised actor of this node's system, with the node's data path and admin NATS user. */
+async function spawnGateway(o: NodeOptions, g: NonNullable<NodeOptions['gateway']>, system: ActorSystem, namesKv: Kv): Promise<void> {
+  const routesKv = await o.bus.kv(ROUTES_BUCKET);
+  // Scoped to the route's realm as a host's lookups are (src/node/name-lookup.ts): another realm's private
+  // names are "no such service", never "not exported", so a route learns nothing of them.
+  const scoped = hostNameLookup(namesKv);
+  const lookup = (realm: string) => (key: string): Promise<NameRecord | undefined> => scoped(realm, key);
+  const metrics = new GatewayMetrics({ node: o.id, datapath: () => o.datapath?.status() });
+  const deps = { node: o.id, port: g.port, datapath: o.datapath, lookup, routesKv, bus: o.bus, metrics, ...(g.host === undefined ? {} : { host: g.host }), ...(g.limits === undefined ? {} : { limits: g.limits }), ...(g.onListening === undefined ? {} : { onListening: g.onListening }) };
+  system.spawn(gatewayActor(deps), { name: 'gateway' }); // supervised by the system's root: a crash restarts it
 }
 
 /** Data-path peers come and go with their heartbeats; endpoints gone elsewhere are announced (a simulated node has no channel). */

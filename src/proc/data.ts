@@ -64,6 +64,15 @@ export interface DataPathApi {
   serve(handler: DataHandler): void;
 }
 
+/** The node process's own endpoint of a realm (the gateway's, `sigma call`'s): DataPathApi and one more call. */
+export interface LocalDataPathApi extends DataPathApi {
+  /**
+   * Request and response, the answer kept in the pool: the caller owns the returned buffer and must
+   * release() it (the gateway writes a response straight from it, then releases it).
+   */
+  callRetained(target: Target, payload: Uint8Array | string | PoolBuffer, options?: CallOptions): Promise<PoolBuffer>;
+}
+
 export abstract class ProcDataError extends Error {
   abstract readonly type: string;
   constructor(message: string) {

@@ -1,6 +1,6 @@
 import { HUB_EP } from '../datapath/descriptor.js';
 import { OWNER_MAX } from '../datapath/pool.js';
-import type { DataPathApi } from '../proc/data.js';
+import type { LocalDataPathApi } from '../proc/data.js';
 import type { DataPathPort, DataPathStatus, HostWiring } from '../node/datapath/port.js';
 import { REJECT_REASONS } from '../datapath/errors.js';
 import type { SimPool, SimPools } from './pools.js';
@@ -128,7 +128,7 @@ export class SimDataPath implements DataPathPort {
   noteHostStats(): void {}
 
   /** No node-local endpoints in the simulator (the gateway and `sigma call` are not simulated). */
-  local(): DataPathApi | undefined {
+  local(): LocalDataPathApi | undefined {
     return undefined;
   }
 

@@ -28,7 +28,8 @@ export interface TestCluster {
 export async function testCluster(input: ClusterInput = {}, realms = ['default']): Promise<TestCluster> {
   process.env['SIGMA_LOG'] ??= 'warn';
   const dataDir = mkdtempSync(join(tmpdir(), 'sigma-test-'));
-  const config = defineCluster({ nodes: 3, ...input, nats: { embedded: true, port: 0 }, dataDir, realms });
+  // Gateways on free ports unless a test asks (tests run side by side; 8080 is the shipped default).
+  const config = defineCluster({ nodes: 3, gateway: { port: 0 }, ...input, nats: { embedded: true, port: 0 }, dataDir, realms });
   const cluster = await startCluster(config);
   const bus = await connectBus({ servers: [cluster.natsUrl], name: 'test' });
   const client = await SigmaClient.connect(bus);

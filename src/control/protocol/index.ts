@@ -8,3 +8,4 @@ export * from './records.js';
 export * from './subjects.js';
 export * from './wire.js';
 export * from './rpc.js';
+export * from './routes.js';

@@ -14,7 +14,7 @@ import { linkPair } from '../../datapath/frames.js';
 import type { HostDataPathStats } from '../../datapath/status.js';
 import { ProcData, type NameLookup } from '../../datapath/proc-data.js';
 import { realTimers } from '../../ports/real.js';
-import type { DataPathApi } from '../../proc/data.js';
+import type { LocalDataPathApi } from '../../proc/data.js';
 import { BpfDataPath, bpfStatus } from '../../native/bpf.js';
 import { closeFd, mapFd, memfdCreate, socketFd, socketIo, unmap } from '../../native/index.js';
 import type { DataPathPort, DataPathStatus, HostWiring } from './port.js';
@@ -66,6 +66,8 @@ interface RealmPool {
   pool: Pool;
   own: Ownership;
   hosts: Set<string>;
+  /** Kept while the node-local endpoint serves a gateway route of the realm, hosts here or not. */
+  kept: boolean;
 }
 
 interface HostEntry {
@@ -124,7 +126,7 @@ export class NodeDataPath implements DataPathPort {
   readonly #exports = new Map<number, readonly string[]>();
   #reclaimed = { buffers: 0, bytes: 0 };
   /** Kernel counters of endpoints that are gone (their metrics rows are deleted). */
-  #kernelGone = { msgs: 0, rejects: 0 };
+  #kernelGone = { msgs: 0, bytes: 0, rejects: 0 };
 
   private constructor(o: NodeDataPathOptions & { poolBytes: number }, pairs: LoopbackPairs, bpfPath: BpfDataPath | undefined, reason: string) {
     this.#o = o;
@@ -281,13 +283,24 @@ export class NodeDataPath implements DataPathPort {
 
   /**
    * An endpoint of `realm` living in this process, for callers inside the node (the gateway, `sigma
-   * call`): undefined while the realm has no pool here (no host of it on this node). In bpf mode its
-   * ep_info entry points at the hub socket, so hosts' descriptors to it arrive there.
+   * call`): undefined while the realm has no pool here (no host of it on this node), unless `keep`
+   * (the gateway's): then the pool is made if need be and kept, with the endpoint, until
+   * releaseLocal, whether or not the realm has hosts here. In bpf mode its ep_info entry points at the
+   * hub socket, so hosts' descriptors to it arrive there.
    */
-  local(realm: string, lookup: NameLookup): DataPathApi | undefined {
+  local(realm: string, lookup: NameLookup, options: { keep?: boolean } = {}): LocalDataPathApi | undefined {
+    let rp = this.#pools.get(realm);
+    if (rp === undefined && options.keep === true) {
+      try {
+        rp = this.#pool(realm);
+      } catch (e) {
+        this.#o.log.warn({ err: e, realm }, 'data path: could not make a pool for the gateway');
+        return undefined;
+      }
+    }
+    if (rp !== undefined && options.keep === true) rp.kept = true;
     const known = this.#locals.get(realm);
     if (known !== undefined) return known.data;
-    const rp = this.#pools.get(realm);
     if (rp === undefined) return undefined;
     const endpoint = this.#allocEp(`local:${realm}`);
     const [mine, theirs] = linkPair();
@@ -306,6 +319,14 @@ export class NodeDataPath implements DataPathPort {
     return data;
   }
 
+  /** The gateway no longer needs `realm`'s endpoint: the pool goes with the realm's last host (now, if none). */
+  releaseLocal(realm: string): void {
+    const rp = this.#pools.get(realm);
+    if (rp === undefined) return;
+    rp.kept = false;
+    if (rp.hosts.size === 0) this.#freePool(realm, rp);
+  }
+
   hostGone(hostId: string): void {
     const h = this.#hosts.get(hostId);
     if (h === undefined) return;
@@ -321,7 +342,7 @@ export class NodeDataPath implements DataPathPort {
     const rp = this.#pools.get(h.realm);
     if (rp === undefined) return;
     rp.hosts.delete(hostId);
-    if (rp.hosts.size === 0) this.#freePool(h.realm, rp);
+    if (rp.hosts.size === 0 && !rp.kept) this.#freePool(h.realm, rp);
   }
 
   /** Hosts run tenant code, which can write on the IPC channel too: keep only counts that are counts. */
@@ -350,6 +371,7 @@ export class NodeDataPath implements DataPathPort {
       for (const ep of [...this.#endpoints.keys(), HUB_EP]) {
         const m = this.#bpf.metrics(ep);
         kernel.msgs += m.msgs;
+        kernel.bytes = (kernel.bytes ?? 0) + m.bytes;
         kernel.rejects += m.rejects;
       }
     }
@@ -396,7 +418,7 @@ export class NodeDataPath implements DataPathPort {
       buffer = mapFd(fd, bytes);
       const pool = Pool.format(buffer);
       if (pool._tag === 'Left') throw pool.left;
-      const rp: RealmPool = { realmNo: this.#realmNo(realm), fd, buffer, pool: pool.right, own: new Ownership(pool.right), hosts: new Set() };
+      const rp: RealmPool = { realmNo: this.#realmNo(realm), fd, buffer, pool: pool.right, own: new Ownership(pool.right), hosts: new Set(), kept: false };
       this.#pools.set(realm, rp);
       this.#hub.attachPool(realm, pool.right);
       return rp;
@@ -451,6 +473,7 @@ export class NodeDataPath implements DataPathPort {
       const m = this.#bpf?.takeMetrics(ep);
       if (m !== undefined) {
         this.#kernelGone.msgs += m.msgs;
+        this.#kernelGone.bytes += m.bytes;
         this.#kernelGone.rejects += m.rejects;
       }
     } catch (e) {

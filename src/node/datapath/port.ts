@@ -2,7 +2,7 @@ import type { DataPathStatus } from '../../datapath/status.js';
 import type { HostDataPathStats } from '../../datapath/status.js';
 import type { NameLookup } from '../../datapath/proc-data.js';
 import type { ToHost } from '../../host/protocol.js';
-import type { DataPathApi } from '../../proc/data.js';
+import type { LocalDataPathApi } from '../../proc/data.js';
 import type { HostHandle } from '../host-process.js';
 import type { DataPathAddress } from '../../control/protocol/index.js';
 import type { CrossNode } from './cross.js';
@@ -27,8 +27,12 @@ export interface DataPathPort {
   /** The host is gone (or never came up): everything it held is reclaimed; the last host of a realm frees the pool. */
   hostGone(hostId: string): void;
   noteHostStats(hostId: string, stats: HostDataPathStats): void;
-  /** An endpoint of `realm` in the node process (gateway, `sigma call`); undefined if the realm has no pool here. */
-  local(realm: string, lookup: NameLookup): DataPathApi | undefined;
+  /**
+   * An endpoint of `realm` in the node process (gateway, `sigma call`); undefined if the realm has no
+   * pool here, unless `keep` (the gateway's): then the pool is made and kept until releaseLocal.
+   */
+  local(realm: string, lookup: NameLookup, options?: { keep?: boolean }): LocalDataPathApi | undefined;
+  releaseLocal?(realm: string): void;
   status(): DataPathStatus;
   /** Where this node's node-to-node channel listens (its heartbeat carries it); undefined without one. */
   peerAddress?(): DataPathAddress | undefined;

@@ -32,7 +32,9 @@ export function closeLingering(s: NodeState): void {
 export function dataPathCall(s: NodeState, m: Extract<NodeMsg, { type: 'datapath-call' }>): void {
   const lookupName = async (key: string): Promise<NameRecord | undefined> => {
     const e = await s.deps.namesKv.get(key);
-    return e?.value == null ? undefined : decodeNameRecord(e.value);
+    const rec = e?.value == null ? undefined : decodeNameRecord(e.value);
+    // The endpoint is shared with the gateway: it sees what a host of the realm sees (src/node/name-lookup.ts).
+    return rec !== undefined && (rec.realm === m.realm || rec.exports?.includes(m.realm) === true) ? rec : undefined;
   };
   const api = s.dp?.local(m.realm, lookupName);
   if (api === undefined) return m.reply({ ok: false, error: { type: 'datapath-unavailable', message: `node ${s.cfg.id} has no data path for realm ${m.realm} (no host of that realm runs here)` } });

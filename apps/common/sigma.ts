@@ -1,0 +1,45 @@
+import { ServiceProc, type DataMessage } from '../../src/proc/types.js';
+import { httpAnswer, readRequest } from '../../src/gateway/envelope.js';
+import { parseCookies, parseForm, serveCall, type App, type Handlers, type Rpc } from './app.js';
+
+export const RPC_TIMEOUT_MS = 5_000;
+const utf8 = new TextDecoder();
+
+/** Calls between an app's services on the data path: JSON `{ m, a }` in, `{ ok, value | error }` back. */
+export function dataPathRpc(call: (target: string, payload: string, o: { timeoutMs: number }) => Promise<Uint8Array>): Rpc {
+  return async (service, method, args) => {
+    const r = JSON.parse(utf8.decode(await call(service, JSON.stringify({ m: method, a: args }), { timeoutMs: RPC_TIMEOUT_MS }))) as { ok: boolean; value?: unknown; error?: string };
+    if (!r.ok) throw new Error(r.error ?? `${service}.${method} failed`);
+    return r.value;
+  };
+}
+
+/** The program of an app's services on sigma-ts: args [service name]; spawn it under that name. */
+export function serviceProc(app: App): new (...a: never[]) => ServiceProc<never> {
+  return class extends ServiceProc<never> {
+    #handlers: Handlers | undefined;
+    #rpc: Rpc | undefined;
+    receive(): void {}
+    async onData(msg: DataMessage): Promise<string> {
+      const name = String(this.proc.args[0]);
+      if (!app.services.includes(name)) return JSON.stringify({ ok: false, error: `no ${app.name} service ${name}` });
+      this.#handlers ??= app.handlersOf(name);
+      this.#rpc ??= dataPathRpc((t, p, o) => this.proc.call(t, p, o));
+      const req = JSON.parse(utf8.decode(msg.bytes)) as { m: string; a: unknown[] };
+      return JSON.stringify(await serveCall(this.#handlers, req.m, req.a, this.#rpc));
+    }
+  } as never;
+}
+
+/** The program of an app's frontend on sigma-ts, behind gateway routes with the http envelope. */
+export function frontendProc(app: App): new (...a: never[]) => ServiceProc<never> {
+  return class extends ServiceProc<never> {
+    receive(): void {}
+    async onData(msg: DataMessage): Promise<Uint8Array> {
+      const { head, body } = readRequest(msg.bytes);
+      const form = head.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true ? parseForm(utf8.decode(body)) : {};
+      const a = await app.frontend({ method: head.method, path: head.path, query: head.query, form, cookies: parseCookies(head.headers['cookie']), ...(head.headers['referer'] === undefined ? {} : { referer: head.headers['referer'] }) }, dataPathRpc((t, p, o) => this.proc.call(t, p, o)));
+      return httpAnswer(a.status, a.body, a.headers);
+    }
+  } as never;
+}

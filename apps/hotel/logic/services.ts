@@ -1,0 +1,121 @@
+import type { Handlers, Rpc } from '../../common/app.js';
+import { capacityOf, POINTS, PROFILES, RATE_PLANS, sha256, USERS, type Profile, type RatePlan } from './data.js';
+
+/** In start order: what a service calls is up before it. */
+export const HOTEL_SERVICES = ['cache', 'geo', 'rate', 'profile', 'user', 'reservation', 'recommendation', 'search'] as const;
+
+/** geo's search radius, km, and most results (DeathStarBench's maxSearchRadius, maxSearchResults). */
+const SEARCH_RADIUS_KM = 10;
+const SEARCH_RESULTS_MAX = 5;
+const EARTH_RADIUS_KM = 6371;
+const CACHE_ENTRIES_MAX = 10_000;
+
+export function distanceKm(lat1: number, lon1: number, lat2: number, lon2: number): number {
+  const rad = Math.PI / 180;
+  const dLat = (lat2 - lat1) * rad;
+  const dLon = (lon2 - lon1) * rad;
+  const a = Math.sin(dLat / 2) ** 2 + Math.cos(lat1 * rad) * Math.cos(lat2 * rad) * Math.sin(dLon / 2) ** 2;
+  return 2 * EARTH_RADIUS_KM * Math.asin(Math.sqrt(a));
+}
+
+/** Nights from inDate (inclusive) to outDate (exclusive), as YYYY-MM-DD. */
+export function nights(inDate: string, outDate: string): string[] {
+  const out: string[] = [];
+  const end = Date.parse(`${outDate}T00:00:00Z`);
+  for (let t = Date.parse(`${inDate}T00:00:00Z`); t < end && out.length < 366; t += 86_400_000) out.push(new Date(t).toISOString().slice(0, 10));
+  return out;
+}
+
+/** Cached through the cache service, as DeathStarBench puts memcached in front of profile and rate. */
+async function cached<T>(rpc: Rpc, key: string, load: () => T): Promise<T> {
+  const hit = (await rpc('cache', 'get', [key])) as T | null;
+  if (hit !== null) return hit;
+  const v = load();
+  await rpc('cache', 'set', [key, v]);
+  return v;
+}
+
+function reservationHandlers(): Handlers {
+  /** hotelId -> night -> rooms taken; reservations as they were made. */
+  const taken = new Map<string, Map<string, number>>();
+  const available = (hotelId: string, ns: string[], rooms: number): boolean => ns.every((n) => (taken.get(hotelId)?.get(n) ?? 0) + rooms <= capacityOf(hotelId));
+  return {
+    checkAvailability: ([, hotelIds, inDate, outDate, rooms]: [string, string[], string, string, number]) => hotelIds.filter((h) => PROFILES.has(h) && available(h, nights(inDate, outDate), rooms)),
+    makeReservation: ([, hotelIds, inDate, outDate, rooms]: [string, string[], string, string, number]) => {
+      const h = hotelIds[0];
+      const ns = nights(inDate, outDate);
+      if (h === undefined || !PROFILES.has(h) || !Number.isInteger(rooms) || rooms < 1 || ns.length === 0 || !available(h, ns, rooms)) return [];
+      const byNight = taken.get(h) ?? new Map<string, number>();
+      for (const n of ns) byNight.set(n, (byNight.get(n) ?? 0) + rooms);
+      taken.set(h, byNight);
+      return [h];
+    },
+  };
+}
+
+function cacheHandlers(): Handlers {
+  const m = new Map<string, unknown>();
+  return {
+    get: ([key]: [string]) => m.get(key) ?? null,
+    set: ([key, value]: [string, unknown]) => {
+      if (m.size >= CACHE_ENTRIES_MAX) m.clear();
+      m.set(key, value);
+      return true;
+    },
+  };
+}
+
+export function hotelHandlers(name: string): Handlers {
+  switch (name) {
+    case 'cache':
+      return cacheHandlers();
+    case 'geo':
+      return {
+        nearby: ([lat, lon]: [number, number]) =>
+          POINTS.map((p) => ({ id: p.hotelId, d: distanceKm(lat, lon, p.lat, p.lon) }))
+            .filter((x) => x.d <= SEARCH_RADIUS_KM)
+            .sort((a, b) => a.d - b.d || Number(a.id) - Number(b.id))
+            .slice(0, SEARCH_RESULTS_MAX)
+            .map((x) => x.id),
+      };
+    case 'rate':
+      return {
+        getRates: async ([hotelIds]: [string[], string, string], rpc: Rpc) => {
+          const plans = (await Promise.all(hotelIds.map((id) => cached(rpc, `rate:${id}`, () => RATE_PLANS.filter((r) => r.hotelId === id))))).flat() as RatePlan[];
+          return plans.sort((a, b) => b.roomType.totalRate - a.roomType.totalRate || Number(a.hotelId) - Number(b.hotelId));
+        },
+      };
+    case 'profile':
+      return { getProfiles: ([hotelIds]: [string[]], rpc: Rpc) => Promise.all(hotelIds.filter((id) => PROFILES.has(id)).map((id) => cached(rpc, `profile:${id}`, () => PROFILES.get(id)!))) };
+    case 'user':
+      return { checkUser: ([username, password]: [string, string]) => USERS.get(username) === sha256(password) };
+    case 'reservation':
+      return reservationHandlers();
+    case 'recommendation':
+      return {
+        getRecommendations: ([require, lat, lon]: [string, number, number]) => {
+          const plan = (id: string): RatePlan | undefined => RATE_PLANS.find((r) => r.hotelId === id);
+          const scored = POINTS.map((p) => ({ id: p.hotelId, d: distanceKm(lat, lon, p.lat, p.lon), rate: plan(p.hotelId)?.roomType.bookableRate ?? 0, price: plan(p.hotelId)?.roomType.totalRateInclusive ?? Infinity }));
+          const best = (f: (x: (typeof scored)[number]) => number, want: 'min' | 'max'): string[] => {
+            const v = want === 'min' ? Math.min(...scored.map(f)) : Math.max(...scored.map(f));
+            return scored.filter((x) => f(x) === v).map((x) => x.id);
+          };
+          if (require === 'dis') return best((x) => x.d, 'min');
+          if (require === 'rate') return best((x) => x.rate, 'max');
+          if (require === 'price') return best((x) => x.price, 'min');
+          throw new Error(`require must be dis, rate or price, got ${require}`);
+        },
+      };
+    case 'search':
+      return {
+        nearby: async ([lat, lon, inDate, outDate]: [number, number, string, string], rpc: Rpc) => {
+          const ids = (await rpc('geo', 'nearby', [lat, lon])) as string[];
+          const plans = (await rpc('rate', 'getRates', [ids, inDate, outDate])) as RatePlan[];
+          return plans.map((p) => p.hotelId);
+        },
+      };
+  }
+  throw new Error(`no hotel service ${name}`);
+}
+
+export type { Profile };
