@@ -291,7 +291,9 @@ export class Gateway {
     res.statusCode = status;
     res.setHeader('content-type', 'application/json');
     if (status === 503) res.setHeader('retry-after', String(this.#limits.retryAfterS));
-    if (!req.complete) res.setHeader('connection', 'close');
+    // A body not read (refused, or cut by a bound) ends the connection; a bodiless request keeps it.
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (hasBody && !req.complete) res.setHeader('connection', 'close');
     res.once('finish', () => this.#done(route, status, t0));
     res.end(JSON.stringify({ error: kind, message }));
   }
