@@ -4,14 +4,18 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { existsSync, readFileSync, statSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DataPathCallError, DEFAULT_EVICT_GRACE_MS, DEFAULT_REQUEST_TIMEOUT_MS, SigmaClient, untilScheduler, WAIT_TIMEOUT_MS_DEFAULT, WaitTimeoutError } from '../client/client.js';
+import { DataPathCallError, DEFAULT_EVICT_GRACE_MS, DEFAULT_REQUEST_TIMEOUT_MS, PS_PAGE_DEFAULT, SigmaClient, untilScheduler, WAIT_TIMEOUT_MS_DEFAULT, WaitTimeoutError } from '../client/client.js';
 import { ControlError } from '../control/errors.js';
 import { QUOTA_FIELDS, QUOTA_VALUE_MAX, type NodeRecord, type RealmQuota } from '../control/protocol/index.js';
 import type { ClusterConfig } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
 import { startCluster } from '../cluster/launcher.js';
+import { DeployError, isUsageError } from '../programs/errors.js';
 import { ADMIN_USER, CREDENTIALS_FILE, withUser } from '../cluster/nats-users.js';
 import { EXIT, table } from './format.js';
+import { contextFile, findCluster, NATS_ENV, NoClusterError, writeContext, type ClusterAddress, ContextError } from '../cluster/context.js';
+import type { Bus } from '../nats/types.js';
+import { programCommands } from './programs.js';
 import { routeCommands } from './route.js';
 import { topCommand } from './top.js';
 
@@ -25,10 +29,12 @@ const wholeNumber = (min: number, max: number) => (v: string): number => {
 const MCPU_OPTION_MAX = 1_000_000;
 const MEM_MB_OPTION_MAX = 16_777_216;
 const MS_OPTION_MAX = 86_400_000;
+/** Records one `ps --all` page may ask for. */
+const PS_PAGE_MAX = 100_000;
 
 // exitOverride: commander's own errors (unknown command or option, a bad value) throw here instead of
 // exiting 1, which means "the proc failed" to scripts; they exit 2 (usage) below.
-const program = new Command('sigma').exitOverride().description('sigma-ts: a multi-tenant cloud OS of supervised actors').option('--nats <url>', 'NATS URL of the cluster (default: $SIGMA_NATS or the embedded server of cluster.config.ts)').option('--config <file>', 'cluster config', 'cluster.config.ts').option('--json', 'machine-readable output');
+const program = new Command('sigma').exitOverride().description('sigma-ts: a multi-tenant cloud OS of supervised actors').option('--nats <url>', 'NATS URL of the cluster (default: $SIGMA_NATS, the context file of npm run cluster (~/.sigma/context.json or $SIGMA_CONTEXT), or cluster.config.ts here)').option('--config <file>', 'cluster config', 'cluster.config.ts').option('--json', 'machine-readable output');
 
 async function loadConfig(file: string): Promise<ClusterConfig> {
   // cluster.config.ts is compiled to dist/cluster.config.js by the bootstrap.
@@ -38,26 +44,40 @@ async function loadConfig(file: string): Promise<ClusterConfig> {
   return ((await import(pathToFileURL(js).href)) as { default: ClusterConfig }).default;
 }
 
-async function natsUrl(): Promise<string> {
-  const o = program.opts<{ nats?: string; config: string }>();
-  if (o.nats !== undefined) return o.nats;
-  if (process.env['SIGMA_NATS'] !== undefined) return process.env['SIGMA_NATS'];
-  const c = await loadConfig(o.config);
-  if (!c.nats.embedded) return c.nats.servers[0]!;
+/** The cluster of a project's cluster.config.ts, when the CLI runs in such a project (the last resort). */
+async function fromConfig(file: string): Promise<ClusterAddress | undefined> {
+  const abs = resolve(file);
+  if (!existsSync(abs)) return undefined;
+  const c = await loadConfig(file);
+  const source = `${file} in ${process.cwd()}`;
+  if (!c.nats.embedded) return { url: c.nats.servers[0]!, source, dataDir: resolve(c.dataDir) };
   // The embedded server's control-plane user, from the data directory `npm run cluster` made (root only).
   const creds = join(resolve(c.dataDir), CREDENTIALS_FILE);
   const url = `nats://127.0.0.1:${c.nats.port}`;
-  return existsSync(creds) ? withUser(url, ADMIN_USER, (JSON.parse(readFileSync(creds, 'utf8')) as { admin: string }).admin) : url;
+  return { url: existsSync(creds) ? withUser(url, ADMIN_USER, (JSON.parse(readFileSync(creds, 'utf8')) as { admin: string }).admin) : url, source, dataDir: resolve(c.dataDir) };
 }
 
-async function withClient<T>(fn: (c: SigmaClient) => Promise<T>): Promise<T> {
-  const bus = await connectBus({ servers: [await natsUrl()], name: 'sigma-cli' });
+/** --nats, SIGMA_NATS, the context file, then cluster.config.ts here: the first that names a cluster. */
+async function clusterAddress(): Promise<ClusterAddress> {
+  const o = program.opts<{ nats?: string; config: string }>();
+  const found = await findCluster({ ...(o.nats === undefined ? {} : { flag: o.nats }), fallback: () => fromConfig(o.config) });
+  if (found === undefined) throw new NoClusterError(undefined, `no --nats, no ${NATS_ENV}, no context file (${contextFile()}) and no ${o.config} here; start one with \`npm run cluster\` or say where it is`);
+  return found;
+}
+
+async function withBus<T>(fn: (bus: Bus) => Promise<T>): Promise<T> {
+  const address = await clusterAddress();
+  const bus = await connectBus({ servers: [address.url], name: 'sigma-cli' }).catch((e: unknown) => {
+    throw new NoClusterError(address, (e as Error).message.replace(/^cannot connect to NATS at [^:]+:\/\/[^ ]+: /, ''));
+  });
   try {
-    return await fn(await SigmaClient.connect(bus));
+    return await fn(bus);
   } finally {
     await bus.close();
   }
 }
+
+const withClient = <T>(fn: (c: SigmaClient) => Promise<T>): Promise<T> => withBus(async (bus) => fn(await SigmaClient.connect(bus)));
 
 const json = (): boolean => program.opts<{ json?: boolean }>().json === true;
 const out = (human: string, data: unknown): void => console.log(json() ? JSON.stringify(data) : human);
@@ -77,8 +97,9 @@ program
         if ((e as ControlError).type !== 'realm-exists') throw e;
       });
     }
+    writeContext({ name: config.name, nats: cluster.natsUrl, dataDir: cluster.dataDir });
     console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${new URL(cluster.natsUrl).host}`);
-    console.log(`data in ${cluster.dataDir}; programs: ${Object.keys(cluster.programs).join(', ')}`);
+    console.log(`data in ${cluster.dataDir}; programs: ${Object.keys(cluster.programs).join(', ')}; context for the sigma CLI: ${contextFile()}`);
     console.log(`\ntry:  npm run sigma -- spawn hello world --wait\n      npm run sigma -- ps --all\n`);
     const stop = async (): Promise<void> => {
       console.log('stopping…');
@@ -141,12 +162,18 @@ program
 
 program
   .command('ps')
+  .description('procs not yet exited; with --all, the whole table a page at a time (in pid order)')
   .option('--realm <realm>')
   .option('--all', 'include exited procs')
-  .action((o: { realm?: string; all?: boolean }) =>
+  .option('--limit <n>', 'with --all: records per page', wholeNumber(1, PS_PAGE_MAX), PS_PAGE_DEFAULT)
+  .option('--after <pid>', 'with --all: the page after this pid (the last one the previous page printed)')
+  .action((o: { realm?: string; all?: boolean; limit: number; after?: string }) =>
     withClient(async (c) => {
-      const rs = await c.ps({ ...(o.realm === undefined ? {} : { realm: o.realm }), all: o.all === true });
+      const realm = o.realm === undefined ? {} : { realm: o.realm };
+      const page = o.all === true ? await c.psAll({ ...realm, limit: o.limit, ...(o.after === undefined ? {} : { after: o.after }) }) : { records: await c.ps(realm) };
+      const rs = page.records;
       out(table(rs.map((r) => ({ pid: r.pid, program: r.spec.program, realm: r.spec.realm, kind: r.spec.lc ? 'LC' : 'BE', state: r.state, node: r.node, status: r.status?.kind })), ['pid', 'program', 'realm', 'kind', 'state', 'node', 'status']), rs);
+      if (page.next !== undefined) console.error(`more: sigma ps --all --after ${page.next}${o.realm === undefined ? '' : ` --realm ${o.realm}`}`);
     }),
   );
 
@@ -157,8 +184,9 @@ program
   .description("a proc's stdout and stderr")
   .option('-f, --follow', 'keep printing as it grows')
   .action(async (pid: string, o: { follow?: boolean }) => {
-    const c = await loadConfig(program.opts<{ config: string }>().config);
-    const file = join(resolve(c.dataDir), 'logs', `${pid}.log`);
+    const dataDir = (await clusterAddress()).dataDir;
+    if (dataDir === undefined) throw new NoClusterError(undefined, 'logs are read from the data directory of a local cluster: run where its context file or cluster.config.ts is');
+    const file = join(dataDir, 'logs', `${pid}.log`);
     if (!existsSync(file)) {
       console.error(`no logs for ${pid} in ${file} (logs live on the node that ran it)`);
       process.exitCode = EXIT.refused;
@@ -208,6 +236,7 @@ program.command('datapath [node]').description("a node's data path: mode, pools 
   out(`${refused.join('\n')}\n${table(rows, ['node', 'mode', 'realm', 'usedKiB', 'freeKiB', 'hosts'])}`, all);
 }));
 
+programCommands(program, { withBus, out });
 routeCommands(program, withClient, out, wholeNumber);
 topCommand(program, () => loadConfig(program.opts<{ config: string }>().config), out, json);
 
@@ -222,6 +251,12 @@ try {
   } else if (e instanceof DataPathCallError) {
     console.error(`sigma: ${e.type}: ${e.message}`);
     process.exitCode = e.type === 'node-unreachable' ? EXIT.unavailable : EXIT.procFailed;
+  } else if (e instanceof DeployError) {
+    console.error(`sigma: ${e.type}: ${e.message}`);
+    process.exitCode = isUsageError(e) ? EXIT.usage : EXIT.refused;
+  } else if (e instanceof NoClusterError || e instanceof ContextError) {
+    console.error(`sigma: ${e.message}`);
+    process.exitCode = EXIT.unavailable;
   } else if (e instanceof WaitTimeoutError) {
     console.error(`sigma: ${e.message}`);
     process.exitCode = EXIT.timeout;

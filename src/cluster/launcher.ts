@@ -11,6 +11,10 @@ import { ADMIN_USER, clusterCredentials, CREDENTIALS_FILE, natsUsers, REALM_KEY_
 import { startNatsServer } from '../nats/server.js';
 import { connectBus } from '../nats/real.js';
 import { followRealmUsers } from './realm-users.js';
+import { BUCKET } from '../control/protocol/index.js';
+import type { Bus } from '../nats/types.js';
+import { bundleProgram } from '../programs/bundle.js';
+import { ProgramStore } from '../programs/store.js';
 import { RouteStore } from '../gateway/route-store.js';
 
 const NODE_MAIN = fileURLToPath(new URL('../node/main.js', import.meta.url));
@@ -20,6 +24,8 @@ export const AUTHORIZATION_SNIPPET = 'nats-authorization.conf';
 
 export interface RunningCluster {
   natsUrl: string;
+  /** The embedded nats-server's process (benchmarks charge its CPU); undefined for external servers. */
+  natsPid: number | undefined;
   dataDir: string;
   nodes: Map<string, ChildProcess>;
   /** Where each node's gateway listens, once it does (a node restarted may listen elsewhere when configured 0). */
@@ -58,8 +64,12 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const usersBus = await connectBus({ servers: [natsUrl], name: 'sigma-realm-users' });
   const realmUsers = await followRealmUsers(usersBus, creds, config.realms, nats === undefined ? { snippetFile } : { server: nats }, log);
   const configDir = options.configDir ?? process.cwd();
+  // The programs of the config are deployed as `sigma deploy` does (bundled, checked, stored by hash),
+  // for every realm; nodes fetch them on first use. Only the built-in ones are on the nodes' disks.
   const programs: Record<string, string> = { ...BUILTIN_PROGRAMS };
-  for (const [name, path] of Object.entries(config.programs)) programs[name] = isAbsolute(path) ? path : resolve(configDir, path);
+  const configured = Object.entries(config.programs).map(([name, path]) => [name, isAbsolute(path) ? path : resolve(configDir, path)] as const);
+  await deployConfigPrograms(usersBus, configured, log);
+  for (const [name, path] of configured) programs[name] = path;
   const nodes = new Map<string, ChildProcess>();
   const gatewayPorts = new Map<string, number>();
   if (config.routes.length > 0) await (await RouteStore.open(usersBus)).seed(config.routes);
@@ -68,7 +78,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const startNode = (id: string): Promise<ChildProcess> => {
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
-    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(programs), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
+    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
     const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
@@ -95,6 +105,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   await Promise.all(config.nodes.map((n) => startNode(n.id)));
   return {
     natsUrl,
+    natsPid: nats?.pid,
     dataDir,
     nodes,
     gatewayPorts,
@@ -120,6 +131,35 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
       await nats?.stop();
     },
   };
+}
+
+/** Tries of a JetStream call while the server reloads its users (its API has no responders for a few ms). */
+const JS_RELOAD_ATTEMPTS_MAX = 40;
+const JS_RELOAD_RETRY_MS = 50;
+
+async function untilJetStream<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (e) {
+      if ((e as { type?: string }).type !== 'no-responders' || attempt >= JS_RELOAD_ATTEMPTS_MAX) throw e;
+      await new Promise((r) => setTimeout(r, JS_RELOAD_RETRY_MS));
+    }
+  }
+}
+
+/** Bundles and stores each program of the config for all realms; a refused one stops the start, saying why. */
+async function deployConfigPrograms(bus: Bus, programs: ReadonlyArray<readonly [string, string]>, log: (line: string) => void): Promise<void> {
+  if (programs.length === 0) return;
+  const started = performance.now();
+  const store = await untilJetStream(async () => ProgramStore.open(bus, await bus.kv(BUCKET.realms)));
+  await Promise.all(
+    programs.map(async ([name, path]) => {
+      const bundle = await bundleProgram(path);
+      await untilJetStream(() => store.deployForCluster(name, bundle));
+    }),
+  );
+  log(`deployed ${programs.length} programs of the config in ${Math.round(performance.now() - started)} ms`);
 }
 
 export function configDirOf(path: string): string {

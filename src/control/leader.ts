@@ -2,6 +2,7 @@ import type { ActorRef, ActorSystem } from '../actors/index.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Mutations } from './mutations.js';
 import { fencedKv } from './fence.js';
+import { startRetention, type Retention } from './retention.js';
 import { ProcTable } from './proc-table.js';
 import { EVICT, NODE, NODE_NOTE, PROC_EVENT, PULL, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
@@ -23,11 +24,14 @@ export interface LeaderDeps {
   realmsKv: Kv;
   namesKv: Kv;
   programs: Readonly<Record<string, string>>;
+  deployed?: SchedulerDeps['deployed'];
   nodeTimeoutMs: number;
   nodeRequestTimeoutMs: number;
   /** The node manager in this process: orders for it skip NATS (see startNode). */
   local?: { node: string; deliver(req: NodeRequest): Promise<void> };
   mutations?: Mutations;
+  /** Exited procs leave the table past this (absent: they stay; the simulator runs without). */
+  retention?: Retention;
 }
 
 /**
@@ -44,10 +48,11 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   const isActive = (): boolean => active;
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
     schedulerActor({
-      table: new ProcTable(fencedKv(d.table.kv, isActive, term)),
+      table: new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live === undefined ? undefined : fencedKv(d.table.live, isActive, term)),
       ...nodeLink(d),
       ...(d.local === undefined ? {} : { localNode: d.local.node }),
       programs: d.programs,
+      ...(d.deployed === undefined ? {} : { deployed: d.deployed }),
       term,
       realmsKv: fencedKv(d.realmsKv, isActive, term),
       namesKv: fencedKv(d.namesKv, isActive, term),
@@ -59,8 +64,10 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   );
   const subs = serveRequests(d.bus, sched);
   const watches = followState(d, sched, isActive);
+  const history = d.retention === undefined ? undefined : startRetention(new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live), d.system.ports, d.retention, d.system.log);
   return async () => {
     active = false;
+    history?.stop();
     for (const sub of subs) sub.unsubscribe();
     for (const w of watches) w.stop();
     await d.system.stop(sched);

@@ -7,6 +7,7 @@ import {
 } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
+import { Objm } from '@nats-io/obj';
 import { ClosedError, ConnectError, InvalidArgumentError, NatsPortError, NoRespondersError, SlowConsumerError, TimeoutError } from './errors.js';
 import { BoundedQueue } from './queue.js';
 import { bounded, classify, type JetStreamHost, fromNatsHeaders, toNatsHeaders, type Tracked } from './real-common.js';
@@ -21,6 +22,7 @@ import {
   type Kv,
   type KvOptions,
   type Msg,
+  type ObjectStore,
   type PublishOptions,
   type RequestOptions,
   type Stream,
@@ -236,6 +238,17 @@ class RealBus implements Bus, JetStreamHost {
   jsm(): Promise<JetStreamManager> {
     this.#jsm ??= this.#js.jetstreamManager();
     return this.#jsm;
+  }
+
+  async objectStore(bucket: string): Promise<ObjectStore> {
+    this.#live();
+    const store = await bounded(new Objm(this.nc).create(bucket), `opening object store ${bucket}`, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, `opening object store ${bucket}`, this.jsTimeoutMs)));
+    const op = <T>(what: string, p: Promise<T>): Promise<T> => bounded(p, what, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, what, this.jsTimeoutMs)));
+    return {
+      put: async (name, data) => void (await op(`putting ${bucket}/${name}`, store.putBlob({ name }, data))),
+      get: (name) => op(`getting ${bucket}/${name}`, store.getBlob(name)),
+      delete: async (name) => void (await op(`deleting ${bucket}/${name}`, store.delete(name))),
+    };
   }
 
   async kv(bucket: string, options: KvOptions = {}): Promise<Kv> {

@@ -238,7 +238,17 @@ export type BusStatus =
   | { readonly type: 'error'; readonly error: Error }
   | { readonly type: 'closed' };
 
+/** A JetStream object store (NATS 2.9): named blobs, chunked over the server's message size. */
+export interface ObjectStore {
+  put(name: string, data: Uint8Array): Promise<void>;
+  /** null when there is no such object. */
+  get(name: string): Promise<Uint8Array | null>;
+  delete(name: string): Promise<void>;
+}
+
 export interface Bus {
+  /** Opens (or creates) an object store bucket. Real NATS only: the simulator has none. */
+  objectStore?(bucket: string): Promise<ObjectStore>;
   /** The client's name (shown by the server's monitoring; the simulator's fault key). */
   readonly name: string;
   /** Fire-and-forget. Throws InvalidArgumentError on a bad subject, ClosedError after close. */

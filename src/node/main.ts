@@ -8,7 +8,8 @@ import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
-import { ISOLATION_MODES, POOL_MB_MAX, PORT_MAX, type DataPathMode, type IsolationMode } from '../config/cluster.js';
+import { defineCluster, ISOLATION_MODES, POOL_MB_MAX, PORT_MAX, type DataPathMode, type IsolationMode } from '../config/cluster.js';
+import type { Retention } from '../control/retention.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath/node-datapath.js';
 import { defaultNodeIndex, NODE_INDEX_MAX } from './datapath/ids.js';
@@ -23,6 +24,8 @@ import { realmPassword, realmUser, REALM_KEY_ENV, withUser } from '../cluster/na
 import { BUCKET } from '../control/protocol/index.js';
 import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
 import { followRealmLimits, type RealmLimits } from './realm-limits.js';
+import { ProgramCache } from './program-cache.js';
+import { ProgramStore } from '../programs/store.js';
 
 const opts = new Command()
   .requiredOption('--id <id>')
@@ -39,12 +42,13 @@ const opts = new Command()
   .option('--dp-host <addr>', 'address the node-to-node data-path channel listens on', '127.0.0.1')
   .option('--dp-port <n>', 'its port (0: any free one; the heartbeat tells peers)', '0')
   .option('--isolation <mode>', 'proc host sandbox: auto (where the node can), required (refuse hosts without it) or off', 'auto')
+  .option('--retention <json>', 'exited procs in the table: {"maxAgeMs","maxPerRealm","sweepEveryMs"} (default: the config defaults)')
   .option('--gateway-port <n>', 'HTTP ingress port of this node (0: any free one); no gateway when unset')
   .option('--gateway-host <addr>', 'address the gateway listens on', '0.0.0.0')
   .option('--gateway-limits <json>', "the gateway's bounds (cluster.config.ts gateway.limits), validated by the launcher", '{}')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -81,6 +85,13 @@ if (!(ISOLATION_MODES as readonly string[]).includes(opts.isolation)) {
   log.fatal(`--isolation must be ${ISOLATION_MODES.join(', ')}, got "${opts.isolation}"`);
   process.exit(2);
 }
+let retention: Retention;
+try {
+  retention = defineCluster({ retention: opts.retention === undefined ? {} : (JSON.parse(opts.retention) as Partial<Retention>) }).retention;
+} catch (e) {
+  log.fatal(`--retention: ${(e as Error).message}`);
+  process.exit(2);
+}
 const gatewayPort = opts.gatewayPort === undefined ? undefined : Number(opts.gatewayPort);
 if (gatewayPort !== undefined && (!Number.isInteger(gatewayPort) || gatewayPort < 0 || gatewayPort > PORT_MAX)) {
   log.fatal(`--gateway-port must be in [0, ${PORT_MAX}], got "${opts.gatewayPort}"`);
@@ -101,6 +112,10 @@ const hostNats = opts.hostNats ?? opts.nats;
 const hostNatsUrl = (realm: string): string => (realmKey === undefined ? hostNats : withUser(hostNats, realmUser(realm), realmPassword(realmKey, realm)));
 let lookupName: HostNameLookup | undefined; // once NATS is up, before any host starts
 let realmLimits: RealmLimits | undefined; // likewise
+let programStore: ProgramStore | undefined; // likewise
+let realmGroup: ((realm: string) => number) | undefined; // sandboxed: each realm's uid (= gid)
+// Deployed programs: fetched by this process, read by hosts from their realm's directory.
+const programCache = new ProgramCache({ dataDir: opts.dataDir, fetch: (hash) => programStore!.fetch(hash), groupOf: (realm) => realmGroup?.(realm) });
 const isolation = hostIsolation(opts.isolation as IsolationMode);
 if (realmKey === undefined) isolation.status.missing.push(`NATS: proc hosts of every realm share one user (${REALM_KEY_ENV} is not set)`);
 // The node-to-node channel's secret comes in the environment (`npm run cluster` sets it; by hand: set it
@@ -115,7 +130,10 @@ const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath 
   process.exit(1);
 });
 const bus = await connectBus({ servers: [opts.nats], name: opts.id });
-realmLimits = await followRealmLimits(await bus.kv(BUCKET.realms), (e) => log.error({ err: e }, 'realm quotas: the watch ended; new pools and hosts take the node defaults'));
+const realmsKv = await bus.kv(BUCKET.realms);
+programStore = await ProgramStore.open(bus, realmsKv);
+await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'));
+realmLimits = await followRealmLimits(realmsKv, (e) => log.error({ err: e }, 'realm quotas: the watch ended; new pools and hosts take the node defaults'));
 // Bound on first use: the node below makes the bucket.
 let namesKv: Promise<HostNameLookup> | undefined;
 lookupName = (realm, key) => (namesKv ??= bus.kv(BUCKET.names, { bind: true }).then(hostNameLookup)).then((lookup) => lookup(realm, key));
@@ -123,9 +141,11 @@ const node = await startNode({
   id: opts.id,
   ...capacity,
   programs,
+  deployed: { store: programStore, cache: programCache },
   bus,
   launcher: isolation.launcher,
   isolation: isolation.status,
+  retention,
   logger: log,
   datapath,
   ...(gatewayPort === undefined ? {} : { gateway: { port: gatewayPort, host: opts.gatewayHost, limits: JSON.parse(opts.gatewayLimits) as Partial<GatewayLimits>, onListening: (port: number) => process.send?.({ t: 'gateway-listening', id: opts.id, port }) } }),
@@ -159,7 +179,8 @@ function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: {
   const services = { natsUrl: hostNatsUrl, lookupName: (realm: string, key: string) => lookupName?.(realm, key) ?? Promise.resolve(undefined) };
   const st = mode === 'off' ? { sandboxed: false, missing: ['proc host sandbox: off (isolation: off)'] } : isolationStatus();
   if (st.sandboxed) {
-    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs), diskMbFor: (realm) => realmLimits?.diskMbFor(realm) });
+    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs), programDirFor: (realm) => programCache.dirFor(realm), diskMbFor: (realm) => realmLimits?.diskMbFor(realm) });
+    realmGroup = (realm) => sandbox.uidOf(realm);
     log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
     const cgroups = new HostCgroups(opts.id);
     const missing = cgroups.version === undefined ? ['cgroups: neither v2 with memory, cpu and pids nor v1 with all three: hosts have no memory, CPU or pids limits'] : [];

@@ -1,16 +1,17 @@
+import type { Retention } from '../control/retention.js';
 import type { Logger } from 'pino';
 import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type NodeIsolation, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
+import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Ports } from '../ports/types.js';
 import type { DataPathPort } from './datapath/port.js';
 import type { HostLauncher } from './host-process.js';
-import { nodeManager, type NodeMsg } from './manager/index.js';
+import { nodeManager, type NodeMsg, type ProgramFiles } from './manager/index.js';
 import { followPeers } from './datapath/peers.js';
 import { realTimers } from '../ports/real.js';
 import { ROUTES_BUCKET, type NameRecord } from '../control/protocol/index.js';
@@ -54,12 +55,19 @@ export interface NodeOptions {
   onFatal?: (error: unknown) => void;
   /** The data path this node owns (src/node/datapath/node-datapath.ts; the simulator's is src/sim/datapath.ts). */
   datapath?: DataPathPort;
+  /**
+   * Deployed programs (src/programs/): where the scheduler resolves a realm's program to a bundle and
+   * where this node's hosts get it from (fetched on first use, cached by hash). Absent in the simulator.
+   */
+  deployed?: { store: { resolve(realm: string, name: string): Promise<DeployedProgram | undefined> }; cache: ProgramFiles };
   /** Whether this node's hosts are sandboxed (the heartbeat carries it to `sigma nodes`). */
   isolation?: NodeIsolation;
   /** HTTP ingress on this node (src/gateway/): where it listens and its bounds; none when unset. */
   gateway?: { port: number; host?: string; limits?: Partial<GatewayLimits>; onListening?: (port: number) => void };
   /** Deliberate bugs for the simulator's mutants; never set in production. */
   mutations?: Mutations;
+  /** When this node leads: how long exited procs stay in the table (src/control/retention.ts). */
+  retention?: Retention;
 }
 
 export interface RunningNode {
@@ -87,14 +95,15 @@ export const NODES_BUCKET_TTL_MS = 60_000;
 export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const timing = o.timing ?? DEFAULT_TIMING;
   const bus = o.bus;
-  const [nodesKv, leaderKv, procsKv, realmsKv, namesKv] = await Promise.all([
+  const [nodesKv, leaderKv, procsKv, realmsKv, namesKv, liveKv] = await Promise.all([
     bus.kv(BUCKET.nodes, { ttlMs: NODES_BUCKET_TTL_MS }),
     bus.kv(BUCKET.leader, { ttlMs: timing.leaseTtlMs }),
     bus.kv(BUCKET.procs),
     bus.kv(BUCKET.realms),
     bus.kv(BUCKET.names),
+    bus.kv(BUCKET.live),
   ]);
-  const stores: NodeStores = { nodesKv, leaderKv, realmsKv, namesKv, table: new ProcTable(procsKv) };
+  const stores: NodeStores = { nodesKv, leaderKv, realmsKv, namesKv, table: new ProcTable(procsKv, liveKv) };
   // Before this node takes any order: what the table still shows running here died with an earlier
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
@@ -121,7 +130,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
   const bus = o.bus;
   return system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
       {
         launcher: o.launcher,
         table: st.table,
@@ -133,6 +142,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
         },
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
+        ...(o.deployed === undefined ? {} : { programs: o.deployed.cache }),
       },
     ),
     { name: 'node' },
@@ -155,7 +165,7 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
       case 'created':
         return { type: 'created', pid: req.pid, revision: req.revision };
       case 'cancel':
-        return { type: 'cancel', pid: req.pid };
+        return { type: 'cancel', pid: req.pid, ...(req.term === undefined ? {} : { term: req.term }) };
       case 'realm-removed':
         return { type: 'realm-removed', realm: req.realm, reply };
       case 'datapath-call': {
@@ -211,9 +221,11 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     realmsKv: st.realmsKv,
     namesKv: st.namesKv,
     programs: o.programs,
+    ...(o.deployed === undefined ? {} : { deployed: o.deployed.store }),
     nodeTimeoutMs: timing.nodeTimeoutMs,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
+    ...(o.retention === undefined ? {} : { retention: o.retention }),
   };
   system.spawn(
     leaseActor({
@@ -286,8 +298,8 @@ async function followDataPath(o: NodeOptions, timing: NodeTiming, nodesKv: Kv): 
  */
 async function reconcile(table: ProcTable, bus: Bus, node: string): Promise<number> {
   let lost = 0;
-  for (const r of await table.list()) {
-    if (r.node !== node || r.state === 'exited') continue;
+  for (const r of await table.liveRecords()) {
+    if (r.node !== node) continue;
     const status = { kind: 'lost' as const, message: `node ${node} restarted; the proc died with its previous incarnation` };
     if (await table.exit(r.pid, status)) {
       lost++;

@@ -1,15 +1,20 @@
 import type { DataPathStatus } from '../../datapath/status.js';
 import type { SpecInput } from '../../proc/spec.js';
 import type { ProcSpec, Status } from '../../proc/types.js';
-import { isStatus, procRecord, realmQuota, type ProcRecord, type RealmQuota } from './records.js';
+import { isStatus, procRecord, realmQuota, type DeployedProgram, type ProcRecord, type RealmQuota } from './records.js';
 import { decodeResult, isInt, isNum, isObj, isStr, type Decoder, type WireError } from './wire.js';
 
 /** Error types on the control subjects (ControlError in src/control/errors.ts carries them to callers). */
 export const CONTROL_ERROR_TYPES = ['bad-request', 'bad-spec', 'unknown-realm', 'unknown-program', 'never-fits', 'queue-full', 'no-scheduler', 'unknown-proc', 'realm-exists', 'no-datapath', 'quota-exceeded', 'internal'] as const;
 export type ControlErrorType = (typeof CONTROL_ERROR_TYPES)[number];
 
-/** A spawn request is a spec as the client wrote it; the scheduler's parseSpec checks every field. */
-export type SpawnRequest = SpecInput;
+/**
+ * A spawn request is a spec as the client wrote it (the scheduler's parseSpec checks every field), with
+ * an idempotency key: a request that repeats a key gets the first one's pid, from this scheduler or its
+ * successor. `fresh`: the client made the key for this call and this is its first attempt, so no record
+ * can have it yet (the order may go before the record is durable).
+ */
+export type SpawnRequest = SpecInput & { idempotencyKey?: string; fresh?: boolean };
 export type SpawnReply = { ok: true; pid: string } | { ok: false; error: WireError };
 
 export interface EvictRequest {
@@ -44,6 +49,8 @@ export interface RunOrder {
   pid: string;
   spec: ProcSpec;
   modulePath: string;
+  /** A deployed program: the node fetches the bundle (cached by hash) and runs it instead of modulePath. */
+  program?: DeployedProgram;
   /** The record as the scheduler last wrote it and its revision: the node's first write needs no read. */
   record?: ProcRecord;
   revision?: number;
@@ -61,7 +68,8 @@ export type NodeRequest =
   /** Fire-and-forget note: the record of a `pendingCreate` order is durable at this revision. */
   | { op: 'created'; pid: string; revision: number }
   /** Fire-and-forget note: the record of a `pendingCreate` order could not be written; stop the proc, record nothing. */
-  | { op: 'cancel'; pid: string }
+  /** `term`: the scheduler's whose create failed; a node holding that pid from another term's order keeps it. */
+  | { op: 'cancel'; pid: string; term?: number }
   | { op: 'datapath-status' }
   | { op: 'realm-removed'; realm: string }
   | { op: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number };
@@ -86,7 +94,7 @@ export const dataPathGone: Decoder<DataPathGone> = (v) =>
   cast(isObj(v) && isStr(v['node']) && Array.isArray(v['endpoints']) && v['endpoints'].length <= GONE_ENDPOINTS_MAX && v['endpoints'].every(isInt), v);
 
 const runOrder = (v: unknown): boolean =>
-  isObj(v) && isStr(v['pid']) && isObj(v['spec']) && isStr(v['modulePath']) && (v['record'] === undefined || procRecord(v['record']) !== undefined) && (v['revision'] === undefined || isInt(v['revision']));
+  isObj(v) && isStr(v['pid']) && isObj(v['spec']) && isStr(v['modulePath']) && (v['program'] === undefined || (isObj(v['program']) && isStr(v['program']['hash']) && isInt(v['program']['version']))) && (v['record'] === undefined || procRecord(v['record']) !== undefined) && (v['revision'] === undefined || isInt(v['revision']));
 
 export const nodeRequest: Decoder<NodeRequest> = (v) => {
   if (!isObj(v)) return undefined;
@@ -98,7 +106,7 @@ export const nodeRequest: Decoder<NodeRequest> = (v) => {
     case 'created':
       return cast(isStr(v['pid']) && isInt(v['revision']), v);
     case 'cancel':
-      return cast(isStr(v['pid']), v);
+      return cast(isStr(v['pid']) && (v['term'] === undefined || isInt(v['term'])), v);
     case 'datapath-status':
       return v as NodeRequest;
     case 'realm-removed':

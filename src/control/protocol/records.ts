@@ -13,6 +13,11 @@ export const BUCKET = {
   realms: 'sigma_realms',
   /** "<realm>.<name>" -> NameRecord, leased to the owning proc's life. */
   names: 'sigma_names',
+  /**
+   * pid -> nothing, for every proc not yet exited (src/control/proc-table.ts): what a new scheduler
+   * reads instead of the whole table, so that a failover does not grow with history.
+   */
+  live: 'sigma_live',
 } as const;
 
 export interface NodeRecord {
@@ -80,9 +85,17 @@ export interface ProcRecord {
   restarts: number;
   /** When the recent respawns happened (scheduler clock), for the restart intensity window. */
   restartTimesMs?: number[];
+  /** A deployed program: the bundle (content hash) and version resolved at spawn; its restarts keep it. */
+  program?: DeployedProgram;
   /** Term of the scheduler that accepted the spawn. */
   term: number;
   createdAtMs: number;
+}
+
+/** A deployed program's bundle as a spawn resolved it (src/programs/store.ts). */
+export interface DeployedProgram {
+  hash: string;
+  version: number;
 }
 
 export interface RealmRecord {

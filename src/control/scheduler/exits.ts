@@ -54,7 +54,7 @@ function recentRestarts(s: SchedulerState, r: ProcRecord): number[] {
 }
 
 function respawn(s: SchedulerState, r: ProcRecord): void {
-  const rec: ProcRecord = { ...newRecord(s, r.spec, r.restarts + 1), restartTimesMs: [...recentRestarts(s, r), s.nowMs()] };
+  const rec: ProcRecord = { ...newRecord(s, r.spec, r.restarts + 1), ...(r.program === undefined ? {} : { program: r.program }), restartTimesMs: [...recentRestarts(s, r), s.nowMs()] };
   s.log.info({ old: r.pid, pid: rec.pid }, 'respawning service');
   s.ops.accept(rec, () => {});
 }

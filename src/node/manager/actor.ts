@@ -1,5 +1,5 @@
 import type { Context } from '../../actors/index.js';
-import { encode, type NodeRecord } from '../../control/protocol/index.js';
+import { encode, type NodeRecord, type RunOrder } from '../../control/protocol/index.js';
 import type { ToNode } from '../../host/protocol.js';
 import { closeLingering, dataPathCall, lingerEndpoint } from './datapath-glue.js';
 import { hostFailed, hostGone, hostUp, pingHosts, place, realmRemoved } from './hosts.js';
@@ -59,16 +59,38 @@ function hostMessage(s: NodeState, hostId: string, msg: ToNode): void {
   }
 }
 
+/** A deployed program's bundle is fetched into the realm's cache before the proc goes to a host. */
+function runOrder(s: NodeState, order: RunOrder): void {
+  const program = order.program;
+  if (program === undefined) return place(s, order);
+  const files = s.deps.programs;
+  if (files === undefined) return s.ops.exited(order.pid, { kind: 'error', message: `node ${s.cfg.id} cannot run deployed programs` });
+  files.path(order.spec.realm, program.hash).then(
+    (modulePath) => s.ctx.self.tell({ type: 'program-ready', pid: order.pid, modulePath }),
+    (e: unknown) => s.ctx.self.tell({ type: 'program-ready', pid: order.pid, error: (e as Error).message }),
+  );
+}
+
+function programReady(s: NodeState, m: Extract<NodeMsg, { type: 'program-ready' }>): void {
+  const p = s.procs.get(m.pid);
+  if (p === undefined) return; // evicted or cancelled meanwhile
+  if (m.modulePath === undefined) return s.ops.exited(m.pid, { kind: 'error', message: `could not fetch program ${p.order.spec.program} v${p.order.program?.version}: ${m.error}` });
+  p.order = { ...p.order, modulePath: m.modulePath };
+  place(s, p.order);
+}
+
 /** One message to the concern it belongs to. */
 function route(s: NodeState, m: NodeMsg): void {
   switch (m.type) {
     case 'run':
-      if (taken(s, m.order) !== undefined) place(s, m.order);
+      if (taken(s, m.order) !== undefined) runOrder(s, m.order);
       return m.reply();
+    case 'program-ready':
+      return programReady(s, m);
     case 'created':
       return created(s, m.pid, m.revision);
     case 'cancel':
-      return cancel(s, m.pid, (p) => startEviction(s, m.pid, p, CANCEL_GRACE_MS));
+      return cancel(s, m.pid, m.term, (p) => startEviction(s, m.pid, p, CANCEL_GRACE_MS));
     case 'mark-running':
       return markRunningLater(s, m.pid);
     case 'evict': {

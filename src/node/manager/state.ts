@@ -25,6 +25,8 @@ export interface NodeManagerConfig {
   exitTwice?: boolean;
   /** Simulator mutant only: each batch of lingering endpoints closed forgets its first one (never reclaimed). */
   forgetLingering?: boolean;
+  /** Simulator mutant only: a repeated run order for a proc this node already has starts it again. */
+  rerunRepeatedOrder?: boolean;
 }
 
 export interface NodeManagerDeps {
@@ -36,8 +38,15 @@ export interface NodeManagerDeps {
   /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
   pull(slots: number): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
+  /** Deployed programs' bundles as files hosts load (fetched on first use, cached by hash). */
+  programs?: ProgramFiles;
   /** The node's data path (pools, endpoints, BPF maps or hub); src/sim/datapath.ts in the simulator. */
   datapath?: DataPathPort;
+}
+
+/** Where a host of `realm` finds the bundle `hash`: a file in that realm's cache, fetched if missing. */
+export interface ProgramFiles {
+  path(realm: string, hash: string): Promise<string>;
 }
 
 export type NodeMsg =
@@ -55,7 +64,8 @@ export type NodeMsg =
   | { type: 'force-evict'; pid: string }
   | { type: 'mark-running'; pid: string }
   | { type: 'created'; pid: string; revision: number }
-  | { type: 'cancel'; pid: string }
+  | { type: 'cancel'; pid: string; term?: number }
+  | { type: 'program-ready'; pid: string; modulePath?: string; error?: string }
   | { type: 'tick' };
 
 export interface Host {

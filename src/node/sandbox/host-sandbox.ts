@@ -30,6 +30,8 @@ export interface HostSandboxOptions {
   natsUrls: string[];
   /** Module paths of the configured programs: their directories are readable. */
   programs: readonly string[];
+  /** The directory of a realm's deployed programs (src/node/program-cache.ts): readable by its hosts only. */
+  programDirFor?: (realm: string) => string;
   /** Each host's scratch directory, MiB, where a realm's quota sets it (diskMb). */
   diskMbFor?: (realm: string) => number | undefined;
 }
@@ -92,6 +94,8 @@ export class HostSandbox {
     for (const p of cgroupProcs) policy.push('--cgroup-procs', p);
     for (const p of this.#exec) policy.push('--rx', p);
     for (const p of this.#read) policy.push('--ro', p);
+    const programs = this.o.programDirFor?.(realm);
+    if (programs !== undefined) policy.push('--ro', programs);
     policy.push('--rw', '/dev/null', '--rw', dir);
     policy.push('--scratch', dir, '--scratch-mb', String(Math.max(1, this.o.diskMbFor?.(realm) ?? HOST_SCRATCH_MB_DEFAULT)));
     for (const port of this.#ports) policy.push('--connect-port', String(port));

@@ -1,0 +1,90 @@
+/**
+ * Deployed programs on a node's disk: `<dataDir>/programs/<realm>/<hash>.mjs`, fetched from the store
+ * by the node (root, the control plane's NATS user) on first use; hosts never reach the store (their
+ * NATS user has no JetStream) and load the file. A realm's directory belongs to root with the realm's
+ * group, 0750: its hosts (uid = gid of the realm) may read it, nobody else's may, and nobody but the node
+ * may write there (and Landlock gives hosts read-only access to their own realm's directory only).
+ * An entry is checked against its hash the first time this process uses it; one that does not match is
+ * fetched again. This file's job is binding to the real world.
+ */
+import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { assert } from '../assert.js';
+import { hashOf, isHash, linkSdk } from '../programs/bundle.js';
+import { REALM_NAME } from '../control/names.js';
+import type { ProgramFiles } from './manager/index.js';
+
+export const PROGRAMS_DIR = 'programs';
+const TRAVERSE_ONLY = 0o711;
+const REALM_GROUP_READ = 0o750;
+const OWNER_ONLY = 0o700;
+const READ_ONLY = 0o444;
+
+export interface ProgramCacheOptions {
+  dataDir: string;
+  fetch(hash: string): Promise<Uint8Array>;
+  /** The gid of a realm's hosts (sandboxed nodes); absent: hosts run as the node's user. */
+  groupOf?: (realm: string) => number | undefined;
+}
+
+export class ProgramCache implements ProgramFiles {
+  readonly root: string;
+  /** Files this process has checked against their hash (or written). */
+  readonly #checked = new Set<string>();
+  readonly #fetching = new Map<string, Promise<string>>();
+  /** Fetches, and entries found corrupt and fetched again (for tests and status). */
+  fetched = 0;
+  refetched = 0;
+
+  constructor(private readonly o: ProgramCacheOptions) {
+    this.root = join(o.dataDir, PROGRAMS_DIR);
+    mkdirSync(this.root, { recursive: true, mode: TRAVERSE_ONLY });
+    chmodSync(this.root, TRAVERSE_ONLY);
+    // Bundles import `sigma-ts`; Node looks for it in node_modules above the file: this package.
+    linkSdk(this.root);
+  }
+
+  /** The realm's cache directory, made with its owner and mode if missing. */
+  dirFor(realm: string): string {
+    assert(REALM_NAME.test(realm), `a realm name is a token: ${realm}`);
+    const dir = join(this.root, realm);
+    if (!existsSync(dir)) mkdirSync(dir, { mode: OWNER_ONLY });
+    const gid = this.o.groupOf?.(realm);
+    if (gid !== undefined) {
+      chownSync(dir, 0, gid);
+      chmodSync(dir, REALM_GROUP_READ);
+    }
+    return dir;
+  }
+
+  path(realm: string, hash: string): Promise<string> {
+    if (!isHash(hash) || !REALM_NAME.test(realm)) return Promise.reject(new Error(`bad program reference ${realm}/${hash}`));
+    const file = join(this.dirFor(realm), `${hash}.mjs`);
+    if (this.#checked.has(file)) return Promise.resolve(file);
+    let p = this.#fetching.get(file);
+    if (p === undefined) {
+      p = this.#load(file, hash).finally(() => this.#fetching.delete(file));
+      this.#fetching.set(file, p);
+    }
+    return p;
+  }
+
+  async #load(file: string, hash: string): Promise<string> {
+    if (existsSync(file)) {
+      if (hashOf(readFileSync(file)) === hash) {
+        this.#checked.add(file);
+        return file;
+      }
+      this.refetched++;
+    }
+    const code = await this.o.fetch(hash);
+    assert(hashOf(code) === hash, `the store checks a bundle against its hash: ${hash}`);
+    const tmp = `${file}.${process.pid}.tmp`;
+    writeFileSync(tmp, code, { mode: READ_ONLY });
+    chmodSync(tmp, READ_ONLY);
+    renameSync(tmp, file);
+    this.fetched++;
+    this.#checked.add(file);
+    return file;
+  }
+}

@@ -1,0 +1,240 @@
+import test from 'ava';
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { EXIT } from '../src/cli/format.js';
+import { writeContext } from '../src/cluster/context.js';
+import { isolationStatus } from '../src/node/sandbox/probe.js';
+import { PROGRAM_BYTES_MAX } from '../src/programs/bundle.js';
+import { startService, testCluster, waitFor, type TestCluster } from './helpers/cluster.js';
+
+// Programs as users write and ship them: an application outside this repository that depends on the
+// package (node_modules/sigma-ts is a link to it, as `npm install <path>` makes), the CLI found through
+// a context file from another directory, `sigma new`, `sigma deploy`, versions, and realms kept apart.
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const CLI = join(ROOT, 'dist', 'src', 'cli', 'sigma.js');
+const TSC = join(ROOT, 'node_modules', '.bin', 'tsc');
+const RUN_TIMEOUT_MS = 60_000;
+/** A program of the cluster's config: deployed at start like any other, for every realm. */
+const HELLO_FIXTURE = fileURLToPath(new URL('./fixtures/procs/hello.js', import.meta.url));
+
+let tc: TestCluster;
+let app: string;
+let context: string;
+test.before(async () => {
+  tc = await testCluster({ nodes: 1, node: { mcpu: 2000, memMb: 4096, beSlots: 8 }, programs: { 'cfg-hello': HELLO_FIXTURE } }, ['default', 'other']);
+  app = mkdtempSync(join(tmpdir(), 'sigma-app-'));
+  mkdirSync(join(app, 'node_modules'));
+  symlinkSync(ROOT, join(app, 'node_modules', 'sigma-ts'), 'dir');
+  symlinkSync(join(ROOT, 'node_modules', '@types'), join(app, 'node_modules', '@types'), 'dir');
+  context = join(app, 'context.json');
+  writeContext({ name: 'test', nats: tc.cluster.natsUrl, dataDir: tc.cluster.dataDir }, context);
+});
+test.after.always(async () => {
+  await tc?.stop();
+  if (app !== undefined) rmSync(app, { recursive: true, force: true });
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+/** Runs a command in the application's directory, with the context file as its only way to the cluster. */
+const run = (file: string, args: string[], cwd = app, env: Record<string, string> = {}): Promise<Run> =>
+  new Promise((resolve) => {
+    const child = execFile(file, args, { cwd, timeout: RUN_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, SIGMA_NATS: '', SIGMA_CONTEXT: context, ...env } }, (_e, stdout, stderr) => resolve({ code: child.exitCode, stdout, stderr }));
+  });
+const sigma = (...args: string[]): Promise<Run> => run(process.execPath, [CLI, ...args]);
+const write = (rel: string, text: string): string => {
+  const f = join(app, rel);
+  mkdirSync(join(f, '..'), { recursive: true });
+  writeFileSync(f, text);
+  return f;
+};
+const serviceSource = (answer: string): string => `import { ServiceProc, type DataMessage } from 'sigma-ts';
+export default class V extends ServiceProc<never> {
+  receive(): void {}
+  onData(_m: DataMessage): string { return ${JSON.stringify(answer)}; }
+}
+`;
+
+test.serial('sdk - sigma new writes a function and a service whose tests pass in-process; deployed from outside the repo they run on the cluster', async (t) => {
+  for (const [name, kind] of [['greet', '--function'], ['upper', '--service']] as const) {
+    const made = await sigma('new', name, kind);
+    t.is(made.code, EXIT.ok, made.stderr);
+    // A test of its own, compiled against the package's types, run without a cluster.
+    const built = await run(TSC, ['-p', '.'], join(app, name));
+    t.is(built.code, 0, `${built.stdout}${built.stderr}`);
+    const tested = await run(process.execPath, ['--test', 'dist/'], join(app, name));
+    t.is(tested.code, 0, `${tested.stdout}${tested.stderr}`);
+    t.regex(tested.stdout, /# pass [12]/);
+  }
+  // Deployed (found through the context file), then run: the function calls the service by name.
+  t.is((await sigma('deploy', 'upper')).code, EXIT.ok);
+  const d = await sigma('--json', 'deploy', 'greet');
+  t.is(d.code, EXIT.ok, d.stderr);
+  t.like(JSON.parse(d.stdout), { realm: 'default', name: 'greet', version: 1, kind: 'function' });
+  await startService(tc, 'upper', 'upper');
+  const r = await sigma('spawn', 'greet', 'sigma', '--wait');
+  t.is(r.code, EXIT.ok, r.stderr);
+  t.regex(r.stdout, /ok: "hello SIGMA"/);
+  // The client library from the application, finding the cluster the same way.
+  write('list.mjs', `import { connect } from 'sigma-ts/client';\nconst c = await connect();\nconsole.log(JSON.stringify({ source: c.address.source, names: (await c.client.names('default')).map((n) => n.name) }));\nawait c.close();\n`);
+  const listed = await run(process.execPath, ['list.mjs']);
+  t.is(listed.code, 0, listed.stderr);
+  t.like(JSON.parse(listed.stdout), { source: `context file ${context}`, names: ['upper'] });
+});
+
+test.serial('cli - without a reachable cluster it says which address it tried and where that came from (exit 4)', async (t) => {
+  const dead = join(app, 'dead.json');
+  writeContext({ name: 'gone', nats: 'nats://sigma:secret@127.0.0.1:1', dataDir: app }, dead);
+  const r = await run(process.execPath, [CLI, 'nodes'], app, { SIGMA_CONTEXT: dead });
+  t.is(r.code, EXIT.unavailable);
+  t.regex(r.stderr, /127\.0\.0\.1:1/);
+  t.regex(r.stderr, new RegExp(`context file ${dead}`));
+  t.notRegex(r.stderr, /secret/);
+  const env = await run(process.execPath, [CLI, 'nodes'], app, { SIGMA_NATS: 'nats://127.0.0.1:2', SIGMA_CONTEXT: join(app, 'none.json') });
+  t.is(env.code, EXIT.unavailable);
+  t.regex(env.stderr, /127\.0\.0\.1:2 \(from SIGMA_NATS\)/);
+  const none = await run(process.execPath, [CLI, 'nodes'], app, { SIGMA_CONTEXT: join(app, 'none.json') });
+  t.is(none.code, EXIT.unavailable);
+  t.regex(none.stderr, /no context file/);
+});
+
+test.serial('deploy - bad input is refused at deploy time with a typed error and the right exit code', async (t) => {
+  const cases: Array<[string[], number, RegExp]> = [
+    [['deploy', write('bad/not-proc.ts', 'export default class X {}\n')], EXIT.refused, /not-a-proc: .*class X/],
+    [['deploy', write('bad/no-default.ts', 'export const x = 1;\n')], EXIT.refused, /not-a-proc: .*no default export/],
+    [['deploy', write('bad/syntax.ts', 'export default class {\n  run( {\n}\n')], EXIT.refused, /syntax: [^]*syntax\.ts:\d+:\d+: Expected/],
+    [['deploy', write('bad/throws.ts', "throw new Error('at load');\n")], EXIT.refused, /load: .*at load/],
+    [['deploy', write('bad/ok.ts', serviceSource('x')), '--realm', 'nowhere'], EXIT.refused, /unknown-realm/],
+    [['deploy', write('bad/big.ts', `import { FunctionProc } from 'sigma-ts';\nconst blob = ${JSON.stringify('x'.repeat(PROGRAM_BYTES_MAX))};\nexport default class B extends FunctionProc { run() { return blob.length; } }\n`)], EXIT.refused, /too-large/],
+    [['deploy', join(app, 'bad', 'missing.ts')], EXIT.usage, /no-entry/],
+    [['deploy', join(app, 'bad', 'ok.ts'), '--name', 'a.b'], EXIT.usage, /bad-name/],
+    [['deploy', join(app, 'bad', 'ok.ts'), '--name', 'hello'], EXIT.usage, /bad-name: "hello" is a built-in program/],
+    [['deploy', 'never-deployed', '--rollback'], EXIT.refused, /unknown-program/],
+  ];
+  for (const [args, code, re] of cases) {
+    const r = await sigma(...args);
+    t.is(r.code, code, `sigma ${args.join(' ')}: ${r.stderr}`);
+    t.regex(r.stderr, re);
+  }
+  const ls = await sigma('--json', 'programs', 'ls');
+  t.false((JSON.parse(ls.stdout) as Array<{ name: string }>).some((p) => ['not-proc', 'no-default', 'syntax', 'throws', 'big', 'ok'].includes(p.name)));
+});
+
+test.serial('deploy - a new version applies to new spawns, running procs keep theirs; rollback and rm', async (t) => {
+  const file = write('ver/ver.ts', serviceSource('one'));
+  t.is((await sigma('deploy', file)).code, EXIT.ok);
+  await startService(tc, 'ver', 'ver1');
+  write('ver/ver.ts', serviceSource('two'));
+  t.is((await sigma('deploy', file)).code, EXIT.ok);
+  await startService(tc, 'ver', 'ver2');
+  t.is((await sigma('call', 'ver1', 'x')).stdout.trim(), 'one');
+  t.is((await sigma('call', 'ver2', 'x')).stdout.trim(), 'two');
+  const back = await sigma('deploy', 'ver', '--rollback');
+  t.is(back.code, EXIT.ok, back.stderr);
+  t.regex(back.stdout, /new spawns get v1/);
+  await startService(tc, 'ver', 'ver3');
+  t.is((await sigma('call', 'ver3', 'x')).stdout.trim(), 'one');
+  const ls = JSON.parse((await sigma('--json', 'programs', 'ls')).stdout) as Array<{ name: string; current: number; versions: Array<{ version: number }> }>;
+  t.like(ls.find((p) => p.name === 'ver'), { current: 1 });
+  t.deepEqual(ls.find((p) => p.name === 'ver')!.versions.map((v) => v.version), [1, 2]);
+  t.is((await sigma('deploy', 'ver', '--rollback', '7')).code, EXIT.refused);
+  t.is((await sigma('programs', 'rm', 'ver')).code, EXIT.ok);
+  t.is((await sigma('spawn', 'ver', '--name', 'ver4')).code, EXIT.refused);
+  t.is((await sigma('call', 'ver1', 'x')).stdout.trim(), 'one'); // still running its own bundle
+});
+
+test.serial('tenancy - realm other can neither spawn, list, roll back, remove nor read the programs of realm default', async (t) => {
+  t.is((await sigma('deploy', write('secret/secret.ts', serviceSource('secret')))).code, EXIT.ok);
+  t.is((await sigma('deploy', write('secret/secret.ts', serviceSource('secret 2')))).code, EXIT.ok);
+  const spawned = await sigma('spawn', 'secret', '--realm', 'other', '--name', 'stolen');
+  t.is(spawned.code, EXIT.refused);
+  t.regex(spawned.stderr, /no program "secret" in realm other/);
+  const ls = JSON.parse((await sigma('--json', 'programs', 'ls', '--realm', 'other')).stdout) as Array<{ name: string }>;
+  t.false(ls.some((p) => p.name === 'secret'));
+  t.is((await sigma('deploy', 'secret', '--rollback', '--realm', 'other')).code, EXIT.refused);
+  t.is((await sigma('programs', 'rm', 'secret', '--realm', 'other')).code, EXIT.refused);
+  // Still there, current v2, for its own realm.
+  const mine = JSON.parse((await sigma('--json', 'programs', 'ls')).stdout) as Array<{ name: string; current: number }>;
+  t.like(mine.find((p) => p.name === 'secret'), { current: 2 });
+  await startService(tc, 'secret', 'secret'); // its bundle now sits in realm default's cache on the node
+  t.is((await sigma('call', 'secret', 'x')).stdout.trim(), 'secret 2');
+
+  // From inside a proc of realm other: its own cache is readable, realm default's is not.
+  t.is((await sigma('deploy', write('peek/peek.ts', `import { FunctionProc } from 'sigma-ts';
+import { readdirSync } from 'node:fs';
+export default class Peek extends FunctionProc<[string, string], Record<string, string>> {
+  run([mine, theirs]: [string, string]) {
+    const tryDir = (d: string) => { try { return readdirSync(d).join(','); } catch (e) { return (e as { code?: string }).code ?? 'error'; } };
+    return { mine: tryDir(mine), theirs: tryDir(theirs) };
+  }
+}
+`), '--realm', 'other')).code, EXIT.ok);
+  const programsDir = join(tc.cluster.dataDir, 'programs');
+  const pid = await tc.client.spawn({ program: 'peek', realm: 'other', args: [join(programsDir, 'other'), join(programsDir, 'default')] });
+  const st = await tc.client.waitExit(pid, { timeoutMs: 30_000 });
+  t.is(st.kind, 'ok', st.message);
+  const seen = st.data as { mine: string; theirs: string };
+  t.regex(seen.mine, /^[0-9a-f]{64}\.mjs/); // its own bundle, fetched by the node
+  t.true(readdirSync(join(programsDir, 'default')).length > 0); // there is something to hide
+  if (isolationStatus().sandboxed) t.is(seen.theirs, 'EACCES');
+  else t.log('hosts are not sandboxed here: the file-system wall is not tested');
+});
+
+test.serial('deploy - a spawn whose bundle is gone from the store ends error with the reason', async (t) => {
+  t.is((await sigma('deploy', write('gone/gone.ts', serviceSource('gone')))).code, EXIT.ok);
+  const store = await tc.bus.objectStore!('sigma_program_code');
+  const ls = JSON.parse((await sigma('--json', 'programs', 'ls')).stdout) as Array<{ name: string; versions: Array<{ hash: string }> }>;
+  await store.delete(ls.find((p) => p.name === 'gone')!.versions[0]!.hash);
+  const pid = await tc.client.spawn({ program: 'gone', name: 'gone' });
+  const st = await waitFor(() => tc.client.proc(pid), (r) => r?.status !== undefined);
+  t.is(st!.status!.kind, 'error');
+  t.regex(st!.status!.message, /could not fetch program gone v1: .*no bundle/);
+});
+
+test.serial('deploy - the programs of cluster.config.ts are deployed at start for every realm; a realm\'s own program of the name comes first', async (t) => {
+  for (const realm of ['default', 'other']) {
+    const r = await sigma('spawn', 'cfg-hello', 'there', '--realm', realm, '--wait');
+    t.is(r.code, EXIT.ok, r.stderr);
+  }
+  const ls = await sigma('programs', 'ls', '--realm', 'other');
+  t.regex(ls.stdout, /cfg-hello\s+cluster\s+v1\s+function/);
+  // Not on the nodes' disks as a module path: fetched into the realm's cache like any deployed program.
+  t.true(readdirSync(join(tc.cluster.dataDir, 'programs', 'other')).some((f) => f.endsWith('.mjs')));
+  write('own/cfg-hello.ts', `import { FunctionProc } from 'sigma-ts';\nexport default class Mine extends FunctionProc { run() { return 'mine'; } }\n`);
+  t.is((await sigma('deploy', join(app, 'own', 'cfg-hello.ts'), '--realm', 'other')).code, EXIT.ok);
+  t.regex((await sigma('spawn', 'cfg-hello', '--realm', 'other', '--wait')).stdout, /ok: "mine"/);
+  t.notRegex((await sigma('spawn', 'cfg-hello', 'x', '--wait')).stdout, /mine/);
+});
+
+test.serial('roll - a service moves to the new version without a gap in its name', async (t) => {
+  const file = write('roll/rolled.ts', serviceSource('old'));
+  t.is((await sigma('deploy', file)).code, EXIT.ok);
+  const { pid: old } = await startService(tc, 'rolled', 'rolled');
+  write('roll/rolled.ts', serviceSource('new'));
+  t.is((await sigma('deploy', file)).code, EXIT.ok);
+  // The name, read back to back for the whole roll: never missing, first the old proc, then the new one.
+  let rolling = true;
+  const seen: string[] = [];
+  const reader = (async () => {
+    while (rolling) seen.push((await tc.client.names('default')).find((n) => n.name === 'rolled')?.pid ?? 'missing');
+  })();
+  const r = await sigma('--json', 'roll', 'rolled');
+  await tc.client.waitExit(old, { timeoutMs: 10_000 });
+  rolling = false;
+  await reader;
+  t.is(r.code, EXIT.ok, r.stderr);
+  const rolled = JSON.parse(r.stdout) as { from: string; to: string };
+  t.is(rolled.from, old);
+  t.false(seen.includes('missing'), seen.join(' '));
+  t.is(seen.at(-1), rolled.to);
+  t.is((await tc.client.waitExit(old)).kind, 'evicted');
+  // Callers that had the old endpoint cached resolve again once it is closed (ENDPOINT_LINGER_MS).
+  t.is(await waitFor(() => tc.client.dataPathCall('rolled', 'x').catch((e: unknown) => (e as Error).message), (a) => a === 'new', 5_000), 'new');
+  t.is((await sigma('roll', 'no-such-service')).code, EXIT.refused);
+});
