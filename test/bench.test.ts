@@ -162,3 +162,16 @@ test('bench - datapath: the cross-realm check passes only when every forged desc
   t.regex(crossRealmFailure({ attempts: 100, rejected: 101, receiver: 0, delivered: 0 })!, /cross-realm check failed/, 'refusals that were not the forger\'s are not counted as its');
   t.regex(crossRealmFailure({ attempts: 0, rejected: 0, receiver: 0, delivered: 0 })!, /none was sent/);
 });
+
+test.serial('bench - apps --quick --json: every key of the issue for both apps and both deployments, and no errors', async (t) => {
+  t.timeout(600_000);
+  const { stdout } = await run(process.execPath, [CLI, 'apps', '--quick', '--json'], { maxBuffer: 1 << 26 });
+  const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
+  for (const app of ['boutique', 'hotel']) {
+    for (const d of ['sigma', 'http']) {
+      for (const k of ['rps', 'p50_ms', 'p95_ms', 'p99_ms', 'cpu_cores']) t.true(typeof figures[`${app}_${d}_${k}`] === 'number' && (figures[`${app}_${d}_${k}`] as number) > 0, `${app}_${d}_${k} = ${String(figures[`${app}_${d}_${k}`])}`);
+      t.is(figures[`${app}_${d}_errors`], 0, `${app}_${d}_errors`);
+    }
+    t.true(typeof figures[`${app}_idle_cpu_pct`] === 'number', `${app}_idle_cpu_pct`);
+  }
+});

@@ -68,7 +68,7 @@ test.serial('cli - random argument vectors get a documented exit code, never a h
     fc.tuple(fc.constantFrom('--mcpu', '--mem', '--grace-ms', '--timeout-ms', '--wait-ms', '--realm', '--name', '--export', '--restart'), word).map(([o, v]) => [o, v]),
     fc.constantFrom(['--lc'], ['--wait'], ['--dedicated'], ['--json'], ['--all'], ['--bogus']),
   );
-  const argv = fc.tuple(fc.constantFrom('spawn', 'evict', 'ps', 'names', 'nodes', 'call', 'realm', 'datapath', 'logs', 'bogus'), fc.array(word, { maxLength: 3 }), fc.array(option, { maxLength: 4 })).map(([cmd, args, opts]) => {
+  const argv = fc.tuple(fc.constantFrom('spawn', 'evict', 'ps', 'names', 'nodes', 'call', 'realm', 'datapath', 'logs', 'route', 'bogus'), fc.array(word, { maxLength: 3 }), fc.array(option, { maxLength: 4 })).map(([cmd, args, opts]) => {
     const v = [cmd, ...args, ...opts.flat()];
     // --wait on a sleep would wait its whole length: keep every run short.
     return v.includes('--wait') ? [...v, '--wait-ms', '2000'] : v;

@@ -40,3 +40,21 @@ test.serial('gateway - every node serves every route; a node without a host of t
   await waitFor(async () => (await status(away)).pools['edge'], (p) => p === undefined, WAIT_MS);
   t.is((await http(ports[1]!, 'POST', '/echo', 'x')).status, 404);
 });
+
+test.serial('gateway - a removed realm\'s routes answer 404 on every node and its pools go, though the route records stay', async (t) => {
+  await untilScheduler(() => tc.client.createRealm('brief'));
+  await startService(tc, 'echo', 'echo', { realm: 'brief' }, WAIT_MS);
+  const routes = await RouteStore.open(tc.bus);
+  t.is((await routes.add({ realm: 'brief', name: 'echo', method: 'POST', path: '/brief' }))._tag, 'Right');
+  const nodes = [...tc.cluster.nodes.keys()];
+  for (const n of nodes) {
+    const a = await waitFor(() => http(tc.cluster.gatewayPorts.get(n)!, 'POST', '/brief', 'short'), (r) => r.status === 200, WAIT_MS);
+    t.is(a.body, 'short');
+  }
+  await tc.client.removeRealm('brief');
+  for (const n of nodes) {
+    t.is((await waitFor(() => http(tc.cluster.gatewayPorts.get(n)!, 'POST', '/brief', 'x'), (r) => r.status === 404, WAIT_MS)).status, 404);
+    await waitFor(async () => (await tc.client.dataPathStatus(n, { timeoutMs: 5_000 })).pools['brief'], (p) => p === undefined, WAIT_MS);
+  }
+  t.deepEqual((await routes.list('brief')).map((r) => r.name), ['echo'], 'the record stays: the realm may come back');
+});

@@ -91,9 +91,12 @@ test.serial('gateway - 404, 413, 503 with Retry-After, 502, 504 and slow clients
   await addRoute({ realm: 'default', name: 'small', method: 'POST', path: '/small', target: 'svc', bodyBytesMax: 8 });
   const base = await used();
 
-  const nf = await http(port, 'GET', '/nowhere');
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const nf = await http(port, 'GET', '/nowhere', undefined, { agent });
   t.is(nf.status, 404);
   t.is(JSON.parse(nf.body).error, 'not-found');
+  t.true((await http(port, 'GET', '/nowhere', undefined, { agent })).reusedSocket, 'a 404 keeps the connection');
+  agent.destroy();
 
   t.is((await http(port, 'POST', '/small', 'x'.repeat(9))).status, 413);
   t.is((await http(port, 'POST', '/small', { chunks: ['xxxx', 'xxxx', 'x'] })).status, 413, 'a chunked body is cut at the limit too');

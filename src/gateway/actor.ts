@@ -1,11 +1,11 @@
 import type { Factory } from '../actors/index.js';
-import { decodeJson, PROC_EVENT, routeRecord, type ProcEvent, type RouteRecord } from '../control/protocol/index.js';
+import { decodeJson, PROC_EVENT, realmRecord, routeRecord, type ProcEvent, type RouteRecord } from '../control/protocol/index.js';
 import type { Bus, Kv, KvWatch, Subscription } from '../nats/types.js';
 import type { NameLookup } from '../datapath/proc-data.js';
 import { Gateway, type GatewayDataPath, type GatewayLimits } from './gateway.js';
 import type { GatewayMetrics } from './metrics.js';
 
-export type GatewayMsg = { type: 'route'; key: string; route: RouteRecord | undefined } | { type: 'proc'; ev: ProcEvent } | { type: 'watch-ended'; error: unknown };
+export type GatewayMsg = { type: 'route'; key: string; route: RouteRecord | undefined } | { type: 'realm'; realm: string; active: boolean } | { type: 'proc'; ev: ProcEvent } | { type: 'watch-ended'; error: unknown };
 
 export interface GatewayActorDeps {
   node: string;
@@ -14,6 +14,8 @@ export interface GatewayActorDeps {
   datapath: GatewayDataPath | undefined;
   lookup: (realm: string) => NameLookup;
   routesKv: Kv;
+  /** The realms bucket: a removed realm's routes stop being served. */
+  realmsKv: Kv;
   bus: Bus;
   metrics: GatewayMetrics;
   limits?: Partial<GatewayLimits>;
@@ -31,9 +33,23 @@ export function gatewayActor(d: GatewayActorDeps): Factory<GatewayMsg> {
   return (ctx) => {
     const gw = new Gateway({ node: d.node, port: d.port, datapath: d.datapath, lookup: d.lookup, log: ctx.log, metrics: d.metrics, ...(d.host === undefined ? {} : { host: d.host }), ...(d.limits === undefined ? {} : { limits: d.limits }) });
     let watch: KvWatch | undefined;
+    let realms: KvWatch | undefined;
     let events: Subscription | undefined;
     return {
       async preStart() {
+        // Realms first: their latest states are replayed before any route arrives.
+        realms = await d.realmsKv.watch({ include: 'latest' });
+        const r = realms;
+        void (async () => {
+          try {
+            for await (const c of r) {
+              const rec = c.value === null ? undefined : realmRecord(decodeJson(c.value));
+              ctx.self.tell({ type: 'realm', realm: c.key, active: rec?.state === 'active' });
+            }
+          } catch (e) {
+            ctx.self.tell({ type: 'watch-ended', error: e });
+          }
+        })();
         const port = await gw.start();
         watch = await d.routesKv.watch({ include: 'latest' });
         const w = watch;
@@ -61,6 +77,9 @@ export function gatewayActor(d: GatewayActorDeps): Factory<GatewayMsg> {
             if (msg.route === undefined) gw.deleteRoute(msg.key);
             else gw.putRoute(msg.key, msg.route);
             return;
+          case 'realm':
+            gw.setRealm(msg.realm, msg.active);
+            return;
           case 'proc': {
             const realm = msg.ev.pid.slice(0, Math.max(0, msg.ev.pid.indexOf('.')));
             if (msg.ev.type === 'started') d.metrics.procStarted(realm);
@@ -73,6 +92,7 @@ export function gatewayActor(d: GatewayActorDeps): Factory<GatewayMsg> {
       },
       async postStop() {
         watch?.stop();
+        realms?.stop();
         events?.unsubscribe();
         await gw.close();
       },

@@ -64,7 +64,10 @@ export class Gateway {
   readonly #o: GatewayOptions;
   readonly #limits: GatewayLimits;
   readonly #table = new RouteTable();
+  /** Realms whose endpoint (and pool) this gateway holds open: they have routes and are active. */
   readonly #realms = new Set<string>();
+  /** Realms that exist and are not being removed (the realms bucket): only their routes are served. */
+  readonly #active = new Set<string>();
   #server: Server | undefined;
   #inFlight = 0;
 
@@ -109,13 +112,20 @@ export class Gateway {
     if (this.#table.delete(key)) this.#syncRealms();
   }
 
+  /** A realm appeared, or is being removed / gone: a removed realm's routes answer 404 and its pool here is let go. */
+  setRealm(realm: string, active: boolean): void {
+    if (active) this.#active.add(realm);
+    else this.#active.delete(realm);
+    this.#syncRealms();
+  }
+
   routes(): RouteRecord[] {
     return this.#table.routes();
   }
 
   /** A realm with routes keeps its gateway endpoint (and pool) on this node, hosts here or not. */
   #syncRealms(): void {
-    const want = this.#table.realms();
+    const want = new Set([...this.#table.realms()].filter((r) => this.#active.has(r)));
     for (const realm of want) {
       if (this.#realms.has(realm)) continue;
       this.#realms.add(realm);
@@ -137,7 +147,7 @@ export class Gateway {
     if (path === '/metrics' && method === 'GET') return void this.#serveMetrics(res);
     const host = req.headers.host?.replace(/:\d+$/, '').toLowerCase();
     const m = this.#table.match(method, host, path);
-    if (m === undefined) return this.#fail(req, res, undefined, 'not-found', `no route for ${method} ${path}`, t0);
+    if (m === undefined || !this.#active.has(m.route.realm)) return this.#fail(req, res, undefined, 'not-found', `no route for ${method} ${path}`, t0);
     const route = m.route;
     const api = this.#o.datapath?.local(route.realm, this.#o.lookup(route.realm), { keep: true });
     if (api === undefined) return this.#fail(req, res, route, 'unavailable', `node ${this.#o.node} has no data path for realm ${route.realm}`, t0);
@@ -291,7 +301,9 @@ export class Gateway {
     res.statusCode = status;
     res.setHeader('content-type', 'application/json');
     if (status === 503) res.setHeader('retry-after', String(this.#limits.retryAfterS));
-    if (!req.complete) res.setHeader('connection', 'close');
+    // A body not read (refused, or cut by a bound) ends the connection; a bodiless request keeps it.
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (hasBody && !req.complete) res.setHeader('connection', 'close');
     res.once('finish', () => this.#done(route, status, t0));
     res.end(JSON.stringify({ error: kind, message }));
   }

@@ -115,7 +115,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const requests = serveNodeRequests(o, nm);
   campaign(o, timing, system, stores, requests.local);
   const dataPath = await followDataPath(o, timing, stores.nodesKv);
-  if (o.gateway !== undefined) await spawnGateway(o, o.gateway, system, namesKv);
+  if (o.gateway !== undefined) await spawnGateway(o, o.gateway, system, namesKv, realmsKv);
   return {
     system,
     async stop() {
@@ -258,14 +258,14 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
 }
 
 /** The gateway: a supervised actor of this node's system, with the node's data path and admin NATS user. */
-async function spawnGateway(o: NodeOptions, g: NonNullable<NodeOptions['gateway']>, system: ActorSystem, namesKv: Kv): Promise<void> {
+async function spawnGateway(o: NodeOptions, g: NonNullable<NodeOptions['gateway']>, system: ActorSystem, namesKv: Kv, realmsKv: Kv): Promise<void> {
   const routesKv = await o.bus.kv(ROUTES_BUCKET);
   // Scoped to the route's realm as a host's lookups are (src/node/name-lookup.ts): another realm's private
   // names are "no such service", never "not exported", so a route learns nothing of them.
   const scoped = hostNameLookup(namesKv);
   const lookup = (realm: string) => (key: string): Promise<NameRecord | undefined> => scoped(realm, key);
   const metrics = new GatewayMetrics({ node: o.id, datapath: () => o.datapath?.status() });
-  const deps = { node: o.id, port: g.port, datapath: o.datapath, lookup, routesKv, bus: o.bus, metrics, ...(g.host === undefined ? {} : { host: g.host }), ...(g.limits === undefined ? {} : { limits: g.limits }), ...(g.onListening === undefined ? {} : { onListening: g.onListening }) };
+  const deps = { node: o.id, port: g.port, datapath: o.datapath, lookup, routesKv, realmsKv, bus: o.bus, metrics, ...(g.host === undefined ? {} : { host: g.host }), ...(g.limits === undefined ? {} : { limits: g.limits }), ...(g.onListening === undefined ? {} : { onListening: g.onListening }) };
   system.spawn(gatewayActor(deps), { name: 'gateway' }); // supervised by the system's root: a crash restarts it
 }
 

@@ -167,6 +167,4 @@ function html(status: number, title: string, body: string): FrontAnswer {
   return { status, headers: { 'content-type': 'text/html; charset=utf-8' }, body: `<!DOCTYPE html><html><head><title>${esc(title)}</title></head><body>${body}</body></html>` };
 }
 
-export const parseCookies = (header: string | undefined): Record<string, string> => Object.fromEntries((header ?? '').split(';').flatMap((p) => { const i = p.indexOf('='); return i < 0 ? [] : [[p.slice(0, i).trim(), decodeURIComponent(p.slice(i + 1).trim())]]; }));
-export const parseForm = (body: string): Record<string, string> => Object.fromEntries(new URLSearchParams(body));
 export { zero };

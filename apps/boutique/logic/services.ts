@@ -94,15 +94,4 @@ export function handlersOf(name: ServiceName): Handlers {
   }
 }
 
-/** Runs one call against a service's handlers: `{ ok, value }` or `{ ok: false, error }` (what both wirings put on the wire). */
-export async function serve(handlers: Handlers, method: string, args: unknown[], rpc: Rpc): Promise<{ ok: true; value: unknown } | { ok: false; error: string }> {
-  const h = handlers[method];
-  if (h === undefined) return { ok: false, error: `no method ${method}` };
-  try {
-    return { ok: true, value: await h(args, rpc) };
-  } catch (e) {
-    return { ok: false, error: e instanceof Error ? e.message : String(e) };
-  }
-}
-
 export { format };
