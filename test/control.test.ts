@@ -19,6 +19,19 @@ test.serial('control - a function proc runs and its status carries the result', 
   t.truthy(rec?.node);
 });
 
+test.serial('control - a repeated idempotency key gets the first pid, in flight or after the exit, and runs once; a malformed key is refused', async (t) => {
+  const [a, b] = await Promise.all([tc.client.spawn({ program: 'hello', args: ['once'] }, { key: 'job-42' }), tc.client.spawn({ program: 'hello', args: ['twice?'] }, { key: 'job-42' })]);
+  t.is(a, b);
+  t.regex(a, /^default\.k_job-42$/);
+  t.is((await tc.client.waitExit(a, { timeoutMs: 20_000 })).data, 'hello once', 'the first spawn ran, the repeat did not');
+  t.is(await tc.client.spawn({ program: 'hello', args: ['later'] }, { key: 'job-42' }), a);
+  t.deepEqual((await tc.client.ps({ all: true })).filter((r) => r.pid === a).map((r) => r.spec.args), [['once']]);
+  t.not(await tc.client.spawn({ program: 'hello' }, { key: 'job-42-other' }), a, 'another key, another proc');
+  const e = await t.throwsAsync(tc.client.spawn({ program: 'hello' }, { key: 'no spaces!' }), { instanceOf: ControlError });
+  t.is(e?.type, 'bad-spec');
+  t.regex(e?.message ?? '', /idempotencyKey must match/);
+});
+
 test.serial('control - an LC function and a failing one', async (t) => {
   const ok = await tc.client.spawn({ program: 'hello', args: ['lc'], lc: true, mcpu: 500 });
   const bad = await tc.client.spawn({ program: 'fail', args: ['boom'] });

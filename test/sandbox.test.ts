@@ -129,3 +129,21 @@ test('sandbox - realm ids: one uid per realm, the same after a restart and from 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('sandbox - realm ids are claimed machine-wide: two clusters never share a uid; a gone cluster gives its uids back', (t) => {
+  const claims = mkdtempSync(join(tmpdir(), 'sigma-claims-'));
+  const [one, two] = [mkdtempSync(join(tmpdir(), 'sigma-cluster-a-')), mkdtempSync(join(tmpdir(), 'sigma-cluster-b-'))];
+  try {
+    const a = new RealmIds(one, claims).idOf('default');
+    const b = new RealmIds(two, claims).idOf('default');
+    t.not(a, b, "the same realm name in two clusters: two uids (one could read the other's files)");
+    t.is(new RealmIds(one, claims).idOf('default'), a, 'each keeps its own');
+    rmSync(one, { recursive: true, force: true });
+    const three = mkdtempSync(join(tmpdir(), 'sigma-cluster-c-'));
+    t.is(new RealmIds(three, claims).idOf('tenant'), a, "a removed cluster's uid is taken back");
+    t.is(new RealmIds(two, claims).idOf('default'), b);
+    rmSync(three, { recursive: true, force: true });
+  } finally {
+    for (const d of [claims, one, two]) rmSync(d, { recursive: true, force: true });
+  }
+});

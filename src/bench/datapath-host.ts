@@ -5,15 +5,31 @@
  * real procs on a real node: src/bench/suites/datapath-procs.ts.) Commands come over IPC from the suite
  * (src/bench/suites/datapath.ts).
  *
- * Roles: `client` (sends requests, measures), `server` (echoes), `forger` (realm B: a node of its own
- * sending to realm A's server node, which must refuse every one).
+ * Roles (datapath-protocol.ts): a client (sends requests, measures) and a server (echoes) per pair of
+ * hosts — `client`/`server` for tcp, http and nats, `spin-*` for tcpspin, `remote-*` for remote — and
+ * `forger` (realm B: a node of its own sending to realm A's server node, which must refuse every one).
+ * A spinning host (SPIN_WINDOW_ENV set) busy-polls after its socket traffic and pins itself to its home
+ * CPU (SPIN_HOME_ENV) with the same code and policy as a proc host (src/host/datapath/attach.ts).
  */
+import { pino } from 'pino';
+import { BusyPoll } from '../datapath/busy-poll.js';
+import { homePin, realBusyPollPorts } from '../datapath/busy-poll-real.js';
 import { DataPathClient, FORGED_BIT, HttpClient, NatsClient, serveDataPath, serveHttp, serveNats, serveTcp, TcpClient, type EchoStats, type WireClient } from './suites/datapath-wire.js';
 import { startRemoteNode, type RemoteNode } from './suites/datapath-remote-node.js';
-import { ENDPOINTS, REALM_B, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';
+import { ENDPOINTS, REALM_B, SPIN_HOME_ENV, SPIN_WINDOW_ENV, type HostCommand, type Role, type Transport } from './suites/datapath-protocol.js';
 
 const role = process.env['SIGMA_BENCH_ROLE'] as Role;
 const send = (m: object): void => void process.send!(m);
+
+/** The busy poll of a spinning host (tcpspin), with the proc hosts' ports: sched_yield per turn, home pinning. */
+function spinPoll(): BusyPoll | undefined {
+  const windowUs = Number(process.env[SPIN_WINDOW_ENV] ?? 0);
+  if (!(windowUs > 0)) return undefined;
+  const homeText = process.env[SPIN_HOME_ENV];
+  const home = homeText === undefined || homeText === '' ? undefined : Number(homeText);
+  return new BusyPoll(windowUs, { ...realBusyPollPorts, ...homePin(home, pino({ level: 'warn', name: role }, pino.destination(2))) });
+}
+const poll = spinPoll();
 
 const clients = new Map<Transport, WireClient>();
 const closers: Array<() => Promise<void>> = [];
@@ -34,6 +50,10 @@ async function prepareClient(t: Transport, port: number, url: string, window: nu
   if (t === 'remote') clients.set(t, await remoteClient(port));
   else if (t === 'bpf' || t === 'userspace') throw new Error(`${t} runs between procs, not host processes`);
   else if (t === 'tcp') clients.set(t, await TcpClient.connect(port));
+  else if (t === 'tcpspin') {
+    if (poll === undefined) throw new Error(`tcpspin needs a spinning host; ${role} does not spin`);
+    clients.set(t, await TcpClient.connect(port, poll));
+  }
   else if (t === 'http') clients.set(t, new HttpClient(port, window));
   else clients.set(t, await NatsClient.connect(url));
 }
@@ -52,7 +72,8 @@ async function serve(t: Transport, url: string): Promise<{ port?: number }> {
     closers.push(() => s.close());
     return {};
   }
-  const s = t === 'tcp' ? await serveTcp() : await serveHttp();
+  if (t === 'tcpspin' && poll === undefined) throw new Error(`tcpspin needs a spinning host; ${role} does not spin`);
+  const s = t === 'tcp' ? await serveTcp() : t === 'tcpspin' ? await serveTcp(poll) : await serveHttp();
   closers.push(() => s.close());
   return { port: s.port };
 }
@@ -126,7 +147,7 @@ async function handle(m: HostCommand): Promise<object> {
       return throughput(m.transport, m.sizeBytes, m.window, m.durationMs);
     case 'cpu': {
       const u = process.cpuUsage();
-      return { cpuUs: u.user + u.system };
+      return { cpuUs: u.user + u.system, pid: process.pid };
     }
     case 'forge':
       await forgeRemote(m.periodMs, m.port ?? 0);
@@ -135,8 +156,15 @@ async function handle(m: HostCommand): Promise<object> {
       clearInterval(forging.timer);
       return { attempts: forging.attempts };
     case 'stats':
-      return { echo: echoStats, remoteCrossRealmRefused: remoteServer?.channel.stats().refusedIn['cross-realm'] ?? 0 };
+      return {
+        echo: echoStats,
+        remoteCrossRealmRefused: remoteServer?.channel.stats().refusedIn['cross-realm'] ?? 0,
+        // What the receiving endpoint itself refused (owner, generation, range): the channel must have stopped every forgery first.
+        remoteReceiverRejects: remoteServer === undefined ? 0 : Object.values(remoteServer.endpoint.stats().rejected).reduce((a, b) => a + b, 0),
+        poll: poll?.stats(),
+      };
     case 'exit':
+      poll?.stop();
       for (const c of clients.values()) await c.close();
       for (const close of closers) await close();
       setImmediate(() => process.exit(0));

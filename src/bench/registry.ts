@@ -13,6 +13,7 @@ export const SUITES: readonly SuiteEntry[] = [
   { name: 'actors', load: async () => (await import('./suites/actors.js')).actorsSuite },
   { name: 'spawn', load: async () => (await import('./suites/spawn.js')).spawnSuite },
   { name: 'datapath', load: async () => (await import('./suites/datapath.js')).datapathSuite },
+  { name: 'failover', load: async () => (await import('./suites/failover.js')).failoverSuite },
   { name: 'isolation', load: async () => (await import('./suites/isolation.js')).isolationSuite },
 ];
 

@@ -4,7 +4,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { existsSync, readFileSync, statSync, watch } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { DataPathCallError, DEFAULT_EVICT_GRACE_MS, DEFAULT_REQUEST_TIMEOUT_MS, SigmaClient, untilScheduler, WAIT_TIMEOUT_MS_DEFAULT, WaitTimeoutError } from '../client/client.js';
+import { DataPathCallError, DEFAULT_EVICT_GRACE_MS, DEFAULT_REQUEST_TIMEOUT_MS, PS_PAGE_DEFAULT, SigmaClient, untilScheduler, WAIT_TIMEOUT_MS_DEFAULT, WaitTimeoutError } from '../client/client.js';
 import { ControlError } from '../control/errors.js';
 import { QUOTA_FIELDS, QUOTA_VALUE_MAX, type NodeRecord, type RealmQuota } from '../control/protocol/index.js';
 import type { ClusterConfig } from '../config/cluster.js';
@@ -28,6 +28,8 @@ const wholeNumber = (min: number, max: number) => (v: string): number => {
 const MCPU_OPTION_MAX = 1_000_000;
 const MEM_MB_OPTION_MAX = 16_777_216;
 const MS_OPTION_MAX = 86_400_000;
+/** Records one `ps --all` page may ask for. */
+const PS_PAGE_MAX = 100_000;
 
 // exitOverride: commander's own errors (unknown command or option, a bad value) throw here instead of
 // exiting 1, which means "the proc failed" to scripts; they exit 2 (usage) below.
@@ -163,12 +165,18 @@ program
 
 program
   .command('ps')
+  .description('procs not yet exited; with --all, the whole table a page at a time (in pid order)')
   .option('--realm <realm>')
   .option('--all', 'include exited procs')
-  .action((o: { realm?: string; all?: boolean }) =>
+  .option('--limit <n>', 'with --all: records per page', wholeNumber(1, PS_PAGE_MAX), PS_PAGE_DEFAULT)
+  .option('--after <pid>', 'with --all: the page after this pid (the last one the previous page printed)')
+  .action((o: { realm?: string; all?: boolean; limit: number; after?: string }) =>
     withClient(async (c) => {
-      const rs = await c.ps({ ...(o.realm === undefined ? {} : { realm: o.realm }), all: o.all === true });
+      const realm = o.realm === undefined ? {} : { realm: o.realm };
+      const page = o.all === true ? await c.psAll({ ...realm, limit: o.limit, ...(o.after === undefined ? {} : { after: o.after }) }) : { records: await c.ps(realm) };
+      const rs = page.records;
       out(table(rs.map((r) => ({ pid: r.pid, program: r.spec.program, realm: r.spec.realm, kind: r.spec.lc ? 'LC' : 'BE', state: r.state, node: r.node, status: r.status?.kind })), ['pid', 'program', 'realm', 'kind', 'state', 'node', 'status']), rs);
+      if (page.next !== undefined) console.error(`more: sigma ps --all --after ${page.next}${o.realm === undefined ? '' : ` --realm ${o.realm}`}`);
     }),
   );
 

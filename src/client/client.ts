@@ -5,10 +5,24 @@ import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
 import type { DataPathStatus } from '../datapath/status.js';
-import { realTimers } from '../ports/real.js';
-import type { Timers } from '../ports/types.js';
+import { realClock, realTimers } from '../ports/real.js';
+import type { Clock, Random, Timers } from '../ports/types.js';
+import { randomInt } from 'node:crypto';
+
+/** Spawn keys from the operating system's generator: clients on many machines must not collide. */
+const cryptoRandom: Random = { next: () => randomInt(2 ** 48) / 2 ** 48, int: (n) => randomInt(n) };
 
 export const DEFAULT_REQUEST_TIMEOUT_MS = 5_000;
+/** Records of one `psAll` page unless asked otherwise. */
+export const PS_PAGE_DEFAULT = 1_000;
+/** A spawn keeps trying across a leader change this long (five lease TTLs of the default timing). */
+export const SPAWN_TIMEOUT_MS_DEFAULT = 15_000;
+/** One attempt: a paused leader is given up on after this, and the key sent again. */
+export const SPAWN_ATTEMPT_TIMEOUT_MS = 2_000;
+const SPAWN_RETRY_MS = 100;
+/** Random base-36 characters of a key the client makes: 62 bits, no collision in practice. */
+const SPAWN_KEY_CHARS = 12;
+const KEY_ALPHABET = '0123456789abcdefghijklmnopqrstuvwxyz';
 /** untilScheduler's default: about 8 s of retries, enough for a first election or a failover. */
 export const UNTIL_SCHEDULER_ATTEMPTS = 80;
 export const UNTIL_SCHEDULER_DELAY_MS = 100;
@@ -62,25 +76,54 @@ export class SigmaClient {
   private constructor(
     readonly bus: Bus,
     private readonly procs: Kv,
+    live: Kv,
     private readonly nodesKv: Kv,
     private readonly namesKv: Kv,
     private readonly realmsKv: Kv,
     private readonly timers: Timers,
+    private readonly clock: Clock,
+    private readonly random: Random,
   ) {
-    this.#table = new ProcTable(procs);
+    this.#table = new ProcTable(procs, live);
   }
 
-  /** `timers` bounds the waits; the simulator passes its virtual ones. */
-  static async connect(bus: Bus, options: { timers?: Timers } = {}): Promise<SigmaClient> {
-    const [procs, nodes, names, realms] = await Promise.all([bus.kv(BUCKET.procs), bus.kv(BUCKET.nodes), bus.kv(BUCKET.names), bus.kv(BUCKET.realms)]);
-    return new SigmaClient(bus, procs, nodes, names, realms, options.timers ?? realTimers);
+  /** `timers` and `clock` bound the waits, `random` makes spawn keys; the simulator passes its own. */
+  static async connect(bus: Bus, options: { timers?: Timers; clock?: Clock; random?: Random } = {}): Promise<SigmaClient> {
+    const [procs, nodes, names, realms, live] = await Promise.all([bus.kv(BUCKET.procs), bus.kv(BUCKET.nodes), bus.kv(BUCKET.names), bus.kv(BUCKET.realms), bus.kv(BUCKET.live)]);
+    return new SigmaClient(bus, procs, live, nodes, names, realms, options.timers ?? realTimers, options.clock ?? realClock, options.random ?? cryptoRandom);
   }
 
-  /** Resolves with the pid once the spawn is durable; rejects with a ControlError naming what is wrong. */
-  async spawn(spec: SpecInput, options: { timeoutMs?: number } = {}): Promise<string> {
-    const reply = await this.#request(SPAWN, spec satisfies SpawnRequest, options.timeoutMs);
-    if (!reply.ok) throw ControlError.fromWire(reply.error);
-    return reply.pid;
+  /**
+   * Resolves with the pid once the spawn is durable; rejects with a ControlError naming what is wrong.
+   * Exactly once: the request carries an idempotency key (`key`, or one made for this call) and is sent
+   * again, with the same key, until a scheduler answers or `timeoutMs` has passed, so a leader change
+   * in between neither loses the spawn nor runs it twice. The same key later gives the same pid.
+   */
+  async spawn(spec: SpecInput, options: { timeoutMs?: number; key?: string } = {}): Promise<string> {
+    const key = options.key ?? this.#newKey();
+    const deadlineMs = this.clock.nowMs() + (options.timeoutMs ?? SPAWN_TIMEOUT_MS_DEFAULT);
+    for (let attempt = 1; ; attempt++) {
+      const leftMs = deadlineMs - this.clock.nowMs();
+      const fresh = options.key === undefined && attempt === 1;
+      let reply;
+      try {
+        reply = await call(this.bus, SPAWN.subject, SPAWN.reply, { ...spec, idempotencyKey: key, ...(fresh ? { fresh } : {}) } satisfies SpawnRequest, Math.max(1, Math.min(SPAWN_ATTEMPT_TIMEOUT_MS, leftMs)));
+      } catch (e) {
+        const type = (e as { type?: string }).type;
+        if (type !== 'no-responders' && type !== 'timeout') throw e;
+        if (this.clock.nowMs() + SPAWN_RETRY_MS >= deadlineMs) throw new ControlError('no-scheduler', `no scheduler answered within ${options.timeoutMs ?? SPAWN_TIMEOUT_MS_DEFAULT} ms (${attempt} attempts, the last: ${type}): no leader was elected meanwhile. A failover takes about the lease TTL; if none comes, the cluster is not running (\`npm run cluster\`)`);
+        await new Promise<void>((r) => this.timers.setTimeout(r, SPAWN_RETRY_MS));
+        continue;
+      }
+      if (!reply.ok) throw ControlError.fromWire(reply.error);
+      return reply.pid;
+    }
+  }
+
+  #newKey(): string {
+    let key = '';
+    for (let i = 0; i < SPAWN_KEY_CHARS; i++) key += KEY_ALPHABET[this.random.int(KEY_ALPHABET.length)];
+    return key;
   }
 
   /** Resolves once the proc runs (or has already exited). */
@@ -103,9 +146,20 @@ export class SigmaClient {
     return (await this.#table.get(pid))?.record;
   }
 
+  /**
+   * Procs not yet exited, oldest first, read through the table's live index (as fast with a long history
+   * as without). `all`: the whole table, exited procs included, in one read: for small tables (tests);
+   * psAll pages.
+   */
   async ps(options: { realm?: string; all?: boolean } = {}): Promise<ProcRecord[]> {
-    const all = await this.#table.list();
-    return all.filter((r) => (options.realm === undefined || r.spec.realm === options.realm) && (options.all === true || r.state !== 'exited')).sort((a, b) => a.createdAtMs - b.createdAtMs);
+    const records = options.all === true ? await this.#table.list() : await this.#table.liveRecords({ repair: false });
+    return records.filter((r) => options.realm === undefined || r.spec.realm === options.realm).sort((a, b) => a.createdAtMs - b.createdAtMs);
+  }
+
+  /** The whole table, exited procs included, a page at a time in pid order; `next` is the `after` of the next page. */
+  async psAll(options: { realm?: string; limit?: number; after?: string } = {}): Promise<{ records: ProcRecord[]; next?: string }> {
+    const page = await this.#table.page(options.limit ?? PS_PAGE_DEFAULT, options.after);
+    return { ...page, records: page.records.filter((r) => options.realm === undefined || r.spec.realm === options.realm) };
   }
 
   async nodes(): Promise<NodeRecord[]> {

@@ -23,6 +23,8 @@ export const AUTHORIZATION_SNIPPET = 'nats-authorization.conf';
 
 export interface RunningCluster {
   natsUrl: string;
+  /** The embedded nats-server's process (benchmarks charge its CPU); undefined for external servers. */
+  natsPid: number | undefined;
   dataDir: string;
   nodes: Map<string, ChildProcess>;
   programs: Record<string, string>;
@@ -71,7 +73,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const startNode = (id: string): Promise<ChildProcess> => {
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
-    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex)];
+    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex)];
     const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
@@ -95,6 +97,7 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   await Promise.all(config.nodes.map((n) => startNode(n.id)));
   return {
     natsUrl,
+    natsPid: nats?.pid,
     dataDir,
     nodes,
     programs,

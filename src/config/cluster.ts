@@ -1,6 +1,7 @@
 import { left, right, type Either } from 'fp-ts/lib/Either.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { QUOTA_FIELDS, QUOTA_VALUE_MAX, realmQuota, type RealmQuota } from '../control/protocol/records.js';
+import { RETENTION_DEFAULT, type Retention } from '../control/retention.js';
 
 /** One node: a machine, or a process standing for one in local clusters. Units last: mcpu, memMb. */
 export interface NodeConfig {
@@ -35,6 +36,8 @@ export interface ClusterConfig {
   busyPollUs: number;
   /** Proc host confinement (src/node/sandbox/): `auto` sandboxes hosts where the node can and says what is missing where it cannot; `required` refuses to start hosts without it; `off` never sandboxes. */
   isolation: IsolationMode;
+  /** How long exited procs stay in the proc table: per realm the newest maxPerRealm, none older than maxAgeMs. */
+  retention: Retention;
   /** JetStream store, proc logs and other state; relative paths are relative to the working directory. */
   dataDir: string;
   /** Program name -> module path (relative to the config file's directory) that procs can run. */
@@ -59,6 +62,7 @@ export interface ClusterInput {
   /** Busy-poll window after data-path traffic, µs (default 200; 0 turns it off: the loop always blocks). */
   busyPollUs?: number;
   isolation?: IsolationMode;
+  retention?: Partial<Retention>;
   dataDir?: string;
   programs?: Record<string, string>;
 }
@@ -132,6 +136,7 @@ function build(input: ClusterInput): ClusterConfig {
     poolMb,
     busyPollUs,
     isolation,
+    retention: buildRetention(input.retention ?? {}),
     dataDir: input.dataDir ?? '.sigma',
     programs: { ...(input.programs ?? {}) },
   };
@@ -156,6 +161,14 @@ function buildNodes(input: ClusterInput): NodeConfig[] {
   if (new Set(nodes.map((n) => n.dpIndex)).size !== nodes.length) throw new ClusterConfigError('nodes[].dpIndex', 'must be distinct: each node owns its own endpoint-id range');
   if (new Set(nodes.map((n) => n.id)).size !== nodes.length) throw new ClusterConfigError('nodes', 'ids must be unique');
   return nodes;
+}
+
+function buildRetention(r: Partial<Retention>): Retention {
+  const out = { ...RETENTION_DEFAULT, ...r };
+  for (const [k, v] of Object.entries(out)) {
+    if (!Number.isSafeInteger(v) || v < 1) throw new ClusterConfigError(`retention.${k}`, `must be a whole number of at least 1, got ${JSON.stringify(v)}`);
+  }
+  return out;
 }
 
 function buildQuotas(input: Record<string, unknown>, realms: string[]): Record<string, RealmQuota> {

@@ -2,6 +2,7 @@ import type { ActorRef, ActorSystem } from '../actors/index.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
 import type { Mutations } from './mutations.js';
 import { fencedKv } from './fence.js';
+import { startRetention, type Retention } from './retention.js';
 import { ProcTable } from './proc-table.js';
 import { EVICT, NODE, NODE_NOTE, PROC_EVENT, PULL, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
@@ -29,6 +30,8 @@ export interface LeaderDeps {
   /** The node manager in this process: orders for it skip NATS (see startNode). */
   local?: { node: string; deliver(req: NodeRequest): Promise<void> };
   mutations?: Mutations;
+  /** Exited procs leave the table past this (absent: they stay; the simulator runs without). */
+  retention?: Retention;
 }
 
 /**
@@ -45,7 +48,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   const isActive = (): boolean => active;
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
     schedulerActor({
-      table: new ProcTable(fencedKv(d.table.kv, isActive, term)),
+      table: new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live === undefined ? undefined : fencedKv(d.table.live, isActive, term)),
       ...nodeLink(d),
       ...(d.local === undefined ? {} : { localNode: d.local.node }),
       programs: d.programs,
@@ -61,8 +64,10 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   );
   const subs = serveRequests(d.bus, sched);
   const watches = followState(d, sched, isActive);
+  const history = d.retention === undefined ? undefined : startRetention(new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live), d.system.ports, d.retention, d.system.log);
   return async () => {
     active = false;
+    history?.stop();
     for (const sub of subs) sub.unsubscribe();
     for (const w of watches) w.stop();
     await d.system.stop(sched);

@@ -14,6 +14,6 @@ export interface Mutations {
   skipReconcile?: boolean;
   /** The node manager's endpoint linger forgets one endpoint per batch it closes: what it held is never reclaimed. */
   forgetLingering?: boolean;
-  /** The procs of a node that stopped heartbeating are run on another node under the same pid, though it may only be cut off. */
-  moveFromSilentNode?: boolean;
+  /** The node manager's run order loses its "already have it" guard: a repeated order (re-sent, duplicated) starts the proc again. */
+  rerunRepeatedOrder?: boolean;
 }

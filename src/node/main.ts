@@ -8,7 +8,8 @@ import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
 import { connectBus } from '../nats/real.js';
-import { ISOLATION_MODES, POOL_MB_MAX, PORT_MAX, type DataPathMode, type IsolationMode } from '../config/cluster.js';
+import { defineCluster, ISOLATION_MODES, POOL_MB_MAX, PORT_MAX, type DataPathMode, type IsolationMode } from '../config/cluster.js';
+import type { Retention } from '../control/retention.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
 import { DEFAULT_POOL_BYTES, NodeDataPath } from './datapath/node-datapath.js';
 import { defaultNodeIndex, NODE_INDEX_MAX } from './datapath/ids.js';
@@ -40,9 +41,10 @@ const opts = new Command()
   .option('--dp-host <addr>', 'address the node-to-node data-path channel listens on', '127.0.0.1')
   .option('--dp-port <n>', 'its port (0: any free one; the heartbeat tells peers)', '0')
   .option('--isolation <mode>', 'proc host sandbox: auto (where the node can), required (refuse hosts without it) or off', 'auto')
+  .option('--retention <json>', 'exited procs in the table: {"maxAgeMs","maxPerRealm","sweepEveryMs"} (default: the config defaults)')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string }>();
+  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -77,6 +79,13 @@ if (['0.0.0.0', '::', ''].includes(opts.dpHost)) {
 }
 if (!(ISOLATION_MODES as readonly string[]).includes(opts.isolation)) {
   log.fatal(`--isolation must be ${ISOLATION_MODES.join(', ')}, got "${opts.isolation}"`);
+  process.exit(2);
+}
+let retention: Retention;
+try {
+  retention = defineCluster({ retention: opts.retention === undefined ? {} : (JSON.parse(opts.retention) as Partial<Retention>) }).retention;
+} catch (e) {
+  log.fatal(`--retention: ${(e as Error).message}`);
   process.exit(2);
 }
 const capacity = { mcpu: Number(opts.mcpu), memMb: Number(opts.memMb), beSlots: Number(opts.beSlots) };
@@ -127,6 +136,7 @@ const node = await startNode({
   bus,
   launcher: isolation.launcher,
   isolation: isolation.status,
+  retention,
   logger: log,
   datapath,
   appendLog: (pid, _stream, data) => appendFileSync(join(logDir, `${pid}.log`), data),

@@ -1,3 +1,4 @@
+import type { Retention } from '../control/retention.js';
 import type { Logger } from 'pino';
 import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
@@ -58,6 +59,8 @@ export interface NodeOptions {
   isolation?: NodeIsolation;
   /** Deliberate bugs for the simulator's mutants; never set in production. */
   mutations?: Mutations;
+  /** When this node leads: how long exited procs stay in the table (src/control/retention.ts). */
+  retention?: Retention;
 }
 
 export interface RunningNode {
@@ -85,14 +88,15 @@ export const NODES_BUCKET_TTL_MS = 60_000;
 export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const timing = o.timing ?? DEFAULT_TIMING;
   const bus = o.bus;
-  const [nodesKv, leaderKv, procsKv, realmsKv, namesKv] = await Promise.all([
+  const [nodesKv, leaderKv, procsKv, realmsKv, namesKv, liveKv] = await Promise.all([
     bus.kv(BUCKET.nodes, { ttlMs: NODES_BUCKET_TTL_MS }),
     bus.kv(BUCKET.leader, { ttlMs: timing.leaseTtlMs }),
     bus.kv(BUCKET.procs),
     bus.kv(BUCKET.realms),
     bus.kv(BUCKET.names),
+    bus.kv(BUCKET.live),
   ]);
-  const stores: NodeStores = { nodesKv, leaderKv, realmsKv, namesKv, table: new ProcTable(procsKv) };
+  const stores: NodeStores = { nodesKv, leaderKv, realmsKv, namesKv, table: new ProcTable(procsKv, liveKv) };
   // Before this node takes any order: what the table still shows running here died with an earlier
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
@@ -118,7 +122,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
   const bus = o.bus;
   return system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
       {
         launcher: o.launcher,
         table: st.table,
@@ -153,7 +157,7 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
       case 'created':
         return { type: 'created', pid: req.pid, revision: req.revision };
       case 'cancel':
-        return { type: 'cancel', pid: req.pid };
+        return { type: 'cancel', pid: req.pid, ...(req.term === undefined ? {} : { term: req.term }) };
       case 'realm-removed':
         return { type: 'realm-removed', realm: req.realm, reply };
       case 'datapath-call': {
@@ -213,6 +217,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     nodeTimeoutMs: timing.nodeTimeoutMs,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
+    ...(o.retention === undefined ? {} : { retention: o.retention }),
   };
   system.spawn(
     leaseActor({
@@ -273,8 +278,8 @@ async function followDataPath(o: NodeOptions, timing: NodeTiming, nodesKv: Kv): 
  */
 async function reconcile(table: ProcTable, bus: Bus, node: string): Promise<number> {
   let lost = 0;
-  for (const r of await table.list()) {
-    if (r.node !== node || r.state === 'exited') continue;
+  for (const r of await table.liveRecords()) {
+    if (r.node !== node) continue;
     const status = { kind: 'lost' as const, message: `node ${node} restarted; the proc died with its previous incarnation` };
     if (await table.exit(r.pid, status)) {
       lost++;

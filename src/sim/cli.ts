@@ -12,7 +12,7 @@ import { readdirSync, writeFileSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { checkSchedule, type Fault } from './faults.js';
 import { renderHtml } from './html.js';
-import { isMutant, MUTANT_NAMES, MUTANT_SEED_BUDGET, MUTANTS, type MutantName } from './mutants.js';
+import { catches, isMutant, MUTANT_NAMES, MUTANT_SEED_BUDGET, MUTANTS, type MutantName } from './mutants.js';
 import { runScenario, type RunOptions } from './run.js';
 import type { RunResult, Scenario } from './scenario.js';
 import { shrink } from './shrink.js';
@@ -225,7 +225,9 @@ program
           return r;
         }), k);
         for (const r of batch) events += r.events;
-        got = batch.find((r) => r.violationCount > 0);
+        // Caught only by the invariant the mutant breaks; a run where only others fired is noted, not counted.
+        got = batch.find((r) => catches(m, r));
+        for (const r of batch) if (got === undefined && r.violationCount > 0 && !quiet) console.error(`mutant ${m}: ${r.scenario} seed ${r.seed} broke ${r.invariantsViolated.join(', ')}, not ${MUTANTS[m].invariant}; not counted`);
       }
       if (got !== undefined) {
         caught++;
@@ -233,10 +235,10 @@ program
           pictured = got;
           await report(targets.find((s) => s.name === got.scenario)!, got, { shrink: o.shrink, quiet });
         } else if (!quiet) {
-          const v = got.violations.find((x) => x.invariant === MUTANTS[m].invariant) ?? got.violations[0];
-          console.error(`mutant ${m} caught: ${got.scenario} seed ${got.seed} [${v?.invariant}] ${v?.message}`);
+          const v = got.violations.find((x) => x.invariant === MUTANTS[m].invariant);
+          console.error(`mutant ${m} caught by ${MUTANTS[m].invariant}: ${got.scenario} seed ${got.seed}${v === undefined ? '' : ` ${v.message}`}`);
         }
-      } else console.error(`MUTANT NOT CAUGHT ${m} (${MUTANTS[m].what}) in ${tries.length} runs of ${targets.map((s) => s.name).join(', ')}`);
+      } else console.error(`MUTANT NOT CAUGHT ${m} (${MUTANTS[m].what}) by ${MUTANTS[m].invariant} in ${tries.length} runs of ${targets.map((s) => s.name).join(', ')}`);
     }
     bar?.stop();
     if (o.html !== undefined && pictured !== undefined) {

@@ -46,6 +46,8 @@ interface Term {
 export class Monitor implements HostObserver, DataPathObserver {
   readonly violations: Violation[] = [];
   violationCount = 0;
+  /** Every invariant that fired in the run (violations past VIOLATIONS_KEPT_MAX are not kept, their names are). */
+  readonly invariantsViolated = new Set<string>();
   /** Latest proc record per pid, as the server stores it. */
   readonly procs = new Map<string, ProcRecord>();
   /** Statuses hosts reported per pid (what the proc itself said). */
@@ -70,6 +72,7 @@ export class Monitor implements HostObserver, DataPathObserver {
   violate(invariant: string, message: string): void {
     if (this.closed) return;
     this.violationCount++;
+    this.invariantsViolated.add(invariant);
     this.trace.add('violation', invariant, message);
     if (this.violations.length < VIOLATIONS_KEPT_MAX) this.violations.push({ invariant, atMs: this.now(), message });
   }
@@ -89,7 +92,9 @@ export class Monitor implements HostObserver, DataPathObserver {
     const term = termOfPid(pid);
     const cur = this.#term;
     this.trace.add('act', client, pid);
-    if (term === undefined || cur === undefined) return;
+    if (cur === undefined) return;
+    // A keyed pid (<realm>.k_<key>) names no term: the creator must then be the holder, in its lease.
+    if (term === undefined) return this.#inLease(client, `created ${pid}`);
     const now = this.now();
     if (term !== cur.term) this.violate('one-scheduler', `${client} created ${pid} under term ${term} at ${now} ms, but term ${cur.term} (${cur.holder}) has held the lease since ${cur.electedAtMs} ms`);
     else this.#inLease(client, `created ${pid}`);

@@ -77,7 +77,7 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
   trace.add('end', events);
   await stop(w);
   const hash = trace.finish();
-  return { scenario: s.name, seed, mutant: o.mutant ?? null, faults, violations: monitor.violations, violationCount: monitor.violationCount, hash, events, records: monitor.procs.size, table: [...monitor.procs.values()], trace };
+  return { scenario: s.name, seed, mutant: o.mutant ?? null, faults, violations: monitor.violations, violationCount: monitor.violationCount, invariantsViolated: [...monitor.invariantsViolated].sort(), hash, events, records: monitor.procs.size, table: [...monitor.procs.values()], trace };
 }
 
 /** Wraps the client so the run knows what was accepted, what waitExit said and which realms went. */

@@ -26,6 +26,8 @@ export interface RunResult {
   faults: Fault[];
   violations: Violation[];
   violationCount: number;
+  /** The invariants that fired, each once: a mutant is caught only by the one it names (src/sim/mutants.ts). */
+  invariantsViolated: string[];
   /** sha256 of the run's trace: equal hashes, equal runs. */
   hash: string;
   events: number;

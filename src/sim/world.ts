@@ -128,7 +128,7 @@ export async function simWorld(seed: number, options: WorldOptions = {}): Promis
     nodes.set(id, n);
     await during(boot(n), 10_000);
   }
-  const client = await SigmaClient.connect(nats.connect('client'), { timers: ports.time });
+  const client = await SigmaClient.connect(nats.connect('client'), { timers: ports.time, clock: ports.time, random: ports.random.fork() });
 
   const crash = (id: string): void => {
     const n = nodes.get(id);

@@ -11,11 +11,11 @@ import { deploy } from '../../programs/client.js';
 /** About the size the issue names for a realistic program with its dependencies. */
 export const DEPLOYED_PROGRAM_BYTES = 100 * 1024;
 
-/** A stamping function proc padded to DEPLOYED_PROGRAM_BYTES with data unique to `i` (a hash of its own). */
+/** A stamping function proc (the monotonic clock, as the suite's other programs) padded to DEPLOYED_PROGRAM_BYTES with data unique to `i` (a hash of its own). */
 const deployedProgram = (procTypes: string, i: number): string => `import { FunctionProc } from ${JSON.stringify(procTypes)};
 const PAD = ${JSON.stringify(`${i}:`.padEnd(DEPLOYED_PROGRAM_BYTES, 'x'))};
 export default class Stamp extends FunctionProc {
-  run() { return PAD.length > 0 ? performance.timeOrigin + performance.now() : 0; }
+  run() { return PAD.length > 0 ? process.hrtime.bigint().toString() : '0'; }
 }
 `;
 

@@ -1,4 +1,4 @@
-import { fork } from 'node:child_process';
+import { fork, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -6,10 +6,11 @@ import { fileURLToPath } from 'node:url';
 import { SigmaClient, untilScheduler } from '../../client/client.js';
 import { startCluster } from '../../cluster/launcher.js';
 import { defineCluster } from '../../config/cluster.js';
-import { BUCKET, decodeProcRecord } from '../../control/protocol/index.js';
+import { BUCKET, decodeJson, decodeProcRecord, type LeaseRecord } from '../../control/protocol/index.js';
 import { hostEnv } from '../../node/host-process.js';
 import { connectBus } from '../../nats/real.js';
-import { median, percentile, round, type BenchContext, type Figures, type Suite } from '../harness.js';
+import { BenchError, median, percentile, round, type BenchContext, type Comparison, type Figures, type Suite } from '../harness.js';
+import type { PoolAnswer, PoolTask } from '../procs/spawn-pool-worker.js';
 import { cpuUsPer, treeCpuMs, type CpuByRole } from './spawn-cpu.js';
 import { measureDeployed } from './spawn-deployed.js';
 import { availableParallelism } from 'node:os';
@@ -18,31 +19,100 @@ import { availableParallelism } from 'node:os';
 const TRAVERSE_ONLY = 0o711;
 
 const PROC_TYPES = fileURLToPath(new URL('../../proc/types.js', import.meta.url));
+const POOL_WORKER = fileURLToPath(new URL('../procs/spawn-pool-worker.js', import.meta.url));
 
-/** A function proc whose first line stamps the wall clock (µs precision, same clock in every process). */
+/**
+ * One clock for every process: start and first-line stamps are CLOCK_MONOTONIC in ns
+ * (process.hrtime.bigint()), which all processes on the machine share. (performance.timeOrigin +
+ * now() differs between processes by how each read the wall clock at its start.) A stamp crosses
+ * processes as a decimal string: a proc's result, an IPC message.
+ */
+const monoNs = (): bigint => process.hrtime.bigint();
+const msSince = (t0Ns: bigint, stamp: unknown): number => {
+  if (typeof stamp !== 'string' || !/^\d+$/.test(stamp)) throw new BenchError(`a first-line stamp must be a decimal string of ns, got ${JSON.stringify(stamp)}`);
+  return Number(BigInt(stamp) - t0Ns) / 1e6;
+};
+const wallMs = (): number => performance.now();
+
+/** A function proc whose first line stamps the shared monotonic clock. */
 const stampProgram = (): string => `import { FunctionProc } from ${JSON.stringify(PROC_TYPES)};
 export default class Stamp extends FunctionProc {
-  run() { return performance.timeOrigin + performance.now(); }
+  run() { return process.hrtime.bigint().toString(); }
 }
 `;
 /** Warm-up bursts before giving up on reaching every node. */
 const WARM_ROUNDS_MAX = 50;
-const wallMs = (): number => performance.timeOrigin + performance.now();
+/** Fresh modules run by the pool worker before it is timed (the cluster's hosts are warmed alike). */
+const POOL_WARM_TASKS = 16;
+/** Remote spawns before the remote ones are timed (the other node's paths JIT-warm). */
+const REMOTE_WARM_SPAWNS = 16;
+/** A BE proc asking for this much CPU does not fit on the leader's node once a reservation fills it: it goes elsewhere. */
+const REMOTE_MCPU = 1;
+const POOL_READY_TIMEOUT_MS = 20_000;
+const START_TIMEOUT_MS = 30_000;
+const LEADER_KEY = 'scheduler';
 
 /** The same first line as a plain script started with child_process.fork: the baseline. */
-const forkScript = `process.send(performance.timeOrigin + performance.now()); process.disconnect();\n`;
+const forkScript = `process.send(process.hrtime.bigint().toString()); process.disconnect();\n`;
 
 async function forkStart(script: string): Promise<number> {
-  const t0 = wallMs();
+  const t0 = monoNs();
   const child = fork(script, [], { env: hostEnv(process.env, {}), execArgv: [], stdio: ['ignore', 'ignore', 'ignore', 'ipc'] });
-  const first = await new Promise<number>((r) => child.once('message', (m) => r(m as number)));
+  const first = await new Promise<unknown>((r) => child.once('message', r));
   await new Promise((r) => child.once('exit', r));
-  return first - t0;
+  return msSince(t0, first);
 }
+
+/** The `pool` baseline (src/bench/procs/spawn-pool-worker.ts): one pre-forked plain Node process, a fresh module per task over IPC. */
+class PoolWorker {
+  #seq = 0;
+  readonly #waiting = new Map<number, (a: PoolAnswer) => void>();
+
+  private constructor(readonly cp: ChildProcess) {
+    cp.on('message', (m) => {
+      const a = m as PoolAnswer;
+      this.#waiting.get(a.seq)?.(a);
+      this.#waiting.delete(a.seq);
+    });
+  }
+
+  static async start(): Promise<PoolWorker> {
+    const cp = fork(POOL_WORKER, [], { env: hostEnv(process.env, {}), execArgv: [], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new BenchError(`the pool worker was not ready in ${POOL_READY_TIMEOUT_MS} ms`)), POOL_READY_TIMEOUT_MS);
+      cp.once('message', () => (clearTimeout(timer), resolve()));
+      cp.once('exit', (code) => (clearTimeout(timer), reject(new BenchError(`the pool worker exited with ${code} before it was ready`))));
+    });
+    return new PoolWorker(cp);
+  }
+
+  /** Sends the task and resolves to the ms from sending it to its first line. */
+  async start(path: string, load: PoolTask['load']): Promise<number> {
+    const seq = ++this.#seq;
+    const answered = new Promise<PoolAnswer>((r) => this.#waiting.set(seq, r));
+    const t0 = monoNs();
+    this.cp.send({ seq, path, load } satisfies PoolTask);
+    const a = await answered;
+    if (!a.ok) throw new BenchError(`pool task ${path} failed: ${a.error}`);
+    return msSince(t0, a.first);
+  }
+
+  stop(): void {
+    this.cp.kill();
+  }
+}
+
+const comparisons: Comparison[] = [
+  { figure: 'cold_start_p50_ms', baseline: 'pool_p50_ms', better: 'lower', ratio: 'cold_start_vs_pool_p50_ratio' },
+  { figure: 'cold_start_p50_ms', baseline: 'pool_require_p50_ms', better: 'lower', ratio: 'cold_start_vs_pool_require_p50_ratio' },
+  { figure: 'cold_start_p50_ms', baseline: 'fork_p50_ms', better: 'lower', ratio: 'cold_start_vs_fork_p50_ratio' },
+  { figure: 'cold_start_remote_p50_ms', baseline: 'pool_p50_ms', better: 'lower', ratio: 'cold_start_remote_vs_pool_p50_ratio' },
+];
 
 export const spawnSuite: Suite = {
   name: 'spawn',
-  description: 'procs through the real control plane: cold and warm start, fork baseline, throughput',
+  description: 'procs through the real control plane: cold start on the leader\'s node and on another, warm start, pool and fork baselines, throughput',
+  comparisons,
   async run(ctx: BenchContext): Promise<Figures> {
     const dir = mkdtempSync(join(tmpdir(), 'sigma-bench-'));
     chmodSync(dir, TRAVERSE_ONLY); // sandboxed hosts (a uid per realm) load the programs from here
@@ -51,9 +121,21 @@ export const spawnSuite: Suite = {
     writeFileSync(join(dir, 'package.json'), '{ "type": "module", "private": true }\n');
     const coldCount = ctx.quick ? 20 : 100;
     const programs: Record<string, string> = {};
+    // A fresh module per cold start: on the leader's node (cold-i), on another node (remote-i), in the
+    // pool worker by import() (pool-i) and by require() (poolreq-i).
+    const pool: string[] = [];
+    const poolReq: string[] = [];
     for (let i = 0; i < coldCount; i++) {
-      programs[`cold-${i}`] = join(dir, `cold-${i}.js`);
-      writeFileSync(programs[`cold-${i}`]!, stampProgram());
+      for (const kind of ['cold', 'remote']) {
+        programs[`${kind}-${i}`] = join(dir, `${kind}-${i}.js`);
+        writeFileSync(programs[`${kind}-${i}`]!, stampProgram());
+      }
+    }
+    for (let i = 0; i < coldCount + POOL_WARM_TASKS; i++) {
+      pool.push(join(dir, `pool-${i}.js`));
+      writeFileSync(pool[i]!, stampProgram());
+      poolReq.push(join(dir, `poolreq-${i}.js`));
+      writeFileSync(poolReq[i]!, stampProgram());
     }
     programs['stamp'] = join(dir, 'stamp.js');
     writeFileSync(programs['stamp'], stampProgram());
@@ -65,13 +147,15 @@ export const spawnSuite: Suite = {
     const cluster = await startCluster(config);
     const bus = await connectBus({ servers: [cluster.natsUrl], name: 'bench' });
     const client = await SigmaClient.connect(bus);
+    let worker: PoolWorker | undefined;
     try {
       await untilScheduler(() => client.createRealm('default'), { attempts: 102 });
       // Completion by one watch over the whole proc table, not one watch per proc.
       // An exit may be seen before spawn() has resolved with its pid: such early exits are kept
       // (bounded by the procs in flight) instead of reading each record back.
-      const exits = new Map<string, (data: unknown) => void>();
-      const early = new Map<string, unknown>();
+      type Exit = { data: unknown; node: string | undefined };
+      const exits = new Map<string, (e: Exit) => void>();
+      const early = new Map<string, Exit>();
       const ranOn = new Set<string>(); // nodes that have run a proc, hence have the realm's host up
       const watch = await (await bus.kv(BUCKET.procs)).watch({});
       void (async () => {
@@ -79,20 +163,20 @@ export const spawnSuite: Suite = {
           const r = e.value === null ? undefined : decodeProcRecord(e.value);
           if (r?.state !== 'exited') continue;
           if (r.node !== undefined) ranOn.add(r.node);
+          const exit = { data: r.status?.data, node: r.node };
           const waiter = exits.get(r.pid);
-          if (waiter !== undefined) waiter(r.status?.data);
-          else early.set(r.pid, r.status?.data);
+          if (waiter !== undefined) waiter(exit);
+          else early.set(r.pid, exit);
         }
       })();
-      const run = async (program: string): Promise<{ startMs: number }> => {
-        const t0 = wallMs();
-        const pid = await client.spawn({ program });
-        let first: number;
-        if (early.has(pid)) first = early.get(pid) as number;
-        else first = (await new Promise<unknown>((r) => exits.set(pid, r))) as number;
+      /** Spawn to first line, and where it ran. `mcpu` 0 (the default) is a BE proc that fits anywhere. */
+      const run = async (program: string, mcpu = 0): Promise<{ startMs: number; node: string | undefined }> => {
+        const t0 = monoNs();
+        const pid = await client.spawn({ program, ...(mcpu === 0 ? {} : { mcpu }) });
+        const exit = early.get(pid) ?? (await new Promise<Exit>((r) => exits.set(pid, r)));
         early.delete(pid);
         exits.delete(pid);
-        return { startMs: first - t0 };
+        return { startMs: msSince(t0, exit.data), node: exit.node };
       };
 
       // Warm every node's realm host (σOS measures cold start with the realm's container up): a
@@ -102,18 +186,48 @@ export const spawnSuite: Suite = {
         if (ranOn.size < config.nodes.length) await new Promise((r) => setTimeout(r, 100));
       }
       if (ranOn.size < config.nodes.length) throw new Error(`only ${ranOn.size} of ${config.nodes.length} nodes ran a proc during warm-up; cold starts would include host starts`);
+
+      // Remote placement without touching the scheduler: an LC reservation fills the leader's node, so
+      // a BE proc asking for REMOTE_MCPU fits only elsewhere (BE procs of 0 mcpu still fit on the leader's).
+      const leader = await leaderNode(bus);
+      const filler = await fillNode(client, leader, config.nodes[0]!.mcpu);
+      for (let i = 0; i < REMOTE_WARM_SPAWNS; i++) await run('stamp', REMOTE_MCPU);
+      worker = await PoolWorker.start();
+      for (let i = 0; i < POOL_WARM_TASKS; i++) {
+        await worker.start(pool[coldCount + i]!, 'import');
+        await worker.start(poolReq[coldCount + i]!, 'require');
+      }
+
+      // Interleaved, one of each in turn, so that load from elsewhere falls on all of them alike.
+      const forkCount = ctx.quick ? 10 : 30;
+      const forkEvery = Math.ceil(coldCount / forkCount);
       const bar = ctx.progress('cold start', coldCount);
       const cold: number[] = [];
+      const remote: number[] = [];
+      const pooled: number[] = [];
+      const pooledReq: number[] = [];
+      const forks: number[] = [];
+      let coldOnLeader = 0;
       for (let i = 0; i < coldCount; i++) {
-        cold.push((await run(`cold-${i}`)).startMs);
+        const c = await run(`cold-${i}`);
+        cold.push(c.startMs);
+        if (c.node === leader) coldOnLeader++;
+        const r = await run(`remote-${i}`, REMOTE_MCPU);
+        if (r.node === leader || r.node === undefined) throw new BenchError(`remote-${i} ran on ${r.node}, the leader's node: the reservation filling it did not hold`);
+        remote.push(r.startMs);
+        pooled.push(await worker.start(pool[i]!, 'import'));
+        pooledReq.push(await worker.start(poolReq[i]!, 'require'));
+        if (i % forkEvery === 0) forks.push(await forkStart(script));
         bar.tick();
       }
       bar.done();
+      worker.stop();
+      await client.evict(filler);
+      await client.waitExit(filler, { timeoutMs: START_TIMEOUT_MS });
+      if ((await leaderNode(bus)) !== leader) throw new BenchError('the scheduler leader changed during the cold starts; run again');
       const deployed = await measureDeployed({ bus, dir, procTypes: PROC_TYPES, count: ctx.quick ? 5 : 20, run });
       const warm: number[] = [];
       for (let i = 0; i < (ctx.quick ? 50 : 200); i++) warm.push((await run('stamp')).startMs);
-      const forks: number[] = [];
-      for (let i = 0; i < (ctx.quick ? 10 : 30); i++) forks.push(await forkStart(script));
 
       // Closed loop at rising concurrency until throughput stops growing or latency turns up.
       const levels = ctx.quick ? [4, 16, 64] : [4, 16, 64, 256, 1024];
@@ -149,6 +263,14 @@ export const spawnSuite: Suite = {
       return {
         cold_start_p50_ms: round(coldP50, 3),
         cold_start_p99_ms: round(percentile(cold, 99), 3),
+        // Of the cold starts above, how many ran on the leader's node (its orders skip NATS).
+        cold_start_on_leader_share: round(coldOnLeader / coldCount, 2),
+        cold_start_remote_p50_ms: round(median(remote), 3),
+        cold_start_remote_p99_ms: round(percentile(remote, 99), 3),
+        pool_p50_ms: round(median(pooled), 3),
+        pool_p99_ms: round(percentile(pooled, 99), 3),
+        pool_require_p50_ms: round(median(pooledReq), 3),
+        pool_require_p99_ms: round(percentile(pooledReq, 99), 3),
         fork_p50_ms: round(forkP50, 3),
         warm_start_p50_ms: round(median(warm), 3),
         cold_start_deployed_p50_ms: round(median(deployed.coldMs), 3),
@@ -168,9 +290,38 @@ export const spawnSuite: Suite = {
         nodes: config.nodes.length,
       };
     } finally {
+      worker?.stop();
       await bus.close();
       await cluster.stop();
       rmSync(dir, { recursive: true, force: true });
     }
   },
 };
+
+/** The node whose process runs the elected scheduler (the lease's holder). */
+async function leaderNode(bus: Awaited<ReturnType<typeof connectBus>>): Promise<string> {
+  const e = await (await bus.kv(BUCKET.leader)).get(LEADER_KEY);
+  const lease = e?.value == null ? undefined : (decodeJson(e.value) as LeaseRecord | undefined);
+  if (lease === undefined || typeof lease.holder !== 'string' || lease.holder === '') throw new BenchError('no scheduler leader holds the lease');
+  return lease.holder;
+}
+
+/**
+ * Reserves all of `node`'s CPU with a long-running LC proc (sleep, until evicted) and returns its pid.
+ * LC placement is best fit with ties broken by node id, so fillers are placed until one lands on `node`;
+ * the others are evicted.
+ */
+async function fillNode(client: SigmaClient, node: string, mcpu: number): Promise<string> {
+  const others: string[] = [];
+  try {
+    for (let i = 0; i < 64; i++) {
+      const pid = await client.spawn({ program: 'sleep', lc: true, mcpu, dedicated: true });
+      await client.waitStart(pid, { timeoutMs: START_TIMEOUT_MS });
+      if ((await client.proc(pid))?.node === node) return pid;
+      others.push(pid);
+    }
+    throw new BenchError(`no reservation landed on ${node}`);
+  } finally {
+    for (const pid of others) await client.evict(pid).catch(() => undefined);
+  }
+}

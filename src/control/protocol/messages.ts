@@ -8,8 +8,13 @@ import { decodeResult, isInt, isNum, isObj, isStr, type Decoder, type WireError 
 export const CONTROL_ERROR_TYPES = ['bad-request', 'bad-spec', 'unknown-realm', 'unknown-program', 'never-fits', 'queue-full', 'no-scheduler', 'unknown-proc', 'realm-exists', 'no-datapath', 'quota-exceeded', 'internal'] as const;
 export type ControlErrorType = (typeof CONTROL_ERROR_TYPES)[number];
 
-/** A spawn request is a spec as the client wrote it; the scheduler's parseSpec checks every field. */
-export type SpawnRequest = SpecInput;
+/**
+ * A spawn request is a spec as the client wrote it (the scheduler's parseSpec checks every field), with
+ * an idempotency key: a request that repeats a key gets the first one's pid, from this scheduler or its
+ * successor. `fresh`: the client made the key for this call and this is its first attempt, so no record
+ * can have it yet (the order may go before the record is durable).
+ */
+export type SpawnRequest = SpecInput & { idempotencyKey?: string; fresh?: boolean };
 export type SpawnReply = { ok: true; pid: string } | { ok: false; error: WireError };
 
 export interface EvictRequest {
@@ -63,7 +68,8 @@ export type NodeRequest =
   /** Fire-and-forget note: the record of a `pendingCreate` order is durable at this revision. */
   | { op: 'created'; pid: string; revision: number }
   /** Fire-and-forget note: the record of a `pendingCreate` order could not be written; stop the proc, record nothing. */
-  | { op: 'cancel'; pid: string }
+  /** `term`: the scheduler's whose create failed; a node holding that pid from another term's order keeps it. */
+  | { op: 'cancel'; pid: string; term?: number }
   | { op: 'datapath-status' }
   | { op: 'realm-removed'; realm: string }
   | { op: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number };
@@ -100,7 +106,7 @@ export const nodeRequest: Decoder<NodeRequest> = (v) => {
     case 'created':
       return cast(isStr(v['pid']) && isInt(v['revision']), v);
     case 'cancel':
-      return cast(isStr(v['pid']), v);
+      return cast(isStr(v['pid']) && (v['term'] === undefined || isInt(v['term'])), v);
     case 'datapath-status':
       return v as NodeRequest;
     case 'realm-removed':

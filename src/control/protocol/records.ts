@@ -13,6 +13,11 @@ export const BUCKET = {
   realms: 'sigma_realms',
   /** "<realm>.<name>" -> NameRecord, leased to the owning proc's life. */
   names: 'sigma_names',
+  /**
+   * pid -> nothing, for every proc not yet exited (src/control/proc-table.ts): what a new scheduler
+   * reads instead of the whole table, so that a failover does not grow with history.
+   */
+  live: 'sigma_live',
 } as const;
 
 export interface NodeRecord {

@@ -4,7 +4,7 @@ import { ControlError } from '../errors.js';
 import { evict, removePending, runTaken } from './evict.js';
 import { finish, onExit, recordExit } from './exits.js';
 import { checkNodes, nodeDown, nodeUp } from './nodes.js';
-import { accept, created, createFailed, dispatch, drain, pull, spawn, spawnResolved } from './placing.js';
+import { accept, created, createExists, createFailed, dispatch, drain, pull, spawn, spawnResolved } from './placing.js';
 import { realmCreate, realmGone, realmRemove, realmsChanged } from './realms.js';
 import { realmQuota } from './quotas.js';
 import { recover, snapshot } from './recovery.js';
@@ -40,6 +40,8 @@ function route(s: SchedulerState, m: SchedulerMsg): void {
       return spawnResolved(s, m);
     case 'created':
       return created(s, m);
+    case 'create-exists':
+      return createExists(s, m);
     case 'create-failed':
       return createFailed(s, m);
     case 'pull':

@@ -17,9 +17,27 @@ export function evict(s: SchedulerState, pid: string, graceMs: number, reply: Ac
     return reply({ ok: true });
   }
   s.evictWanted.set(pid, graceMs);
-  s.deps.toNode(rec.node, { op: 'evict', pid, graceMs }).then(
+  const node = rec.node;
+  s.deps.toNode(node, { op: 'evict', pid, graceMs }).then(
     () => reply({ ok: true }),
-    (e: unknown) => reply({ ok: false, error: new ControlError('internal', `node ${rec.node} did not take the eviction: ${(e as Error).message}`).toWire() }),
+    (e: unknown) => {
+      reply({ ok: false, error: new ControlError('internal', `node ${node} did not take the eviction: ${(e as Error).message}`).toWire() });
+      exitedMeanwhile(s, pid, node);
+    },
+  );
+}
+
+/**
+ * A node that no longer has a proc the scheduler thinks live may have ended it and lost the exit event
+ * (a core NATS message, at most once): the table has the truth. Without this a realm removal waited
+ * forever for a proc that had exited (found by the simulator, realm-teardown-under-load seed 188).
+ */
+function exitedMeanwhile(s: SchedulerState, pid: string, node: string): void {
+  s.deps.table.get(pid).then(
+    (cur) => {
+      if (cur?.record.state === 'exited' && cur.record.status !== undefined) s.ctx.self.tell({ type: 'proc-event', ev: { type: 'exited', pid, node, status: cur.record.status } });
+    },
+    () => {},
   );
 }
 

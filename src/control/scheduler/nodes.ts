@@ -18,15 +18,6 @@ export function nodeDown(s: SchedulerState, id: string): void {
   s.lastSeen.delete(id);
   s.credits.delete(id);
   s.beOn.delete(id);
-  for (const pid of s.placements.removeNode(id)) {
-    // Mutant 'run-twice': a node that stopped heartbeating may still run its procs (cut off, not dead).
-    const other = s.deps.mutations?.moveFromSilentNode === true ? [...s.lastSeen.keys()][0] : undefined;
-    const rec = s.live.get(pid);
-    if (other !== undefined && rec !== undefined) {
-      s.placements.assign({ pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb }, other);
-      s.live.set(pid, { ...rec, node: other });
-      s.deps.toNode(other, { op: 'run', order: s.order({ ...rec, node: other }) }).catch(() => {});
-    } else s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
-  }
+  for (const pid of s.placements.removeNode(id)) s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
 }
 

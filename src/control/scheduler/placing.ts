@@ -14,6 +14,10 @@ import { overQuota } from './quotas.js';
  * be the bottleneck (scheduler and node manager share its one thread).
  */
 export const LOCAL_FIRST_BE_MAX = 4;
+/** A spawn's idempotency key (the client's, or the caller's own): its pid is keyedPid(realm, key). */
+export const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** `k_` keeps keyed pids apart from the scheduler's own `<term>-<seq>` ones (base 36, no `_`). */
+export const keyedPid = (realm: string, key: string): string => `${realm}.k_${key}`;
 
 /**
  * The fast path: a record placed at accept time has its order sent at once, in parallel with the
@@ -44,6 +48,14 @@ function beNodeNow(s: SchedulerState, spec: ProcSpec): string | undefined {
   let best: string | undefined;
   for (const [node, slots] of s.credits) if (fitsBe(s, spec, node, slots) && (best === undefined || (s.beOn.get(node) ?? 0) < (s.beOn.get(best) ?? 0))) best = node;
   return best;
+}
+
+/** The run order of a record whose create is durable (its revision known): the node writes from there. */
+function ordered(s: SchedulerState, r: ProcRecord, node: string, revision: number): void {
+  s.deps
+    .toNode(node, { op: 'run', order: s.order(r, revision) })
+    .then(() => s.ctx.self.tell({ type: 'run-taken', pid: r.pid }))
+    .catch((e: unknown) => s.ops.finish(r.pid, { kind: 'lost', message: `node ${node} did not take the proc: ${(e as Error).message}` }));
 }
 
 export function dispatch(s: SchedulerState, r: ProcRecord, node: string): void {
@@ -86,23 +98,34 @@ function place(s: SchedulerState, rec: ProcRecord, reply: (r: SpawnReply) => voi
   return rec;
 }
 
-/** Places (LC) or queues (BE) an accepted record, then writes it; the reply goes out once it is durable. */
-export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnReply) => void): void {
+/**
+ * Places (LC) or queues (BE) an accepted record, then writes it; the reply goes out once it is durable.
+ * `checked`: the pid may already have a record (a repeated idempotency key this scheduler does not know,
+ * e.g. from its predecessor): the order waits for the create, and a record found there answers instead.
+ */
+export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnReply) => void, checked = false): void {
   const created = place(s, input, reply);
   if (created === undefined) return;
   s.live.set(created.pid, created);
   s.creating.set(created.pid, undefined);
-  if (created.node !== undefined) send(s, created);
+  if (created.node !== undefined && !checked) send(s, created);
   s.deps.table.create(created).then(
-    (revision) => s.ctx.self.tell({ type: 'created', record: created, revision, reply }),
-    (e: unknown) => s.ctx.self.tell({ type: 'create-failed', record: created, error: e, reply }),
+    (revision) => s.ctx.self.tell({ type: 'created', record: created, revision, reply, checked }),
+    (e: unknown) => s.ctx.self.tell(checked && (e as { type?: string }).type === 'key-exists' ? { type: 'create-exists', record: created, reply } : { type: 'create-failed', record: created, error: e, reply }),
   );
 }
 
 /** Hands queued work to free room: pending LC procs first, then BE procs to nodes holding credits. */
 export function drain(s: SchedulerState): void {
+  // Not a record whose create is still in flight: dispatch moves the record from queued to starting, and
+  // a record not there yet would be left queued with nobody to run it (found by the simulator,
+  // node-churn seed 19, once the create took two writes); created() drains again.
   for (let i = 0; i < s.lcPending.length; ) {
     const r = s.lcPending[i]!;
+    if (s.creating.has(r.pid)) {
+      i++;
+      continue;
+    }
     const p = s.placements.placeLc({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb });
     if (p.kind !== 'placed') {
       i++;
@@ -114,7 +137,7 @@ export function drain(s: SchedulerState): void {
   for (const [node, slots] of s.credits) {
     while ((s.beOn.get(node) ?? 0) < slots) {
       const free = s.placements.free(node);
-      const item = s.be.take((q) => free !== undefined && q.record.spec.mcpu <= free.mcpu && q.record.spec.memMb <= free.memMb);
+      const item = s.be.take((q) => free !== undefined && !s.creating.has(q.record.pid) && q.record.spec.mcpu <= free.mcpu && q.record.spec.memMb <= free.memMb);
       if (item === undefined) break;
       s.placements.assign({ pid: item.record.pid, mcpu: item.record.spec.mcpu, memMb: item.record.spec.memMb }, node);
       s.countBe(node, 1);
@@ -128,14 +151,16 @@ export function spawn(s: SchedulerState, input: unknown, reply: (r: SpawnReply) 
   if (parsed._tag === 'Left') return reply({ ok: false, error: { type: 'bad-spec', message: parsed.left.message, field: parsed.left.field } });
   const spec = parsed.right;
   if (!s.realms.has(spec.realm)) return refuse(reply, new ControlError('unknown-realm', `realm "${spec.realm}" does not exist; create it with \`sigma realm create ${spec.realm}\``, 'realm'));
+  const idem = idempotency(input);
+  if (typeof idem === 'string') return reply({ ok: false, error: { type: 'bad-spec', message: idem, field: 'idempotencyKey' } });
   // Own properties only: a program named `constructor` or `__proto__` is unknown, not Object's.
-  if (Object.hasOwn(s.deps.programs, spec.program)) return admit(s, spec, undefined, reply);
+  if (Object.hasOwn(s.deps.programs, spec.program)) return admit(s, spec, undefined, idem, reply);
   const deployed = s.deps.deployed;
   if (deployed === undefined) return refuse(reply, new ControlError('unknown-program', `no program "${spec.program}"; known: ${Object.keys(s.deps.programs).sort().join(', ') || '(none)'}`, 'program'));
   // A program deployed to the realm: its current version, read now (a deploy just before is seen).
   deployed.resolve(spec.realm, spec.program).then(
-    (program) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program, reply }),
-    (error: unknown) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program: undefined, error, reply }),
+    (program) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program, idem, reply }),
+    (error: unknown) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program: undefined, idem, error, reply }),
   );
 }
 
@@ -148,22 +173,77 @@ export function spawnResolved(s: SchedulerState, m: Extract<SchedulerMsg, { type
   if (m.program === undefined) return refuse(m.reply, unknownProgram(s, m.spec));
   // The realm may have gone while the program was read.
   if (!s.realms.has(m.spec.realm)) return refuse(m.reply, new ControlError('unknown-realm', `realm "${m.spec.realm}" does not exist`, 'realm'));
-  admit(s, m.spec, m.program, m.reply);
+  admit(s, m.spec, m.program, m.idem, m.reply);
 }
 
-function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | undefined, reply: (r: SpawnReply) => void): void {
+/** A spec whose program is known: a repeated key's first pid, or a new record (within the realm's quota). */
+function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | undefined, idem: Idempotency | undefined, reply: (r: SpawnReply) => void): void {
+  const pid = idem === undefined ? undefined : keyedPid(spec.realm, idem.key);
+  if (pid !== undefined && s.live.has(pid)) return repeat(s, pid, reply);
   const over = overQuota(s.quotas.get(spec.realm), s.live.usage(spec.realm), spec);
   if (over !== undefined) return refuse(reply, new ControlError('quota-exceeded', over, 'realm'));
-  const rec = newRecord(s, spec);
-  accept(s, program === undefined ? rec : { ...rec, program }, reply);
+  const rec = newRecord(s, spec, 0, pid);
+  accept(s, program === undefined ? rec : { ...rec, program }, reply, idem?.repeat === true);
+}
+
+export interface Idempotency {
+  key: string;
+  /** Not known to be new: a retry, or a key of the caller's own (takes the checked path). */
+  repeat: boolean;
+}
+
+/** A request's idempotency key: absent, the key, or why it is malformed. */
+function idempotency(input: unknown): Idempotency | string | undefined {
+  const i = input as Record<string, unknown>;
+  const key = Object.hasOwn(i, 'idempotencyKey') ? i['idempotencyKey'] : undefined;
+  if (key === undefined) return undefined;
+  if (typeof key !== 'string' || !IDEMPOTENCY_KEY_RE.test(key)) return `bad spawn request: idempotencyKey must match ${IDEMPOTENCY_KEY_RE}, got ${JSON.stringify(key)}`;
+  // Only a key the client made for this call, on its first attempt, is known to be new.
+  return { key, repeat: i['fresh'] !== true };
+}
+
+/** A key seen before and still live here: its pid, once its record is durable. */
+function repeat(s: SchedulerState, pid: string, reply: (r: SpawnReply) => void): void {
+  if (!s.creating.has(pid)) return reply({ ok: true, pid });
+  const waiting = s.repeats.get(pid) ?? [];
+  waiting.push(reply);
+  s.repeats.set(pid, waiting);
+}
+
+function answerRepeats(s: SchedulerState, pid: string, r: SpawnReply): void {
+  for (const reply of s.repeats.get(pid) ?? []) reply(r);
+  s.repeats.delete(pid);
+}
+
+/** Takes back what accept() set up for a record that will not be this scheduler's after all. */
+function unaccept(s: SchedulerState, r: ProcRecord): void {
+  s.creating.delete(r.pid);
+  if (s.live.has(r.pid) && r.node !== undefined && !r.spec.lc && s.beOn.has(r.node)) s.countBe(r.node, -1);
+  s.live.delete(r.pid);
+  s.placements.release(r.pid);
+  s.be.remove((q) => q.record.pid === r.pid);
+  s.ops.removePending(r.pid);
+}
+
+/** The checked create found a record: the key was used before (by this scheduler or another). Nothing was sent. */
+export function createExists(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'create-exists' }>): void {
+  unaccept(s, m.record);
+  m.reply({ ok: true, pid: m.record.pid });
+  answerRepeats(s, m.record.pid, { ok: true, pid: m.record.pid });
+  if (s.removing.has(m.record.spec.realm)) s.ops.realmGone(m.record.spec.realm);
+  drain(s);
 }
 
 export function created(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'created' }>): void {
   m.reply({ ok: true, pid: m.record.pid });
+  answerRepeats(s, m.record.pid, { ok: true, pid: m.record.pid });
   const decided = s.creating.get(m.record.pid);
   s.creating.delete(m.record.pid);
-  // Even if the proc has exited meanwhile: its node holds the exit until it knows the revision.
-  if (m.record.node !== undefined) s.deps.tellNode(m.record.node, { op: 'created', pid: m.record.pid, revision: m.revision });
+  const node = m.record.node;
+  // A checked spawn's order goes now, with the record's revision. Otherwise the order went at accept:
+  // even if the proc has exited meanwhile, its node holds the exit until it knows the revision.
+  if (node !== undefined && m.checked === true && decided === undefined) ordered(s, m.record, node, m.revision);
+  else if (node !== undefined) s.deps.tellNode(node, { op: 'created', pid: m.record.pid, revision: m.revision });
   // onExit already ran when the status was decided; only the write was held back.
   if (decided !== undefined) s.ops.recordExit(m.record.pid, decided, 1);
   if (s.removing.has(m.record.spec.realm)) s.ops.realmGone(m.record.spec.realm);
@@ -172,20 +252,17 @@ export function created(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'cre
 
 export function createFailed(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'create-failed' }>): void {
   const r = m.record;
-  s.creating.delete(r.pid);
-  if (r.node !== undefined) s.deps.tellNode(r.node, { op: 'cancel', pid: r.pid });
-  if (s.live.has(r.pid) && r.node !== undefined && !r.spec.lc && s.beOn.has(r.node)) s.countBe(r.node, -1);
-  s.live.delete(r.pid);
-  s.placements.release(r.pid);
-  s.be.remove((q) => q.record.pid === r.pid);
-  s.ops.removePending(r.pid);
+  if (r.node !== undefined) s.deps.tellNode(r.node, { op: 'cancel', pid: r.pid, term: s.deps.term });
+  unaccept(s, r);
   // The create may have landed even though its answer did not (a timed-out KV call): end that
   // record, or it stays 'queued'/'starting' forever with nobody to run it (found by the
   // simulator: realm-teardown-under-load seed 126). A no-op when there is no record.
   s.ops.recordExit(r.pid, { kind: 'lost', message: 'the spawn was refused: its record could not be confirmed; it never ran' }, 1);
   s.evictWanted.delete(r.pid);
   if (s.removing.has(r.spec.realm)) s.ops.realmGone(r.spec.realm);
-  refuse(m.reply, new ControlError('internal', `could not record the proc: ${(m.error as Error).message}`));
+  const error = new ControlError('internal', `could not record the proc: ${(m.error as Error).message}`);
+  refuse(m.reply, error);
+  answerRepeats(s, r.pid, { ok: false, error: error.toWire() });
 }
 
 export function pull(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'pull' }>): void {
@@ -196,6 +273,6 @@ export function pull(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'pull' 
 
 
 /** A fresh record of this term: key order as the table has always stored it. */
-export function newRecord(s: SchedulerState, spec: ProcSpec, restarts = 0): ProcRecord {
-  return { pid: s.nextPid(spec), spec, state: 'queued', restarts, term: s.deps.term, createdAtMs: s.nowMs() };
+export function newRecord(s: SchedulerState, spec: ProcSpec, restarts = 0, pid = s.nextPid(spec)): ProcRecord {
+  return { pid, spec, state: 'queued', restarts, term: s.deps.term, createdAtMs: s.nowMs() };
 }

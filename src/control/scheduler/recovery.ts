@@ -4,7 +4,8 @@ import { setQuota } from './quotas.js';
 
 /** What a new scheduler recovers from: the proc table, live nodes and realms. */
 export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }> {
-  const [records, nodeKeys, realms] = await Promise.all([deps.table.list(), deps.nodesKv.keys(), deps.realmsKv.keys()]);
+  // Live procs only, through the table's index: recovery must not grow with history.
+  const [records, nodeKeys, realms] = await Promise.all([deps.table.liveRecords(), deps.nodesKv.keys(), deps.realmsKv.keys()]);
   const nodes: NodeRecord[] = [];
   for (const k of nodeKeys) {
     const e = await deps.nodesKv.get(k);

@@ -6,6 +6,7 @@ import { BeQueues, Placements } from '../placement.js';
 import type { ProcTable } from '../proc-table.js';
 import type { Ack, DeployedProgram, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
 import { LiveProcs } from './quotas.js';
+import type { Idempotency } from './placing.js';
 
 export interface SchedulerDeps {
   table: ProcTable;
@@ -39,7 +40,7 @@ export type SchedulerMsg =
   | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }
   | { type: 'recover-failed'; error: unknown }
   | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
-  | { type: 'spawn-resolved'; spec: ProcSpec; program: DeployedProgram | undefined; error?: unknown; reply: (r: SpawnReply) => void }
+  | { type: 'spawn-resolved'; spec: ProcSpec; program: DeployedProgram | undefined; idem: Idempotency | undefined; error?: unknown; reply: (r: SpawnReply) => void }
   | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: AckReply }
   | { type: 'proc-event'; ev: ProcEvent }
@@ -50,8 +51,11 @@ export type SchedulerMsg =
   | { type: 'realm-create'; name: string; quota?: RealmQuota; reply: AckReply }
   | { type: 'realm-quota'; name: string; quota: RealmQuota; reply: AckReply }
   | { type: 'realm-remove'; name: string; reply: AckReply }
-  | { type: 'created'; record: ProcRecord; revision: number; reply: (r: SpawnReply) => void }
+  /** `checked`: the order waited for the create (a spawn that may repeat a key), and goes out now. */
+  | { type: 'created'; record: ProcRecord; revision: number; reply: (r: SpawnReply) => void; checked?: boolean }
   | { type: 'create-failed'; record: ProcRecord; error: unknown; reply: (r: SpawnReply) => void }
+  /** A checked create found the pid's record there: a repeated key, answered with that pid. */
+  | { type: 'create-exists'; record: ProcRecord; reply: (r: SpawnReply) => void }
   | { type: 'run-taken'; pid: string };
 
 export interface Queued {
@@ -88,6 +92,8 @@ export class SchedulerState {
    * the proc yet answers unknown-proc, so the eviction goes again once the node has taken the order.
    */
   readonly evictWanted = new Map<string, number>(); // pid -> grace ms
+  /** Repeats of a keyed spawn whose create is in flight: answered with its outcome. */
+  readonly repeats = new Map<string, Array<(r: SpawnReply) => void>>();
   /** Realm -> callers waiting for its removal. */
   readonly removing = new Map<string, AckReply[]>();
   /** Node -> when its last heartbeat arrived (scheduler clock). */

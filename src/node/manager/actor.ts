@@ -90,7 +90,7 @@ function route(s: NodeState, m: NodeMsg): void {
     case 'created':
       return created(s, m.pid, m.revision);
     case 'cancel':
-      return cancel(s, m.pid, (p) => startEviction(s, m.pid, p, CANCEL_GRACE_MS));
+      return cancel(s, m.pid, m.term, (p) => startEviction(s, m.pid, p, CANCEL_GRACE_MS));
     case 'mark-running':
       return markRunningLater(s, m.pid);
     case 'evict': {

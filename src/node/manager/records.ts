@@ -90,7 +90,7 @@ export function retryUnrecorded(s: NodeState): void {
 
 /** A run order: a proc this node has not seen yet is taken; a repeated order is acknowledged only. */
 export function taken(s: NodeState, order: RunOrder): Proc | undefined {
-  if (s.procs.has(order.pid)) return undefined;
+  if (s.procs.has(order.pid) && s.cfg.rerunRepeatedOrder !== true) return undefined;
   const p: Proc = { order, ...(order.record === undefined || order.revision === undefined ? {} : { record: order.record, revision: order.revision }) };
   if (order.pendingCreate === true) {
     // Started before its record is durable (the scheduler creates it meanwhile).
@@ -108,9 +108,12 @@ export function created(s: NodeState, pid: string, revision: number): void {
 }
 
 /** The scheduler could not create the record: nothing is written for the proc, and it stops. */
-export function cancel(s: NodeState, pid: string, stop: (p: Proc) => void): void {
+export function cancel(s: NodeState, pid: string, term: number | undefined, stop: (p: Proc) => void): void {
   const p = s.procs.get(pid) ?? s.unrecorded.get(pid)?.p ?? s.awaiting.get(pid)?.p;
   if (p === undefined) return;
+  // A keyed pid may come from two schedulers around a leader change: the cancel of one whose create
+  // failed must not stop the run another's order started.
+  if (term !== undefined && p.order.record?.term !== undefined && p.order.record.term !== term) return;
   p.cancelled = true;
   s.awaiting.delete(pid);
   const u = s.unrecorded.get(pid);

@@ -25,6 +25,8 @@ export interface NodeManagerConfig {
   exitTwice?: boolean;
   /** Simulator mutant only: each batch of lingering endpoints closed forgets its first one (never reclaimed). */
   forgetLingering?: boolean;
+  /** Simulator mutant only: a repeated run order for a proc this node already has starts it again. */
+  rerunRepeatedOrder?: boolean;
 }
 
 export interface NodeManagerDeps {
@@ -62,7 +64,7 @@ export type NodeMsg =
   | { type: 'force-evict'; pid: string }
   | { type: 'mark-running'; pid: string }
   | { type: 'created'; pid: string; revision: number }
-  | { type: 'cancel'; pid: string }
+  | { type: 'cancel'; pid: string; term?: number }
   | { type: 'program-ready'; pid: string; modulePath?: string; error?: string }
   | { type: 'tick' };
 
