@@ -238,3 +238,14 @@ test.serial('roll - a service moves to the new version without a gap in its name
   t.is(await waitFor(() => tc.client.dataPathCall('rolled', 'x').catch((e: unknown) => (e as Error).message), (a) => a === 'new', 5_000), 'new');
   t.is((await sigma('roll', 'no-such-service')).code, EXIT.refused);
 });
+
+test.serial('tenancy - a removed realm takes its programs with it: a realm made later under its name has none', async (t) => {
+  t.is((await sigma('realm', 'create', 'short')).code, EXIT.ok);
+  t.is((await sigma('deploy', write('short/mine.ts', serviceSource('mine')), '--realm', 'short')).code, EXIT.ok);
+  const rm = await sigma('realm', 'rm', 'short');
+  t.is(rm.code, EXIT.ok, rm.stderr);
+  t.regex(rm.stdout, /and its 1 programs/);
+  t.is((await sigma('realm', 'create', 'short')).code, EXIT.ok);
+  t.deepEqual(JSON.parse((await sigma('--json', 'programs', 'ls', '--realm', 'short')).stdout), []);
+  t.is((await sigma('spawn', 'mine', '--realm', 'short', '--name', 'mine')).code, EXIT.refused);
+});

@@ -18,6 +18,7 @@ import type { Bus } from '../nats/types.js';
 import { programCommands } from './programs.js';
 import { routeCommands } from './route.js';
 import { topCommand } from './top.js';
+import { programStore } from '../programs/client.js';
 
 /** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
 const wholeNumber = (min: number, max: number) => (v: string): number => {
@@ -135,7 +136,11 @@ realm.command('ls').action(() => withClient(async (c) => {
   const rs = await c.realmRecords();
   out(table(rs.map((r) => ({ realm: r.name, quota: quotaText(r.quota) })), ['realm', 'quota']), rs.map((r) => r.name));
 }));
-realm.command('rm <name>').description('evicts every proc of the realm, then removes it').action((name: string) => withClient(async (c) => (await c.removeRealm(name), out(`realm ${name} removed`, { ok: true }))));
+realm.command('rm <name>').description('evicts every proc of the realm, then removes it and its programs').action((name: string) => withClient(async (c) => {
+  await c.removeRealm(name);
+  const programs = await (await programStore(c.bus)).removeRealm(name);
+  out(`realm ${name} removed (and its ${programs} programs)`, { ok: true, programs });
+}));
 
 program
   .command('spawn <program> [args...]')

@@ -7,7 +7,7 @@ import {
 } from '@nats-io/transport-node';
 import { jetstream, JetStreamApiError, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { Objm } from '@nats-io/obj';
+import { Objm, type ObjectStore as NatsObjectStore } from '@nats-io/obj';
 import { ClosedError, ConnectError, InvalidArgumentError, NatsPortError, NoRespondersError, SlowConsumerError, TimeoutError } from './errors.js';
 import { BoundedQueue } from './queue.js';
 import { bounded, classify, type JetStreamHost, fromNatsHeaders, toNatsHeaders, type Tracked } from './real-common.js';
@@ -246,9 +246,22 @@ class RealBus implements Bus, JetStreamHost {
     const op = <T>(what: string, p: Promise<T>): Promise<T> => bounded(p, what, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, what, this.jsTimeoutMs)));
     return {
       put: async (name, data) => void (await op(`putting ${bucket}/${name}`, store.putBlob({ name }, data))),
-      get: (name) => op(`getting ${bucket}/${name}`, store.getBlob(name)),
+      get: (name) => op(`getting ${bucket}/${name}`, this.#getObject(store, bucket, name)),
       delete: async (name) => void (await op(`deleting ${bucket}/${name}`, store.delete(name))),
     };
+  }
+
+  /**
+   * An object in one chunk (programs are) is read with two message gets, its info and its chunk (a
+   * direct get: raw bytes, no base64 JSON): nats.js's getBlob opens a consumer per read (100 KB on a
+   * loaded 2-core machine: 2.3 against 6.5 ms). Larger objects take getBlob.
+   */
+  async #getObject(store: NatsObjectStore, bucket: string, name: string): Promise<Uint8Array | null> {
+    const info = await store.info(name);
+    if (info === null || info.deleted) return null;
+    if (info.chunks !== 1) return store.getBlob(name);
+    const m = await (await this.jsm()).direct.getMessage(`OBJ_${bucket}`, { last_by_subj: `$O.${bucket}.C.${info.nuid}` });
+    return m === null ? null : m.data;
   }
 
   async kv(bucket: string, options: KvOptions = {}): Promise<Kv> {

@@ -32,6 +32,7 @@ export class ProgramCache implements ProgramFiles {
   /** Files this process has checked against their hash (or written). */
   readonly #checked = new Set<string>();
   readonly #fetching = new Map<string, Promise<string>>();
+  readonly #dirs = new Set<string>();
   /** Fetches, and entries found corrupt and fetched again (for tests and status). */
   fetched = 0;
   refetched = 0;
@@ -48,12 +49,14 @@ export class ProgramCache implements ProgramFiles {
   dirFor(realm: string): string {
     assert(REALM_NAME.test(realm), `a realm name is a token: ${realm}`);
     const dir = join(this.root, realm);
+    if (this.#dirs.has(dir)) return dir; // made (and owned) by this process already: no syscalls per spawn
     if (!existsSync(dir)) mkdirSync(dir, { mode: OWNER_ONLY });
     const gid = this.o.groupOf?.(realm);
     if (gid !== undefined) {
       chownSync(dir, 0, gid);
       chmodSync(dir, REALM_GROUP_READ);
     }
+    this.#dirs.add(dir);
     return dir;
   }
 

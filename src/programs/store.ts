@@ -207,6 +207,13 @@ export class ProgramStore {
     await this.#collect(cur.rec.versions.map((v) => v.hash));
   }
 
+  /** Every program of a removed realm (a realm made later under its name starts with none). */
+  async removeRealm(realm: string): Promise<number> {
+    const all = await this.list(realm);
+    for (const r of all) await this.remove(realm, r.name).catch(() => {});
+    return all.length;
+  }
+
   /** A bundle by hash, checked against it (nodes only: hosts reach no JetStream). */
   async fetch(hash: string): Promise<Uint8Array> {
     if (!isHash(hash)) throw new DeployError('unknown-program', `"${hash}" is not a program hash`);

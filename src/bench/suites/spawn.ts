@@ -12,6 +12,7 @@ import { connectBus } from '../../nats/real.js';
 import { BenchError, median, percentile, round, type BenchContext, type Comparison, type Figures, type Suite } from '../harness.js';
 import type { PoolAnswer, PoolTask } from '../procs/spawn-pool-worker.js';
 import { cpuUsPer, treeCpuMs, type CpuByRole } from './spawn-cpu.js';
+import { measureDeployed } from './spawn-deployed.js';
 import { availableParallelism } from 'node:os';
 
 /** mkdtemp makes 0700 directories; realm uids need to pass through to the programs. */
@@ -224,6 +225,7 @@ export const spawnSuite: Suite = {
       await client.evict(filler);
       await client.waitExit(filler, { timeoutMs: START_TIMEOUT_MS });
       if ((await leaderNode(bus)) !== leader) throw new BenchError('the scheduler leader changed during the cold starts; run again');
+      const deployed = await measureDeployed({ bus, dir, procTypes: PROC_TYPES, count: ctx.quick ? 5 : 20, run });
       const warm: number[] = [];
       for (let i = 0; i < (ctx.quick ? 50 : 200); i++) warm.push((await run('stamp')).startMs);
 
@@ -271,6 +273,8 @@ export const spawnSuite: Suite = {
         pool_require_p99_ms: round(percentile(pooledReq, 99), 3),
         fork_p50_ms: round(forkP50, 3),
         warm_start_p50_ms: round(median(warm), 3),
+        cold_start_deployed_p50_ms: round(median(deployed.coldMs), 3),
+        deploy_ms: round(median(deployed.deployMs), 3),
         spawn_throughput_per_s: Math.round(best.perS),
         start_latency_p99_ms_at_peak: round(best.p99, 3),
         peak_concurrency: best.level,
