@@ -132,7 +132,7 @@ const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath 
 const bus = await connectBus({ servers: [opts.nats], name: opts.id });
 const realmsKv = await bus.kv(BUCKET.realms);
 programStore = await ProgramStore.open(bus, realmsKv);
-await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'));
+await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'), (hash) => programCache.prefetch(hash));
 realmLimits = await followRealmLimits(realmsKv, (e) => log.error({ err: e }, 'realm quotas: the watch ended; new pools and hosts take the node defaults'));
 // Bound on first use: the node below makes the bucket.
 let namesKv: Promise<HostNameLookup> | undefined;

@@ -19,6 +19,8 @@ const TRAVERSE_ONLY = 0o711;
 const REALM_GROUP_READ = 0o750;
 const OWNER_ONLY = 0o700;
 const READ_ONLY = 0o444;
+/** Bundles fetched ahead of their first spawn, root's only until a realm's directory gets a copy. */
+const STAGED_DIR = '.staged';
 
 export interface ProgramCacheOptions {
   dataDir: string;
@@ -43,6 +45,33 @@ export class ProgramCache implements ProgramFiles {
     chmodSync(this.root, TRAVERSE_ONLY);
     // Bundles import `sigma-ts`; Node looks for it in node_modules above the file: this package.
     linkSdk(this.root);
+    mkdirSync(join(this.root, STAGED_DIR), { recursive: true, mode: OWNER_ONLY });
+  }
+
+  /**
+   * Fetches a bundle ahead of its first spawn (a version the node saw become current): that spawn then
+   * copies it from the node's disk instead of reading the store, in whichever realm it comes. Best effort.
+   */
+  prefetch(hash: string): void {
+    const staged = this.#staged(hash);
+    if (!isHash(hash) || this.#prefetching.has(hash) || existsSync(staged)) return;
+    const p = this.o
+      .fetch(hash)
+      .then((code) => {
+        if (hashOf(code) !== hash) return;
+        const tmp = `${staged}.${process.pid}.tmp`;
+        writeFileSync(tmp, code, { mode: OWNER_ONLY });
+        renameSync(tmp, staged);
+      })
+      .catch(() => {})
+      .finally(() => this.#prefetching.delete(hash));
+    this.#prefetching.set(hash, p);
+  }
+
+  readonly #prefetching = new Map<string, Promise<void>>();
+
+  #staged(hash: string): string {
+    return join(this.root, STAGED_DIR, `${hash}.mjs`);
   }
 
   /** The realm's cache directory, made with its owner and mode if missing. */
@@ -80,7 +109,9 @@ export class ProgramCache implements ProgramFiles {
       }
       this.refetched++;
     }
-    const code = await this.o.fetch(hash);
+    await this.#prefetching.get(hash);
+    const staged = existsSync(this.#staged(hash)) ? readFileSync(this.#staged(hash)) : undefined;
+    const code = staged !== undefined && hashOf(staged) === hash ? staged : await this.o.fetch(hash);
     assert(hashOf(code) === hash, `the store checks a bundle against its hash: ${hash}`);
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, code, { mode: READ_ONLY });

@@ -155,7 +155,12 @@ export class ProgramStore {
    * brought yet is read. A version changed by a deploy reaches new spawns once the watch delivers it
    * (a few ms); a removed one stops resolving then too. A watch that ends leaves every spawn to a read.
    */
-  async follow(onError: (e: unknown) => void): Promise<{ stop(): void }> {
+  /**
+   * `onCurrent`: a version of one of cluster.config.ts's programs became current (the node fetches its
+   * bundle ahead of the first spawn, as it would have the module on disk before deploys existed; a
+   * realm's own deploys are fetched on their first spawn).
+   */
+  async follow(onError: (e: unknown) => void, onCurrent?: (hash: string) => void): Promise<{ stop(): void }> {
     const watch = await this.kv.watch({ include: 'latest' });
     void (async () => {
       try {
@@ -163,7 +168,10 @@ export class ProgramStore {
           const rec = c.value === null ? undefined : decodeRecord(c.value);
           const v = rec?.versions.find((x) => x.version === rec.current);
           if (v === undefined) this.#followed.delete(c.key);
-          else this.#followed.set(c.key, { hash: v.hash, version: v.version });
+          else {
+            this.#followed.set(c.key, { hash: v.hash, version: v.version });
+            if (c.key.startsWith(`${CLUSTER_PROGRAMS}.`)) onCurrent?.(v.hash);
+          }
         }
       } catch (e) {
         onError(e);
