@@ -240,9 +240,22 @@ class RealBus implements Bus, JetStreamHost {
     return this.#jsm;
   }
 
+  /** A JetStream API call tried again briefly on no responder (a server reloading its users has none for a few ms). */
+  async #withResponder<T>(what: string, call: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bounded(call(), what, this.jsTimeoutMs);
+      } catch (e) {
+        const failure = classify(e, what, this.jsTimeoutMs);
+        if (attempt >= KV_CREATE_ATTEMPTS || (failure as { type?: string }).type !== 'no-responders') throw failure;
+        await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
+      }
+    }
+  }
+
   async objectStore(bucket: string): Promise<ObjectStore> {
     this.#live();
-    const store = await bounded(new Objm(this.nc).create(bucket), `opening object store ${bucket}`, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, `opening object store ${bucket}`, this.jsTimeoutMs)));
+    const store = await this.#withResponder(`opening object store ${bucket}`, () => new Objm(this.nc).create(bucket));
     const op = <T>(what: string, p: Promise<T>): Promise<T> => bounded(p, what, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, what, this.jsTimeoutMs)));
     return {
       put: async (name, data) => void (await op(`putting ${bucket}/${name}`, store.putBlob({ name }, data))),
@@ -276,11 +289,14 @@ class RealBus implements Bus, JetStreamHost {
       } catch (e) {
         // Two processes creating one bucket at once: the loser's create can be refused ("subjects overlap
         // with an existing stream") though the bucket is there now; opening it again succeeds.
-        if (attempt < KV_CREATE_ATTEMPTS && isCreateRace(e)) {
+        // Also tried again: no responder on the JetStream API, which a server reloading its users (a
+        // realm made or removed) has for a few milliseconds.
+        const failure = classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+        if (attempt < KV_CREATE_ATTEMPTS && (isCreateRace(e) || (failure as { type?: string }).type === 'no-responders')) {
           await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
           continue;
         }
-        throw classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
+        throw failure;
       }
     }
   }
