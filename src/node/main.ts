@@ -125,7 +125,8 @@ delete process.env[CHANNEL_SECRET_ENV]; // nothing this process starts inherits 
 if (channelSecret === undefined) isolation.status.missing.push(`node-to-node channel: not authenticated (${CHANNEL_SECRET_ENV} is not set)`);
 const cross = { index: dpIndex, host: opts.dpHost, port: dpPort, ...(channelSecret === undefined ? {} : { channel: { secret: channelSecret } }) };
 const poolBytesFor = (realm: string): number | undefined => realmLimits?.poolBytesFor(realm);
-const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, poolBytesFor, busyPollUs, cross }).catch((e: unknown) => {
+const poolSizeKnown = async (realm: string): Promise<void> => realmLimits?.known(realm);
+const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath as DataPathMode, log, poolBytes: poolMb * 2 ** 20, poolBytesFor, poolSizeKnown, busyPollUs, cross }).catch((e: unknown) => {
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });

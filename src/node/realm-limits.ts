@@ -11,6 +11,8 @@ export interface RealmLimits {
   poolBytesFor(realm: string): number | undefined;
   /** Each host's scratch directory, where its quota sets it (quota.diskMb). */
   diskMbFor(realm: string): number | undefined;
+  /** Reads a realm's record the watch has not brought yet (a realm made a moment ago). */
+  known(realm: string): Promise<void>;
   stop(): void;
 }
 
@@ -35,6 +37,12 @@ export async function followRealmLimits(realmsKv: Kv, onError: (e: unknown) => v
       return mb === undefined ? undefined : Math.max(POOL_MB_MIN, mb) * BYTES_PER_MB;
     },
     diskMbFor: (realm) => quotas.get(realm)?.diskMb,
+    known: async (realm) => {
+      if (quotas.has(realm)) return;
+      const e = await realmsKv.get(realm);
+      const q = e?.value == null ? undefined : decodeRealmRecord(e.value)?.quota;
+      if (q !== undefined) quotas.set(realm, q);
+    },
     stop: () => watch.stop(),
   };
 }

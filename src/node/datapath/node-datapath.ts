@@ -88,8 +88,12 @@ export interface NodeDataPathOptions {
   mode: DataPathMode;
   log: Logger;
   poolBytes?: number;
-  /** A smaller pool for some realms (their quota's poolMb), read when the realm's pool is made. */
+  /**
+   * A smaller pool for some realms (their quota's poolMb), read when the realm's pool is made, after
+   * `poolSizeKnown` (the realm's record read, if the node had not seen it yet) has settled.
+   */
   poolBytesFor?: (realm: string) => number | undefined;
+  poolSizeKnown?: (realm: string) => Promise<void>;
   /** Busy-poll window after traffic, µs, for this process's hub and for every host (src/datapath/busy-poll.ts); 0: never. */
   busyPollUs?: number;
   /** Procs here reach other nodes' endpoints: this node's index (its endpoint range) and where its channel listens. */
@@ -170,6 +174,7 @@ export class NodeDataPath implements DataPathPort {
   }
 
   async prepareHost(hostId: string, realm: string): Promise<HostWiring> {
+    if (!this.#pools.has(realm)) await this.#o.poolSizeKnown?.(realm).catch(() => {});
     const rp = this.#pool(realm);
     const hostEp = this.#allocEp(hostId);
     const entry: HostEntry = { hostId, realm, hostEp, endpoints: new Set() };
