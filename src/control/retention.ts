@@ -34,7 +34,11 @@ export async function sweep(table: ProcTable, nowMs: number, r: Retention, seen:
     if (cur?.record.state === 'exited') seen.set(pid, { realm: cur.record.spec.realm, atMs: cur.record.createdAtMs });
   }
   const byRealm = new Map<string, Array<[string, Seen]>>();
-  for (const e of seen) byRealm.set(e[1].realm, [...(byRealm.get(e[1].realm) ?? []), e]);
+  for (const e of seen) {
+    const list = byRealm.get(e[1].realm);
+    if (list === undefined) byRealm.set(e[1].realm, [e]);
+    else list.push(e);
+  }
   let removed = 0;
   for (const entries of byRealm.values()) {
     entries.sort((a, b) => b[1].atMs - a[1].atMs); // newest first
