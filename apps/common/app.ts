@@ -6,10 +6,12 @@ export type Rpc = (service: string, method: string, args: unknown[]) => Promise<
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 export type Handlers = Record<string, (args: any, rpc: Rpc) => unknown>;
 
+/** The frontend's view of a request, whatever carried it (the gateway's envelope, or node:http). */
 export interface FrontRequest {
   method: string;
   path: string;
   query: Record<string, string>;
+  /** application/x-www-form-urlencoded fields of the body. */
   form: Record<string, string>;
   cookies: Record<string, string>;
   referer?: string;

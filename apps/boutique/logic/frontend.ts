@@ -1,24 +1,8 @@
 import type { Product } from './catalog.js';
 import { format, sum, times, zero, type Money } from './money.js';
 import type { Ad, CartItem } from './small.js';
+import type { FrontAnswer, FrontRequest } from '../../common/app.js';
 import type { OrderResult, Rpc } from './services.js';
-
-/** The frontend's view of a request, whatever carried it (the gateway's envelope, or node:http). */
-export interface FrontRequest {
-  method: string;
-  path: string;
-  query: Record<string, string>;
-  /** application/x-www-form-urlencoded fields of the body. */
-  form: Record<string, string>;
-  cookies: Record<string, string>;
-  referer?: string;
-}
-
-export interface FrontAnswer {
-  status: number;
-  headers: Record<string, string>;
-  body: string;
-}
 
 export const SESSION_COOKIE = 'shop_session-id';
 export const CURRENCY_COOKIE = 'shop_currency';

@@ -5,7 +5,7 @@ import type { ProcSpec } from '../../proc/types.js';
 import { ControlError } from '../errors.js';
 import { LC_PENDING_MAX, QueueFullError } from '../placement.js';
 import type { DeployedProgram, ProcRecord, SpawnReply } from '../protocol/index.js';
-import type { SchedulerMsg, SchedulerState } from './state.js';
+import type { Idempotency, SchedulerMsg, SchedulerState } from './state.js';
 import { overQuota } from './quotas.js';
 
 /**
@@ -184,12 +184,6 @@ function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | und
   if (over !== undefined) return refuse(reply, new ControlError('quota-exceeded', over, 'realm'));
   const rec = newRecord(s, spec, 0, pid);
   accept(s, program === undefined ? rec : { ...rec, program }, reply, idem?.repeat === true);
-}
-
-export interface Idempotency {
-  key: string;
-  /** Not known to be new: a retry, or a key of the caller's own (takes the checked path). */
-  repeat: boolean;
 }
 
 /** A request's idempotency key: absent, the key, or why it is malformed. */

@@ -5,8 +5,7 @@ import type { Mutations } from '../mutations.js';
 import { BeQueues, Placements } from '../placement.js';
 import type { ProcTable } from '../proc-table.js';
 import type { Ack, DeployedProgram, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
-import { LiveProcs } from './quotas.js';
-import type { Idempotency } from './placing.js';
+import { LiveProcs } from './live-procs.js';
 
 export interface SchedulerDeps {
   table: ProcTable;
@@ -35,6 +34,13 @@ export interface SchedulerDeps {
 }
 
 export type AckReply = (r: Ack) => void;
+
+/** A spawn's idempotency key, as its request carried it. */
+export interface Idempotency {
+  key: string;
+  /** Not known to be new: a retry, or a key of the caller's own (takes the checked path). */
+  repeat: boolean;
+}
 
 export type SchedulerMsg =
   | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }

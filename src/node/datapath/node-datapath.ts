@@ -54,7 +54,6 @@ import type { HostHandle } from '../host-process.js';
 export const DEFAULT_POOL_BYTES = 64 << 20;
 /** Endpoints (procs + hosts) one node serves at once. */
 export const NODE_ENDPOINTS_MAX = 65_536;
-/** A connection to the pairing socket that no host preparation claims within this delay is closed. */
 /** What a host inherits at fork: stdio 0-2, the IPC channel 3, then the realm's pool memfd and its end of its connection. */
 const HOST_POOL_FD = 4;
 const HOST_SOCKET_FD = 5;
