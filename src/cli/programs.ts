@@ -6,6 +6,7 @@ import type { Bus } from '../nats/types.js';
 import { deploy, programStore } from '../programs/client.js';
 import { DeployError } from '../programs/errors.js';
 import { checkName } from '../programs/store.js';
+import { PACKAGE_ROOT } from '../programs/bundle.js';
 import { rollService } from '../programs/roll.js';
 import { SigmaClient } from '../client/client.js';
 import { table } from './format.js';
@@ -162,7 +163,7 @@ test('${name} answers in upper case', async () => {
   }
 });
 `;
-  const pkg = { name, version: '0.1.0', private: true, type: 'module', main: `${name}.ts`, scripts: { build: 'tsc -p .', test: 'tsc -p . && node --test dist/' }, dependencies: { 'sigma-ts': '*' }, devDependencies: { typescript: '*', '@types/node': '^20' } };
+  const pkg = { name, version: '0.1.0', private: true, type: 'module', main: `${name}.ts`, scripts: { build: 'tsc -p .', test: 'tsc -p . && node --test dist/' }, dependencies: { 'sigma-ts': `file:${PACKAGE_ROOT.replace(/\/$/, '')}` }, devDependencies: { typescript: '*', '@types/node': '^20' } };
   const tsconfig = { compilerOptions: { target: 'ES2022', module: 'NodeNext', moduleResolution: 'NodeNext', strict: true, skipLibCheck: true, outDir: 'dist', rootDir: '.', types: ['node'] }, include: ['*.ts'] };
   return { [`${name}.ts`]: proc, [`${name}.test.ts`]: test, 'package.json': `${JSON.stringify(pkg, null, 2)}\n`, 'tsconfig.json': `${JSON.stringify(tsconfig, null, 2)}\n` };
 }
