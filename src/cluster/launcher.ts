@@ -13,7 +13,7 @@ import { connectBus } from '../nats/real.js';
 import { followRealmUsers } from './realm-users.js';
 import { BUCKET } from '../control/protocol/index.js';
 import type { Bus } from '../nats/types.js';
-import { bundleProgram } from '../programs/bundle.js';
+import { bundleProgram, stopBundler } from '../programs/bundle.js';
 import { ProgramStore } from '../programs/store.js';
 import { RouteStore } from '../gateway/route-store.js';
 
@@ -158,7 +158,7 @@ async function deployConfigPrograms(bus: Bus, programs: ReadonlyArray<readonly [
       const bundle = await bundleProgram(path);
       await untilJetStream(() => store.deployForCluster(name, bundle));
     }),
-  );
+  ).finally(stopBundler);
   log(`deployed ${programs.length} programs of the config in ${Math.round(performance.now() - started)} ms`);
 }
 

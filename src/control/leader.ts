@@ -4,7 +4,7 @@ import type { Mutations } from './mutations.js';
 import { fencedKv } from './fence.js';
 import { startRetention, type Retention } from './retention.js';
 import { ProcTable } from './proc-table.js';
-import { EVICT, NODE, NODE_NOTE, PROC_EVENT, PULL, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
+import { EVICT, NODE, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
@@ -117,7 +117,6 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>): Subscription[] 
   };
   serve(SPAWN, (input, reply) => ({ type: 'spawn', input, reply }));
   serve(EVICT, (r, reply) => ({ type: 'evict', pid: r.pid, graceMs: r.graceMs ?? EVICT_GRACE_MS_DEFAULT, reply }));
-  serve(PULL, (r, reply) => ({ type: 'pull', node: r.node, slots: r.max, reply: () => reply({ ok: true }) }));
   serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, ...(r.quota === undefined ? {} : { quota: r.quota }), reply }));
   serve(REALM_QUOTA, (r, reply) => ({ type: 'realm-quota', name: r.name, quota: r.quota ?? {}, reply }));
   serve(REALM_REMOVE, (r, reply) => ({ type: 'realm-remove', name: r.name, reply }));

@@ -9,7 +9,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, sym
 import { tmpdir } from 'node:os';
 import { basename, extname, isAbsolute, join, resolve, sep } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { build, type Message, type Plugin } from 'esbuild';
+import { build, stop, type Message, type Plugin } from 'esbuild';
 import { FunctionProc, ServiceProc, type ProcKind } from '../proc/types.js';
 import { DeployError } from './errors.js';
 import { PACKAGE_ROOT } from './paths.js';
@@ -119,6 +119,12 @@ export async function checkedKind(code: Uint8Array, path: string): Promise<ProcK
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Stops esbuild's service process (the next bundle starts another): a long-lived process that deployed
+ * once (the launcher) would otherwise keep it, and it wakes tens of times a second while idle.
+ */
+export const stopBundler = (): Promise<void> => stop();
 
 /** `<dir>/node_modules/sigma-ts` -> this package: how bundles below `dir` find the SDK. */
 export function linkSdk(dir: string): void {

@@ -5,6 +5,8 @@ import type { SchedulerState } from './state.js';
 export function nodeUp(s: SchedulerState, n: NodeRecord): void {
   s.lastSeen.set(n.id, s.nowMs());
   s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+  // Its BE slots, as its heartbeat states them: the scheduler counts what it runs there against them.
+  s.credits.set(n.id, n.beSlots);
   s.ops.drain();
 }
 

@@ -47,7 +47,6 @@ export type SchedulerMsg =
   | { type: 'recover-failed'; error: unknown }
   | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
   | { type: 'spawn-resolved'; spec: ProcSpec; program: DeployedProgram | undefined; idem: Idempotency | undefined; error?: unknown; reply: (r: SpawnReply) => void }
-  | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: AckReply }
   | { type: 'proc-event'; ev: ProcEvent }
   | { type: 'node-up'; node: NodeRecord }
