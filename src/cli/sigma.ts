@@ -51,10 +51,11 @@ async function fromConfig(file: string): Promise<ClusterAddress | undefined> {
   if (!existsSync(abs)) return undefined;
   const c = await loadConfig(file);
   const source = `${file} in ${process.cwd()}`;
-  if (!c.nats.embedded) return { url: c.nats.servers[0]!, source, dataDir: resolve(c.dataDir) };
+  const nats = c.nats;
+  if (!nats.embedded) return { url: nats.servers.join(','), source, dataDir: resolve(c.dataDir) };
   // The embedded server's control-plane user, from the data directory `npm run cluster` made (root only).
   const creds = join(resolve(c.dataDir), CREDENTIALS_FILE);
-  const url = `nats://127.0.0.1:${c.nats.port}`;
+  const url = Array.from({ length: nats.embeddedServers }, (_, i) => `nats://127.0.0.1:${nats.port + i}`).join(',');
   return { url: existsSync(creds) ? withUser(url, ADMIN_USER, (JSON.parse(readFileSync(creds, 'utf8')) as { admin: string }).admin) : url, source, dataDir: resolve(c.dataDir) };
 }
 
@@ -99,7 +100,7 @@ program
       });
     }
     writeContext({ name: config.name, nats: cluster.natsUrl, dataDir: cluster.dataDir });
-    console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${new URL(cluster.natsUrl).host}`);
+    console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${cluster.natsUrl.split(',').map((u) => new URL(u).host).join(', ')}`);
     console.log(`data in ${cluster.dataDir}; programs: ${Object.keys(cluster.programs).join(', ')}; context for the sigma CLI: ${contextFile()}`);
     console.log(`\ntry:  npm run sigma -- spawn hello world --wait\n      npm run sigma -- ps --all\n`);
     const stop = async (): Promise<void> => {
