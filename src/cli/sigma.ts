@@ -19,6 +19,8 @@ import { programCommands } from './programs.js';
 import { routeCommands } from './route.js';
 import { topCommand } from './top.js';
 import { programStore } from '../programs/client.js';
+import { armFromEnv } from '../chaos/sigmafail.js';
+import { realTimers } from '../ports/real.js';
 
 /** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
 const wholeNumber = (min: number, max: number) => (v: string): number => {
@@ -90,8 +92,10 @@ program
   .action(async () => {
     const cfgFile = program.opts<{ config: string }>().config;
     const config = await loadConfig(cfgFile);
+    // SIGMA_FAIL faults for `launcher` (node processes read the same variable for their own ids).
+    armFromEnv('launcher', realTimers, (l) => console.log(`  ${l}`));
     const cluster = await startCluster(config, { log: (l) => console.log(`  ${l}`), pretty: process.stdout.isTTY === true });
-    const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster' });
+    const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster', replicas: config.nats.replicas });
     const client = await SigmaClient.connect(bus);
     for (const r of config.realms) {
       const quota = config.quotas[r];

@@ -3,7 +3,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pretty from 'pino-pretty';
-import type { ClusterConfig } from '../config/cluster.js';
+import type { ClusterConfig, NodeConfig } from '../config/cluster.js';
 import { BUILTIN_PROGRAMS } from '../examples/index.js';
 import { hostEnv } from '../node/host-process.js';
 import { CHANNEL_SECRET_ENV } from '../datapath/remote-auth.js';
@@ -83,8 +83,8 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const startNode = (id: string): Promise<ChildProcess> => {
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
-    const args = ['--id', n.id, '--nats', natsUrl, '--nats-replicas', String(config.nats.replicas), '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
-    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
+    const args = nodeArgs(config, n, { natsUrl, hostNatsUrl, dataDir });
+    const child = fork(NODE_MAIN, args, { env: nodeEnv(creds), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
     nodes.set(id, child);
@@ -138,6 +138,16 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
     },
   };
 }
+
+/** A node process's command line (src/node/main.ts) for one node of the config. */
+export function nodeArgs(config: ClusterConfig, n: NodeConfig, at: { natsUrl: string; hostNatsUrl: string; dataDir: string }): string[] {
+  return ['--id', n.id, '--nats', at.natsUrl, '--nats-replicas', String(config.nats.replicas), '--host-nats', at.hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', at.dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
+}
+
+/** A node process's environment: the channel secret and the realm key, nothing a host may inherit. */
+export const nodeEnv = (creds: NatsCredentials): NodeJS.ProcessEnv => hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms });
+
+export { NODE_MAIN };
 
 /** The embedded NATS: what the launcher needs of one server or of a cluster of them. */
 interface EmbeddedNats {

@@ -26,10 +26,13 @@ import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
 import { followRealmLimits, type RealmLimits } from './realm-limits.js';
 import { ProgramCache } from './program-cache.js';
 import { ProgramStore } from '../programs/store.js';
+import { armFromEnv, FailSpecError } from '../chaos/sigmafail.js';
+import { realTimers } from '../ports/real.js';
 
 const opts = new Command()
   .requiredOption('--id <id>')
   .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated (any one will do; the client fails over among them)')
+  .option('--nats-ping-ms <n>', 'client pings to NATS: a dead or unreachable server is noticed after about twice this', '10000')
   .option('--nats-replicas <n>', `replicas of every bucket and stream this node creates (1..${REPLICAS_MAX}; 3 on a NATS cluster)`, '1')
   .option('--host-nats <url>', `the URL proc hosts connect to; with ${REALM_KEY_ENV} set, each realm's hosts get their realm's user on it; default: --nats`)
   .option('--mcpu <n>', 'capacity in millicores', '2000')
@@ -49,7 +52,7 @@ const opts = new Command()
   .option('--gateway-limits <json>', "the gateway's bounds (cluster.config.ts gateway.limits), validated by the launcher", '{}')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; natsReplicas: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
+  .opts<{ id: string; nats: string; natsReplicas: string; natsPingMs: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -103,6 +106,18 @@ if (!Number.isInteger(natsReplicas) || natsReplicas < 1 || natsReplicas > REPLIC
   log.fatal(`--nats-replicas must be an integer in [1, ${REPLICAS_MAX}], got "${opts.natsReplicas}"`);
   process.exit(2);
 }
+if (!(Number(opts.natsPingMs) >= 100)) {
+  log.fatal(`--nats-ping-ms must be at least 100, got "${opts.natsPingMs}"`);
+  process.exit(2);
+}
+// Faults this process injects into itself (SIGMA_FAIL; src/chaos/sigmafail.ts), armed before anything starts.
+try {
+  armFromEnv(opts.id, realTimers, (line) => log.warn(line));
+} catch (e) {
+  if (!(e instanceof FailSpecError)) throw e;
+  log.fatal(e.message);
+  process.exit(2);
+}
 const capacity = { mcpu: Number(opts.mcpu), memMb: Number(opts.memMb), beSlots: Number(opts.beSlots) };
 for (const [k, v] of Object.entries(capacity)) {
   if (!Number.isSafeInteger(v) || v < 0) {
@@ -136,7 +151,7 @@ const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath 
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });
-const bus = await connectBus({ servers: [opts.nats], name: opts.id, replicas: natsReplicas });
+const bus = await connectBus({ servers: [opts.nats], name: opts.id, replicas: natsReplicas, pingIntervalMs: Number(opts.natsPingMs) });
 const realmsKv = await bus.kv(BUCKET.realms);
 programStore = await ProgramStore.open(bus, realmsKv);
 await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'), (hash) => programCache.prefetch(hash));
