@@ -169,8 +169,9 @@ export function setLoss(m: LabMachine, percent: number): void {
   assert(Number.isInteger(percent) && percent >= 0 && percent <= 100, `loss is a whole percentage, got ${percent}`);
   quiet('ip', ['netns', 'exec', m.ns, 'nft', 'delete', 'table', 'inet', NFT_TABLE]);
   if (percent === 0) return;
-  const rule = (dir: 'input' | 'output', iface: string): string => `chain ${dir} { type filter hook ${dir} priority 0; policy accept; ${iface} "eth0" numgen random mod 100 < ${percent} drop; }`;
-  inNs(m, 'nft', ['-f', '-'], `table inet ${NFT_TABLE} { ${rule('input', 'iifname')} ${rule('output', 'oifname')} }\n`);
+  const share = percent === 100 ? '' : `numgen random mod 100 < ${percent}`; // nft refuses "< 100"
+  const rule = (dir: 'input' | 'output', iface: string): string => `  chain ${dir} {\n    type filter hook ${dir} priority 0; policy accept;\n    ${iface} "eth0" ${share} drop\n  }\n`;
+  inNs(m, 'nft', ['-f', '-'], `table inet ${NFT_TABLE} {\n${rule('input', 'iifname')}${rule('output', 'oifname')}}\n`);
 }
 
 /** Limits what the machine sends to `kbit` per second (a tbf qdisc: queueing delay under load); 0 removes it. */

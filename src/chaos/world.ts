@@ -28,6 +28,7 @@ export const DP_PORT = 7100;
 export const NODE_NATS_PING_MS = 1_000;
 export const NODE_READY_TIMEOUT_MS = 60_000;
 export const REALM = 'default';
+export const NODE_START_ATTEMPTS_MAX = 3;
 
 export interface ChaosWorld {
   readonly lab: Lab;
@@ -81,7 +82,20 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
   const children = new Map<string, ChildProcess>();
   const dirOf = (m: LabMachine): string => join(dataDir, m.name);
 
+  // A node that cannot open its buckets while their streams elect leaders exits (as under systemd, it
+  // is started again): a few attempts before the run gives up.
   const startNode = async (m: LabMachine): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startNodeOnce(m);
+      } catch (e) {
+        if (attempt >= NODE_START_ATTEMPTS_MAX) throw e;
+        log(`node of ${m.name} did not start (${(e as Error).message}); again`);
+      }
+    }
+  };
+
+  const startNodeOnce = async (m: LabMachine): Promise<void> => {
     mkdirSync(dirOf(m), { recursive: true });
     const n = config.nodes.find((c) => c.id === nodeId(m))!;
     const args = [...nodeArgs(config, n, { natsUrl, hostNatsUrl: nats.urls.join(','), dataDir: dirOf(m) }), '--nats-ping-ms', String(NODE_NATS_PING_MS)];
