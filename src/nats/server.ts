@@ -43,6 +43,29 @@ export interface NatsServerOptions {
   stopTimeoutMs?: number;
   /** Users and their subject permissions; absent: no authorization (anyone who reaches the port may do anything). */
   users?: NatsUser[];
+  /** The address clients connect to (and the URL names). Default 127.0.0.1. */
+  host?: string;
+  /** The server's name in a cluster (JetStream clustering needs one per server, stable across restarts). */
+  serverName?: string;
+  /** Joins a cluster: routes to the other servers, JetStream replicated by Raft among them. */
+  cluster?: NatsClusterOptions;
+  /**
+   * A command the server runs under, e.g. `['ip', 'netns', 'exec', 'ns1']`: it must exec the binary in
+   * its own process (as `ip netns exec` does) so that `pid` is the server's.
+   */
+  prefix?: string[];
+}
+
+/** One server's part of a NATS cluster (src/nats/cluster.ts starts several). */
+export interface NatsClusterOptions {
+  name: string;
+  /** Where this server listens for routes. */
+  host: string;
+  port: number;
+  /** Every server's route URL (`nats-route://host:port`; its own is skipped by the server). */
+  routes: string[];
+  /** Routes authenticate with this user: a route is a full member, so nobody else may open one. */
+  auth?: { user: string; password: string };
 }
 
 export interface NatsUser {
@@ -85,24 +108,25 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const temp = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sigma-nats-'));
   mkdirSync(dataDir, { recursive: true });
-  const args = ['-a', '127.0.0.1', '-p', String(port === 0 ? -1 : port)];
-  // With users, JetStream is configured in the config file (below) instead.
-  if (options.jetstream !== false && options.users === undefined) args.push('-js', '-sd', dataDir);
+  const host = options.host ?? '127.0.0.1';
+  const args = ['-a', host, '-p', String(port === 0 ? -1 : port)];
+  // With users or a cluster, JetStream is configured in the config file (below) instead.
+  const withConf = options.users !== undefined || options.cluster !== undefined || options.serverName !== undefined;
+  if (options.jetstream !== false && !withConf) args.push('-js', '-sd', dataDir);
   const conf = `${dataDir.replace(/\/+$/, '')}.auth.conf`;
-  const writeUsers = (users: NatsUser[]): void => {
-    // The server reads its users from a file only root may read (the JSON form of a NATS config). JetStream
-    // is in it too: a reload of a file without it would shut JetStream down, whatever the flags said.
-    const jetstream = options.jetstream === false ? {} : { jetstream: { store_dir: dataDir } };
-    writeFileSync(conf, JSON.stringify({ ...jetstream, authorization: { users } }), { mode: 0o600 });
+  // The server reads its config from a file only root may read (the JSON form of a NATS config): users,
+  // JetStream and the cluster together, since a reload of a file without one of them would drop it.
+  const writeConf = (users: NatsUser[] | undefined): void => {
+    writeFileSync(conf, JSON.stringify(serverConfig(options, dataDir, users)), { mode: 0o600 });
     chmodSync(conf, 0o600);
   };
-  if (options.users !== undefined) {
-    writeUsers(options.users);
+  if (withConf) {
+    writeConf(options.users);
     args.push('-c', conf);
   }
   if (options.logLevel === 'debug') args.push('-D');
   if (options.logLevel === 'trace') args.push('-DV');
-  const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-nats-watchdog', bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-nats-watchdog', ...(options.prefix ?? []), bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
   let tail = '';
   let partial = '';
   let serverPid: number | undefined;
@@ -158,7 +182,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   let stopping: Promise<void> | undefined;
   let reloading: Promise<void> = Promise.resolve();
   return {
-    url: `nats://127.0.0.1:${boundPort}`,
+    url: `nats://${host}:${boundPort}`,
     port: boundPort,
     pid,
     dataDir,
@@ -168,7 +192,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       reloading = reloading.catch(() => {}).then(
         () =>
           new Promise<void>((resolve, reject) => {
-            writeUsers(users);
+            writeConf(users);
             const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not reload its users within ${NATS_RELOAD_TIMEOUT_MS} ms:\n${tail.trim()}`)), NATS_RELOAD_TIMEOUT_MS);
             onReloaded.push(() => {
               clearTimeout(timer);
@@ -189,6 +213,27 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       })();
       return stopping;
     },
+  };
+}
+
+/** The server's config file (JSON is a valid NATS config): what the options say, users included. */
+function serverConfig(o: NatsServerOptions, dataDir: string, users: NatsUser[] | undefined): Record<string, unknown> {
+  const c = o.cluster;
+  const routeAuth = c?.auth === undefined ? '' : `${encodeURIComponent(c.auth.user)}:${encodeURIComponent(c.auth.password)}@`;
+  return {
+    ...(o.serverName === undefined ? {} : { server_name: o.serverName }),
+    ...(o.jetstream === false ? {} : { jetstream: { store_dir: dataDir } }),
+    ...(users === undefined ? {} : { authorization: { users } }),
+    ...(c === undefined
+      ? {}
+      : {
+          cluster: {
+            name: c.name,
+            listen: `${c.host}:${c.port}`,
+            routes: c.routes.map((r) => r.replace('nats-route://', `nats-route://${routeAuth}`)),
+            ...(c.auth === undefined ? {} : { authorization: { user: c.auth.user, password: c.auth.password } }),
+          },
+        }),
   };
 }
 
