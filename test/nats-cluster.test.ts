@@ -19,15 +19,19 @@ async function streamInfos(natsUrl: string): Promise<StreamInfo[]> {
 }
 
 const R3 = { nodes: 2, nats: { embeddedServers: 3, replicas: 3 } };
+const AFTER_LOSS_SPAWN_MS = 60_000;
 
 test.serial('nats cluster - every bucket, stream and object store of the system is R3, and the proc table outlives one server', async (t) => {
-  t.timeout(120_000);
+  t.timeout(180_000);
   const tc: TestCluster = await testCluster(R3);
   try {
     const nats = tc.cluster.natsCluster;
     t.truthy(nats, 'the launcher started a cluster of servers');
     const pids = await Promise.all(Array.from({ length: 10 }, (_, i) => tc.client.spawn({ program: 'hello', args: [`r3-${i}`] })));
-    for (const pid of pids) t.is((await tc.client.waitExit(pid)).kind, 'ok');
+    for (const pid of pids) {
+      const st = await tc.client.waitExit(pid);
+      t.is(st.kind, 'ok', st.message);
+    }
     const infos = await streamInfos(tc.cluster.natsUrl);
     const names = infos.map((i) => i.config.name).sort();
     for (const b of ['KV_sigma_procs', 'KV_sigma_live', 'KV_sigma_leader', 'KV_sigma_nodes', 'KV_sigma_realms', 'KV_sigma_names']) t.true(names.includes(b), `${b} exists (streams: ${names.join(', ')})`);
@@ -46,7 +50,12 @@ test.serial('nats cluster - every bucket, stream and object store of the system 
     t.log(`the proc table's stream is led by ${led} ${Date.now() - killedAt} ms after ${leader} was killed`);
     const table = await waitFor(async () => (await tc.client.psAll().catch(() => ({ records: [] }))).records, (rs) => pids.every((p) => rs.some((r) => r.pid === p && r.state === 'exited')), 30_000);
     t.is(table.filter((r) => pids.includes(r.pid)).length, pids.length);
-    const after = await tc.client.spawn({ program: 'hello', args: ['after'] });
+    // Not the client's default deadline: with a server gone the streams it led elect again (4-9 s on
+    // nats-server 2.9), and the lease may lapse meanwhile, so the next scheduler comes after that
+    // (docs/chaos.md). What is asserted is that spawns go on, not how soon.
+    const spawnedAt = Date.now();
+    const after = await tc.client.spawn({ program: 'hello', args: ['after'] }, { timeoutMs: AFTER_LOSS_SPAWN_MS });
+    t.log(`a spawn was accepted ${Date.now() - spawnedAt} ms after the table was read back`);
     const rec = await waitFor(() => tc.client.proc(after).catch(() => undefined), (r) => r?.state === 'exited', 30_000).catch(async (e: unknown) => {
       t.log(JSON.stringify(await tc.client.proc(after)), JSON.stringify(await tc.client.nodes()));
       throw e;

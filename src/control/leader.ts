@@ -139,13 +139,22 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>): Subscription[] 
 function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () => boolean): Set<{ stop(): void }> {
   const watches = new Set<{ stop(): void }>();
   const timers = d.system.ports.timers;
-  const follow = async <T>(open: () => Promise<AsyncIterable<T> & { stop(): void }>, each: (e: T) => void | Promise<void>): Promise<void> => {
+  /** `stallMs`: a watch that brings nothing for this long is stopped and opened again (see below). */
+  const follow = async <T>(open: () => Promise<AsyncIterable<T> & { stop(): void }>, each: (e: T) => void | Promise<void>, stallMs?: number): Promise<void> => {
     while (isActive()) {
       try {
         const w = await open();
         watches.add(w);
         if (!isActive()) return w.stop();
-        for await (const e of w) await each(e);
+        let quiet = stallMs === undefined ? undefined : timers.setTimeout(() => w.stop(), stallMs);
+        for await (const e of w) {
+          if (quiet !== undefined) {
+            quiet.cancel();
+            quiet = timers.setTimeout(() => w.stop(), stallMs!);
+          }
+          await each(e);
+        }
+        quiet?.cancel();
         watches.delete(w);
       } catch {
         // NATS away or the call timed out: try again below.
@@ -153,12 +162,16 @@ function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () 
       if (isActive()) await new Promise<void>((r) => timers.setTimeout(r, WATCH_REOPEN_MS));
     }
   };
+  // Every node, this one included, heartbeats every second: a nodes watch silent for half the node
+  // timeout has stalled (seen on a replicated stream whose leader server died), and would soon have
+  // every node taken for down. Reopened, it replays the last records, which nodeUp does not count as new.
   void follow(
     () => d.nodesKv.watch({}),
     (e) => {
       const n = e.value === null ? undefined : decodeNodeRecord(e.value);
       if (n !== undefined) sched.tell({ type: 'node-up', node: n });
     },
+    d.nodeTimeoutMs / 2,
   ).catch(() => {});
   void follow(
     () => d.realmsKv.watch({}),

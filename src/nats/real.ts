@@ -260,14 +260,19 @@ class RealBus implements Bus, JetStreamHost {
     return this.#jsm;
   }
 
-  /** A JetStream API call tried again briefly on no responder (a server reloading its users has none for a few ms). */
-  async #withResponder<T>(what: string, call: () => Promise<T>): Promise<T> {
+  /**
+   * Opening a bucket (create-or-bind, so safe to repeat) tried again on no responder (a server reloading
+   * its users has none for a few ms) and on a timeout (a replicated stream being placed on a cluster
+   * that formed a moment ago can take longer than one call's bound).
+   */
+  async #opening<T>(what: string, call: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await bounded(call(), what, this.jsTimeoutMs);
       } catch (e) {
         const failure = classify(e, what, this.jsTimeoutMs);
-        if (attempt >= KV_CREATE_ATTEMPTS || (failure as { type?: string }).type !== 'no-responders') throw failure;
+        const type = (failure as { type?: string }).type;
+        if (attempt >= KV_CREATE_ATTEMPTS || (type !== 'no-responders' && type !== 'timeout')) throw failure;
         await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
       }
     }
@@ -275,7 +280,7 @@ class RealBus implements Bus, JetStreamHost {
 
   async objectStore(bucket: string): Promise<ObjectStore> {
     this.#live();
-    const store = await this.#withResponder(`opening object store ${bucket}`, () => new Objm(this.nc).create(bucket, { replicas: this.replicas }));
+    const store = await this.#opening(`opening object store ${bucket}`, () => new Objm(this.nc).create(bucket, { replicas: this.replicas }));
     const op = <T>(what: string, p: Promise<T>): Promise<T> => bounded(p, what, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, what, this.jsTimeoutMs)));
     return {
       put: async (name, data) => void (await op(`putting ${bucket}/${name}`, store.putBlob({ name }, data))),
@@ -310,9 +315,10 @@ class RealBus implements Bus, JetStreamHost {
         // Two processes creating one bucket at once: the loser's create can be refused ("subjects overlap
         // with an existing stream") though the bucket is there now; opening it again succeeds.
         // Also tried again: no responder on the JetStream API, which a server reloading its users (a
-        // realm made or removed) has for a few milliseconds.
+        // realm made or removed) has for a few milliseconds, and a timeout (as in #opening).
         const failure = classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
-        if (attempt < KV_CREATE_ATTEMPTS && (isCreateRace(e) || (failure as { type?: string }).type === 'no-responders')) {
+        const type = (failure as { type?: string }).type;
+        if (attempt < KV_CREATE_ATTEMPTS && (isCreateRace(e) || type === 'no-responders' || type === 'timeout')) {
           await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
           continue;
         }

@@ -103,6 +103,8 @@ export class SchedulerState {
   readonly removing = new Map<string, AckReply[]>();
   /** Node -> when its last heartbeat arrived (scheduler clock). */
   readonly lastSeen = new Map<string, number>();
+  /** Each node's last heartbeat as `<startedAtMs>/<heartbeatSeq>`: a record seen again is no sign of life. */
+  readonly lastBeat = new Map<string, string>();
   realms = new Set<string>();
   /** False once this incarnation stopped: KV calls still under way write nothing more. */
   active = true;
