@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -99,6 +99,62 @@ export function findNatsServer(): string | undefined {
  */
 const WATCHDOG = 'trap "" INT; "$@" </dev/null & srv=$!; echo "sigma-watchdog server-pid $srv" >&2; while read -r _; do :; done; kill -TERM "$srv" 2>/dev/null; wait "$srv"';
 
+/** What the server says on stderr, read as it comes: its pid (from the watchdog), its port, readiness, reloads. */
+class ServerLog {
+  tail = '';
+  serverPid: number | undefined;
+  boundPort: number | undefined;
+  onReady: (() => void) | undefined;
+  readonly onReloaded: Array<() => void> = [];
+  #partial = '';
+
+  constructor(private readonly onLog?: (line: string) => void) {}
+
+  take(d: Buffer): void {
+    const lines = (this.#partial + d.toString()).split('\n');
+    this.#partial = lines.pop()!;
+    for (const line of lines) this.#line(line);
+  }
+
+  #line(line: string): void {
+    this.tail = (this.tail + line + '\n').slice(-LOG_TAIL_BYTES_MAX);
+    const pid = /^sigma-watchdog server-pid (\d+)/.exec(line);
+    if (pid !== null) return void (this.serverPid = Number(pid[1]));
+    this.onLog?.(line);
+    const listen = /Listening for client connections on [^\s]*:(\d+)/.exec(line);
+    if (listen !== null) this.boundPort = Number(listen[1]);
+    if (/Server is ready/.test(line)) this.onReady?.();
+    if (/Reloaded server configuration/.test(line)) for (const f of this.onReloaded.splice(0)) f();
+  }
+}
+
+/** The command line; with users or a cluster, JetStream is configured in the config file instead. */
+function serverArgs(options: NatsServerOptions, host: string, port: number, dataDir: string, conf: string | undefined): string[] {
+  const args = ['-a', host, '-p', String(port === 0 ? -1 : port)];
+  if (options.jetstream !== false && conf === undefined) args.push('-js', '-sd', dataDir);
+  if (conf !== undefined) args.push('-c', conf);
+  if (options.logLevel === 'debug') args.push('-D');
+  if (options.logLevel === 'trace') args.push('-DV');
+  return args;
+}
+
+/** Resolves once the server logs "Server is ready"; rejects when it exits first, cannot run, or takes too long. */
+function untilReady(child: ChildProcess, log: ServerLog, exited: Promise<void>, o: { bin: string; port: number; timeoutMs: number }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not get ready within ${o.timeoutMs} ms:\n${log.tail.trim()}`)), o.timeoutMs);
+    log.onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    void exited.then(() => {
+      clearTimeout(timer);
+      const hint = /address already in use/i.test(log.tail) ? ` (port ${o.port} is taken: pick another or use port 0)` : '';
+      reject(new ServerStartError(`nats-server exited during startup${hint}:\n${log.tail.trim()}`));
+    });
+    child.once('error', (e: Error) => reject(new ServerStartError(`cannot run nats-server (${o.bin}): ${e.message}`, { cause: e })));
+  });
+}
+
 /** Starts nats-server on 127.0.0.1 and resolves once it logs "Server is ready" (JetStream up). */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = options.binary ?? findNatsServer();
@@ -109,10 +165,7 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sigma-nats-'));
   mkdirSync(dataDir, { recursive: true });
   const host = options.host ?? '127.0.0.1';
-  const args = ['-a', host, '-p', String(port === 0 ? -1 : port)];
-  // With users or a cluster, JetStream is configured in the config file (below) instead.
   const withConf = options.users !== undefined || options.cluster !== undefined || options.serverName !== undefined;
-  if (options.jetstream !== false && !withConf) args.push('-js', '-sd', dataDir);
   const conf = `${dataDir.replace(/\/+$/, '')}.auth.conf`;
   // The server reads its config from a file only root may read (the JSON form of a NATS config): users,
   // JetStream and the cluster together, since a reload of a file without one of them would drop it.
@@ -120,70 +173,32 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
     writeFileSync(conf, JSON.stringify(serverConfig(options, dataDir, users)), { mode: 0o600 });
     chmodSync(conf, 0o600);
   };
-  if (withConf) {
-    writeConf(options.users);
-    args.push('-c', conf);
-  }
-  if (options.logLevel === 'debug') args.push('-D');
-  if (options.logLevel === 'trace') args.push('-DV');
+  if (withConf) writeConf(options.users);
+  const args = serverArgs(options, host, port, dataDir, withConf ? conf : undefined);
   const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-nats-watchdog', ...(options.prefix ?? []), bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
-  let tail = '';
-  let partial = '';
-  let serverPid: number | undefined;
-  let boundPort: number | undefined;
-  let onReady: (() => void) | undefined;
-  const onReloaded: Array<() => void> = [];
-  child.stderr.on('data', (d: Buffer) => {
-    const text = partial + d.toString();
-    const lines = text.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      tail = (tail + line + '\n').slice(-LOG_TAIL_BYTES_MAX);
-      const pid = /^sigma-watchdog server-pid (\d+)/.exec(line);
-      if (pid !== null) {
-        serverPid = Number(pid[1]);
-        continue;
-      }
-      options.onLog?.(line);
-      const listen = /Listening for client connections on [^\s]*:(\d+)/.exec(line);
-      if (listen !== null) boundPort = Number(listen[1]);
-      if (/Server is ready/.test(line)) onReady?.();
-      if (/Reloaded server configuration/.test(line)) for (const f of onReloaded.splice(0)) f();
-    }
-  });
+  const log = new ServerLog(options.onLog);
+  child.stderr.on('data', (d: Buffer) => log.take(d));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const removeTemp = (): void => {
     if (temp) rmSync(dataDir, { recursive: true, force: true });
     if (temp) rmSync(conf, { force: true });
   };
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not get ready within ${options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS} ms:\n${tail.trim()}`)), options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS);
-      onReady = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      void exited.then(() => {
-        clearTimeout(timer);
-        const hint = /address already in use/i.test(tail) ? ` (port ${port} is taken: pick another or use port 0)` : '';
-        reject(new ServerStartError(`nats-server exited during startup${hint}:\n${tail.trim()}`));
-      });
-      child.once('error', (e) => reject(new ServerStartError(`cannot run nats-server (${bin}): ${e.message}`, { cause: e })));
-    });
+    await untilReady(child, log, exited, { bin, port, timeoutMs: options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS });
   } catch (e) {
     child.stdin.end();
-    if (serverPid !== undefined) killQuietly(serverPid, 'SIGKILL');
+    if (log.serverPid !== undefined) killQuietly(log.serverPid, 'SIGKILL');
     await Promise.race([exited, new Promise((r) => setTimeout(r, FAILED_START_EXIT_WAIT_MS))]);
     removeTemp();
     throw e;
   }
-  if (boundPort === undefined || serverPid === undefined) throw new ServerStartError(`nats-server got ready but did not say where it listens:\n${tail.trim()}`);
-  const pid = serverPid;
+  if (log.boundPort === undefined || log.serverPid === undefined) throw new ServerStartError(`nats-server got ready but did not say where it listens:\n${log.tail.trim()}`);
+  const pid = log.serverPid;
   let stopping: Promise<void> | undefined;
   let reloading: Promise<void> = Promise.resolve();
   return {
-    url: `nats://${host}:${boundPort}`,
-    port: boundPort,
+    url: `nats://${host}:${log.boundPort}`,
+    port: log.boundPort,
     pid,
     dataDir,
     // One reload at a time: each waits for the server's "Reloaded" line of its own signal.
@@ -193,8 +208,8 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
         () =>
           new Promise<void>((resolve, reject) => {
             writeConf(users);
-            const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not reload its users within ${NATS_RELOAD_TIMEOUT_MS} ms:\n${tail.trim()}`)), NATS_RELOAD_TIMEOUT_MS);
-            onReloaded.push(() => {
+            const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not reload its users within ${NATS_RELOAD_TIMEOUT_MS} ms:\n${log.tail.trim()}`)), NATS_RELOAD_TIMEOUT_MS);
+            log.onReloaded.push(() => {
               clearTimeout(timer);
               resolve();
             });
