@@ -32,6 +32,8 @@ export interface LeaderDeps {
   mutations?: Mutations;
   /** Exited procs leave the table past this (absent: they stay; the simulator runs without). */
   retention?: Retention;
+  /** Whether the lease is still held by this process's clock (LeaseOptions.onHeld); absent: until stopped. */
+  leaseHeld?: () => boolean;
 }
 
 /**
@@ -46,6 +48,12 @@ export interface LeaderDeps {
 export async function startLeader(d: LeaderDeps, term: number): Promise<() => Promise<void>> {
   let active = true;
   const isActive = (): boolean => active;
+  // Past the lease by the clock, requests are left unanswered: a process resumed after a pause (SIGSTOP)
+  // reads the requests queued meanwhile before its lease's deadline message, and the chaos pause
+  // scenario saw it accept spawns its successor had already run. Unanswered, the callers try again.
+  // Not a fence on writes: a clock that jumps forward (skew, in the simulator) is held again at the
+  // next renewal, and a scheduler whose writes failed meanwhile would be left behind its own table.
+  const answering = (): boolean => active && (d.leaseHeld?.() ?? true);
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
     schedulerActor({
       table: new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live === undefined ? undefined : fencedKv(d.table.live, isActive, term)),
@@ -62,7 +70,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     }),
     { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },
   );
-  const subs = serveRequests(d.bus, sched);
+  const subs = serveRequests(d.bus, sched, answering);
   const watches = followState(d, sched, isActive);
   const history = d.retention === undefined ? undefined : startRetention(new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live), d.system.ports, d.retention, d.system.log);
   return async () => {
@@ -97,13 +105,15 @@ function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
 }
 
 /** The scheduler's subjects: each request decoded by its subject's decoder; a malformed one is refused. */
-function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>): Subscription[] {
+function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () => boolean): Subscription[] {
   const subs: Subscription[] = [];
   const serve = <Req>(rpc: Rpc<Req, unknown>, toMsg: (req: Req, respond: (v: unknown) => void) => SchedulerMsg): void => {
     const sub = bus.subscribe(rpc.subject);
     subs.push(sub);
     void (async () => {
       for await (const m of sub) {
+        // Unanswered, as if no scheduler were there: the caller tries again, and finds the successor.
+        if (!answering()) continue;
         const respond = (v: unknown): void => void m.respond(encode(v));
         const req = rpc.request(decodeJson(m.data));
         if (req === undefined) {

@@ -213,7 +213,10 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
 function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores, local: (req: NodeRequest) => Promise<void>): void {
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
+  let heldUntilMs = 0;
   const leaderDeps = {
+    // The stale-leader mutant skips the lease fence, this half of it too.
+    leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
     bus: o.bus,
     system,
     table: st.table,
@@ -235,6 +238,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
       holder: o.id,
       ttlMs: timing.leaseTtlMs,
       renewEveryMs: timing.leaseRenewMs,
+      onHeld: (untilMs) => (heldUntilMs = untilMs),
       onElected: (term) => {
         o.logger.info({ term }, 'elected scheduler leader');
         leaderChain = leaderChain.then(async () => {
