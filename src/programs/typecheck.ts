@@ -48,13 +48,28 @@ function argsFor(entry: string): string[] {
   return [...common, ...DEFAULT_OPTIONS, ...nodeTypes, entry];
 }
 
+/**
+ * The compiler as a command: TypeScript 7's native binary when the package has one for this platform
+ * (its `bin/tsc` is a Node script that only starts it: ~0.15 s of a deploy), else `node bin/tsc`.
+ */
+function compilerOf(entry: string): [string, ...string[]] | undefined {
+  for (const from of [entry, join(PACKAGE_ROOT, 'package.json')]) {
+    const script = resolveFrom(from, 'typescript', join('bin', 'tsc'));
+    if (script === undefined) continue;
+    const native = resolveFrom(script, `@typescript/typescript-${process.platform}-${process.arch}`, join('lib', 'tsc'));
+    return native === undefined ? [process.execPath, script] : [native];
+  }
+  return undefined;
+}
+
 /** Refuses (DeployError 'type', with the compiler's diagnostics) a TypeScript program that does not type-check. */
 export async function typeCheck(entry: string, path: string): Promise<void> {
   if (!TS_ENTRY.test(entry)) return;
-  const tsc = resolveFrom(entry, 'typescript', join('bin', 'tsc')) ?? resolveFrom(join(PACKAGE_ROOT, 'package.json'), 'typescript', join('bin', 'tsc'));
-  if (tsc === undefined) throw new DeployError('type', `${path}: no TypeScript compiler to check it with (npm install typescript in its project)`);
+  const compiler = compilerOf(entry);
+  if (compiler === undefined) throw new DeployError('type', `${path}: no TypeScript compiler to check it with (npm install typescript in its project)`);
+  const [command, ...pre] = compiler;
   const out = await new Promise<{ failed: boolean; text: string }>((resolve) => {
-    execFile(process.execPath, [tsc, ...argsFor(entry)], { cwd: dirname(entry), timeout: TYPE_CHECK_TIMEOUT_MS, maxBuffer: OUTPUT_BYTES_MAX, encoding: 'utf8' }, (e, stdout, stderr) =>
+    execFile(command, [...pre, ...argsFor(entry)], { cwd: dirname(entry), timeout: TYPE_CHECK_TIMEOUT_MS, maxBuffer: OUTPUT_BYTES_MAX, encoding: 'utf8' }, (e, stdout, stderr) =>
       resolve({ failed: e !== null, text: `${stdout}${stderr}`.trim() || (e?.message ?? '') }),
     );
   });
