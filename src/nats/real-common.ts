@@ -52,6 +52,9 @@ export function classify(e: unknown, operation: string, timeoutMs: number): unkn
     if (c instanceof RequestError && /disconnected/.test(c.message)) return new DisconnectedError({ cause: e });
   }
   if (e instanceof JetStreamApiError && e.status === 400) return new InvalidArgumentError(`${operation}: the server refused it: ${e.message}`, { cause: e });
+  // "JetStream system temporarily unavailable": a server cut off from its cluster's majority answers
+  // so (test/nats-cluster-contract.test.ts); to a caller it is what no responders is: nobody serves it now.
+  if (e instanceof JetStreamApiError && e.status === 503) return new NoRespondersError(operation, { cause: e });
   return e;
 }
 

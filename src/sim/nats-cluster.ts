@@ -18,9 +18,10 @@ import type { Clock, Random, TimerHandle, Timers } from '../ports/types.js';
  *   answered "no responders" at once (what the real client gets). A write the dead leader had sent to a
  *   follower is committed by the next leader, unacknowledged (the client timed out; the write is
  *   there); one it had not sent is lost; an answer on its way back through a dead server is lost.
- * - A server cut off from the others (a minority) commits nothing: its clients' writes and leader
- *   reads time out. It still answers KV gets from its own replica (the real server's direct get), as of
- *   the moment it was cut: stale reads. Core messages cross only between servers that reach each other.
+ * - A server cut off from the others (a minority) commits nothing: its clients' writes and reads time
+ *   out. Where it led a group, it goes on answering KV gets (the real server's direct get) from its
+ *   replica as of the moment it was cut, until it notices the lost quorum (LOST_QUORUM_MS): stale
+ *   reads. Core messages cross only between servers that reach each other.
  * Where it knowingly differs: a follower's replica in the majority is never behind (direct gets there
  * see every committed write); watch and consumer deliveries take no server hop and simply pause while
  * the client's server is in a minority; a group's initial leader is placed round robin.
@@ -43,6 +44,8 @@ export const ELECTION_MS_MIN_DEFAULT = 4_000;
 export const ELECTION_MS_MAX_DEFAULT = 9_000;
 /** src/nats/real.ts RECONNECT_WAIT_MS_DEFAULT. */
 export const RECONNECT_MS_DEFAULT = 250;
+/** nats-server's raft.go lostQuorumIntervalDefault: a leader cut off serves stale direct gets this long. */
+export const LOST_QUORUM_MS = 10_000;
 /** The group that creates streams and buckets (JetStream's meta leader). */
 export const META_GROUP = '$meta';
 
@@ -88,6 +91,8 @@ export class SimCluster {
   readonly #groups = new Map<string, Group>();
   readonly #home = new Map<string, number>();
   readonly #orphaned = new Set<string>();
+  /** Groups whose leader was cut off, and until when it still believes it leads them (serving stale gets). */
+  readonly #staleLeaders = new Map<string, { server: number; untilMs: number }>();
   #attachNext = 0;
   #placeNext = 0;
   /** Elections won; writes a lost leader had replicated (committed unacknowledged) or not (lost): for reports and tests. */
@@ -184,8 +189,9 @@ export class SimCluster {
     const s = this.serverOf(client);
     if (s === undefined || !this.servers[s]!.up) return;
     if (access === 'direct') {
-      if (this.inMajority(s)) answer(execute());
-      else if (stale !== undefined) answer(stale(s));
+      if (this.inMajority(s)) return answer(execute());
+      const st = this.#staleLeaders.get(groupName);
+      if (stale !== undefined && st?.server === s && this.ports.clock.nowMs() < st.untilMs) answer(stale(s));
       return;
     }
     if (!this.inMajority(s)) return;
@@ -247,6 +253,11 @@ export class SimCluster {
     if (s.cut === cut) return;
     s.cut = cut;
     this.host.freeze(i, cut);
+    const untilMs = this.ports.clock.nowMs() + LOST_QUORUM_MS;
+    for (const [name, g] of this.#groups) {
+      if (cut && g.leader === i) this.#staleLeaders.set(name, { server: i, untilMs });
+      if (!cut && this.#staleLeaders.get(name)?.server === i) this.#staleLeaders.delete(name);
+    }
     this.#topologyChanged();
   }
 
