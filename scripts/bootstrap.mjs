@@ -41,6 +41,8 @@ const DEBIAN_PACKAGES = [
   { pkg: 'libelf-dev', file: '/usr/include/libelf.h', linuxOnly: true },
   { pkg: 'libseccomp-dev', file: '/usr/include/seccomp.h', linuxOnly: true },
   { pkg: 'nats-server', bin: 'nats-server', linuxOnly: false },
+  // `nft`: the chaos harness's cut-off and lossy links (src/chaos/); nothing else needs it.
+  { pkg: 'nftables', bin: 'nft', linuxOnly: true },
 ];
 const USAGE = `usage: node scripts/bootstrap.mjs [--force-build] [--strict] [--quiet] [--json] [--only=npm,apt,build,native]
   --force-build  rebuild TypeScript and native code even if up to date
@@ -171,9 +173,10 @@ function missingPackages() {
 }
 
 function consequences(missing) {
-  const bpf = missing.filter((p) => p !== 'nats-server');
+  const bpf = missing.filter((p) => p !== 'nats-server' && p !== 'nftables');
   const lost = [];
   if (bpf.length > 0) lost.push('no BPF data path (the userspace one still works)');
+  if (missing.includes('nftables')) lost.push('no lossy or cut-off links in `npm run chaos` (kill and pause faults still work)');
   if (missing.includes('nats-server')) lost.push('no embedded NATS server (tests and `npm run cluster` need it)');
   return lost.join(', ');
 }

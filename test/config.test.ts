@@ -4,7 +4,7 @@ import shipped from '../cluster.config.js';
 
 test('config - the shipped cluster.config.ts is valid and embedded', (t) => {
   t.is(shipped.nodes.length, 3);
-  t.deepEqual(shipped.nats, { embedded: true, port: 4222 });
+  t.deepEqual(shipped.nats, { embedded: true, port: 4222, embeddedServers: 1, clusterPort: 6222, replicas: 1 });
   t.deepEqual(shipped.realms, ['default']);
 });
 

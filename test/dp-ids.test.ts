@@ -37,7 +37,7 @@ test('dp-ids - the cluster config numbers nodes from 1 and rejects a shared or o
 });
 
 test('dp-ids - a heartbeat carries the channel address; a malformed one is ignored, never dialled', (t) => {
-  const rec = (datapath: unknown): NodeRecord => ({ id: 'n', mcpu: 1, memMb: 1, address: 'n', startedAtMs: 0, heartbeatSeq: 0, datapath } as NodeRecord);
+  const rec = (datapath: unknown): NodeRecord => ({ id: 'n', mcpu: 1, memMb: 1, address: 'n', startedAtMs: 0, heartbeatSeq: 0, beSlots: 0, datapath } as NodeRecord);
   t.deepEqual(nodeDataPathAddress(rec({ host: '10.0.0.2', port: 7000, index: 3 })), { host: '10.0.0.2', port: 7000, index: 3 });
   for (const bad of [undefined, null, 'x', { host: '', port: 1, index: 1 }, { host: 'h', port: 0, index: 1 }, { host: 'h', port: 1, index: 0 }, { host: 'h', port: 1, index: 1024 }, { host: 'h', port: 1.5, index: 1 }]) {
     t.is(nodeDataPathAddress(rec(bad)), undefined, JSON.stringify(bad));

@@ -61,6 +61,13 @@ export default class V extends ServiceProc<never> {
 }
 `;
 
+/** Runs (it loads, and its default export is a FunctionProc); only a compiler finds what is wrong. */
+const typeErrorSource = `import { FunctionProc } from 'sigma-ts';
+export default class Typed extends FunctionProc<[string]> {
+  run([who]: [string]): number { const n: number = who; return n; }
+}
+`;
+
 test.serial('sdk - sigma new writes a function and a service whose tests pass in-process; deployed from outside the repo they run on the cluster', async (t) => {
   for (const [name, kind] of [['greet', '--function'], ['upper', '--service']] as const) {
     const made = await sigma('new', name, kind);
@@ -110,6 +117,7 @@ test.serial('deploy - bad input is refused at deploy time with a typed error and
     [['deploy', write('bad/no-default.ts', 'export const x = 1;\n')], EXIT.refused, /not-a-proc: .*no default export/],
     [['deploy', write('bad/syntax.ts', 'export default class {\n  run( {\n}\n')], EXIT.refused, /syntax: [^]*syntax\.ts:\d+:\d+: Expected/],
     [['deploy', write('bad/throws.ts', "throw new Error('at load');\n")], EXIT.refused, /load: .*at load/],
+    [['deploy', write('bad/typed.ts', typeErrorSource)], EXIT.refused, /type: [^]*typed\.ts\(3,\d+\): error TS2322/],
     [['deploy', write('bad/ok.ts', serviceSource('x')), '--realm', 'nowhere'], EXIT.refused, /unknown-realm/],
     [['deploy', write('bad/big.ts', `import { FunctionProc } from 'sigma-ts';\nconst blob = ${JSON.stringify('x'.repeat(PROGRAM_BYTES_MAX))};\nexport default class B extends FunctionProc { run() { return blob.length; } }\n`)], EXIT.refused, /too-large/],
     [['deploy', join(app, 'bad', 'missing.ts')], EXIT.usage, /no-entry/],
@@ -123,7 +131,10 @@ test.serial('deploy - bad input is refused at deploy time with a typed error and
     t.regex(r.stderr, re);
   }
   const ls = await sigma('--json', 'programs', 'ls');
-  t.false((JSON.parse(ls.stdout) as Array<{ name: string }>).some((p) => ['not-proc', 'no-default', 'syntax', 'throws', 'big', 'ok'].includes(p.name)));
+  t.false((JSON.parse(ls.stdout) as Array<{ name: string }>).some((p) => ['not-proc', 'no-default', 'syntax', 'throws', 'typed', 'big', 'ok'].includes(p.name)));
+  // The type check is the only thing that refused it: without it, the same file deploys.
+  const unchecked = await sigma('deploy', join(app, 'bad', 'typed.ts'), '--no-type-check');
+  t.is(unchecked.code, EXIT.ok, unchecked.stderr);
 });
 
 test.serial('deploy - a new version applies to new spawns, running procs keep theirs; rollback and rm', async (t) => {

@@ -39,7 +39,8 @@ test('sim faults - a node crashes and restarts: its procs end lost, the restarte
 });
 
 test('sim faults - a hung host is killed by its node manager after missed pings: its procs end crashed, their buffers come back', async (t) => {
-  const r = await runScenario(fixed([{ kind: 'host-hang', atMs: 1_000, durationMs: 8_000, node: 'node-2', pick: 0 }]), 6);
+  // Pings go every third heartbeat and three unanswered kill the host: it is gone within ~12 s of hanging.
+  const r = await runScenario(fixed([{ kind: 'host-hang', atMs: 1_000, durationMs: 16_000, node: 'node-2', pick: 0 }], 20_000), 6);
   t.deepEqual(r.violations, []);
   const hung = r.table.filter((p) => p.spec.program === 'sleep' && p.node === 'node-2');
   t.true(hung.length > 0);

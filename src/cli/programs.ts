@@ -6,7 +6,7 @@ import type { Bus } from '../nats/types.js';
 import { deploy, programStore } from '../programs/client.js';
 import { DeployError } from '../programs/errors.js';
 import { checkName } from '../programs/store.js';
-import { PACKAGE_ROOT } from '../programs/bundle.js';
+import { PACKAGE_ROOT } from '../programs/paths.js';
 import { rollService } from '../programs/roll.js';
 import { SigmaClient } from '../client/client.js';
 import { table } from './format.js';
@@ -28,8 +28,9 @@ export function programCommands(program: Command, { withBus, out }: CliGlue): vo
     .description('bundles a program (a .ts/.js file or a directory) and makes it the current version of --name in --realm; with --rollback, <path> is the program\'s name')
     .option('--name <name>', 'program name (default: the file\'s or the package\'s)')
     .option('--realm <realm>', 'realm', 'default')
+    .option('--no-type-check', 'skip the TypeScript type check (the bundler still refuses syntax errors)')
     .option('--rollback [version]', 'new spawns get the version before the current one (or this version); running procs keep theirs', version)
-    .action((path: string, o: { name?: string; realm: string; rollback?: number | true }) =>
+    .action((path: string, o: { name?: string; realm: string; typeCheck: boolean; rollback?: number | true }) =>
       withBus(async (bus) => {
         if (o.rollback !== undefined) {
           const name = o.name ?? path;
@@ -37,7 +38,7 @@ export function programCommands(program: Command, { withBus, out }: CliGlue): vo
           return out(`${o.realm}/${name}: new spawns get v${v.version} (${v.hash.slice(0, 12)})`, { realm: o.realm, name, ...v });
         }
         const started = performance.now();
-        const d = await deploy(bus, path, { realm: o.realm, ...(o.name === undefined ? {} : { name: o.name }) });
+        const d = await deploy(bus, path, { realm: o.realm, typeCheck: o.typeCheck, ...(o.name === undefined ? {} : { name: o.name }) });
         out(`${d.realm}/${d.name} v${d.version}: ${d.kind}, ${d.bytes} bytes, ${d.hash.slice(0, 12)} (${Math.round(performance.now() - started)} ms)`, d);
       }),
     );

@@ -19,6 +19,8 @@ import { programCommands } from './programs.js';
 import { routeCommands } from './route.js';
 import { topCommand } from './top.js';
 import { programStore } from '../programs/client.js';
+import { armFromEnv } from '../chaos/sigmafail.js';
+import { realTimers } from '../ports/real.js';
 
 /** A commander parser for a number option: a whole number in [min, max], or a usage error (exit 2). */
 const wholeNumber = (min: number, max: number) => (v: string): number => {
@@ -51,10 +53,11 @@ async function fromConfig(file: string): Promise<ClusterAddress | undefined> {
   if (!existsSync(abs)) return undefined;
   const c = await loadConfig(file);
   const source = `${file} in ${process.cwd()}`;
-  if (!c.nats.embedded) return { url: c.nats.servers[0]!, source, dataDir: resolve(c.dataDir) };
+  const nats = c.nats;
+  if (!nats.embedded) return { url: nats.servers.join(','), source, dataDir: resolve(c.dataDir) };
   // The embedded server's control-plane user, from the data directory `npm run cluster` made (root only).
   const creds = join(resolve(c.dataDir), CREDENTIALS_FILE);
-  const url = `nats://127.0.0.1:${c.nats.port}`;
+  const url = Array.from({ length: nats.embeddedServers }, (_, i) => `nats://127.0.0.1:${nats.port + i}`).join(',');
   return { url: existsSync(creds) ? withUser(url, ADMIN_USER, (JSON.parse(readFileSync(creds, 'utf8')) as { admin: string }).admin) : url, source, dataDir: resolve(c.dataDir) };
 }
 
@@ -89,8 +92,10 @@ program
   .action(async () => {
     const cfgFile = program.opts<{ config: string }>().config;
     const config = await loadConfig(cfgFile);
+    // SIGMA_FAIL faults for `launcher` (node processes read the same variable for their own ids).
+    armFromEnv('launcher', realTimers, (l) => console.log(`  ${l}`));
     const cluster = await startCluster(config, { log: (l) => console.log(`  ${l}`), pretty: process.stdout.isTTY === true });
-    const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster' });
+    const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster', replicas: config.nats.replicas });
     const client = await SigmaClient.connect(bus);
     for (const r of config.realms) {
       const quota = config.quotas[r];
@@ -99,7 +104,7 @@ program
       });
     }
     writeContext({ name: config.name, nats: cluster.natsUrl, dataDir: cluster.dataDir });
-    console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${new URL(cluster.natsUrl).host}`);
+    console.log(`\nsigma cluster "${config.name}" is up: ${config.nodes.length} nodes, realms ${config.realms.join(', ')}, NATS ${cluster.natsUrl.split(',').map((u) => new URL(u).host).join(', ')}`);
     console.log(`data in ${cluster.dataDir}; programs: ${Object.keys(cluster.programs).join(', ')}; context for the sigma CLI: ${contextFile()}`);
     console.log(`\ntry:  npm run sigma -- spawn hello world --wait\n      npm run sigma -- ps --all\n`);
     const stop = async (): Promise<void> => {

@@ -87,8 +87,9 @@ export async function findCluster(o: { flag?: string; env?: NodeJS.ProcessEnv; f
   return o.fallback?.();
 }
 
-/** `url` without its password (messages and logs). */
+/** `url` (or each of a comma-separated list) without its password (messages and logs). */
 export function redact(url: string): string {
+  if (url.includes(',')) return url.split(',').map(redact).join(',');
   try {
     const u = new URL(url.includes('://') ? url : `nats://${url}`);
     if (u.password !== '') u.password = '***';

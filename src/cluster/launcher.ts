@@ -3,17 +3,18 @@ import { mkdirSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pretty from 'pino-pretty';
-import type { ClusterConfig } from '../config/cluster.js';
+import type { ClusterConfig, NodeConfig } from '../config/cluster.js';
 import { BUILTIN_PROGRAMS } from '../examples/index.js';
 import { hostEnv } from '../node/host-process.js';
 import { CHANNEL_SECRET_ENV } from '../datapath/remote-auth.js';
-import { ADMIN_USER, clusterCredentials, CREDENTIALS_FILE, natsUsers, REALM_KEY_ENV, withUser } from './nats-users.js';
-import { startNatsServer } from '../nats/server.js';
+import { ADMIN_USER, clusterCredentials, CREDENTIALS_FILE, natsUsers, REALM_KEY_ENV, ROUTE_USER, routePassword, withUser, type NatsCredentials } from './nats-users.js';
+import { startNatsServer, type NatsUser } from '../nats/server.js';
+import { freePorts, startNatsCluster, type NatsCluster } from '../nats/cluster.js';
 import { connectBus } from '../nats/real.js';
 import { followRealmUsers } from './realm-users.js';
 import { BUCKET } from '../control/protocol/index.js';
 import type { Bus } from '../nats/types.js';
-import { bundleProgram } from '../programs/bundle.js';
+import { bundleProgram, stopBundler } from '../programs/bundle.js';
 import { ProgramStore } from '../programs/store.js';
 import { RouteStore } from '../gateway/route-store.js';
 
@@ -23,9 +24,12 @@ export const NODE_READY_TIMEOUT_MS = 20_000;
 export const AUTHORIZATION_SNIPPET = 'nats-authorization.conf';
 
 export interface RunningCluster {
+  /** Every NATS server's URL, comma-separated, with the control plane's user (connectBus splits it). */
   natsUrl: string;
-  /** The embedded nats-server's process (benchmarks charge its CPU); undefined for external servers. */
+  /** The (first) embedded nats-server's process (benchmarks charge its CPU); undefined for external servers. */
   natsPid: number | undefined;
+  /** The embedded servers when there are several (kill and restart one: tests, chaos); else undefined. */
+  natsCluster: NatsCluster | undefined;
   dataDir: string;
   nodes: Map<string, ChildProcess>;
   /** Where each node's gateway listens, once it does (a node restarted may listen elsewhere when configured 0). */
@@ -54,14 +58,15 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   mkdirSync(dataDir, { recursive: true });
   // An embedded server requires users: the control plane's, and one per realm for its proc hosts.
   const creds = clusterCredentials(dataDir);
-  const nats = config.nats.embedded ? await startNatsServer({ port: config.nats.port, dataDir: join(dataDir, 'nats'), keepDataDir: true, users: natsUsers(creds, config.realms) }) : undefined;
-  const natsUrl = config.nats.embedded ? withUser(nats!.url, ADMIN_USER, creds.admin) : config.nats.servers[0]!;
-  // Hosts get their realm's user on the bare URL (src/node/main.ts).
-  const hostNatsUrl = nats === undefined ? natsUrl : nats.url;
-  if (nats !== undefined) log(`nats-server ${nats.url} (JetStream store: ${join(dataDir, 'nats')}; users in ${join(dataDir, CREDENTIALS_FILE)})`);
+  const nats = config.nats.embedded ? await startEmbeddedNats(config, dataDir, creds) : undefined;
+  const external = config.nats.embedded ? [] : config.nats.servers;
+  const natsUrl = nats !== undefined ? withUser(nats.urls.join(','), ADMIN_USER, creds.admin) : external.join(',');
+  // Hosts get their realm's user on the bare URLs (src/node/main.ts).
+  const hostNatsUrl = nats === undefined ? natsUrl : nats.urls.join(',');
+  if (nats !== undefined) log(`nats-server ${nats.urls.join(', ')} (JetStream store under ${dataDir}, replicas ${config.nats.replicas}; users in ${join(dataDir, CREDENTIALS_FILE)})`);
   const snippetFile = join(dataDir, AUTHORIZATION_SNIPPET);
-  if (nats === undefined) log(`NATS users for the operator of ${new URL(natsUrl).host}: ${snippetFile} (kept up to date as realms change)`);
-  const usersBus = await connectBus({ servers: [natsUrl], name: 'sigma-realm-users' });
+  if (nats === undefined) log(`NATS users for the operator of ${natsUrl}: ${snippetFile} (kept up to date as realms change)`);
+  const usersBus = await connectBus({ servers: [natsUrl], name: 'sigma-realm-users', replicas: config.nats.replicas });
   const realmUsers = await followRealmUsers(usersBus, creds, config.realms, nats === undefined ? { snippetFile } : { server: nats }, log);
   const configDir = options.configDir ?? process.cwd();
   // The programs of the config are deployed as `sigma deploy` does (bundled, checked, stored by hash),
@@ -78,8 +83,8 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   const startNode = (id: string): Promise<ChildProcess> => {
     const n = byId.get(id);
     if (n === undefined) return Promise.reject(new Error(`no node ${id} in the config`));
-    const args = ['--id', n.id, '--nats', natsUrl, '--host-nats', hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
-    const child = fork(NODE_MAIN, args, { env: hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms }), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
+    const args = nodeArgs(config, n, { natsUrl, hostNatsUrl, dataDir });
+    const child = fork(NODE_MAIN, args, { env: nodeEnv(creds), execArgv: [], stdio: ['ignore', 'inherit', options.pretty === true ? 'pipe' : 'inherit', 'ipc'] });
     // Node processes log JSON lines on stderr (their hosts' logs come through them).
     child.stderr?.pipe(pretty({ colorize: true, ignore: 'pid,hostname', translateTime: 'SYS:HH:MM:ss.l', destination: 2 }));
     nodes.set(id, child);
@@ -105,7 +110,8 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
   await Promise.all(config.nodes.map((n) => startNode(n.id)));
   return {
     natsUrl,
-    natsPid: nats?.pid,
+    natsPid: nats?.pids[0],
+    natsCluster: nats?.cluster,
     dataDir,
     nodes,
     gatewayPorts,
@@ -130,6 +136,52 @@ export async function startCluster(config: ClusterConfig, options: StartOptions 
       await usersBus.close();
       await nats?.stop();
     },
+  };
+}
+
+/** A node process's command line (src/node/main.ts) for one node of the config. */
+export function nodeArgs(config: ClusterConfig, n: NodeConfig, at: { natsUrl: string; hostNatsUrl: string; dataDir: string }): string[] {
+  return ['--id', n.id, '--nats', at.natsUrl, '--nats-replicas', String(config.nats.replicas), '--host-nats', at.hostNatsUrl, '--mcpu', String(n.mcpu), '--mem-mb', String(n.memMb), '--be-slots', String(n.beSlots), '--data-dir', at.dataDir, '--programs', JSON.stringify(BUILTIN_PROGRAMS), '--datapath', config.datapath, '--pool-mb', String(config.poolMb), '--busy-poll-us', String(config.busyPollUs), '--isolation', config.isolation, '--retention', JSON.stringify(config.retention), '--dp-host', n.dpHost, '--dp-port', String(n.dpPort), '--dp-index', String(n.dpIndex), '--gateway-port', String(n.gatewayPort), '--gateway-host', config.gateway.host, '--gateway-limits', JSON.stringify(config.gateway.limits)];
+}
+
+/** A node process's environment: the channel secret and the realm key, nothing a host may inherit. */
+export const nodeEnv = (creds: NatsCredentials): NodeJS.ProcessEnv => hostEnv(process.env, { [CHANNEL_SECRET_ENV]: creds.channel, [REALM_KEY_ENV]: creds.realms });
+
+export { NODE_MAIN };
+
+/** The embedded NATS: what the launcher needs of one server or of a cluster of them. */
+interface EmbeddedNats {
+  urls: string[];
+  pids: number[];
+  cluster: NatsCluster | undefined;
+  setUsers(users: NatsUser[]): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/**
+ * One server (its store in `<dataDir>/nats`, as before clusters), or `embeddedServers` clustered on
+ * 127.0.0.1 (stores in `<dataDir>/nats-cluster/<name>`), their routes authenticated.
+ */
+async function startEmbeddedNats(config: ClusterConfig, dataDir: string, creds: NatsCredentials): Promise<EmbeddedNats> {
+  const n = config.nats;
+  if (!n.embedded) throw new Error('startEmbeddedNats: the config names external servers');
+  const users = natsUsers(creds, config.realms);
+  if (n.embeddedServers === 1) {
+    const s = await startNatsServer({ port: n.port, dataDir: join(dataDir, 'nats'), keepDataDir: true, users });
+    return { urls: [s.url], pids: [s.pid], cluster: undefined, setUsers: (u) => s.setUsers(u), stop: () => s.stop() };
+  }
+  const count = n.embeddedServers;
+  const free = n.port === 0 || n.clusterPort === 0 ? await freePorts(2 * count) : [];
+  const servers = Array.from({ length: count }, (_, i) => ({ host: '127.0.0.1', port: n.port === 0 ? free[i]! : n.port + i, clusterPort: n.clusterPort === 0 ? free[count + i]! : n.clusterPort + i }));
+  const cluster = await startNatsCluster({ servers, name: config.name, dataDir: join(dataDir, 'nats-cluster'), users, routeAuth: { user: ROUTE_USER, password: routePassword(creds) }, probeUser: { user: ADMIN_USER, password: creds.admin } });
+  return {
+    urls: cluster.urls,
+    get pids() {
+      return cluster.servers.flatMap((s) => (s === undefined ? [] : [s.pid]));
+    },
+    cluster,
+    setUsers: (u) => cluster.setUsers(u),
+    stop: () => cluster.stop(),
   };
 }
 
@@ -158,7 +210,7 @@ async function deployConfigPrograms(bus: Bus, programs: ReadonlyArray<readonly [
       const bundle = await bundleProgram(path);
       await untilJetStream(() => store.deployForCluster(name, bundle));
     }),
-  );
+  ).finally(stopBundler);
   log(`deployed ${programs.length} programs of the config in ${Math.round(performance.now() - started)} ms`);
 }
 

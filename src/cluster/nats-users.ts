@@ -61,10 +61,23 @@ export function authorizationSnippet(users: NatsUser[]): string {
   return `# sigma-ts users: include this file in the nats-server config, and reload after each realm change\nauthorization ${JSON.stringify({ users }, null, 2)}\n`;
 }
 
-/** `url` with a user and password in it (nats.js takes them from the URL). */
+/** `url` (or each URL of a comma-separated list) with a user and password in it (nats.js takes them from the URL). */
 export function withUser(url: string, user: string, password: string): string {
-  const u = new URL(url);
-  u.username = encodeURIComponent(user);
-  u.password = encodeURIComponent(password);
-  return u.toString().replace(/\/$/, '');
+  return url
+    .split(',')
+    .map((one) => {
+      const u = new URL(one.trim());
+      u.username = encodeURIComponent(user);
+      u.password = encodeURIComponent(password);
+      return u.toString().replace(/\/$/, '');
+    })
+    .join(',');
+}
+
+/** The user a route between a cluster's servers authenticates as (src/nats/cluster.ts). */
+export const ROUTE_USER = 'sigma-route';
+
+/** The routes' password: derived from the admin password, so it needs no file of its own. */
+export function routePassword(c: NatsCredentials): string {
+  return createHmac('sha256', c.admin).update('sigma nats routes').digest('base64url');
 }

@@ -1,11 +1,14 @@
 import { writeFileSync } from 'node:fs';
 import { BUCKET } from '../control/protocol/index.js';
-import type { NatsServer } from '../nats/server.js';
+import type { NatsUser } from '../nats/server.js';
 import type { Bus } from '../nats/types.js';
 import { authorizationSnippet, natsUsers, type NatsCredentials } from './nats-users.js';
 
-/** Where the users go: an embedded server reloads them; an external cluster's operator gets a snippet. */
-export type UsersSink = { server: NatsServer } | { snippetFile: string };
+/**
+ * Where the users go: embedded servers reload them (one server, or every server of a cluster:
+ * src/nats/cluster.ts); an external cluster's operator gets a snippet.
+ */
+export type UsersSink = { server: { setUsers(users: NatsUser[]): Promise<void> } } | { snippetFile: string };
 
 /**
  * Keeps NATS's users in step with the realms: every realm in the store (and every realm the config

@@ -20,7 +20,12 @@ export interface NodeConfig {
   gatewayPort: number;
 }
 
-export type NatsConfig = { embedded: true; port: number } | { embedded: false; servers: string[] };
+/**
+ * Embedded: `embeddedServers` nats-servers on this machine (client ports port, port+1, ...; route ports
+ * clusterPort, clusterPort+1, ...), clustered when more than one. External: an existing cluster's URLs.
+ * `replicas`: of every bucket, stream and object store the system creates (3 on a cluster of three).
+ */
+export type NatsConfig = { embedded: true; port: number; embeddedServers: number; clusterPort: number; replicas: number } | { embedded: false; servers: string[]; replicas: number };
 export type DataPathMode = 'auto' | 'bpf' | 'userspace';
 
 export interface ClusterConfig {
@@ -58,8 +63,8 @@ export interface ClusterInput {
   realms?: string[];
   /** Per realm of `realms`: live procs, reserved mcpu and memory (MB) it may hold at once. */
   quotas?: Record<string, RealmQuota>;
-  /** `embedded` (the default) starts a nats-server; `servers` joins an existing NATS cluster. */
-  nats?: { embedded?: boolean; port?: number; servers?: string[] };
+  /** `embedded` (the default) starts nats-servers (one unless `embeddedServers`); `servers` joins an existing NATS cluster. */
+  nats?: { embedded?: boolean; port?: number; servers?: string[]; embeddedServers?: number; clusterPort?: number; replicas?: number };
   /** HTTP ingress: every node listens on port + its position (or its own gatewayPort), on host (default all interfaces). */
   gateway?: { port?: number; host?: string; limits?: GatewayLimitsInput };
   routes?: RouteInput[];
@@ -97,6 +102,11 @@ export const DEFAULT_NODE_MCPU = 2000;
 export const DEFAULT_NODE_MEM_MB = 4096;
 export const DEFAULT_BE_SLOTS = 64;
 export const DEFAULT_NATS_PORT = 4222;
+export const DEFAULT_NATS_CLUSTER_PORT = 6222;
+/** Embedded servers on one machine: enough for a Raft quorum that survives two losses. */
+export const EMBEDDED_NATS_SERVERS_MAX = 5;
+/** JetStream's largest replica count (src/nats/real.ts REPLICAS_MAX). */
+export const NATS_REPLICAS_MAX = 5;
 export const DEFAULT_GATEWAY_PORT = 8080;
 export const NODES_MAX = 1023; // one endpoint-id range each (src/node/datapath/ids.ts)
 /** Best-effort procs one node may run at once. */
@@ -221,12 +231,19 @@ function buildQuotas(input: Record<string, unknown>, realms: string[]): Record<s
 
 function buildNats(n: NonNullable<ClusterInput['nats']>): NatsConfig {
   if (n.servers !== undefined && n.embedded === true) throw new ClusterConfigError('nats', 'cannot be both embedded and servers; pick one');
+  const replicas = n.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > NATS_REPLICAS_MAX) throw new ClusterConfigError('nats.replicas', `must be an integer in [1, ${NATS_REPLICAS_MAX}], got ${replicas}`);
   if (n.servers !== undefined) {
     if (n.servers.length === 0) throw new ClusterConfigError('nats.servers', 'must list at least one URL');
-    for (const s of n.servers) if (!/^(nats|tls|ws|wss):\/\/[^\s]+$/.test(s)) throw new ClusterConfigError('nats.servers', `"${s}" is not a nats:// URL`);
-    return { embedded: false, servers: [...n.servers] };
+    for (const s of n.servers) if (!/^(nats|tls|ws|wss):\/\/[^\s,]+$/.test(s)) throw new ClusterConfigError('nats.servers', `"${s}" is not a nats:// URL`);
+    if (n.embeddedServers !== undefined) throw new ClusterConfigError('nats.embeddedServers', 'applies to embedded servers only (remove it, or `servers`)');
+    return { embedded: false, servers: [...n.servers], replicas };
   }
-  return { embedded: true, port: port('nats.port', n.port ?? DEFAULT_NATS_PORT) };
+  const embeddedServers = n.embeddedServers ?? 1;
+  if (!Number.isInteger(embeddedServers) || embeddedServers < 1 || embeddedServers > EMBEDDED_NATS_SERVERS_MAX) throw new ClusterConfigError('nats.embeddedServers', `must be an integer in [1, ${EMBEDDED_NATS_SERVERS_MAX}], got ${embeddedServers}`);
+  if (replicas > embeddedServers) throw new ClusterConfigError('nats.replicas', `must be at most nats.embeddedServers (${embeddedServers}): a replica needs a server of its own`);
+  const p = port('nats.port', n.port ?? DEFAULT_NATS_PORT);
+  return { embedded: true, port: p, embeddedServers, clusterPort: port('nats.clusterPort', n.clusterPort ?? DEFAULT_NATS_CLUSTER_PORT), replicas };
 }
 
 function port(field: string, p: number): number {

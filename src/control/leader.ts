@@ -4,7 +4,7 @@ import type { Mutations } from './mutations.js';
 import { fencedKv } from './fence.js';
 import { startRetention, type Retention } from './retention.js';
 import { ProcTable } from './proc-table.js';
-import { EVICT, NODE, NODE_NOTE, PROC_EVENT, PULL, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
+import { EVICT, NODE, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
@@ -32,6 +32,8 @@ export interface LeaderDeps {
   mutations?: Mutations;
   /** Exited procs leave the table past this (absent: they stay; the simulator runs without). */
   retention?: Retention;
+  /** Whether the lease is still held by this process's clock (LeaseOptions.onHeld); absent: until stopped. */
+  leaseHeld?: () => boolean;
 }
 
 /**
@@ -46,6 +48,12 @@ export interface LeaderDeps {
 export async function startLeader(d: LeaderDeps, term: number): Promise<() => Promise<void>> {
   let active = true;
   const isActive = (): boolean => active;
+  // Past the lease by the clock, requests are left unanswered: a process resumed after a pause (SIGSTOP)
+  // reads the requests queued meanwhile before its lease's deadline message, and the chaos pause
+  // scenario saw it accept spawns its successor had already run. Unanswered, the callers try again.
+  // Not a fence on writes: a clock that jumps forward (skew, in the simulator) is held again at the
+  // next renewal, and a scheduler whose writes failed meanwhile would be left behind its own table.
+  const answering = (): boolean => active && (d.leaseHeld?.() ?? true);
   const sched: ActorRef<SchedulerMsg> = d.system.spawn(
     schedulerActor({
       table: new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live === undefined ? undefined : fencedKv(d.table.live, isActive, term)),
@@ -62,7 +70,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     }),
     { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },
   );
-  const subs = serveRequests(d.bus, sched);
+  const subs = serveRequests(d.bus, sched, answering);
   const watches = followState(d, sched, isActive);
   const history = d.retention === undefined ? undefined : startRetention(new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live), d.system.ports, d.retention, d.system.log);
   return async () => {
@@ -97,13 +105,15 @@ function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
 }
 
 /** The scheduler's subjects: each request decoded by its subject's decoder; a malformed one is refused. */
-function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>): Subscription[] {
+function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () => boolean): Subscription[] {
   const subs: Subscription[] = [];
   const serve = <Req>(rpc: Rpc<Req, unknown>, toMsg: (req: Req, respond: (v: unknown) => void) => SchedulerMsg): void => {
     const sub = bus.subscribe(rpc.subject);
     subs.push(sub);
     void (async () => {
       for await (const m of sub) {
+        // Unanswered, as if no scheduler were there: the caller tries again, and finds the successor.
+        if (!answering()) continue;
         const respond = (v: unknown): void => void m.respond(encode(v));
         const req = rpc.request(decodeJson(m.data));
         if (req === undefined) {
@@ -117,7 +127,6 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>): Subscription[] 
   };
   serve(SPAWN, (input, reply) => ({ type: 'spawn', input, reply }));
   serve(EVICT, (r, reply) => ({ type: 'evict', pid: r.pid, graceMs: r.graceMs ?? EVICT_GRACE_MS_DEFAULT, reply }));
-  serve(PULL, (r, reply) => ({ type: 'pull', node: r.node, slots: r.max, reply: () => reply({ ok: true }) }));
   serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, ...(r.quota === undefined ? {} : { quota: r.quota }), reply }));
   serve(REALM_QUOTA, (r, reply) => ({ type: 'realm-quota', name: r.name, quota: r.quota ?? {}, reply }));
   serve(REALM_REMOVE, (r, reply) => ({ type: 'realm-remove', name: r.name, reply }));
@@ -140,13 +149,22 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>): Subscription[] 
 function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () => boolean): Set<{ stop(): void }> {
   const watches = new Set<{ stop(): void }>();
   const timers = d.system.ports.timers;
-  const follow = async <T>(open: () => Promise<AsyncIterable<T> & { stop(): void }>, each: (e: T) => void | Promise<void>): Promise<void> => {
+  /** `stallMs`: a watch that brings nothing for this long is stopped and opened again (see below). */
+  const follow = async <T>(open: () => Promise<AsyncIterable<T> & { stop(): void }>, each: (e: T) => void | Promise<void>, stallMs?: number): Promise<void> => {
     while (isActive()) {
       try {
         const w = await open();
         watches.add(w);
         if (!isActive()) return w.stop();
-        for await (const e of w) await each(e);
+        let quiet = stallMs === undefined ? undefined : timers.setTimeout(() => w.stop(), stallMs);
+        for await (const e of w) {
+          if (quiet !== undefined) {
+            quiet.cancel();
+            quiet = timers.setTimeout(() => w.stop(), stallMs!);
+          }
+          await each(e);
+        }
+        quiet?.cancel();
         watches.delete(w);
       } catch {
         // NATS away or the call timed out: try again below.
@@ -154,12 +172,16 @@ function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () 
       if (isActive()) await new Promise<void>((r) => timers.setTimeout(r, WATCH_REOPEN_MS));
     }
   };
+  // Every node, this one included, heartbeats every second: a nodes watch silent for half the node
+  // timeout has stalled (seen on a replicated stream whose leader server died), and would soon have
+  // every node taken for down. Reopened, it replays the last records, which nodeUp does not count as new.
   void follow(
     () => d.nodesKv.watch({}),
     (e) => {
       const n = e.value === null ? undefined : decodeNodeRecord(e.value);
       if (n !== undefined) sched.tell({ type: 'node-up', node: n });
     },
+    d.nodeTimeoutMs / 2,
   ).catch(() => {});
   void follow(
     () => d.realmsKv.watch({}),

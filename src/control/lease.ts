@@ -14,6 +14,12 @@ export interface LeaseOptions {
   /** Called with the term (the KV revision of the winning create: a fencing token). */
   onElected: (term: number) => void;
   onDeposed: (reason: string) => void;
+  /**
+   * Each win and renewal: the holder's lease is safe until this time on its clock (its own deadline).
+   * A process stopped (SIGSTOP) past it and resumed may run work queued meanwhile before the deadline
+   * message: its fence asks the clock, not only the message.
+   */
+  onHeld?: (untilMs: number) => void;
 }
 
 type Msg =
@@ -108,6 +114,7 @@ class Lease extends Actor<Msg> {
     if (elected) this.#term = msg.revision;
     this.#deadline?.cancel();
     this.#deadline = this.ctx.scheduleOnce(remainingMs, { type: 'deadline', epoch: this.#epoch });
+    this.o.onHeld?.(msg.sentAtMs + this.o.ttlMs - this.o.renewEveryMs);
     if (elected) this.o.onElected(this.#term);
   }
 

@@ -90,6 +90,8 @@ const lookup = (key: string): Promise<NameRecord | undefined> =>
     send({ t: 'lookup', seq, key });
   });
 let datapath: HostDataPath | undefined;
+/** The counters last reported, as sent: unchanged ones are not sent again. */
+let lastStats: string | undefined;
 
 process.on('message', (raw) => {
   const m = decodeToHost(raw);
@@ -104,10 +106,15 @@ process.on('message', (raw) => {
     case 'evict':
       runner!.evict(m.pid);
       return;
-    case 'ping':
+    case 'ping': {
+      // Counters first (when they moved): a node waiting on a status takes the pong as "reported".
+      const stats = datapath?.stats();
+      const text = stats === undefined ? undefined : JSON.stringify(stats);
+      if (stats !== undefined && text !== lastStats) send({ t: 'dp-stats', stats });
+      lastStats = text;
       send({ t: 'pong', seq: m.seq });
-      if (datapath !== undefined) send({ t: 'dp-stats', stats: datapath.stats() });
       return;
+    }
     case 'dp-attach': {
       const r = attachDataPath(m, { realm, timers: realTimers, lookup, log });
       if (r._tag === 'Left') log.error({ err: r.left }, 'data path: cannot attach; procs here run without it');

@@ -42,7 +42,13 @@ export const KEYS_ATTEMPTS_MAX = 3;
 /** Opening a watch while the server's consumer API has no responder (a config reload): tries, and the pause between. */
 export const WATCH_OPEN_ATTEMPTS_MAX = 5;
 export const WATCH_OPEN_RETRY_MS = 20;
-
+/**
+ * A KV call the bucket's stream had no leader for (a clustered JetStream electing one after a server
+ * was lost takes a few seconds) is sent again, this much later per attempt, up to NO_LEADER_RETRY_MS_MAX
+ * between tries, until the call's own timeout: no responder means nothing was stored.
+ */
+export const NO_LEADER_RETRY_MS = 50;
+export const NO_LEADER_RETRY_MS_MAX = 250;
 
 export class RealKv implements Kv {
   constructor(
@@ -56,10 +62,25 @@ export class RealKv implements Kv {
     return classify(e, `KV ${op} ${this.bucket}/${key}`, this.timeoutMs);
   }
 
+  /** Runs `call` again while the stream has no leader (see NO_LEADER_RETRY_MS); other failures as they come. */
+  async #untilLeader<T>(op: string, key: string, call: () => Promise<T>): Promise<T> {
+    const what = `KV ${op} ${this.bucket}/${key}`;
+    const deadline = Date.now() + this.timeoutMs;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await bounded(call(), what, Math.max(1, deadline - Date.now()));
+      } catch (e) {
+        const pauseMs = Math.min(NO_LEADER_RETRY_MS * attempt, NO_LEADER_RETRY_MS_MAX);
+        if ((this.#fail(e, op, key) as { type?: string }).type !== 'no-responders' || Date.now() + pauseMs >= deadline) throw e;
+        await new Promise((r) => setTimeout(r, pauseMs));
+      }
+    }
+  }
+
   async create(key: string, value: Uint8Array): Promise<number> {
     checkKey(key);
     try {
-      return await bounded(this.kv.create(key, value), `KV create ${this.bucket}/${key}`, this.timeoutMs);
+      return await this.#untilLeader('create', key, () => this.kv.create(key, value));
     } catch (e) {
       throw wrongSeq(e) ? new KeyExistsError(this.bucket, key, { cause: e }) : this.#fail(e, 'create', key);
     }
@@ -67,12 +88,12 @@ export class RealKv implements Kv {
 
   async put(key: string, value: Uint8Array): Promise<number> {
     checkKey(key);
-    return bounded(this.kv.put(key, value), `KV put ${this.bucket}/${key}`, this.timeoutMs).catch((e: unknown) => Promise.reject(this.#fail(e, 'put', key)));
+    return this.#untilLeader('put', key, () => this.kv.put(key, value)).catch((e: unknown) => Promise.reject(this.#fail(e, 'put', key)));
   }
 
   async get(key: string): Promise<KvEntry | null> {
     checkKey(key);
-    const e = await bounded(this.kv.get(key), `KV get ${this.bucket}/${key}`, this.timeoutMs).catch((err: unknown) => Promise.reject(this.#fail(err, 'get', key)));
+    const e = await this.#untilLeader('get', key, () => this.kv.get(key)).catch((err: unknown) => Promise.reject(this.#fail(err, 'get', key)));
     // nats.js hands back DEL/PURGE markers as entries; for the port a deleted key is absent.
     return e === null || e.operation !== 'PUT' ? null : { key: e.key, value: e.value, revision: e.revision };
   }
@@ -81,7 +102,7 @@ export class RealKv implements Kv {
     checkKey(key);
     checkRevision(expectedRevision);
     try {
-      return await bounded(this.kv.update(key, value, expectedRevision), `KV update ${this.bucket}/${key}`, this.timeoutMs);
+      return await this.#untilLeader('update', key, () => this.kv.update(key, value, expectedRevision));
     } catch (e) {
       throw wrongSeq(e) ? new WrongRevisionError(this.bucket, key, expectedRevision, { cause: e }) : this.#fail(e, 'update', key);
     }
@@ -91,7 +112,7 @@ export class RealKv implements Kv {
     checkKey(key);
     if (expectedRevision !== undefined) checkRevision(expectedRevision);
     try {
-      await bounded(this.kv.delete(key, expectedRevision === undefined ? {} : { previousSeq: expectedRevision }), `KV delete ${this.bucket}/${key}`, this.timeoutMs);
+      await this.#untilLeader('delete', key, () => this.kv.delete(key, expectedRevision === undefined ? {} : { previousSeq: expectedRevision }));
     } catch (e) {
       throw wrongSeq(e) ? new WrongRevisionError(this.bucket, key, expectedRevision ?? 0, { cause: e }) : this.#fail(e, 'delete', key);
     }
@@ -99,7 +120,7 @@ export class RealKv implements Kv {
 
   async purge(key: string): Promise<void> {
     checkKey(key);
-    await bounded(this.kv.purge(key), `KV purge ${this.bucket}/${key}`, this.timeoutMs).catch((e: unknown) => Promise.reject(this.#fail(e, 'purge', key)));
+    await this.#untilLeader('purge', key, () => this.kv.purge(key)).catch((e: unknown) => Promise.reject(this.#fail(e, 'purge', key)));
   }
 
   /** Each key once: nats.js lists keys through a consumer, and writes during the listing repeat keys. */
@@ -130,9 +151,11 @@ export class RealKv implements Kv {
       try {
         return await bounded(this.kv.watch({ key, include: mode }), `KV watch ${this.bucket}/${key}`, this.timeoutMs);
       } catch (e) {
-        const failure = this.#fail(e, 'watch', key);
-        if ((failure as { type?: string }).type !== 'no-responders' || attempt >= WATCH_OPEN_ATTEMPTS_MAX) throw failure;
-        await new Promise((r) => setTimeout(r, WATCH_OPEN_RETRY_MS));
+        // Also tried again: a timeout, which a clustered stream electing a leader gives (an ordered
+        // consumer made meanwhile and never answered for ends by the server's inactivity threshold).
+        const type = (this.#fail(e, 'watch', key) as { type?: string }).type;
+        if ((type !== 'no-responders' && type !== 'timeout') || attempt >= WATCH_OPEN_ATTEMPTS_MAX) throw this.#fail(e, 'watch', key);
+        await new Promise((r) => setTimeout(r, WATCH_OPEN_RETRY_MS * attempt));
       }
     }
   }
@@ -180,7 +203,7 @@ export class RealStream implements Stream {
   ) {}
 
   /** Binds to the stream, creating it if absent; an existing stream keeps its configuration. */
-  static async open(bus: JetStreamHost, js: JetStreamClient, name: string, o: StreamOptions, timeoutMs: number): Promise<RealStream> {
+  static async open(bus: JetStreamHost, js: JetStreamClient, name: string, o: StreamOptions, timeoutMs: number, replicas = 1): Promise<RealStream> {
     checkName(name, 'stream name');
     checkStreamOptions(o);
     const jsm = await bus.jsm().catch((e: unknown) => Promise.reject(classify(e, 'JetStream', timeoutMs)));
@@ -196,6 +219,7 @@ export class RealStream implements Stream {
         subjects: [...o.subjects],
         retention: o.retention === 'workqueue' ? RetentionPolicy.Workqueue : RetentionPolicy.Limits,
         storage: StorageType.File,
+        num_replicas: replicas,
         discard: DiscardPolicy.Old,
         duplicate_window: nanos(o.duplicateWindowMs ?? DUPLICATE_WINDOW_MS_DEFAULT),
         ...(o.maxAgeMs === undefined ? {} : { max_age: nanos(o.maxAgeMs) }),

@@ -51,6 +51,22 @@ export interface ConnectOptions {
   connectTimeoutMs?: number;
   /** Subject prefix of this client's reply inboxes (a user allowed to subscribe under it only); default `_INBOX`. */
   inboxPrefix?: string;
+  /**
+   * Replicas of every KV bucket, stream and object store this client creates (an existing one keeps
+   * its own): 3 on a NATS cluster keeps the system's state through the loss of one server. Default 1.
+   */
+  replicas?: number;
+}
+
+/** JetStream's largest replica count (a Raft group of at most five servers). */
+export const REPLICAS_MAX = 5;
+
+/**
+ * Server URLs where each entry may itself be a comma-separated list (`nats://a:4222,nats://b:4222`):
+ * one string is all a flag, an environment variable or a proc host is given.
+ */
+export function splitServers(urls: readonly string[]): string[] {
+  return urls.flatMap((u) => u.split(',')).map((u) => u.trim()).filter((u) => u !== '');
 }
 
 /** Connects to real NATS servers (JetStream enabled) and returns the port over nats.js 3. */
@@ -58,7 +74,10 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
   if (!Array.isArray(options.servers) || options.servers.length === 0) throw new InvalidArgumentError('connectBus needs at least one server URL, like "nats://127.0.0.1:4222"');
   const jsTimeoutMs = options.jsTimeoutMs ?? JS_TIMEOUT_MS_DEFAULT;
   checkPositiveMs(jsTimeoutMs, 'jsTimeoutMs');
-  const { servers, user, pass } = credentialsOf(options.servers);
+  const replicas = options.replicas ?? 1;
+  if (!Number.isInteger(replicas) || replicas < 1 || replicas > REPLICAS_MAX) throw new InvalidArgumentError(`replicas must be an integer in 1..${REPLICAS_MAX}, got ${replicas}`);
+  const { servers, user, pass } = credentialsOf(splitServers(options.servers));
+  if (servers.length === 0) throw new InvalidArgumentError('connectBus needs at least one server URL, like "nats://127.0.0.1:4222"');
   let nc: NatsConnection;
   try {
     nc = await connect({
@@ -78,7 +97,7 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
   } catch (e) {
     throw new ConnectError(servers, { cause: e }); // without the password
   }
-  return new RealBus(nc, options.name, jsTimeoutMs);
+  return new RealBus(nc, options.name, jsTimeoutMs, replicas);
 }
 
 /**
@@ -135,6 +154,7 @@ class RealBus implements Bus, JetStreamHost {
     private readonly nc: NatsConnection,
     readonly name: string,
     private readonly jsTimeoutMs: number,
+    private readonly replicas: number,
   ) {
     this.#js = jetstream(nc, { timeout: jsTimeoutMs });
     this.#kvm = new Kvm(this.#js);
@@ -240,14 +260,19 @@ class RealBus implements Bus, JetStreamHost {
     return this.#jsm;
   }
 
-  /** A JetStream API call tried again briefly on no responder (a server reloading its users has none for a few ms). */
-  async #withResponder<T>(what: string, call: () => Promise<T>): Promise<T> {
+  /**
+   * Opening a bucket (create-or-bind, so safe to repeat) tried again on no responder (a server reloading
+   * its users has none for a few ms) and on a timeout (a replicated stream being placed on a cluster
+   * that formed a moment ago can take longer than one call's bound).
+   */
+  async #opening<T>(what: string, call: () => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
       try {
         return await bounded(call(), what, this.jsTimeoutMs);
       } catch (e) {
         const failure = classify(e, what, this.jsTimeoutMs);
-        if (attempt >= KV_CREATE_ATTEMPTS || (failure as { type?: string }).type !== 'no-responders') throw failure;
+        const type = (failure as { type?: string }).type;
+        if (attempt >= KV_CREATE_ATTEMPTS || (type !== 'no-responders' && type !== 'timeout')) throw failure;
         await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
       }
     }
@@ -255,7 +280,7 @@ class RealBus implements Bus, JetStreamHost {
 
   async objectStore(bucket: string): Promise<ObjectStore> {
     this.#live();
-    const store = await this.#withResponder(`opening object store ${bucket}`, () => new Objm(this.nc).create(bucket));
+    const store = await this.#opening(`opening object store ${bucket}`, () => new Objm(this.nc).create(bucket, { replicas: this.replicas }));
     const op = <T>(what: string, p: Promise<T>): Promise<T> => bounded(p, what, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, what, this.jsTimeoutMs)));
     return {
       put: async (name, data) => void (await op(`putting ${bucket}/${name}`, store.putBlob({ name }, data))),
@@ -283,16 +308,17 @@ class RealBus implements Bus, JetStreamHost {
     this.#live();
     for (let attempt = 1; ; attempt++) {
       try {
-        const opening = options.bind === true ? this.#kvm.open(bucket) : this.#kvm.create(bucket, { history, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) });
+        const opening = options.bind === true ? this.#kvm.open(bucket) : this.#kvm.create(bucket, { history, replicas: this.replicas, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) });
         const kv = await bounded(opening, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
         return new RealKv(this, kv, bucket, this.jsTimeoutMs);
       } catch (e) {
         // Two processes creating one bucket at once: the loser's create can be refused ("subjects overlap
         // with an existing stream") though the bucket is there now; opening it again succeeds.
         // Also tried again: no responder on the JetStream API, which a server reloading its users (a
-        // realm made or removed) has for a few milliseconds.
+        // realm made or removed) has for a few milliseconds, and a timeout (as in #opening).
         const failure = classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
-        if (attempt < KV_CREATE_ATTEMPTS && (isCreateRace(e) || (failure as { type?: string }).type === 'no-responders')) {
+        const type = (failure as { type?: string }).type;
+        if (attempt < KV_CREATE_ATTEMPTS && (isCreateRace(e) || type === 'no-responders' || type === 'timeout')) {
           await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
           continue;
         }
@@ -303,7 +329,7 @@ class RealBus implements Bus, JetStreamHost {
 
   async stream(name: string, options: StreamOptions): Promise<Stream> {
     this.#live();
-    return RealStream.open(this, this.#js, name, options, this.jsTimeoutMs);
+    return RealStream.open(this, this.#js, name, options, this.jsTimeoutMs, this.replicas);
   }
 
   onStatus(listener: (s: BusStatus) => void): () => void {

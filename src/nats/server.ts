@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -43,6 +43,29 @@ export interface NatsServerOptions {
   stopTimeoutMs?: number;
   /** Users and their subject permissions; absent: no authorization (anyone who reaches the port may do anything). */
   users?: NatsUser[];
+  /** The address clients connect to (and the URL names). Default 127.0.0.1. */
+  host?: string;
+  /** The server's name in a cluster (JetStream clustering needs one per server, stable across restarts). */
+  serverName?: string;
+  /** Joins a cluster: routes to the other servers, JetStream replicated by Raft among them. */
+  cluster?: NatsClusterOptions;
+  /**
+   * A command the server runs under, e.g. `['ip', 'netns', 'exec', 'ns1']`: it must exec the binary in
+   * its own process (as `ip netns exec` does) so that `pid` is the server's.
+   */
+  prefix?: string[];
+}
+
+/** One server's part of a NATS cluster (src/nats/cluster.ts starts several). */
+export interface NatsClusterOptions {
+  name: string;
+  /** Where this server listens for routes. */
+  host: string;
+  port: number;
+  /** Every server's route URL (`nats-route://host:port`; its own is skipped by the server). */
+  routes: string[];
+  /** Routes authenticate with this user: a route is a full member, so nobody else may open one. */
+  auth?: { user: string; password: string };
 }
 
 export interface NatsUser {
@@ -76,6 +99,62 @@ export function findNatsServer(): string | undefined {
  */
 const WATCHDOG = 'trap "" INT; "$@" </dev/null & srv=$!; echo "sigma-watchdog server-pid $srv" >&2; while read -r _; do :; done; kill -TERM "$srv" 2>/dev/null; wait "$srv"';
 
+/** What the server says on stderr, read as it comes: its pid (from the watchdog), its port, readiness, reloads. */
+class ServerLog {
+  tail = '';
+  serverPid: number | undefined;
+  boundPort: number | undefined;
+  onReady: (() => void) | undefined;
+  readonly onReloaded: Array<() => void> = [];
+  #partial = '';
+
+  constructor(private readonly onLog?: (line: string) => void) {}
+
+  take(d: Buffer): void {
+    const lines = (this.#partial + d.toString()).split('\n');
+    this.#partial = lines.pop()!;
+    for (const line of lines) this.#line(line);
+  }
+
+  #line(line: string): void {
+    this.tail = (this.tail + line + '\n').slice(-LOG_TAIL_BYTES_MAX);
+    const pid = /^sigma-watchdog server-pid (\d+)/.exec(line);
+    if (pid !== null) return void (this.serverPid = Number(pid[1]));
+    this.onLog?.(line);
+    const listen = /Listening for client connections on [^\s]*:(\d+)/.exec(line);
+    if (listen !== null) this.boundPort = Number(listen[1]);
+    if (/Server is ready/.test(line)) this.onReady?.();
+    if (/Reloaded server configuration/.test(line)) for (const f of this.onReloaded.splice(0)) f();
+  }
+}
+
+/** The command line; with users or a cluster, JetStream is configured in the config file instead. */
+function serverArgs(options: NatsServerOptions, host: string, port: number, dataDir: string, conf: string | undefined): string[] {
+  const args = ['-a', host, '-p', String(port === 0 ? -1 : port)];
+  if (options.jetstream !== false && conf === undefined) args.push('-js', '-sd', dataDir);
+  if (conf !== undefined) args.push('-c', conf);
+  if (options.logLevel === 'debug') args.push('-D');
+  if (options.logLevel === 'trace') args.push('-DV');
+  return args;
+}
+
+/** Resolves once the server logs "Server is ready"; rejects when it exits first, cannot run, or takes too long. */
+function untilReady(child: ChildProcess, log: ServerLog, exited: Promise<void>, o: { bin: string; port: number; timeoutMs: number }): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not get ready within ${o.timeoutMs} ms:\n${log.tail.trim()}`)), o.timeoutMs);
+    log.onReady = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    void exited.then(() => {
+      clearTimeout(timer);
+      const hint = /address already in use/i.test(log.tail) ? ` (port ${o.port} is taken: pick another or use port 0)` : '';
+      reject(new ServerStartError(`nats-server exited during startup${hint}:\n${log.tail.trim()}`));
+    });
+    child.once('error', (e: Error) => reject(new ServerStartError(`cannot run nats-server (${o.bin}): ${e.message}`, { cause: e })));
+  });
+}
+
 /** Starts nats-server on 127.0.0.1 and resolves once it logs "Server is ready" (JetStream up). */
 export async function startNatsServer(options: NatsServerOptions = {}): Promise<NatsServer> {
   const bin = options.binary ?? findNatsServer();
@@ -85,81 +164,41 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
   const temp = options.dataDir === undefined;
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'sigma-nats-'));
   mkdirSync(dataDir, { recursive: true });
-  const args = ['-a', '127.0.0.1', '-p', String(port === 0 ? -1 : port)];
-  // With users, JetStream is configured in the config file (below) instead.
-  if (options.jetstream !== false && options.users === undefined) args.push('-js', '-sd', dataDir);
+  const host = options.host ?? '127.0.0.1';
+  const withConf = options.users !== undefined || options.cluster !== undefined || options.serverName !== undefined;
   const conf = `${dataDir.replace(/\/+$/, '')}.auth.conf`;
-  const writeUsers = (users: NatsUser[]): void => {
-    // The server reads its users from a file only root may read (the JSON form of a NATS config). JetStream
-    // is in it too: a reload of a file without it would shut JetStream down, whatever the flags said.
-    const jetstream = options.jetstream === false ? {} : { jetstream: { store_dir: dataDir } };
-    writeFileSync(conf, JSON.stringify({ ...jetstream, authorization: { users } }), { mode: 0o600 });
+  // The server reads its config from a file only root may read (the JSON form of a NATS config): users,
+  // JetStream and the cluster together, since a reload of a file without one of them would drop it.
+  const writeConf = (users: NatsUser[] | undefined): void => {
+    writeFileSync(conf, JSON.stringify(serverConfig(options, dataDir, users)), { mode: 0o600 });
     chmodSync(conf, 0o600);
   };
-  if (options.users !== undefined) {
-    writeUsers(options.users);
-    args.push('-c', conf);
-  }
-  if (options.logLevel === 'debug') args.push('-D');
-  if (options.logLevel === 'trace') args.push('-DV');
-  const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-nats-watchdog', bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
-  let tail = '';
-  let partial = '';
-  let serverPid: number | undefined;
-  let boundPort: number | undefined;
-  let onReady: (() => void) | undefined;
-  const onReloaded: Array<() => void> = [];
-  child.stderr.on('data', (d: Buffer) => {
-    const text = partial + d.toString();
-    const lines = text.split('\n');
-    partial = lines.pop()!;
-    for (const line of lines) {
-      tail = (tail + line + '\n').slice(-LOG_TAIL_BYTES_MAX);
-      const pid = /^sigma-watchdog server-pid (\d+)/.exec(line);
-      if (pid !== null) {
-        serverPid = Number(pid[1]);
-        continue;
-      }
-      options.onLog?.(line);
-      const listen = /Listening for client connections on [^\s]*:(\d+)/.exec(line);
-      if (listen !== null) boundPort = Number(listen[1]);
-      if (/Server is ready/.test(line)) onReady?.();
-      if (/Reloaded server configuration/.test(line)) for (const f of onReloaded.splice(0)) f();
-    }
-  });
+  if (withConf) writeConf(options.users);
+  const args = serverArgs(options, host, port, dataDir, withConf ? conf : undefined);
+  const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-nats-watchdog', ...(options.prefix ?? []), bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
+  const log = new ServerLog(options.onLog);
+  child.stderr.on('data', (d: Buffer) => log.take(d));
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   const removeTemp = (): void => {
     if (temp) rmSync(dataDir, { recursive: true, force: true });
     if (temp) rmSync(conf, { force: true });
   };
   try {
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not get ready within ${options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS} ms:\n${tail.trim()}`)), options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS);
-      onReady = () => {
-        clearTimeout(timer);
-        resolve();
-      };
-      void exited.then(() => {
-        clearTimeout(timer);
-        const hint = /address already in use/i.test(tail) ? ` (port ${port} is taken: pick another or use port 0)` : '';
-        reject(new ServerStartError(`nats-server exited during startup${hint}:\n${tail.trim()}`));
-      });
-      child.once('error', (e) => reject(new ServerStartError(`cannot run nats-server (${bin}): ${e.message}`, { cause: e })));
-    });
+    await untilReady(child, log, exited, { bin, port, timeoutMs: options.readyTimeoutMs ?? NATS_READY_TIMEOUT_MS });
   } catch (e) {
     child.stdin.end();
-    if (serverPid !== undefined) killQuietly(serverPid, 'SIGKILL');
+    if (log.serverPid !== undefined) killQuietly(log.serverPid, 'SIGKILL');
     await Promise.race([exited, new Promise((r) => setTimeout(r, FAILED_START_EXIT_WAIT_MS))]);
     removeTemp();
     throw e;
   }
-  if (boundPort === undefined || serverPid === undefined) throw new ServerStartError(`nats-server got ready but did not say where it listens:\n${tail.trim()}`);
-  const pid = serverPid;
+  if (log.boundPort === undefined || log.serverPid === undefined) throw new ServerStartError(`nats-server got ready but did not say where it listens:\n${log.tail.trim()}`);
+  const pid = log.serverPid;
   let stopping: Promise<void> | undefined;
   let reloading: Promise<void> = Promise.resolve();
   return {
-    url: `nats://127.0.0.1:${boundPort}`,
-    port: boundPort,
+    url: `nats://${host}:${log.boundPort}`,
+    port: log.boundPort,
     pid,
     dataDir,
     // One reload at a time: each waits for the server's "Reloaded" line of its own signal.
@@ -168,9 +207,9 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       reloading = reloading.catch(() => {}).then(
         () =>
           new Promise<void>((resolve, reject) => {
-            writeUsers(users);
-            const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not reload its users within ${NATS_RELOAD_TIMEOUT_MS} ms:\n${tail.trim()}`)), NATS_RELOAD_TIMEOUT_MS);
-            onReloaded.push(() => {
+            writeConf(users);
+            const timer = setTimeout(() => reject(new ServerStartError(`nats-server did not reload its users within ${NATS_RELOAD_TIMEOUT_MS} ms:\n${log.tail.trim()}`)), NATS_RELOAD_TIMEOUT_MS);
+            log.onReloaded.push(() => {
               clearTimeout(timer);
               resolve();
             });
@@ -189,6 +228,27 @@ export async function startNatsServer(options: NatsServerOptions = {}): Promise<
       })();
       return stopping;
     },
+  };
+}
+
+/** The server's config file (JSON is a valid NATS config): what the options say, users included. */
+function serverConfig(o: NatsServerOptions, dataDir: string, users: NatsUser[] | undefined): Record<string, unknown> {
+  const c = o.cluster;
+  const routeAuth = c?.auth === undefined ? '' : `${encodeURIComponent(c.auth.user)}:${encodeURIComponent(c.auth.password)}@`;
+  return {
+    ...(o.serverName === undefined ? {} : { server_name: o.serverName }),
+    ...(o.jetstream === false ? {} : { jetstream: { store_dir: dataDir } }),
+    ...(users === undefined ? {} : { authorization: { users } }),
+    ...(c === undefined
+      ? {}
+      : {
+          cluster: {
+            name: c.name,
+            listen: `${c.host}:${c.port}`,
+            routes: c.routes.map((r) => r.replace('nats-route://', `nats-route://${routeAuth}`)),
+            ...(c.auth === undefined ? {} : { authorization: { user: c.auth.user, password: c.auth.password } }),
+          },
+        }),
   };
 }
 

@@ -7,7 +7,7 @@ import { Command } from 'commander';
 import { appendFileSync, chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { pino } from 'pino';
-import { connectBus } from '../nats/real.js';
+import { connectBus, REPLICAS_MAX, splitServers } from '../nats/real.js';
 import { defineCluster, ISOLATION_MODES, POOL_MB_MAX, PORT_MAX, type DataPathMode, type IsolationMode } from '../config/cluster.js';
 import type { Retention } from '../control/retention.js';
 import { BUSY_POLL_US_MAX, DEFAULT_BUSY_POLL_US } from '../datapath/busy-poll.js';
@@ -26,10 +26,14 @@ import { hostNameLookup, type HostNameLookup } from './name-lookup.js';
 import { followRealmLimits, type RealmLimits } from './realm-limits.js';
 import { ProgramCache } from './program-cache.js';
 import { ProgramStore } from '../programs/store.js';
+import { armFromEnv, FailSpecError } from '../chaos/sigmafail.js';
+import { realTimers } from '../ports/real.js';
 
 const opts = new Command()
   .requiredOption('--id <id>')
-  .requiredOption('--nats <url>')
+  .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated (any one will do; the client fails over among them)')
+  .option('--nats-ping-ms <n>', 'client pings to NATS: a dead or unreachable server is noticed after about twice this', '10000')
+  .option('--nats-replicas <n>', `replicas of every bucket and stream this node creates (1..${REPLICAS_MAX}; 3 on a NATS cluster)`, '1')
   .option('--host-nats <url>', `the URL proc hosts connect to; with ${REALM_KEY_ENV} set, each realm's hosts get their realm's user on it; default: --nats`)
   .option('--mcpu <n>', 'capacity in millicores', '2000')
   .option('--mem-mb <n>', 'memory capacity', '4096')
@@ -48,7 +52,7 @@ const opts = new Command()
   .option('--gateway-limits <json>', "the gateway's bounds (cluster.config.ts gateway.limits), validated by the launcher", '{}')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
+  .opts<{ id: string; nats: string; natsReplicas: string; natsPingMs: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -97,6 +101,23 @@ if (gatewayPort !== undefined && (!Number.isInteger(gatewayPort) || gatewayPort 
   log.fatal(`--gateway-port must be in [0, ${PORT_MAX}], got "${opts.gatewayPort}"`);
   process.exit(2);
 }
+const natsReplicas = Number(opts.natsReplicas);
+if (!Number.isInteger(natsReplicas) || natsReplicas < 1 || natsReplicas > REPLICAS_MAX) {
+  log.fatal(`--nats-replicas must be an integer in [1, ${REPLICAS_MAX}], got "${opts.natsReplicas}"`);
+  process.exit(2);
+}
+if (!(Number(opts.natsPingMs) >= 100)) {
+  log.fatal(`--nats-ping-ms must be at least 100, got "${opts.natsPingMs}"`);
+  process.exit(2);
+}
+// Faults this process injects into itself (SIGMA_FAIL; src/chaos/sigmafail.ts), armed before anything starts.
+try {
+  armFromEnv(opts.id, realTimers, (line) => log.warn(line));
+} catch (e) {
+  if (!(e instanceof FailSpecError)) throw e;
+  log.fatal(e.message);
+  process.exit(2);
+}
 const capacity = { mcpu: Number(opts.mcpu), memMb: Number(opts.memMb), beSlots: Number(opts.beSlots) };
 for (const [k, v] of Object.entries(capacity)) {
   if (!Number.isSafeInteger(v) || v < 0) {
@@ -130,7 +151,7 @@ const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath 
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });
-const bus = await connectBus({ servers: [opts.nats], name: opts.id });
+const bus = await connectBus({ servers: [opts.nats], name: opts.id, replicas: natsReplicas, pingIntervalMs: Number(opts.natsPingMs) });
 const realmsKv = await bus.kv(BUCKET.realms);
 programStore = await ProgramStore.open(bus, realmsKv);
 await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'), (hash) => programCache.prefetch(hash));
@@ -170,7 +191,7 @@ process.on('SIGTERM', () => void stop());
 process.on('disconnect', () => void stop()); // the launcher is gone: do not linger as an orphan
 process.on('SIGINT', () => void stop());
 process.send?.({ t: 'node-ready', id: opts.id });
-log.info({ nats: new URL(opts.nats).host }, 'node up'); // the URL may carry a password
+log.info({ nats: splitServers([opts.nats]).map((u) => new URL(u).host) }, 'node up'); // the URLs may carry a password
 
 /**
  * The host launcher this node's isolation mode and machine allow: sandboxed hosts, plain ones (saying
@@ -180,7 +201,7 @@ function hostIsolation(mode: IsolationMode): { launcher: HostLauncher; status: {
   const services = { natsUrl: hostNatsUrl, lookupName: (realm: string, key: string) => lookupName?.(realm, key) ?? Promise.resolve(undefined) };
   const st = mode === 'off' ? { sandboxed: false, missing: ['proc host sandbox: off (isolation: off)'] } : isolationStatus();
   if (st.sandboxed) {
-    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: [hostNats], programs: Object.values(programs), programDirFor: (realm) => programCache.dirFor(realm), diskMbFor: (realm) => realmLimits?.diskMbFor(realm) });
+    const sandbox = new HostSandbox({ dataDir: opts.dataDir, natsUrls: splitServers([hostNats]), programs: Object.values(programs), programDirFor: (realm) => programCache.dirFor(realm), diskMbFor: (realm) => realmLimits?.diskMbFor(realm) });
     realmGroup = (realm) => sandbox.uidOf(realm);
     log.info({ landlockAbi: isolationStatus().landlockAbi }, 'proc hosts are sandboxed: a uid per realm, Landlock, seccomp');
     const cgroups = new HostCgroups(opts.id);

@@ -4,7 +4,7 @@ import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.j
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, PULL, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type PullRequest, type WireError } from '../control/protocol/index.js';
+import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
@@ -32,12 +32,16 @@ export interface NodeTiming {
 /** Bound on a `sigma call` through this node's data path. */
 export const DATAPATH_CALL_TIMEOUT_MS_MAX = 60_000;
 
-/** A pull is an offer: one that times out is made again at the next heartbeat. */
-export const PULL_TIMEOUT_MS = 1_000;
-/** Consecutive missed pings after which a host is killed and its procs end as crashed. */
-export const HOST_PING_MISSES_MAX = 8;
+/** Hosts are pinged every third heartbeat, and killed after three pings unanswered: a hung host goes within ~9-12 s. */
+export const HOST_PING_EVERY_BEATS = 3;
+export const HOST_PING_MISSES_MAX = 3;
 
-export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 500, heartbeatMs: 250, nodeTimeoutMs: 2_000, nodeRequestTimeoutMs: 2_000 };
+/**
+ * Every timer here wakes every node (and nats-server) while nothing happens, so the cadences are as slow
+ * as the failure detection they serve allows: a node is down after three missed heartbeats; the lease
+ * holder steps down one renewal before its TTL, so a renewal every 750 ms leaves it two tries.
+ */
+export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 750, heartbeatMs: 1_000, nodeTimeoutMs: 3_000, nodeRequestTimeoutMs: 2_000 };
 
 export interface NodeOptions {
   id: string;
@@ -130,16 +134,13 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
   const bus = o.bus;
   return system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingEveryBeats: HOST_PING_EVERY_BEATS, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
       {
         launcher: o.launcher,
         table: st.table,
         nodesKv: st.nodesKv,
         namesKv: st.namesKv,
         publish: (ev) => bus.publish(PROC_EVENT.subject, encode(ev)),
-        pull: async (slots) => {
-          await bus.request(PULL.subject, encode({ node: o.id, freeMcpu: 0, freeMemMb: 0, max: slots } satisfies PullRequest), { timeoutMs: PULL_TIMEOUT_MS });
-        },
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
         ...(o.deployed === undefined ? {} : { programs: o.deployed.cache }),
@@ -212,7 +213,10 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
 function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores, local: (req: NodeRequest) => Promise<void>): void {
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
+  let heldUntilMs = 0;
   const leaderDeps = {
+    // The stale-leader mutant skips the lease fence, this half of it too.
+    leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
     bus: o.bus,
     system,
     table: st.table,
@@ -234,6 +238,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
       holder: o.id,
       ttlMs: timing.leaseTtlMs,
       renewEveryMs: timing.leaseRenewMs,
+      onHeld: (untilMs) => (heldUntilMs = untilMs),
       onElected: (term) => {
         o.logger.info({ term }, 'elected scheduler leader');
         leaderChain = leaderChain.then(async () => {

@@ -8,13 +8,13 @@ import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, extname, isAbsolute, join, resolve, sep } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
-import { build, type Message, type Plugin } from 'esbuild';
+import { pathToFileURL } from 'node:url';
+import { build, stop, type Message, type Plugin } from 'esbuild';
 import { FunctionProc, ServiceProc, type ProcKind } from '../proc/types.js';
 import { DeployError } from './errors.js';
+import { PACKAGE_ROOT } from './paths.js';
+import { typeCheck } from './typecheck.js';
 
-/** The package a bundle imports `sigma-ts` from: this one (dist/src/programs/ is three levels down). */
-export const PACKAGE_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 /** A bundle larger than this is refused at deploy: programs are code, data belongs elsewhere. */
 export const PROGRAM_BYTES_MAX = 8 * 1024 * 1024;
 /** Entries tried in a directory without a package.json `main`. */
@@ -74,8 +74,10 @@ const ownBuildExternal: Plugin = {
 const where = (m: Message): string => (m.location === null ? '' : `${m.location.file}:${m.location.line}:${m.location.column + 1}: `);
 
 /** Bundles and checks `path`; every refusal is a DeployError. */
-export async function bundleProgram(path: string): Promise<Bundle> {
+export async function bundleProgram(path: string, o: { typeCheck?: boolean } = {}): Promise<Bundle> {
   const { entry, name } = entryOf(path);
+  // The compiler runs beside the bundling and the load check; a syntax error is reported as esbuild's.
+  const typed = o.typeCheck === false ? Promise.resolve(undefined) : typeCheck(entry, path).then(() => undefined, (e: unknown) => e);
   let code: Uint8Array;
   try {
     const out = await build({ entryPoints: [entry], bundle: true, format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'silent', external: ['sigma-ts', 'sigma-ts/*'], plugins: [ownBuildExternal], banner: { js: REQUIRE_BANNER }, legalComments: 'none' });
@@ -87,6 +89,8 @@ export async function bundleProgram(path: string): Promise<Bundle> {
   }
   if (code.length > PROGRAM_BYTES_MAX) throw new DeployError('too-large', `${path} bundles to ${code.length} bytes, over the limit of ${PROGRAM_BYTES_MAX}; keep data out of the program`);
   const kind = await checkedKind(code, path);
+  const typeError = await typed;
+  if (typeError !== undefined) throw typeError;
   return { code, hash: hashOf(code), kind, defaultName: name };
 }
 
@@ -115,6 +119,12 @@ export async function checkedKind(code: Uint8Array, path: string): Promise<ProcK
     rmSync(dir, { recursive: true, force: true });
   }
 }
+
+/**
+ * Stops esbuild's service process (the next bundle starts another): a long-lived process that deployed
+ * once (the launcher) would otherwise keep it, and it wakes tens of times a second while idle.
+ */
+export const stopBundler = (): Promise<void> => stop();
 
 /** `<dir>/node_modules/sigma-ts` -> this package: how bundles below `dir` find the SDK. */
 export function linkSdk(dir: string): void {

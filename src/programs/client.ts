@@ -15,11 +15,11 @@ export async function programStore(bus: Bus): Promise<ProgramStore> {
 }
 
 /** Bundles `path` (a .ts/.js file or a directory), checks it, stores it as the next version of (realm, name). */
-export async function deploy(bus: Bus, path: string, o: { name?: string; realm?: string } = {}): Promise<DeployResult> {
+export async function deploy(bus: Bus, path: string, o: { name?: string; realm?: string; typeCheck?: boolean } = {}): Promise<DeployResult> {
   const realm = o.realm ?? 'default';
   checkName('realm', realm);
   if (o.name !== undefined) checkName('program', o.name);
-  const b = await bundleProgram(path);
+  const b = await bundleProgram(path, { typeCheck: o.typeCheck !== false });
   const name = o.name ?? b.defaultName;
   checkName('program', name);
   const v = await (await programStore(bus)).deploy(realm, name, b);

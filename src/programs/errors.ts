@@ -2,6 +2,7 @@
 export type DeployErrorType =
   | 'no-entry' // the path names no file or directory with an entry module
   | 'syntax' // the bundler refused it (the compiler's message is in `message`)
+  | 'type' // TypeScript that does not type-check (the compiler's diagnostics are in `message`)
   | 'load' // the bundle threw while it was loaded for the check
   | 'not-a-proc' // no default export of a class extending FunctionProc or ServiceProc
   | 'too-large' // the bundle is over PROGRAM_BYTES_MAX

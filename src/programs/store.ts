@@ -154,8 +154,6 @@ export class ProgramStore {
    * scheduler's resolve) costs no KV read once its program is known; a program the watch has not
    * brought yet is read. A version changed by a deploy reaches new spawns once the watch delivers it
    * (a few ms); a removed one stops resolving then too. A watch that ends leaves every spawn to a read.
-   */
-  /**
    * `onCurrent`: a version of one of cluster.config.ts's programs became current (the node fetches its
    * bundle ahead of the first spawn, as it would have the module on disk before deploys existed; a
    * realm's own deploys are fetched on their first spawn).

@@ -29,9 +29,9 @@ export async function testCluster(input: ClusterInput = {}, realms = ['default']
   process.env['SIGMA_LOG'] ??= 'warn';
   const dataDir = mkdtempSync(join(tmpdir(), 'sigma-test-'));
   // Gateways on free ports unless a test asks (tests run side by side; 8080 is the shipped default).
-  const config = defineCluster({ nodes: 3, gateway: { port: 0 }, ...input, nats: { embedded: true, port: 0 }, dataDir, realms });
+  const config = defineCluster({ nodes: 3, gateway: { port: 0 }, ...input, nats: { port: 0, ...input.nats, embedded: true }, dataDir, realms });
   const cluster = await startCluster(config);
-  const bus = await connectBus({ servers: [cluster.natsUrl], name: 'test' });
+  const bus = await connectBus({ servers: [cluster.natsUrl], name: 'test', replicas: config.nats.replicas });
   const client = await SigmaClient.connect(bus);
   for (const r of realms) await untilScheduler(() => client.createRealm(r));
   const systems = new Map<string, ActorSystem>();

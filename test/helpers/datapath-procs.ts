@@ -126,7 +126,10 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     t.is(forged.kind, 'ok', forged.message);
     t.is(await answer('victim', 'count', 'other'), '0', 'nothing crossed into the other realm');
     t.is(await answer('local', 'count'), '0', 'the replayed and the foreign-buffer descriptors were not delivered');
-    const after = await waitFor(status, (s) => s.receiverRejects['stale-generation'] > before.receiverRejects['stale-generation'] && s.receiverRejects['wrong-owner'] > before.receiverRejects['wrong-owner']);
+    // One status, no waiting: the node asks its hosts for their counters when asked for its status.
+    const after = await status();
+    t.true(after.receiverRejects['stale-generation'] > before.receiverRejects['stale-generation'], JSON.stringify(after.receiverRejects));
+    t.true(after.receiverRejects['wrong-owner'] > before.receiverRejects['wrong-owner'], JSON.stringify(after.receiverRejects));
     const grew = (k: string): number => (after.violations[k] ?? 0) - (before.violations[k] ?? 0);
     t.true(grew('cross-realm') >= 4, JSON.stringify(after.violations));
     t.true(grew('src-spoofed') >= 4, JSON.stringify(after.violations));
@@ -153,14 +156,18 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
   serial(`datapath ${mode} - a killed proc's and a killed host's buffers are reclaimed`, async (t) => {
     const used = async (): Promise<number> => (await status()).pools['default']!.bytesUsed;
     const baseline = await used();
-    const hoard = await service('dp-hoarder', 'hoard');
+    // LC receivers: a BE host runs in a cpu.idle cgroup and, with the suite loading the machine, may
+    // not read its socket before the flood's own host is gone, which takes back the buffers still in
+    // flight (one-way sends are at most once): the test is of reclaiming what a receiver holds.
+    const receiver = { lc: true, mcpu: 500 };
+    const hoard = await service('dp-hoarder', 'hoard', receiver);
     t.deepEqual((await run({ program: 'dp-flood', args: ['hoard', 20, 2000] })).data, { sent: 20, failed: {} });
     t.true((await waitFor(used, (u) => u >= baseline + 20 * 2048)) >= baseline + 20 * 2048);
     await tc.client.evict(hoard.pid);
     t.is((await tc.client.waitExit(hoard.pid, { timeoutMs: WAIT_MS })).kind, 'evicted');
     t.is(await waitFor(used, (u) => u === baseline), baseline, 'an evicted proc gives everything back');
 
-    const doomed = await service('dp-hoarder', 'doomed', { dedicated: true });
+    const doomed = await service('dp-hoarder', 'doomed', { ...receiver, dedicated: true });
     t.deepEqual((await run({ program: 'dp-flood', args: ['doomed', 20, 2000] })).data, { sent: 20, failed: {} });
     await waitFor(used, (u) => u >= baseline + 20 * 2048);
     const killed = await run({ program: 'dpcall', args: ['doomed', 'die'] });

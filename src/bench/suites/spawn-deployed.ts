@@ -1,5 +1,6 @@
 /**
- * The spawn suite's deployed-program figures: `deploy_ms` (bundle, check and store a ~100 KB program)
+ * The spawn suite's deployed-program figures: `deploy_ms` (type-check, bundle, check and store a ~100 KB
+ * TypeScript program, as users write them)
  * and `cold_start_deployed_p50_ms` (a spawn of that freshly deployed program on a node that has never
  * seen it, to its first line, the node's fetch from the store included).
  */
@@ -15,7 +16,7 @@ export const DEPLOYED_PROGRAM_BYTES = 100 * 1024;
 const deployedProgram = (procTypes: string, i: number): string => `import { FunctionProc } from ${JSON.stringify(procTypes)};
 const PAD = ${JSON.stringify(`${i}:`.padEnd(DEPLOYED_PROGRAM_BYTES, 'x'))};
 export default class Stamp extends FunctionProc {
-  run() { return PAD.length > 0 ? process.hrtime.bigint().toString() : '0'; }
+  run(): string { return PAD.length > 0 ? process.hrtime.bigint().toString() : '0'; }
 }
 `;
 
@@ -24,7 +25,7 @@ export async function measureDeployed(o: { bus: Bus; dir: string; procTypes: str
   const deployMs: number[] = [];
   const coldMs: number[] = [];
   for (let i = 0; i < o.count; i++) {
-    const file = join(o.dir, `deployed-${i}.js`);
+    const file = join(o.dir, `deployed-${i}.ts`);
     writeFileSync(file, deployedProgram(o.procTypes, i));
     const t0 = performance.now();
     await deploy(o.bus, file, { name: `deployed-${i}`, realm: 'default' });

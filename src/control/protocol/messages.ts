@@ -23,14 +23,6 @@ export interface EvictRequest {
   graceMs?: number;
 }
 
-/** From a node with spare capacity: it offers `max` best-effort slots (σOS's pull of BE work). */
-export interface PullRequest {
-  node: string;
-  freeMcpu: number;
-  freeMemMb: number;
-  max: number;
-}
-
 export interface RealmRequest {
   name: string;
   /** At creation, and for REALM_QUOTA. */
@@ -84,7 +76,6 @@ const cast = <T>(ok: boolean, v: unknown): T | undefined => (ok ? (v as T) : und
 
 export const spawnRequest: Decoder<SpawnRequest> = (v) => cast(isObj(v), v);
 export const evictRequest: Decoder<EvictRequest> = (v) => cast(isObj(v) && isStr(v['pid']) && (v['graceMs'] === undefined || isNum(v['graceMs'])), v);
-export const pullRequest: Decoder<PullRequest> = (v) => cast(isObj(v) && isStr(v['node']) && isInt(v['max']), v);
 export const realmRequest: Decoder<RealmRequest> = (v) => cast(isObj(v) && isStr(v['name']) && (v['quota'] === undefined || realmQuota(v['quota']) !== undefined), v);
 export const procEvent: Decoder<ProcEvent> = (v) => {
   if (!isObj(v) || !isStr(v['pid']) || !isStr(v['node'])) return undefined;

@@ -28,6 +28,8 @@ export interface NodeRecord {
   address: string;
   startedAtMs: number;
   heartbeatSeq: number;
+  /** Best-effort procs it runs at once: the scheduler places BE work against these (there is no pull). */
+  beSlots: number;
   /** Where its node-to-node data-path channel listens, and its endpoint-id range (src/node/datapath/ids.ts). */
   datapath?: DataPathAddress;
   /** Whether its proc hosts are sandboxed, and each protection that is missing where they are not. */
@@ -161,7 +163,7 @@ export const procRecord: Decoder<ProcRecord> = (v) => {
   return v as unknown as ProcRecord;
 };
 
-export const nodeRecord: Decoder<NodeRecord> = (v) => (isObj(v) && isStr(v['id']) && isNum(v['mcpu']) && isNum(v['memMb']) ? (v as unknown as NodeRecord) : undefined);
+export const nodeRecord: Decoder<NodeRecord> = (v) => (isObj(v) && isStr(v['id']) && isNum(v['mcpu']) && isNum(v['memMb']) && isInt(v['beSlots']) && v['beSlots'] >= 0 ? (v as unknown as NodeRecord) : undefined);
 
 export const leaseRecord: Decoder<LeaseRecord> = (v) => (isObj(v) && isStr(v['holder']) && isInt(v['term']) ? (v as unknown as LeaseRecord) : undefined);
 

@@ -19,7 +19,6 @@ export const SPAWN: Rpc<m.SpawnRequest, m.SpawnReply> = { subject: 'sigma.sched.
 /** Served by the scheduler, which forwards to the proc's node. */
 export const EVICT: Rpc<m.EvictRequest, Ack> = { subject: 'sigma.sched.evict', request: m.evictRequest, reply: decodeAck };
 /** From a node with spare capacity; the BE procs come back as run orders on the node's own subject. */
-export const PULL: Rpc<m.PullRequest, Ack> = { subject: 'sigma.sched.pull', request: m.pullRequest, reply: decodeAck };
 export const REALM_CREATE: Rpc<m.RealmRequest, Ack> = { subject: 'sigma.realm.create', request: m.realmRequest, reply: decodeAck };
 export const REALM_REMOVE: Rpc<m.RealmRequest, Ack> = { subject: 'sigma.realm.remove', request: m.realmRequest, reply: decodeAck };
 /** Sets a realm's quota (the request's `quota`, `{}` for none); procs already live stay. */

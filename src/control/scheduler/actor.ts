@@ -4,7 +4,7 @@ import { ControlError } from '../errors.js';
 import { evict, removePending, runTaken } from './evict.js';
 import { finish, onExit, recordExit } from './exits.js';
 import { checkNodes, nodeDown, nodeUp } from './nodes.js';
-import { accept, created, createExists, createFailed, dispatch, drain, pull, spawn, spawnResolved } from './placing.js';
+import { accept, created, createExists, createFailed, dispatch, drain, spawn, spawnResolved } from './placing.js';
 import { realmCreate, realmGone, realmRemove, realmsChanged } from './realms.js';
 import { realmQuota } from './quotas.js';
 import { recover, snapshot } from './recovery.js';
@@ -44,8 +44,6 @@ function route(s: SchedulerState, m: SchedulerMsg): void {
       return createExists(s, m);
     case 'create-failed':
       return createFailed(s, m);
-    case 'pull':
-      return pull(s, m);
     case 'evict':
       return evict(s, m.pid, m.graceMs, m.reply);
     case 'run-taken':

@@ -3,8 +3,14 @@ import type { NodeRecord } from '../protocol/index.js';
 import type { SchedulerState } from './state.js';
 
 export function nodeUp(s: SchedulerState, n: NodeRecord): void {
+  // A record seen before (a reopened watch replays the latest) says nothing of the node now.
+  const beat = `${n.startedAtMs}/${n.heartbeatSeq}`;
+  if (s.lastBeat.get(n.id) === beat) return;
+  s.lastBeat.set(n.id, beat);
   s.lastSeen.set(n.id, s.nowMs());
   s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+  // Its BE slots, as its heartbeat states them: the scheduler counts what it runs there against them.
+  s.credits.set(n.id, n.beSlots);
   s.ops.drain();
 }
 
@@ -16,6 +22,7 @@ export function checkNodes(s: SchedulerState): void {
 export function nodeDown(s: SchedulerState, id: string): void {
   s.log.warn({ node: id }, 'node is down');
   s.lastSeen.delete(id);
+  s.lastBeat.delete(id);
   s.credits.delete(id);
   s.beOn.delete(id);
   for (const pid of s.placements.removeNode(id)) s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });

@@ -259,12 +259,6 @@ export function createFailed(s: SchedulerState, m: Extract<SchedulerMsg, { type:
   answerRepeats(s, r.pid, { ok: false, error: error.toWire() });
 }
 
-export function pull(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'pull' }>): void {
-  s.credits.set(m.node, m.slots);
-  drain(s);
-  m.reply([]);
-}
-
 
 /** A fresh record of this term: key order as the table has always stored it. */
 export function newRecord(s: SchedulerState, spec: ProcSpec, restarts = 0, pid = s.nextPid(spec)): ProcRecord {

