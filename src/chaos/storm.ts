@@ -52,9 +52,9 @@ export async function spawnStorm(client: SigmaClient, keyPrefix: string, until: 
 
 export interface Verdict {
   accepted: number;
-  /** Accepted and no terminal status within SETTLE_MS. */
+  /** Accepted and no terminal status within SETTLE_MS: each as `pid [state on node, runs]`. */
   lost: string[];
-  /** Ran more than once by the nodes' logs. */
+  /** Ran more than once by the nodes' logs: each as `pid [machines that ran it]`. */
   runTwice: string[];
   /** Ran (or got a record) although its spawn was reported failed. */
   ghosts: string[];
@@ -75,13 +75,24 @@ async function readTable(client: SigmaClient): Promise<Map<string, ProcRecord>> 
 }
 
 /** How many times each machine's node logged the proc's run line. */
-function runsOf(world: ChaosWorld, pid: string): number {
+function runsOf(world: ChaosWorld, pid: string, machines = world.machines): number {
   let runs = 0;
-  for (const m of world.machines) {
+  for (const m of machines) {
     const file = join(world.dirOf(m), 'logs', `${pid}.log`);
     if (existsSync(file)) runs += readFileSync(file, 'utf8').split('\n').filter((l) => l.includes(`hello from ${pid} `)).length;
   }
   return runs;
+}
+
+/** Which machines ran the proc, once per run (`m1 m1 m3`). */
+function ranWhere(world: ChaosWorld, pid: string): string {
+  return world.machines.flatMap((m) => Array<string>(runsOf(world, pid, [m])).fill(m.name)).join(' ');
+}
+
+/** A lost proc with what tells why: its record's state and node, and how often it ran. */
+function describeLost(world: ChaosWorld, pid: string, r: ProcRecord | undefined): string {
+  const where = r === undefined ? 'no record' : `${r.state}${r.node === undefined ? '' : ` on ${r.node}`}`;
+  return `${pid} [${where}, ran ${runsOf(world, pid)}x]`;
 }
 
 /** Waits for every accepted proc to be terminal (or SETTLE_MS), then checks the invariants. */
@@ -97,8 +108,8 @@ export async function check(world: ChaosWorld, records: readonly SpawnRecord[]):
   const failed = records.filter((r) => r.failed !== undefined);
   return {
     accepted: accepted.length,
-    lost: accepted.filter((r) => table.get(r.pid)?.state !== 'exited').map((r) => r.pid),
-    runTwice: records.filter((r) => runsOf(world, r.pid) > 1).map((r) => r.pid),
+    lost: accepted.filter((r) => table.get(r.pid)?.state !== 'exited').map((r) => describeLost(world, r.pid, table.get(r.pid))),
+    runTwice: records.filter((r) => runsOf(world, r.pid) > 1).map((r) => `${r.pid} [${ranWhere(world, r.pid)}]`),
     ghosts: failed.filter((r) => table.has(r.pid) || runsOf(world, r.pid) > 0).map((r) => r.pid),
     failed,
     notOk: accepted.filter((r) => table.get(r.pid)?.status !== undefined && table.get(r.pid)!.status!.kind !== 'ok').length,

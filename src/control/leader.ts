@@ -104,6 +104,9 @@ function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
   return { toNode, tellNode };
 }
 
+/** What acknowledges an exit event (any reply does; this one says what it is). */
+const EXIT_ACK = encode({ ok: true });
+
 /** The scheduler's subjects: each request decoded by its subject's decoder; a malformed one is refused. */
 function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () => boolean): Subscription[] {
   const subs: Subscription[] = [];
@@ -135,7 +138,10 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () =>
   void (async () => {
     for await (const m of events) {
       const ev = PROC_EVENT.message(decodeJson(m.data));
-      if (ev !== undefined) sched.tell({ type: 'proc-event', ev });
+      if (ev === undefined) continue;
+      sched.tell({ type: 'proc-event', ev });
+      // An exit is acknowledged (its node sends it again until one is); a start is not.
+      if (ev.type === 'exited' && answering()) m.respond(EXIT_ACK);
     }
   })();
   return subs;

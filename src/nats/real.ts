@@ -308,7 +308,12 @@ class RealBus implements Bus, JetStreamHost {
     this.#live();
     for (let attempt = 1; ; attempt++) {
       try {
-        const opening = options.bind === true ? this.#kvm.open(bucket) : this.#kvm.create(bucket, { history, replicas: this.replicas, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) });
+        // Replicated, reads go to the stream's leader: a direct get may be answered by a follower that
+        // has not applied the last writes yet, and the control plane reads to decide (a proc record
+        // read as absent right after its create ended a node's exit write there: the chaos pause
+        // scenario's procs left `running`). One server has no followers; direct gets are consistent.
+        const consistent = this.replicas > 1 ? { allow_direct: false } : {};
+        const opening = options.bind === true ? this.#kvm.open(bucket, consistent) : this.#kvm.create(bucket, { history, replicas: this.replicas, ...consistent, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) });
         const kv = await bounded(opening, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
         return new RealKv(this, kv, bucket, this.jsTimeoutMs);
       } catch (e) {

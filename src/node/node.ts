@@ -141,6 +141,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
         nodesKv: st.nodesKv,
         namesKv: st.namesKv,
         publish: (ev) => bus.publish(PROC_EVENT.subject, encode(ev)),
+        reportExit: (ev) => bus.request(PROC_EVENT.subject, encode(ev), { timeoutMs: timing.nodeRequestTimeoutMs }).then(() => undefined),
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
         ...(o.deployed === undefined ? {} : { programs: o.deployed.cache }),

@@ -4,7 +4,7 @@ import type { ToNode } from '../../host/protocol.js';
 import { closeLingering, dataPathCall, lingerEndpoint } from './datapath-glue.js';
 import { hostFailed, hostGone, hostUp, place, realmRemoved } from './hosts.js';
 import { answer, datapathStatus, heardFrom, pingHosts } from './pings.js';
-import { CANCEL_GRACE_MS, exited, forceEvict, startEviction, started } from './procs.js';
+import { CANCEL_GRACE_MS, dropUnstarted, exited, forceEvict, reportUnacknowledged, startEviction, started } from './procs.js';
 import { cancel, checkAwaiting, created, markRunning, markRunningLater, recordExit, retryUnrecorded, taken } from './records.js';
 import { NodeState, type NodeManagerConfig, type NodeManagerDeps, type NodeMsg, type NodeOps } from './state.js';
 
@@ -16,6 +16,7 @@ function opsOf(s: NodeState): NodeOps {
     markRunning: (pid, p) => markRunning(s, pid, p),
     recordExit: (pid, p, status) => recordExit(s, pid, p, status),
     lingerEndpoint: (endpoint) => lingerEndpoint(s, endpoint),
+    place: (order) => place(s, order),
   };
 }
 
@@ -24,6 +25,7 @@ function heartbeat(s: NodeState): void {
   const { cfg, deps } = s;
   retryUnrecorded(s);
   checkAwaiting(s);
+  reportUnacknowledged(s);
   const addr = deps.datapath?.peerAddress?.();
   const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, beSlots: cfg.beSlots, ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
   void deps.nodesKv.put(cfg.id, encode(node)).catch((e: unknown) => s.log.warn({ err: e }, 'heartbeat failed'));
@@ -59,7 +61,7 @@ function hostMessage(s: NodeState, hostId: string, msg: ToNode): void {
 /** A deployed program's bundle is fetched into the realm's cache before the proc goes to a host. */
 function runOrder(s: NodeState, order: RunOrder): void {
   const program = order.program;
-  if (program === undefined) return place(s, order);
+  if (program === undefined) return placeOnceRecorded(s, order);
   const files = s.deps.programs;
   if (files === undefined) return s.ops.exited(order.pid, { kind: 'error', message: `node ${s.cfg.id} cannot run deployed programs` });
   files.path(order.spec.realm, program.hash).then(
@@ -73,7 +75,14 @@ function programReady(s: NodeState, m: Extract<NodeMsg, { type: 'program-ready' 
   if (p === undefined) return; // evicted or cancelled meanwhile
   if (m.modulePath === undefined) return s.ops.exited(m.pid, { kind: 'error', message: `could not fetch program ${p.order.spec.program} v${p.order.program?.version}: ${m.error}` });
   p.order = { ...p.order, modulePath: m.modulePath };
-  place(s, p.order);
+  placeOnceRecorded(s, p.order);
+}
+
+/** To a host now, or once its record is known to exist (see Proc.awaitingCreate). */
+function placeOnceRecorded(s: NodeState, order: RunOrder): void {
+  const p = s.procs.get(order.pid);
+  if (p?.awaitingCreate === true) return void (p.startHeld = true);
+  place(s, order);
 }
 
 /** One message to the concern it belongs to. */
@@ -81,13 +90,16 @@ function route(s: NodeState, m: NodeMsg): void {
   switch (m.type) {
     case 'run':
       if (taken(s, m.order) !== undefined) runOrder(s, m.order);
+      // A successor's order for a proc held here for its record: that record is durable, and names this node.
+      else if (m.order.pendingCreate !== true && m.order.revision !== undefined) created(s, m.order.pid, m.order.revision);
       return m.reply();
     case 'program-ready':
       return programReady(s, m);
     case 'created':
       return created(s, m.pid, m.revision);
     case 'cancel':
-      return cancel(s, m.pid, m.term, (p) => startEviction(s, m.pid, p, CANCEL_GRACE_MS));
+      // Not started yet (held for its record, or waiting for a host): it ends at once, having never run.
+      return cancel(s, m.pid, m.term, (p) => (p.hostId === undefined ? dropUnstarted(s, m.pid, p) : startEviction(s, m.pid, p, CANCEL_GRACE_MS)));
     case 'mark-running':
       return markRunningLater(s, m.pid);
     case 'evict': {

@@ -4,6 +4,7 @@ import { decodeNameRecord, encode, type NameRecord, type RunOrder } from '../../
 import type { Status } from '../../proc/types.js';
 import type { NodeState, Proc } from './state.js';
 import { unshare } from './hosts.js';
+import { assert } from '../../assert.js';
 
 /**
  * A function that exits within this delay never has its `running` state written: its exit is the
@@ -18,6 +19,7 @@ export function exited(s: NodeState, pid: string, status: Status): void {
   const p = s.procs.get(pid);
   if (p === undefined) return; // a duplicate report: the first one counted
   s.procs.delete(pid);
+  remember(s, pid, status);
   p.evictTimer?.cancel();
   if (p.endpoint !== undefined) s.ops.lingerEndpoint(p.endpoint);
   const h = s.hostOf(p);
@@ -25,8 +27,55 @@ export function exited(s: NodeState, pid: string, status: Status): void {
   if (h !== undefined && (h.dedicatedTo === pid || (h.tainted && h.procs.size === 0))) h.handle.kill();
   s.ops.recordExit(pid, p, status);
   if (s.cfg.exitTwice === true) s.ops.recordExit(pid, p, status);
-  s.deps.publish({ type: 'exited', pid, node: s.cfg.id, status });
+  reportExit(s, pid, status);
   if (p.order.spec.name !== undefined) void unname(s, p.order, pid);
+}
+
+/**
+ * Heartbeats an exit event is sent again at until a scheduler acknowledges it. Unacknowledged, a
+ * scheduler would count the proc live until a failover (found by the simulator: message-chaos seed
+ * 995, every node's room taken by procs long gone); past this bound its successor's recovery reads
+ * the table, where the exit is written (records.ts).
+ */
+export const EXIT_REPORT_SENDS_MAX = 30;
+
+/** An exit to the scheduler, acknowledged: sent now, and again each heartbeat until it is. */
+export function reportExit(s: NodeState, pid: string, status: Status): void {
+  const u = s.unreported.get(pid) ?? { status, sends: 0, inFlight: false };
+  s.unreported.set(pid, u);
+  if (u.inFlight) return;
+  u.sends++;
+  u.inFlight = true;
+  s.deps.reportExit({ type: 'exited', pid, node: s.cfg.id, status }).then(
+    () => s.unreported.delete(pid),
+    () => {
+      u.inFlight = false;
+      if (u.sends >= EXIT_REPORT_SENDS_MAX) s.unreported.delete(pid);
+    },
+  );
+}
+
+export function reportUnacknowledged(s: NodeState): void {
+  for (const [pid, u] of [...s.unreported]) reportExit(s, pid, u.status);
+}
+
+/** Ended procs a node remembers, so that a repeated order does not run one again (about 100 B each). */
+export const ENDED_REMEMBERED_MAX = 10_000;
+
+function remember(s: NodeState, pid: string, status: Status): void {
+  s.ended.set(pid, status);
+  if (s.ended.size > ENDED_REMEMBERED_MAX) s.ended.delete(s.ended.keys().next().value!);
+}
+
+/**
+ * A proc cancelled before it reached a host never ran: nothing is reported or remembered (a later
+ * order for its pid, from a scheduler whose create of it won, runs it). Its record is ended only if
+ * its own order's create landed after all (records.ts, recordExit of a cancelled proc).
+ */
+export function dropUnstarted(s: NodeState, pid: string, p: Proc): void {
+  assert(p.hostId === undefined, `proc ${pid} never reached a host`);
+  s.procs.delete(pid);
+  s.ops.recordExit(pid, p, { kind: 'evicted', message: 'its spawn was cancelled before it started' });
 }
 
 export function started(s: NodeState, pid: string, actorPath: string | undefined, kind: 'function' | 'service'): void {

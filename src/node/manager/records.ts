@@ -3,6 +3,7 @@ import { assert } from '../../assert.js';
 import type { ProcRecord, RunOrder } from '../../control/protocol/index.js';
 import type { Status } from '../../proc/types.js';
 import type { NodeState, Proc } from './state.js';
+import { reportExit } from './procs.js';
 
 /**
  * Heartbeats a proc may wait for its record before the node reads it back itself (the `created`
@@ -38,10 +39,12 @@ export function markRunning(s: NodeState, pid: string, p: Proc): void {
 
 export function recordExit(s: NodeState, pid: string, p: Proc, status: Status): void {
   if (p.cancelled === true) {
-    // Its spawn was refused, yet a create that timed out may still have landed: end such a
-    // record (a CAS that writes nothing when the record is absent) rather than leave it starting.
+    // Its spawn was refused, yet a create that timed out may still have landed: end such a record
+    // rather than leave it starting. Only the one its own order made: another scheduler's create of
+    // the same key may have won, for a run elsewhere (a CAS that writes nothing when none is ours).
     s.unrecorded.delete(pid);
-    void s.deps.table.exit(pid, { kind: 'error', message: 'its spawn failed: the record could not be written in time' }).catch(() => {});
+    const ours = (r: ProcRecord): boolean => r.state !== 'exited' && r.node === s.cfg.id && r.term === p.order.record?.term;
+    void s.deps.table.transition(pid, (r) => (ours(r) ? { ...r, state: 'exited', status: { kind: 'error', message: 'its spawn failed: the record could not be written in time' } } : undefined)).catch(() => {});
     return;
   }
   s.unrecorded.set(pid, { p, status });
@@ -65,6 +68,10 @@ function recordKnown(s: NodeState, pid: string, p: Proc, revision: number, recor
   p.awaitingCreate = false;
   p.revision = revision;
   if (record !== undefined) p.record = record;
+  if (p.startHeld === true && s.procs.get(pid) === p) {
+    p.startHeld = false;
+    s.ops.place(p.order);
+  }
   if (p.runningHeld === true && s.procs.get(pid) === p) markRunning(s, pid, p);
   const u = s.unrecorded.get(pid);
   if (u !== undefined) recordExit(s, pid, u.p, u.status);
@@ -74,20 +81,28 @@ export function checkAwaiting(s: NodeState): void {
   for (const [pid, a] of [...s.awaiting]) if (++a.heartbeats >= AWAIT_CREATE_HEARTBEATS) readBack(s, pid, a);
 }
 
-/** Reads a started proc's record back: found, what was held back is written; never found, the proc stops. */
+/**
+ * Reads an ordered proc's record back: found here, the proc starts (and what was held back is
+ * written); found on another node, or never found, the proc stops without having started.
+ */
 function readBack(s: NodeState, pid: string, a: { p: Proc; reads: number }): void {
   s.deps.table.get(pid).then(
     (cur) => {
+      // Another scheduler's create of the same key (its predecessor's never landed) placed it elsewhere.
+      if (cur !== undefined && (cur.record.node !== s.cfg.id || cur.record.state === 'exited')) return giveUp(s, pid, `its record names ${cur.record.state === 'exited' ? 'an exited proc' : `node ${cur.record.node}`}`);
       if (cur !== undefined) return recordKnown(s, pid, a.p, cur.revision, cur.record);
       if (++a.reads < AWAIT_CREATE_READS_MAX) return;
-      s.log.warn({ pid }, 'the record of a started proc never appeared; its spawn failed');
-      s.awaiting.delete(pid);
-      // As if the scheduler's `cancel` (a core NATS note, at most once) had come: the proc stops
-      // too, rather than run on unknown to the scheduler (a realm removal would never end it).
-      s.ctx.self.tell({ type: 'cancel', pid });
+      giveUp(s, pid, 'its record never appeared');
     },
     (e: unknown) => s.log.warn({ err: e, pid }, 'could not read back a record; will retry'),
   );
+}
+
+/** As if the scheduler's `cancel` (a core NATS note, at most once) had come: the order is dropped. */
+function giveUp(s: NodeState, pid: string, why: string): void {
+  s.log.warn({ pid }, `an ordered proc is not this node's to run: ${why}; its spawn failed here`);
+  s.awaiting.delete(pid);
+  s.ctx.self.tell({ type: 'cancel', pid });
 }
 
 /** Exits whose write failed go again (each heartbeat), unless still waiting for their record. */
@@ -95,9 +110,14 @@ export function retryUnrecorded(s: NodeState): void {
   for (const [pid, u] of [...s.unrecorded]) if (u.p.awaitingCreate !== true) recordExit(s, pid, u.p, u.status);
 }
 
-/** A run order: a proc this node has not seen yet is taken; a repeated order is acknowledged only. */
+/** A run order: a proc this node has not seen yet is taken; a repeated one is acknowledged only. */
 export function taken(s: NodeState, order: RunOrder): Proc | undefined {
-  if (s.procs.has(order.pid) && s.cfg.rerunRepeatedOrder !== true) return undefined;
+  if (s.cfg.rerunRepeatedOrder !== true) {
+    if (s.procs.has(order.pid)) return undefined;
+    const ended = s.ended.get(order.pid);
+    // Ended here already: the scheduler that sent this may not have seen the exit (core NATS, at most once).
+    if (ended !== undefined) return void reportExit(s, order.pid, ended);
+  }
   const p: Proc = { order, ...(order.record === undefined || order.revision === undefined ? {} : { record: order.record, revision: order.revision }) };
   if (order.pendingCreate === true) {
     // Started before its record is durable (the scheduler creates it meanwhile).

@@ -40,6 +40,8 @@ export interface NodeManagerDeps {
   nodesKv: Kv;
   namesKv: Kv;
   publish(ev: ProcEvent): void;
+  /** An exit event the scheduler acknowledges (rejects when none did in time). */
+  reportExit(ev: Extract<ProcEvent, { type: 'exited' }>): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
   /** Deployed programs' bundles as files hosts load (fetched on first use, cached by hash). */
   programs?: ProgramFiles;
@@ -93,8 +95,14 @@ export interface Proc {
   record?: ProcRecord;
   revision?: number;
   actorPath?: string;
-  /** The order came before its record was durable (RunOrder.pendingCreate): write nothing yet. */
+  /**
+   * The order came before its record was durable (RunOrder.pendingCreate): write nothing yet, and
+   * start nothing: the create is where a spawn happens exactly once (a scheduler paused or killed
+   * before its create landed is succeeded by one whose create of the same key wins).
+   */
   awaitingCreate?: boolean;
+  /** Ready to go to a host (its program fetched) but held until the record is known durable. */
+  startHeld?: boolean;
   /** A `running` write held back until the record exists. */
   runningHeld?: boolean;
   /** Its record could not be created: the spawn was refused, so nothing is ever written for it. */
@@ -124,10 +132,18 @@ export class NodeState {
    */
   readonly unrecorded = new Map<string, { p: Proc; status: Status }>();
   /**
+   * Procs that ended here, newest last (at most ENDED_REMEMBERED_MAX): an order for one again (a
+   * successor's recovery resending a `starting` record's order whose exit it has not seen) is not run
+   * twice; its exit is reported again instead.
+   */
+  readonly ended = new Map<string, Status>();
+  /**
    * Procs started on the fast path whose record is not known to exist yet: pid -> heartbeats waited
    * and reads that found nothing. Cleared by the `created` note, a read that finds it, or `cancel`.
    */
   readonly awaiting = new Map<string, { p: Proc; heartbeats: number; reads: number }>();
+  /** Exit events no scheduler has acknowledged yet, with the heartbeats they have been sent at. */
+  readonly unreported = new Map<string, { status: Status; sends: number; inFlight: boolean }>();
   /** Endpoints of exited procs, oldest first, with the time each may go; closed in batches. */
   readonly lingering: Array<{ endpoint: number; atMs: number }> = [];
   readonly statusWaiters = new Set<StatusWaiter>();
@@ -167,4 +183,6 @@ export interface NodeOps {
   markRunning(pid: string, p: Proc): void;
   recordExit(pid: string, p: Proc, status: Status): void;
   lingerEndpoint(endpoint: number): void;
+  /** To a host: the proc starts. */
+  place(order: RunOrder): void;
 }
