@@ -51,8 +51,9 @@ export function classify(e: unknown, operation: string, timeoutMs: number): unkn
     if (c instanceof InvalidSubjectError || c instanceof NatsInvalidArgumentError) return new InvalidArgumentError(`${operation}: ${c.message}`, { cause: e });
     if (c instanceof RequestError && /disconnected/.test(c.message)) return new DisconnectedError({ cause: e });
   }
-  // A clustered JetStream between leaders (a server lost, a fresh cluster) answers 503 for a moment:
-  // like no responder, it is worth trying again, and callers already do for that type.
+  // A clustered JetStream between leaders (a server lost, a fresh cluster), or a server cut off from
+  // its cluster's majority (test/nats-cluster-contract.test.ts), answers 503: like no responder,
+  // nobody serves it now, it is worth trying again, and callers already do for that type.
   if (e instanceof JetStreamApiError && e.status === 503) return new NoRespondersError(`${operation} (JetStream has no leader for it yet: ${e.message})`, { cause: e });
   if (e instanceof JetStreamApiError && e.status === 400) return new InvalidArgumentError(`${operation}: the server refused it: ${e.message}`, { cause: e });
   return e;

@@ -14,6 +14,7 @@ import { checkSchedule, type Fault } from './faults.js';
 import { renderHtml } from './html.js';
 import { catches, isMutant, MUTANT_NAMES, MUTANT_SEED_BUDGET, MUTANTS, type MutantName } from './mutants.js';
 import { runScenario, type RunOptions } from './run.js';
+import { measureScale, SCALE_NODES_DEFAULT, SCALE_PROCS_PER_NODE_DEFAULT } from './scale.js';
 import type { RunResult, Scenario } from './scenario.js';
 import { shrink } from './shrink.js';
 import { readTrace, writeTrace, type TraceHeader } from './trace.js';
@@ -55,6 +56,8 @@ async function report(s: Scenario, r: RunResult, o: { shrink: boolean; quiet: bo
  */
 export const CONCURRENCY_DEFAULT = 1;
 export const CONCURRENCY_MAX = 64;
+/** Largest cluster `scale` simulates in one process. */
+export const SCALE_NODES_MAX = 5_000;
 /** Failing runs whose traces stay in memory for shrinking and pictures; later ones are written and dropped. */
 export const FAILED_RUNS_KEPT_MAX = 20;
 
@@ -112,6 +115,27 @@ program
     }
     console.log(`replayed ${file}: DIVERGED at event ${d?.line ?? '?'}\n  recorded: ${d?.expected ?? '(end of trace)'}\n  replayed: ${d?.got ?? '(end of run)'}`);
     process.exit(1);
+  });
+
+program
+  .command('scale')
+  .description('one scheduler against 10, 100 and 1,000 simulated node managers: its CPU per placement and its heap')
+  .option('--nodes <list>', 'cluster sizes, comma separated', (v) => v.split(',').map(Number), [...SCALE_NODES_DEFAULT])
+  .option('--procs-per-node <n>', 'procs spawned per node', (v) => Number(v), SCALE_PROCS_PER_NODE_DEFAULT)
+  .option('--json', 'one JSON object on the last line')
+  .action(async (o: { nodes: number[]; procsPerNode: number; json?: boolean }) => {
+    if (!o.nodes.every((n) => Number.isInteger(n) && n > 0 && n <= SCALE_NODES_MAX) || !(Number.isInteger(o.procsPerNode) && o.procsPerNode > 0)) {
+      console.error(`sim scale: --nodes takes sizes 1..${SCALE_NODES_MAX}, --procs-per-node a positive integer`);
+      process.exit(2);
+    }
+    const rows = [];
+    for (const n of o.nodes) {
+      const f = await measureScale(n, n * o.procsPerNode);
+      rows.push(f);
+      if (o.json !== true) console.log(Object.entries(f).map(([k, v]) => `${k}=${v}`).join(' '));
+    }
+    if (o.json === true) console.log(JSON.stringify({ scale: rows }));
+    process.exit(0);
   });
 
 program

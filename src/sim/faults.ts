@@ -1,4 +1,6 @@
+import { assert } from '../assert.js';
 import type { Random } from '../ports/types.js';
+import type { SimCluster } from './nats-cluster.js';
 import type { SimHost } from './host.js';
 import type { LinkFaults } from './network.js';
 import type { Monitor } from './monitor.js';
@@ -18,10 +20,14 @@ export type Fault =
   | { kind: 'partition'; atMs: number; durationMs: number; nodes: string[] }
   | { kind: 'nats-down'; atMs: number; durationMs: number }
   | { kind: 'clock-skew'; atMs: number; durationMs: number; node: string; offsetMs: number; rate: number }
-  | { kind: 'slow-kv'; atMs: number; durationMs: number; node: string; delayMs: number };
+  | { kind: 'slow-kv'; atMs: number; durationMs: number; node: string; delayMs: number }
+  /** A simulated cluster's server killed (-9), restarted after durationMs; `server` is 's1'.. or STORE_LEADER + a store. */
+  | { kind: 'nats-server-crash'; atMs: number; durationMs: number; server: string }
+  /** A simulated cluster's server cut off from the others (a minority), healed after durationMs. */
+  | { kind: 'nats-server-partition'; atMs: number; durationMs: number; server: string };
 
 export type FaultKind = Fault['kind'];
-export const FAULT_KINDS: readonly FaultKind[] = ['node-crash', 'host-crash', 'host-hang', 'proc-crash', 'net', 'partition', 'nats-down', 'clock-skew', 'slow-kv'];
+export const FAULT_KINDS: readonly FaultKind[] = ['node-crash', 'host-crash', 'host-hang', 'proc-crash', 'net', 'partition', 'nats-down', 'clock-skew', 'slow-kv', 'nats-server-crash', 'nats-server-partition'];
 
 /** Bound on faults in one schedule (a nemesis, a scenario or a trace file asking for more is refused). */
 export const FAULTS_MAX = 200;
@@ -36,6 +42,8 @@ export class FaultScheduleError extends Error {
 
 /** A fault target resolved when the fault fires: the node holding the scheduler lease at that moment. */
 export const LEADER = '@leader';
+/** A server target resolved when the fault fires: '@store:KV_sigma_procs' is the server leading that bucket then. */
+export const STORE_LEADER = '@store:';
 
 /** Checks a schedule read from outside (a trace file): kinds known, times finite, nodes existing. */
 export function checkSchedule(faults: unknown[], nodes: readonly string[]): Fault[] {
@@ -45,6 +53,8 @@ export function checkSchedule(faults: unknown[], nodes: readonly string[]): Faul
     if (!FAULT_KINDS.includes(x.kind as FaultKind)) throw new FaultScheduleError(`fault ${i}: unknown kind ${String(x.kind)}; known: ${FAULT_KINDS.join(', ')}`);
     if (!(typeof x.atMs === 'number' && x.atMs >= 0)) throw new FaultScheduleError(`fault ${i}: atMs must be a number >= 0`);
     for (const n of [x['node'], ...((x['nodes'] as unknown[] | undefined) ?? [])]) if (n !== undefined && n !== LEADER && !nodes.includes(n as string)) throw new FaultScheduleError(`fault ${i}: no node ${String(n)}`);
+    const server = x['server'];
+    if (server !== undefined && !(typeof server === 'string' && (/^s\d+$/.test(server) || server.startsWith(STORE_LEADER)))) throw new FaultScheduleError(`fault ${i}: server must be s1, s2, ... or ${STORE_LEADER}<store>, got ${String(server)}`);
     return x as Fault;
   });
 }
@@ -67,6 +77,8 @@ export class FaultController {
   readonly #resolved = new Map<Fault, string[]>();
   readonly #hung = new Map<Fault, SimHost>();
   #down = 0;
+  /** Partition depth per simulated NATS server, as #cut is per node. */
+  readonly #serverCut = new Map<number, number>();
   lastFaultEndMs = 0;
 
   constructor(
@@ -91,19 +103,35 @@ export class FaultController {
   }
 
   #note(what: string, f: Fault): void {
-    this.monitor.trace.add(what, f.kind, 'node' in f ? f.node : 'nodes' in f ? f.nodes.join(',') : null);
+    this.monitor.trace.add(what, f.kind, 'node' in f ? f.node : 'nodes' in f ? f.nodes.join(',') : 'server' in f ? f.server : null);
   }
 
   #targets(f: Fault): string[] {
+    if ('server' in f) return [this.#server(f.server)];
     const named = 'node' in f ? [f.node] : 'nodes' in f ? f.nodes : [];
     const leader = this.monitor.leader() ?? [...this.w.nodes.keys()][0]!;
     return [...new Set(named.map((n) => (n === LEADER ? leader : n)))];
   }
 
+  /** A server name, '@store:X' resolved to the server leading X now (the first server while it has no leader). */
+  #server(target: string): string {
+    const c = this.w.nats.cluster;
+    assert(c !== undefined, `a fault on NATS server ${target} needs a scenario on the replicated model (cluster: true)`);
+    if (!target.startsWith(STORE_LEADER)) return target;
+    return c.leaderName(target.slice(STORE_LEADER.length)) ?? c.servers[0]!.name;
+  }
+
+  #resolve(fault: Fault, targets: string[]): Fault {
+    if ('node' in fault) return { ...fault, node: targets[0]! };
+    if ('nodes' in fault) return { ...fault, nodes: targets };
+    if ('server' in fault) return { ...fault, server: targets[0]! };
+    return fault;
+  }
+
   #apply(fault: Fault): void {
     const targets = this.#targets(fault);
     this.#resolved.set(fault, targets);
-    const f = 'node' in fault ? { ...fault, node: targets[0]! } : 'nodes' in fault ? { ...fault, nodes: targets } : fault;
+    const f = this.#resolve(fault, targets);
     this.#note('fault', f);
     const w = this.w;
     switch (f.kind) {
@@ -146,12 +174,19 @@ export class FaultController {
       case 'slow-kv':
         this.state.slowKvMs.set(f.node, (this.state.slowKvMs.get(f.node) ?? 0) + f.delayMs);
         return;
+      case 'nats-server-crash':
+        return this.#onServer(f.server, (c, i) => c.kill(i));
+      case 'nats-server-partition':
+        return this.#onServer(f.server, (c, i) => {
+          this.#serverCut.set(i, (this.#serverCut.get(i) ?? 0) + 1);
+          c.partition(i, true);
+        });
     }
   }
 
   #heal(fault: Fault): void {
     const targets = this.#resolved.get(fault) ?? this.#targets(fault);
-    const f = 'node' in fault ? { ...fault, node: targets[0]! } : 'nodes' in fault ? { ...fault, nodes: targets } : fault;
+    const f = this.#resolve(fault, targets);
     this.#note('heal', f);
     const w = this.w;
     switch (f.kind) {
@@ -180,10 +215,23 @@ export class FaultController {
         else this.state.slowKvMs.delete(f.node);
         return;
       }
+      case 'nats-server-crash':
+        return this.#onServer(f.server, (c, i) => c.restart(i));
+      case 'nats-server-partition':
+        return this.#onServer(f.server, (c, i) => {
+          const d = (this.#serverCut.get(i) ?? 1) - 1;
+          this.#serverCut.set(i, d);
+          if (d === 0) c.partition(i, false);
+        });
       case 'host-crash':
       case 'proc-crash':
         return;
     }
+  }
+
+  #onServer(name: string, act: (c: SimCluster, i: number) => void): void {
+    const c = this.w.nats.cluster!;
+    act(c, c.indexOf(name));
   }
 
   /** Heals whatever is still in effect (before the settling period). */
@@ -200,6 +248,12 @@ export class FaultController {
     }
     this.#cut.clear();
     this.state.slowKvMs.clear();
+    const c = w.nats.cluster;
+    if (c !== undefined) for (let i = 0; i < c.servers.length; i++) {
+      c.partition(i, false);
+      c.restart(i);
+    }
+    this.#serverCut.clear();
   }
 }
 
@@ -241,6 +295,8 @@ export function nemesis(r: Random, nodes: readonly string[], o: NemesisOptions):
       case 'nats-down': out.push({ kind, atMs, durationMs: Math.min(durationMs, 2_000) }); break;
       case 'clock-skew': out.push({ kind, atMs, durationMs, node, offsetMs: r.int(5_000), rate: 0.9 + r.next() * 0.2 }); break;
       case 'slow-kv': out.push({ kind, atMs, durationMs, node, delayMs: 10 + r.int(200) }); break;
+      case 'nats-server-crash': out.push({ kind, atMs, durationMs, server: `s${1 + (pick % 3)}` }); break;
+      case 'nats-server-partition': out.push({ kind, atMs, durationMs, server: `s${1 + (pick % 3)}` }); break;
     }
   }
   return out.sort((a, b) => a.atMs - b.atMs);

@@ -57,6 +57,11 @@ export class SimStore {
   readonly #followLiteral = new Map<string, Set<Follower>>();
   readonly #followWild = new Set<Follower>();
   #followSeq = 0;
+  /**
+   * Replicas frozen by a cut (a simulated cluster's minority server, by index): each subject's newest
+   * message as it was at the cut, saved just before the first append after it. Empty unless partitioned.
+   */
+  readonly #frozen = new Map<number, Map<string, Stored | null>>();
   /** Told of every message stored, with the message (the simulator's observers: trace, invariants). */
   readonly taps = new Set<(m: Stored) => void>();
 
@@ -83,6 +88,21 @@ export class SimStore {
       set.delete(f);
       if (set.size === 0 && this.#followLiteral.get(filter) === set) this.#followLiteral.delete(filter);
     };
+  }
+
+  freeze(viewer: number): void {
+    if (!this.#frozen.has(viewer)) this.#frozen.set(viewer, new Map());
+  }
+
+  thaw(viewer: number): void {
+    this.#frozen.delete(viewer);
+  }
+
+  /** The newest message on a subject as a frozen replica sees it (the live one if not frozen). */
+  lastSeenBy(viewer: number, subject: string): Stored | undefined {
+    const f = this.#frozen.get(viewer);
+    if (f === undefined || !f.has(subject)) return this.last(subject);
+    return f.get(subject) ?? undefined;
   }
 
   captures(subject: string): boolean {
@@ -141,6 +161,7 @@ export class SimStore {
       const actual = this.last(subject)?.seq ?? 0;
       if (actual !== o.expectedLastSubjectSeq) throw new WrongLastSeq(actual);
     }
+    for (const f of this.#frozen.values()) if (!f.has(subject)) f.set(subject, this.last(subject) ?? null);
     const seq = ++this.#lastSeq;
     const atMs = this.clock.nowMs();
     assert(this.#order.length <= this.#orderHead || this.#order[this.#order.length - 1]! < seq, `stream ${this.name}: sequences increase`);

@@ -28,6 +28,8 @@ import type { Clock, Random, TimerHandle, Timers } from '../ports/types.js';
 import type { Headers as NatsHeaders } from '../nats/types.js';
 import { overlaps, SimStore, WrongLastSeq, type Stored } from './nats-jetstream.js';
 import type { SimNetwork } from './network.js';
+import type { RpcOptions } from './nats.js';
+import type { Access } from './nats-cluster.js';
 
 /** The simulated server as the JetStream side uses it (SimNats, src/sim/nats.ts). */
 export interface JsServer {
@@ -36,6 +38,8 @@ export interface JsServer {
   onStore: ((s: SimStore) => void) | undefined;
   readonly ports: { clock: Clock; timers: Timers; random: Random };
   onResume(client: string, kick: () => void): () => void;
+  /** Whether a client's JetStream calls and deliveries can be served now. */
+  jsServes(client: string): boolean;
   route(from: string, subject: string, data: Uint8Array, headers: NatsHeaders | undefined, reply: string | undefined, capture?: boolean): number;
 }
 
@@ -44,7 +48,7 @@ export interface SimBus {
   readonly name: string;
   readonly net: SimNetwork;
   readonly server: JsServer;
-  rpc<T>(what: string, apply: () => T, options?: { immediate?: boolean }): Promise<T>;
+  rpc<T>(what: string, apply: () => T, options?: RpcOptions<T>): Promise<T>;
   track(end: (discard: boolean) => void): () => void;
 }
 
@@ -79,8 +83,8 @@ class SimKv implements Kv {
     this.#prefix = `$KV.${bucket}.`;
   }
 
-  #call<T>(op: string, key: string, apply: () => T): Promise<T> {
-    return this.bus.rpc(`KV ${op} ${this.bucket}/${key}`, apply);
+  #call<T>(op: string, key: string, apply: () => T, access: Access = 'write', stale?: (server: number) => T): Promise<T> {
+    return this.bus.rpc(`KV ${op} ${this.bucket}/${key}`, apply, { group: this.store.name, access, ...(stale === undefined ? {} : { stale }) });
   }
 
   async create(key: string, value: Uint8Array): Promise<number> {
@@ -99,10 +103,9 @@ class SimKv implements Kv {
 
   async get(key: string): Promise<KvEntry | null> {
     checkKey(key);
-    return this.#call('get', key, () => {
-      const m = this.store.last(this.#prefix + key);
-      return m === undefined || opOf(m) !== 'PUT' ? null : { key, value: m.data, revision: m.seq };
-    });
+    const entry = (m: Stored | undefined): KvEntry | null => (m === undefined || opOf(m) !== 'PUT' ? null : { key, value: m.data, revision: m.seq });
+    // A direct get: any replica answers, a cut off one from what it had when it was cut.
+    return this.#call('get', key, () => entry(this.store.last(this.#prefix + key)), 'direct', (server) => entry(this.store.lastSeenBy(server, this.#prefix + key)));
   }
 
   /** As on the server, the check is on the key's last sequence, a DEL marker's included. */
@@ -139,6 +142,7 @@ class SimKv implements Kv {
         .lastPerSubject(this.#prefix + filter)
         .filter((m) => opOf(m) === 'PUT')
         .map((m) => m.subject.slice(this.#prefix.length)),
+      'read',
     );
   }
 
@@ -161,7 +165,7 @@ class SimKv implements Kv {
       if (include === 'latest') reader.start(this.store.lastSeq, latest, lastMatching);
       else if (include === 'history') reader.start(0, [], lastMatching);
       else reader.start(this.store.lastSeq, [], 0);
-    }).catch((e: unknown) => {
+    }, 'read').catch((e: unknown) => {
       reader.q.end(null, { discard: true });
       throw e;
     });
@@ -220,7 +224,7 @@ class SimReader<T> {
 
   #kick(): void {
     const net = this.bus.net;
-    while (!this.q.ended && this.credit > 0 && net.connected(this.bus.name)) {
+    while (!this.q.ended && this.credit > 0 && this.bus.server.jsServes(this.bus.name)) {
       let m: Stored | undefined;
       while (m === undefined && this.#initial.length > 0) m = this.store.get(this.#initial.shift()!.seq);
       if (m === undefined) {
@@ -283,11 +287,11 @@ class SimStream implements Stream {
       // A stored message is also an ordinary message on its subject.
       if (!r.duplicate) this.bus.server.route(this.bus.name, subject, data, options.headers, undefined, false);
       return { stream: this.name, seq: r.seq, duplicate: r.duplicate };
-    });
+    }, { group: this.name });
   }
 
   async info(): Promise<StreamInfo> {
-    return this.bus.rpc(`stream info ${this.name}`, () => this.store.info());
+    return this.bus.rpc(`stream info ${this.name}`, () => this.store.info(), { group: this.name, access: 'read' });
   }
 
   read(options: ReadOptions = {}): StreamIter<StreamMsg> {
@@ -297,7 +301,7 @@ class SimStream implements Stream {
     const pullMax = options.pullMax ?? STREAM_PULL_MAX;
     checkPositiveInt(pullMax, 'pullMax');
     const reader = new SimReader(this.bus, this.store, options.filter ?? '>', pullMax, pullMax, 'error', `stream ${this.name} read`, (m) => streamMsg(m));
-    this.bus.rpc(`stream read ${this.name}`, () => reader.start(fromSeq - 1, [], 0)).catch((e: unknown) => reader.q.end(e as NatsPortError));
+    this.bus.rpc(`stream read ${this.name}`, () => reader.start(fromSeq - 1, [], 0), { group: this.name, access: 'read' }).catch((e: unknown) => reader.q.end(e as NatsPortError));
     return reader.iter();
   }
 
@@ -313,7 +317,7 @@ class SimStream implements Stream {
         server.consumers.set(key, d);
       }
       return d;
-    });
+    }, { group: this.name });
     return {
       stream: this.name,
       name,
@@ -384,7 +388,7 @@ export class SimDurable {
     const n = this.#readers.length;
     for (let i = 0; i < n; i++) {
       const r = this.#readers[(this.#turn + i) % n]!;
-      if (r.credit > 0 && !r.q.ended && this.bus.net.connected(r.bus.name)) {
+      if (r.credit > 0 && !r.q.ended && this.bus.server.jsServes(r.bus.name)) {
         this.#turn = (this.#turn + i + 1) % n;
         return r;
       }

@@ -17,7 +17,9 @@ import {
   type SubscribeOptions,
   type Subscription,
 } from '../nats/types.js';
+import { SeededRandom } from '../ports/random.js';
 import type { Clock, Random, Timers } from '../ports/types.js';
+import { SimCluster, META_GROUP, type Access, type ClusterOptions } from './nats-cluster.js';
 import { openKv, openStream, type SimDurable } from './nats-js.js';
 import type { SimStore } from './nats-jetstream.js';
 import { SimNetwork, type LinkFaults, type NetHook } from './network.js';
@@ -34,6 +36,11 @@ export interface SimNatsOptions {
   faults?: LinkFaults;
   /** A custom per-message fault hook, consulted on every link. */
   hook?: NetHook;
+  /**
+   * Three (or more) servers with every stream and bucket replicated on each (src/sim/nats-cluster.ts).
+   * Absent: one server, the model every existing seed's trace was recorded on.
+   */
+  cluster?: ClusterOptions;
 }
 
 /**
@@ -62,6 +69,8 @@ const CAPTURE_CACHE_MAX = 10_000;
 export class SimNats {
   readonly network: SimNetwork;
   readonly jsTimeoutMs: number;
+  /** The replicated model's servers and Raft groups; undefined for the single server. */
+  readonly cluster: SimCluster | undefined;
   readonly streams = new Map<string, SimStore>();
   /** Called for every stream or KV bucket the server creates, before its first message. */
   onStore: ((s: SimStore) => void) | undefined;
@@ -87,14 +96,41 @@ export class SimNats {
   ) {
     this.jsTimeoutMs = options.jsTimeoutMs ?? JS_TIMEOUT_MS_DEFAULT;
     this.network = new SimNetwork(ports, options.latencyMs ?? 0, (c, up) => this.#linkChanged(c, up), options.faults ?? {}, options.hook);
+    // Only a cluster draws from a PRNG of its own (elections): the single server's runs draw as before.
+    this.cluster =
+      options.cluster === undefined
+        ? undefined
+        : new SimCluster({ clock: ports.clock, timers: ports.timers, random: new SeededRandom(ports.random.int(0x7fffffff)) }, {
+            orphan: (c, o) => this.network.orphan(c, o),
+            kickAll: () => {
+              for (const set of [...this.#resumers.values()]) for (const k of [...set]) k();
+            },
+            freeze: (i, frozen) => {
+              for (const st of this.streams.values()) if (frozen) st.freeze(i);
+              else st.thaw(i);
+            },
+          }, options.cluster);
   }
 
-  connect(name: string): Bus {
+  /** Whether a client's JetStream calls and deliveries can be served (linked, and its server in a majority). */
+  jsServes(client: string): boolean {
+    return this.network.connected(client) && (this.cluster?.serves(client) ?? true);
+  }
+
+  /** Whether a core message from one client's server reaches another client's. */
+  #reaches(from: string, to: string): boolean {
+    const c = this.cluster;
+    return c === undefined || c.linked(c.serverOf(from), c.serverOf(to));
+  }
+
+  /** A client; in a simulated cluster attached to `o.server` (an index) if given, else round robin. */
+  connect(name: string, o: { server?: number } = {}): Bus {
     const bus = new SimBus(this, name);
     this.network.register(name);
     const set = this.#buses.get(name) ?? new Set<SimBus>();
     set.add(bus);
     this.#buses.set(name, set);
+    this.cluster?.attach(name, o.server);
     return bus;
   }
 
@@ -196,11 +232,17 @@ export class SimNats {
     return hit;
   }
 
+  /** A core publish is stored by a stream only where its leader can commit it. */
+  #stores(from: string, s: SimStore): boolean {
+    const c = this.cluster;
+    return c === undefined || (c.serves(from) && c.leaderOf(s.name) !== undefined);
+  }
+
   route(from: string, subject: string, data: Uint8Array, headers: Headers | undefined, reply: string | undefined, capture = true): number {
-    if (capture) for (const s of this.#capturing(subject)) s.append(subject, data, headers);
+    if (capture) for (const s of this.#capturing(subject)) if (this.#stores(from, s)) s.append(subject, data, headers);
     let count = 0;
     const inbox = this.#inboxes.get(subject);
-    if (inbox !== undefined) {
+    if (inbox !== undefined && this.#reaches(from, inbox.client)) {
       const m: Msg = { subject, data, ...(headers === undefined ? {} : { headers }), respond: () => false };
       this.network.send(inbox.client, 'down', 'core', subject, () => this.#inboxes.get(subject)?.onReply(m));
       count++;
@@ -208,7 +250,7 @@ export class SimNats {
     const plain: SimSub[] = [];
     const groups = new Map<string, SimSub[]>();
     for (const s of this.#interested(subject)) {
-      if (!s.registered || !this.network.connected(s.client)) continue;
+      if (!s.registered || !this.network.connected(s.client) || !this.#reaches(from, s.client)) continue;
       if (s.queue === undefined) plain.push(s);
       else {
         const g = groups.get(s.queue);
@@ -280,6 +322,27 @@ export class SimSub implements Subscription {
   [Symbol.asyncIterator](): AsyncIterator<Msg> {
     return this.q[Symbol.asyncIterator]();
   }
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: unknown };
+
+function settle<T>(f: () => T): Settled<T> {
+  try {
+    return { ok: true, value: f() };
+  } catch (error) {
+    return { ok: false, error };
+  }
+}
+
+/** How a JetStream call travels in a simulated cluster (ignored by the single server). */
+export interface RpcOptions<T> {
+  /** Applied at once, without virtual time, while the server is reachable (opening a bucket or stream). */
+  immediate?: boolean;
+  /** The Raft group serving it: the stream's name, or the meta group (default) for creating one. */
+  group?: string;
+  access?: Access;
+  /** A direct get served by a cut off server from its own frozen replica. */
+  stale?: (server: number) => T;
 }
 
 /** One client connection. */
@@ -414,12 +477,12 @@ export class SimBus implements Bus {
    * back. A lost request or answer makes the caller time out — possibly after the change was applied,
    * exactly the ambiguity a real client faces.
    */
-  rpc<T>(what: string, apply: () => T, options: { immediate?: boolean } = {}): Promise<T> {
+  rpc<T>(what: string, apply: () => T, options: RpcOptions<T> = {}): Promise<T> {
     if (this.#closing) return Promise.reject(new ClosedError());
     this.server.onRpc?.(this.name, what);
     // Opening a bucket or stream takes no virtual time when the server is reachable, so a world can
     // be set up before its clock runs (src/sim/world.ts awaits startNode before advancing time).
-    if (options.immediate === true && this.net.connected(this.name)) {
+    if (options.immediate === true && this.server.jsServes(this.name) && (this.server.cluster === undefined || this.server.cluster.leaderOf(META_GROUP) !== undefined)) {
       try {
         return Promise.resolve(apply());
       } catch (e) {
@@ -440,20 +503,26 @@ export class SimBus implements Bus {
       const onClose = (e: NatsPortError): void => finish(() => reject(e));
       const timer = this.server.ports.timers.setTimeout(() => finish(() => reject(new TimeoutError(what, timeoutMs))), timeoutMs);
       this.#waiting.add(onClose);
+      const answer = (result: Settled<T>): void => this.net.send(this.name, 'down', 'js-api', undefined, () => finish(() => (result.ok ? resolve(result.value) : reject(result.error))));
       this.net.send(this.name, 'up', 'js-api', undefined, () => {
-        let result: { ok: true; value: T } | { ok: false; error: unknown };
-        try {
-          this.server.writer = this.name;
-          this.server.writerSentAtMs = sentAtMs;
-          result = { ok: true, value: apply() };
-        } catch (error) {
-          result = { ok: false, error };
-        } finally {
-          this.server.writer = undefined;
-        }
-        this.net.send(this.name, 'down', 'js-api', undefined, () => finish(() => (result.ok ? resolve(result.value) : reject(result.error))));
+        const execute = (): Settled<T> => this.#apply(apply, sentAtMs);
+        const cluster = this.server.cluster;
+        if (cluster === undefined) return answer(execute());
+        const stale = options.stale;
+        cluster.serve(this.name, options.group ?? META_GROUP, options.access ?? 'write', execute, answer, () => answer({ ok: false, error: new NoRespondersError(what) }), stale === undefined ? undefined : (i) => settle(() => stale(i)));
       });
     });
+  }
+
+  /** Applies a call at the server, naming its writer for the observers' taps. */
+  #apply<T>(apply: () => T, sentAtMs: number): Settled<T> {
+    try {
+      this.server.writer = this.name;
+      this.server.writerSentAtMs = sentAtMs;
+      return settle(apply);
+    } finally {
+      this.server.writer = undefined;
+    }
   }
 
   kv(bucket: string, options: KvOptions = {}): Promise<Kv> {

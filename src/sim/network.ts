@@ -55,6 +55,8 @@ export interface NetworkPorts {
 export class SimNetwork {
   readonly #clients = new Set<string>();
   readonly #cut = new Set<string>();
+  /** Clients whose server died and that have not yet reconnected to another (a simulated cluster). */
+  readonly #orphans = new Set<string>();
   readonly #faults = new Map<string, LinkFaults>();
   /** Last arrival time per link direction, to keep links FIFO under jitter. */
   readonly #lastArrivalMs = new Map<string, number>();
@@ -78,7 +80,7 @@ export class SimNetwork {
   }
 
   connected(client: string): boolean {
-    return !this.#down && !this.#cut.has(client);
+    return !this.#down && !this.#cut.has(client) && !this.#orphans.has(client);
   }
 
   get down(): boolean {
@@ -99,6 +101,15 @@ export class SimNetwork {
     const was = this.connected(client);
     if (cut) this.#cut.add(client);
     else this.#cut.delete(client);
+    const now = this.connected(client);
+    if (was !== now) this.onLink(client, now);
+  }
+
+  /** A clustered client loses its server (or is attached to another): apart from partitions, which faults own. */
+  orphan(client: string, orphaned: boolean): void {
+    const was = this.connected(client);
+    if (orphaned) this.#orphans.add(client);
+    else this.#orphans.delete(client);
     const now = this.connected(client);
     if (was !== now) this.onLink(client, now);
   }

@@ -48,7 +48,7 @@ export async function runScenario(s: Scenario, seed: number, o: RunOptions = {})
   let writer = (): { client: string; sentAtMs: number } | undefined => undefined;
   const monitor = new Monitor(() => now(), trace, { nodeMcpu: SIM_NODE.mcpu, leaseTtlMs: DEFAULT_TIMING.leaseTtlMs, writer: () => writer() });
   const mutations = mutationsOf(o.mutant);
-  const w = await simWorld(seed, { nodes: s.nodes ?? 3, observer: monitor, ...(mutations === undefined ? {} : { mutations }), onNats: (nats) => {
+  const w = await simWorld(seed, { nodes: s.nodes ?? 3, cluster: s.cluster === true, observer: monitor, ...(mutations === undefined ? {} : { mutations }), onNats: (nats) => {
     nats.onStore = (st) => monitor.store(st);
     nats.onRpc = (c, what) => monitor.rpc(c, what);
     writer = () => (nats.writer === undefined ? undefined : { client: nats.writer, sentAtMs: nats.writerSentAtMs });

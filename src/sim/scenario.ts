@@ -14,6 +14,8 @@ export interface Scenario {
   name: string;
   description: string;
   nodes?: number;
+  /** Run on the replicated JetStream of three simulated servers (src/sim/nats-cluster.ts); default one server. */
+  cluster?: boolean;
   /** The fault schedule for one seed, drawn from its own PRNG; times are relative to the workload's start. */
   faults(r: Random, nodes: readonly string[]): Fault[];
   workload(w: World): Promise<void>;

@@ -48,6 +48,8 @@ export interface WorldOptions {
   logger?: Logger;
   mutations?: Mutations;
   observer?: HostObserver & Partial<DataPathObserver>;
+  /** The replicated JetStream of three simulated servers instead of one. */
+  cluster?: boolean;
   /** Called with the simulated NATS before any node connects (observers hook its stores here). */
   onNats?: (nats: SimNats) => void;
 }
@@ -76,7 +78,7 @@ export const RESTART_RETRY_MS = 500;
  */
 export async function simWorld(seed: number, options: WorldOptions = {}): Promise<World> {
   const ports = virtualPorts(seed);
-  const nats = new SimNats(ports, { latencyMs: 1 });
+  const nats = new SimNats(ports, { latencyMs: 1, ...(options.cluster === true ? { cluster: {} } : {}) });
   options.onNats?.(nats);
   const pools = new SimPools();
   const logger = options.logger ?? pino({ level: 'silent' });
