@@ -87,10 +87,10 @@ test('sim - every `created` note lost: nodes read their records back and every e
   for (const node of w.nodes.values()) if (node.running !== undefined) await w.during(node.running.stop(), 5_000);
 });
 
-// A fast-path order whose record never appears (the create failed) and whose `cancel` note was lost:
-// the node reads the record back, gives up after AWAIT_CREATE_READS_MAX reads, and must then stop the
-// proc as a cancel would — else it runs on, unknown to the scheduler, and no realm removal ends it.
-test('sim - a proc whose record never appears is stopped once its node gives up waiting, and nothing is recorded for it', async (t) => {
+// A fast-path order whose record never appears (the create failed, or lost to another scheduler's create
+// of the key) and whose `cancel` note was lost: the node must not start it (the spawn did not happen, and
+// may happen elsewhere), reads the record back, and drops the order after AWAIT_CREATE_READS_MAX reads.
+test('sim - a proc whose record never appears is never started; its node drops the order once it gives up waiting, and nothing is recorded for it', async (t) => {
   const exits = new Map<string, Status>();
   const runs: string[] = [];
   const observer = { hostUp() {}, hostDown() {}, procRun: (_n: string, _h: unknown, pid: string) => void runs.push(pid), procExit: (_n: string, _h: unknown, pid: string, s: Status) => void exits.set(pid, s) };
@@ -104,10 +104,10 @@ test('sim - a proc whose record never appears is stopped once its node gives up 
   const bus = w.nodes.get('node-2')!.bus!;
   await w.during(bus.request(NODE.subject('node-2'), encode({ op: 'run', order: { pid, spec: spec.right, modulePath: SIM_PROGRAMS.sleep!, record, pendingCreate: true } }), { timeoutMs: 2_000 }), 3_000);
   await w.ports.time.advance(1_000);
-  t.deepEqual(runs, [pid], 'the node started it at once');
+  t.deepEqual(runs, [], 'the node holds it until its record exists');
+  await w.ports.time.advance(60_000); // past AWAIT_CREATE_READS_MAX reads
+  t.deepEqual(runs, [], 'never started');
   t.false(exits.has(pid));
-  await w.ports.time.advance(60_000); // past AWAIT_CREATE_READS_MAX reads and the cancel grace
-  t.is(exits.get(pid)?.kind, 'evicted');
   t.false((await table(w)).some((r) => r.pid === pid), 'nothing was written for a spawn that failed');
 });
 
@@ -115,9 +115,7 @@ test('sim - a proc whose record never appears is stopped once its node gives up 
 // and answers unknown-proc): the scheduler sends the eviction again once the node has taken the
 // order, so the proc ends and the removal completes rather than wait on it forever.
 test('sim - an eviction that overtakes its run order goes again once the node has the proc; the realm removal completes', async (t) => {
-  const runs: string[] = [];
-  const observer = { hostUp() {}, hostDown() {}, procRun: (_n: string, _h: unknown, pid: string) => void runs.push(pid), procExit() {} };
-  const w = await simWorld(3, { observer });
+  const w = await simWorld(3);
   await w.ports.time.advance(3_000);
   await w.during(w.client.createRealm('tenant'), 1_000);
   await w.during(w.client.createRealm('default'), 1_000);
@@ -134,7 +132,7 @@ test('sim - an eviction that overtakes its run order goes again once the node ha
   t.not(delayed, undefined, 'the run order went over NATS and was held back');
   await w.during(w.client.removeRealm('tenant', { timeoutMs: 10_000 }), 10_000);
   const rec = (await table(w)).find((r) => r.pid === pid);
-  t.true(runs.includes(pid), 'the node ran it once the order arrived');
+  // Whether it started first depends on its record's `created` note against the eviction: either way it ends.
   t.is(rec?.state, 'exited');
   t.is(rec?.status?.kind, 'evicted');
 });
