@@ -15,6 +15,9 @@ export const STASH_MAX = 100_000;
 /** The liveness check runs this often relative to the node timeout, and never more often than the floor. */
 const TICKS_PER_NODE_TIMEOUT = 4;
 const TICK_MS_MIN = 10;
+/** Pause before reading the state again when a bucket had no stream leader or timed out (an election). */
+export const RECOVER_RETRY_MS = 500;
+const TRANSIENT = new Set(['no-responders', 'timeout', 'disconnected']);
 
 /** The concerns' entry points for one another, bound to one state. */
 function opsOf(s: SchedulerState): SchedulerOps {
@@ -86,6 +89,11 @@ export function schedulerActor(deps: SchedulerDeps) {
     const s = new SchedulerState(deps, ctx);
     Object.assign(s.ops, opsOf(s));
     let stash: SchedulerMsg[] | undefined = [];
+    const readState = (): void =>
+      void snapshot(deps).then(
+        (snap) => ctx.self.tell({ type: 'recovered', ...snap }),
+        (e: unknown) => ctx.self.tell({ type: 'recover-failed', error: e }),
+      );
     return {
       postStop: () => {
         s.active = false;
@@ -94,14 +102,20 @@ export function schedulerActor(deps: SchedulerDeps) {
       // proc table and the buckets; requests wait in the stash until then.
       preStart: () => {
         ctx.scheduleRepeat(Math.max(TICK_MS_MIN, deps.nodeTimeoutMs / TICKS_PER_NODE_TIMEOUT), { type: 'tick' });
-        snapshot(deps).then(
-          (snap) => ctx.self.tell({ type: 'recovered', ...snap }),
-          (e: unknown) => ctx.self.tell({ type: 'recover-failed', error: e }),
-        );
+        readState();
       },
       receive: (m: SchedulerMsg) => {
-        // Fail into the supervisor, which restarts this actor, which reads its state again.
-        if (m.type === 'recover-failed') throw new Error(`scheduler could not read its state: ${(m.error as Error).message}`, { cause: m.error });
+        if (m.type === 'recover-failed') {
+          // A bucket between stream leaders answers at once: restarted at once, the actor failed past its
+          // supervisor's restart intensity within milliseconds and the lease holder was left with no
+          // scheduler for good (simulator, js-server-crash seed 151). Such a read is tried again later.
+          if (TRANSIENT.has((m.error as { type?: string }).type ?? '')) {
+            s.log.warn({ err: m.error }, `could not read the scheduler's state yet; again in ${RECOVER_RETRY_MS} ms`);
+            return void ctx.ports.timers.setTimeout(readState, RECOVER_RETRY_MS);
+          }
+          // Anything else fails into the supervisor, which restarts this actor, which reads its state again.
+          throw new Error(`scheduler could not read its state: ${(m.error as Error).message}`, { cause: m.error });
+        }
         if (stash === undefined) return route(s, m);
         if (m.type !== 'recovered') {
           if (stash.length < STASH_MAX) stash.push(m);

@@ -109,10 +109,41 @@ export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnRep
   s.live.set(created.pid, created);
   s.creating.set(created.pid, undefined);
   if (created.node !== undefined && !checked) send(s, created);
-  s.deps.table.create(created).then(
+  createRecord(s, created).then(
     (revision) => s.ctx.self.tell({ type: 'created', record: created, revision, reply, checked }),
-    (e: unknown) => s.ctx.self.tell(checked && (e as { type?: string }).type === 'key-exists' ? { type: 'create-exists', record: created, reply } : { type: 'create-failed', record: created, error: e, reply }),
+    (e: unknown) => s.ctx.self.tell((checked || e instanceof TakenError) && (e as { type?: string }).type === 'key-exists' ? { type: 'create-exists', record: created, reply } : { type: 'create-failed', record: created, error: e, reply }),
   );
+}
+
+/** Creates tried while JetStream has no leader for the proc table (an election: 4-9 s), 500 ms apart. */
+export const CREATE_ATTEMPTS_MAX = 20;
+export const CREATE_RETRY_MS = 500;
+
+/** A retried create found the pid's record, made by another scheduler (a predecessor's create of the key). */
+class TakenError extends Error {
+  readonly type = 'key-exists';
+}
+
+/**
+ * The record's create, tried again when it timed out or found no stream leader (found by the simulator,
+ * js-leader-change, and the chaos nats-server scenario: spawns refused `internal` during an election).
+ * A retry that finds the key reads it: this term's record is our own earlier attempt, which landed.
+ */
+async function createRecord(s: SchedulerState, rec: ProcRecord): Promise<number> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await s.deps.table.create(rec);
+    } catch (e) {
+      const type = (e as { type?: string }).type;
+      if (type === 'key-exists' && attempt > 1) {
+        const cur = await s.deps.table.get(rec.pid);
+        if (cur?.record.term === rec.term) return cur.revision;
+        throw new TakenError(`proc ${rec.pid} was created by the scheduler of term ${cur?.record.term}`);
+      }
+      if ((type !== 'timeout' && type !== 'no-responders') || attempt >= CREATE_ATTEMPTS_MAX || !s.active) throw e;
+    }
+    await new Promise<void>((r) => s.ctx.ports.timers.setTimeout(r, CREATE_RETRY_MS));
+  }
 }
 
 /** Hands queued work to free room: pending LC procs first, then BE procs to nodes holding credits. */
@@ -179,7 +210,9 @@ export function spawnResolved(s: SchedulerState, m: Extract<SchedulerMsg, { type
 /** A spec whose program is known: a repeated key's first pid, or a new record (within the realm's quota). */
 function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | undefined, idem: Idempotency | undefined, reply: (r: SpawnReply) => void): void {
   const pid = idem === undefined ? undefined : keyedPid(spec.realm, idem.key);
-  if (pid !== undefined && s.live.has(pid)) return repeat(s, pid, reply);
+  // Creating counts too: a proc whose node refused its order has left `live` while its create may still
+  // be in flight, and a second create of the key would take its place (simulator, message-chaos seed 185).
+  if (pid !== undefined && (s.live.has(pid) || s.creating.has(pid))) return repeat(s, pid, reply);
   const over = overQuota(s.quotas.get(spec.realm), s.live.usage(spec.realm), spec);
   if (over !== undefined) return refuse(reply, new ControlError('quota-exceeded', over, 'realm'));
   const rec = newRecord(s, spec, 0, pid);
