@@ -52,6 +52,17 @@ export const META_GROUP = '$meta';
 /** How a call reaches the stores: a write through the leader and a follower, a read at the leader, a KV get at any replica. */
 export type Access = 'write' | 'read' | 'direct';
 
+/** How a call is served by the simulated cluster (SimNats.rpc). */
+export interface RpcOptions<T> {
+  /** Applied at once, without virtual time, while the server is reachable (opening a bucket or stream). */
+  immediate?: boolean;
+  /** The Raft group serving it: the stream's name, or the meta group (default) for creating one. */
+  group?: string;
+  access?: Access;
+  /** A direct get served by a cut off server from its own frozen replica. */
+  stale?: (server: number) => T;
+}
+
 export interface SimServer {
   readonly name: string;
   up: boolean;

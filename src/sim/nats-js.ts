@@ -28,8 +28,7 @@ import type { Clock, Random, TimerHandle, Timers } from '../ports/types.js';
 import type { Headers as NatsHeaders } from '../nats/types.js';
 import { overlaps, SimStore, WrongLastSeq, type Stored } from './nats-jetstream.js';
 import type { SimNetwork } from './network.js';
-import type { RpcOptions } from './nats.js';
-import type { Access } from './nats-cluster.js';
+import type { Access, RpcOptions } from './nats-cluster.js';
 
 /** The simulated server as the JetStream side uses it (SimNats, src/sim/nats.ts). */
 export interface JsServer {

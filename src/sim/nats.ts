@@ -19,7 +19,7 @@ import {
 } from '../nats/types.js';
 import { SeededRandom } from '../ports/random.js';
 import type { Clock, Random, Timers } from '../ports/types.js';
-import { SimCluster, META_GROUP, type Access, type ClusterOptions } from './nats-cluster.js';
+import { SimCluster, META_GROUP, type ClusterOptions, type RpcOptions } from './nats-cluster.js';
 import { openKv, openStream, type SimDurable } from './nats-js.js';
 import type { SimStore } from './nats-jetstream.js';
 import { SimNetwork, type LinkFaults, type NetHook } from './network.js';
@@ -335,15 +335,6 @@ function settle<T>(f: () => T): Settled<T> {
 }
 
 /** How a JetStream call travels in a simulated cluster (ignored by the single server). */
-export interface RpcOptions<T> {
-  /** Applied at once, without virtual time, while the server is reachable (opening a bucket or stream). */
-  immediate?: boolean;
-  /** The Raft group serving it: the stream's name, or the meta group (default) for creating one. */
-  group?: string;
-  access?: Access;
-  /** A direct get served by a cut off server from its own frozen replica. */
-  stale?: (server: number) => T;
-}
 
 /** One client connection. */
 export class SimBus implements Bus {
