@@ -37,7 +37,7 @@ export function onExit(s: SchedulerState, pid: string, status: Status): void {
   if (rec !== undefined && wantsRestart(s, rec, status)) respawn(s, rec);
   if (rec !== undefined && s.removing.has(rec.spec.realm)) s.ops.realmGone(rec.spec.realm);
   // A parent's death does not take its children along unless their spec asks for it.
-  for (const child of [...s.live.values()]) if (child.spec.parent === pid && child.spec.evictWithParent) s.ops.evict(child.pid, EVICT_WITH_PARENT_GRACE_MS, () => {});
+  for (const child of s.live.childrenOf(pid)) if (child.spec.evictWithParent) s.ops.evict(child.pid, EVICT_WITH_PARENT_GRACE_MS, () => {});
   s.ops.drain();
 }
 

@@ -148,6 +148,8 @@ async function createRecord(s: SchedulerState, rec: ProcRecord): Promise<number>
 
 /** Hands queued work to free room: pending LC procs first, then BE procs to nodes holding credits. */
 export function drain(s: SchedulerState): void {
+  // Called on every heartbeat (a node's credits may have changed): with nothing queued, nothing to walk.
+  if (s.lcPending.length === 0 && s.be.size === 0) return;
   // Not a record whose create is still in flight: dispatch moves the record from queued to starting, and
   // a record not there yet would be left queued with nobody to run it (found by the simulator,
   // node-churn seed 19, once the create took two writes); created() drains again.
