@@ -15,6 +15,7 @@ import { Command, InvalidArgumentError } from 'commander';
 import { cleanStaleLabs, createLab, destroyLab, labUnavailable, type Lab } from './lab.js';
 import { runScenario, SCENARIOS, type ScenarioRun } from './scenarios.js';
 import { LEASE_TTL_S, NATS_SERVERS } from './world.js';
+import { percentile } from '../bench/harness.js';
 
 const CLI = fileURLToPath(import.meta.url);
 /** The lab: a client machine (the driver runs there) and three machines, each a node and a NATS server. */
@@ -99,7 +100,7 @@ async function inner(name: string, o: Options, lab: Lab): Promise<void> {
   process.exit(bad ? 1 : 0);
 }
 
-const violations = (r: ScenarioRun): number => r.verdict.lost.length + r.verdict.runTwice.length + r.verdict.ghosts.length + r.verdict.failed.length;
+const violations = (r: ScenarioRun): number => r.verdict.lost.length + r.verdict.runTwice.length + r.verdict.ghosts.length + r.verdict.failed.length + (r.fault.servicesUnrecovered?.length ?? 0);
 const repeat = (name: string, o: Options): string => `npm run chaos -- ${name} --seed ${o.seed}${o.quick === true ? ' --quick' : ''}`;
 
 function summary(r: ScenarioRun): string {
@@ -107,20 +108,22 @@ function summary(r: ScenarioRun): string {
   const failed = v.failed.length === 0 ? '' : ` (${[...new Set(v.failed.map((f) => f.failed))].join(', ')})`;
   const list = (xs: string[]): string => (xs.length === 0 ? '0' : `${xs.length}: ${xs.slice(0, 5).join(' ')}${xs.length > 5 ? ' ...' : ''}`);
   const failover = r.fault.failoverS === undefined ? '' : `, failover ${r.fault.failoverS.toFixed(2)} s`;
-  return `  ${r.scenario}: ${v.accepted} accepted, lost ${list(v.lost)}, run twice ${list(v.runTwice)}, ghosts ${list(v.ghosts)}, failed ${v.failed.length}${failed}, not ok ${v.notOk}${failover} — ${violations(r) === 0 ? 'ok' : 'VIOLATED'}`;
+  const services = r.fault.serviceRecoveryS === undefined ? '' : `, services back in ${r.fault.serviceRecoveryS.map((s) => s.toFixed(2)).join(' ')} s, never ${list(r.fault.servicesUnrecovered ?? [])}`;
+  return `  ${r.scenario}: ${v.accepted} accepted, lost ${list(v.lost)}, run twice ${list(v.runTwice)}, ghosts ${list(v.ghosts)}, failed ${v.failed.length}${failed}, not ok ${v.notOk}${failover}${services} — ${violations(r) === 0 ? 'ok' : 'VIOLATED'}`;
 }
 
 /** The figures, keys as docs/chaos.md lists them. */
 function totals(runs: ScenarioRun[]): Record<string, number | null> {
   const sum = (f: (r: ScenarioRun) => number): number => runs.reduce((a, r) => a + f(r), 0);
   const failover = runs.find((r) => r.fault.failoverS !== undefined)?.fault;
+  const recoveries = runs.flatMap((r) => r.fault.serviceRecoveryS ?? []);
   return {
     spawns_accepted: sum((r) => r.verdict.accepted),
     procs_lost: sum((r) => r.verdict.lost.length),
     procs_run_twice: sum((r) => r.verdict.runTwice.length),
     ghost_runs: sum((r) => r.verdict.ghosts.length),
     spawns_failed_in_failover: sum((r) => r.verdict.failed.length),
-    service_recovery_p99_s: null, // the service scenario is not written yet (docs/chaos.md)
+    service_recovery_p99_s: recoveries.length === 0 ? null : percentile(recoveries, 99),
     service_lease_ttl_s: LEASE_TTL_S,
     nats_servers: NATS_SERVERS,
     machines: LAB_MACHINES.length - 1,

@@ -8,6 +8,7 @@ import { DEFAULT_TIMING } from '../node/node.js';
 import { setCut, type Lab, type LabMachine } from './lab.js';
 import { check, spawnStorm, type SpawnRecord, type Verdict } from './storm.js';
 import { startWorld, type ChaosWorld } from './world.js';
+import { killServiceMachine } from './service.js';
 
 export interface FaultContext {
   world: ChaosWorld;
@@ -23,6 +24,10 @@ export interface FaultResult {
   failoverS?: number;
   /** Exited procs in the table when that was measured. */
   historyProcs?: number;
+  /** Seconds from a machine's death to each of its services answering by name again (the service scenario). */
+  serviceRecoveryS?: number[];
+  /** Its services that never answered again: a violation. */
+  servicesUnrecovered?: string[];
 }
 
 export interface Scenario {
@@ -90,6 +95,24 @@ export const SCENARIOS: readonly Scenario[] = [
       setCut(m, false);
       log(`${m.name} healed`);
       return {};
+    },
+  },
+  {
+    name: 'service',
+    what: 'services called by name while the machine running most of them is killed (its node and NATS server, kill -9)',
+    async inject({ world, rng, quick, log }) {
+      const t0 = Date.now();
+      let natsKilled = false;
+      const fault = await killServiceMachine(world, rng, log, (m) => {
+        world.killNode(m);
+        const i = world.natsIndex(m);
+        if (i !== undefined) world.nats.kill(i);
+        natsKilled = i !== undefined;
+      });
+      await sleep(Math.max(0, outageMs(quick) - (Date.now() - t0)));
+      await reboot(world, fault.victim, natsKilled);
+      log(`machine ${fault.victim.name} back`);
+      return { serviceRecoveryS: fault.recoveryS, servicesUnrecovered: fault.unrecovered };
     },
   },
   {
