@@ -127,7 +127,9 @@ class TakenError extends Error {
 /**
  * The record's create, tried again when it timed out or found no stream leader (found by the simulator,
  * js-leader-change, and the chaos nats-server scenario: spawns refused `internal` during an election).
- * A retry that finds the key reads it: this term's record is our own earlier attempt, which landed.
+ * A retry that finds the key reads it: a record of this term made at this record's creation time is our
+ * own earlier attempt, which landed. The term alone is not enough: the same scheduler may have made the
+ * key's record for an earlier request whose proc has since exited (message-chaos seed 277 ran it twice).
  */
 async function createRecord(s: SchedulerState, rec: ProcRecord): Promise<number> {
   for (let attempt = 1; ; attempt++) {
@@ -137,7 +139,7 @@ async function createRecord(s: SchedulerState, rec: ProcRecord): Promise<number>
       const type = (e as { type?: string }).type;
       if (type === 'key-exists' && attempt > 1) {
         const cur = await s.deps.table.get(rec.pid);
-        if (cur?.record.term === rec.term) return cur.revision;
+        if (cur !== undefined && cur.record.term === rec.term && cur.record.createdAtMs === rec.createdAtMs) return cur.revision;
         throw new TakenError(`proc ${rec.pid} was created by the scheduler of term ${cur?.record.term}`);
       }
       if ((type !== 'timeout' && type !== 'no-responders') || attempt >= CREATE_ATTEMPTS_MAX || !s.active) throw e;
