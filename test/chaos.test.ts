@@ -49,6 +49,22 @@ for (const seed of [2, 3]) chaosTest(`chaos - a node paused past its lease (seed
   t.deepEqual(labsOf(pid), [], 'every namespace of the run is removed');
 });
 
+chaosTest('chaos - services on a machine that dies answer by name again from elsewhere; nothing lost or run twice; the lab is gone afterwards', async (t) => {
+  t.timeout(300_000);
+  const { code, out, pid } = await runCli(['service', '--quick', '--json', '--seed', '1']);
+  const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop() ?? '{}';
+  const figures = JSON.parse(last) as Record<string, number | null>;
+  t.log(out.split('\n').filter((l) => /service:|chaos:|node of|repeat:/.test(l)).join('\n'));
+  t.deepEqual(Object.keys(figures), KEYS, 'the JSON keys, in order');
+  t.true(/services answer again by name after/.test(out), 'the services on the killed machine answered again');
+  t.is(typeof figures['service_recovery_p99_s'], 'number');
+  t.is(figures['procs_lost'], 0);
+  t.is(figures['procs_run_twice'], 0);
+  t.is(figures['ghost_runs'], 0);
+  t.is(code, figures['spawns_failed_in_failover'] !== 0 ? 1 : 0, 'the exit code: a service never back, or anything else violated, is 1');
+  t.deepEqual(labsOf(pid), [], 'every namespace of the run is removed');
+});
+
 chaosTest('chaos - an interrupted run (SIGINT) removes its lab', async (t) => {
   t.timeout(120_000);
   let seen = false;
