@@ -1,6 +1,6 @@
 import { ControlError } from '../control/errors.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, EVICT, NODE, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeNameRecord, decodeNodeRecord, decodeProcRecord, decodeRealmRecord, nameKey, type EvictRequest, type NameRecord, type NodeRecord, type NodeRequest, type ProcRecord, type RealmQuota, type RealmRecord, type RealmRequest, type Rpc, type SpawnRequest } from '../control/protocol/index.js';
+import { BUCKET, EVICT, NODE, keyedPid, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeNameRecord, decodeNodeRecord, decodeProcRecord, decodeRealmRecord, nameKey, type EvictRequest, type NameRecord, type NodeRecord, type NodeRequest, type ProcRecord, type RealmQuota, type RealmRecord, type RealmRequest, type Rpc, type SpawnRequest } from '../control/protocol/index.js';
 import type { SpecInput } from '../proc/spec.js';
 import type { Status } from '../proc/types.js';
 import type { Bus, Kv } from '../nats/types.js';
@@ -111,7 +111,14 @@ export class SigmaClient {
       } catch (e) {
         const type = (e as { type?: string }).type;
         if (type !== 'no-responders' && type !== 'timeout') throw e;
-        if (this.clock.nowMs() + SPAWN_RETRY_MS >= deadlineMs) throw new ControlError('no-scheduler', `no scheduler answered within ${options.timeoutMs ?? SPAWN_TIMEOUT_MS_DEFAULT} ms (${attempt} attempts, the last: ${type}): no leader was elected meanwhile. A failover takes about the lease TTL; if none comes, the cluster is not running (\`npm run cluster\`)`);
+        if (this.clock.nowMs() + SPAWN_RETRY_MS >= deadlineMs) {
+          // An answer lost, not a spawn: a record under the key's pid means a scheduler took it (the chaos
+          // partition scenario reported spawns failed that had run). A create still in flight can land
+          // after this read: the error says the key finds out.
+          const pid = keyedPid(spec.realm ?? 'default', key);
+          if ((await this.proc(pid).catch(() => undefined)) !== undefined) return pid;
+          throw new ControlError('no-scheduler', `no scheduler answered within ${options.timeoutMs ?? SPAWN_TIMEOUT_MS_DEFAULT} ms (${attempt} attempts, the last: ${type}): no leader was elected meanwhile, and no proc of key ${key} is recorded (one still in flight may yet be: spawn again with that key to find out). A failover takes about the lease TTL; if none comes, the cluster is not running (\`npm run cluster\`)`);
+        }
         await new Promise<void>((r) => this.timers.setTimeout(r, SPAWN_RETRY_MS));
         continue;
       }

@@ -15,6 +15,8 @@ export type ControlErrorType = (typeof CONTROL_ERROR_TYPES)[number];
  * can have it yet (the order may go before the record is durable).
  */
 export type SpawnRequest = SpecInput & { idempotencyKey?: string; fresh?: boolean };
+/** A keyed spawn's pid: the same key in the same realm is the same proc. `k_` keeps keyed pids apart from the scheduler's own `<term>-<seq>` ones (base 36, no `_`). */
+export const keyedPid = (realm: string, key: string): string => `${realm}.k_${key}`;
 export type SpawnReply = { ok: true; pid: string } | { ok: false; error: WireError };
 
 export interface EvictRequest {

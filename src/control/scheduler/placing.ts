@@ -4,7 +4,7 @@ import { parseSpec } from '../../proc/spec.js';
 import type { ProcSpec } from '../../proc/types.js';
 import { ControlError } from '../errors.js';
 import { LC_PENDING_MAX, QueueFullError } from '../placement.js';
-import type { DeployedProgram, ProcRecord, SpawnReply } from '../protocol/index.js';
+import { keyedPid, type DeployedProgram, type ProcRecord, type SpawnReply } from '../protocol/index.js';
 import type { Idempotency, SchedulerMsg, SchedulerState } from './state.js';
 import { overQuota } from './quotas.js';
 
@@ -16,8 +16,6 @@ import { overQuota } from './quotas.js';
 export const LOCAL_FIRST_BE_MAX = 4;
 /** A spawn's idempotency key (the client's, or the caller's own): its pid is keyedPid(realm, key). */
 export const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
-/** `k_` keeps keyed pids apart from the scheduler's own `<term>-<seq>` ones (base 36, no `_`). */
-export const keyedPid = (realm: string, key: string): string => `${realm}.k_${key}`;
 
 /**
  * The fast path: a record placed at accept time has its order sent at once, in parallel with the
