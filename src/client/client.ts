@@ -113,10 +113,10 @@ export class SigmaClient {
         if (type !== 'no-responders' && type !== 'timeout') throw e;
         if (this.clock.nowMs() + SPAWN_RETRY_MS >= deadlineMs) {
           // An answer lost, not a spawn: a record under the key's pid means a scheduler took it (the chaos
-          // partition scenario reported spawns failed that had run). A create still in flight can land
-          // after this read: the error says the key finds out.
+          // partition scenario reported spawns failed that had run). Read within what is left of the
+          // deadline, never past it. A create still in flight can land later: the error says the key finds out.
           const pid = keyedPid(spec.realm ?? 'default', key);
-          if ((await this.proc(pid).catch(() => undefined)) !== undefined) return pid;
+          if ((await this.#within(deadlineMs, this.proc(pid))) !== undefined) return pid;
           throw new ControlError('no-scheduler', `no scheduler answered within ${options.timeoutMs ?? SPAWN_TIMEOUT_MS_DEFAULT} ms (${attempt} attempts, the last: ${type}): no leader was elected meanwhile, and no proc of key ${key} is recorded (one still in flight may yet be: spawn again with that key to find out). A failover takes about the lease TTL; if none comes, the cluster is not running (\`npm run cluster\`)`);
         }
         await new Promise<void>((r) => this.timers.setTimeout(r, SPAWN_RETRY_MS));
@@ -125,6 +125,23 @@ export class SigmaClient {
       if (!reply.ok) throw ControlError.fromWire(reply.error);
       return reply.pid;
     }
+  }
+
+  /** `p`, or undefined once `deadlineMs` has passed (or it failed). */
+  #within<T>(deadlineMs: number, p: Promise<T>): Promise<T | undefined> {
+    return new Promise((resolve) => {
+      const timer = this.timers.setTimeout(() => resolve(undefined), Math.max(0, deadlineMs - this.clock.nowMs()));
+      p.then(
+        (v) => {
+          timer.cancel();
+          resolve(v);
+        },
+        () => {
+          timer.cancel();
+          resolve(undefined);
+        },
+      );
+    });
   }
 
   #newKey(): string {
