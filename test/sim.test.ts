@@ -136,3 +136,42 @@ test('sim - an eviction that overtakes its run order goes again once the node ha
   t.is(rec?.state, 'exited');
   t.is(rec?.status?.kind, 'evicted');
 });
+
+// Exit events are core NATS (at most once): a scheduler that missed them would count the procs live,
+// and their room taken, until a failover (message-chaos seed 995). Nodes send them again each heartbeat
+// until a scheduler acknowledges one.
+test('sim - exit events lost in flight are sent again until acknowledged, and the room they held is used again', async (t) => {
+  const w = await started(11);
+  let dropped = 0;
+  w.nats.network.hook = (e) => (e.subject === 'sigma.sched.event' ? (dropped++, { drop: true }) : undefined);
+  const fill = { program: 'sleep', args: [100], lc: true, mcpu: 2_000 };
+  const first = await w.during(Promise.all([1, 2, 3].map(() => w.client.spawn(fill, { timeoutMs: 2_000 }))), 3_000);
+  await w.ports.time.advance(2_000); // they have run and exited; every exit event so far was dropped
+  t.true(dropped >= 3, `exit events were dropped (${dropped})`);
+  w.nats.network.hook = undefined;
+  const next = await w.during(w.client.spawn(fill, { timeoutMs: 2_000 }), 3_000);
+  await w.ports.time.advance(5_000);
+  const records = await table(w);
+  for (const pid of first) t.is(records.find((r) => r.pid === pid)?.state, 'exited');
+  t.is(records.find((r) => r.pid === next)?.state, 'exited', 'placed once the scheduler learned the room was free');
+});
+
+// A successor's recovery resends the order of every `starting` record; a node that already ran and
+// ended that proc (its exit not yet in the table) must not run it again (the chaos pause scenario).
+test('sim - a repeated run order for a proc that already ended on the node is not run again', async (t) => {
+  const runs: string[] = [];
+  const observer = { hostUp() {}, hostDown() {}, procRun: (_n: string, _h: unknown, pid: string) => void runs.push(pid), procExit() {} };
+  const w = await simWorld(12, { observer });
+  await w.ports.time.advance(3_000);
+  await w.during(w.client.createRealm('default'), 1_000);
+  const pid = await w.during(w.client.spawn({ program: 'sleep', args: [10] }, { timeoutMs: 2_000 }), 3_000);
+  await w.ports.time.advance(2_000);
+  const rec = (await table(w)).find((r) => r.pid === pid);
+  if (rec?.node === undefined) return t.fail(`no record of ${pid} with its node`);
+  t.is(rec.state, 'exited');
+  const bus = w.nodes.get(rec.node)!.bus!;
+  const order = { pid, spec: rec.spec, modulePath: SIM_PROGRAMS.sleep!, record: { ...rec, state: 'starting' } };
+  await w.during(bus.request(NODE.subject(rec.node), encode({ op: 'run', order }), { timeoutMs: 2_000 }), 3_000);
+  await w.ports.time.advance(2_000);
+  t.deepEqual(runs.filter((p) => p === pid), [pid], 'it ran once');
+});
