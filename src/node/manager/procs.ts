@@ -1,10 +1,11 @@
-// Procs as their hosts report them: started (and named), exited (and unnamed), evicted.
+// Procs as their hosts report them: started (and named), exited (reported until acknowledged, and
+// remembered), evicted.
+import { assert } from '../../assert.js';
 import { NAME_DELETE_ATTEMPTS_MAX } from '../../control/names.js';
 import { decodeNameRecord, encode, type NameRecord, type RunOrder } from '../../control/protocol/index.js';
 import type { Status } from '../../proc/types.js';
 import type { NodeState, Proc } from './state.js';
 import { unshare } from './hosts.js';
-import { assert } from '../../assert.js';
 
 /**
  * A function that exits within this delay never has its `running` state written: its exit is the
