@@ -9,8 +9,6 @@ import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './schedul
 
 /** Pause before a leader opens a failed or ended watch again. */
 export const WATCH_REOPEN_MS = 250;
-/** Reads of the realm list after a change before the leader waits for the next change (each read has its own timeout). */
-export const REALMS_READ_ATTEMPTS_MAX = 5;
 /** Grace of an eviction whose request names none. */
 export const EVICT_GRACE_MS_DEFAULT = 2_000;
 /** The scheduler's mailbox: spawn storms queue here while table writes are in flight. */
@@ -191,14 +189,7 @@ function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () 
   ).catch(() => {});
   void follow(
     () => d.realmsKv.watch({}),
-    async () => {
-      // A read that fails (NATS slow or away) must not end the watch loop (found by the simulator:
-      // slow KV during a realm change). Each attempt is bounded by the KV call's own timeout.
-      for (let attempt = 1; attempt <= REALMS_READ_ATTEMPTS_MAX; attempt++) {
-        const names = await d.realmsKv.keys().catch(() => undefined);
-        if (names !== undefined) return void sched.tell({ type: 'realms', names });
-      }
-    },
+    (e) => sched.tell({ type: 'realm-seen', name: e.key, present: e.value !== null }),
   ).catch(() => {});
   return watches;
 }

@@ -61,7 +61,13 @@ export function realmGone(s: SchedulerState, name: string): void {
 }
 
 /** The realm list changed in the bucket: realms being removed stay out. */
-export function realmsChanged(s: SchedulerState, names: string[]): void {
-  s.realms = new Set(names.filter((n) => !s.removing.has(n)));
+/**
+ * One change of the realms bucket, applied as the watch delivers it. (A list read after each change
+ * could answer after a realm this scheduler had just created, and took it away again until the next
+ * change: a spawn right after `createRealm` was refused unknown-realm.)
+ */
+export function realmSeen(s: SchedulerState, name: string, present: boolean): void {
+  if (present && !s.removing.has(name)) s.realms.add(name);
+  if (!present) s.realms.delete(name);
 }
 

@@ -52,7 +52,8 @@ export type SchedulerMsg =
   | { type: 'node-up'; node: NodeRecord }
   | { type: 'tick' }
   | { type: 'node-down'; id: string }
-  | { type: 'realms'; names: string[] }
+  /** A realm's record written (present) or deleted, as the realms watch saw it, in the bucket's order. */
+  | { type: 'realm-seen'; name: string; present: boolean }
   | { type: 'realm-create'; name: string; quota?: RealmQuota; reply: AckReply }
   | { type: 'realm-quota'; name: string; quota: RealmQuota; reply: AckReply }
   | { type: 'realm-remove'; name: string; reply: AckReply }

@@ -20,7 +20,10 @@ export function exited(s: NodeState, pid: string, status: Status): void {
   const p = s.procs.get(pid);
   if (p === undefined) return; // a duplicate report: the first one counted
   s.procs.delete(pid);
-  remember(s, pid, status);
+  // Only a proc that reached a host may have run: one evicted while held for its record never did, and
+  // a later order for its pid (a successor's create of the key won) must run it (simulator,
+  // realm-teardown-under-load seed 1152: left `starting`).
+  if (p.hostId !== undefined) remember(s, pid, status);
   p.evictTimer?.cancel();
   if (p.endpoint !== undefined) s.ops.lingerEndpoint(p.endpoint);
   const h = s.hostOf(p);
