@@ -80,7 +80,12 @@ export class ProgramCache implements ProgramFiles {
     assert(REALM_NAME.test(realm), `a realm name is a token: ${realm}`);
     const dir = join(this.root, realm);
     if (this.#dirs.has(dir)) return dir; // made (and owned) by this process already: no syscalls per spawn
-    if (!existsSync(dir)) mkdirSync(dir, { mode: OWNER_ONLY });
+    // Nodes sharing a data directory (one machine, a test cluster) may make it at the same moment.
+    try {
+      mkdirSync(dir, { mode: OWNER_ONLY });
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+    }
     const gid = this.o.groupOf?.(realm);
     if (gid !== undefined) {
       chownSync(dir, 0, gid);
