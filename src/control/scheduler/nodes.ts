@@ -7,16 +7,24 @@ export function nodeUp(s: SchedulerState, n: NodeRecord): void {
   const beat = `${n.startedAtMs}/${n.heartbeatSeq}`;
   if (s.lastBeat.get(n.id) === beat) return;
   s.lastBeat.set(n.id, beat);
-  s.lastSeen.set(n.id, s.nowMs());
+  const now = s.nowMs();
+  if (!beatsFlow(s, now)) s.beatsFlowingSinceMs = now;
+  s.freshestBeatMs = now;
+  s.lastSeen.set(n.id, now);
   s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
   // Its BE slots, as its heartbeat states them: the scheduler counts what it runs there against them.
   s.credits.set(n.id, n.beSlots);
   s.ops.drain();
 }
 
+/** Whether some node's heartbeat arrived lately (every node beats several times per timeout). */
+const beatsFlow = (s: SchedulerState, now: number): boolean => now - s.freshestBeatMs <= s.deps.nodeTimeoutMs / 2;
+
+/** Down: silent for the timeout while other nodes' heartbeats arrived (counted from when they flow again). */
 export function checkNodes(s: SchedulerState): void {
   const now = s.nowMs();
-  for (const [id, at] of s.lastSeen) if (now - at > s.deps.nodeTimeoutMs) nodeDown(s, id);
+  if (!beatsFlow(s, now)) return;
+  for (const [id, at] of s.lastSeen) if (now - Math.max(at, s.beatsFlowingSinceMs) > s.deps.nodeTimeoutMs) nodeDown(s, id);
 }
 
 export function nodeDown(s: SchedulerState, id: string): void {

@@ -25,6 +25,7 @@ export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcReco
 export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'recovered' }>): void {
   s.realms = new Set(m.realms);
   for (const [realm, quota] of m.quotas) setQuota(s, realm, quota);
+  s.freshestBeatMs = s.beatsFlowingSinceMs = s.nowMs();
   for (const n of m.nodes) {
     s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
     s.lastSeen.set(n.id, s.nowMs()); // a grace period: stale ones time out from here

@@ -106,6 +106,14 @@ export class SchedulerState {
   readonly lastSeen = new Map<string, number>();
   /** Each node's last heartbeat as `<startedAtMs>/<heartbeatSeq>`: a record seen again is no sign of life. */
   readonly lastBeat = new Map<string, string>();
+  /**
+   * When the freshest heartbeat of any node arrived, and since when they have been flowing (scheduler
+   * clock). Silence is only counted while heartbeats flow: when the nodes bucket has no stream leader,
+   * every heartbeat stops at once, which says nothing of the nodes (the chaos partition scenario had
+   * the scheduler declare all three nodes down, its own included, and 64 running procs lost).
+   */
+  freshestBeatMs = 0;
+  beatsFlowingSinceMs = 0;
   realms = new Set<string>();
   /** False once this incarnation stopped: KV calls still under way write nothing more. */
   active = true;
