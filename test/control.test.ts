@@ -1,5 +1,6 @@
 import test from 'ava';
 import { ControlError } from '../src/control/errors.js';
+import { call, SPAWN } from '../src/control/protocol/index.js';
 import type { CounterMsg } from '../src/examples/counter.js';
 import { testCluster, untilScheduler, waitFor, type TestCluster } from './helpers/cluster.js';
 
@@ -30,6 +31,17 @@ test.serial('control - a repeated idempotency key gets the first pid, in flight 
   const e = await t.throwsAsync(tc.client.spawn({ program: 'hello' }, { key: 'no spaces!' }), { instanceOf: ControlError });
   t.is(e?.type, 'bad-spec');
   t.regex(e?.message ?? '', /idempotencyKey must match/);
+});
+
+test.serial("control - a spawn that reaches the scheduler too late for its caller's deadline makes nothing; its key stays free", async (t) => {
+  // 500 ms left is inside the scheduler's margin (SPAWN_EXPIRY_MARGIN_MS): the caller stops waiting before a record could be made.
+  const e = await t.throwsAsync(tc.client.spawn({ program: 'hello', args: ['late'] }, { key: 'late-1', timeoutMs: 500 }), { instanceOf: ControlError });
+  t.regex(e?.message ?? '', /too late .* nothing was made/);
+  t.is(await tc.client.proc('default.k_late-1'), undefined, 'no record');
+  const pid = await tc.client.spawn({ program: 'hello', args: ['in time'] }, { key: 'late-1' });
+  t.is((await tc.client.waitExit(pid, { timeoutMs: 20_000 })).data, 'hello in time');
+  const bad = await call(tc.bus, SPAWN.subject, SPAWN.reply, { program: 'hello', timeLeftMs: 'soon' }, 5_000);
+  t.like(bad, { ok: false, error: { type: 'bad-spec', field: 'timeLeftMs' } });
 });
 
 test.serial('control - an LC function and a failing one', async (t) => {

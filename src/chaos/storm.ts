@@ -4,7 +4,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { SigmaClient } from '../client/client.js';
+import { SPAWN_TIMEOUT_MS_DEFAULT, type SigmaClient } from '../client/client.js';
 import type { ProcRecord } from '../control/protocol/index.js';
 import { REALM, type ChaosWorld } from './world.js';
 
@@ -19,8 +19,8 @@ export interface SpawnRecord {
 
 /** Spawns in flight at once. */
 export const STORM_CONCURRENCY = 8;
-/** How long a spawn keeps trying across a leader change (the client's default: five lease TTLs). */
-export const STORM_SPAWN_TIMEOUT_MS = 15_000;
+/** How long a spawn keeps trying across a leader change: the client's default. */
+export const STORM_SPAWN_TIMEOUT_MS = SPAWN_TIMEOUT_MS_DEFAULT;
 /** After the storm, how long accepted procs may take to reach a terminal status. */
 export const SETTLE_MS = 60_000;
 const SETTLE_POLL_MS = 500;

@@ -76,6 +76,8 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
     nats: { servers: nats.urls, replicas: NATS_SERVERS },
     realms: [REALM],
     dataDir,
+    // The scheduler scenario's 100,000 exited procs of history stay in the table (the default keeps 100,000 per realm).
+    retention: { maxPerRealm: 1_000_000 },
   });
   const bus = await connectBus({ servers: [natsUrl], name: 'chaos', replicas: NATS_SERVERS });
   const users = await followRealmUsers(bus, creds, [REALM], { server: nats }, log);
@@ -98,7 +100,12 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
   const startNodeOnce = async (m: LabMachine): Promise<void> => {
     mkdirSync(dirOf(m), { recursive: true });
     const n = config.nodes.find((c) => c.id === nodeId(m))!;
-    const args = [...nodeArgs(config, n, { natsUrl, hostNatsUrl: nats.urls.join(','), dataDir: dirOf(m) }), '--nats-ping-ms', String(NODE_NATS_PING_MS)];
+    // A node talks to its own machine's NATS server first, as on real machines (and so the scheduler
+    // knows which server dies with it: src/control/leader-placement.ts).
+    const i = machines.indexOf(m);
+    const own = i < NATS_SERVERS ? [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)] : nats.urls;
+    const url = withUser(own.join(','), ADMIN_USER, creds.admin);
+    const args = [...nodeArgs(config, n, { natsUrl: url, hostNatsUrl: own.join(','), dataDir: dirOf(m) }), '--nats-ping-ms', String(NODE_NATS_PING_MS), '--nats-ordered'];
     const err = openSync(join(dataDir, `${m.name}.node.log`), 'a');
     const child = spawn('ip', ['netns', 'exec', m.ns, process.execPath, NODE_MAIN, ...args], { env: { ...nodeEnv(creds), SIGMA_LOG: process.env['SIGMA_LOG'] ?? 'warn' }, stdio: ['ignore', err, err, 'ipc'] });
     children.set(m.name, child);

@@ -1,8 +1,10 @@
 import type { ActorRef, ActorSystem } from '../actors/index.js';
-import type { Bus, Kv, Subscription } from '../nats/types.js';
+import type { Bus, Kv, StreamLeadership, Subscription } from '../nats/types.js';
 import type { Mutations } from './mutations.js';
+import type { Clock } from '../ports/types.js';
 import { fencedKv } from './fence.js';
 import { startRetention, type Retention } from './retention.js';
+import { keepLeadersOff } from './leader-placement.js';
 import { ProcTable } from './proc-table.js';
 import { EVICT, NODE, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
@@ -30,6 +32,8 @@ export interface LeaderDeps {
   mutations?: Mutations;
   /** Exited procs leave the table past this (absent: they stay; the simulator runs without). */
   retention?: Retention;
+  /** Stream leadership on a NATS cluster: the leader keeps the buckets' stream leaders off its own server. */
+  leadership?: StreamLeadership;
   /** Whether the lease is still held by this process's clock (LeaseOptions.onHeld); absent: until stopped. */
   leaseHeld?: () => boolean;
 }
@@ -68,12 +72,14 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     }),
     { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },
   );
-  const subs = serveRequests(d.bus, sched, answering);
+  const subs = serveRequests(d.bus, sched, answering, d.system.ports.clock);
   const watches = followState(d, sched, isActive);
   const history = d.retention === undefined ? undefined : startRetention(new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live), d.system.ports, d.retention, d.system.log);
+  const leaders = d.leadership === undefined ? undefined : keepLeadersOff(d.leadership, d.system.ports, d.system.log);
   return async () => {
     active = false;
     history?.stop();
+    leaders?.stop();
     for (const sub of subs) sub.unsubscribe();
     for (const w of watches) w.stop();
     await d.system.stop(sched);
@@ -106,7 +112,7 @@ function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
 const EXIT_ACK = encode({ ok: true });
 
 /** The scheduler's subjects: each request decoded by its subject's decoder; a malformed one is refused. */
-function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () => boolean): Subscription[] {
+function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () => boolean, clock: Clock): Subscription[] {
   const subs: Subscription[] = [];
   const serve = <Req>(rpc: Rpc<Req, unknown>, toMsg: (req: Req, respond: (v: unknown) => void) => SchedulerMsg): void => {
     const sub = bus.subscribe(rpc.subject);
@@ -126,7 +132,7 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () =>
       }
     })();
   };
-  serve(SPAWN, (input, reply) => ({ type: 'spawn', input, reply }));
+  serve(SPAWN, (input, reply) => ({ type: 'spawn', input, receivedAtMs: clock.nowMs(), reply }));
   serve(EVICT, (r, reply) => ({ type: 'evict', pid: r.pid, graceMs: r.graceMs ?? EVICT_GRACE_MS_DEFAULT, reply }));
   serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, ...(r.quota === undefined ? {} : { quota: r.quota }), reply }));
   serve(REALM_QUOTA, (r, reply) => ({ type: 'realm-quota', name: r.name, quota: r.quota ?? {}, reply }));

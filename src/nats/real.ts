@@ -26,6 +26,7 @@ import {
   type PublishOptions,
   type RequestOptions,
   type Stream,
+  type StreamLeadership,
   type StreamOptions,
   type SubscribeOptions,
   type Subscription,
@@ -56,6 +57,8 @@ export interface ConnectOptions {
    * its own): 3 on a NATS cluster keeps the system's state through the loss of one server. Default 1.
    */
   replicas?: number;
+  /** Try the servers in the order given (the first is this machine's own) rather than shuffled. */
+  ordered?: boolean;
 }
 
 /** JetStream's largest replica count (a Raft group of at most five servers). */
@@ -84,6 +87,7 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
       servers,
       ...(user === undefined ? {} : { user, pass: pass ?? '' }),
       name: options.name,
+      ...(options.ordered === true ? { noRandomize: true } : {}),
       ...(options.inboxPrefix === undefined ? {} : { inboxPrefix: options.inboxPrefix }),
       maxReconnectAttempts: -1,
       reconnectTimeWait: options.reconnectWaitMs ?? RECONNECT_WAIT_MS_DEFAULT,
@@ -253,6 +257,23 @@ class RealBus implements Bus, JetStreamHost {
   async flush(): Promise<void> {
     this.#live();
     await this.nc.flush().catch((e: unknown) => Promise.reject(classify(e, 'flush', 0)));
+  }
+
+  leadership(): StreamLeadership {
+    const stream = (bucket: string): string => `KV_${bucket}`;
+    return {
+      server: () => this.nc.info?.server_name,
+      leaderOf: async (bucket) => {
+        const si = await bounded((await this.jsm()).streams.info(stream(bucket)), `stream info ${stream(bucket)}`, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, `stream info ${stream(bucket)}`, this.jsTimeoutMs)));
+        return (si.cluster?.replicas?.length ?? 0) > 0 ? si.cluster?.leader : undefined;
+      },
+      stepDown: async (bucket) => {
+        const what = `leader stepdown of ${stream(bucket)}`;
+        const m = await this.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream(bucket)}`, new Uint8Array(), { timeoutMs: this.jsTimeoutMs });
+        const r = JSON.parse(new TextDecoder().decode(m.data)) as { success?: boolean; error?: { description?: string } };
+        if (r.success !== true) throw new InvalidArgumentError(`${what}: ${r.error?.description ?? 'refused'}`);
+      },
+    };
   }
 
   jsm(): Promise<JetStreamManager> {

@@ -246,7 +246,23 @@ export interface ObjectStore {
   delete(name: string): Promise<void>;
 }
 
+/**
+ * Who leads a replicated bucket's stream (its Raft group), and a way to move that leadership: a server
+ * that dies while it leads a stream stops that stream for its peers' election timeout (4 to 9 s in
+ * nats-server, fixed). Real NATS clusters only.
+ */
+export interface StreamLeadership {
+  /** The name of the server this connection is on, once connected. */
+  server(): string | undefined;
+  /** The server leading the bucket's stream; undefined while it has none or is not replicated. */
+  leaderOf(bucket: string): Promise<string | undefined>;
+  /** Asks the bucket's stream leader to hand leadership to a current replica (fast: no election timeout). */
+  stepDown(bucket: string): Promise<void>;
+}
+
 export interface Bus {
+  /** Stream leadership of replicated buckets. Real NATS only. */
+  leadership?(): StreamLeadership;
   /** Opens (or creates) an object store bucket. Real NATS only: the simulator has none. */
   objectStore?(bucket: string): Promise<ObjectStore>;
   /** The client's name (shown by the server's monitoring; the simulator's fault key). */

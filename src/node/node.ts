@@ -231,6 +231,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
     ...(o.retention === undefined ? {} : { retention: o.retention }),
+    ...(o.bus.leadership === undefined ? {} : { leadership: o.bus.leadership() }),
   };
   system.spawn(
     leaseActor({

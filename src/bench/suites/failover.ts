@@ -4,43 +4,15 @@ import { join } from 'node:path';
 import { SigmaClient, untilScheduler } from '../../client/client.js';
 import { startCluster } from '../../cluster/launcher.js';
 import { defineCluster } from '../../config/cluster.js';
-import { BUCKET, decodeJson, encode, type LeaseRecord, type ProcRecord } from '../../control/protocol/index.js';
+import { BUCKET, decodeJson, type LeaseRecord } from '../../control/protocol/index.js';
+import { fillHistory } from '../history.js';
 import { connectBus } from '../../nats/real.js';
 import type { Bus } from '../../nats/types.js';
 import { DEFAULT_TIMING } from '../../node/node.js';
 import { ProcTable } from '../../control/proc-table.js';
 import { round, type BenchContext, type Figures, type Suite } from '../harness.js';
 
-/** Writes in flight while the table is filled with history. */
-const FILL_CONCURRENCY = 256;
 const monoMs = (): number => Number(process.hrtime.bigint()) / 1e6;
-
-/** An exited record as the scheduler and a node leave it. */
-function exitedRecord(i: number): ProcRecord {
-  return {
-    pid: `default.hist-${i.toString(36)}`,
-    spec: { program: 'hello', args: [i], realm: 'default', lc: false, mcpu: 0, memMb: 64, dedicated: false, restart: 'never', maxRestarts: 0, restartWithinMs: 0, evictWithParent: false },
-    state: 'exited',
-    node: 'node-1',
-    restarts: 0,
-    term: 1,
-    createdAtMs: Date.now(),
-    status: { kind: 'ok', message: 'ok', data: `hello ${i}` },
-  };
-}
-
-async function fill(bus: Bus, count: number, tick: (n: number) => void): Promise<void> {
-  const procs = await bus.kv(BUCKET.procs);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: FILL_CONCURRENCY }, async () => {
-      for (let i = next++; i < count; i = next++) {
-        await procs.put(exitedRecord(i).pid, encode(exitedRecord(i)));
-        if (i % 1000 === 0) tick(1000);
-      }
-    }),
-  );
-}
 
 async function leader(bus: Bus): Promise<string | undefined> {
   const e = await (await bus.kv(BUCKET.leader)).get('scheduler');
@@ -61,7 +33,7 @@ async function failoverS(history: number, ctx: BenchContext): Promise<{ failover
     await client.waitExit(await client.spawn({ program: 'hello' }));
     if (history > 0) {
       const bar = ctx.progress(`history (${history} exited procs)`, history);
-      await fill(bus, history, (n) => bar.tick(n));
+      await fillHistory(bus, 'default', history, (n) => bar.tick(n));
       bar.done();
     }
     const scan0 = monoMs();

@@ -14,7 +14,12 @@ export type ControlErrorType = (typeof CONTROL_ERROR_TYPES)[number];
  * successor. `fresh`: the client made the key for this call and this is its first attempt, so no record
  * can have it yet (the order may go before the record is durable).
  */
-export type SpawnRequest = SpecInput & { idempotencyKey?: string; fresh?: boolean };
+/**
+ * `timeLeftMs`: what is left of the caller's deadline as it sends this attempt. Past it (less a margin,
+ * by the scheduler's clock from the request's arrival) nothing is created: the caller has reported the
+ * spawn failed, and a record made later would run a proc it does not know of.
+ */
+export type SpawnRequest = SpecInput & { idempotencyKey?: string; fresh?: boolean; timeLeftMs?: number };
 /** A keyed spawn's pid: the same key in the same realm is the same proc. `k_` keeps keyed pids apart from the scheduler's own `<term>-<seq>` ones (base 36, no `_`). */
 export const keyedPid = (realm: string, key: string): string => `${realm}.k_${key}`;
 export type SpawnReply = { ok: true; pid: string } | { ok: false; error: WireError };

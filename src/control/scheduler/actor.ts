@@ -38,7 +38,7 @@ function opsOf(s: SchedulerState): SchedulerOps {
 function route(s: SchedulerState, m: SchedulerMsg): void {
   switch (m.type) {
     case 'spawn':
-      return spawn(s, m.input, m.reply);
+      return spawn(s, m.input, m.receivedAtMs, m.reply);
     case 'spawn-resolved':
       return spawnResolved(s, m);
     case 'created':

@@ -101,13 +101,14 @@ function place(s: SchedulerState, rec: ProcRecord, reply: (r: SpawnReply) => voi
  * `checked`: the pid may already have a record (a repeated idempotency key this scheduler does not know,
  * e.g. from its predecessor): the order waits for the create, and a record found there answers instead.
  */
-export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnReply) => void, checked = false): void {
+/** `expiresAtMs`: no create is tried past it (its caller has stopped waiting). */
+export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnReply) => void, checked = false, expiresAtMs = Infinity): void {
   const created = place(s, input, reply);
   if (created === undefined) return;
   s.live.set(created.pid, created);
   s.creating.set(created.pid, undefined);
   if (created.node !== undefined && !checked) send(s, created);
-  createRecord(s, created).then(
+  createRecord(s, created, expiresAtMs).then(
     (revision) => s.ctx.self.tell({ type: 'created', record: created, revision, reply, checked }),
     (e: unknown) => s.ctx.self.tell((checked || e instanceof TakenError) && (e as { type?: string }).type === 'key-exists' ? { type: 'create-exists', record: created, reply } : { type: 'create-failed', record: created, error: e, reply }),
   );
@@ -129,7 +130,7 @@ class TakenError extends Error {
  * own earlier attempt, which landed. The term alone is not enough: the same scheduler may have made the
  * key's record for an earlier request whose proc has since exited (message-chaos seed 277 ran it twice).
  */
-async function createRecord(s: SchedulerState, rec: ProcRecord): Promise<number> {
+async function createRecord(s: SchedulerState, rec: ProcRecord, expiresAtMs: number): Promise<number> {
   for (let attempt = 1; ; attempt++) {
     try {
       return await s.deps.table.create(rec);
@@ -140,7 +141,7 @@ async function createRecord(s: SchedulerState, rec: ProcRecord): Promise<number>
         if (cur !== undefined && cur.record.term === rec.term && cur.record.createdAtMs === rec.createdAtMs) return cur.revision;
         throw new TakenError(`proc ${rec.pid} was created by the scheduler of term ${cur?.record.term}`);
       }
-      if ((type !== 'timeout' && type !== 'no-responders') || attempt >= CREATE_ATTEMPTS_MAX || !s.active) throw e;
+      if ((type !== 'timeout' && type !== 'no-responders') || attempt >= CREATE_ATTEMPTS_MAX || !s.active || s.nowMs() > expiresAtMs) throw e;
     }
     await new Promise<void>((r) => s.ctx.ports.timers.setTimeout(r, CREATE_RETRY_MS));
   }
@@ -179,7 +180,28 @@ export function drain(s: SchedulerState): void {
   }
 }
 
-export function spawn(s: SchedulerState, input: unknown, reply: (r: SpawnReply) => void): void {
+/** The scheduler stops making a spawn's record this long before its caller's deadline: the request's transit, and the caller's last read of its key. */
+export const SPAWN_EXPIRY_MARGIN_MS = 1_000;
+
+/** When a request's caller stops waiting, by this scheduler's clock (never, for a request without `timeLeftMs`); or why it is malformed. */
+function expiry(input: unknown, receivedAtMs: number): number | string {
+  const left = (input as Record<string, unknown>)['timeLeftMs'];
+  if (left === undefined) return Infinity;
+  if (typeof left !== 'number' || !Number.isFinite(left) || left < 0) return `bad spawn request: timeLeftMs must be a number of milliseconds, got ${JSON.stringify(left)}`;
+  return receivedAtMs + left - SPAWN_EXPIRY_MARGIN_MS;
+}
+
+/** Past its caller's deadline a spawn makes nothing (a queue through a recovery can outlast it: the chaos service scenario's ghosts). */
+function expired(s: SchedulerState, expiresAtMs: number, reply: (r: SpawnReply) => void): boolean {
+  if (s.nowMs() <= expiresAtMs) return false;
+  refuse(reply, new ControlError('no-scheduler', "the spawn reached a scheduler too late to be made within its caller's deadline; nothing was made"));
+  return true;
+}
+
+export function spawn(s: SchedulerState, input: unknown, receivedAtMs: number, reply: (r: SpawnReply) => void): void {
+  const expiresAtMs = expiry(input, receivedAtMs);
+  if (typeof expiresAtMs === 'string') return reply({ ok: false, error: { type: 'bad-spec', message: expiresAtMs, field: 'timeLeftMs' } });
+  if (expired(s, expiresAtMs, reply)) return;
   const parsed = parseSpec(input);
   if (parsed._tag === 'Left') return reply({ ok: false, error: { type: 'bad-spec', message: parsed.left.message, field: parsed.left.field } });
   const spec = parsed.right;
@@ -187,13 +209,13 @@ export function spawn(s: SchedulerState, input: unknown, reply: (r: SpawnReply) 
   const idem = idempotency(input);
   if (typeof idem === 'string') return reply({ ok: false, error: { type: 'bad-spec', message: idem, field: 'idempotencyKey' } });
   // Own properties only: a program named `constructor` or `__proto__` is unknown, not Object's.
-  if (Object.hasOwn(s.deps.programs, spec.program)) return admit(s, spec, undefined, idem, reply);
+  if (Object.hasOwn(s.deps.programs, spec.program)) return admit(s, spec, undefined, idem, expiresAtMs, reply);
   const deployed = s.deps.deployed;
   if (deployed === undefined) return refuse(reply, new ControlError('unknown-program', `no program "${spec.program}"; known: ${Object.keys(s.deps.programs).sort().join(', ') || '(none)'}`, 'program'));
   // A program deployed to the realm: its current version, read now (a deploy just before is seen).
   deployed.resolve(spec.realm, spec.program).then(
-    (program) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program, idem, reply }),
-    (error: unknown) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program: undefined, idem, error, reply }),
+    (program) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program, idem, expiresAtMs, reply }),
+    (error: unknown) => s.ctx.self.tell({ type: 'spawn-resolved', spec, program: undefined, idem, expiresAtMs, error, reply }),
   );
 }
 
@@ -206,11 +228,12 @@ export function spawnResolved(s: SchedulerState, m: Extract<SchedulerMsg, { type
   if (m.program === undefined) return refuse(m.reply, unknownProgram(s, m.spec));
   // The realm may have gone while the program was read.
   if (!s.realms.has(m.spec.realm)) return refuse(m.reply, new ControlError('unknown-realm', `realm "${m.spec.realm}" does not exist`, 'realm'));
-  admit(s, m.spec, m.program, m.idem, m.reply);
+  admit(s, m.spec, m.program, m.idem, m.expiresAtMs, m.reply);
 }
 
 /** A spec whose program is known: a repeated key's first pid, or a new record (within the realm's quota). */
-function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | undefined, idem: Idempotency | undefined, reply: (r: SpawnReply) => void): void {
+function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | undefined, idem: Idempotency | undefined, expiresAtMs: number, reply: (r: SpawnReply) => void): void {
+  if (expired(s, expiresAtMs, reply)) return;
   const pid = idem === undefined ? undefined : keyedPid(spec.realm, idem.key);
   // Creating counts too: a proc whose node refused its order has left `live` while its create may still
   // be in flight, and a second create of the key would take its place (simulator, message-chaos seed 185).
@@ -218,7 +241,7 @@ function admit(s: SchedulerState, spec: ProcSpec, program: DeployedProgram | und
   const over = overQuota(s.quotas.get(spec.realm), s.live.usage(spec.realm), spec);
   if (over !== undefined) return refuse(reply, new ControlError('quota-exceeded', over, 'realm'));
   const rec = newRecord(s, spec, 0, pid);
-  accept(s, program === undefined ? rec : { ...rec, program }, reply, idem?.repeat === true);
+  accept(s, program === undefined ? rec : { ...rec, program }, reply, idem?.repeat === true, expiresAtMs);
 }
 
 /** A request's idempotency key: absent, the key, or why it is malformed. */

@@ -45,8 +45,9 @@ export interface Idempotency {
 export type SchedulerMsg =
   | { type: 'recovered'; records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }
   | { type: 'recover-failed'; error: unknown }
-  | { type: 'spawn'; input: unknown; reply: (r: SpawnReply) => void }
-  | { type: 'spawn-resolved'; spec: ProcSpec; program: DeployedProgram | undefined; idem: Idempotency | undefined; error?: unknown; reply: (r: SpawnReply) => void }
+  /** `receivedAtMs`: when the request arrived (scheduler clock), from which its `timeLeftMs` counts. */
+  | { type: 'spawn'; input: unknown; receivedAtMs: number; reply: (r: SpawnReply) => void }
+  | { type: 'spawn-resolved'; spec: ProcSpec; program: DeployedProgram | undefined; idem: Idempotency | undefined; expiresAtMs: number; error?: unknown; reply: (r: SpawnReply) => void }
   | { type: 'evict'; pid: string; graceMs: number; reply: AckReply }
   | { type: 'proc-event'; ev: ProcEvent }
   | { type: 'node-up'; node: NodeRecord }
