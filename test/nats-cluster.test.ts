@@ -2,7 +2,12 @@ import test from 'ava';
 import { jetstreamManager, type StreamInfo } from '@nats-io/jetstream';
 import { connect } from '@nats-io/transport-node';
 import { testCluster, waitFor, type TestCluster } from './helpers/cluster.js';
-import { splitServers } from '../src/nats/real.js';
+import { pino } from 'pino';
+import { withUser } from '../src/cluster/nats-users.js';
+import { keepLeadersOff } from '../src/control/leader-placement.js';
+import { connectBus, splitServers } from '../src/nats/real.js';
+import type { Bus } from '../src/nats/types.js';
+import { realTimers } from '../src/ports/real.js';
 
 /** Every stream of the cluster's JetStream account, as the servers describe them (nats.js directly, not our port). */
 async function streamInfos(natsUrl: string): Promise<StreamInfo[]> {
@@ -65,6 +70,40 @@ test.serial('nats cluster - every bucket, stream and object store of the system 
     t.not(again.cluster?.leader, leader, 'another server leads the proc table now');
     await nats!.restart(index);
   } finally {
+    await tc.stop();
+  }
+});
+
+test.serial("nats cluster - the scheduler's side keeps a bucket's stream leader off its own server (stream leader stepdown)", async (t) => {
+  t.timeout(120_000);
+  const tc: TestCluster = await testCluster(R3);
+  const buses: Bus[] = [];
+  try {
+    const nats = tc.cluster.natsCluster!;
+    const admin = new URL(splitServers([tc.cluster.natsUrl])[0]!);
+    const urlOf = (i: number): string => withUser(nats.urls[i]!, decodeURIComponent(admin.username), decodeURIComponent(admin.password));
+    const any = await connectBus({ servers: [tc.cluster.natsUrl], name: 'steer-any', replicas: 3 });
+    buses.push(any);
+    await any.kv('steer_test');
+    const leader = await waitFor(() => any.leadership!().leaderOf('steer_test'), (l) => l !== undefined);
+    const i = nats.names.indexOf(leader!);
+    t.true(i >= 0, `the leader ${leader} is one of ${nats.names.join(', ')}`);
+    // A client on the leader's own server, as a scheduler on that server's machine would be.
+    const own = await connectBus({ servers: [[urlOf(i), ...nats.urls.map((_, j) => urlOf(j)).filter((_, j) => j !== i)].join(',')], name: 'steer-own', ordered: true, replicas: 3 });
+    buses.push(own);
+    t.is(own.leadership!().server(), leader, 'an ordered connection is on the first server given');
+    const keeper = keepLeadersOff(own.leadership!(), { timers: realTimers }, pino({ level: 'silent' }), ['steer_test']);
+    try {
+      const moved = await waitFor(() => own.leadership!().leaderOf('steer_test'), (l) => l !== undefined && l !== leader);
+      t.true(nats.names.includes(moved!) && moved !== leader, `moved to ${moved}`);
+      const kv = await own.kv('steer_test');
+      await kv.put('k', new TextEncoder().encode('v'));
+      t.is(new TextDecoder().decode((await kv.get('k'))!.value!), 'v', 'the bucket answers under its new leader');
+    } finally {
+      keeper.stop();
+    }
+  } finally {
+    for (const b of buses) await b.close();
     await tc.stop();
   }
 });
