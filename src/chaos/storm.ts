@@ -24,7 +24,7 @@ export const STORM_SPAWN_TIMEOUT_MS = SPAWN_TIMEOUT_MS_DEFAULT;
 /** After the storm, how long accepted procs may take to reach a terminal status. */
 export const SETTLE_MS = 60_000;
 const SETTLE_POLL_MS = 500;
-const TABLE_PAGE = 1_000;
+const READ_CONCURRENCY = 64;
 
 /** Spawns `hello` with keys of our own (so a failed spawn's pid is known) until `until()` says stop. */
 export async function spawnStorm(client: SigmaClient, keyPrefix: string, until: () => boolean, onAccepted?: (r: SpawnRecord) => void): Promise<SpawnRecord[]> {
@@ -63,15 +63,21 @@ export interface Verdict {
   notOk: number;
 }
 
-async function readTable(client: SigmaClient): Promise<Map<string, ProcRecord>> {
-  const out = new Map<string, ProcRecord>();
-  let after: string | undefined;
-  for (;;) {
-    const page = await client.psAll({ limit: TABLE_PAGE, ...(after === undefined ? {} : { after }) });
-    for (const r of page.records) out.set(r.pid, r);
-    if (page.next === undefined) return out;
-    after = page.next;
-  }
+/**
+ * Reads the records of `pids` not yet known to be exited into `table`, READ_CONCURRENCY at a time:
+ * by key, not by listing the table, which holds 100,000 procs of history in the scheduler scenario.
+ */
+async function readRecords(client: SigmaClient, pids: readonly string[], table: Map<string, ProcRecord>): Promise<void> {
+  const todo = pids.filter((pid) => table.get(pid)?.state !== 'exited');
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: READ_CONCURRENCY }, async () => {
+      for (let i = next++; i < todo.length; i = next++) {
+        const r = await client.proc(todo[i]!).catch(() => table.get(todo[i]!));
+        if (r !== undefined) table.set(r.pid, r);
+      }
+    }),
+  );
 }
 
 /** How many times each machine's node logged the proc's run line. */
@@ -99,9 +105,10 @@ function describeLost(world: ChaosWorld, pid: string, r: ProcRecord | undefined)
 export async function check(world: ChaosWorld, records: readonly SpawnRecord[]): Promise<Verdict> {
   const accepted = records.filter((r) => r.failed === undefined);
   const deadline = Date.now() + SETTLE_MS;
-  let table = new Map<string, ProcRecord>();
+  const table = new Map<string, ProcRecord>();
+  const pids = records.map((r) => r.pid);
   for (;;) {
-    table = await readTable(world.client).catch(() => table);
+    await readRecords(world.client, pids, table);
     if (accepted.every((r) => table.get(r.pid)?.state === 'exited') || Date.now() > deadline) break;
     await new Promise((r) => setTimeout(r, SETTLE_POLL_MS));
   }

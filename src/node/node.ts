@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
+import { followMetaLeader } from '../control/leader-placement.js';
 import { ProcTable } from '../control/proc-table.js';
 import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
@@ -117,7 +118,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), remoteInbound: 'asks', ...(o.ports === undefined ? {} : { ports: o.ports }) });
   const nm = spawnManager(o, timing, system, stores);
   const requests = serveNodeRequests(o, nm);
-  campaign(o, timing, system, stores, requests.local);
+  const elections = campaign(o, timing, system, stores, requests.local);
   const dataPath = await followDataPath(o, timing, stores.nodesKv);
   if (o.gateway !== undefined) await spawnGateway(o, o.gateway, system, namesKv, realmsKv);
   return {
@@ -125,6 +126,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     async stop() {
       dataPath.stop();
       requests.stop();
+      elections.stop();
       await system.shutdown();
     },
   };
@@ -211,7 +213,7 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
  * after another, so a scheduler that is still starting when leadership is lost is stopped before any
  * successor starts: never two schedulers in one node.
  */
-function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores, local: (req: NodeRequest) => Promise<void>): void {
+function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores, local: (req: NodeRequest) => Promise<void>): { stop(): void } {
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
   let heldUntilMs = 0;
@@ -233,8 +235,12 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     ...(o.retention === undefined ? {} : { retention: o.retention }),
     ...(o.bus.leadership === undefined ? {} : { leadership: o.bus.leadership() }),
   };
+  // On a NATS cluster whose servers report who leads the meta group, a node on that server's machine leaves the lease to others.
+  const lead = o.bus.leadership?.();
+  const meta = lead === undefined ? undefined : followMetaLeader(lead, system.ports, o.logger);
   system.spawn(
     leaseActor({
+      ...(meta === undefined ? {} : { defer: () => meta.ownIsLeader() }),
       kv: st.leaderKv,
       key: 'scheduler',
       holder: o.id,
@@ -262,6 +268,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     }),
     { name: 'lease' },
   );
+  return { stop: () => meta?.stop() };
 }
 
 /** The gateway: a supervised actor of this node's system, with the node's data path and admin NATS user. */
