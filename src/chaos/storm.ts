@@ -21,6 +21,8 @@ export interface SpawnRecord {
 export const STORM_CONCURRENCY = 8;
 /** How long a spawn keeps trying across a leader change: the client's default. */
 export const STORM_SPAWN_TIMEOUT_MS = SPAWN_TIMEOUT_MS_DEFAULT;
+/** After a failed spawn, the storm's worker pauses this long. */
+const STORM_FAIL_PAUSE_MS = 100;
 /** After the storm, how long accepted procs may take to reach a terminal status. */
 export const SETTLE_MS = 60_000;
 const SETTLE_POLL_MS = 500;
@@ -43,6 +45,9 @@ export async function spawnStorm(client: SigmaClient, keyPrefix: string, until: 
           onAccepted?.(r);
         } catch (e) {
           out.push({ key, pid, startMs, endMs: Date.now(), failed: (e as { type?: string }).type ?? (e as Error).name });
+          // A failure that needed no I/O (a closed connection) must not make this a loop of microtasks
+          // that starves every timer, the storm's own stop included (a run grew to 3.9 GB so).
+          await new Promise((r) => setTimeout(r, STORM_FAIL_PAUSE_MS));
         }
       }
     }),
