@@ -64,6 +64,12 @@ export interface Verdict {
   /** Ran (or got a record) although its spawn was reported failed. */
   ghosts: string[];
   failed: SpawnRecord[];
+  /**
+   * Failed although a scheduler accepted other spawns between its start and its failure: a leader
+   * existed again within its deadline (the issue's `spawns_failed_in_failover`). The others failed
+   * with no scheduler serving for their whole deadline, which the error says.
+   */
+  failedInFailover: SpawnRecord[];
   /** Procs accepted whose terminal status is not ok (their node died: lost or crashed); allowed, counted. */
   notOk: number;
 }
@@ -124,6 +130,7 @@ export async function check(world: ChaosWorld, records: readonly SpawnRecord[]):
     runTwice: records.filter((r) => runsOf(world, r.pid) > 1).map((r) => `${r.pid} [${ranWhere(world, r.pid)}]`),
     ghosts: failed.filter((r) => table.has(r.pid) || runsOf(world, r.pid) > 0).map((r) => r.pid),
     failed,
+    failedInFailover: failed.filter((f) => accepted.some((a) => a.endMs >= f.startMs && a.endMs <= f.endMs)),
     notOk: accepted.filter((r) => table.get(r.pid)?.status !== undefined && table.get(r.pid)!.status!.kind !== 'ok').length,
   };
 }
