@@ -6,7 +6,7 @@ import { fencedKv } from './fence.js';
 import { startRetention, type Retention } from './retention.js';
 import { keepLeadersOff } from './leader-placement.js';
 import { ProcTable } from './proc-table.js';
-import { EVICT, NODE, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
+import { EVICT, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
@@ -137,6 +137,15 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () =>
   serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, ...(r.quota === undefined ? {} : { quota: r.quota }), reply }));
   serve(REALM_QUOTA, (r, reply) => ({ type: 'realm-quota', name: r.name, quota: r.quota ?? {}, reply }));
   serve(REALM_REMOVE, (r, reply) => ({ type: 'realm-remove', name: r.name, reply }));
+  // Heartbeats on core NATS: liveness while the nodes bucket's stream or JetStream's meta group elects.
+  const beats = bus.subscribe(NODE_BEAT.subject);
+  subs.push(beats);
+  void (async () => {
+    for await (const m of beats) {
+      const node = NODE_BEAT.message(decodeJson(m.data));
+      if (node !== undefined) sched.tell({ type: 'node-up', node });
+    }
+  })();
   const events = bus.subscribe(PROC_EVENT.subject);
   subs.push(events);
   void (async () => {

@@ -5,7 +5,7 @@ import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { followMetaLeader } from '../control/leader-placement.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
+import { BUCKET, DP_GONE, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
@@ -143,6 +143,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
         nodesKv: st.nodesKv,
         namesKv: st.namesKv,
         publish: (ev) => bus.publish(PROC_EVENT.subject, encode(ev)),
+        beat: (node) => bus.publish(NODE_BEAT.subject, encode(node)),
         reportExit: (ev) => bus.request(PROC_EVENT.subject, encode(ev), { timeoutMs: timing.nodeRequestTimeoutMs }).then(() => undefined),
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
