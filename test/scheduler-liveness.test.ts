@@ -1,6 +1,7 @@
 import test from 'ava';
 import type { Context } from '../src/actors/index.js';
-import type { NodeRecord } from '../src/control/protocol/index.js';
+import type { NodeRecord, ProcRecord } from '../src/control/protocol/index.js';
+import { recover } from '../src/control/scheduler/recovery.js';
 import { checkNodes, nodeUp } from '../src/control/scheduler/nodes.js';
 import { SchedulerState, type SchedulerDeps, type SchedulerMsg } from '../src/control/scheduler/state.js';
 import type { Status } from '../src/proc/types.js';
@@ -11,7 +12,7 @@ const TIMEOUT_MS = 3_000;
 function scheduler(): { s: SchedulerState; at(ms: number): void; lost: string[]; down: string[] } {
   let now = 0;
   const down: string[] = [];
-  const ctx = { ports: { clock: { nowMs: () => now } }, log: { warn: (o: { node: string }) => down.push(o.node) } } as unknown as Context<SchedulerMsg>;
+  const ctx = { ports: { clock: { nowMs: () => now } }, log: { info: () => {}, warn: (o: { node: string }) => down.push(o.node) } } as unknown as Context<SchedulerMsg>;
   const s = new SchedulerState({ nodeTimeoutMs: TIMEOUT_MS, term: 1 } as SchedulerDeps, ctx);
   const lost: string[] = [];
   Object.assign(s.ops, { drain: () => {}, finish: (pid: string, st: Status) => st.kind === 'lost' && lost.push(pid) });
@@ -62,4 +63,32 @@ test('liveness - when every heartbeat stops at once (the nodes bucket has no lea
   // A node that stays silent after they flow again is down a timeout later.
   run(w, ['n1', 'n2'], 17_000, 20_000);
   t.deepEqual(w.down, ['n3']);
+});
+
+const running = (pid: string, node: string): ProcRecord => ({ pid, spec: { program: 'echo', args: [], realm: 'default', lc: false, mcpu: 100, memMb: 64, dedicated: false, restart: 'always', maxRestarts: 5, restartWithinMs: 60_000, evictWithParent: false }, state: 'running', node, restarts: 0, term: 1, createdAtMs: 0 });
+
+/** A scheduler recovered from a snapshot whose nodes list shows only n1, with a proc running on n1 and one on n2. */
+function recoveredWithout(w: ReturnType<typeof scheduler>): void {
+  Object.assign(w.s.ops, { finish: (pid: string, st: Status) => { if (st.kind === 'lost') w.lost.push(pid); w.s.live.delete(pid); } });
+  recover(w.s, { type: 'recovered', records: [running('p1', 'n1'), running('p2', 'n2')], nodes: [beat('n1')], realms: ['default'], quotas: [] });
+}
+
+test('liveness - a recovery whose snapshot misses a node keeps its procs until its heartbeat, then places them there', (t) => {
+  const w = scheduler();
+  recoveredWithout(w);
+  t.deepEqual(w.lost, [], 'not lost for a node the snapshot did not show');
+  run(w, ['n1', 'n2'], 1_000, 2_000);
+  t.is(w.s.placements.nodeOf('p2'), 'n2', 'placed on n2 once it beat');
+  run(w, ['n1', 'n2'], 3_000, 8_000);
+  t.deepEqual(w.lost, []);
+});
+
+test('liveness - a recovery whose snapshot misses a node that is really gone ends its procs lost at the node timeout', (t) => {
+  const w = scheduler();
+  recoveredWithout(w);
+  run(w, ['n1'], 1_000, 3_000);
+  t.deepEqual(w.lost, [], 'within the timeout');
+  run(w, ['n1'], 4_000, 4_000);
+  t.deepEqual(w.lost, ['p2']);
+  t.is(w.s.live.has('p1'), true);
 });

@@ -1,6 +1,7 @@
 // Node liveness by the scheduler's own clock: heartbeats bring a node up, silence takes it down.
 import type { NodeRecord } from '../protocol/index.js';
 import type { SchedulerState } from './state.js';
+import { adopt } from './recovery.js';
 
 export function nodeUp(s: SchedulerState, n: NodeRecord): void {
   // A record seen before (a reopened watch replays the latest) says nothing of the node now.
@@ -12,6 +13,12 @@ export function nodeUp(s: SchedulerState, n: NodeRecord): void {
   s.freshestBeatMs = now;
   s.lastSeen.set(n.id, now);
   s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+  const waiting = s.unconfirmed.get(n.id);
+  s.unconfirmed.delete(n.id);
+  for (const r of waiting ?? []) {
+    const cur = s.live.get(r.pid); // it may have exited meanwhile
+    if (cur !== undefined) adopt(s, cur, n.id);
+  }
   // Its BE slots, as its heartbeat states them: the scheduler counts what it runs there against them.
   s.credits.set(n.id, n.beSlots);
   s.ops.drain();
@@ -34,5 +41,8 @@ export function nodeDown(s: SchedulerState, id: string): void {
   s.credits.delete(id);
   s.beOn.delete(id);
   for (const pid of s.placements.removeNode(id)) s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+  const waiting = s.unconfirmed.get(id);
+  s.unconfirmed.delete(id);
+  for (const r of waiting ?? []) if (s.live.has(r.pid)) s.ops.finish(r.pid, { kind: 'lost', message: `node ${id} was gone when a new scheduler took over` });
 }
 

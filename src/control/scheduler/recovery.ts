@@ -34,17 +34,28 @@ export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'rec
   for (const r of m.records) {
     if (r.state === 'exited') continue;
     s.live.set(r.pid, r);
-    if (r.node !== undefined && alive.has(r.node)) {
-      s.placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, r.node);
-      if (!r.spec.lc) s.countBe(r.node, 1);
-      // The old leader may have died between recording the placement and sending the order; the
-      // node ignores a run it already has, so sending again is safe. An order that does not get
-      // through ends the proc lost, as in dispatch: nobody else would ever run it (found by the
-      // simulator: message-chaos seed 704 left a proc 'starting' when the re-sent order was dropped).
-      if (r.state === 'starting') s.deps.toNode(r.node, { op: 'run', order: s.order(r) }).catch((e: unknown) => s.ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
-    } else if (r.node !== undefined) s.ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} was gone when a new scheduler took over` });
-    else if (r.spec.lc) s.lcPending.push(r);
+    if (r.node !== undefined && alive.has(r.node)) adopt(s, r, r.node);
+    else if (r.node !== undefined) {
+      // A node the snapshot did not show may still be up: a recovery read no node at all while the
+      // nodes stream had no leader, ended three running services lost and ran them again (the chaos
+      // datapath scenario). Its procs wait for its heartbeat, and end lost if none comes in time.
+      const waiting = s.unconfirmed.get(r.node) ?? [];
+      waiting.push(r);
+      s.unconfirmed.set(r.node, waiting);
+      s.lastSeen.set(r.node, s.nowMs());
+    } else if (r.spec.lc) s.lcPending.push(r);
     else s.be.push({ realm: r.spec.realm, record: r });
   }
-  s.log.info({ term: s.deps.term, live: s.live.size, nodes: alive.size }, 'scheduler recovered');
+  s.log.info({ term: s.deps.term, live: s.live.size, nodes: alive.size, unconfirmed: s.unconfirmed.size }, 'scheduler recovered');
+}
+
+/** A live proc of the table placed on its node, which is up: counted there, its order sent again if it may not have arrived. */
+export function adopt(s: SchedulerState, r: ProcRecord, node: string): void {
+  s.placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, node);
+  if (!r.spec.lc) s.countBe(node, 1);
+  // The old leader may have died between recording the placement and sending the order; the
+  // node ignores a run it already has, so sending again is safe. An order that does not get
+  // through ends the proc lost, as in dispatch: nobody else would ever run it (found by the
+  // simulator: message-chaos seed 704 left a proc 'starting' when the re-sent order was dropped).
+  if (r.state === 'starting') s.deps.toNode(node, { op: 'run', order: s.order(r) }).catch((e: unknown) => s.ops.finish(r.pid, { kind: 'lost', message: `node ${node} did not take the proc: ${(e as Error).message}` }));
 }

@@ -114,6 +114,8 @@ export class SchedulerState {
    * the scheduler declare all three nodes down, its own included, and 64 running procs lost).
    */
   freshestBeatMs = 0;
+  /** Node -> live procs recovery found there although its snapshot did not show the node: adopted at its heartbeat, lost at its timeout. */
+  readonly unconfirmed = new Map<string, ProcRecord[]>();
   beatsFlowingSinceMs = 0;
   realms = new Set<string>();
   /** False once this incarnation stopped: KV calls still under way write nothing more. */
