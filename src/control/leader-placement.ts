@@ -26,12 +26,17 @@ export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }
   const look = async (): Promise<void> => {
     const own = lead.server();
     if (own === undefined) return;
+    // Off the meta leader's server too, when known: with three servers the streams then sit on the
+    // third, and the death of the scheduler's machine or the meta leader's stops none of them (the
+    // chaos service scenario: leaders moved onto the meta leader's machine died with it).
+    const meta = await lead.metaLeader().catch(() => undefined);
+    const avoid = new Set([own, ...(meta === undefined ? [] : [meta])]);
     for (const bucket of buckets) {
       if (stopped) return;
       const leader = await lead.leaderOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
-      if (leader !== own) continue;
+      if (leader === undefined || !avoid.has(leader)) continue;
       await lead.stepDown(bucket).then(
-        () => log.info({ bucket, server: own }, "moved a control bucket's stream leader off the scheduler's server"),
+        () => log.info({ bucket, from: leader, server: own, metaLeader: meta }, "moved a control bucket's stream leader off the scheduler's and the meta leader's servers"),
         (e: unknown) => log.debug({ err: e, bucket }, 'stream leader stepdown refused; the next look tries again'),
       );
     }

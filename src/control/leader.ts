@@ -32,6 +32,8 @@ export interface LeaderDeps {
   mutations?: Mutations;
   /** Exited procs leave the table past this (absent: they stay; the simulator runs without). */
   retention?: Retention;
+  /** The heartbeats this process saw as a standby (src/control/liveness.ts). */
+  seen?: SchedulerDeps['seen'];
   /** Stream leadership on a NATS cluster: the leader keeps the buckets' stream leaders off its own server. */
   leadership?: StreamLeadership;
   /** Whether the lease is still held by this process's clock (LeaseOptions.onHeld); absent: until stopped. */
@@ -68,6 +70,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       namesKv: fencedKv(d.namesKv, isActive, term),
       nodesKv: d.nodesKv,
       nodeTimeoutMs: d.nodeTimeoutMs,
+      ...(d.seen === undefined ? {} : { seen: d.seen }),
       ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
     }),
     { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },

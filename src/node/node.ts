@@ -4,6 +4,7 @@ import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.j
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { followMetaLeader } from '../control/leader-placement.js';
+import { Liveness } from '../control/liveness.js';
 import { ProcTable } from '../control/proc-table.js';
 import { BUCKET, DP_GONE, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
@@ -218,6 +219,15 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
   let heldUntilMs = 0;
+  // Every node follows the heartbeats, so that as a new scheduler it knows which nodes fell silent before its election.
+  const seen = new Liveness(timing.nodeTimeoutMs);
+  const beats = o.bus.subscribe(NODE_BEAT.subject);
+  void (async () => {
+    for await (const m of beats) {
+      const n = NODE_BEAT.message(decodeJson(m.data));
+      if (n !== undefined) seen.beat(n, system.ports.clock.nowMs());
+    }
+  })();
   const leaderDeps = {
     // The stale-leader mutant skips the lease fence, this half of it too.
     leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
@@ -232,6 +242,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     ...(o.deployed === undefined ? {} : { deployed: o.deployed.store }),
     nodeTimeoutMs: timing.nodeTimeoutMs,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
+    seen: (nowMs: number) => seen.copy(nowMs),
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
     ...(o.retention === undefined ? {} : { retention: o.retention }),
     ...(o.bus.leadership === undefined ? {} : { leadership: o.bus.leadership() }),
@@ -269,7 +280,12 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     }),
     { name: 'lease' },
   );
-  return { stop: () => meta?.stop() };
+  return {
+    stop: () => {
+      meta?.stop();
+      beats.unsubscribe();
+    },
+  };
 }
 
 /** The gateway: a supervised actor of this node's system, with the node's data path and admin NATS user. */

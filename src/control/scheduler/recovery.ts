@@ -25,10 +25,11 @@ export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcReco
 export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'recovered' }>): void {
   s.realms = new Set(m.realms);
   for (const [realm, quota] of m.quotas) setQuota(s, realm, quota);
-  s.freshestBeatMs = s.beatsFlowingSinceMs = s.nowMs();
+  const now = s.nowMs();
+  if (s.deps.seen !== undefined) s.liveness = s.deps.seen(now);
   for (const n of m.nodes) {
     s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
-    s.lastSeen.set(n.id, s.nowMs()); // a grace period: stale ones time out from here
+    s.liveness.expect(n.id, now); // not heard of as a standby: a grace period from here
   }
   const alive = new Set(m.nodes.map((n) => n.id));
   for (const r of m.records) {
@@ -42,10 +43,12 @@ export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'rec
       const waiting = s.unconfirmed.get(r.node) ?? [];
       waiting.push(r);
       s.unconfirmed.set(r.node, waiting);
-      s.lastSeen.set(r.node, s.nowMs());
+      s.liveness.expect(r.node, now);
     } else if (r.spec.lc) s.lcPending.push(r);
     else s.be.push({ realm: r.spec.realm, record: r });
   }
+  // Nodes seen as a standby that neither the snapshot nor a live proc knows are nobody's concern.
+  for (const id of [...s.liveness.lastSeen.keys()]) if (!alive.has(id) && !s.unconfirmed.has(id)) s.liveness.forget(id);
   s.log.info({ term: s.deps.term, live: s.live.size, nodes: alive.size, unconfirmed: s.unconfirmed.size }, 'scheduler recovered');
 }
 
