@@ -1,8 +1,10 @@
 import type { Logger } from 'pino';
 import type { StreamLeadership } from '../nats/types.js';
-import type { Timers } from '../ports/types.js';
+import type { Clock, Timers } from '../ports/types.js';
 import { BUCKET } from './protocol/index.js';
 
+/** How long this process's server must have led the meta group before the scheduler leaves it. */
+export const META_SETTLE_MS = 15_000;
 /** Between two looks at who leads the control buckets' streams. */
 export const LEADERS_CHECK_MS = 3_000;
 /**
@@ -61,14 +63,15 @@ export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }
  * successor's recovery lists buckets through consumers (the chaos scheduler scenario's 8.5 s failover
  * was its recovery waiting for the meta group's election).
  */
-export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers }, log: Logger): { ownIsLeader(): boolean; stop(): void } {
-  let own = false;
+export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers; clock: Clock }, log: Logger): { ownIsLeader(): boolean; stop(): void } {
+  let ownSinceMs: number | undefined;
   let last: string | undefined;
   let stopped = false;
   let timer: { cancel(): void } | undefined;
   const look = async (): Promise<void> => {
     const leader = await lead.metaLeader().catch(() => undefined);
-    own = leader !== undefined && leader === lead.server();
+    const own = leader !== undefined && leader === lead.server();
+    ownSinceMs = own ? (ownSinceMs ?? ports.clock.nowMs()) : undefined;
     if (leader !== last) log.info({ metaLeader: leader, server: lead.server() }, 'JetStream meta leader seen');
     last = leader;
   };
@@ -78,7 +81,9 @@ export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers
   };
   next(0);
   return {
-    ownIsLeader: () => own,
+    // Only once it has held for META_SETTLE_MS: the meta group moves during a fault, and a scheduler
+    // handed over then added a failover to it (the chaos partition scenario).
+    ownIsLeader: () => ownSinceMs !== undefined && ports.clock.nowMs() - ownSinceMs >= META_SETTLE_MS,
     stop() {
       stopped = true;
       timer?.cancel();

@@ -63,6 +63,9 @@ export interface ConnectOptions {
   monitorUrl?: string;
 }
 
+/** A replica heard from longer ago than this (ns, as stream info says) is not counted healthy. */
+const REPLICA_ACTIVE_MAX_NS = 1_000_000_000;
+
 /** JetStream's largest replica count (a Raft group of at most five servers). */
 export const REPLICAS_MAX = 5;
 
@@ -286,7 +289,10 @@ class RealBus implements Bus, JetStreamHost {
       leaderOf: async (bucket) => {
         const si = await bounded((await this.jsm()).streams.info(stream(bucket)), `stream info ${stream(bucket)}`, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, `stream info ${stream(bucket)}`, this.jsTimeoutMs)));
         const replicas = si.cluster?.replicas ?? [];
-        return replicas.length > 0 && replicas.every((r) => r.current && r.offline !== true) ? si.cluster?.leader : undefined;
+        // Heard from lately, too: a replica cut off a moment ago still reads as current, and a stepdown
+        // handed leadership to one (the chaos partition scenario: no scheduler for 11 s).
+        const healthy = (r: (typeof replicas)[number]): boolean => r.current && r.offline !== true && r.active <= REPLICA_ACTIVE_MAX_NS;
+        return replicas.length > 0 && replicas.every(healthy) ? si.cluster?.leader : undefined;
       },
       metaLeader: async () => {
         if (this.monitorUrl === undefined) return undefined;
