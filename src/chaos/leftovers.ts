@@ -1,0 +1,70 @@
+/**
+ * Checks made after every scenario, once its storm and callers are done: every buffer returned (each
+ * node's realm pools whole once the run is quiet, by the node's `datapath-status`), and a removed realm
+ * empty (the spare realm, used by the storm, removed: no live record of it in the proc table or its live index, no name,
+ * no realm record, no node holding its pool or a host of it). Harness code: real time.
+ */
+import type { DataPathStatus } from '../datapath/status.js';
+import { readTable } from './storm.js';
+import type { ChaosWorld } from './world.js';
+
+/** How long a quiet run's pools may take to be whole (lingering endpoints, credits, frees in flight). */
+export const BUFFERS_QUIET_MS = 15_000;
+/** How long a removed realm's remains may take to go (hosts retiring, pools unmapped). */
+export const REMOVED_QUIET_MS = 15_000;
+const POLL_MS = 500;
+const STATUS_TIMEOUT_MS = 5_000;
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** Each node's data-path status (an error's message for one that did not answer). */
+async function statuses(world: ChaosWorld): Promise<Map<string, DataPathStatus | string>> {
+  const ids = world.machines.map((m) => world.nodeId(m));
+  const all = await Promise.all(ids.map((id) => world.client.dataPathStatus(id, { timeoutMs: STATUS_TIMEOUT_MS }).catch((e: unknown) => (e as Error).message)));
+  return new Map(ids.map((id, i) => [id, all[i]!]));
+}
+
+/** Polls `find` until it finds nothing or `quietMs` has passed: what it found last. */
+async function untilNone(quietMs: number, find: () => Promise<string[]>): Promise<string[]> {
+  const deadline = Date.now() + quietMs;
+  for (;;) {
+    const found = await find();
+    if (found.length === 0 || Date.now() > deadline) return found;
+    await sleep(POLL_MS);
+  }
+}
+
+/** Pools not whole on a node once the run is quiet: `node realm: N bytes in use`, or a node that gave no status. */
+export function buffersLeaked(world: ChaosWorld): Promise<string[]> {
+  return untilNone(BUFFERS_QUIET_MS, async () => {
+    const out: string[] = [];
+    for (const [node, st] of await statuses(world)) {
+      if (typeof st === 'string') out.push(`${node}: no status (${st})`);
+      else for (const [realm, p] of Object.entries(st.pools)) if (p.bytesUsed !== 0) out.push(`${node} ${realm}: ${p.bytesUsed} bytes in use`);
+    }
+    return out;
+  });
+}
+
+/** Removes `realm` and lists what is left of it once REMOVED_QUIET_MS has passed (nothing, if all is well). */
+export async function removedRealmLeftovers(world: ChaosWorld, realm: string): Promise<string[]> {
+  try {
+    await world.client.removeRealm(realm);
+  } catch (e) {
+    return [`removing realm ${realm} failed: ${(e as Error).message}`];
+  }
+  return untilNone(REMOVED_QUIET_MS, async () => {
+    const out: string[] = [];
+    const table = await readTable(world.client, realm).catch((e: unknown) => new Error((e as Error).message));
+    if (table instanceof Error) out.push(`proc table unreadable: ${table.message}`);
+    else for (const r of table.values()) if (r.state !== 'exited') out.push(`${r.pid} ${r.state}${r.node === undefined ? '' : ` on ${r.node}`}`);
+    const live = await world.client.ps({ realm }).catch(() => []);
+    for (const r of live) if (!out.some((l) => l.startsWith(`${r.pid} `))) out.push(`${r.pid} in the live index (${r.state})`);
+    for (const n of await world.client.names(realm).catch(() => [])) out.push(`name ${n.name} -> ${n.pid}`);
+    if ((await world.client.realms().catch((): string[] => [])).includes(realm)) out.push(`realm record ${realm}`);
+    for (const [node, st] of await statuses(world)) {
+      if (typeof st === 'string') out.push(`${node}: no status (${st})`);
+      else if (st.pools[realm] !== undefined) out.push(`${node}: pool of ${realm} (${st.pools[realm]!.hosts} hosts, ${st.pools[realm]!.bytesUsed} bytes in use)`);
+    }
+    return out;
+  });
+}
