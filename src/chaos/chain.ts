@@ -145,7 +145,7 @@ async function untilSteady(world: ChaosWorld, deadlineMs: number): Promise<{ ste
   for (let seq = 0; inRow < CHAIN_STEADY_CALLS && Date.now() < deadlineMs; seq++) {
     const c = await callChain(world, -1, `steady${seq.toString(36)}`);
     inRow = right(c) ? inRow + 1 : 0;
-    if (!right(c)) failed.push(c.error?.type ?? `answer ${JSON.stringify(c.answer)}`);
+    if (!right(c)) failed.push(c.error === undefined ? `answer ${JSON.stringify(c.answer)}` : `${c.error.type} (${c.error.message})`);
   }
   return { steady: inRow >= CHAIN_STEADY_CALLS, failed };
 }
@@ -197,11 +197,11 @@ export async function judgeChain(world: ChaosWorld, chain: Chain, fault: { killM
   await chain.stop();
   if (first === undefined) violations.push(`the chain did not answer within ${CHAIN_WAIT_MS / 1000} s of the kill (channels: ${await channels(world)})`);
   const steady = await untilSteady(world, Date.now() + CHAIN_WAIT_MS);
-  if (!steady.steady) violations.push(`the chain did not answer ${CHAIN_STEADY_CALLS} calls in a row after the fault (failed: ${steady.failed.slice(-5).join(' ')}; channels: ${await channels(world)})`);
+  if (!steady.steady) violations.push(`the chain did not answer ${CHAIN_STEADY_CALLS} calls in a row after the fault (last failed: ${steady.failed.slice(-2).join('; ')}; channels: ${await channels(world)})`);
   const errors: Record<string, number> = {};
   for (const c of chain.calls) {
     const took = c.endMs - c.startMs;
-    if (took > bound) violations.push(`caller ${c.caller} ${c.payload}: ${took} ms, over its ${bound} ms bound`);
+    if (took > bound) violations.push(`caller ${c.caller} ${c.payload}: ${took} ms, over its ${bound} ms bound (${c.error === undefined ? 'answered' : `${c.error.type}: ${c.error.message}`})`);
     if (unanswered(c) && (c.endMs < killMs || c.startMs > faultEnd)) violations.push(`caller ${c.caller} ${c.payload}: hung outside the fault (${c.error!.message})`);
     if (c.error !== undefined) {
       errors[c.error.type] = (errors[c.error.type] ?? 0) + 1;
@@ -209,10 +209,11 @@ export async function judgeChain(world: ChaosWorld, chain: Chain, fault: { killM
     } else if (!right(c)) violations.push(`caller ${c.caller} ${c.payload}: wrong answer ${JSON.stringify(c.answer)}, not ${JSON.stringify(chainAnswer(c.payload))}`);
   }
   const recoveryS = first === undefined ? undefined : (first.endMs - killMs) / 1000;
-  // Each error type with its count, the longest such call, and the first one's message (what tells why).
+  // Each error type with its count, the longest such call, and the first and last one's messages (what tells why).
   const errorList = Object.entries(errors).map(([t, n]) => {
     const of = chain.calls.filter((c) => c.error?.type === t);
-    return `${t} ${n} (up to ${Math.max(...of.map((c) => c.endMs - c.startMs))} ms; first: ${of[0]!.error!.message})`;
+    const last = of[of.length - 1]!.error!.message;
+    return `${t} ${n} (up to ${Math.max(...of.map((c) => c.endMs - c.startMs))} ms; first: ${of[0]!.error!.message}${of.length > 1 && last !== of[0]!.error!.message ? `; last: ${last}` : ''})`;
   });
   const slowest = Math.max(0, ...chain.calls.filter(right).map((c) => c.endMs - c.startMs));
   log(`chain: ${chain.calls.length} calls (right ones in up to ${slowest} ms), errors ${errorList.length === 0 ? 'none' : errorList.join('; ')}; answers again ${recoveryS === undefined ? 'never' : `after ${recoveryS.toFixed(2)} s`}`);

@@ -4,6 +4,7 @@
  * empty (the spare realm, used by the storm, removed: no live record of it in the proc table or its live index, no name,
  * no realm record, no node holding its pool or a host of it). Harness code: real time.
  */
+import { spawnSync } from 'node:child_process';
 import type { DataPathStatus } from '../datapath/status.js';
 import { readTable } from './storm.js';
 import type { ChaosWorld } from './world.js';
@@ -45,6 +46,14 @@ export function buffersLeaked(world: ChaosWorld): Promise<string[]> {
   });
 }
 
+/** The node's host processes as `pid/uid/age s` (a realm's hosts run as its uid): evidence for a pool left behind. */
+function hostProcesses(world: ChaosWorld, node: string): string {
+  const pid = world.nodePid(world.machineOf(node));
+  if (pid === undefined) return 'unknown (no node process)';
+  const r = spawnSync('ps', ['--ppid', String(pid), '-o', 'pid=,uid=,etimes='], { encoding: 'utf8' });
+  return r.stdout.trim().split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).join('/')).join(' ') || 'none';
+}
+
 /** Removes `realm` and lists what is left of it once REMOVED_QUIET_MS has passed (nothing, if all is well). */
 export async function removedRealmLeftovers(world: ChaosWorld, realm: string): Promise<string[]> {
   try {
@@ -63,7 +72,7 @@ export async function removedRealmLeftovers(world: ChaosWorld, realm: string): P
     if ((await world.client.realms().catch((): string[] => [])).includes(realm)) out.push(`realm record ${realm}`);
     for (const [node, st] of await statuses(world)) {
       if (typeof st === 'string') out.push(`${node}: no status (${st})`);
-      else if (st.pools[realm] !== undefined) out.push(`${node}: pool of ${realm} (${st.pools[realm]!.hosts} hosts, ${st.pools[realm]!.bytesUsed} bytes in use)`);
+      else if (st.pools[realm] !== undefined) out.push(`${node}: pool of ${realm} (${st.pools[realm]!.hosts} hosts, ${st.pools[realm]!.bytesUsed} bytes in use; host processes ${hostProcesses(world, node)})`);
     }
     return out;
   });
