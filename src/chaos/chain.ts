@@ -7,6 +7,7 @@
  * Harness code: real time.
  */
 import { CALL_REPLY_SLACK_MS } from '../client/client.js';
+import type { NameRecord } from '../control/protocol/index.js';
 import type { SeededRandom } from '../ports/random.js';
 import type { LabMachine } from './lab.js';
 import { SPARE_REALM, type ChaosWorld } from './world.js';
@@ -175,6 +176,19 @@ async function channels(world: ChaosWorld): Promise<string> {
   return (await Promise.all(world.machines.map(one))).join(', ');
 }
 
+/** Each stage's name record and that proc's record in the table (what tells a chain that stays broken why). */
+async function stages(world: ChaosWorld): Promise<string> {
+  const names = await world.client.names(SPARE_REALM).catch((): NameRecord[] => []);
+  const one = async (i: number): Promise<string> => {
+    const n = names.find((r) => r.name === stageName(i));
+    if (n === undefined) return `${stageName(i)} unnamed`;
+    const r = await world.client.proc(n.pid).catch(() => undefined);
+    const where = n.node === undefined ? '' : `@${world.machineOf(n.node).name}:${n.endpoint ?? '?'}`;
+    return `${stageName(i)} -> ${n.pid}${where} ${r === undefined ? 'no record' : `${r.state}${r.status === undefined ? '' : ` ${r.status.kind}`}`}`;
+  };
+  return (await Promise.all(Array.from({ length: CHAIN_STAGES }, (_, i) => one(i)))).join(', ');
+}
+
 /** A call the client gave up on because the head's node did not answer in time (its own call did not end by its timeout). */
 const unanswered = (c: ChainCall): boolean => c.error?.type === 'node-unreachable' && /timeout/.test(c.error.message);
 
@@ -195,7 +209,7 @@ export async function judgeChain(world: ChaosWorld, chain: Chain, fault: { killM
   const faultEnd = Math.max(backMs, first?.endMs ?? Infinity) + CHAIN_REJOIN_MS;
   await sleep(Math.max(0, Math.min(faultEnd, deadline) - Date.now()));
   await chain.stop();
-  if (first === undefined) violations.push(`the chain did not answer within ${CHAIN_WAIT_MS / 1000} s of the kill (channels: ${await channels(world)})`);
+  if (first === undefined) violations.push(`the chain did not answer within ${CHAIN_WAIT_MS / 1000} s of the kill (channels: ${await channels(world)}; names: ${await stages(world)})`);
   const steady = await untilSteady(world, Date.now() + CHAIN_WAIT_MS);
   if (!steady.steady) violations.push(`the chain did not answer ${CHAIN_STEADY_CALLS} calls in a row after the fault (last failed: ${steady.failed.slice(-2).join('; ')}; channels: ${await channels(world)})`);
   const errors: Record<string, number> = {};
