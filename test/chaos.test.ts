@@ -79,7 +79,7 @@ chaosTest('chaos - a data-path chain across three machines, one of them killed: 
   const placed = /chain stage0@(m\d) -> stage1@(m\d) -> stage2@(m\d)/.exec(out);
   t.truthy(placed, 'the chain was placed');
   t.is(new Set(placed?.slice(1)).size, 3, 'each stage on its own machine');
-  t.true(figures['chain_calls']! > 100, `calls went through the chain (${figures['chain_calls']})`);
+  t.true(figures['chain_calls']! > 50, `calls went through the chain (${figures['chain_calls']})`);
   t.is(figures['chain_violations'], 0, 'no wrong answer, no untyped error, no call past its bound, the chain back and steady');
   t.is(typeof figures['chain_recovery_s'], 'number', 'the chain answered again after the kill');
   t.is(figures['buffers_leaked'], 0, 'every pool whole once the run is quiet');
