@@ -11,8 +11,8 @@ import type { NameRecord } from '../control/protocol/index.js';
 import type { SeededRandom } from '../ports/random.js';
 import type { LabMachine } from './lab.js';
 import { SPARE_REALM, type ChaosWorld } from './world.js';
+import { CHAIN_STAGES, describeErrors, judgeCalls, right, type ChainCall } from './chain-calls.js';
 
-export const CHAIN_STAGES = 3;
 export const CHAIN_CALLERS = 4;
 /** Each caller's pause between two calls, and the bound of one call (the node's own call timeout). */
 export const CHAIN_CALL_EVERY_MS = 50;
@@ -33,33 +33,8 @@ export const CHAIN_REJOIN_MS = 5_000;
 export const CHAIN_STEADY_CALLS = 10;
 const POLL_MS = 100;
 
-/**
- * The error types a data-path call may end with (src/datapath/errors.ts, remote-errors.ts,
- * src/proc/data.ts, the client's; `timeout`: the client's read of the head's name record, a KV get).
- */
-export const TYPED_CALL_ERRORS: ReadonlySet<string> = new Set([
-  'pool-exhausted', 'alloc-too-large', 'invalid-argument', 'descriptor-rejected', 'credits-exhausted', 'credit-timeout',
-  'credit-waiters-full', 'credit-window-closed', 'endpoint-registration', 'link-backlogged', 'endpoint-closed',
-  'peer-unreachable', 'peer-gone', 'remote-payload-too-large', 'remote-backlogged', 'remote-endpoint-unknown', 'remote-refused',
-  'remote-bad-buffer', 'datapath-unavailable', 'unknown-target', 'cross-node-target', 'call-timeout', 'remote-handler',
-  'calls-pending-full', 'buffer-consumed', 'node-unreachable', 'timeout',
-]);
-
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 export const stageName = (i: number): string => `stage${i}`;
-/** What the chain answers: every byte plus one per stage (payloads are [0-9a-z], so it stays ASCII). */
-export const chainAnswer = (payload: string): string => String.fromCharCode(...[...payload].map((c) => (c.charCodeAt(0) + CHAIN_STAGES) & 0xff));
-
-export interface ChainCall {
-  readonly caller: number;
-  readonly payload: string;
-  readonly startMs: number;
-  readonly endMs: number;
-  readonly answer?: string;
-  /** The error's type ('untyped' without one) and message. */
-  readonly error?: { type: string; message: string };
-}
-
 /** One call of the chain's head, by name, through the data path of the node it runs on. */
 async function callChain(world: ChaosWorld, caller: number, payload: string): Promise<ChainCall> {
   const startMs = Date.now();
@@ -70,8 +45,6 @@ async function callChain(world: ChaosWorld, caller: number, payload: string): Pr
     return { caller, payload, startMs, endMs: Date.now(), error: { type: (e as { type?: string }).type ?? 'untyped', message: (e as Error).message } };
   }
 }
-
-const right = (c: ChainCall): boolean => c.answer === chainAnswer(c.payload);
 
 /** The node a stage's name record points at once `pid` holds it (its endpoint registered). */
 async function nodeOfStage(world: ChaosWorld, name: string, pid: string): Promise<string> {
@@ -189,9 +162,6 @@ async function stages(world: ChaosWorld): Promise<string> {
   return (await Promise.all(Array.from({ length: CHAIN_STAGES }, (_, i) => one(i)))).join(', ');
 }
 
-/** A call the client gave up on because the head's node did not answer in time (its own call did not end by its timeout). */
-const unanswered = (c: ChainCall): boolean => c.error?.type === 'node-unreachable' && /timeout/.test(c.error.message);
-
 /**
  * After the fault (killed at `killMs`, the machine back at `backMs`): waits for the chain to answer,
  * then for CHAIN_STEADY_CALLS right answers in a row, stops the callers and judges every call.
@@ -212,24 +182,11 @@ export async function judgeChain(world: ChaosWorld, chain: Chain, fault: { killM
   if (first === undefined) violations.push(`the chain did not answer within ${CHAIN_WAIT_MS / 1000} s of the kill (channels: ${await channels(world)}; names: ${await stages(world)})`);
   const steady = await untilSteady(world, Date.now() + CHAIN_WAIT_MS);
   if (!steady.steady) violations.push(`the chain did not answer ${CHAIN_STEADY_CALLS} calls in a row after the fault (last failed: ${steady.failed.slice(-2).join('; ')}; channels: ${await channels(world)})`);
-  const errors: Record<string, number> = {};
-  for (const c of chain.calls) {
-    const took = c.endMs - c.startMs;
-    if (took > bound) violations.push(`caller ${c.caller} ${c.payload}: ${took} ms, over its ${bound} ms bound (${c.error === undefined ? 'answered' : `${c.error.type}: ${c.error.message}`})`);
-    if (unanswered(c) && (c.endMs < killMs || c.startMs > faultEnd)) violations.push(`caller ${c.caller} ${c.payload}: hung outside the fault (${c.error!.message})`);
-    if (c.error !== undefined) {
-      errors[c.error.type] = (errors[c.error.type] ?? 0) + 1;
-      if (!TYPED_CALL_ERRORS.has(c.error.type)) violations.push(`caller ${c.caller} ${c.payload}: untyped error ${c.error.type}: ${c.error.message}`);
-    } else if (!right(c)) violations.push(`caller ${c.caller} ${c.payload}: wrong answer ${JSON.stringify(c.answer)}, not ${JSON.stringify(chainAnswer(c.payload))}`);
-  }
+  const judged = judgeCalls(chain.calls, { killMs, faultEndMs: faultEnd, boundMs: bound });
+  violations.push(...judged.violations);
   const recoveryS = first === undefined ? undefined : (first.endMs - killMs) / 1000;
-  // Each error type with its count, the longest such call, and the first and last one's messages (what tells why).
-  const errorList = Object.entries(errors).map(([t, n]) => {
-    const of = chain.calls.filter((c) => c.error?.type === t);
-    const last = of[of.length - 1]!.error!.message;
-    return `${t} ${n} (up to ${Math.max(...of.map((c) => c.endMs - c.startMs))} ms; first: ${of[0]!.error!.message}${of.length > 1 && last !== of[0]!.error!.message ? `; last: ${last}` : ''})`;
-  });
   const slowest = Math.max(0, ...chain.calls.filter(right).map((c) => c.endMs - c.startMs));
+  const errorList = describeErrors(chain.calls);
   log(`chain: ${chain.calls.length} calls (right ones in up to ${slowest} ms), errors ${errorList.length === 0 ? 'none' : errorList.join('; ')}; answers again ${recoveryS === undefined ? 'never' : `after ${recoveryS.toFixed(2)} s`}`);
-  return { calls: chain.calls.length, errors, violations, ...(recoveryS === undefined ? {} : { recoveryS }) };
+  return { calls: chain.calls.length, errors: judged.errors, violations, ...(recoveryS === undefined ? {} : { recoveryS }) };
 }
