@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { labNamespaces, labUnavailable } from '../src/chaos/lab.js';
 
 const CLI = fileURLToPath(new URL('../src/chaos/cli.js', import.meta.url));
-const KEYS = ['spawns_accepted', 'procs_lost', 'procs_run_twice', 'ghost_runs', 'spawns_failed_in_failover', 'service_recovery_p99_s', 'service_lease_ttl_s', 'nats_servers', 'machines', 'failover_s', 'failover_history_procs', 'chain_calls', 'chain_errors', 'chain_violations', 'chain_recovery_s', 'buffers_leaked', 'removed_realm_leftovers'];
+const KEYS = ['spawns_accepted', 'procs_lost', 'procs_run_twice', 'ghost_runs', 'spawns_failed_in_failover', 'spawns_failed_no_leader', 'service_recovery_p99_s', 'service_lease_ttl_s', 'nats_servers', 'machines', 'failover_s', 'failover_history_procs', 'chain_calls', 'chain_errors', 'chain_violations', 'chain_recovery_s', 'buffers_leaked', 'removed_realm_leftovers'];
 const why = labUnavailable();
 const chaosTest = why === undefined ? test.serial : test.serial.skip;
 if (why !== undefined) {

@@ -94,7 +94,7 @@ test.serial("nats cluster - the scheduler's side keeps a bucket's stream leader 
     t.is(own.leadership!().server(), leader, 'an ordered connection is on the first server given');
     const keeper = keepLeadersOff(own.leadership!(), { timers: realTimers }, pino({ level: 'silent' }), ['steer_test']);
     try {
-      const moved = await waitFor(() => own.leadership!().leaderOf('steer_test'), (l) => l !== undefined && l !== leader);
+      const moved = await waitFor(() => own.leadership!().leaderOf('steer_test'), (l) => l !== undefined && l !== leader, 40_000);
       t.true(nats.names.includes(moved!) && moved !== leader, `moved to ${moved}`);
       const kv = await own.kv('steer_test');
       await kv.put('k', new TextEncoder().encode('v'));

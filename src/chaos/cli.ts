@@ -101,12 +101,12 @@ async function inner(name: string, o: Options, lab: Lab): Promise<void> {
 }
 
 const violations = (r: ScenarioRun): number =>
-  r.verdict.lost.length + r.verdict.runTwice.length + r.verdict.ghosts.length + r.verdict.failed.length + (r.fault.servicesUnrecovered?.length ?? 0) + (r.fault.chain?.violations.length ?? 0) + r.leftovers.buffersLeaked.length + r.leftovers.removedRealm.length;
+  r.verdict.lost.length + r.verdict.runTwice.length + r.verdict.ghosts.length + r.verdict.failedInFailover.length + (r.fault.servicesUnrecovered?.length ?? 0) + (r.fault.chain?.violations.length ?? 0) + r.leftovers.buffersLeaked.length + r.leftovers.removedRealm.length;
 const repeat = (name: string, o: Options): string => `npm run chaos -- ${name} --seed ${o.seed}${o.quick === true ? ' --quick' : ''}`;
 
 function summary(r: ScenarioRun): string {
   const v = r.verdict;
-  const failed = v.failed.length === 0 ? '' : ` (${[...new Set(v.failed.map((f) => f.failed))].join(', ')})`;
+  const failed = v.failed.length === 0 ? '' : ` (${[...new Set(v.failed.map((f) => f.failed))].join(', ')}; ${v.failedInFailover.length} while a scheduler accepted others)`;
   const list = (xs: string[]): string => (xs.length === 0 ? '0' : `${xs.length}: ${xs.slice(0, 5).join(' ')}${xs.length > 5 ? ' ...' : ''}`);
   const failover = r.fault.failoverS === undefined ? '' : `, failover ${r.fault.failoverS.toFixed(2)} s`;
   const services = r.fault.serviceRecoveryS === undefined ? '' : `, services back in ${r.fault.serviceRecoveryS.map((s) => s.toFixed(2)).join(' ')} s, never ${list(r.fault.servicesUnrecovered ?? [])}`;
@@ -128,7 +128,8 @@ function totals(runs: ScenarioRun[]): Record<string, number | null> {
     procs_lost: sum((r) => r.verdict.lost.length),
     procs_run_twice: sum((r) => r.verdict.runTwice.length),
     ghost_runs: sum((r) => r.verdict.ghosts.length),
-    spawns_failed_in_failover: sum((r) => r.verdict.failed.length),
+    spawns_failed_in_failover: sum((r) => r.verdict.failedInFailover.length),
+    spawns_failed_no_leader: sum((r) => r.verdict.failed.length - r.verdict.failedInFailover.length),
     service_recovery_p99_s: recoveries.length === 0 ? null : percentile(recoveries, 99),
     service_lease_ttl_s: LEASE_TTL_S,
     nats_servers: NATS_SERVERS,

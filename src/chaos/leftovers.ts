@@ -1,13 +1,14 @@
 /**
  * Checks made after every scenario, once its storm and callers are done: every buffer returned (each
  * node's realm pools whole once the run is quiet, by the node's `datapath-status`), and a removed realm
- * empty (the spare realm, used by the storm, removed: no live record of it in the proc table or its live index, no name,
- * no realm record, no node holding its pool or a host of it). Harness code: real time.
+ * empty (the spare realm, used by the storm, removed: no live record of it in the proc table's live
+ * index nor among the run's records of it, no name, no realm record, no node holding its pool or a
+ * host of it). Harness code: real time.
  */
 import { spawnSync } from 'node:child_process';
 import type { ProcRecord } from '../control/protocol/index.js';
 import type { DataPathStatus } from '../datapath/status.js';
-import { readTable } from './storm.js';
+import { readRecords } from './storm.js';
 import type { ChaosWorld } from './world.js';
 
 /** How long a quiet run's pools may take to be whole (lingering endpoints, credits, frees in flight). */
@@ -55,8 +56,12 @@ function hostProcesses(world: ChaosWorld, node: string): string {
   return r.stdout.trim().split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).join('/')).join(' ') || 'none';
 }
 
-/** Removes `realm` and lists what is left of it once REMOVED_QUIET_MS has passed (nothing, if all is well). */
-export async function removedRealmLeftovers(world: ChaosWorld, realm: string): Promise<string[]> {
+/**
+ * Removes `realm` and lists what is left of it once REMOVED_QUIET_MS has passed (nothing, if all is
+ * well). `pids`: procs of the realm the run spawned, whose records are read by key (listing a table
+ * of 100,000 procs of history, as the scheduler scenario's, is too slow).
+ */
+export async function removedRealmLeftovers(world: ChaosWorld, realm: string, pids: readonly string[]): Promise<string[]> {
   try {
     await world.client.removeRealm(realm);
   } catch (e) {
@@ -72,10 +77,10 @@ export async function removedRealmLeftovers(world: ChaosWorld, realm: string): P
       else if (st.pools[realm] !== undefined) out.push(`${node}: pool of ${realm} (${st.pools[realm]!.hosts} hosts, ${st.pools[realm]!.bytesUsed} bytes in use; host processes ${hostProcesses(world, node)})`);
     }
     if (out.length > 0) return out;
-    // The whole table (it may hold 100,000 exited records: the scheduler scenario's), once the rest is clean.
-    const table = await readTable(world.client, realm).catch((e: unknown) => new Error((e as Error).message));
-    if (table instanceof Error) out.push(`proc table unreadable: ${table.message}`);
-    else for (const r of table.values()) if (r.state !== 'exited') out.push(`${r.pid} ${r.state}${r.node === undefined ? '' : ` on ${r.node}`}`);
+    // The run's own procs of the realm, by key, once the rest is clean.
+    const table = new Map<string, ProcRecord>();
+    await readRecords(world.client, pids, table);
+    for (const r of table.values()) if (r.state !== 'exited') out.push(`${r.pid} ${r.state}${r.node === undefined ? '' : ` on ${r.node}`}`);
     return out;
   });
 }

@@ -222,7 +222,7 @@ export async function runScenario(s: Scenario, lab: Lab, o: { seed: number; quic
     log(`storm over: ${records.length} spawns; checking`);
     const verdict = await check(world, records);
     const leaked = await buffersLeaked(world);
-    const removedRealm = await removedRealmLeftovers(world, SPARE_REALM);
+    const removedRealm = await removedRealmLeftovers(world, SPARE_REALM, records.map((r) => r.pid).filter((pid) => pid.startsWith(`${SPARE_REALM}.`)));
     log(`buffers ${leaked.length === 0 ? 'all returned' : `not returned: ${leaked.join('; ')}`}; realm ${SPARE_REALM} removed, ${removedRealm.length === 0 ? 'nothing left' : `left: ${removedRealm.join('; ')}`}`);
     return { scenario: s.name, seed: o.seed, verdict, fault, leftovers: { buffersLeaked: leaked, removedRealm }, faultLog };
   } finally {

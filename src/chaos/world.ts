@@ -23,6 +23,7 @@ import type { Lab, LabMachine } from './lab.js';
 export const NATS_SERVERS = 3;
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_CLUSTER_PORT = 6222;
+export const NATS_MONITOR_PORT = 8222;
 export const DP_PORT = 7100;
 /** Nodes ping NATS this often: a server cut off is left after about two pings, well inside the lease. */
 export const NODE_NATS_PING_MS = 1_000;
@@ -71,7 +72,7 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
   const nats = await startNatsCluster({
     name: lab.tag,
     dataDir: join(dataDir, 'nats'),
-    servers: machines.slice(0, NATS_SERVERS).map((m) => ({ host: m.addr, port: NATS_CLIENT_PORT, clusterPort: NATS_CLUSTER_PORT, prefix: ['ip', 'netns', 'exec', m.ns] })),
+    servers: machines.slice(0, NATS_SERVERS).map((m) => ({ host: m.addr, port: NATS_CLIENT_PORT, clusterPort: NATS_CLUSTER_PORT, monitorPort: NATS_MONITOR_PORT, prefix: ['ip', 'netns', 'exec', m.ns] })),
     users: natsUsers(creds, [REALM]),
     routeAuth: { user: ROUTE_USER, password: routePassword(creds) },
     probeUser: { user: ADMIN_USER, password: creds.admin },
@@ -113,7 +114,8 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
     const i = machines.indexOf(m);
     const own = i < NATS_SERVERS ? [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)] : nats.urls;
     const url = withUser(own.join(','), ADMIN_USER, creds.admin);
-    const args = [...nodeArgs(config, n, { natsUrl: url, hostNatsUrl: own.join(','), dataDir: dirOf(m) }), '--nats-ping-ms', String(NODE_NATS_PING_MS), '--nats-ordered'];
+    const monitor = i < NATS_SERVERS ? ['--nats-monitor', `http://${m.addr}:${NATS_MONITOR_PORT}`] : [];
+    const args = [...nodeArgs(config, n, { natsUrl: url, hostNatsUrl: own.join(','), dataDir: dirOf(m) }), '--nats-ping-ms', String(NODE_NATS_PING_MS), '--nats-ordered', ...monitor];
     const err = openSync(join(dataDir, `${m.name}.node.log`), 'a');
     const child = spawn('ip', ['netns', 'exec', m.ns, process.execPath, NODE_MAIN, ...args], { env: { ...nodeEnv(creds), SIGMA_LOG: process.env['SIGMA_LOG'] ?? 'warn' }, stdio: ['ignore', err, err, 'ipc'] });
     children.set(m.name, child);

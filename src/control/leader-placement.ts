@@ -5,6 +5,12 @@ import { BUCKET } from './protocol/index.js';
 
 /** Between two looks at who leads the control buckets' streams. */
 export const LEADERS_CHECK_MS = 3_000;
+/**
+ * A new leader's first look, after its recovery (a stepdown pauses its stream for a moment). Not much
+ * later: the chaos service scenario killed a scheduler 8 s after its election, before a first look at
+ * 10 s, and its successor's recovery waited 7 s for the live index's election.
+ */
+export const LEADERS_FIRST_LOOK_MS = LEADERS_CHECK_MS;
 
 /**
  * Keeps the control buckets' stream leaders off the scheduler's own NATS server. A server that dies
@@ -20,12 +26,17 @@ export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }
   const look = async (): Promise<void> => {
     const own = lead.server();
     if (own === undefined) return;
+    // Off the meta leader's server too, when known: with three servers the streams then sit on the
+    // third, and the death of the scheduler's machine or the meta leader's stops none of them (the
+    // chaos service scenario: leaders moved onto the meta leader's machine died with it).
+    const meta = await lead.metaLeader().catch(() => undefined);
+    const avoid = new Set([own, ...(meta === undefined ? [] : [meta])]);
     for (const bucket of buckets) {
       if (stopped) return;
       const leader = await lead.leaderOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
-      if (leader !== own) continue;
+      if (leader === undefined || !avoid.has(leader)) continue;
       await lead.stepDown(bucket).then(
-        () => log.info({ bucket, server: own }, "moved a control bucket's stream leader off the scheduler's server"),
+        () => log.info({ bucket, from: leader, server: own, metaLeader: meta }, "moved a control bucket's stream leader off the scheduler's and the meta leader's servers"),
         (e: unknown) => log.debug({ err: e, bucket }, 'stream leader stepdown refused; the next look tries again'),
       );
     }
@@ -34,8 +45,40 @@ export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }
     if (stopped) return;
     timer = ports.timers.setTimeout(() => void look().finally(() => next(LEADERS_CHECK_MS)), delayMs);
   };
+  next(LEADERS_FIRST_LOOK_MS);
+  return {
+    stop() {
+      stopped = true;
+      timer?.cancel();
+    },
+  };
+}
+
+/**
+ * Whether this process's NATS server leads JetStream's meta group, looked at every LEADERS_CHECK_MS.
+ * Its stepdown needs the system account, so the scheduler moves instead (LeaseOptions.defer): a
+ * machine dying with the meta leader stops every new consumer for an election of 4 to 9 s, and a
+ * successor's recovery lists buckets through consumers (the chaos scheduler scenario's 8.5 s failover
+ * was its recovery waiting for the meta group's election).
+ */
+export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers }, log: Logger): { ownIsLeader(): boolean; stop(): void } {
+  let own = false;
+  let last: string | undefined;
+  let stopped = false;
+  let timer: { cancel(): void } | undefined;
+  const look = async (): Promise<void> => {
+    const leader = await lead.metaLeader().catch(() => undefined);
+    own = leader !== undefined && leader === lead.server();
+    if (leader !== last) log.info({ metaLeader: leader, server: lead.server() }, 'JetStream meta leader seen');
+    last = leader;
+  };
+  const next = (delayMs: number): void => {
+    if (stopped) return;
+    timer = ports.timers.setTimeout(() => void look().finally(() => next(LEADERS_CHECK_MS)), delayMs);
+  };
   next(0);
   return {
+    ownIsLeader: () => own,
     stop() {
       stopped = true;
       timer?.cancel();

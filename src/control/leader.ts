@@ -6,7 +6,7 @@ import { fencedKv } from './fence.js';
 import { startRetention, type Retention } from './retention.js';
 import { keepLeadersOff } from './leader-placement.js';
 import { ProcTable } from './proc-table.js';
-import { EVICT, NODE, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
+import { EVICT, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
@@ -32,6 +32,8 @@ export interface LeaderDeps {
   mutations?: Mutations;
   /** Exited procs leave the table past this (absent: they stay; the simulator runs without). */
   retention?: Retention;
+  /** The heartbeats this process saw as a standby (src/control/liveness.ts). */
+  seen?: SchedulerDeps['seen'];
   /** Stream leadership on a NATS cluster: the leader keeps the buckets' stream leaders off its own server. */
   leadership?: StreamLeadership;
   /** Whether the lease is still held by this process's clock (LeaseOptions.onHeld); absent: until stopped. */
@@ -68,6 +70,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       namesKv: fencedKv(d.namesKv, isActive, term),
       nodesKv: d.nodesKv,
       nodeTimeoutMs: d.nodeTimeoutMs,
+      ...(d.seen === undefined ? {} : { seen: d.seen }),
       ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
     }),
     { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },
@@ -137,6 +140,15 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () =>
   serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, ...(r.quota === undefined ? {} : { quota: r.quota }), reply }));
   serve(REALM_QUOTA, (r, reply) => ({ type: 'realm-quota', name: r.name, quota: r.quota ?? {}, reply }));
   serve(REALM_REMOVE, (r, reply) => ({ type: 'realm-remove', name: r.name, reply }));
+  // Heartbeats on core NATS: liveness while the nodes bucket's stream or JetStream's meta group elects.
+  const beats = bus.subscribe(NODE_BEAT.subject);
+  subs.push(beats);
+  void (async () => {
+    for await (const m of beats) {
+      const node = NODE_BEAT.message(decodeJson(m.data));
+      if (node !== undefined) sched.tell({ type: 'node-up', node });
+    }
+  })();
   const events = bus.subscribe(PROC_EVENT.subject);
   subs.push(events);
   void (async () => {

@@ -20,7 +20,17 @@ export interface LeaseOptions {
    * message: its fence asks the clock, not only the message.
    */
   onHeld?: (untilMs: number) => void;
+  /**
+   * While true this candidate had better not lead (its NATS server leads JetStream's meta group, which
+   * would die with it): a holder hands the lease over, and a standby takes a vacant lease only once it
+   * has been vacant for `deferGraceMs`, so that a better placed candidate gets it first, and a cluster
+   * of only such candidates still gets a leader.
+   */
+  defer?: () => boolean;
 }
+
+/** How long a deferring standby leaves a vacant lease to the others (see LeaseOptions.defer). */
+export const DEFER_GRACE_MS = 2_000;
 
 type Msg =
   | { type: 'tick' }
@@ -56,6 +66,8 @@ class Lease extends Actor<Msg> {
   #epoch = 0;
   #inFlight = false;
   #deadline: TimerHandle | undefined;
+  /** When this standby first saw the lease vacant (absent or released), while it defers. */
+  #vacantSinceMs: number | undefined;
 
   constructor(
     ctx: Context<Msg>,
@@ -82,6 +94,7 @@ class Lease extends Actor<Msg> {
     switch (msg.type) {
       case 'tick':
         if (this.#inFlight) return;
+        if (this.#revision !== 0 && this.o.defer?.() === true) return this.#handOver();
         if (this.#revision === 0) this.#call(() => this.#acquire());
         else this.#call(() => this.o.kv.update(this.o.key, encode({ holder: this.o.holder, term: this.#term } satisfies LeaseRecord), this.#revision));
         return;
@@ -118,6 +131,13 @@ class Lease extends Actor<Msg> {
     if (elected) this.o.onElected(this.#term);
   }
 
+  /** Leaves the lease to a better placed candidate: released, so one takes it by CAS at its next tick. */
+  #handOver(): void {
+    const rev = this.#revision;
+    this.#depose('handed over: this node\'s NATS server leads the JetStream meta group');
+    this.#release(rev);
+  }
+
   #release(rev: number): void {
     void this.o.kv.update(this.o.key, RELEASED, rev).catch(() => {});
   }
@@ -142,10 +162,22 @@ class Lease extends Actor<Msg> {
     );
   }
 
+  /** A deferring standby takes a vacant lease only once it has been vacant for DEFER_GRACE_MS. */
+  #mayTake(vacant: boolean): boolean {
+    if (!vacant || this.o.defer?.() !== true) {
+      this.#vacantSinceMs = undefined;
+      return true;
+    }
+    const now = this.ctx.ports.clock.nowMs();
+    this.#vacantSinceMs ??= now;
+    return now - this.#vacantSinceMs >= DEFER_GRACE_MS;
+  }
+
   async #acquire(): Promise<number | undefined> {
     const mine = encode({ holder: this.o.holder, term: 0 } satisfies LeaseRecord);
     const cur = await this.o.kv.get(this.o.key);
     const released = cur !== null && decodeLeaseRecord(cur.value)?.holder === '';
+    if (!this.#mayTake(cur === null || released)) return undefined;
     // Free (absent or lapsed) -> create; released by its last holder -> take it by CAS.
     return cur === null ? this.o.kv.create(this.o.key, mine) : released ? this.o.kv.update(this.o.key, mine, cur.revision) : undefined;
   }

@@ -13,7 +13,7 @@ import { startNatsServer, type NatsServer, type NatsServerOptions, type NatsUser
  */
 export interface NatsClusterSpec {
   /** One entry per server: where it listens, and what it runs under (the harness's `ip netns exec`). */
-  servers: Array<{ host: string; port: number; clusterPort: number; prefix?: string[] }>;
+  servers: Array<{ host: string; port: number; clusterPort: number; monitorPort?: number; prefix?: string[] }>;
   /** The cluster's name (routes refuse servers of another). */
   name: string;
   /** Each server's store is `<dataDir>/<server name>`. */
@@ -62,6 +62,7 @@ export async function startNatsCluster(spec: NatsClusterSpec): Promise<NatsClust
       port: s.port,
       dataDir,
       serverName: names[i]!,
+      ...(s.monitorPort === undefined ? {} : { monitorPort: s.monitorPort }),
       ...(users === undefined ? {} : { users }),
       ...(s.prefix === undefined ? {} : { prefix: s.prefix }),
       ...(spec.onLog === undefined ? {} : { onLog: (l: string) => spec.onLog!(names[i]!, l) }),

@@ -38,7 +38,9 @@ const wrongSeq = (e: unknown): boolean => apiCode(e) === CODE.wrongLastSeq || ap
  * Listing keys is an idempotent read and nats.js's key consumer occasionally stalls under load: a
  * stalled listing is made again, up to this many attempts.
  */
-export const KEYS_ATTEMPTS_MAX = 3;
+export const KEYS_ATTEMPTS_MAX = 6;
+/** How long opening a listing's consumer may take before it is tried again. */
+export const KEYS_OPEN_TIMEOUT_MS = 1_500;
 /** Opening a watch while the server's consumer API has no responder (a config reload): tries, and the pause between. */
 export const WATCH_OPEN_ATTEMPTS_MAX = 5;
 export const WATCH_OPEN_RETRY_MS = 20;
@@ -128,7 +130,9 @@ export class RealKv implements Kv {
     checkKeyFilter(filter);
     const list = async (): Promise<string[]> => {
       const out = new Set<string>();
-      for await (const k of await this.kv.keys(filter)) out.add(k);
+      // Opening is bounded on its own: a consumer the meta leader placed on a server that has just died
+      // never answers, and waiting out the whole timeout for it cost a successor's recovery 5 s.
+      for await (const k of await bounded(this.kv.keys(filter), `KV keys ${this.bucket}/${filter}: opening its consumer`, Math.min(KEYS_OPEN_TIMEOUT_MS, this.timeoutMs))) out.add(k);
       return [...out];
     };
     for (let attempt = 1; ; attempt++) {

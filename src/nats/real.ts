@@ -59,6 +59,8 @@ export interface ConnectOptions {
   replicas?: number;
   /** Try the servers in the order given (the first is this machine's own) rather than shuffled. */
   ordered?: boolean;
+  /** The HTTP monitoring URL of this machine's own server (`http://host:8222`): where metaLeader() asks. */
+  monitorUrl?: string;
 }
 
 /** JetStream's largest replica count (a Raft group of at most five servers). */
@@ -101,7 +103,7 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
   } catch (e) {
     throw new ConnectError(servers, { cause: e }); // without the password
   }
-  return new RealBus(nc, options.name, jsTimeoutMs, replicas);
+  return new RealBus(nc, options.name, jsTimeoutMs, replicas, options.monitorUrl);
 }
 
 /**
@@ -128,6 +130,23 @@ const KV_CREATE_RETRY_MS = 20;
 /** The server's answer to a stream created by another client in the same instant. */
 function isCreateRace(e: unknown): boolean {
   return e instanceof JetStreamApiError && /subjects overlap|already in use/.test(e.message);
+}
+
+/**
+ * A cluster formed a moment ago whose meta leader does not know enough servers yet to place a
+ * replicated stream (a chaos world's first bucket was refused so): tried again for a while.
+ */
+function isPlacementPending(e: unknown): boolean {
+  return e instanceof JetStreamApiError && /no suitable peers for placement|insufficient resources/.test(e.message);
+}
+const PLACEMENT_RETRY_MS = 500;
+const PLACEMENT_ATTEMPTS = 30;
+
+/** How long to wait before opening a bucket again after `e`, or undefined when that would not help. */
+function reopenDelayMs(e: unknown, type: string | undefined, attempt: number): number | undefined {
+  if (isPlacementPending(e)) return attempt < PLACEMENT_ATTEMPTS ? PLACEMENT_RETRY_MS : undefined;
+  if (attempt < KV_CREATE_ATTEMPTS && (isCreateRace(e) || type === 'no-responders' || type === 'timeout')) return KV_CREATE_RETRY_MS * attempt;
+  return undefined;
 }
 
 function toMsg(m: NatsMsg): Msg {
@@ -159,6 +178,7 @@ class RealBus implements Bus, JetStreamHost {
     readonly name: string,
     private readonly jsTimeoutMs: number,
     private readonly replicas: number,
+    private readonly monitorUrl?: string,
   ) {
     this.#js = jetstream(nc, { timeout: jsTimeoutMs });
     this.#kvm = new Kvm(this.#js);
@@ -265,7 +285,14 @@ class RealBus implements Bus, JetStreamHost {
       server: () => this.nc.info?.server_name,
       leaderOf: async (bucket) => {
         const si = await bounded((await this.jsm()).streams.info(stream(bucket)), `stream info ${stream(bucket)}`, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, `stream info ${stream(bucket)}`, this.jsTimeoutMs)));
-        return (si.cluster?.replicas?.length ?? 0) > 0 ? si.cluster?.leader : undefined;
+        const replicas = si.cluster?.replicas ?? [];
+        return replicas.length > 0 && replicas.every((r) => r.current && r.offline !== true) ? si.cluster?.leader : undefined;
+      },
+      metaLeader: async () => {
+        if (this.monitorUrl === undefined) return undefined;
+        const r = await fetch(`${this.monitorUrl}/jsz`, { signal: AbortSignal.timeout(this.jsTimeoutMs) }).catch(() => undefined);
+        const jsz = r?.ok === true ? ((await r.json().catch(() => undefined)) as { meta_cluster?: { leader?: string } } | undefined) : undefined;
+        return jsz?.meta_cluster?.leader || undefined;
       },
       stepDown: async (bucket) => {
         const what = `leader stepdown of ${stream(bucket)}`;
@@ -292,9 +319,9 @@ class RealBus implements Bus, JetStreamHost {
         return await bounded(call(), what, this.jsTimeoutMs);
       } catch (e) {
         const failure = classify(e, what, this.jsTimeoutMs);
-        const type = (failure as { type?: string }).type;
-        if (attempt >= KV_CREATE_ATTEMPTS || (type !== 'no-responders' && type !== 'timeout')) throw failure;
-        await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
+        const delayMs = reopenDelayMs(e, (failure as { type?: string }).type, attempt);
+        if (delayMs === undefined) throw failure;
+        await new Promise((r) => setTimeout(r, delayMs));
       }
     }
   }
@@ -343,12 +370,9 @@ class RealBus implements Bus, JetStreamHost {
         // Also tried again: no responder on the JetStream API, which a server reloading its users (a
         // realm made or removed) has for a few milliseconds, and a timeout (as in #opening).
         const failure = classify(e, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
-        const type = (failure as { type?: string }).type;
-        if (attempt < KV_CREATE_ATTEMPTS && (isCreateRace(e) || type === 'no-responders' || type === 'timeout')) {
-          await new Promise((r) => setTimeout(r, KV_CREATE_RETRY_MS * attempt));
-          continue;
-        }
-        throw failure;
+        const delayMs = reopenDelayMs(e, (failure as { type?: string }).type, attempt);
+        if (delayMs === undefined) throw failure;
+        await new Promise((r) => setTimeout(r, delayMs));
       }
     }
   }

@@ -47,6 +47,8 @@ export interface NatsServerOptions {
   host?: string;
   /** The server's name in a cluster (JetStream clustering needs one per server, stable across restarts). */
   serverName?: string;
+  /** Its HTTP monitoring port, on `host` (`/jsz` says who leads JetStream's meta group); none when unset. */
+  monitorPort?: number;
   /** Joins a cluster: routes to the other servers, JetStream replicated by Raft among them. */
   cluster?: NatsClusterOptions;
   /**
@@ -237,6 +239,7 @@ function serverConfig(o: NatsServerOptions, dataDir: string, users: NatsUser[] |
   const routeAuth = c?.auth === undefined ? '' : `${encodeURIComponent(c.auth.user)}:${encodeURIComponent(c.auth.password)}@`;
   return {
     ...(o.serverName === undefined ? {} : { server_name: o.serverName }),
+    ...(o.monitorPort === undefined ? {} : { http: `${o.host ?? '127.0.0.1'}:${o.monitorPort}` }),
     ...(o.jetstream === false ? {} : { jetstream: { store_dir: dataDir } }),
     ...(users === undefined ? {} : { authorization: { users } }),
     ...(c === undefined

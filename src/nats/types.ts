@@ -254,10 +254,19 @@ export interface ObjectStore {
 export interface StreamLeadership {
   /** The name of the server this connection is on, once connected. */
   server(): string | undefined;
-  /** The server leading the bucket's stream; undefined while it has none or is not replicated. */
+  /**
+   * The server leading the bucket's stream, if every replica is current; undefined while it has no
+   * leader, a replica is down or behind (moving leadership then would pile it onto the survivors), or
+   * the stream is not replicated.
+   */
   leaderOf(bucket: string): Promise<string | undefined>;
   /** Asks the bucket's stream leader to hand leadership to a current replica (fast: no election timeout). */
   stepDown(bucket: string): Promise<void>;
+  /**
+   * The server leading JetStream's meta group (every consumer, so every KV listing and watch, is made
+   * through it), as the connection's own server's monitoring reports it; undefined when unknown.
+   */
+  metaLeader(): Promise<string | undefined>;
 }
 
 export interface Bus {

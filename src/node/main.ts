@@ -32,6 +32,7 @@ import { realTimers } from '../ports/real.js';
 const opts = new Command()
   .requiredOption('--id <id>')
   .requiredOption('--nats <urls>', 'NATS server URLs, comma-separated (any one will do; the client fails over among them)')
+  .option('--nats-monitor <url>', "HTTP monitoring of this machine's own NATS server (http://host:8222): a node whose server leads JetStream's meta group leaves the scheduler to others")
   .option('--nats-ordered', "try the --nats servers in the order given, the first being this machine's own (default: shuffled)")
   .option('--nats-ping-ms <n>', 'client pings to NATS: a dead or unreachable server is noticed after about twice this', '10000')
   .option('--nats-replicas <n>', `replicas of every bucket and stream this node creates (1..${REPLICAS_MAX}; 3 on a NATS cluster)`, '1')
@@ -53,7 +54,7 @@ const opts = new Command()
   .option('--gateway-limits <json>', "the gateway's bounds (cluster.config.ts gateway.limits), validated by the launcher", '{}')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; natsReplicas: string; natsPingMs: string; natsOrdered?: boolean; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
+  .opts<{ id: string; nats: string; natsReplicas: string; natsPingMs: string; natsOrdered?: boolean; natsMonitor?: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -152,7 +153,7 @@ const datapath = await NodeDataPath.create({ node: opts.id, mode: opts.datapath 
   log.fatal({ err: e }, 'cannot start the data path');
   process.exit(1);
 });
-const bus = await connectBus({ servers: [opts.nats], name: opts.id, replicas: natsReplicas, pingIntervalMs: Number(opts.natsPingMs), ordered: opts.natsOrdered === true });
+const bus = await connectBus({ servers: [opts.nats], name: opts.id, replicas: natsReplicas, pingIntervalMs: Number(opts.natsPingMs), ordered: opts.natsOrdered === true, ...(opts.natsMonitor === undefined ? {} : { monitorUrl: opts.natsMonitor }) });
 const realmsKv = await bus.kv(BUCKET.realms);
 programStore = await ProgramStore.open(bus, realmsKv);
 await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'), (hash) => programCache.prefetch(hash));

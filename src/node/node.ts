@@ -3,8 +3,10 @@ import type { Logger } from 'pino';
 import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
+import { followMetaLeader } from '../control/leader-placement.js';
+import { Liveness } from '../control/liveness.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, DP_GONE, NODE, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
+import { BUCKET, DP_GONE, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
@@ -117,7 +119,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), remoteInbound: 'asks', ...(o.ports === undefined ? {} : { ports: o.ports }) });
   const nm = spawnManager(o, timing, system, stores);
   const requests = serveNodeRequests(o, nm);
-  campaign(o, timing, system, stores, requests.local);
+  const elections = campaign(o, timing, system, stores, requests.local);
   const dataPath = await followDataPath(o, timing, stores.nodesKv);
   if (o.gateway !== undefined) await spawnGateway(o, o.gateway, system, namesKv, realmsKv);
   return {
@@ -125,6 +127,7 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
     async stop() {
       dataPath.stop();
       requests.stop();
+      elections.stop();
       await system.shutdown();
     },
   };
@@ -141,6 +144,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
         nodesKv: st.nodesKv,
         namesKv: st.namesKv,
         publish: (ev) => bus.publish(PROC_EVENT.subject, encode(ev)),
+        beat: (node) => bus.publish(NODE_BEAT.subject, encode(node)),
         reportExit: (ev) => bus.request(PROC_EVENT.subject, encode(ev), { timeoutMs: timing.nodeRequestTimeoutMs }).then(() => undefined),
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),
@@ -211,10 +215,19 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
  * after another, so a scheduler that is still starting when leadership is lost is stopped before any
  * successor starts: never two schedulers in one node.
  */
-function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores, local: (req: NodeRequest) => Promise<void>): void {
+function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores, local: (req: NodeRequest) => Promise<void>): { stop(): void } {
   let leaderChain: Promise<void> = Promise.resolve();
   let stopLeader: (() => Promise<void>) | undefined;
   let heldUntilMs = 0;
+  // Every node follows the heartbeats, so that as a new scheduler it knows which nodes fell silent before its election.
+  const seen = new Liveness(timing.nodeTimeoutMs);
+  const beats = o.bus.subscribe(NODE_BEAT.subject);
+  void (async () => {
+    for await (const m of beats) {
+      const n = NODE_BEAT.message(decodeJson(m.data));
+      if (n !== undefined) seen.beat(n, system.ports.clock.nowMs());
+    }
+  })();
   const leaderDeps = {
     // The stale-leader mutant skips the lease fence, this half of it too.
     leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
@@ -229,12 +242,17 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     ...(o.deployed === undefined ? {} : { deployed: o.deployed.store }),
     nodeTimeoutMs: timing.nodeTimeoutMs,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
+    seen: (nowMs: number) => seen.copy(nowMs),
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
     ...(o.retention === undefined ? {} : { retention: o.retention }),
     ...(o.bus.leadership === undefined ? {} : { leadership: o.bus.leadership() }),
   };
+  // On a NATS cluster whose servers report who leads the meta group, a node on that server's machine leaves the lease to others.
+  const lead = o.bus.leadership?.();
+  const meta = lead === undefined ? undefined : followMetaLeader(lead, system.ports, o.logger);
   system.spawn(
     leaseActor({
+      ...(meta === undefined ? {} : { defer: () => meta.ownIsLeader() }),
       kv: st.leaderKv,
       key: 'scheduler',
       holder: o.id,
@@ -262,6 +280,12 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     }),
     { name: 'lease' },
   );
+  return {
+    stop: () => {
+      meta?.stop();
+      beats.unsubscribe();
+    },
+  };
 }
 
 /** The gateway: a supervised actor of this node's system, with the node's data path and admin NATS user. */

@@ -1,38 +1,36 @@
 // Node liveness by the scheduler's own clock: heartbeats bring a node up, silence takes it down.
 import type { NodeRecord } from '../protocol/index.js';
 import type { SchedulerState } from './state.js';
+import { adopt } from './recovery.js';
 
 export function nodeUp(s: SchedulerState, n: NodeRecord): void {
   // A record seen before (a reopened watch replays the latest) says nothing of the node now.
-  const beat = `${n.startedAtMs}/${n.heartbeatSeq}`;
-  if (s.lastBeat.get(n.id) === beat) return;
-  s.lastBeat.set(n.id, beat);
-  const now = s.nowMs();
-  if (!beatsFlow(s, now)) s.beatsFlowingSinceMs = now;
-  s.freshestBeatMs = now;
-  s.lastSeen.set(n.id, now);
+  if (!s.liveness.beat(n, s.nowMs())) return;
   s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+  const waiting = s.unconfirmed.get(n.id);
+  s.unconfirmed.delete(n.id);
+  for (const r of waiting ?? []) {
+    const cur = s.live.get(r.pid); // it may have exited meanwhile
+    if (cur !== undefined) adopt(s, cur, n.id);
+  }
   // Its BE slots, as its heartbeat states them: the scheduler counts what it runs there against them.
   s.credits.set(n.id, n.beSlots);
   s.ops.drain();
 }
 
-/** Whether some node's heartbeat arrived lately (every node beats several times per timeout). */
-const beatsFlow = (s: SchedulerState, now: number): boolean => now - s.freshestBeatMs <= s.deps.nodeTimeoutMs / 2;
-
-/** Down: silent for the timeout while other nodes' heartbeats arrived (counted from when they flow again). */
+/** Down: silent for the timeout while other nodes' heartbeats arrived (src/control/liveness.ts). */
 export function checkNodes(s: SchedulerState): void {
-  const now = s.nowMs();
-  if (!beatsFlow(s, now)) return;
-  for (const [id, at] of s.lastSeen) if (now - Math.max(at, s.beatsFlowingSinceMs) > s.deps.nodeTimeoutMs) nodeDown(s, id);
+  for (const id of s.liveness.silent(s.nowMs())) nodeDown(s, id);
 }
 
 export function nodeDown(s: SchedulerState, id: string): void {
   s.log.warn({ node: id }, 'node is down');
-  s.lastSeen.delete(id);
-  s.lastBeat.delete(id);
+  s.liveness.forget(id);
   s.credits.delete(id);
   s.beOn.delete(id);
   for (const pid of s.placements.removeNode(id)) s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
+  const waiting = s.unconfirmed.get(id);
+  s.unconfirmed.delete(id);
+  for (const r of waiting ?? []) if (s.live.has(r.pid)) s.ops.finish(r.pid, { kind: 'lost', message: `node ${id} was gone when a new scheduler took over` });
 }
 

@@ -43,7 +43,7 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
   await s.deps.realmsKv.delete(name);
   s.quotas.delete(name);
   // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool).
-  for (const node of s.lastSeen.keys()) void s.deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});
+  for (const node of s.liveness.lastSeen.keys()) void s.deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});
 }
 
 // A realm is gone once none of its procs is live and none has its create in flight: such a

@@ -25,26 +25,40 @@ export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcReco
 export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'recovered' }>): void {
   s.realms = new Set(m.realms);
   for (const [realm, quota] of m.quotas) setQuota(s, realm, quota);
-  s.freshestBeatMs = s.beatsFlowingSinceMs = s.nowMs();
+  const now = s.nowMs();
+  if (s.deps.seen !== undefined) s.liveness = s.deps.seen(now);
   for (const n of m.nodes) {
     s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
-    s.lastSeen.set(n.id, s.nowMs()); // a grace period: stale ones time out from here
+    s.liveness.expect(n.id, now); // not heard of as a standby: a grace period from here
   }
   const alive = new Set(m.nodes.map((n) => n.id));
   for (const r of m.records) {
     if (r.state === 'exited') continue;
     s.live.set(r.pid, r);
-    if (r.node !== undefined && alive.has(r.node)) {
-      s.placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, r.node);
-      if (!r.spec.lc) s.countBe(r.node, 1);
-      // The old leader may have died between recording the placement and sending the order; the
-      // node ignores a run it already has, so sending again is safe. An order that does not get
-      // through ends the proc lost, as in dispatch: nobody else would ever run it (found by the
-      // simulator: message-chaos seed 704 left a proc 'starting' when the re-sent order was dropped).
-      if (r.state === 'starting') s.deps.toNode(r.node, { op: 'run', order: s.order(r) }).catch((e: unknown) => s.ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }));
-    } else if (r.node !== undefined) s.ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} was gone when a new scheduler took over` });
-    else if (r.spec.lc) s.lcPending.push(r);
+    if (r.node !== undefined && alive.has(r.node)) adopt(s, r, r.node);
+    else if (r.node !== undefined) {
+      // A node the snapshot did not show may still be up: a recovery read no node at all while the
+      // nodes stream had no leader, ended three running services lost and ran them again (the chaos
+      // datapath scenario). Its procs wait for its heartbeat, and end lost if none comes in time.
+      const waiting = s.unconfirmed.get(r.node) ?? [];
+      waiting.push(r);
+      s.unconfirmed.set(r.node, waiting);
+      s.liveness.expect(r.node, now);
+    } else if (r.spec.lc) s.lcPending.push(r);
     else s.be.push({ realm: r.spec.realm, record: r });
   }
-  s.log.info({ term: s.deps.term, live: s.live.size, nodes: alive.size }, 'scheduler recovered');
+  // Nodes seen as a standby that neither the snapshot nor a live proc knows are nobody's concern.
+  for (const id of [...s.liveness.lastSeen.keys()]) if (!alive.has(id) && !s.unconfirmed.has(id)) s.liveness.forget(id);
+  s.log.info({ term: s.deps.term, live: s.live.size, nodes: alive.size, unconfirmed: s.unconfirmed.size }, 'scheduler recovered');
+}
+
+/** A live proc of the table placed on its node, which is up: counted there, its order sent again if it may not have arrived. */
+export function adopt(s: SchedulerState, r: ProcRecord, node: string): void {
+  s.placements.assign({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, node);
+  if (!r.spec.lc) s.countBe(node, 1);
+  // The old leader may have died between recording the placement and sending the order; the
+  // node ignores a run it already has, so sending again is safe. An order that does not get
+  // through ends the proc lost, as in dispatch: nobody else would ever run it (found by the
+  // simulator: message-chaos seed 704 left a proc 'starting' when the re-sent order was dropped).
+  if (r.state === 'starting') s.deps.toNode(node, { op: 'run', order: s.order(r) }).catch((e: unknown) => s.ops.finish(r.pid, { kind: 'lost', message: `node ${node} did not take the proc: ${(e as Error).message}` }));
 }

@@ -6,6 +6,7 @@ import { BeQueues, Placements } from '../placement.js';
 import type { ProcTable } from '../proc-table.js';
 import type { Ack, DeployedProgram, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
 import { LiveProcs } from './live-procs.js';
+import { Liveness } from '../liveness.js';
 
 export interface SchedulerDeps {
   table: ProcTable;
@@ -29,6 +30,8 @@ export interface SchedulerDeps {
    * judges by its own clock: in NATS 2.9 an entry expiring by bucket TTL produces no watch event.
    */
   nodeTimeoutMs: number;
+  /** The heartbeats this process saw before it led (a copy at `nowMs`): a recovery starts its liveness from them. */
+  seen?: (nowMs: number) => Liveness;
   /** Simulator mutants (src/control/mutations.ts); none in production. */
   mutations?: Mutations;
 }
@@ -103,17 +106,10 @@ export class SchedulerState {
   readonly repeats = new Map<string, Array<(r: SpawnReply) => void>>();
   /** Realm -> callers waiting for its removal. */
   readonly removing = new Map<string, AckReply[]>();
-  /** Node -> when its last heartbeat arrived (scheduler clock). */
-  readonly lastSeen = new Map<string, number>();
-  /** Each node's last heartbeat as `<startedAtMs>/<heartbeatSeq>`: a record seen again is no sign of life. */
-  readonly lastBeat = new Map<string, string>();
-  /**
-   * When the freshest heartbeat of any node arrived, and since when they have been flowing (scheduler
-   * clock). Silence is only counted while heartbeats flow: when the nodes bucket has no stream leader,
-   * every heartbeat stops at once, which says nothing of the nodes (the chaos partition scenario had
-   * the scheduler declare all three nodes down, its own included, and 64 running procs lost).
-   */
-  freshestBeatMs = 0;
+  /** Node liveness by heartbeats (scheduler clock); recovery may start it from what this process saw as a standby. */
+  liveness: Liveness;
+  /** Node -> live procs recovery found there although its snapshot did not show the node: adopted at its heartbeat, lost at its timeout. */
+  readonly unconfirmed = new Map<string, ProcRecord[]>();
   beatsFlowingSinceMs = 0;
   realms = new Set<string>();
   /** False once this incarnation stopped: KV calls still under way write nothing more. */
@@ -127,6 +123,7 @@ export class SchedulerState {
     readonly ctx: Context<SchedulerMsg>,
   ) {
     this.placements = new Placements({ overcommit: deps.mutations?.lcOvercommit === true });
+    this.liveness = new Liveness(deps.nodeTimeoutMs);
   }
 
   get log(): Context<SchedulerMsg>['log'] {

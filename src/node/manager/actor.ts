@@ -28,6 +28,7 @@ function heartbeat(s: NodeState): void {
   reportUnacknowledged(s);
   const addr = deps.datapath?.peerAddress?.();
   const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, beSlots: cfg.beSlots, ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
+  deps.beat?.(node);
   void deps.nodesKv.put(cfg.id, encode(node)).catch((e: unknown) => s.log.warn({ err: e }, 'heartbeat failed'));
   if (node.heartbeatSeq % cfg.hostPingEveryBeats === 0) pingHosts(s);
 }

@@ -1,6 +1,6 @@
 import type { Context } from '../../actors/index.js';
 import type { ProcTable } from '../../control/proc-table.js';
-import type { NodeIsolation, ProcEvent, ProcRecord, RunOrder, WireError } from '../../control/protocol/index.js';
+import type { NodeIsolation, NodeRecord, ProcEvent, ProcRecord, RunOrder, WireError } from '../../control/protocol/index.js';
 import type { ToNode } from '../../host/protocol.js';
 import type { Kv } from '../../nats/types.js';
 import type { Status } from '../../proc/types.js';
@@ -40,6 +40,8 @@ export interface NodeManagerDeps {
   nodesKv: Kv;
   namesKv: Kv;
   publish(ev: ProcEvent): void;
+  /** The heartbeat on core NATS (NODE_BEAT), for the scheduler's liveness; absent: the KV record only. */
+  beat?(node: NodeRecord): void;
   /** An exit event the scheduler acknowledges (rejects when none did in time). */
   reportExit(ev: Extract<ProcEvent, { type: 'exited' }>): Promise<void>;
   appendLog(pid: string, stream: 'stdout' | 'stderr', data: string): void;
