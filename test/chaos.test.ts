@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { labNamespaces, labUnavailable } from '../src/chaos/lab.js';
 
 const CLI = fileURLToPath(new URL('../src/chaos/cli.js', import.meta.url));
-const KEYS = ['spawns_accepted', 'procs_lost', 'procs_run_twice', 'ghost_runs', 'spawns_failed_in_failover', 'spawns_failed_no_leader', 'service_recovery_p99_s', 'service_lease_ttl_s', 'nats_servers', 'machines', 'failover_s', 'failover_history_procs'];
+const KEYS = ['spawns_accepted', 'procs_lost', 'procs_run_twice', 'ghost_runs', 'spawns_failed_in_failover', 'spawns_failed_no_leader', 'service_recovery_p99_s', 'service_lease_ttl_s', 'nats_servers', 'machines', 'failover_s', 'failover_history_procs', 'chain_calls', 'chain_errors', 'chain_violations', 'chain_recovery_s', 'buffers_leaked', 'removed_realm_leftovers'];
 const why = labUnavailable();
 const chaosTest = why === undefined ? test.serial : test.serial.skip;
 if (why !== undefined) {
@@ -45,6 +45,8 @@ for (const seed of [2, 3]) chaosTest(`chaos - a node paused past its lease (seed
   t.is(figures['procs_lost'], 0);
   t.is(figures['procs_run_twice'], 0);
   t.is(figures['ghost_runs'], 0);
+  t.is(figures['buffers_leaked'], 0, 'every pool whole once the run is quiet');
+  t.is(figures['removed_realm_leftovers'], 0, 'nothing left of the removed spare realm');
   t.is(code, figures['spawns_failed_in_failover'] !== 0 ? 1 : 0, 'the exit code says whether anything was violated');
   t.deepEqual(labsOf(pid), [], 'every namespace of the run is removed');
 });
@@ -61,7 +63,31 @@ chaosTest('chaos - services on a machine that dies answer by name again from els
   t.is(figures['procs_lost'], 0);
   t.is(figures['procs_run_twice'], 0);
   t.is(figures['ghost_runs'], 0);
+  t.is(figures['buffers_leaked'], 0, 'every pool whole once the run is quiet (the echo calls went through them)');
+  t.is(figures['removed_realm_leftovers'], 0, 'nothing left of the removed spare realm');
   t.is(code, figures['spawns_failed_in_failover'] !== 0 ? 1 : 0, 'the exit code: a service never back, or anything else violated, is 1');
+  t.deepEqual(labsOf(pid), [], 'every namespace of the run is removed');
+});
+
+chaosTest('chaos - a data-path chain across three machines, one of them killed: every call right or a typed error within its bound, the chain answers again; every buffer returned; the removed realm empty; nothing lost or run twice', async (t) => {
+  t.timeout(300_000);
+  const { code, out, pid } = await runCli(['datapath', '--quick', '--json', '--seed', '1']);
+  const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop() ?? '{}';
+  const figures = JSON.parse(last) as Record<string, number | null>;
+  t.log(out.split('\n').filter((l) => /datapath:|chaos:|node of|repeat:/.test(l)).join('\n'));
+  t.deepEqual(Object.keys(figures), KEYS, 'the JSON keys, in order');
+  const placed = /chain stage0@(m\d) -> stage1@(m\d) -> stage2@(m\d)/.exec(out);
+  t.truthy(placed, 'the chain was placed');
+  t.is(new Set(placed?.slice(1)).size, 3, 'each stage on its own machine');
+  t.true(figures['chain_calls']! > 50, `calls went through the chain (${figures['chain_calls']})`);
+  t.is(figures['chain_violations'], 0, 'no wrong answer, no untyped error, no call past its bound, the chain back and steady');
+  t.is(typeof figures['chain_recovery_s'], 'number', 'the chain answered again after the kill');
+  t.is(figures['buffers_leaked'], 0, 'every pool whole once the run is quiet');
+  t.is(figures['removed_realm_leftovers'], 0, 'nothing left of the removed realm the chain ran in');
+  t.is(figures['procs_lost'], 0);
+  t.is(figures['procs_run_twice'], 0);
+  t.is(figures['ghost_runs'], 0);
+  t.is(code, figures['spawns_failed_in_failover'] !== 0 ? 1 : 0, 'the exit code says whether anything was violated');
   t.deepEqual(labsOf(pid), [], 'every namespace of the run is removed');
 });
 

@@ -112,6 +112,22 @@ test('proc data - typed failures: unknown name, another node, a throwing handler
   w.close();
 });
 
+test('proc data - a name whose endpoint did not answer is resolved again at its next call (it may have moved)', async (t) => {
+  const w = world();
+  const client = w.proc(40);
+  const held: Array<() => void> = [];
+  // Never answers (a stuck endpoint, or a dead one nothing announced): cached by the first call, which
+  // times out; then the name moves to a proc that answers.
+  w.proc(42, 'stuck-first').serve(() => new Promise<undefined>((r) => held.push(() => r(undefined))));
+  await t.throwsAsync(client.call('stuck-first', 'x', { timeoutMs: 50 }), { instanceOf: CallTimeoutError });
+  w.proc(43, 'stuck-first').serve((m) => m);
+  t.is(new TextDecoder().decode(await client.call('stuck-first', 'moved', { timeoutMs: 1_000 })), 'moved', 'the moved name is found');
+  held.forEach((r) => r());
+  await until(() => w.used() === 0, 'every buffer back in the pool');
+  t.is(w.used(), 0);
+  w.close();
+});
+
 test('proc data - retain keeps a buffer past its handler until released; an exhausted pool is a typed error', async (t) => {
   const w = world();
   const client = w.proc(30);

@@ -100,7 +100,8 @@ async function inner(name: string, o: Options, lab: Lab): Promise<void> {
   process.exit(bad ? 1 : 0);
 }
 
-const violations = (r: ScenarioRun): number => r.verdict.lost.length + r.verdict.runTwice.length + r.verdict.ghosts.length + r.verdict.failedInFailover.length + (r.fault.servicesUnrecovered?.length ?? 0);
+const violations = (r: ScenarioRun): number =>
+  r.verdict.lost.length + r.verdict.runTwice.length + r.verdict.ghosts.length + r.verdict.failedInFailover.length + (r.fault.servicesUnrecovered?.length ?? 0) + (r.fault.chain?.violations.length ?? 0) + r.leftovers.buffersLeaked.length + r.leftovers.removedRealm.length;
 const repeat = (name: string, o: Options): string => `npm run chaos -- ${name} --seed ${o.seed}${o.quick === true ? ' --quick' : ''}`;
 
 function summary(r: ScenarioRun): string {
@@ -109,7 +110,10 @@ function summary(r: ScenarioRun): string {
   const list = (xs: string[]): string => (xs.length === 0 ? '0' : `${xs.length}: ${xs.slice(0, 5).join(' ')}${xs.length > 5 ? ' ...' : ''}`);
   const failover = r.fault.failoverS === undefined ? '' : `, failover ${r.fault.failoverS.toFixed(2)} s`;
   const services = r.fault.serviceRecoveryS === undefined ? '' : `, services back in ${r.fault.serviceRecoveryS.map((s) => s.toFixed(2)).join(' ')} s, never ${list(r.fault.servicesUnrecovered ?? [])}`;
-  return `  ${r.scenario}: ${v.accepted} accepted, lost ${list(v.lost)}, run twice ${list(v.runTwice)}, ghosts ${list(v.ghosts)}, failed ${v.failed.length}${failed}, not ok ${v.notOk}${failover}${services} — ${violations(r) === 0 ? 'ok' : 'VIOLATED'}`;
+  const c = r.fault.chain;
+  const chain = c === undefined ? '' : `, chain ${c.calls} calls, ${Object.values(c.errors).reduce((a, n) => a + n, 0)} typed errors, back in ${c.recoveryS?.toFixed(2) ?? 'never'} s, chain violations ${list(c.violations)}`;
+  const left = `, buffers not returned ${list(r.leftovers.buffersLeaked)}, removed realm leftovers ${list(r.leftovers.removedRealm)}`;
+  return `  ${r.scenario}: ${v.accepted} accepted, lost ${list(v.lost)}, run twice ${list(v.runTwice)}, ghosts ${list(v.ghosts)}, failed ${v.failed.length}${failed}, not ok ${v.notOk}${failover}${services}${chain}${left} — ${violations(r) === 0 ? 'ok' : 'VIOLATED'}`;
 }
 
 /** The figures, keys as docs/chaos.md lists them. */
@@ -117,6 +121,8 @@ function totals(runs: ScenarioRun[]): Record<string, number | null> {
   const sum = (f: (r: ScenarioRun) => number): number => runs.reduce((a, r) => a + f(r), 0);
   const failover = runs.find((r) => r.fault.failoverS !== undefined)?.fault;
   const recoveries = runs.flatMap((r) => r.fault.serviceRecoveryS ?? []);
+  const chains = runs.flatMap((r) => (r.fault.chain === undefined ? [] : [r.fault.chain]));
+  const chainRecovery = chains.flatMap((c) => (c.recoveryS === undefined ? [] : [c.recoveryS]));
   return {
     spawns_accepted: sum((r) => r.verdict.accepted),
     procs_lost: sum((r) => r.verdict.lost.length),
@@ -130,6 +136,12 @@ function totals(runs: ScenarioRun[]): Record<string, number | null> {
     machines: LAB_MACHINES.length - 1,
     failover_s: failover?.failoverS ?? null,
     failover_history_procs: failover?.historyProcs ?? null,
+    chain_calls: chains.length === 0 ? null : chains.reduce((a, c) => a + c.calls, 0),
+    chain_errors: chains.length === 0 ? null : chains.reduce((a, c) => a + Object.values(c.errors).reduce((x, n) => x + n, 0), 0),
+    chain_violations: chains.length === 0 ? null : chains.reduce((a, c) => a + c.violations.length, 0),
+    chain_recovery_s: chainRecovery.length === 0 ? null : Math.max(...chainRecovery),
+    buffers_leaked: sum((r) => r.leftovers.buffersLeaked.length),
+    removed_realm_leftovers: sum((r) => r.leftovers.removedRealm.length),
   };
 }
 

@@ -7,10 +7,12 @@ import { SeededRandom } from '../ports/random.js';
 import { DEFAULT_TIMING } from '../node/node.js';
 import { setCut, type Lab, type LabMachine } from './lab.js';
 import { check, spawnStorm, type SpawnRecord, type Verdict } from './storm.js';
-import { REALM, startWorld, type ChaosWorld } from './world.js';
+import { REALM, SPARE_REALM, startWorld, type ChaosWorld } from './world.js';
 import { fillHistory } from '../bench/history.js';
 import { BUCKET } from '../control/protocol/index.js';
 import { killServiceMachine } from './service.js';
+import { CHAIN_BEFORE_FAULT_MS, chainVictim, judgeChain, startChain, type ChainOutcome } from './chain.js';
+import { buffersLeaked, removedRealmLeftovers } from './leftovers.js';
 
 export interface FaultContext {
   world: ChaosWorld;
@@ -30,6 +32,16 @@ export interface FaultResult {
   serviceRecoveryS?: number[];
   /** Its services that never answered again: a violation. */
   servicesUnrecovered?: string[];
+  /** The datapath scenario's chain: its calls, their errors, its violations, its way back. */
+  chain?: ChainOutcome;
+}
+
+/** What the run left behind, checked after every scenario (./leftovers.ts). */
+export interface Leftovers {
+  /** Pools not whole once the run was quiet: `node realm: bytes`. */
+  buffersLeaked: string[];
+  /** What the removed spare realm left: live records, names, its realm record, pools on nodes. */
+  removedRealm: string[];
 }
 
 export interface Scenario {
@@ -122,6 +134,28 @@ export const SCENARIOS: readonly Scenario[] = [
     },
   },
   {
+    name: 'datapath',
+    what: 'a data-path call chain across machines (stage0 -> stage1 -> stage2) while the machine of one stage is killed (its node and NATS server, kill -9)',
+    async inject({ world, rng, quick, log }) {
+      const chain = await startChain(world, log);
+      try {
+        await sleep(CHAIN_BEFORE_FAULT_MS);
+        const { stage, machine: m } = chainVictim(world, chain, rng);
+        const i = world.natsIndex(m);
+        const killMs = Date.now();
+        world.killNode(m);
+        if (i !== undefined) world.nats.kill(i);
+        log(`kill -9 of machine ${m.name}, which ran stage${stage}`);
+        await sleep(Math.max(0, outageMs(quick) - (Date.now() - killMs)));
+        await reboot(world, m, true);
+        log(`machine ${m.name} back`);
+        return { chain: await judgeChain(world, chain, { killMs, backMs: Date.now() }, log) };
+      } finally {
+        await chain.stop(); // the callers end with the scenario, however it ends
+      }
+    },
+  },
+  {
     name: 'pause',
     what: 'a node process paused (SIGSTOP) past its lease, then resumed',
     async inject({ world, rng, quick, log }) {
@@ -160,6 +194,7 @@ export interface ScenarioRun {
   seed: number;
   verdict: Verdict;
   fault: FaultResult;
+  leftovers: Leftovers;
   faultLog: string[];
 }
 
@@ -185,7 +220,11 @@ export async function runScenario(s: Scenario, lab: Lab, o: { seed: number; quic
     stop = true;
     const records = await storm;
     log(`storm over: ${records.length} spawns; checking`);
-    return { scenario: s.name, seed: o.seed, verdict: await check(world, records), fault, faultLog };
+    const verdict = await check(world, records);
+    const leaked = await buffersLeaked(world);
+    const removedRealm = await removedRealmLeftovers(world, SPARE_REALM, records.map((r) => r.pid).filter((pid) => pid.startsWith(`${SPARE_REALM}.`)));
+    log(`buffers ${leaked.length === 0 ? 'all returned' : `not returned: ${leaked.join('; ')}`}; realm ${SPARE_REALM} removed, ${removedRealm.length === 0 ? 'nothing left' : `left: ${removedRealm.join('; ')}`}`);
+    return { scenario: s.name, seed: o.seed, verdict, fault, leftovers: { buffersLeaked: leaked, removedRealm }, faultLog };
   } finally {
     await world.stop();
   }

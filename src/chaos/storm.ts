@@ -6,7 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { SPAWN_TIMEOUT_MS_DEFAULT, type SigmaClient } from '../client/client.js';
 import type { ProcRecord } from '../control/protocol/index.js';
-import { REALM, type ChaosWorld } from './world.js';
+import { REALM, SPARE_REALM, type ChaosWorld } from './world.js';
 
 export interface SpawnRecord {
   readonly key: string;
@@ -19,6 +19,8 @@ export interface SpawnRecord {
 
 /** Spawns in flight at once. */
 export const STORM_CONCURRENCY = 8;
+/** Of those, how many spawn in the spare realm (removed at the end of every scenario: ./leftovers.ts). */
+export const STORM_SPARE_WORKERS = 2;
 /** How long a spawn keeps trying across a leader change: the client's default. */
 export const STORM_SPAWN_TIMEOUT_MS = SPAWN_TIMEOUT_MS_DEFAULT;
 /** After a failed spawn, the storm's worker pauses this long. */
@@ -28,18 +30,22 @@ export const SETTLE_MS = 60_000;
 const SETTLE_POLL_MS = 500;
 const READ_CONCURRENCY = 64;
 
-/** Spawns `hello` with keys of our own (so a failed spawn's pid is known) until `until()` says stop. */
+/**
+ * Spawns `hello` with keys of our own (so a failed spawn's pid is known) until `until()` says stop;
+ * STORM_SPARE_WORKERS of the workers spawn in the spare realm, the others in REALM.
+ */
 export async function spawnStorm(client: SigmaClient, keyPrefix: string, until: () => boolean, onAccepted?: (r: SpawnRecord) => void): Promise<SpawnRecord[]> {
   const out: SpawnRecord[] = [];
   let next = 0;
   await Promise.all(
-    Array.from({ length: STORM_CONCURRENCY }, async () => {
+    Array.from({ length: STORM_CONCURRENCY }, async (_, worker) => {
+      const realm = worker < STORM_SPARE_WORKERS ? SPARE_REALM : REALM;
       while (!until()) {
         const key = `${keyPrefix}${(next++).toString(36)}`;
-        const pid = `${REALM}.k_${key}`;
+        const pid = `${realm}.k_${key}`;
         const startMs = Date.now();
         try {
-          await client.spawn({ program: 'hello', args: [key], realm: REALM }, { key, timeoutMs: STORM_SPAWN_TIMEOUT_MS });
+          await client.spawn({ program: 'hello', args: [key], realm }, { key, timeoutMs: STORM_SPAWN_TIMEOUT_MS });
           const r = { key, pid, startMs, endMs: Date.now() };
           out.push(r);
           onAccepted?.(r);
@@ -78,7 +84,7 @@ export interface Verdict {
  * Reads the records of `pids` not yet known to be exited into `table`, READ_CONCURRENCY at a time:
  * by key, not by listing the table, which holds 100,000 procs of history in the scheduler scenario.
  */
-async function readRecords(client: SigmaClient, pids: readonly string[], table: Map<string, ProcRecord>): Promise<void> {
+export async function readRecords(client: SigmaClient, pids: readonly string[], table: Map<string, ProcRecord>): Promise<void> {
   const todo = pids.filter((pid) => table.get(pid)?.state !== 'exited');
   let next = 0;
   await Promise.all(

@@ -29,6 +29,14 @@ export const DP_PORT = 7100;
 export const NODE_NATS_PING_MS = 1_000;
 export const NODE_READY_TIMEOUT_MS = 60_000;
 export const REALM = 'default';
+/**
+ * A second realm, made at start through the scheduler (its NATS user follows, as for `sigma realm
+ * create`), used by part of the storm (and the datapath scenario's chain), and removed at the end of
+ * every scenario: then nothing of it may be left (./leftovers.ts).
+ */
+export const SPARE_REALM = 'spare';
+/** Bound on the spare realm's first proc running (its NATS user is added by a reload of every server). */
+export const SPARE_READY_MS = 30_000;
 export const NODE_START_ATTEMPTS_MAX = 3;
 
 export interface ChaosWorld {
@@ -126,6 +134,8 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
   await Promise.all(machines.map(startNode));
   const client = await SigmaClient.connect(bus);
   await untilScheduler(() => client.createRealm(REALM), { attempts: 200, delayMs: 250 });
+  await client.createRealm(SPARE_REALM);
+  await untilRealmRuns(client, SPARE_REALM);
   const leaderKv = await bus.kv(BUCKET.leader);
   return {
     lab,
@@ -160,6 +170,18 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
       await nats.stop();
     },
   };
+}
+
+/** Spawns `hello` in a new realm until one ends ok: its NATS user has reached every server. */
+async function untilRealmRuns(client: SigmaClient, realm: string): Promise<void> {
+  const deadline = Date.now() + SPARE_READY_MS;
+  for (;;) {
+    const pid = await client.spawn({ program: 'hello', args: ['ready'], realm });
+    const st = await client.waitExit(pid, { timeoutMs: SPARE_READY_MS });
+    if (st.kind === 'ok') return;
+    if (Date.now() > deadline) throw new Error(`realm ${realm}: no proc ran ok within ${SPARE_READY_MS} ms (last: ${JSON.stringify(st)})`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }
 
 /** The lease TTL the nodes run with (what a service's recovery is held to). */

@@ -204,6 +204,7 @@ export class ProcData implements LocalDataPathApi {
     this.#expireAt(seq, p);
     const cancel = (e: unknown): Promise<R> => {
       if (this.#pending.get(seq) === p) this.#pending.delete(seq);
+      this.#unname(dst);
       void answer.catch(() => {});
       return Promise.reject(e);
     };
@@ -247,7 +248,7 @@ export class ProcData implements LocalDataPathApi {
   /** `error`: why, when it is not that the proc exited (its node went away, say). */
   destinationGone(endpoint: number, error?: Error): void {
     this.#ep.closeDestination(endpoint);
-    for (const [name, ep] of this.#names) if (ep === endpoint) this.#names.delete(name);
+    this.#unname(endpoint);
     for (const [seq, p] of this.#pending) {
       if (p.dst !== endpoint) continue;
       this.#pending.delete(seq);
@@ -260,7 +261,17 @@ export class ProcData implements LocalDataPathApi {
     const p = this.#pending.get(seq);
     if (p === undefined) return;
     this.#pending.delete(seq);
+    this.#unname(p.dst);
     p.reject(error);
+  }
+
+  /**
+   * Names cached for `endpoint` are resolved again at their next use. After any failed call: an endpoint
+   * that does not answer may be one of a node's earlier incarnation, which nothing announces gone (a
+   * chaos run's gateway path called a restarted node's dead id for a minute while the name had moved).
+   */
+  #unname(endpoint: number): void {
+    for (const [name, ep] of this.#names) if (ep === endpoint) this.#names.delete(name);
   }
 
   close(): void {
@@ -328,6 +339,7 @@ export class ProcData implements LocalDataPathApi {
       const p = this.#pending.get(seq);
       if (p === undefined || p.expiresTick !== tick) continue; // answered (its seq may be reused by a later call)
       this.#pending.delete(seq);
+      this.#unname(p.dst);
       p.reject(new CallTimeoutError(p.dst, p.timeoutMs));
     }
     if (this.#pending.size > 0) this.#ticker = this.#o.timers.setTimeout(() => this.#onTick(), CALL_TIMEOUT_TICK_MS);
