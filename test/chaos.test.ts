@@ -29,15 +29,16 @@ function runCli(args: string[], onLine?: (line: string, kill: () => void) => voi
   return new Promise((r) => child.once('exit', (code) => r({ code, out, pid: child.pid! })));
 }
 
-// Seed 2 pauses the scheduler's own node; seed 3 another node, or now and then the scheduler's (it picks a
-// machine, and the leader is whichever won the election).
-for (const seed of [2, 3]) chaosTest(`chaos - a node paused past its lease (seed ${seed}): nothing lost, nothing run twice, no ghost, the figures as documented; the lab is gone afterwards`, async (t) => {
+// Seed 1 pauses the scheduler's own node; seed 2 a machine drawn at random, which may or may not run the
+// scheduler (src/chaos/scenarios.ts, faultRandom).
+for (const seed of [1, 2]) chaosTest(`chaos - a node paused past its lease (seed ${seed}): nothing lost, nothing run twice, no ghost, the figures as documented; the lab is gone afterwards`, async (t) => {
   t.timeout(240_000);
   const { code, out, pid } = await runCli(['pause', '--quick', '--json', '--seed', String(seed)]);
   const last = out.trim().split('\n').filter((l) => l.startsWith('{')).pop() ?? '{}';
   const figures = JSON.parse(last) as Record<string, number | null>;
   // The scenario's lines, and whatever the harness said (a world that did not start, a node started again).
   t.log(out.split('\n').filter((l) => /pause:|chaos:|node of|repeat:/.test(l)).join('\n'));
+  if (seed === 1) t.regex(out, /SIGSTOP node of m\d \(the scheduler\)/, "seed 1 pauses the scheduler's node");
   t.deepEqual(Object.keys(figures), KEYS, 'the JSON keys, in order');
   t.is(figures['nats_servers'], 3);
   t.is(figures['machines'], 3);

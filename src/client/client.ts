@@ -220,18 +220,34 @@ export class SigmaClient {
   async dataPathCall(target: string, payload: string, options: { realm?: string; timeoutMs?: number } = {}): Promise<string> {
     const realm = options.realm ?? 'default';
     const timeoutMs = options.timeoutMs ?? DEFAULT_REQUEST_TIMEOUT_MS;
-    const e = await this.namesKv.get(nameKey(realm, target).key);
-    const rec = e?.value == null ? undefined : decodeNameRecord(e.value);
+    const startMs = this.clock.nowMs();
+    const rec = await this.#nameWithin(nameKey(realm, target).key, timeoutMs);
     if (rec?.node === undefined) throw new DataPathCallError('unknown-target', `no service "${target}" with a data-path endpoint in realm ${realm}`);
+    // The call's timeout covers the name's read too: the node gets what is left of it.
+    const leftMs = Math.max(1, timeoutMs - (this.clock.nowMs() - startMs));
     let reply;
     try {
-      const req: NodeRequest = { op: 'datapath-call', realm, target, payload, timeoutMs };
-      reply = await call(this.bus, NODE.subject(rec.node), NODE.dataPathCall, req, timeoutMs + CALL_REPLY_SLACK_MS);
+      const req: NodeRequest = { op: 'datapath-call', realm, target, payload, timeoutMs: leftMs };
+      reply = await call(this.bus, NODE.subject(rec.node), NODE.dataPathCall, req, leftMs + CALL_REPLY_SLACK_MS);
     } catch (err) {
       throw new DataPathCallError('node-unreachable', `node ${rec.node} did not answer (${(err as { type?: string }).type ?? (err as Error).message})`);
     }
     if (!reply.ok) throw new DataPathCallError(reply.error.type, reply.error.message);
     return reply.answer;
+  }
+
+  /** A name record, read within `timeoutMs` (the names bucket's stream may be electing a leader: a KV get then waits its own timeout). */
+  async #nameWithin(key: string, timeoutMs: number): Promise<NameRecord | undefined> {
+    let timer: { cancel(): void } | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = this.timers.setTimeout(() => reject(new DataPathCallError('call-timeout', `the name record ${key} could not be read within ${timeoutMs} ms (the names bucket may be electing a leader); try again`)), timeoutMs);
+    });
+    try {
+      const e = await Promise.race([this.namesKv.get(key), late]);
+      return e?.value == null ? undefined : decodeNameRecord(e.value);
+    } finally {
+      timer?.cancel();
+    }
   }
 
   async realms(): Promise<string[]> {

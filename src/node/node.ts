@@ -4,9 +4,10 @@ import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.j
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
 import { followMetaLeader } from '../control/leader-placement.js';
+import type { Status } from '../proc/types.js';
 import { Liveness } from '../control/liveness.js';
 import { ProcTable } from '../control/proc-table.js';
-import { BUCKET, DP_GONE, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type WireError } from '../control/protocol/index.js';
+import { BUCKET, DP_GONE, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, decodeJson, encode, type DeployedProgram, type NodeIsolation, type NodeRequest, type ProcEvent, type ProcRecord, type WireError } from '../control/protocol/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import type { Mutations } from '../control/mutations.js';
 import type { Bus, Kv, Subscription } from '../nats/types.js';
@@ -113,10 +114,14 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   // Before this node takes any order: what the table still shows running here died with an earlier
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
-  if (o.mutations?.skipReconcile !== true) await reconcile(stores.table, bus, o.id).catch((e: unknown) => o.logger.warn({ err: e }, 'could not reconcile procs of an earlier incarnation'));
+  const earlier = o.mutations?.skipReconcile === true ? [] : await earlierProcs(stores.table, o.id).catch((e: unknown): ProcRecord[] => {
+        o.logger.warn({ err: e }, 'could not read the procs of an earlier incarnation');
+        return [];
+      });
   // A node's actors (its manager, the lease, the scheduler) are addressed by NATS subjects of their own,
   // never by actor frames: a frame from another process reaches only the replies to this node's asks.
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), remoteInbound: 'asks', ...(o.ports === undefined ? {} : { ports: o.ports }) });
+  reportEarlier(o, timing, system, stores.table, earlier);
   const nm = spawnManager(o, timing, system, stores);
   const requests = serveNodeRequests(o, nm);
   const elections = campaign(o, timing, system, stores, requests.local);
@@ -327,15 +332,34 @@ async function followDataPath(o: NodeOptions, timing: NodeTiming, nodesKv: Kv): 
  * the node subscribes to its orders, so nothing listed can be one this incarnation runs; the write is
  * the table's write-once CAS, so a status recorded meanwhile stays.
  */
-async function reconcile(table: ProcTable, bus: Bus, node: string): Promise<number> {
-  let lost = 0;
-  for (const r of await table.liveRecords()) {
-    if (r.node !== node) continue;
-    const status = { kind: 'lost' as const, message: `node ${node} restarted; the proc died with its previous incarnation` };
-    if (await table.exit(r.pid, status)) {
-      lost++;
-      bus.publish(PROC_EVENT.subject, encode({ type: 'exited', pid: r.pid, node, status } satisfies ProcEvent));
-    }
+/** The procs the table still shows running on this node: they died with an earlier incarnation of it. */
+async function earlierProcs(table: ProcTable, node: string): Promise<ProcRecord[]> {
+  return (await table.liveRecords()).filter((r) => r.node === node);
+}
+
+/** Reports of an earlier incarnation's procs sent before the table is written here instead. */
+export const EARLIER_REPORTS_MAX = 30;
+
+/**
+ * Each proc of an earlier incarnation is reported lost to the scheduler, which writes its end and
+ * applies its restart policy, sent again each heartbeat until a scheduler acknowledges it. Written here
+ * first, its end would reach a recovering scheduler only as an exit of a proc it no longer has live,
+ * and a `restart: always` service would stay dead (the chaos datapath scenario). Past
+ * EARLIER_REPORTS_MAX unanswered reports, or if a scheduler answered but the table still shows it
+ * running a heartbeat later, this node writes the end itself.
+ */
+function reportEarlier(o: NodeOptions, timing: NodeTiming, system: ActorSystem, table: ProcTable, earlier: readonly ProcRecord[]): void {
+  const later = (ms: number, f: () => void): void => void system.ports.timers.setTimeout(f, ms);
+  const writeEnd = (pid: string, status: Status): void => void table.exit(pid, status).catch((e: unknown) => o.logger.warn({ err: e, pid }, 'could not record the end of an earlier incarnation\'s proc'));
+  for (const r of earlier) {
+    const status: Status = { kind: 'lost', message: `node ${o.id} restarted; the proc died with its previous incarnation` };
+    const ev: ProcEvent = { type: 'exited', pid: r.pid, node: o.id, status, unrecorded: true };
+    const send = (attempt: number): void => {
+      o.bus.request(PROC_EVENT.subject, encode(ev), { timeoutMs: timing.nodeRequestTimeoutMs }).then(
+        () => later(timing.heartbeatMs, () => void table.get(r.pid).then((cur) => cur !== undefined && cur.record.state !== 'exited' && writeEnd(r.pid, status), () => {})),
+        () => (attempt >= EARLIER_REPORTS_MAX ? writeEnd(r.pid, status) : later(timing.heartbeatMs, () => send(attempt + 1))),
+      );
+    };
+    send(1);
   }
-  return lost;
 }

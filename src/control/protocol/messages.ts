@@ -36,7 +36,12 @@ export interface RealmRequest {
   quota?: RealmQuota;
 }
 
-export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status };
+/**
+ * `unrecorded`: the table does not have this exit yet and the scheduler is to write it (a node that
+ * restarted reports the procs of its earlier incarnation so: a scheduler that finishes them applies
+ * their restart policy, which an exit it only heard of after the table had it would not).
+ */
+export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status; unrecorded?: boolean };
 
 /** Data-path endpoints of `node` that remote senders reached have closed (src/node/datapath/cross.ts). */
 export interface DataPathGone {

@@ -52,7 +52,7 @@ function route(s: SchedulerState, m: SchedulerMsg): void {
     case 'run-taken':
       return runTaken(s, m.pid);
     case 'proc-event':
-      if (m.ev.type === 'exited' && s.live.has(m.ev.pid)) onExit(s, m.ev.pid, m.ev.status);
+      if (m.ev.type === 'exited' && s.live.has(m.ev.pid)) (m.ev.unrecorded === true ? finish : onExit)(s, m.ev.pid, m.ev.status);
       else if (m.ev.type === 'started') {
         const r = s.live.get(m.ev.pid);
         if (r !== undefined) s.live.set(m.ev.pid, { ...r, state: 'running' });
