@@ -42,8 +42,18 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
   }
   await s.deps.realmsKv.delete(name);
   s.quotas.delete(name);
-  // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool).
-  for (const node of s.liveness.lastSeen.keys()) void s.deps.toNode(node, { op: 'realm-removed', realm: name }).catch(() => {});
+  // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool), told again while a
+  // notice goes unanswered: a lost one left a removed realm's idle host and pool on a node (chaos datapath).
+  for (const node of s.liveness.lastSeen.keys()) tellRealmRemoved(s, node, name, 1);
+}
+
+/** Tries of telling a node a realm is gone, a second apart. */
+export const REALM_REMOVED_ATTEMPTS_MAX = 10;
+
+function tellRealmRemoved(s: SchedulerState, node: string, realm: string, attempt: number): void {
+  s.deps.toNode(node, { op: 'realm-removed', realm }).catch(() => {
+    if (attempt < REALM_REMOVED_ATTEMPTS_MAX && s.active && s.liveness.lastSeen.has(node)) s.ctx.ports.timers.setTimeout(() => tellRealmRemoved(s, node, realm, attempt + 1), 1_000);
+  });
 }
 
 // A realm is gone once none of its procs is live and none has its create in flight: such a
