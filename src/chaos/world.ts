@@ -107,28 +107,9 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
   };
 
   const startNodeOnce = async (m: LabMachine): Promise<void> => {
-    mkdirSync(dirOf(m), { recursive: true });
-    const n = config.nodes.find((c) => c.id === nodeId(m))!;
-    // A node talks to its own machine's NATS server first, as on real machines (and so the scheduler
-    // knows which server dies with it: src/control/leader-placement.ts).
-    const i = machines.indexOf(m);
-    const own = i < NATS_SERVERS ? [nats.urls[i]!, ...nats.urls.filter((_, j) => j !== i)] : nats.urls;
-    const url = withUser(own.join(','), ADMIN_USER, creds.admin);
-    const monitor = i < NATS_SERVERS ? ['--nats-monitor', `http://${m.addr}:${NATS_MONITOR_PORT}`] : [];
-    const args = [...nodeArgs(config, n, { natsUrl: url, hostNatsUrl: own.join(','), dataDir: dirOf(m) }), '--nats-ping-ms', String(NODE_NATS_PING_MS), '--nats-ordered', ...monitor];
-    const err = openSync(join(dataDir, `${m.name}.node.log`), 'a');
-    const child = spawn('ip', ['netns', 'exec', m.ns, process.execPath, NODE_MAIN, ...args], { env: { ...nodeEnv(creds), SIGMA_LOG: process.env['SIGMA_LOG'] ?? 'warn' }, stdio: ['ignore', err, err, 'ipc'] });
+    const child = launchNode({ config, nats, creds, dataDir, dir: dirOf(m), id: nodeId(m), index: machines.indexOf(m) }, m);
     children.set(m.name, child);
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`node ${nodeId(m)} not ready within ${NODE_READY_TIMEOUT_MS} ms (see ${dataDir}/${m.name}.node.log)`)), NODE_READY_TIMEOUT_MS);
-      child.once('exit', (code) => reject(new Error(`node ${nodeId(m)} exited during start (${code}; see ${dataDir}/${m.name}.node.log)`)));
-      child.on('message', (msg: { t?: string }) => {
-        if (msg.t !== 'node-ready') return;
-        clearTimeout(timer);
-        child.removeAllListeners('exit');
-        resolve();
-      });
-    });
+    await untilReady(child, nodeId(m), join(dataDir, `${m.name}.node.log`));
   };
 
   await Promise.all(machines.map(startNode));
@@ -170,6 +151,46 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
       await nats.stop();
     },
   };
+}
+
+interface NodeLaunch {
+  config: ClusterConfig;
+  nats: NatsCluster;
+  creds: ReturnType<typeof clusterCredentials>;
+  dataDir: string;
+  /** The machine's own data directory, and its node's id and index among the machines. */
+  dir: string;
+  id: string;
+  index: number;
+}
+
+/** A machine's node process, in its namespace; its output goes to `<dataDir>/<machine>.node.log`. */
+function launchNode(l: NodeLaunch, m: LabMachine): ChildProcess {
+  mkdirSync(l.dir, { recursive: true });
+  const n = l.config.nodes.find((c) => c.id === l.id)!;
+  // A node talks to its own machine's NATS server first, as on real machines (and so the scheduler
+  // knows which server dies with it: src/control/leader-placement.ts).
+  const urls = l.nats.urls;
+  const own = l.index < NATS_SERVERS ? [urls[l.index]!, ...urls.filter((_, j) => j !== l.index)] : urls;
+  const url = withUser(own.join(','), ADMIN_USER, l.creds.admin);
+  const monitor = l.index < NATS_SERVERS ? ['--nats-monitor', `http://${m.addr}:${NATS_MONITOR_PORT}`] : [];
+  const args = [...nodeArgs(l.config, n, { natsUrl: url, hostNatsUrl: own.join(','), dataDir: l.dir }), '--nats-ping-ms', String(NODE_NATS_PING_MS), '--nats-ordered', ...monitor];
+  const out = openSync(join(l.dataDir, `${m.name}.node.log`), 'a');
+  return spawn('ip', ['netns', 'exec', m.ns, process.execPath, NODE_MAIN, ...args], { env: { ...nodeEnv(l.creds), SIGMA_LOG: process.env['SIGMA_LOG'] ?? 'warn' }, stdio: ['ignore', out, out, 'ipc'] });
+}
+
+/** Resolves once the node says it is ready; rejects if it exits first or takes too long. */
+function untilReady(child: ChildProcess, id: string, logFile: string): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`node ${id} not ready within ${NODE_READY_TIMEOUT_MS} ms (see ${logFile})`)), NODE_READY_TIMEOUT_MS);
+    child.once('exit', (code) => reject(new Error(`node ${id} exited during start (${code}; see ${logFile})`)));
+    child.on('message', (msg: { t?: string }) => {
+      if (msg.t !== 'node-ready') return;
+      clearTimeout(timer);
+      child.removeAllListeners('exit');
+      resolve();
+    });
+  });
 }
 
 /** Spawns `hello` in a new realm until one ends ok: its NATS user has reached every server. */
