@@ -106,7 +106,7 @@ const repeat = (name: string, o: Options): string => `npm run chaos -- ${name} -
 
 function summary(r: ScenarioRun): string {
   const v = r.verdict;
-  const failed = v.failed.length === 0 ? '' : ` (${[...new Set(v.failed.map((f) => f.failed))].join(', ')}; ${v.failedInFailover.length} while a scheduler accepted others)`;
+  const failed = v.failed.length === 0 ? '' : ` (${[...new Set(v.failed.map((f) => f.failed))].join(', ')}; ${v.failedInFailover.length} while a scheduler accepted later ones)`;
   const list = (xs: string[]): string => (xs.length === 0 ? '0' : `${xs.length}: ${xs.slice(0, 5).join(' ')}${xs.length > 5 ? ' ...' : ''}`);
   const failover = r.fault.failoverS === undefined ? '' : `, failover ${r.fault.failoverS.toFixed(2)} s`;
   const services = r.fault.serviceRecoveryS === undefined ? '' : `, services back in ${r.fault.serviceRecoveryS.map((s) => s.toFixed(2)).join(' ')} s, never ${list(r.fault.servicesUnrecovered ?? [])}`;
