@@ -29,6 +29,8 @@ const STORM_FAIL_PAUSE_MS = 100;
 export const SETTLE_MS = 60_000;
 const SETTLE_POLL_MS = 500;
 const READ_CONCURRENCY = 64;
+const READ_ATTEMPTS_MAX = 5;
+const READ_RETRY_MS = 500;
 
 /**
  * Spawns `hello` with keys of our own (so a failed spawn's pid is known) until `until()` says stop;
@@ -82,6 +84,18 @@ export interface Verdict {
   notOk: number;
 }
 
+/** One record, read again after a failed read (a stream leader moving makes a burst of reads fail at once). */
+async function readOne(client: SigmaClient, pid: string): Promise<ProcRecord | undefined> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.proc(pid);
+    } catch (e) {
+      if (attempt >= READ_ATTEMPTS_MAX) throw e;
+      await new Promise((r) => setTimeout(r, READ_RETRY_MS));
+    }
+  }
+}
+
 /**
  * Reads the records of `pids` not yet known to be exited into `table`, READ_CONCURRENCY at a time:
  * by key, not by listing the table, which holds 100,000 procs of history in the scheduler scenario.
@@ -92,7 +106,7 @@ export async function readRecords(client: SigmaClient, pids: readonly string[], 
   await Promise.all(
     Array.from({ length: READ_CONCURRENCY }, async () => {
       for (let i = next++; i < todo.length; i = next++) {
-        const r = await client.proc(todo[i]!).catch(() => table.get(todo[i]!));
+        const r = await readOne(client, todo[i]!).catch(() => table.get(todo[i]!));
         if (r !== undefined) table.set(r.pid, r);
       }
     }),
