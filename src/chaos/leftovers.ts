@@ -8,6 +8,7 @@
 import { spawnSync } from 'node:child_process';
 import type { ProcRecord } from '../control/protocol/index.js';
 import type { DataPathStatus } from '../datapath/status.js';
+import { untilScheduler } from '../client/client.js';
 import { readRecords } from './storm.js';
 import type { ChaosWorld } from './world.js';
 
@@ -56,14 +57,29 @@ function hostProcesses(world: ChaosWorld, node: string): string {
   return r.stdout.trim().split('\n').filter((l) => l.trim() !== '').map((l) => l.trim().split(/\s+/).join('/')).join(' ') || 'none';
 }
 
+/** A realm removal tried while no scheduler answers: 30 s. */
+const REMOVE_ATTEMPTS_MAX = 120;
+const REMOVE_RETRY_MS = 250;
+
 /**
  * Removes `realm` and lists what is left of it once REMOVED_QUIET_MS has passed (nothing, if all is
  * well). `pids`: procs of the realm the run spawned, whose records are read by key (listing a table
  * of 100,000 procs of history, as the scheduler scenario's, is too slow).
  */
 export async function removedRealmLeftovers(world: ChaosWorld, realm: string, pids: readonly string[]): Promise<string[]> {
+  // Tried again while no scheduler answers, as a user would (the removal may fall in a failover: a CI
+  // run's came right after the paused scheduler's successor took over); a retry that finds the realm
+  // gone means an earlier attempt removed it and its answer was lost.
+  let attempt = 0;
+  const remove = async (): Promise<void> => {
+    attempt++;
+    await world.client.removeRealm(realm).catch((e: unknown) => {
+      if (attempt > 1 && (e as { type?: string }).type === 'unknown-realm') return;
+      throw e;
+    });
+  };
   try {
-    await world.client.removeRealm(realm);
+    await untilScheduler(remove, { attempts: REMOVE_ATTEMPTS_MAX, delayMs: REMOVE_RETRY_MS });
   } catch (e) {
     return [`removing realm ${realm} failed: ${(e as Error).message}`];
   }
