@@ -22,19 +22,19 @@ export const LEADERS_FIRST_LOOK_MS = LEADERS_CHECK_MS;
  * first spawn the successor accepted, 10.6 s of it a recovery waiting for the nodes bucket's election.
  * A stepdown hands leadership to a current replica without an election timeout.
  */
-export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }, log: Logger, buckets: readonly string[] = Object.values(BUCKET)): { stop(): void } {
-  let stopped = false;
-  let timer: { cancel(): void } | undefined;
-  const look = async (): Promise<void> => {
+export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }, log: Logger, o: { buckets?: readonly string[]; metaLeader?: () => string | undefined } = {}): { stop(): void } {
+  const buckets = o.buckets ?? Object.values(BUCKET);
+  const loop = periodically(ports.timers, LEADERS_FIRST_LOOK_MS, async (stopped) => {
     const own = lead.server();
     if (own === undefined) return;
-    // Off the meta leader's server too, when known: with three servers the streams then sit on the
-    // third, and the death of the scheduler's machine or the meta leader's stops none of them (the
-    // chaos service scenario: leaders moved onto the meta leader's machine died with it).
-    const meta = await lead.metaLeader().catch(() => undefined);
+    // Off the meta leader's server too, when known (from followMetaLeader, which already asks, or
+    // asked here): with three servers the streams then sit on the third, and the death of the
+    // scheduler's machine or the meta leader's stops none of them (the chaos service scenario: leaders
+    // moved onto the meta leader's machine died with it).
+    const meta = o.metaLeader !== undefined ? o.metaLeader() : await lead.metaLeader().catch(() => undefined);
     const avoid = new Set([own, ...(meta === undefined ? [] : [meta])]);
     for (const bucket of buckets) {
-      if (stopped) return;
+      if (stopped()) return;
       const leader = await lead.leaderOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
       if (leader === undefined || !avoid.has(leader)) continue;
       await lead.stepDown(bucket).then(
@@ -42,12 +42,19 @@ export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }
         (e: unknown) => log.debug({ err: e, bucket }, 'stream leader stepdown refused; the next look tries again'),
       );
     }
-  };
+  });
+  return { stop: loop.stop };
+}
+
+/** Runs `look` after `firstMs`, then LEADERS_CHECK_MS after each look ends, until stopped. */
+function periodically(timers: Timers, firstMs: number, look: (stopped: () => boolean) => Promise<void>): { stop(): void } {
+  let stopped = false;
+  let timer: { cancel(): void } | undefined;
   const next = (delayMs: number): void => {
     if (stopped) return;
-    timer = ports.timers.setTimeout(() => void look().finally(() => next(LEADERS_CHECK_MS)), delayMs);
+    timer = timers.setTimeout(() => void look(() => stopped).finally(() => next(LEADERS_CHECK_MS)), delayMs);
   };
-  next(LEADERS_FIRST_LOOK_MS);
+  next(firstMs);
   return {
     stop() {
       stopped = true;
@@ -63,30 +70,21 @@ export function keepLeadersOff(lead: StreamLeadership, ports: { timers: Timers }
  * successor's recovery lists buckets through consumers (the chaos scheduler scenario's 8.5 s failover
  * was its recovery waiting for the meta group's election).
  */
-export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers; clock: Clock }, log: Logger): { ownIsLeader(): boolean; stop(): void } {
+export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers; clock: Clock }, log: Logger): { leader(): string | undefined; ownIsLeader(): boolean; stop(): void } {
   let ownSinceMs: number | undefined;
   let last: string | undefined;
-  let stopped = false;
-  let timer: { cancel(): void } | undefined;
-  const look = async (): Promise<void> => {
+  const loop = periodically(ports.timers, 0, async () => {
     const leader = await lead.metaLeader().catch(() => undefined);
     const own = leader !== undefined && leader === lead.server();
     ownSinceMs = own ? (ownSinceMs ?? ports.clock.nowMs()) : undefined;
     if (leader !== last) log.info({ metaLeader: leader, server: lead.server() }, 'JetStream meta leader seen');
     last = leader;
-  };
-  const next = (delayMs: number): void => {
-    if (stopped) return;
-    timer = ports.timers.setTimeout(() => void look().finally(() => next(LEADERS_CHECK_MS)), delayMs);
-  };
-  next(0);
+  });
   return {
+    leader: () => last,
     // Only once it has held for META_SETTLE_MS: the meta group moves during a fault, and a scheduler
     // handed over then added a failover to it (the chaos partition scenario).
     ownIsLeader: () => ownSinceMs !== undefined && ports.clock.nowMs() - ownSinceMs >= META_SETTLE_MS,
-    stop() {
-      stopped = true;
-      timer?.cancel();
-    },
+    stop: loop.stop,
   };
 }

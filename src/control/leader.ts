@@ -36,6 +36,8 @@ export interface LeaderDeps {
   seen?: SchedulerDeps['seen'];
   /** Stream leadership on a NATS cluster: the leader keeps the buckets' stream leaders off its own server. */
   leadership?: StreamLeadership;
+  /** Who leads JetStream's meta group, as this process last saw (followMetaLeader), so the leader does not ask again. */
+  metaLeader?: () => string | undefined;
   /** Whether the lease is still held by this process's clock (LeaseOptions.onHeld); absent: until stopped. */
   leaseHeld?: () => boolean;
 }
@@ -78,7 +80,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   const subs = serveRequests(d.bus, sched, answering, d.system.ports.clock);
   const watches = followState(d, sched, isActive);
   const history = d.retention === undefined ? undefined : startRetention(new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live), d.system.ports, d.retention, d.system.log);
-  const leaders = d.leadership === undefined ? undefined : keepLeadersOff(d.leadership, d.system.ports, d.system.log);
+  const leaders = d.leadership === undefined ? undefined : keepLeadersOff(d.leadership, d.system.ports, d.system.log, d.metaLeader === undefined ? {} : { metaLeader: d.metaLeader });
   return async () => {
     active = false;
     history?.stop();

@@ -12,6 +12,7 @@ import { ClosedError, ConnectError, InvalidArgumentError, NatsPortError, NoRespo
 import { BoundedQueue } from './queue.js';
 import { bounded, classify, type JetStreamHost, fromNatsHeaders, toNatsHeaders, type Tracked } from './real-common.js';
 import { RealKv, RealStream } from './real-jetstream.js';
+import { realLeadership } from './real-leadership.js';
 import { checkKvOptions } from './stream-options.js';
 import { checkFilter, checkName, checkPositiveInt, checkPositiveMs, checkSubject } from './subject.js';
 import {
@@ -62,9 +63,6 @@ export interface ConnectOptions {
   /** The HTTP monitoring URL of this machine's own server (`http://host:8222`): where metaLeader() asks. */
   monitorUrl?: string;
 }
-
-/** A replica heard from longer ago than this (ns, as stream info says) is not counted healthy. */
-const REPLICA_ACTIVE_MAX_NS = 1_000_000_000;
 
 /** JetStream's largest replica count (a Raft group of at most five servers). */
 export const REPLICAS_MAX = 5;
@@ -283,30 +281,7 @@ class RealBus implements Bus, JetStreamHost {
   }
 
   leadership(): StreamLeadership {
-    const stream = (bucket: string): string => `KV_${bucket}`;
-    return {
-      server: () => this.nc.info?.server_name,
-      leaderOf: async (bucket) => {
-        const si = await bounded((await this.jsm()).streams.info(stream(bucket)), `stream info ${stream(bucket)}`, this.jsTimeoutMs).catch((e: unknown) => Promise.reject(classify(e, `stream info ${stream(bucket)}`, this.jsTimeoutMs)));
-        const replicas = si.cluster?.replicas ?? [];
-        // Heard from lately, too: a replica cut off a moment ago still reads as current, and a stepdown
-        // handed leadership to one (the chaos partition scenario: no scheduler for 11 s).
-        const healthy = (r: (typeof replicas)[number]): boolean => r.current && r.offline !== true && r.active <= REPLICA_ACTIVE_MAX_NS;
-        return replicas.length > 0 && replicas.every(healthy) ? si.cluster?.leader : undefined;
-      },
-      metaLeader: async () => {
-        if (this.monitorUrl === undefined) return undefined;
-        const r = await fetch(`${this.monitorUrl}/jsz`, { signal: AbortSignal.timeout(this.jsTimeoutMs) }).catch(() => undefined);
-        const jsz = r?.ok === true ? ((await r.json().catch(() => undefined)) as { meta_cluster?: { leader?: string } } | undefined) : undefined;
-        return jsz?.meta_cluster?.leader || undefined;
-      },
-      stepDown: async (bucket) => {
-        const what = `leader stepdown of ${stream(bucket)}`;
-        const m = await this.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream(bucket)}`, new Uint8Array(), { timeoutMs: this.jsTimeoutMs });
-        const r = JSON.parse(new TextDecoder().decode(m.data)) as { success?: boolean; error?: { description?: string } };
-        if (r.success !== true) throw new InvalidArgumentError(`${what}: ${r.error?.description ?? 'refused'}`);
-      },
-    };
+    return realLeadership({ serverName: () => this.nc.info?.server_name, jsm: () => this.jsm(), request: (subject, data) => this.request(subject, data, { timeoutMs: this.jsTimeoutMs }), timeoutMs: this.jsTimeoutMs, ...(this.monitorUrl === undefined ? {} : { monitorUrl: this.monitorUrl }) });
   }
 
   jsm(): Promise<JetStreamManager> {

@@ -114,10 +114,11 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
   // Before this node takes any order: what the table still shows running here died with an earlier
   // incarnation of this node (found by the simulator: node-churn seed 2 left procs 'running' forever
   // when a node restarted faster than the scheduler's node timeout).
-  const earlier = o.mutations?.skipReconcile === true ? [] : await earlierProcs(stores.table, o.id).catch((e: unknown): ProcRecord[] => {
-        o.logger.warn({ err: e }, 'could not read the procs of an earlier incarnation');
-        return [];
-      });
+  const unreadable = (e: unknown): ProcRecord[] => {
+    o.logger.warn({ err: e }, 'could not read the procs of an earlier incarnation');
+    return [];
+  };
+  const earlier = o.mutations?.skipReconcile === true ? [] : await earlierProcs(stores.table, o.id).catch(unreadable);
   // A node's actors (its manager, the lease, the scheduler) are addressed by NATS subjects of their own,
   // never by actor frames: a frame from another process reaches only the replies to this node's asks.
   const system = createSystem({ name: o.id, logger: o.logger, transport: natsTransport(bus), remoteInbound: 'asks', ...(o.ports === undefined ? {} : { ports: o.ports }) });
@@ -233,6 +234,9 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
       if (n !== undefined) seen.beat(n, system.ports.clock.nowMs());
     }
   })();
+  // On a NATS cluster whose servers report who leads the meta group, a node on that server's machine leaves the lease to others.
+  const lead = o.bus.leadership?.();
+  const meta = lead === undefined ? undefined : followMetaLeader(lead, system.ports, o.logger);
   const leaderDeps = {
     // The stale-leader mutant skips the lease fence, this half of it too.
     leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
@@ -250,11 +254,9 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     seen: (nowMs: number) => seen.copy(nowMs),
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
     ...(o.retention === undefined ? {} : { retention: o.retention }),
-    ...(o.bus.leadership === undefined ? {} : { leadership: o.bus.leadership() }),
+    ...(lead === undefined ? {} : { leadership: lead }),
+    ...(meta === undefined ? {} : { metaLeader: meta.leader }),
   };
-  // On a NATS cluster whose servers report who leads the meta group, a node on that server's machine leaves the lease to others.
-  const lead = o.bus.leadership?.();
-  const meta = lead === undefined ? undefined : followMetaLeader(lead, system.ports, o.logger);
   system.spawn(
     leaseActor({
       ...(meta === undefined ? {} : { defer: () => meta.ownIsLeader() }),

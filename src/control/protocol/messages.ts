@@ -13,8 +13,6 @@ export type ControlErrorType = (typeof CONTROL_ERROR_TYPES)[number];
  * an idempotency key: a request that repeats a key gets the first one's pid, from this scheduler or its
  * successor. `fresh`: the client made the key for this call and this is its first attempt, so no record
  * can have it yet (the order may go before the record is durable).
- */
-/**
  * `timeLeftMs`: what is left of the caller's deadline as it sends this attempt. Past it (less a margin,
  * by the scheduler's clock from the request's arrival) nothing is created: the caller has reported the
  * spawn failed, and a record made later would run a proc it does not know of.

@@ -27,12 +27,12 @@ export const REALM_QUOTA: Rpc<m.RealmRequest, Ack> = { subject: 'sigma.realm.quo
 
 /** A node reports a proc's start or exit to the scheduler (the KV record is the truth). */
 export const PROC_EVENT: Topic<m.ProcEvent> = { subject: 'sigma.sched.event', message: m.procEvent };
-/** Data-path endpoints that remote senders reached have closed (src/node/datapath/cross.ts). */
 /**
  * Each node's heartbeat, on core NATS as well as in `sigma_nodes`: liveness must not wait for
  * JetStream, whose streams and meta group stop for an election (4-9 s) when a server dies.
  */
 export const NODE_BEAT: Topic<NodeRecord> = { subject: 'sigma.node.beat', message: nodeRecord };
+/** Data-path endpoints that remote senders reached have closed (src/node/datapath/cross.ts). */
 export const DP_GONE: Topic<m.DataPathGone> = { subject: 'sigma.dp.gone', message: m.dataPathGone };
 
 /**

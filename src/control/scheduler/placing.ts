@@ -100,8 +100,8 @@ function place(s: SchedulerState, rec: ProcRecord, reply: (r: SpawnReply) => voi
  * Places (LC) or queues (BE) an accepted record, then writes it; the reply goes out once it is durable.
  * `checked`: the pid may already have a record (a repeated idempotency key this scheduler does not know,
  * e.g. from its predecessor): the order waits for the create, and a record found there answers instead.
+ * `expiresAtMs`: no create is tried past it (its caller has stopped waiting).
  */
-/** `expiresAtMs`: no create is tried past it (its caller has stopped waiting). */
 export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnReply) => void, checked = false, expiresAtMs = Infinity): void {
   const created = place(s, input, reply);
   if (created === undefined) return;
