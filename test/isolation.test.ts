@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { CREDENTIALS_FILE, realmPassword, realmUser, withUser } from '../src/cluster/nats-users.js';
 import { REALM_ID_FIRST } from '../src/node/sandbox/realm-ids.js';
 import { isolationStatus } from '../src/node/sandbox/probe.js';
-import { testCluster, type TestCluster } from './helpers/cluster.js';
+import { decodeJson, NODE_BEAT } from '../src/control/protocol/index.js';
+import { testCluster, waitFor, type TestCluster } from './helpers/cluster.js';
 
 // Real malicious procs in a real cluster whose hosts are sandboxed: each attack is a test that fails if
 // the attack works. As root only (giving each realm a uid needs root); elsewhere the node says plainly
@@ -129,6 +130,19 @@ serial('isolation - a proc over its memory is killed and ends crashed, naming th
   t.is(st.kind, 'crashed', JSON.stringify(st));
   t.regex(st.message, /over its memory limit of 192 MB/);
   t.true((await run('beta', 'whoami'))['uid'] !== undefined, 'the realm still runs procs');
+});
+
+serial("isolation - a proc cannot forge a node's heartbeat on core NATS: nothing of it reaches the scheduler's subject", async (t) => {
+  const heard: string[] = [];
+  const sub = tc.bus.subscribe(NODE_BEAT.subject);
+  void (async () => {
+    for await (const m of sub) heard.push(NODE_BEAT.message(decodeJson(m.data))?.id ?? '?');
+  })();
+  await tc.bus.flush();
+  for (let seq = 1; seq <= 3; seq++) t.true((await run('beta', 'nats', 'heartbeat', realmUrl('beta'), String(seq))).ok, 'the proc published');
+  await waitFor(async () => heard.length, (n) => n >= 3, 10_000); // real nodes' heartbeats do arrive meanwhile
+  sub.unsubscribe();
+  t.false(heard.includes('forged-node'), `heard: ${[...new Set(heard)].join(', ')}`);
 });
 
 serial("isolation - an actor frame a proc sends into a node's actor system reaches nothing: the node manager keeps its procs", async (t) => {
