@@ -1,4 +1,4 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 /** Realm uids and gids come from this range, one pair per realm, above what distributions hand out. */
@@ -100,14 +100,23 @@ function readText(file: string): string | undefined {
   }
 }
 
-/** Creates `file` with `text` unless it exists: true when this call created it. */
+/**
+ * Creates `file` with `text` unless it exists: true when this call created it. Written aside and linked
+ * into place, so that nobody reads it empty: created then written, another node on the machine read a
+ * realm's uid record between the two as "" (uid 0), and its proc host's sandbox refused to start (exit
+ * 120, a CI run of the R3 cluster test).
+ */
 function exclusive(file: string, text: string): boolean {
+  const aside = `${file}.new-${process.pid}`;
+  writeFileSync(aside, text, { mode: 0o600 });
   try {
-    writeFileSync(file, text, { flag: 'wx', mode: 0o600 });
+    linkSync(aside, file);
     return true;
   } catch (e) {
     if ((e as { code?: string }).code === 'EEXIST') return false;
     throw e;
+  } finally {
+    unlinkSync(aside);
   }
 }
 
