@@ -90,3 +90,57 @@ test.serial('protocol - malformed requests to a real scheduler and node get type
   const pid = await tc.client.spawn({ program: 'hello', args: ['still'] });
   t.like(await tc.client.waitExit(pid, { timeoutMs: 20_000 }), { kind: 'ok', data: 'hello still' });
 });
+
+/** Spec fields as a careless or hostile caller writes them: mostly the right type, sometimes not, or absent. */
+const junk = fc.oneof(fc.constant(null), fc.boolean(), fc.integer(), fc.double(), fc.string({ maxLength: 8 }), fc.array(fc.integer(), { maxLength: 3 }), fc.dictionary(fc.string({ maxLength: 4 }), fc.integer(), { maxKeys: 2 }));
+/** Mostly valid, sometimes a wrong value of the right type, sometimes junk. */
+const field = <T, B>(valid: fc.Arbitrary<T>, bad: fc.Arbitrary<B>) => fc.oneof({ arbitrary: valid, weight: 20 }, { arbitrary: bad, weight: 1 }, { arbitrary: junk, weight: 1 });
+const specArb = fc.record(
+  {
+    program: field(fc.constantFrom('hello', 'fail', 'sleep', 'counter'), fc.constantFrom('constructor', '__proto__', 'toString', 'nowhere', '')),
+    args: field(fc.array(fc.oneof(fc.constantFrom('1', '50', 'x'), fc.string({ maxLength: 6 })), { maxLength: 3 }), fc.constant([1, null])),
+    realm: field(fc.constant('default'), fc.constantFrom('nowhere', '', 'default.x', 'Default')),
+    lc: field(fc.boolean(), fc.constant('true')),
+    mcpu: field(fc.integer({ min: 0, max: 1_500 }), fc.constantFrom(-1, 1e9, 0.5)),
+    memMb: field(fc.integer({ min: 1, max: 2_000 }), fc.constantFrom(0, -10, 1e12)),
+    dedicated: field(fc.boolean(), fc.constant(1)),
+    restart: field(fc.constantFrom('never', 'on-failure', 'always'), fc.constant('sometimes')),
+    maxRestarts: field(fc.integer({ min: 0, max: 3 }), fc.constant(-2)),
+    name: field(fc.stringMatching(/^[a-z][a-z0-9]{0,6}$/), fc.constantFrom('a.b.', '*', '>', '.')),
+    idempotencyKey: field(fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/), fc.constantFrom('', 'a b', 'x'.repeat(65))),
+  },
+  { requiredKeys: ['program'] },
+);
+
+test.serial('protocol - random spawn specs get a typed refusal or a proc that reaches a terminal status; the control plane keeps serving', async (t) => {
+  t.truthy(tc, 'runs after the malformed-requests test, on its cluster');
+  const bus = tc!.client.bus;
+  const accepted = new Set<string>();
+  let sent = 0;
+  await fc.assert(
+    fc.asyncProperty(specArb, async (spec) => {
+      // A repeated key is the first spawn's pid by design (shrinking repeats values): keep keys apart.
+      if (typeof spec.idempotencyKey === 'string' && spec.idempotencyKey !== '') spec = { ...spec, idempotencyKey: `${spec.idempotencyKey}${++sent}` };
+      const raw = await bus.request(p.SPAWN.subject, p.encode(spec), { timeoutMs: 10_000 });
+      const reply = p.SPAWN.reply(p.decodeJson(raw.data));
+      if (reply === undefined) throw new Error(`undecodable reply to ${JSON.stringify(spec)}`);
+      if (!reply.ok) {
+        if (!(p.CONTROL_ERROR_TYPES as readonly string[]).includes(reply.error.type) || reply.error.type === 'internal') throw new Error(`${JSON.stringify(spec)}: ${JSON.stringify(reply.error)}`);
+        return;
+      }
+      accepted.add(reply.pid);
+      // Whatever it runs (a service, a restarting failure, a proc queued for room), an eviction ends it;
+      // one that ended first is no longer running or queued.
+      await tc!.client.evict(reply.pid, { graceMs: 0 }).catch((e: unknown) => {
+        if (!(e instanceof ControlError && e.type === 'unknown-proc')) throw new Error(`evict ${reply.pid} of ${JSON.stringify(spec)}: ${String(e)}`);
+      });
+      await tc!.client.waitExit(reply.pid, { timeoutMs: 20_000 });
+    }),
+    { numRuns: 60, includeErrorInReport: true },
+  );
+  t.log(`${accepted.size} of 60 random specs accepted`);
+  t.true(accepted.size > 0, 'the generator reaches the accepting path too');
+  t.is(tc!.cluster.nodes.get('node-1')?.exitCode, null, 'the node process is alive');
+  const pid = await tc!.client.spawn({ program: 'hello', args: ['after'] });
+  t.like(await tc!.client.waitExit(pid, { timeoutMs: 20_000 }), { kind: 'ok', data: 'hello after' });
+});
