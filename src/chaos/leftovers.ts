@@ -90,7 +90,7 @@ export async function removedRealmLeftovers(world: ChaosWorld, realm: string, pi
     if ((await world.client.realms().catch((): string[] => [])).includes(realm)) out.push(`realm record ${realm}`);
     for (const [node, st] of await statuses(world)) {
       if (typeof st === 'string') out.push(`${node}: no status (${st})`);
-      else if (st.pools[realm] !== undefined) out.push(`${node}: pool of ${realm} (${st.pools[realm]!.hosts} hosts, ${st.pools[realm]!.bytesUsed} bytes in use; host processes ${hostProcesses(world, node)})`);
+      else if (Object.hasOwn(st.pools, realm)) out.push(`${node}: pool of ${realm} (${st.pools[realm]!.hosts} hosts, ${st.pools[realm]!.bytesUsed} bytes in use; host processes ${hostProcesses(world, node)})`);
     }
     if (out.length > 0) return out;
     // The run's own procs of the realm, by key, once the rest is clean.

@@ -98,7 +98,7 @@ program
     const bus = await connectBus({ servers: [cluster.natsUrl], name: 'sigma-cluster', replicas: config.nats.replicas });
     const client = await SigmaClient.connect(bus);
     for (const r of config.realms) {
-      const quota = config.quotas[r];
+      const quota = Object.hasOwn(config.quotas, r) ? config.quotas[r] : undefined; // a realm may be named `constructor`
       await untilScheduler(() => client.createRealm(r, quota === undefined ? {} : { quota }), { attempts: 40, delayMs: 250 }).catch((e: unknown) => {
         if ((e as ControlError).type !== 'realm-exists') throw e;
       });
