@@ -26,6 +26,8 @@ export interface LeaderDeps {
   programs: Readonly<Record<string, string>>;
   deployed?: SchedulerDeps['deployed'];
   nodeTimeoutMs: number;
+  /** How often a node writes its record to the nodes bucket. */
+  nodeRecordEveryMs: number;
   nodeRequestTimeoutMs: number;
   /** The node manager in this process: orders for it skip NATS (see startNode). */
   local?: { node: string; deliver(req: NodeRequest): Promise<void> };
@@ -196,16 +198,16 @@ function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () 
       if (isActive()) await new Promise<void>((r) => timers.setTimeout(r, WATCH_REOPEN_MS));
     }
   };
-  // Every node, this one included, heartbeats every second: a nodes watch silent for half the node
-  // timeout has stalled (seen on a replicated stream whose leader server died), and would soon have
-  // every node taken for down. Reopened, it replays the last records, which nodeUp does not count as new.
+  // Every node, this one included, writes its record every few heartbeats: a nodes watch silent for two
+  // of those has stalled (seen on a replicated stream whose leader server died). Liveness rides the core
+  // NATS heartbeats too; reopened, the watch replays the last records, which nodeUp does not count as new.
   void follow(
     () => d.nodesKv.watch({}),
     (e) => {
       const n = e.value === null ? undefined : decodeNodeRecord(e.value);
       if (n !== undefined) sched.tell({ type: 'node-up', node: n });
     },
-    d.nodeTimeoutMs / 2,
+    Math.max(d.nodeTimeoutMs / 2, 2 * d.nodeRecordEveryMs),
   ).catch(() => {});
   void follow(
     () => d.realmsKv.watch({}),

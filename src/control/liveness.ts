@@ -12,18 +12,22 @@ import type { NodeRecord } from './protocol/index.js';
 export class Liveness {
   /** Node -> when its last heartbeat arrived. */
   readonly lastSeen = new Map<string, number>();
-  /** Each node's last heartbeat as `<startedAtMs>/<heartbeatSeq>`: a record seen again is no sign of life. */
-  readonly #lastBeat = new Map<string, string>();
+  /**
+   * Each node's newest heartbeat: one seen before, or older (the nodes bucket gets every few, and a
+   * reopened watch replays its latest), is no sign of life.
+   */
+  readonly #lastBeat = new Map<string, { startedAtMs: number; seq: number }>();
   #freshestMs = 0;
   #flowingSinceMs = 0;
 
   constructor(readonly timeoutMs: number) {}
 
-  /** A heartbeat record, seen at `nowMs`; false when it is one seen before (a reopened watch replays the latest). */
+  /** A heartbeat record, seen at `nowMs`; false when it is no newer than one seen before. */
   beat(n: NodeRecord, nowMs: number): boolean {
-    const key = `${n.startedAtMs}/${n.heartbeatSeq}`;
-    if (this.#lastBeat.get(n.id) === key) return false;
-    this.#lastBeat.set(n.id, key);
+    const last = this.#lastBeat.get(n.id);
+    // Another incarnation counts whatever its start time says (a restarted machine's clock may be behind).
+    if (last !== undefined && n.startedAtMs === last.startedAtMs && n.heartbeatSeq <= last.seq) return false;
+    this.#lastBeat.set(n.id, { startedAtMs: n.startedAtMs, seq: n.heartbeatSeq });
     if (!this.flows(nowMs)) this.#flowingSinceMs = nowMs;
     this.#freshestMs = nowMs;
     this.lastSeen.set(n.id, nowMs);

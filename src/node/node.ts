@@ -37,6 +37,8 @@ export const DATAPATH_CALL_TIMEOUT_MS_MAX = 60_000;
 
 /** Hosts are pinged every third heartbeat, and killed after three pings unanswered: a hung host goes within ~9-12 s. */
 export const HOST_PING_EVERY_BEATS = 3;
+/** The nodes bucket gets every fifth heartbeat (liveness rides the core NATS ones): a new scheduler reads nodes from it. */
+export const NODE_RECORD_EVERY_BEATS = 5;
 export const HOST_PING_MISSES_MAX = 3;
 
 /**
@@ -143,7 +145,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
   const bus = o.bus;
   return system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingEveryBeats: HOST_PING_EVERY_BEATS, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingEveryBeats: HOST_PING_EVERY_BEATS, recordEveryBeats: NODE_RECORD_EVERY_BEATS, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
       {
         launcher: o.launcher,
         table: st.table,
@@ -250,6 +252,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     programs: o.programs,
     ...(o.deployed === undefined ? {} : { deployed: o.deployed.store }),
     nodeTimeoutMs: timing.nodeTimeoutMs,
+    nodeRecordEveryMs: timing.heartbeatMs * NODE_RECORD_EVERY_BEATS,
     nodeRequestTimeoutMs: timing.nodeRequestTimeoutMs,
     seen: (nowMs: number) => seen.copy(nowMs),
     ...(o.mutations === undefined ? {} : { mutations: o.mutations }),
@@ -307,12 +310,19 @@ async function spawnGateway(o: NodeOptions, g: NonNullable<NodeOptions['gateway'
   system.spawn(gatewayActor(deps), { name: 'gateway' }); // supervised by the system's root: a crash restarts it
 }
 
-/** Data-path peers come and go with their heartbeats; endpoints gone elsewhere are announced (a simulated node has no channel). */
+/** Data-path peers come and go with their heartbeats (core NATS and the nodes bucket); endpoints gone elsewhere are announced (a simulated node has no channel). */
 async function followDataPath(o: NodeOptions, timing: NodeTiming, nodesKv: Kv): Promise<{ stop(): void }> {
   const cross = o.datapath?.cross;
   if (cross === undefined) return { stop() {} };
   const bus = o.bus;
   const peers = await followPeers({ self: o.id, nodesKv, cross, timers: o.ports?.timers ?? realTimers, nodeTimeoutMs: timing.nodeTimeoutMs, log: o.logger });
+  const beats = bus.subscribe(NODE_BEAT.subject);
+  void (async () => {
+    for await (const m of beats) {
+      const n = NODE_BEAT.message(decodeJson(m.data));
+      if (n !== undefined) peers.heard(n);
+    }
+  })();
   const dpGone = bus.subscribe(DP_GONE.subject);
   cross.onLocalGone((endpoints) => bus.publish(DP_GONE.subject, encode({ node: o.id, endpoints })));
   void (async () => {
@@ -324,6 +334,7 @@ async function followDataPath(o: NodeOptions, timing: NodeTiming, nodesKv: Kv): 
   return {
     stop() {
       peers.stop();
+      beats.unsubscribe();
       dpGone.unsubscribe();
     },
   };

@@ -1,16 +1,19 @@
 import type { Logger } from 'pino';
-import { decodeNodeRecord, nodeDataPathAddress } from '../../control/protocol/index.js';
+import { decodeNodeRecord, nodeDataPathAddress, type NodeRecord } from '../../control/protocol/index.js';
 import type { Kv, KvWatch } from '../../nats/types.js';
 import type { TimerHandle, Timers } from '../../ports/types.js';
 import type { CrossNode } from './cross.js';
 
 /**
- * Learns the data-path peers from the nodes bucket: every heartbeat that carries a channel address makes
+ * Learns the data-path peers from heartbeats, on core NATS and in the nodes bucket (which gets only
+ * every few, and keeps them for a node that starts later): every one that carries a channel address makes
  * its node a peer (the channel dials it, or waits for its dial); a node whose heartbeats stop for a sweep
  * of `nodeTimeoutMs` is removed — its connection closed, calls waiting on it failed as peer-gone. A node
  * that comes back heartbeats again and is re-added (a new port is fine).
  */
 export interface PeerFollower {
+  /** A heartbeat from core NATS. */
+  heard(rec: NodeRecord): void;
   stop(): void;
 }
 
@@ -19,6 +22,11 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
   const fresh = new Map<string, boolean>();
   let stopped = false;
   let timer: TimerHandle | undefined;
+  const heard = (rec: NodeRecord): void => {
+    const addr = nodeDataPathAddress(rec);
+    if (stopped || rec.id === o.self || addr === undefined) return;
+    if (o.cross.addPeer(rec.id, addr)) fresh.set(rec.id, true);
+  };
   const watch: KvWatch = await o.nodesKv.watch({ include: 'latest' });
   void (async () => {
     try {
@@ -30,9 +38,7 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
           continue;
         }
         const rec = decodeNodeRecord(e.value);
-        const addr = rec === undefined ? undefined : nodeDataPathAddress(rec);
-        if (rec === undefined || addr === undefined || rec.id !== e.key) continue;
-        if (o.cross.addPeer(rec.id, addr)) fresh.set(rec.id, true);
+        if (rec !== undefined && rec.id === e.key) heard(rec);
       }
     } catch (err) {
       if (!stopped) o.log.error({ err }, 'data path: the nodes watch ended; peers are no longer followed');
@@ -52,6 +58,7 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
   };
   timer = o.timers.setTimeout(sweep, o.nodeTimeoutMs);
   return {
+    heard,
     stop() {
       stopped = true;
       timer?.cancel();

@@ -29,7 +29,14 @@ function heartbeat(s: NodeState): void {
   const addr = deps.datapath?.peerAddress?.();
   const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, beSlots: cfg.beSlots, ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
   deps.beat?.(node);
-  void deps.nodesKv.put(cfg.id, encode(node)).catch((e: unknown) => s.log.warn({ err: e }, 'heartbeat failed'));
+  const record = JSON.stringify({ ...node, heartbeatSeq: 0 });
+  if (deps.beat === undefined || node.heartbeatSeq % cfg.recordEveryBeats === 0 || record !== s.recordWritten) {
+    s.recordWritten = record;
+    void deps.nodesKv.put(cfg.id, encode(node)).catch((e: unknown) => {
+      s.recordWritten = '';
+      s.log.warn({ err: e }, 'heartbeat failed');
+    });
+  }
   if (node.heartbeatSeq % cfg.hostPingEveryBeats === 0) pingHosts(s);
 }
 

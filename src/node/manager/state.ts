@@ -24,6 +24,12 @@ export interface NodeManagerConfig {
   hostPingEveryBeats: number;
   /** A host that misses this many pings in a row (any message from it counts as an answer) is killed and its procs end as crashed. */
   hostPingMissesMax: number;
+  /**
+   * With heartbeats on core NATS (deps.beat), the nodes bucket gets every this many of them, and any
+   * that changes the record: liveness rides the core beats, and each KV write wakes nats-server's
+   * store and every watcher of the bucket (idle cost). 1: every heartbeat.
+   */
+  recordEveryBeats: number;
   /** What the heartbeat says of its hosts' confinement (absent in the simulator). */
   isolation?: NodeIsolation;
   /** Simulator mutant only (src/control/mutations.ts): the exit write loses its write-once guard. */
@@ -151,6 +157,8 @@ export class NodeState {
   readonly statusWaiters = new Set<StatusWaiter>();
   hostSeq = 0;
   heartbeatSeq = 0;
+  /** The last record written to the nodes bucket, without its sequence number: a changed one is written at once. */
+  recordWritten = '';
   pingSeq = 0;
   readonly startedAtMs: number;
   /** How one concern reaches another (filled in by the actor once all exist: no import cycles). */
