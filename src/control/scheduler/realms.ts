@@ -12,20 +12,20 @@ export const REALM_REMOVE_GRACE_MS = 1_000;
 export function realmCreate(s: SchedulerState, name: string, quota: RealmQuota | undefined, reply: AckReply): void {
   if (!REALM_NAME.test(name)) return reply({ ok: false, error: { type: 'bad-spec', message: `realm names match [a-z0-9][a-z0-9-]{0,62}, got "${name}"`, field: 'name' } });
   const rec: RealmRecord = { name, state: 'active', createdAtMs: s.nowMs(), ...(quota === undefined ? {} : { quota }) };
-  // The journal before the record: a realm that exists has one (its hosts cannot make it: no right to).
-  const journal = s.deps.journals?.create(name) ?? Promise.resolve();
-  journal.then(
-    () =>
-      s.deps.realmsKv.create(name, encode(rec)).then(
-        () => {
-          s.realms.add(name);
-          setQuota(s, name, quota);
-          reply({ ok: true });
-        },
-        () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
-      ),
-    (e: unknown) => reply({ ok: false, error: new ControlError('internal', `realm "${name}": its journal could not be made: ${(e as Error).message}`).toWire() }),
-  );
+  const record = (): void =>
+    void s.deps.realmsKv.create(name, encode(rec)).then(
+      () => {
+        s.realms.add(name);
+        setQuota(s, name, quota);
+        reply({ ok: true });
+      },
+      () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
+    );
+  // The journal before the record: a realm that exists has one (its hosts have no right to make it).
+  // Without journals (the simulator) the record is written at once, as the recorded seeds expect.
+  const journals = s.deps.journals;
+  if (journals === undefined) return record();
+  journals.create(name).then(record, (e: unknown) => reply({ ok: false, error: new ControlError('internal', `realm "${name}": its journal could not be made: ${(e as Error).message}`).toWire() }));
 }
 
 /** Evicts every proc of the realm; once the last has exited, drops its names and its record. */
@@ -49,7 +49,8 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
   await s.deps.realmsKv.delete(name);
   s.quotas.delete(name);
   // After the record: its NATS user goes with it, so no host of the realm writes while it is deleted.
-  await s.deps.journals?.remove(name);
+  // (No await without journals: the simulator's seeds were recorded without that turn.)
+  if (s.deps.journals !== undefined) await s.deps.journals.remove(name);
   // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool), told again while a
   // notice goes unanswered: a lost one left a removed realm's idle host and pool on a node (chaos datapath).
   for (const node of s.liveness.lastSeen.keys()) tellRealmRemoved(s, node, name, 1);
