@@ -48,12 +48,13 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
   }
   await s.deps.realmsKv.delete(name);
   s.quotas.delete(name);
-  // After the record: its NATS user goes with it, so no host of the realm writes while it is deleted.
-  // (No await without journals: the simulator's seeds were recorded without that turn.)
-  if (s.deps.journals !== undefined) await s.deps.journals.remove(name);
   // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool), told again while a
   // notice goes unanswered: a lost one left a removed realm's idle host and pool on a node (chaos datapath).
   for (const node of s.liveness.lastSeen.keys()) tellRealmRemoved(s, node, name, 1);
+  // Its journal last, after the record (its NATS user is on the way out): a host of the realm that
+  // still writes finds no stream, and has no right to make one.
+  // (No await without journals: the simulator's seeds were recorded without that turn.)
+  if (s.deps.journals !== undefined) await s.deps.journals.remove(name);
 }
 
 /** Tries of telling a node a realm is gone, a second apart. */
