@@ -358,16 +358,18 @@ class RealBus implements Bus, JetStreamHost {
     }
   }
 
+  /** Tried again as opening is (#opening): a realm's journal goes while the server reloads its users. */
   async removeKv(bucket: string): Promise<void> {
     checkKvOptions(bucket, {});
     this.#live();
-    const what = `removing KV bucket ${bucket}`;
-    try {
-      await bounded(this.jsm().then((m) => m.streams.delete(`KV_${bucket}`)), what, this.jsTimeoutMs);
-    } catch (e) {
-      if (isStreamNotFound(e)) return;
-      throw classify(e, what, this.jsTimeoutMs);
-    }
+    const remove = async (): Promise<void> => {
+      try {
+        await (await this.jsm()).streams.delete(`KV_${bucket}`);
+      } catch (e) {
+        if (!isStreamNotFound(e)) throw e;
+      }
+    };
+    await this.#opening(`removing KV bucket ${bucket}`, remove);
   }
 
   async stream(name: string, options: StreamOptions): Promise<Stream> {

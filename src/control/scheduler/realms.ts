@@ -2,7 +2,7 @@
 import { ControlError } from '../errors.js';
 import { NAME_DELETE_ATTEMPTS_MAX, REALM_NAME } from '../names.js';
 import { encode, type RealmRecord } from '../protocol/index.js';
-import type { AckReply, SchedulerState } from './state.js';
+import type { AckReply, RealmJournals, SchedulerState } from './state.js';
 import { setQuota } from './quotas.js';
 import type { RealmQuota } from '../protocol/index.js';
 
@@ -54,7 +54,22 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
   // Its journal last, after the record (its NATS user is on the way out): a host of the realm that
   // still writes finds no stream, and has no right to make one.
   // (No await without journals: the simulator's seeds were recorded without that turn.)
-  if (s.deps.journals !== undefined) await s.deps.journals.remove(name);
+  if (s.deps.journals !== undefined) await removeJournal(s, s.deps.journals, name);
+}
+
+/** Tries of removing a realm's journal, a second apart: JetStream may be between leaders or reloading users. */
+export const JOURNAL_REMOVE_ATTEMPTS_MAX = 10;
+
+async function removeJournal(s: SchedulerState, journals: RealmJournals, realm: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await journals.remove(realm);
+    } catch (e) {
+      if (attempt >= JOURNAL_REMOVE_ATTEMPTS_MAX) throw e;
+      s.log.warn({ err: e, realm, attempt }, 'realm journal not removed yet; trying again');
+      await new Promise<void>((r) => s.ctx.ports.timers.setTimeout(r, 1_000));
+    }
+  }
 }
 
 /** Tries of telling a node a realm is gone, a second apart. */
