@@ -101,3 +101,23 @@ test('persistence - two writers under one id: the second gets a JournalConflictE
   t.is(system.statusOf(b), 'stopped');
   t.is(system.statusOf(a), 'running');
 });
+
+test('persistence - a snapshot that cannot be saved fails no command: the events are stored, recovery replays them', async (t) => {
+  const failed: SystemEvent[] = [];
+  const { system, ports } = virtualSystem(1, { onEvent: (e) => void (e.type === 'failed' && failed.push(e)) });
+  class NoSnapshots extends InMemoryJournal {
+    refused = 0;
+    override async saveSnapshot(): Promise<void> {
+      this.refused++;
+      throw new Error('snapshot over the server message size');
+    }
+  }
+  const journal = new NoSnapshots();
+  const acct = system.spawn((ctx: Context<Cmd>) => new Account(ctx, journal, 'acct-nosnap', 2));
+  for (let i = 1; i <= 5; i++) acct.tell({ type: 'deposit', amount: i });
+  t.is(await balance(acct, () => ports.time.run()), 15);
+  t.is(journal.refused, 2, 'tried at 2 and 4 events, not at every event after');
+  t.deepEqual(failed, [], 'no command failed');
+  const again = system.spawn((ctx: Context<Cmd>) => new Account(ctx, journal, 'acct-nosnap', 2));
+  t.is(await balance(again, () => ports.time.run()), 15, 'recovered from the events alone');
+});

@@ -124,6 +124,18 @@ serial("isolation - a proc cannot use NATS as the control plane: no anonymous us
   t.is((await tc.client.waitExit(pid, { timeoutMs: 20_000 })).kind, 'ok', 'the control plane itself works with its own user');
 });
 
+serial("isolation - a proc reaches its own realm's journal only: another realm's it can neither read, append to nor delete, and it makes no stream or consumer, not even on its own journal", async (t) => {
+  const own = await run('alpha', 'journal-own', 'isolation');
+  t.deepEqual(own, { ok: true, detail: JSON.stringify({ seq: 2, events: ['one', 'two'] }) }, 'a proc journals in its own realm (ctx.journal)');
+  // The same attempts on its own journal work: the refusals below are the wall, not a broken attack.
+  t.true((await run('beta', 'journal', 'append', realmUrl('beta'), 'beta')).ok, 'its own journal, as its realm user');
+  t.true((await run('beta', 'journal', 'read', realmUrl('beta'), 'beta')).ok);
+  const refused = { ok: false, code: 'permission' };
+  for (const attempt of ['read', 'append', 'delete', 'purge', 'remove', 'info', 'consumer-create']) t.deepEqual(await run('beta', 'journal', attempt, realmUrl('beta'), 'alpha'), refused, `${attempt} on alpha's journal`);
+  for (const attempt of ['stream-create', 'consumer-create', 'purge', 'remove', 'account']) t.deepEqual(await run('beta', 'journal', attempt, realmUrl('beta'), 'beta'), refused, `${attempt} on beta's own`);
+  t.deepEqual(await run('alpha', 'journal', 'read', realmUrl('alpha'), 'alpha'), { ok: true, detail: 'null' }, "nothing was written into alpha's journal under the attacker's id");
+});
+
 serial('isolation - a proc over its memory is killed and ends crashed, naming the limit; the node and other procs go on', async (t) => {
   const pid = await tc.client.spawn({ program: 'attacker', args: ['hog', '4096'], realm: 'beta', lc: true, mcpu: 100, memMb: 64, dedicated: true });
   const st = await tc.client.waitExit(pid, { timeoutMs: 30_000 });

@@ -1,6 +1,10 @@
 import test from 'ava';
 import { createSystem, JournalConflictError, PersistentActor, type ActorRef, type Context, type Journal } from '../src/actors/index.js';
 import { JOURNAL_BUCKET, KvJournal, SNAPSHOT_BUCKET } from '../src/actors/kv-journal.js';
+import { ADMIN_USER, natsUsers, realmPassword, realmUser, withUser } from '../src/cluster/nats-users.js';
+import { REALM_JOURNAL } from '../src/control/protocol/index.js';
+import { realmJournals } from '../src/control/realm-journals.js';
+import { PermissionError } from '../src/nats/errors.js';
 import { connectBus } from '../src/nats/real.js';
 import { startNatsServer, type NatsServer } from '../src/nats/server.js';
 import type { Bus } from '../src/nats/types.js';
@@ -60,4 +64,41 @@ test.serial('journal - a second writer under the same id is refused', async (t) 
   const e = await t.throwsAsync(journal.append('dup', ['b'], 0), { instanceOf: JournalConflictError });
   t.is(e?.actualSeq, 1);
   await t.throwsAsync(journal.append('bad id', ['x'], 0));
+});
+
+test.serial("journal - a realm's journal is made and removed with the realm, and its NATS user reaches that journal only", async (t) => {
+  const creds = { admin: 'admin-pw', realms: 'realm-key', channel: 'x' };
+  const guarded = await startNatsServer({ users: natsUsers(creds, ['a', 'b']) });
+  const host = new URL(guarded.url).host;
+  const admin = await connectBus({ servers: [withUser(`nats://${host}`, ADMIN_USER, creds.admin)], name: 'journal-admin' });
+  const asRealm = (realm: string): Promise<Bus> => connectBus({ servers: [withUser(`nats://${host}`, realmUser(realm), realmPassword(creds.realms, realm))], name: `journal-${realm}`, inboxPrefix: REALM_JOURNAL.inboxPrefix(realm), jsTimeoutMs: 2_000 });
+  const [a, b] = [await asRealm('a'), await asRealm('b')];
+  try {
+    const journals = realmJournals(admin)!;
+    for (const r of ['a', 'b']) await journals.create(r);
+    const journalOf = async (bus: Bus, realm: string): Promise<KvJournal> => {
+      const kv = await bus.kv(REALM_JOURNAL.bucket(realm), { bind: true });
+      return new KvJournal(kv, kv);
+    };
+    const own = await journalOf(a, 'a');
+    t.is(await own.append('cart', ['x', 'y'], 0), 2);
+    await own.saveSnapshot('cart', { seq: 1, state: 'x' });
+    t.deepEqual(await own.loadSnapshot('cart'), { seq: 1, state: 'x' });
+    const read = [];
+    for await (const e of own.read('cart', 1)) read.push(e);
+    t.deepEqual(read, [{ seq: 2, event: 'y' }]);
+    const theirs = await journalOf(b, 'a');
+    const refused = { instanceOf: PermissionError };
+    await t.throwsAsync(theirs.append('cart', ['forged'], 2), refused);
+    await t.throwsAsync(theirs.loadSnapshot('cart'), refused);
+    await t.throwsAsync((await b.kv(REALM_JOURNAL.bucket('a'), { bind: true })).delete('cart.000000000001'), refused);
+    await t.throwsAsync(b.request(`$JS.API.CONSUMER.CREATE.${REALM_JOURNAL.stream('b')}`, new TextEncoder().encode('{}'), { timeoutMs: 2_000 }), refused);
+    await t.throwsAsync(b.request('$JS.API.STREAM.CREATE.evil', new TextEncoder().encode('{"name":"evil","subjects":["evil.>"]}'), { timeoutMs: 2_000 }), refused);
+    await journals.remove('a');
+    await journals.remove('a'); // twice: removing is idempotent
+    await t.throwsAsync(own.append('cart', ['z'], 2), { message: /stream|no responders|not found/i }, "a removed realm's journal is gone");
+  } finally {
+    for (const bus of [a, b, admin]) await bus.close();
+    await guarded.stop();
+  }
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { AUTHORIZATION_SNIPPET, startCluster } from '../src/cluster/launcher.js';
 import { CREDENTIALS_FILE, realmPassword, realmUser, withUser } from '../src/cluster/nats-users.js';
 import { defineCluster } from '../src/config/cluster.js';
+import { REALM_JOURNAL } from '../src/control/protocol/index.js';
 import { connectBus } from '../src/nats/real.js';
 import { startNatsServer } from '../src/nats/server.js';
 import { testCluster, waitFor } from './helpers/cluster.js';
@@ -34,6 +35,8 @@ test('realm users - a realm made at run time gets a NATS user its hosts work wit
     t.false(await admits(url('default', 'guessed')), 'a wrong password is refused');
     await tc.client.createRealm('gamma');
     t.true(await waitFor(() => admits(url('gamma')), (ok) => ok));
+    const journal = await tc.bus.kv(REALM_JOURNAL.bucket('gamma'), { bind: true });
+    t.is(await journal.get('probe'), null, 'the realm has its journal (an empty bucket) from its creation on');
     const pid = await tc.client.spawn({ program: 'counter', name: 'ctr', realm: 'gamma' });
     await tc.client.waitStart(pid, { timeoutMs: 20_000 });
     const path = (await waitFor(() => tc.client.names('gamma'), (ns) => ns.some((n) => n.name === 'ctr')))[0]!.actorPath;
@@ -42,6 +45,7 @@ test('realm users - a realm made at run time gets a NATS user its hosts work wit
     t.is(await ctr.ask<number>((replyTo) => ({ type: 'get', replyTo }), 5_000), 5, "the new realm's host answers through its realm's user");
     await tc.client.removeRealm('gamma');
     t.false(await waitFor(() => admits(url('gamma')), (ok) => !ok), 'the user went with the realm');
+    await t.throwsAsync(journal.get('probe'), { message: /stream not found/ }, 'and so did its journal');
     t.true(await admits(url('default')), 'other realms keep theirs');
   } finally {
     await tc.stop();

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { App } from '../common/app.js';
+import { cartState } from './logic/cart.js';
 import { FRONTEND_ROUTES, handle } from './logic/frontend.js';
 import { handlersOf, SERVICE_NAMES, type ServiceName } from './logic/services.js';
 
@@ -10,4 +11,5 @@ export const app: App = {
   handlersOf: (s) => handlersOf(s as ServiceName),
   frontend: (req, rpc) => handle(req, { rpc, newSession: randomUUID, nowMs: Date.now }),
   routes: FRONTEND_ROUTES,
+  stateOf: (s) => (s === 'cart' ? cartState : undefined),
 };

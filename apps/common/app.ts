@@ -1,3 +1,5 @@
+import type { EventSourced } from './state.js';
+
 /**
  * What an application under apps/ gives both deployments: its services' handlers (plain modules), and
  * a frontend that answers the original URLs. The wiring (sigma.ts, http-server.ts) is shared.
@@ -27,7 +29,10 @@ export interface App {
   name: string;
   /** Services other than the frontend, in start order (dependencies first). */
   services: readonly string[];
+  /** A service's handlers; a stateful service's keep their state in memory here (see stateOf). */
   handlersOf(service: string): Handlers;
+  /** A stateful service's events and handlers: on sigma-ts journaled, so the state survives a restart. */
+  stateOf?(service: string): EventSourced | undefined;
   frontend(req: FrontRequest, rpc: Rpc): Promise<FrontAnswer>;
   /** The frontend's (method, path) routes. */
   routes: ReadonlyArray<[string, string]>;

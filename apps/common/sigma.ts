@@ -1,8 +1,12 @@
+import type { ActorRef, Context } from '../../src/actors/index.js';
 import { ServiceProc, type DataMessage } from '../../src/proc/types.js';
+import { JournaledState, type StateCall } from './sigma-state.js';
 import { httpAnswer, readRequest } from '../../src/gateway/envelope.js';
 import { parseCookies, parseForm, serveCall, type App, type Handlers, type Rpc } from './app.js';
 
 export const RPC_TIMEOUT_MS = 5_000;
+/** How long a stateful service may take to recover its state from the journal before it fails to start. */
+export const STATE_RECOVERY_MS = 20_000;
 const utf8 = new TextDecoder();
 
 /** Calls between an app's services on the data path: JSON `{ m, a }` in, `{ ok, value | error }` back. */
@@ -19,14 +23,28 @@ export function serviceProc(app: App): new (...a: never[]) => ServiceProc<never>
   return class extends ServiceProc<never> {
     #handlers: Handlers | undefined;
     #rpc: Rpc | undefined;
+    /** A stateful service's journaled state (sigma-state.ts): its calls go there. */
+    #state: ActorRef<StateCall> | undefined;
     receive(): void {}
+    async preStart(): Promise<void> {
+      const name = String(this.proc.args[0]);
+      const def = app.stateOf?.(name);
+      if (def === undefined) return;
+      const rpc = this.#rpcOf();
+      this.#state = this.ctx.spawn((c: Context<StateCall>) => new JournaledState(c, `${app.name}-${name}`, this.proc.journal, def, rpc), { name: 'state' });
+      // Started once recovered: a caller after waitStart sees the state as the journal holds it.
+      await this.#state.ask<number>((ready) => ({ ready }), STATE_RECOVERY_MS);
+    }
     async onData(msg: DataMessage): Promise<string> {
       const name = String(this.proc.args[0]);
       if (!app.services.includes(name)) return JSON.stringify({ ok: false, error: `no ${app.name} service ${name}` });
-      this.#handlers ??= app.handlersOf(name);
-      this.#rpc ??= dataPathRpc((t, p, o) => this.proc.call(t, p, o));
       const req = JSON.parse(utf8.decode(msg.bytes)) as { m: string; a: unknown[] };
-      return JSON.stringify(await serveCall(this.#handlers, req.m, req.a, this.#rpc));
+      if (this.#state !== undefined) return JSON.stringify(await this.#state.ask<unknown>((reply) => ({ m: req.m, a: req.a, reply }), RPC_TIMEOUT_MS));
+      this.#handlers ??= app.handlersOf(name);
+      return JSON.stringify(await serveCall(this.#handlers, req.m, req.a, this.#rpcOf()));
+    }
+    #rpcOf(): Rpc {
+      return (this.#rpc ??= dataPathRpc((t, p, o) => this.proc.call(t, p, o)));
     }
   } as never;
 }

@@ -21,10 +21,13 @@ const decodeJson = (b: Uint8Array): unknown => {
 };
 
 /**
- * The persistent actors' journal in JetStream KV — the journal a stateful service proc uses so that
- * its state (a cart, a reservation) survives a restart of the service: one key per event, `<id>.<seq>`. Appending an event
- * is a create of the next key, which succeeds for one writer only — the compare-and-set that keeps two
- * actors under one persistence id from interleaving. Snapshots live in a bucket of their own.
+ * The persistent actors' journal in JetStream KV — each realm's procs have one (ProcContext.journal, in
+ * the realm's bucket: src/control/protocol/journal.ts), so that a service's state (carts, reservations)
+ * survives a restart of the service. One key per event, `<id>.<seq>`; a snapshot under `<id>` (ids have
+ * no dots, so events and snapshots may share a bucket). Appending an event is a create of the next key,
+ * which succeeds for one writer only — the compare-and-set that keeps two actors under one persistence
+ * id from interleaving. Reads are key gets from a known sequence on until the first missing key: no
+ * consumer, no key listing, which a realm's NATS user may not make (src/cluster/nats-users.ts).
  */
 export class KvJournal implements Journal {
   constructor(
@@ -40,18 +43,18 @@ export class KvJournal implements Journal {
         await this.events.create(key(persistenceId, seq), encode(events[i]));
       } catch (e) {
         if ((e as { type?: string }).type !== 'key-exists') throw e;
-        throw new JournalConflictError(persistenceId, expectedSeq, await this.#lastSeq(persistenceId));
+        throw new JournalConflictError(persistenceId, expectedSeq, await this.#lastSeq(persistenceId, seq));
       }
     }
     return expectedSeq + events.length;
   }
 
+  /** Appends are gapless (each creates the next key), so the first missing key ends the journal. */
   async *read(persistenceId: string, afterSeq: number): AsyncIterable<JournalEntry> {
     checkId(persistenceId);
-    for (const seq of await this.#seqs(persistenceId)) {
-      if (seq <= afterSeq) continue;
+    for (let seq = afterSeq + 1; ; seq++) {
       const e = await this.events.get(key(persistenceId, seq));
-      if (e?.value == null) continue;
+      if (e === null) return;
       yield { seq, event: decodeJson(e.value) };
     }
   }
@@ -67,12 +70,11 @@ export class KvJournal implements Journal {
     return e?.value == null ? undefined : (decodeJson(e.value) as Snapshot);
   }
 
-  async #seqs(persistenceId: string): Promise<number[]> {
-    return (await this.events.keys(`${persistenceId}.*`)).map((k) => Number(k.slice(persistenceId.length + 1))).sort((a, b) => a - b);
-  }
-
-  async #lastSeq(persistenceId: string): Promise<number> {
-    return (await this.#seqs(persistenceId)).at(-1) ?? 0;
+  /** The last sequence, knowing that `present` is taken: for a conflict's message. */
+  async #lastSeq(persistenceId: string, present: number): Promise<number> {
+    let seq = present;
+    while ((await this.events.get(key(persistenceId, seq + 1))) !== null) seq++;
+    return seq;
   }
 }
 

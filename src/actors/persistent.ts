@@ -114,8 +114,10 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
     this.#state = state;
     this.#sinceSnapshot += events.length;
     if (this.snapshotEvery > 0 && this.#sinceSnapshot >= this.snapshotEvery) {
-      await this.journal.saveSnapshot(this.persistenceId, { seq: this.#seq, state });
-      this.#sinceSnapshot = 0;
+      this.#sinceSnapshot = 0; // a failed snapshot is tried again snapshotEvery events later, not at every event
+      // The events are stored: a snapshot only shortens recovery, so failing one (a state past the
+      // server's message size, a journal that is briefly away) must not fail the command.
+      await this.journal.saveSnapshot(this.persistenceId, { seq: this.#seq, state }).catch((e: unknown) => this.ctx.log.warn({ err: e, persistenceId: this.persistenceId, seq: this.#seq }, 'snapshot not saved; recovery replays more events'));
     }
     return state;
   }

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ACTOR } from '../control/protocol/index.js';
+import { ACTOR, REALM_JOURNAL } from '../control/protocol/index.js';
 import type { NatsUser } from '../nats/server.js';
 
 /** Where an embedded server's credentials live: the cluster's data directory, root only. */
@@ -44,16 +44,32 @@ export function realmPassword(realmKey: string, realm: string): string {
 /**
  * The users of a cluster's NATS: the control plane's, and one per realm. A realm's hosts may exchange
  * actor frames with that realm's actor systems only (`realm.<realm>.*`: its hosts, and clients that
- * talk to its services): no scheduler, node or realm subject, no proc table, no JetStream at all, no
- * other realm's actors. They find services through their node (src/node/name-lookup.ts).
+ * talk to its services), and use the realm's own journal (realmJournalPermissions): no scheduler, node
+ * or realm subject, no proc table, no other JetStream, no other realm's actors or journal. They find
+ * services through their node (src/node/name-lookup.ts).
  */
 export function natsUsers(c: NatsCredentials, realms: Iterable<string>): NatsUser[] {
   const users: NatsUser[] = [{ user: ADMIN_USER, password: c.admin }];
   for (const realm of [...new Set(realms)].sort()) {
-    const own = [ACTOR.realmSubjects(realm)];
-    users.push({ user: realmUser(realm), password: realmPassword(c.realms, realm), permissions: { publish: { allow: own }, subscribe: { allow: own } } });
+    const actors = ACTOR.realmSubjects(realm);
+    const journal = realmJournalPermissions(realm);
+    users.push({ user: realmUser(realm), password: realmPassword(c.realms, realm), permissions: { publish: { allow: [actors, ...journal.publish] }, subscribe: { allow: [actors, ...journal.subscribe] } } });
   }
   return users;
+}
+
+/**
+ * What a realm's user may do with JetStream: exactly what its journal's KV operations send, on its own
+ * bucket. Writes (create, put, delete) are publishes to the bucket's subjects; a read is a message get
+ * (a bucket bound from a realm host reads with STREAM.MSG.GET, never a direct get); the answers come to
+ * the realm's inboxes. No consumer (KvJournal lists no keys), no stream create, info, purge or delete,
+ * no account info: a realm cannot make JetStream resources or learn of other realms' ones.
+ */
+export function realmJournalPermissions(realm: string): { publish: string[]; subscribe: string[] } {
+  return {
+    publish: [`$KV.${REALM_JOURNAL.bucket(realm)}.>`, `$JS.API.STREAM.MSG.GET.${REALM_JOURNAL.stream(realm)}`],
+    subscribe: [`${REALM_JOURNAL.inboxPrefix(realm)}.>`],
+  };
 }
 
 /** The users as a nats-server config snippet, for the operator of an external NATS cluster. */

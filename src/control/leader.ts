@@ -6,6 +6,7 @@ import { fencedKv } from './fence.js';
 import { startRetention, type Retention } from './retention.js';
 import { keepLeadersOff } from './leader-placement.js';
 import { ProcTable } from './proc-table.js';
+import { realmJournals } from './realm-journals.js';
 import { EVICT, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
 
@@ -73,6 +74,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       realmsKv: fencedKv(d.realmsKv, isActive, term),
       namesKv: fencedKv(d.namesKv, isActive, term),
       nodesKv: d.nodesKv,
+      ...journalsOf(d.bus),
       nodeTimeoutMs: d.nodeTimeoutMs,
       ...(d.seen === undefined ? {} : { seen: d.seen }),
       ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
@@ -91,6 +93,11 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
     for (const w of watches) w.stop();
     await d.system.stop(sched);
   };
+}
+
+function journalsOf(bus: Bus): Pick<SchedulerDeps, 'journals'> {
+  const journals = realmJournals(bus);
+  return journals === undefined ? {} : { journals };
 }
 
 /**

@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { createSystem } from '../actors/index.js';
 import { natsTransport } from '../control/nats-transport.js';
 import { connectBus } from '../nats/real.js';
-import { ACTOR, type NameRecord } from '../control/protocol/index.js';
+import { ACTOR, REALM_JOURNAL, type NameRecord } from '../control/protocol/index.js';
+import { KvJournal } from '../actors/kv-journal.js';
 import type { Bus } from '../nats/types.js';
 import { realTimers } from '../ports/real.js';
 import { attachDataPath } from './datapath/attach.js';
@@ -73,6 +74,9 @@ const system = createSystem({
   },
 });
 runner = new ProcRunner(system, send, log);
+// Bound, not created: the realm's user may not create buckets (its journal is made with the realm).
+const journalKv = await bus?.kv(REALM_JOURNAL.bucket(realm), { bind: true });
+if (journalKv !== undefined) runner.journal = new KvJournal(journalKv, journalKv);
 // Service names come from the node, which answers only what this realm may see.
 const lookups = new Map<number, (r: NameRecord | undefined) => void>();
 let lookupSeq = 0;
@@ -167,7 +171,8 @@ function firstNatsUrl(): Promise<string> {
 async function connectWithRetry(server: string): Promise<Bus> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await connectBus({ servers: [server], name: hostId });
+      // JetStream answers the journal's requests on the realm's inboxes, the only ones its user may hear.
+      return await connectBus({ servers: [server], name: hostId, inboxPrefix: REALM_JOURNAL.inboxPrefix(realm) });
     } catch (e) {
       if (attempt >= NATS_CONNECT_ATTEMPTS_MAX) throw e;
       log.warn({ err: e, attempt }, 'cannot connect to NATS yet; retrying');

@@ -9,6 +9,8 @@ import type { CallOptions, DataHandler, DataMessage, DataPathApi, EndpointAddres
 import type { HostDataPath } from './datapath/host-datapath.js';
 import { noDataPath } from './datapath/none.js';
 import type { ToNode } from './protocol.js';
+import type { Journal } from '../actors/persistent.js';
+import { noJournal } from '../proc/journal.js';
 
 const requireProgram = createRequire(import.meta.url);
 
@@ -65,6 +67,7 @@ class ProcCtx implements ProcContext {
     private readonly runner: ProcRunner,
     private readonly kind: 'function' | 'service',
     private readonly data: DataPathApi,
+    readonly journal: Journal,
   ) {
     this.#evict = new Promise((r) => (this.#resolveEvict = r));
   }
@@ -131,6 +134,8 @@ export class ProcRunner {
   readonly #supervisor;
   /** Set when the node manager attached this host to its data path. */
   datapath: HostDataPath | undefined;
+  /** The realm's journal, set once the host is connected to NATS (src/host/main.ts). */
+  journal: Journal = noJournal('this proc host has no NATS connection');
 
   constructor(
     private readonly system: ActorSystem,
@@ -174,7 +179,7 @@ export class ProcRunner {
     if (!isFn && !isSvc) return fail(`${modulePath} must default-export a class extending FunctionProc or ServiceProc`);
     const kind = isFn ? 'function' : 'service';
     const reason = this.datapath === undefined ? 'this proc host is not attached to a data path' : 'the node gave this proc no endpoint';
-    const ctx = new ProcCtx(pid, realm, args, this.log.child({ pid }), this, kind, data ?? noDataPath(reason));
+    const ctx = new ProcCtx(pid, realm, args, this.log.child({ pid }), this, kind, data ?? noDataPath(reason), this.journal);
     const entry: Running = { ctx, kind, ...(data === undefined ? {} : { endpoint: endpoint! }) };
     this.#procs.set(pid, entry);
     if (isFn) await currentProc.run({ pid }, () => this.#runFunction(ctx, Cls as new () => FunctionProc));

@@ -12,6 +12,7 @@ export type NatsErrorType =
   | 'slow-consumer'
   | 'invalid-argument'
   | 'not-found'
+  | 'permission'
   | 'connect'
   | 'server-missing'
   | 'server-start';
@@ -116,6 +117,14 @@ export class NotFoundError extends NatsPortError<'not-found'> {
   constructor(message: string, options?: { cause?: unknown }) {
     super('not-found', message, options);
     this.name = 'NotFoundError';
+  }
+}
+
+/** The server refused a subject to this connection's user (its permissions): asking again will not help. */
+export class PermissionError extends NatsPortError<'permission'> {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('permission', message, options);
+    this.name = 'PermissionError';
   }
 }
 

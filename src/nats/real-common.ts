@@ -6,11 +6,12 @@ import {
   InvalidSubjectError,
   headers as natsHeaders,
   NoRespondersError as NatsNoRespondersError,
+  PermissionViolationError,
   RequestError,
   TimeoutError as NatsTimeoutError,
   type MsgHdrs,
 } from '@nats-io/transport-node';
-import { ClosedError, DisconnectedError, InvalidArgumentError, NatsPortError, NoRespondersError, TimeoutError } from './errors.js';
+import { ClosedError, DisconnectedError, InvalidArgumentError, NatsPortError, NoRespondersError, PermissionError, TimeoutError } from './errors.js';
 import type { Headers } from './types.js';
 
 // What the nats.js binding's core (real.ts) and its JetStream side (real-jetstream.ts) share.
@@ -46,6 +47,7 @@ export function classify(e: unknown, operation: string, timeoutMs: number): unkn
   // nats.js wraps the telling error in `cause` (RequestError(cause: NoRespondersError) and the like).
   for (let c: unknown = e; c instanceof Error; c = c.cause) {
     if (c instanceof NatsNoRespondersError || c.name === 'JetStreamNotEnabled') return new NoRespondersError(operation, { cause: e });
+    if (c instanceof PermissionViolationError) return new PermissionError(`${operation}: ${c.message}`, { cause: e });
     if (c instanceof NatsTimeoutError) return new TimeoutError(operation, timeoutMs, { cause: e });
     if (c instanceof ClosedConnectionError || c instanceof DrainingConnectionError) return new ClosedError(undefined, { cause: e });
     if (c instanceof InvalidSubjectError || c instanceof NatsInvalidArgumentError) return new InvalidArgumentError(`${operation}: ${c.message}`, { cause: e });

@@ -32,6 +32,8 @@ import { checkConsumerOptions, checkStreamOptions, CONSUMER_DEFAULTS } from './s
 const CODE = { wrongLastSeq: 10071, wrongLastSeqUnknown: 10164, streamNotFound: 10059, consumerNotFound: 10014 } as const;
 
 const apiCode = (e: unknown): number | undefined => (e instanceof JetStreamApiError ? e.code : undefined);
+/** The server's answer about a stream that is not there. */
+export const isStreamNotFound = (e: unknown): boolean => apiCode(e) === CODE.streamNotFound;
 const wrongSeq = (e: unknown): boolean => apiCode(e) === CODE.wrongLastSeq || apiCode(e) === CODE.wrongLastSeqUnknown;
 
 /**

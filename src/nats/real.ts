@@ -11,7 +11,7 @@ import { Objm, type ObjectStore as NatsObjectStore } from '@nats-io/obj';
 import { ClosedError, ConnectError, InvalidArgumentError, NatsPortError, NoRespondersError, SlowConsumerError, TimeoutError } from './errors.js';
 import { BoundedQueue } from './queue.js';
 import { bounded, classify, type JetStreamHost, fromNatsHeaders, toNatsHeaders, type Tracked } from './real-common.js';
-import { RealKv, RealStream } from './real-jetstream.js';
+import { isStreamNotFound, RealKv, RealStream } from './real-jetstream.js';
 import { realLeadership } from './real-leadership.js';
 import { checkKvOptions } from './stream-options.js';
 import { checkFilter, checkName, checkPositiveInt, checkPositiveMs, checkSubject } from './subject.js';
@@ -342,7 +342,7 @@ class RealBus implements Bus, JetStreamHost {
         // read as absent right after its create ended a node's exit write there: the chaos pause
         // scenario's procs left `running`). One server has no followers; direct gets are consistent.
         const consistent = this.replicas > 1 ? { allow_direct: false } : {};
-        const opening = options.bind === true ? this.#kvm.open(bucket, consistent) : this.#kvm.create(bucket, { history, replicas: this.replicas, ...consistent, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }) });
+        const opening = options.bind === true ? this.#kvm.open(bucket, consistent) : this.#kvm.create(bucket, { history, replicas: this.replicas, ...consistent, ...(options.ttlMs === undefined ? {} : { ttl: options.ttlMs }), ...(options.bytesMax === undefined ? {} : { max_bytes: options.bytesMax }) });
         const kv = await bounded(opening, `opening KV bucket ${bucket}`, this.jsTimeoutMs);
         return new RealKv(this, kv, bucket, this.jsTimeoutMs);
       } catch (e) {
@@ -356,6 +356,20 @@ class RealBus implements Bus, JetStreamHost {
         await new Promise((r) => setTimeout(r, delayMs));
       }
     }
+  }
+
+  /** Tried again as opening is (#opening): a realm's journal goes while the server reloads its users. */
+  async removeKv(bucket: string): Promise<void> {
+    checkKvOptions(bucket, {});
+    this.#live();
+    const remove = async (): Promise<void> => {
+      try {
+        await (await this.jsm()).streams.delete(`KV_${bucket}`);
+      } catch (e) {
+        if (!isStreamNotFound(e)) throw e;
+      }
+    };
+    await this.#opening(`removing KV bucket ${bucket}`, remove);
   }
 
   async stream(name: string, options: StreamOptions): Promise<Stream> {

@@ -35,4 +35,5 @@ export function checkKvOptions(bucket: string, o: KvOptions): void {
   const history = o.history ?? 1;
   if (!Number.isSafeInteger(history) || history < 1 || history > KV_HISTORY_MAX) throw new InvalidArgumentError(`KV history must be an integer in 1..${KV_HISTORY_MAX}, got ${history}`);
   if (o.ttlMs !== undefined) checkPositiveMs(o.ttlMs, 'ttlMs');
+  if (o.bytesMax !== undefined && (!Number.isSafeInteger(o.bytesMax) || o.bytesMax < 1)) throw new InvalidArgumentError(`KV bytesMax must be a positive integer, got ${o.bytesMax}`);
 }

@@ -76,6 +76,11 @@ export interface KvOptions {
   history?: number;
   /** Open an existing bucket only, never create or reconfigure it (a client with read rights only). */
   bind?: boolean;
+  /**
+   * Bytes the bucket may hold; a write past it is refused (the server discards new, never old).
+   * Fixed by whoever creates the bucket. Real NATS only: the simulator keeps no byte count.
+   */
+  bytesMax?: number;
 }
 
 /** A live value. The revision increases with every write to the bucket: use it as a fencing token. */
@@ -288,6 +293,8 @@ export interface Bus {
   flush(): Promise<void>;
   /** Opens the bucket, creating it with these options if absent. */
   kv(bucket: string, options?: KvOptions): Promise<Kv>;
+  /** Deletes a KV bucket and everything in it; a bucket that is not there is no error. Real NATS only. */
+  removeKv?(bucket: string): Promise<void>;
   /** Opens the stream, creating it with these options if absent (an existing one keeps its config). */
   stream(name: string, options: StreamOptions): Promise<Stream>;
   /** Connection events; returns the function that removes the listener. */

@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import { Actor } from '../actors/actor.js';
+import type { Journal } from '../actors/persistent.js';
 import type { Context } from '../actors/types.js';
 import type { DataPathApi } from './data.js';
 
@@ -52,6 +53,12 @@ export interface ProcContext extends DataPathApi {
   readonly realm: string;
   readonly args: readonly unknown[];
   readonly log: Logger;
+  /**
+   * The realm's durable journal (JetStream; src/actors/kv-journal.ts): give it to a PersistentActor so
+   * that the proc's state survives its restart, here or on another node. The realm's procs share it:
+   * persistence ids say whose events are whose, and two writers under one id are refused.
+   */
+  readonly journal: Journal;
   /** Resolves when the proc has been asked to leave (evicted). Cooperative procs finish and return. */
   waitEvict(): Promise<void>;
   readonly evicted: boolean;

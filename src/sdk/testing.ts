@@ -7,7 +7,7 @@
  * unknown target is an UnknownTargetError, `ctx.exited` twice is an error.
  */
 import { pino, type Logger } from 'pino';
-import { createSystem, type ActorSystem, type Behavior, type Context } from '../actors/index.js';
+import { createSystem, InMemoryJournal, type ActorSystem, type Behavior, type Context, type Journal } from '../actors/index.js';
 import { FunctionProc, ServiceProc, type ProcContext, type Status } from '../proc/types.js';
 import { UnknownTargetError, type CallOptions, type DataHandler, type DataMessage, type DataReply, type EndpointAddress, type PoolBuffer, type Target } from '../proc/data.js';
 
@@ -22,6 +22,8 @@ export interface HarnessOptions {
   pid?: string;
   /** Where `ctx.log` writes; default: nothing. */
   log?: Logger;
+  /** The realm's journal (`ctx.journal`); default: a fresh one in memory. Pass one to test a restart. */
+  journal?: Journal;
 }
 
 /** The proc ended through `ctx.exited` with a status other than ok. */
@@ -58,6 +60,7 @@ class HarnessContext implements ProcContext {
   readonly pid: string;
   readonly realm: string;
   readonly log: Logger;
+  readonly journal: Journal;
   readonly endpoint: EndpointAddress | undefined = { endpoint: 1 };
   evicted = false;
   status: Status | undefined;
@@ -75,6 +78,7 @@ class HarnessContext implements ProcContext {
     this.pid = o.pid ?? 'test.1-0';
     this.realm = o.realm ?? 'default';
     this.log = o.log ?? pino({ level: 'silent' });
+    this.journal = o.journal ?? new InMemoryJournal();
     this.#evict = new Promise((r) => (this.#resolveEvict = r));
   }
 

@@ -75,3 +75,11 @@ export async function startService(tc: TestCluster, program: string, name: strin
   const rec = await waitFor(async () => (await tc.client.names(realm)).find((n) => n.name === name && n.pid === pid), (r) => r?.endpoint !== undefined, timeoutMs);
   return { pid, rec: rec! };
 }
+
+/** A restart of a service: evicts its proc, then spawns it again under the same name; the new proc's pid. */
+export async function restartService(tc: TestCluster, pid: string, program: string, name: string, options: Partial<SpecInput> = {}, timeoutMs = 30_000): Promise<string> {
+  await tc.client.evict(pid);
+  const st = await tc.client.waitExit(pid, { timeoutMs });
+  if (st.kind !== 'evicted') throw new Error(`${name} (${pid}) ended ${st.kind} (${st.message}), not evicted`);
+  return (await startService(tc, program, name, options, timeoutMs)).pid;
+}

@@ -1,3 +1,5 @@
+import { inMemory } from '../../common/state.js';
+import { cartState } from './cart.js';
 import { catalog, type Product } from './catalog.js';
 import { currency } from './currency.js';
 import { format, sum, times, zero, type Money } from './money.js';
@@ -14,20 +16,6 @@ export type Handlers = Record<string, (args: any, rpc: Rpc) => unknown>;
 
 export class UnknownMethodError extends Error {
   readonly type = 'unknown-method';
-}
-
-/** Carts as state of the cart service (userId -> productId -> quantity). */
-export function cartHandlers(carts = new Map<string, Map<string, number>>()): Handlers {
-  return {
-    addItem: ([userId, item]: [string, CartItem]) => {
-      if (!Number.isInteger(item.quantity) || item.quantity < 1 || item.quantity > 1000) throw new Error(`invalid quantity ${item.quantity}`);
-      const cart = carts.get(userId) ?? new Map<string, number>();
-      carts.set(userId, cart.set(item.productId, (cart.get(item.productId) ?? 0) + item.quantity));
-      return {};
-    },
-    getCart: ([userId]: [string]) => ({ userId, items: [...(carts.get(userId) ?? [])].map(([productId, quantity]) => ({ productId, quantity })) }),
-    emptyCart: ([userId]: [string]) => (carts.delete(userId), {}),
-  };
 }
 
 export interface PlaceOrderRequest {
@@ -70,7 +58,7 @@ async function placeOrder(req: PlaceOrderRequest, rpc: Rpc): Promise<OrderResult
   return order;
 }
 
-/** Each service's handlers; the cart's state is its own (one per process or proc). */
+/** Each service's handlers; the cart's state is its own (one per process or proc: see cartState). */
 export function handlersOf(name: ServiceName): Handlers {
   switch (name) {
     case 'catalog':
@@ -78,7 +66,7 @@ export function handlersOf(name: ServiceName): Handlers {
     case 'currency':
       return { getSupportedCurrencies: () => currency.getSupportedCurrencies(), convert: ([from, to]: [Money, string]) => currency.convert(from, to) };
     case 'cart':
-      return cartHandlers();
+      return inMemory(cartState) as Handlers; // the cart calls no other service: any Rpc will do
     case 'shipping':
       return { getQuote: ([, items]: [Address, CartItem[]]) => shipping.getQuote(items), shipOrder: ([address, items]: [Address, CartItem[]]) => shipping.shipOrder(address, items) };
     case 'payment':

@@ -1,5 +1,7 @@
 import type { Handlers, Rpc } from '../../common/app.js';
-import { capacityOf, POINTS, PROFILES, RATE_PLANS, sha256, USERS, type Profile, type RatePlan } from './data.js';
+import { inMemory } from '../../common/state.js';
+import { POINTS, PROFILES, RATE_PLANS, sha256, USERS, type Profile, type RatePlan } from './data.js';
+import { reservationState } from './reservation.js';
 
 /** In start order: what a service calls is up before it. */
 export const HOTEL_SERVICES = ['cache', 'geo', 'rate', 'profile', 'user', 'reservation', 'recommendation', 'search'] as const;
@@ -18,14 +20,6 @@ export function distanceKm(lat1: number, lon1: number, lat2: number, lon2: numbe
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.sqrt(a));
 }
 
-/** Nights from inDate (inclusive) to outDate (exclusive), as YYYY-MM-DD. */
-export function nights(inDate: string, outDate: string): string[] {
-  const out: string[] = [];
-  const end = Date.parse(`${outDate}T00:00:00Z`);
-  for (let t = Date.parse(`${inDate}T00:00:00Z`); t < end && out.length < 366; t += 86_400_000) out.push(new Date(t).toISOString().slice(0, 10));
-  return out;
-}
-
 /** Cached through the cache service, as DeathStarBench puts memcached in front of profile and rate. */
 async function cached<T>(rpc: Rpc, key: string, load: () => T): Promise<T> {
   const hit = (await rpc('cache', 'get', [key])) as T | null;
@@ -33,24 +27,6 @@ async function cached<T>(rpc: Rpc, key: string, load: () => T): Promise<T> {
   const v = load();
   await rpc('cache', 'set', [key, v]);
   return v;
-}
-
-function reservationHandlers(): Handlers {
-  /** hotelId -> night -> rooms taken; reservations as they were made. */
-  const taken = new Map<string, Map<string, number>>();
-  const available = (hotelId: string, ns: string[], rooms: number): boolean => ns.every((n) => (taken.get(hotelId)?.get(n) ?? 0) + rooms <= capacityOf(hotelId));
-  return {
-    checkAvailability: ([, hotelIds, inDate, outDate, rooms]: [string, string[], string, string, number]) => hotelIds.filter((h) => PROFILES.has(h) && available(h, nights(inDate, outDate), rooms)),
-    makeReservation: ([, hotelIds, inDate, outDate, rooms]: [string, string[], string, string, number]) => {
-      const h = hotelIds[0];
-      const ns = nights(inDate, outDate);
-      if (h === undefined || !PROFILES.has(h) || !Number.isInteger(rooms) || rooms < 1 || ns.length === 0 || !available(h, ns, rooms)) return [];
-      const byNight = taken.get(h) ?? new Map<string, number>();
-      for (const n of ns) byNight.set(n, (byNight.get(n) ?? 0) + rooms);
-      taken.set(h, byNight);
-      return [h];
-    },
-  };
 }
 
 function cacheHandlers(): Handlers {
@@ -90,7 +66,7 @@ export function hotelHandlers(name: string): Handlers {
     case 'user':
       return { checkUser: ([username, password]: [string, string]) => USERS.get(username) === sha256(password) };
     case 'reservation':
-      return reservationHandlers();
+      return inMemory(reservationState);
     case 'recommendation':
       return {
         getRecommendations: ([require, lat, lon]: [string, number, number]) => {

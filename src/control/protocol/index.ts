@@ -9,3 +9,4 @@ export * from './subjects.js';
 export * from './wire.js';
 export * from './rpc.js';
 export * from './routes.js';
+export * from './journal.js';

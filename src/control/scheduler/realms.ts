@@ -2,7 +2,7 @@
 import { ControlError } from '../errors.js';
 import { NAME_DELETE_ATTEMPTS_MAX, REALM_NAME } from '../names.js';
 import { encode, type RealmRecord } from '../protocol/index.js';
-import type { AckReply, SchedulerState } from './state.js';
+import type { AckReply, RealmJournals, SchedulerState } from './state.js';
 import { setQuota } from './quotas.js';
 import type { RealmQuota } from '../protocol/index.js';
 
@@ -12,14 +12,20 @@ export const REALM_REMOVE_GRACE_MS = 1_000;
 export function realmCreate(s: SchedulerState, name: string, quota: RealmQuota | undefined, reply: AckReply): void {
   if (!REALM_NAME.test(name)) return reply({ ok: false, error: { type: 'bad-spec', message: `realm names match [a-z0-9][a-z0-9-]{0,62}, got "${name}"`, field: 'name' } });
   const rec: RealmRecord = { name, state: 'active', createdAtMs: s.nowMs(), ...(quota === undefined ? {} : { quota }) };
-  s.deps.realmsKv.create(name, encode(rec)).then(
-    () => {
-      s.realms.add(name);
-      setQuota(s, name, quota);
-      reply({ ok: true });
-    },
-    () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
-  );
+  const record = (): void =>
+    void s.deps.realmsKv.create(name, encode(rec)).then(
+      () => {
+        s.realms.add(name);
+        setQuota(s, name, quota);
+        reply({ ok: true });
+      },
+      () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
+    );
+  // The journal before the record: a realm that exists has one (its hosts have no right to make it).
+  // Without journals (the simulator) the record is written at once, as the recorded seeds expect.
+  const journals = s.deps.journals;
+  if (journals === undefined) return record();
+  journals.create(name).then(record, (e: unknown) => reply({ ok: false, error: new ControlError('internal', `realm "${name}": its journal could not be made: ${(e as Error).message}`).toWire() }));
 }
 
 /** Evicts every proc of the realm; once the last has exited, drops its names and its record. */
@@ -45,6 +51,25 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
   // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool), told again while a
   // notice goes unanswered: a lost one left a removed realm's idle host and pool on a node (chaos datapath).
   for (const node of s.liveness.lastSeen.keys()) tellRealmRemoved(s, node, name, 1);
+  // Its journal last, after the record (its NATS user is on the way out): a host of the realm that
+  // still writes finds no stream, and has no right to make one.
+  // (No await without journals: the simulator's seeds were recorded without that turn.)
+  if (s.deps.journals !== undefined) await removeJournal(s, s.deps.journals, name);
+}
+
+/** Tries of removing a realm's journal, a second apart: JetStream may be between leaders or reloading users. */
+export const JOURNAL_REMOVE_ATTEMPTS_MAX = 10;
+
+async function removeJournal(s: SchedulerState, journals: RealmJournals, realm: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await journals.remove(realm);
+    } catch (e) {
+      if (attempt >= JOURNAL_REMOVE_ATTEMPTS_MAX) throw e;
+      s.log.warn({ err: e, realm, attempt }, 'realm journal not removed yet; trying again');
+      await new Promise<void>((r) => s.ctx.ports.timers.setTimeout(r, 1_000));
+    }
+  }
 }
 
 /** Tries of telling a node a realm is gone, a second apart. */

@@ -25,6 +25,8 @@ export interface SchedulerDeps {
   realmsKv: Kv;
   namesKv: Kv;
   nodesKv: Kv;
+  /** Each realm's journal bucket, made and removed with the realm (src/control/realm-journals.ts); absent in the simulator. */
+  journals?: RealmJournals;
   /**
    * A node not heard from (heartbeat) for this long is down and its procs are lost. The scheduler
    * judges by its own clock: in NATS 2.9 an entry expiring by bucket TTL produces no watch event.
@@ -34,6 +36,12 @@ export interface SchedulerDeps {
   seen?: (nowMs: number) => Liveness;
   /** Simulator mutants (src/control/mutations.ts); none in production. */
   mutations?: Mutations;
+}
+
+/** Makes and removes a realm's journal (src/control/protocol/journal.ts). Both are idempotent. */
+export interface RealmJournals {
+  create(realm: string): Promise<void>;
+  remove(realm: string): Promise<void>;
 }
 
 export type AckReply = (r: Ack) => void;

@@ -1,0 +1,31 @@
+import type { Handlers } from './app.js';
+
+/**
+ * A service whose state changes only by events (an item put in a cart, a room booked). Both deployments
+ * run the same handlers over it; on sigma-ts every event is journaled first (a PersistentActor in the
+ * realm's journal: sigma-state.ts), so the state survives a restart of the service; the HTTP deployment
+ * keeps it in its process's memory (inMemory). State and events must be JSON (snapshots and events are).
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export interface EventSourced<S = any, E = any> {
+  initial(): S;
+  /** Applies one event to the state (it may change it in place) and returns the state. */
+  apply(state: S, event: E): S;
+  /**
+   * The handlers over the current state. They check a command, then `persist` its events: the events
+   * are applied only once stored, so a handler reads its own change after the await. Handlers run one at
+   * a time on sigma-ts (an actor's mailbox), so a check and the events it allows are not interleaved.
+   */
+  handlers(state: () => S, persist: (...events: E[]) => Promise<void>): Handlers;
+}
+
+/** The handlers with the state in this process's memory: events applied at once, nothing stored. */
+export function inMemory<S, E>(def: EventSourced<S, E>): Handlers {
+  let state = def.initial();
+  return def.handlers(
+    () => state,
+    async (...events) => {
+      for (const e of events) state = def.apply(state, e);
+    },
+  );
+}
