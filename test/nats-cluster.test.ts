@@ -85,16 +85,16 @@ test.serial("nats cluster - the scheduler's side keeps a bucket's stream leader 
     const any = await connectBus({ servers: [tc.cluster.natsUrl], name: 'steer-any', replicas: 3 });
     buses.push(any);
     await any.kv('steer_test');
-    const leader = await waitFor(() => any.leadership!().leaderOf('steer_test'), (l) => l !== undefined);
+    const leader = await waitFor(() => any.leadership!()!.leaderOf('steer_test'), (l) => l !== undefined);
     const i = nats.names.indexOf(leader!);
     t.true(i >= 0, `the leader ${leader} is one of ${nats.names.join(', ')}`);
     // A client on the leader's own server, as a scheduler on that server's machine would be.
     const own = await connectBus({ servers: [[urlOf(i), ...nats.urls.map((_, j) => urlOf(j)).filter((_, j) => j !== i)].join(',')], name: 'steer-own', ordered: true, replicas: 3 });
     buses.push(own);
-    t.is(own.leadership!().server(), leader, 'an ordered connection is on the first server given');
-    const keeper = keepLeadersOff(own.leadership!(), { timers: realTimers }, pino({ level: 'silent' }), { buckets: ['steer_test'] });
+    t.is(own.leadership!()!.server(), leader, 'an ordered connection is on the first server given');
+    const keeper = keepLeadersOff(own.leadership!()!, { timers: realTimers }, pino({ level: 'silent' }), { buckets: ['steer_test'] });
     try {
-      const moved = await waitFor(() => own.leadership!().leaderOf('steer_test'), (l) => l !== undefined && l !== leader, 40_000);
+      const moved = await waitFor(() => own.leadership!()!.leaderOf('steer_test'), (l) => l !== undefined && l !== leader, 40_000);
       t.true(nats.names.includes(moved!) && moved !== leader, `moved to ${moved}`);
       const kv = await own.kv('steer_test');
       await kv.put('k', new TextEncoder().encode('v'));

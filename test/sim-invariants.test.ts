@@ -181,3 +181,17 @@ test('sim regression - a deposed scheduler does not dispatch after it stopped (m
   const r = await runScenario(messageChaos, 1823);
   t.deepEqual(r.violations, []);
 });
+
+// A node gives up on an ordered proc whose record has not appeared after twelve heartbeats; the
+// scheduler may still be retrying that create through a JetStream election, and it may land later.
+// The node now reports the end (unrecorded, with the order's term) and the scheduler writes it; before,
+// the record stayed 'starting' with nobody to run it (js-server-crash seed 91, found with 750 ms beats).
+test('sim - a record created after its node gave up on the order ends instead of staying starting', async (t) => {
+  const jsServerCrash = (await import('../simulations/js-server-crash.js')).default as Scenario;
+  const faults: Fault[] = [
+    { kind: 'nats-server-crash', atMs: 499, durationMs: 4757, server: '@store:KV_sigma_procs' },
+    { kind: 'nats-server-crash', atMs: 7487, durationMs: 1050, server: 's2' },
+  ] as Fault[];
+  const r = await runScenario(jsServerCrash, 91, { faults });
+  t.deepEqual(r.violations.map((v) => `${v.invariant}: ${v.message}`), []);
+});

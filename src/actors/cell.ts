@@ -11,6 +11,8 @@ import type { ActorRef, Behavior, Context, Factory, SpawnOptions, SystemEvent, T
 export interface CellSystem extends RefHost {
   readonly name: string;
   readonly ports: Ports;
+  /** Offset of aligned repeats (ActorSystem.timerPhaseMs). */
+  readonly timerPhaseMs: number;
   readonly log: Logger;
   actorCount: number;
   localCell(ref: ActorRef<never>): AnyCell | undefined;
@@ -167,16 +169,20 @@ export class Cell<M> implements Context<M> {
     return this.#arm(delayMs, () => this.self.tryTell(msg));
   }
 
-  scheduleRepeat(intervalMs: number, msg: M): TimerHandle {
+  scheduleRepeat(intervalMs: number, msg: M, options: { aligned?: boolean } = {}): TimerHandle {
     if (!(intervalMs > 0)) throw new InvalidOptionError('intervalMs', `must be positive, got ${intervalMs}`);
     let cancelled = false;
+    const clock = this.system.ports.clock;
+    const phase = this.system.timerPhaseMs;
+    /** To the next multiple of the interval past the phase, in (0, intervalMs]. */
+    const delay = options.aligned === true ? (): number => intervalMs - ((((clock.nowMs() - phase) % intervalMs) + intervalMs) % intervalMs) : (): number => intervalMs;
     // A repeat is a chain of one-shots; a full mailbox skips a tick rather than queueing without bound.
     const tick = (): void => {
       if (cancelled) return;
       this.self.tryTell(msg);
-      current = this.#arm(intervalMs, tick);
+      current = this.#arm(delay(), tick);
     };
-    let current = this.#arm(intervalMs, tick);
+    let current = this.#arm(delay(), tick);
     return {
       cancel: () => {
         cancelled = true;

@@ -69,8 +69,13 @@ export interface Context<M> {
   unwatch(ref: ActorRef<never>): void;
   /** Sends `msg` to self after delayMs; cancelled automatically when the actor stops or restarts. */
   scheduleOnce(delayMs: number, msg: M): TimerHandle;
-  /** Sends `msg` to self every intervalMs until cancelled, stopped or restarted. */
-  scheduleRepeat(intervalMs: number, msg: M): TimerHandle;
+  /**
+   * Sends `msg` to self every intervalMs until cancelled, stopped or restarted. `aligned`: on multiples
+   * of the interval on this system's clock (offset by a phase of the system's own, so that processes
+   * do not all tick at once), the first within one interval: a process's periodic chores of one
+   * interval then wake it once, not once each (idle cost is counted in wake-ups).
+   */
+  scheduleRepeat(intervalMs: number, msg: M, options?: { aligned?: boolean }): TimerHandle;
   /** Resolves a path (local or remote) to a ref. */
   refFor<C>(path: string): ActorRef<C>;
 }

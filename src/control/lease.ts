@@ -78,7 +78,7 @@ class Lease extends Actor<Msg> {
 
   preStart(): void {
     this.ctx.self.tell({ type: 'tick' });
-    this.ctx.scheduleRepeat(this.o.renewEveryMs, { type: 'tick' });
+    this.ctx.scheduleRepeat(this.o.renewEveryMs, { type: 'tick' }, { aligned: true });
   }
 
   async postStop(): Promise<void> {

@@ -280,7 +280,10 @@ class RealBus implements Bus, JetStreamHost {
     await this.nc.flush().catch((e: unknown) => Promise.reject(classify(e, 'flush', 0)));
   }
 
-  leadership(): StreamLeadership {
+  leadership(): StreamLeadership | undefined {
+    // One replica: no leader to move and no meta group to follow; looking would cost an idle cluster
+    // six stream-info requests (and their advisories) every few seconds.
+    if (this.replicas === 1) return undefined;
     return realLeadership({ serverName: () => this.nc.info?.server_name, jsm: () => this.jsm(), request: (subject, data) => this.request(subject, data, { timeoutMs: this.jsTimeoutMs }), timeoutMs: this.jsTimeoutMs, ...(this.monitorUrl === undefined ? {} : { monitorUrl: this.monitorUrl }) });
   }
 

@@ -275,8 +275,8 @@ export interface StreamLeadership {
 }
 
 export interface Bus {
-  /** Stream leadership of replicated buckets. Real NATS only. */
-  leadership?(): StreamLeadership;
+  /** Stream leadership of replicated buckets. Real NATS only; undefined when buckets have one replica (nothing to move). */
+  leadership?(): StreamLeadership | undefined;
   /** Opens (or creates) an object store bucket. Real NATS only: the simulator has none. */
   objectStore?(bucket: string): Promise<ObjectStore>;
   /** The client's name (shown by the server's monitoring; the simulator's fault key). */

@@ -35,18 +35,21 @@ export interface NodeTiming {
 /** Bound on a `sigma call` through this node's data path. */
 export const DATAPATH_CALL_TIMEOUT_MS_MAX = 60_000;
 
-/** Hosts are pinged every third heartbeat, and killed after three pings unanswered: a hung host goes within ~9-12 s. */
-export const HOST_PING_EVERY_BEATS = 3;
-/** The nodes bucket gets every fifth heartbeat (liveness rides the core NATS ones): a new scheduler reads nodes from it. */
-export const NODE_RECORD_EVERY_BEATS = 5;
+/** Hosts are pinged every fourth heartbeat (3 s), and killed after three pings unanswered: a hung host goes within ~9-12 s. */
+export const HOST_PING_EVERY_BEATS = 4;
+
+/** The nodes bucket gets every fourth heartbeat (liveness rides the core NATS ones): a new scheduler reads nodes from it. */
+export const NODE_RECORD_EVERY_BEATS = 4;
 export const HOST_PING_MISSES_MAX = 3;
 
 /**
  * Every timer here wakes every node (and nats-server) while nothing happens, so the cadences are as slow
  * as the failure detection they serve allows: a node is down after three missed heartbeats; the lease
- * holder steps down one renewal before its TTL, so a renewal every 750 ms leaves it two tries.
+ * holder steps down one renewal before its TTL, so a renewal every 750 ms leaves it two tries. The
+ * heartbeat, the renewal and the scheduler's tick share that period and are aligned (scheduleRepeat):
+ * an idle node process and its nats-server wake once per period for all three, not once each.
  */
-export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 750, heartbeatMs: 1_000, nodeTimeoutMs: 3_000, nodeRequestTimeoutMs: 2_000 };
+export const DEFAULT_TIMING: NodeTiming = { leaseTtlMs: 3_000, leaseRenewMs: 750, heartbeatMs: 750, nodeTimeoutMs: 3_000, nodeRequestTimeoutMs: 2_000 };
 
 export interface NodeOptions {
   id: string;

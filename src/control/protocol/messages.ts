@@ -37,9 +37,10 @@ export interface RealmRequest {
 /**
  * `unrecorded`: the table does not have this exit yet and the scheduler is to write it (a node that
  * restarted reports the procs of its earlier incarnation so: a scheduler that finishes them applies
- * their restart policy, which an exit it only heard of after the table had it would not).
+ * their restart policy, which an exit it only heard of after the table had it would not; a node that
+ * gave up waiting for an ordered proc's record reports it so, with `term`, the order's scheduler term).
  */
-export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status; unrecorded?: boolean };
+export type ProcEvent = { type: 'started'; pid: string; node: string } | { type: 'exited'; pid: string; node: string; status: Status; unrecorded?: boolean; term?: number };
 
 /** Data-path endpoints of `node` that remote senders reached have closed (src/node/datapath/cross.ts). */
 export interface DataPathGone {
@@ -89,7 +90,7 @@ export const evictRequest: Decoder<EvictRequest> = (v) => cast(isObj(v) && isStr
 export const realmRequest: Decoder<RealmRequest> = (v) => cast(isObj(v) && isStr(v['name']) && (v['quota'] === undefined || realmQuota(v['quota']) !== undefined), v);
 export const procEvent: Decoder<ProcEvent> = (v) => {
   if (!isObj(v) || !isStr(v['pid']) || !isStr(v['node'])) return undefined;
-  return cast(v['type'] === 'started' || (v['type'] === 'exited' && isStatus(v['status'])), v);
+  return cast(v['type'] === 'started' || (v['type'] === 'exited' && isStatus(v['status']) && (v['term'] === undefined || isInt(v['term']))), v);
 };
 export const dataPathGone: Decoder<DataPathGone> = (v) =>
   cast(isObj(v) && isStr(v['node']) && Array.isArray(v['endpoints']) && v['endpoints'].length <= GONE_ENDPOINTS_MAX && v['endpoints'].every(isInt), v);

@@ -52,7 +52,11 @@ function route(s: SchedulerState, m: SchedulerMsg): void {
     case 'run-taken':
       return runTaken(s, m.pid);
     case 'proc-event':
-      if (m.ev.type === 'exited' && s.live.has(m.ev.pid)) (m.ev.unrecorded === true ? finish : onExit)(s, m.ev.pid, m.ev.status);
+      if (m.ev.type === 'exited' && s.live.has(m.ev.pid)) {
+        // An end its node decided for another term's order (it gave up waiting for that record) is not this record's.
+        if (m.ev.unrecorded === true && m.ev.term !== undefined && s.live.get(m.ev.pid)!.term !== m.ev.term) return;
+        (m.ev.unrecorded === true ? finish : onExit)(s, m.ev.pid, m.ev.status);
+      }
       else if (m.ev.type === 'started') {
         const r = s.live.get(m.ev.pid);
         if (r !== undefined) s.live.set(m.ev.pid, { ...r, state: 'running' });
@@ -101,7 +105,7 @@ export function schedulerActor(deps: SchedulerDeps) {
       // Every incarnation (the first, and any after a supervisor restart) rebuilds its state from the
       // proc table and the buckets; requests wait in the stash until then.
       preStart: () => {
-        ctx.scheduleRepeat(Math.max(TICK_MS_MIN, deps.nodeTimeoutMs / TICKS_PER_NODE_TIMEOUT), { type: 'tick' });
+        ctx.scheduleRepeat(Math.max(TICK_MS_MIN, deps.nodeTimeoutMs / TICKS_PER_NODE_TIMEOUT), { type: 'tick' }, { aligned: true });
         readState();
       },
       receive: (m: SchedulerMsg) => {

@@ -22,10 +22,16 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
   const fresh = new Map<string, boolean>();
   let stopped = false;
   let timer: TimerHandle | undefined;
+  // Armed only while there are peers: a node alone wakes for nothing.
+  const arm = (): void => {
+    timer ??= o.timers.setTimeout(sweep, o.nodeTimeoutMs);
+  };
   const heard = (rec: NodeRecord): void => {
     const addr = nodeDataPathAddress(rec);
     if (stopped || rec.id === o.self || addr === undefined) return;
-    if (o.cross.addPeer(rec.id, addr)) fresh.set(rec.id, true);
+    if (!o.cross.addPeer(rec.id, addr)) return;
+    fresh.set(rec.id, true);
+    arm();
   };
   const watch: KvWatch = await o.nodesKv.watch({ include: 'latest' });
   void (async () => {
@@ -45,6 +51,7 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
     }
   })();
   const sweep = (): void => {
+    timer = undefined;
     if (stopped) return;
     for (const [node, heard] of fresh) {
       if (heard) fresh.set(node, false);
@@ -54,9 +61,8 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
         o.cross.removePeer(node);
       }
     }
-    timer = o.timers.setTimeout(sweep, o.nodeTimeoutMs);
+    if (fresh.size > 0) arm();
   };
-  timer = o.timers.setTimeout(sweep, o.nodeTimeoutMs);
   return {
     heard,
     stop() {

@@ -155,7 +155,7 @@ export function nodeManager(cfg: NodeManagerConfig, deps: NodeManagerDeps) {
     return {
       preStart: () => {
         heartbeat(s);
-        ctx.scheduleRepeat(cfg.heartbeatMs, { type: 'tick' });
+        ctx.scheduleRepeat(cfg.heartbeatMs, { type: 'tick' }, { aligned: true });
       },
       postStop: () => {
         for (const h of s.hosts.values()) h.handle.kill();

@@ -44,13 +44,15 @@ export function exited(s: NodeState, pid: string, status: Status): void {
 export const EXIT_REPORT_SENDS_MAX = 30;
 
 /** An exit to the scheduler, acknowledged: sent now, and again each heartbeat until it is. */
-export function reportExit(s: NodeState, pid: string, status: Status): void {
-  const u = s.unreported.get(pid) ?? { status, sends: 0, inFlight: false };
+/** `unrecorded`: nobody wrote this exit to the table; the scheduler of `term` is to (see ProcEvent). */
+export function reportExit(s: NodeState, pid: string, status: Status, unrecorded?: { unrecorded: true; term: number | undefined }): void {
+  const u = s.unreported.get(pid) ?? { status, sends: 0, inFlight: false, unrecorded };
   s.unreported.set(pid, u);
   if (u.inFlight) return;
   u.sends++;
   u.inFlight = true;
-  s.deps.reportExit({ type: 'exited', pid, node: s.cfg.id, status }).then(
+  const ends = u.unrecorded === undefined ? {} : { unrecorded: true, ...(u.unrecorded.term === undefined ? {} : { term: u.unrecorded.term }) };
+  s.deps.reportExit({ type: 'exited', pid, node: s.cfg.id, status, ...ends }).then(
     () => s.unreported.delete(pid),
     () => {
       u.inFlight = false;
@@ -60,7 +62,7 @@ export function reportExit(s: NodeState, pid: string, status: Status): void {
 }
 
 export function reportUnacknowledged(s: NodeState): void {
-  for (const [pid, u] of [...s.unreported]) reportExit(s, pid, u.status);
+  for (const [pid, u] of [...s.unreported]) reportExit(s, pid, u.status, u.unrecorded);
 }
 
 /** Ended procs a node remembers, so that a repeated order does not run one again (about 100 B each). */

@@ -93,6 +93,12 @@ function readBack(s: NodeState, pid: string, a: { p: Proc; reads: number }): voi
       if (cur !== undefined) return recordKnown(s, pid, a.p, cur.revision, cur.record);
       if (++a.reads < AWAIT_CREATE_READS_MAX) return;
       giveUp(s, pid, 'its record never appeared');
+      // A create still being retried may land later (the scheduler retries through a JetStream
+      // election): told, the scheduler writes this end once it does, or ignores it if it never does.
+      // Silent, the record stayed 'starting' with nobody to run it (found by the simulator:
+      // js-server-crash seed 91, once heartbeats came every 750 ms).
+      // Not remembered: another scheduler's create of the same key may still send this node an order to run.
+      reportExit(s, pid, { kind: 'lost', message: `node ${s.cfg.id} never saw its record and did not run it` }, { unrecorded: true, term: a.p.order.record?.term });
     },
     (e: unknown) => s.log.warn({ err: e, pid }, 'could not read back a record; will retry'),
   );

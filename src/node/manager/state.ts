@@ -151,7 +151,7 @@ export class NodeState {
    */
   readonly awaiting = new Map<string, { p: Proc; heartbeats: number; reads: number }>();
   /** Exit events no scheduler has acknowledged yet, with the heartbeats they have been sent at. */
-  readonly unreported = new Map<string, { status: Status; sends: number; inFlight: boolean }>();
+  readonly unreported = new Map<string, { status: Status; sends: number; inFlight: boolean; unrecorded: { unrecorded: true; term: number | undefined } | undefined }>();
   /** Endpoints of exited procs, oldest first, with the time each may go; closed in batches. */
   readonly lingering: Array<{ endpoint: number; atMs: number }> = [];
   readonly statusWaiters = new Set<StatusWaiter>();
