@@ -169,9 +169,10 @@ test.serial('bench - apps --quick --json: every key of the issue for both apps a
   const figures = JSON.parse(stdout.trimEnd().split('\n').at(-1)!) as Record<string, unknown>;
   for (const app of ['boutique', 'hotel']) {
     for (const d of ['sigma', 'http']) {
-      for (const k of ['rps', 'p50_ms', 'p95_ms', 'p99_ms', 'cpu_cores']) t.true(typeof figures[`${app}_${d}_${k}`] === 'number' && (figures[`${app}_${d}_${k}`] as number) > 0, `${app}_${d}_${k} = ${String(figures[`${app}_${d}_${k}`])}`);
+      for (const k of ['rps', 'p50_ms', 'p95_ms', 'p99_ms', 'cpu_cores', 'cpu_us_per_req']) t.true(typeof figures[`${app}_${d}_${k}`] === 'number' && (figures[`${app}_${d}_${k}`] as number) > 0, `${app}_${d}_${k} = ${String(figures[`${app}_${d}_${k}`])}`);
       t.is(figures[`${app}_${d}_errors`], 0, `${app}_${d}_errors`);
     }
     t.true(typeof figures[`${app}_idle_cpu_pct`] === 'number', `${app}_idle_cpu_pct`);
+    for (const r of ['rps', 'p95', 'cpu_per_req']) t.true(typeof figures[`${app}_${r}_vs_http`] === 'number', `${app}_${r}_vs_http`);
   }
 });

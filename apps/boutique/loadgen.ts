@@ -1,12 +1,11 @@
 /**
  * Online Boutique's Locust mix (home 1, set currency 2, browse product 10, add to cart 2, view cart 3,
- * checkout 1) with autocannon, in a process of its own: `node loadgen.js <port> <connections>
- * <durationS> [overallRate]`; prints autocannon's result as one JSON line. Each connection is one
- * visitor with its own session cookie, cycling through a fixed interleaving of the 19 weighted tasks.
+ * checkout 1), run by apps/common/loadgen.ts: `node loadgen.js <port> <connections> <durationS>
+ * [ratePerS]` (closed loop without a rate, open loop with one). Each visitor has its own session cookie
+ * and cycles through a fixed interleaving of the 19 weighted tasks.
  */
 import { randomUUID } from 'node:crypto';
-// @ts-expect-error autocannon ships no types
-import autocannon from 'autocannon';
+import { main, type Mix, type MixRequest } from '../common/loadgen.js';
 
 const PRODUCTS = ['0PUK6V6EV0', '1YMWWN1N4O', '2ZYFJ3GM2N', '66VCHSJNUP', '6E92ZMYYFZ', '9SIQT8TOJO', 'L9ECAV7KIM', 'LS4PSXUNUM', 'OLJCESPC7Z'];
 const CURRENCIES = ['EUR', 'USD', 'JPY', 'CAD', 'GBP', 'TRY'];
@@ -20,34 +19,26 @@ const ORDER: Task[] = ['home', 'browse', 'browse', 'currency', 'browse', 'add', 
 interface Ctx { session?: string; n?: number }
 const pick = <T>(xs: readonly T[], n: number): T => xs[n % xs.length]!;
 
-function request(task: Task): object {
-  return {
-    setupRequest: (req: { path: string; method: string; headers: Record<string, string>; body?: string }, ctx: Ctx) => {
-      ctx.session ??= randomUUID();
-      const n = (ctx.n = (ctx.n ?? 0) + 1);
-      const headers = { cookie: `shop_session-id=${ctx.session}` };
-      switch (task) {
-        case 'home':
-          return { ...req, method: 'GET', path: '/', headers };
-        case 'browse':
-          return { ...req, method: 'GET', path: `/product/${pick(PRODUCTS, n * 7)}`, headers };
-        case 'currency':
-          return { ...req, method: 'POST', path: '/setCurrency', headers: { ...headers, 'content-type': FORM }, body: `currency_code=${pick(CURRENCIES, n)}` };
-        case 'add':
-          return { ...req, method: 'POST', path: '/cart', headers: { ...headers, 'content-type': FORM }, body: `product_id=${pick(PRODUCTS, n * 5)}&quantity=${1 + (n % 10)}` };
-        case 'cart':
-          return { ...req, method: 'GET', path: '/cart', headers };
-        case 'checkout':
-          return { ...req, method: 'POST', path: '/cart/checkout', headers: { ...headers, 'content-type': FORM }, body: CHECKOUT };
-      }
-    },
-  };
+function request(task: Task, ctx: Ctx): MixRequest {
+  ctx.session ??= randomUUID();
+  const n = (ctx.n = (ctx.n ?? 0) + 1);
+  const headers = { cookie: `shop_session-id=${ctx.session}` };
+  switch (task) {
+    case 'home':
+      return { method: 'GET', path: '/', headers };
+    case 'browse':
+      return { method: 'GET', path: `/product/${pick(PRODUCTS, n * 7)}`, headers };
+    case 'currency':
+      return { method: 'POST', path: '/setCurrency', headers: { ...headers, 'content-type': FORM }, body: `currency_code=${pick(CURRENCIES, n)}` };
+    case 'add':
+      return { method: 'POST', path: '/cart', headers: { ...headers, 'content-type': FORM }, body: `product_id=${pick(PRODUCTS, n * 5)}&quantity=${1 + (n % 10)}` };
+    case 'cart':
+      return { method: 'GET', path: '/cart', headers };
+    case 'checkout':
+      return { method: 'POST', path: '/cart/checkout', headers: { ...headers, 'content-type': FORM }, body: CHECKOUT };
+  }
 }
 
-const [port, connections, durationS, rate] = process.argv.slice(2).map(Number) as [number, number, number, number | undefined];
-const latenciesMs: number[] = [];
-const instance = autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: durationS, requests: ORDER.map(request), ...(rate === undefined || !(rate > 0) ? {} : { overallRate: rate }) });
-// Every response's latency (autocannon's summary has no p95).
-instance.on('response', (_client: unknown, _status: number, _bytes: number, responseTimeMs: number) => latenciesMs.push(responseTimeMs));
-const result = await instance;
-process.stdout.write(`${JSON.stringify({ requests: result.requests, errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx, statusCodeStats: result.statusCodeStats, duration: result.duration, latenciesMs })}\n`);
+export const boutiqueMix: Mix<Task, Ctx> = { tasks: ORDER, request };
+
+await main(boutiqueMix);

@@ -5,6 +5,16 @@ import type { EventSourced } from './state.js';
 /** A snapshot after this many events: a restart replays at most this many, one key get each. */
 export const STATE_SNAPSHOT_EVERY = 100;
 
+/**
+ * What the service proc reads its queries from (EventSourced.queries): the state the actor has recovered
+ * and applied, shared in the one process. Not `ready` while the actor recovers (at start, or after a
+ * journal failure restarted it): queries then go through the mailbox and wait for the recovery.
+ */
+export interface StateView {
+  ready: boolean;
+  state: unknown;
+}
+
 export type StateCall = { m: string; a: unknown[]; reply: ActorRef<Awaited<ReturnType<typeof serveCall>>> } | { ready: ActorRef<number> };
 
 /**
@@ -24,9 +34,15 @@ export class JournaledState extends PersistentActor<StateCall, unknown, unknown>
     protected readonly journal: Journal,
     private readonly def: EventSourced,
     private readonly rpc: Rpc,
+    private readonly view: StateView,
   ) {
     super(ctx);
+    view.ready = false; // a restarted actor's state is the journal's once it has recovered, not before
     this.#handlers = def.handlers(() => this.state, (...events) => this.#persist(events));
+  }
+
+  override onRecovered(): void {
+    this.#publish();
   }
 
   initialState(): unknown {
@@ -47,9 +63,16 @@ export class JournaledState extends PersistentActor<StateCall, unknown, unknown>
   async #persist(events: unknown[]): Promise<void> {
     try {
       await this.persist(...events);
+      this.#publish();
     } catch (e) {
+      this.view.ready = false; // this actor fails after the call: queries wait for its successor's recovery
       this.#journalFailure = e;
       throw e;
     }
+  }
+
+  #publish(): void {
+    this.view.state = this.state;
+    this.view.ready = this.#journalFailure === undefined;
   }
 }

@@ -1,6 +1,6 @@
 import type { ActorRef, Context } from '../../src/actors/index.js';
 import { ServiceProc, type DataMessage } from '../../src/proc/types.js';
-import { JournaledState, type StateCall } from './sigma-state.js';
+import { JournaledState, type StateCall, type StateView } from './sigma-state.js';
 import { httpAnswer, readRequest } from '../../src/gateway/envelope.js';
 import { parseCookies, parseForm, serveCall, type App, type Handlers, type Rpc } from './app.js';
 
@@ -25,13 +25,19 @@ export function serviceProc(app: App): new (...a: never[]) => ServiceProc<never>
     #rpc: Rpc | undefined;
     /** A stateful service's journaled state (sigma-state.ts): its calls go there. */
     #state: ActorRef<StateCall> | undefined;
+    readonly #view: StateView = { ready: false, state: undefined };
+    /** The stateful service's read-only handlers over #view (EventSourced.queries), by name. */
+    #queries: Handlers = {};
     receive(): void {}
     async preStart(): Promise<void> {
       const name = String(this.proc.args[0]);
       const def = app.stateOf?.(name);
       if (def === undefined) return;
       const rpc = this.#rpcOf();
-      this.#state = this.ctx.spawn((c: Context<StateCall>) => new JournaledState(c, `${app.name}-${name}`, this.proc.journal, def, rpc), { name: 'state' });
+      const view = this.#view;
+      const all = def.handlers(() => view.state, () => Promise.reject(new Error(`${app.name}-${name}: a query persisted events`)));
+      this.#queries = Object.fromEntries((def.queries ?? []).map((q) => [q, all[q]!]));
+      this.#state = this.ctx.spawn((c: Context<StateCall>) => new JournaledState(c, `${app.name}-${name}`, this.proc.journal, def, rpc, view), { name: 'state' });
       // Started once recovered: a caller after waitStart sees the state as the journal holds it.
       await this.#state.ask<number>((ready) => ({ ready }), STATE_RECOVERY_MS);
     }
@@ -39,7 +45,11 @@ export function serviceProc(app: App): new (...a: never[]) => ServiceProc<never>
       const name = String(this.proc.args[0]);
       if (!app.services.includes(name)) return JSON.stringify({ ok: false, error: `no ${app.name} service ${name}` });
       const req = JSON.parse(utf8.decode(msg.bytes)) as { m: string; a: unknown[] };
-      if (this.#state !== undefined) return JSON.stringify(await this.#state.ask<unknown>((reply) => ({ m: req.m, a: req.a, reply }), RPC_TIMEOUT_MS));
+      if (this.#state !== undefined) {
+        const query = this.#view.ready ? this.#queries[req.m] : undefined;
+        if (query !== undefined) return JSON.stringify(await serveCall(this.#queries, req.m, req.a, this.#rpcOf()));
+        return JSON.stringify(await this.#state.ask<unknown>((reply) => ({ m: req.m, a: req.a, reply }), RPC_TIMEOUT_MS));
+      }
       this.#handlers ??= app.handlersOf(name);
       return JSON.stringify(await serveCall(this.#handlers, req.m, req.a, this.#rpcOf()));
     }

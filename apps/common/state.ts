@@ -17,6 +17,13 @@ export interface EventSourced<S = any, E = any> {
    * a time on sigma-ts (an actor's mailbox), so a check and the events it allows are not interleaved.
    */
   handlers(state: () => S, persist: (...events: E[]) => Promise<void>): Handlers;
+  /**
+   * Handlers that only read the state (never persist). On sigma-ts they answer at once from the state as
+   * stored so far, rather than wait in the mailbox behind a command whose events are on their way to
+   * JetStream: a read concurrent with a write sees it or not, as in memory; a read after a write's answer
+   * sees it. (Every `/hotels` search reads availability; every page view reads the cart.)
+   */
+  queries?: readonly string[];
 }
 
 /** The handlers with the state in this process's memory: events applied at once, nothing stored. */

@@ -1,11 +1,10 @@
 /**
- * DeathStarBench's hotel wrk2 mixed workload (search 60 %, recommend 39 %, login 0.5 %, reserve 0.5 %)
- * with autocannon, in a process of its own: `node loadgen.js <port> <connections> <durationS>
- * [overallRate]`; prints one JSON line (requests, status codes, every latency). Parameters are drawn as
- * the original Lua script draws them, from a seeded generator per connection.
+ * DeathStarBench's hotel wrk2 mixed workload (search 60 %, recommend 39 %, login 0.5 %, reserve 0.5 %),
+ * run by apps/common/loadgen.ts: `node loadgen.js <port> <connections> <durationS> [ratePerS]` (closed
+ * loop without a rate, open loop with one, as wrk2 runs it). Parameters are drawn as the original Lua
+ * script draws them, from a seeded generator per visitor.
  */
-// @ts-expect-error autocannon ships no types
-import autocannon from 'autocannon';
+import { main, type Mix, type MixRequest } from '../common/loadgen.js';
 
 /** 200 slots in the mix's proportions. */
 const MIX: Array<'search' | 'recommend' | 'login' | 'reserve'> = [...Array<'search'>(120).fill('search'), ...Array<'recommend'>(78).fill('recommend'), 'login', 'reserve'];
@@ -25,32 +24,27 @@ function rnd(ctx: Ctx, lo: number, hi: number): number {
   return lo + (ctx.seed % (hi - lo + 1));
 }
 
-function request(kind: (typeof MIX)[number]): object {
-  return {
-    setupRequest: (req: { path: string; method: string }, ctx: Ctx) => {
-      const inDay = rnd(ctx, 9, 23);
-      const outDay = inDay + rnd(ctx, 1, 5);
-      const dates = `inDate=2015-04-${String(inDay).padStart(2, '0')}&outDate=2015-04-${String(outDay).padStart(2, '0')}`;
-      const at = `lat=${(38.0235 + (rnd(ctx, 0, 481) - 240.5) / 1000).toFixed(4)}&lon=${(-122.095 + (rnd(ctx, 0, 325) - 157.0) / 1000).toFixed(4)}`;
-      const id = rnd(ctx, 0, 500);
-      const auth = `username=Cornell_${id}&password=${String(id).repeat(10)}`;
-      switch (kind) {
-        case 'search':
-          return { ...req, method: 'GET', path: `/hotels?${dates}&${at}` };
-        case 'recommend':
-          return { ...req, method: 'GET', path: `/recommendations?require=${['dis', 'rate', 'price'][rnd(ctx, 0, 2)]}&${at}` };
-        case 'login':
-          return { ...req, method: 'POST', path: `/user?${auth}` };
-        case 'reserve':
-          return { ...req, method: 'POST', path: `/reservation?${dates}&${at}&hotelId=${rnd(ctx, 1, 80)}&customerName=Cornell_${id}&${auth}&number=1` };
-      }
-    },
-  };
+type Kind = (typeof MIX)[number];
+
+function request(kind: Kind, ctx: Ctx): MixRequest {
+  const inDay = rnd(ctx, 9, 23);
+  const outDay = inDay + rnd(ctx, 1, 5);
+  const dates = `inDate=2015-04-${String(inDay).padStart(2, '0')}&outDate=2015-04-${String(outDay).padStart(2, '0')}`;
+  const at = `lat=${(38.0235 + (rnd(ctx, 0, 481) - 240.5) / 1000).toFixed(4)}&lon=${(-122.095 + (rnd(ctx, 0, 325) - 157.0) / 1000).toFixed(4)}`;
+  const id = rnd(ctx, 0, 500);
+  const auth = `username=Cornell_${id}&password=${String(id).repeat(10)}`;
+  switch (kind) {
+    case 'search':
+      return { method: 'GET', path: `/hotels?${dates}&${at}` };
+    case 'recommend':
+      return { method: 'GET', path: `/recommendations?require=${['dis', 'rate', 'price'][rnd(ctx, 0, 2)]}&${at}` };
+    case 'login':
+      return { method: 'POST', path: `/user?${auth}` };
+    case 'reserve':
+      return { method: 'POST', path: `/reservation?${dates}&${at}&hotelId=${rnd(ctx, 1, 80)}&customerName=Cornell_${id}&${auth}&number=1` };
+  }
 }
 
-const [port, connections, durationS, rate] = process.argv.slice(2).map(Number) as [number, number, number, number | undefined];
-const latenciesMs: number[] = [];
-const instance = autocannon({ url: `http://127.0.0.1:${port}`, connections, duration: durationS, requests: MIX.map(request), ...(rate === undefined || !(rate > 0) ? {} : { overallRate: rate }) });
-instance.on('response', (_c: unknown, _s: number, _b: number, responseTimeMs: number) => latenciesMs.push(responseTimeMs));
-const result = await instance;
-process.stdout.write(`${JSON.stringify({ requests: result.requests, errors: result.errors, timeouts: result.timeouts, non2xx: result.non2xx, statusCodeStats: result.statusCodeStats, duration: result.duration, latenciesMs })}\n`);
+export const hotelMix: Mix<Kind, Ctx> = { tasks: MIX, request };
+
+await main(hotelMix);

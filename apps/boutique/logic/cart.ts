@@ -40,4 +40,5 @@ export const cartState: EventSourced<Carts, CartEvent> = {
       return {};
     },
   }),
+  queries: ['getCart'],
 };

@@ -93,15 +93,16 @@ const viewCart: Page = async (_req, s, d) => {
     d.rpc('shipping', 'getQuote', [CART_QUOTE_ADDRESS, cart]) as Promise<Money>,
     Promise.all(cart.map(async (i) => ({ i, p: (await d.rpc('catalog', 'getProduct', [i.productId])) as Product }))),
   ]);
-  const shippingCost = await convert(d, quoteUsd, s.currency);
-  let total = sum(zero(s.currency), shippingCost);
+  // The shipping cost and every line's price at once (the original converts them one after another).
+  const [shippingCost, ...prices] = await Promise.all([convert(d, quoteUsd, s.currency), ...lines.map(({ p }) => convert(d, p.priceUsd, s.currency))]);
+  let total = sum(zero(s.currency), shippingCost!);
   const rows: string[] = [];
-  for (const { i, p } of lines) {
-    const price = await convert(d, p.priceUsd, s.currency);
+  for (const [k, { i, p }] of lines.entries()) {
+    const price = prices[k]!;
     total = sum(total, times(price, i.quantity));
     rows.push(`<li>${esc(p.name)} x ${i.quantity}: ${format(times(price, i.quantity))}</li>`);
   }
-  return html(200, 'Shopping Cart', `${header(cs, s, cart)}<ul class="cart">${rows.join('')}</ul><p>Shipping: ${format(shippingCost)}</p><p class="total">Total: ${format(total)}</p>${recsHtml(recs)}`);
+  return html(200, 'Shopping Cart', `${header(cs, s, cart)}<ul class="cart">${rows.join('')}</ul><p>Shipping: ${format(shippingCost!)}</p><p class="total">Total: ${format(total)}</p>${recsHtml(recs)}`);
 };
 
 const addToCart: Page = async (req, s, d) => {
@@ -121,7 +122,8 @@ const emptyCart: Page = async (_req, s, d) => {
 const checkout: Page = async (req, s, d) => {
   const f = req.form;
   const num = (k: string): number => Number(f[k]);
-  const order = (await d.rpc('checkout', 'placeOrder', [
+  // The recommendations do not depend on the order: asked for beside it, not after it.
+  const [order, recs] = (await Promise.all([d.rpc('checkout', 'placeOrder', [
     {
       userId: s.id,
       userCurrency: s.currency,
@@ -130,8 +132,7 @@ const checkout: Page = async (req, s, d) => {
       creditCard: { number: f['credit_card_number'] ?? '', cvv: num('credit_card_cvv'), expirationYear: num('credit_card_expiration_year'), expirationMonth: num('credit_card_expiration_month') },
       nowMs: d.nowMs(),
     },
-  ])) as OrderResult;
-  const recs = (await d.rpc('recommendation', 'listRecommendations', [s.id, []])) as string[];
+  ]), d.rpc('recommendation', 'listRecommendations', [s.id, []])])) as [OrderResult, string[]];
   return html(200, 'Your order is complete!', `<p>Confirmation # ${order.orderId}</p><p>Tracking # ${order.shippingTrackingId}</p><p class="total">Total paid: ${format(order.total)}</p>${recsHtml(recs)}`);
 };
 

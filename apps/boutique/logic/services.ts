@@ -39,6 +39,9 @@ export interface OrderResult {
 /** checkoutservice: the original's PlaceOrder, call for call. */
 async function placeOrder(req: PlaceOrderRequest, rpc: Rpc): Promise<OrderResult> {
   const cart = (await rpc('cart', 'getCart', [req.userId])) as { items: CartItem[] };
+  // The shipping quote needs only the cart: asked for beside the items' prices, not after them.
+  const quote = rpc('shipping', 'getQuote', [req.address, cart.items]) as Promise<Money>;
+  quote.catch(() => {}); // awaited below; if an item's price fails first, its failure is the order's
   const items = await Promise.all(
     cart.items.map(async (item) => {
       const p = (await rpc('catalog', 'getProduct', [item.productId])) as Product;
@@ -46,8 +49,7 @@ async function placeOrder(req: PlaceOrderRequest, rpc: Rpc): Promise<OrderResult
       return { item, cost };
     }),
   );
-  const quoteUsd = (await rpc('shipping', 'getQuote', [req.address, cart.items])) as Money;
-  const shippingCost = (await rpc('currency', 'convert', [quoteUsd, req.userCurrency])) as Money;
+  const shippingCost = (await rpc('currency', 'convert', [await quote, req.userCurrency])) as Money;
   let total = sum(zero(req.userCurrency), shippingCost);
   for (const i of items) total = sum(total, times(i.cost, i.item.quantity));
   await rpc('payment', 'charge', [total, req.creditCard, req.nowMs]);

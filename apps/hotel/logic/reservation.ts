@@ -41,4 +41,5 @@ export const reservationState: EventSourced<Taken, Booked> = {
       },
     };
   },
+  queries: ['checkAvailability'],
 };

@@ -20,22 +20,37 @@ export function distanceKm(lat1: number, lon1: number, lat2: number, lon2: numbe
   return 2 * EARTH_RADIUS_KM * Math.asin(Math.sqrt(a));
 }
 
-/** Cached through the cache service, as DeathStarBench puts memcached in front of profile and rate. */
-async function cached<T>(rpc: Rpc, key: string, load: () => T): Promise<T> {
-  const hit = (await rpc('cache', 'get', [key])) as T | null;
-  if (hit !== null) return hit;
-  const v = load();
-  await rpc('cache', 'set', [key, v]);
-  return v;
+/**
+ * Cached through the cache service, as DeathStarBench puts memcached in front of profile and rate: one
+ * getMulti for all the keys (its services call memcached's GetMulti), then one setMulti for the misses.
+ */
+async function cachedAll<T>(rpc: Rpc, prefix: string, ids: readonly string[], load: (id: string) => T): Promise<T[]> {
+  if (ids.length === 0) return [];
+  const hits = (await rpc('cache', 'getMulti', [ids.map((id) => `${prefix}:${id}`)])) as Array<T | null>;
+  const missed: Array<[string, T]> = [];
+  const out = ids.map((id, i) => {
+    const hit = hits[i];
+    if (hit !== null && hit !== undefined) return hit;
+    const v = load(id);
+    missed.push([`${prefix}:${id}`, v]);
+    return v;
+  });
+  if (missed.length > 0) await rpc('cache', 'setMulti', [missed]);
+  return out;
 }
 
 function cacheHandlers(): Handlers {
   const m = new Map<string, unknown>();
+  const set = (key: string, value: unknown): void => {
+    if (m.size >= CACHE_ENTRIES_MAX) m.clear();
+    m.set(key, value);
+  };
   return {
     get: ([key]: [string]) => m.get(key) ?? null,
-    set: ([key, value]: [string, unknown]) => {
-      if (m.size >= CACHE_ENTRIES_MAX) m.clear();
-      m.set(key, value);
+    set: ([key, value]: [string, unknown]) => (set(key, value), true),
+    getMulti: ([keys]: [string[]]) => keys.map((k) => m.get(k) ?? null),
+    setMulti: ([entries]: [Array<[string, unknown]>]) => {
+      for (const [k, v] of entries) set(k, v);
       return true;
     },
   };
@@ -57,12 +72,12 @@ export function hotelHandlers(name: string): Handlers {
     case 'rate':
       return {
         getRates: async ([hotelIds]: [string[], string, string], rpc: Rpc) => {
-          const plans = (await Promise.all(hotelIds.map((id) => cached(rpc, `rate:${id}`, () => RATE_PLANS.filter((r) => r.hotelId === id))))).flat() as RatePlan[];
+          const plans = (await cachedAll(rpc, 'rate', hotelIds, (id) => RATE_PLANS.filter((r) => r.hotelId === id))).flat();
           return plans.sort((a, b) => b.roomType.totalRate - a.roomType.totalRate || Number(a.hotelId) - Number(b.hotelId));
         },
       };
     case 'profile':
-      return { getProfiles: ([hotelIds]: [string[]], rpc: Rpc) => Promise.all(hotelIds.filter((id) => PROFILES.has(id)).map((id) => cached(rpc, `profile:${id}`, () => PROFILES.get(id)!))) };
+      return { getProfiles: ([hotelIds]: [string[]], rpc: Rpc) => cachedAll(rpc, 'profile', hotelIds.filter((id) => PROFILES.has(id)), (id) => PROFILES.get(id)!) };
     case 'user':
       return { checkUser: ([username, password]: [string, string]) => USERS.get(username) === sha256(password) };
     case 'reservation':
