@@ -64,9 +64,10 @@ function load(app: AppName, port: number, durationS: number, rate?: number): Pro
 
 /** Closed loop, open loop at half the http peak, CPU and errors of one app, both deployments. */
 async function measure(ctx: BenchContext, app: AppName, ports: { sigma: number; http: number }, out: Figures): Promise<void> {
-  // Quick: a 3 s warm-up, not 1 (with 1 the JIT of ten http processes and of the sigma host was still
-  // warming in the measured seconds: closed-loop figures moved by 2x between runs).
-  const [warmS, closedS, openS] = ctx.quick ? [3, 3, 3] : [5, 20, 20];
+  // Quick: a 2 s warm-up, not 1 (with 1 the JIT of ten http processes and of the sigma host was still
+  // warming in the measured seconds: closed-loop figures moved by 2x between runs), and 2 s phases, so
+  // that both apps finish within a minute.
+  const [warmS, closedS, openS] = ctx.quick ? [2, 2, 2] : [5, 20, 20];
   const match = { sigma: isSigma, http: isHttpOf(app) };
   const errors = { sigma: 0, http: 0 };
   for (const d of ['http', 'sigma'] as const) {
