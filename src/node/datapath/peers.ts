@@ -26,7 +26,10 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
   const arm = (): void => {
     timer ??= o.timers.setTimeout(sweep, o.nodeTimeoutMs);
   };
+  /** This node's own beat came back since the last sweep: heartbeats flow, so a silent peer is silent. */
+  let selfHeard = false;
   const heard = (rec: NodeRecord): void => {
+    if (rec.id === o.self) selfHeard = true;
     const addr = nodeDataPathAddress(rec);
     if (stopped || rec.id === o.self || addr === undefined) return;
     if (!o.cross.addPeer(rec.id, addr)) return;
@@ -53,6 +56,11 @@ export async function followPeers(o: { self: string; nodesKv: Kv; cross: CrossNo
   const sweep = (): void => {
     timer = undefined;
     if (stopped) return;
+    // Silence says nothing while no heartbeat reaches this node at all (its NATS server died, the
+    // nodes stream elects): the chaos datapath scenario had nodes close their channels to live peers.
+    const flowing = selfHeard;
+    selfHeard = false;
+    if (!flowing) return arm();
     for (const [node, heard] of fresh) {
       if (heard) fresh.set(node, false);
       else {
