@@ -204,3 +204,25 @@ test('basics - scheduleRepeat ticks on virtual time and stops with the actor', a
   t.deepEqual(ticks, [100, 200, 300]);
   t.is(ports.time.pending, 0);
 });
+
+test('basics - aligned repeats fall on multiples of the interval past the system phase, so one process ticks once for several', async (t) => {
+  const { system, ports } = virtualSystem(1, { name: 'node-7' });
+  const phase = system.timerPhaseMs;
+  t.true(phase >= 0 && phase < 1000);
+  t.not(phase, virtualSystem(1, { name: 'node-8' }).system.timerPhaseMs, 'another name, another phase');
+  await ports.time.run({ untilMs: 123 }); // started at an arbitrary moment
+  const at: Record<string, number[]> = { a: [], b: [] };
+  for (const k of ['a', 'b'] as const) {
+    system.spawn<'tick'>((ctx) => ({
+      receive: () => void at[k]!.push(ctx.ports.clock.nowMs()),
+      preStart: () => void ctx.scheduleRepeat(750, 'tick', { aligned: true }),
+    }));
+    await ports.time.run({ untilMs: 123 + (k === 'a' ? 200 : 400) }); // b starts later than a
+  }
+  await ports.time.run({ untilMs: 123 + 400 + 3_000 });
+  t.true(at.a!.length >= 4, JSON.stringify(at));
+  for (const ms of [...at.a!, ...at.b!]) t.is((((ms - phase) % 750) + 750) % 750, 0, `${ms} is on the grid of phase ${phase}`);
+  t.deepEqual(at.b, at.a!.filter((ms) => ms >= at.b![0]!), 'the later repeat fires at the same instants');
+  t.true(at.a![0]! > 123 && at.a![0]! <= 123 + 750, `the first within one interval of its start: ${at.a![0]}`);
+  await system.shutdown();
+});
