@@ -9,6 +9,7 @@ import type { CallOptions, DataHandler, DataMessage, DataPathApi, EndpointAddres
 import type { HostDataPath } from './datapath/host-datapath.js';
 import { noDataPath } from './datapath/none.js';
 import type { ToNode } from './protocol.js';
+import { traceSpawn } from '../spawn-trace.js';
 
 const requireProgram = createRequire(import.meta.url);
 
@@ -165,6 +166,7 @@ export class ProcRunner {
     let Cls: unknown;
     try {
       const mod = await loadProgram(modulePath);
+      traceSpawn('host.loaded', pid);
       Cls = mod.default;
     } catch (e) {
       return fail(`cannot load ${modulePath}: ${describe(e)}`);

@@ -138,7 +138,7 @@ let realmLimits: RealmLimits | undefined; // likewise
 let programStore: ProgramStore | undefined; // likewise
 let realmGroup: ((realm: string) => number) | undefined; // sandboxed: each realm's uid (= gid)
 // Deployed programs: fetched by this process, read by hosts from their realm's directory.
-const programCache = new ProgramCache({ dataDir: opts.dataDir, fetch: (hash) => programStore!.fetch(hash), groupOf: (realm) => realmGroup?.(realm) });
+const programCache = new ProgramCache({ dataDir: opts.dataDir, fetch: (hash, chunk) => programStore!.fetch(hash, chunk), groupOf: (realm) => realmGroup?.(realm) });
 const isolation = hostIsolation(opts.isolation as IsolationMode);
 if (realmKey === undefined) isolation.status.missing.push(`NATS: proc hosts of every realm share one user (${REALM_KEY_ENV} is not set)`);
 // The node-to-node channel's secret comes in the environment (`npm run cluster` sets it; by hand: set it
