@@ -12,13 +12,24 @@ import { writeSync } from 'node:fs';
 export const SPAWN_TRACE_ENV = 'SIGMA_SPAWN_TRACE';
 export const SPAWN_TRACE_PREFIX = 'sigma-trace ';
 const on = process.env[SPAWN_TRACE_ENV] === '1';
+/** Stamps are written this long after the first one held: a write per stamp would wake the reader mid-spawn. */
+const FLUSH_AFTER_MS = 200;
+let held: string[] = [];
+
+function flush(): void {
+  const text = held.join('');
+  held = [];
+  try {
+    writeSync(2, text);
+  } catch {
+    // A full non-blocking pipe (EAGAIN): lost stamps, never a failed spawn.
+  }
+}
 
 export function traceSpawn(stage: string, id: string, id2?: string): void {
   if (!on) return;
-  const line = `${SPAWN_TRACE_PREFIX}${process.hrtime.bigint()} ${stage} ${id}${id2 === undefined ? '' : ` ${id2}`}\n`;
-  try {
-    writeSync(2, line);
-  } catch {
-    // A full non-blocking pipe (EAGAIN): a lost stamp, never a failed spawn.
-  }
+  if (held.length === 0) setTimeout(flush, FLUSH_AFTER_MS).unref();
+  held.push(`${SPAWN_TRACE_PREFIX}${process.hrtime.bigint()} ${stage} ${id}${id2 === undefined ? '' : ` ${id2}`}\n`);
 }
+
+if (on) process.on('exit', flush);
