@@ -236,11 +236,16 @@ export class ProgramStore {
     return all.length;
   }
 
-  /** A bundle by hash, checked against it (nodes only: hosts reach no JetStream); `chunk`: where it is, if known. */
+  /**
+   * A bundle by hash, checked against it (nodes only: hosts reach no JetStream). `chunk`: where it is, if
+   * known (one round trip); a bundle read there that does not match is read again through its info.
+   */
   async fetch(hash: string, chunk?: string): Promise<Uint8Array> {
     if (!isHash(hash)) throw new DeployError('unknown-program', `"${hash}" is not a program hash`);
-    const code = await this.code.get(hash, chunk === undefined ? undefined : { chunk });
+    const hinted = chunk === undefined ? null : await this.code.get(hash, { chunk });
     traceSpawn('store.got', hash);
+    if (hinted !== null && hashOf(hinted) === hash) return hinted;
+    const code = await this.code.get(hash);
     if (code === null) throw new DeployError('unknown-program', `no bundle ${hash} in the store (removed?)`);
     if (hashOf(code) !== hash) throw new DeployError('unknown-program', `the stored bundle ${hash} does not match its hash`);
     return code;
