@@ -1,11 +1,12 @@
 #!/usr/bin/env node
 /**
- * Where a spawn's time goes: `node dist/src/bench/trace-spawn.js [--count N]`. Runs itself again with
+ * Where a spawn's time goes: `node dist/src/bench/trace-spawn.js [--count N] [--json]`. Runs itself again with
  * SIGMA_SPAWN_TRACE=1 (src/spawn-trace.ts) and its stderr piped; that child starts a two-node cluster as
  * the spawn suite does, warms both nodes' realm hosts, then spawns in turn a never-loaded module from
  * the node's disk (`cold`) and a freshly deployed ~100 KB program (`deployed`, fetched from the object
  * store on its first spawn). Every process stamps its stages on one monotonic clock; this prints the
- * median time from the client's send to each stage and between consecutive stages.
+ * median time from the client's send to each stage and between consecutive stages (with --json, one
+ * object on stdout: kind -> stage -> median ms from the send).
  */
 import { fork } from 'node:child_process';
 import { chmodSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -104,6 +105,16 @@ function collate(lines: string[], spawned: Spawned[]): Map<string, Map<string, b
   return out;
 }
 
+/** kind -> stage -> median ms from the client's send, over the spawns that passed the stage. */
+function medians(spawns: Map<string, bigint>[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const stage of [...STAGES, ...ASIDE]) {
+    const have = spawns.filter((m) => m.has(stage) && m.has('client.send'));
+    if (have.length > 0) out[stage] = round(median(have.map((m) => Number(m.get(stage)! - m.get('client.send')!) / 1e6)), 3);
+  }
+  return out;
+}
+
 function table(kind: string, spawns: Map<string, bigint>[]): string {
   const rows: string[] = [`${kind} (${spawns.length} spawns): median ms from client.send | median ms from the previous stage`];
   let prev: string | undefined;
@@ -119,7 +130,7 @@ function table(kind: string, spawns: Map<string, bigint>[]): string {
   return rows.join('\n');
 }
 
-async function parent(count: number): Promise<void> {
+async function parent(count: number, json: boolean): Promise<void> {
   const cp = fork(fileURLToPath(import.meta.url), ['--count', String(count)], { env: { ...process.env, [SPAWN_TRACE_ENV]: '1' }, stdio: ['ignore', 'inherit', 'pipe', 'ipc'] });
   const lines: string[] = [];
   const spawned: Spawned[] = [];
@@ -128,11 +139,13 @@ async function parent(count: number): Promise<void> {
   const code = await new Promise<number | null>((r) => cp.once('exit', r));
   if (code !== 0) throw new Error(`the traced run exited ${code}`);
   const by = collate(lines, spawned);
-  for (const kind of ['cold', 'deployed'] as const) process.stdout.write(`${table(kind, spawned.filter((s) => s.kind === kind).map((s) => by.get(s.pid)!))}\n`);
+  const of = (kind: Spawned['kind']): Map<string, bigint>[] => spawned.filter((s) => s.kind === kind).map((s) => by.get(s.pid)!);
+  if (json) process.stdout.write(`${JSON.stringify({ cold: medians(of('cold')), deployed: medians(of('deployed')) })}\n`);
+  else for (const kind of ['cold', 'deployed'] as const) process.stdout.write(`${table(kind, of(kind))}\n`);
 }
 
 const i = process.argv.indexOf('--count');
 const count = i < 0 ? COUNT_DEFAULT : Number(process.argv[i + 1]);
 if (!Number.isInteger(count) || count < 1) throw new Error('--count takes a whole number of spawns of each kind');
 if (process.env[SPAWN_TRACE_ENV] === '1') await child(count).then(() => process.exit(0));
-else await parent(count);
+else await parent(count, process.argv.includes('--json'));
