@@ -243,9 +243,9 @@ export class ProgramStore {
   async fetch(hash: string, chunk?: string): Promise<Uint8Array> {
     if (!isHash(hash)) throw new DeployError('unknown-program', `"${hash}" is not a program hash`);
     const hinted = chunk === undefined ? null : await this.code.get(hash, { chunk });
-    traceSpawn('store.got', hash);
-    if (hinted !== null && hashOf(hinted) === hash) return hinted;
+    if (hinted !== null && hashOf(hinted) === hash) return (traceSpawn('store.got', hash), hinted);
     const code = await this.code.get(hash);
+    traceSpawn('store.got', hash);
     if (code === null) throw new DeployError('unknown-program', `no bundle ${hash} in the store (removed?)`);
     if (hashOf(code) !== hash) throw new DeployError('unknown-program', `the stored bundle ${hash} does not match its hash`);
     return code;
