@@ -2,9 +2,9 @@
 /**
  * Where a spawn's time goes: `node dist/src/bench/trace-spawn.js [--count N] [--json]`. Runs itself again with
  * SIGMA_SPAWN_TRACE=1 (src/spawn-trace.ts) and its stderr piped; that child starts a two-node cluster as
- * the spawn suite does, warms both nodes' realm hosts, then spawns in turn a never-loaded module from
- * the node's disk (`cold`) and a freshly deployed ~100 KB program (`deployed`, fetched from the object
- * store on its first spawn). Every process stamps its stages on one monotonic clock; this prints the
+ * the spawn suite does, warms both nodes' realm hosts, then spawns in turn a never-loaded program of
+ * cluster.config.ts (`cold`, as the suite's cold_start_p50_ms: its bundle fetched ahead by the node) and
+ * a freshly deployed ~100 KB program (`deployed`, fetched from the object store on its first spawn). Every process stamps its stages on one monotonic clock; this prints the
  * median time from the client's send to each stage and between consecutive stages (with --json, one
  * object on stdout: kind -> stage -> median ms from the send).
  */
@@ -90,7 +90,9 @@ function collate(lines: string[], spawned: Spawned[]): Map<string, Map<string, b
     const [ns, stage, id, id2] = l.slice(SPAWN_TRACE_PREFIX.length).split(' ');
     if (ns === undefined || stage === undefined || id === undefined) continue;
     if (stage === 'node.fetch-start' && id2 !== undefined) hashOf.set(id, id2);
-    byId.set(id, [...(byId.get(id) ?? []), { stage, ns: BigInt(ns) }]);
+    const stamps = byId.get(id) ?? [];
+    stamps.push({ stage, ns: BigInt(ns) });
+    byId.set(id, stamps);
   }
   const out = new Map<string, Map<string, bigint>>();
   for (const s of spawned) {
@@ -136,7 +138,8 @@ async function parent(count: number, json: boolean): Promise<void> {
   const spawned: Spawned[] = [];
   cp.on('message', (m) => spawned.push(m as Spawned));
   createInterface({ input: cp.stderr! }).on('line', (l) => (l.startsWith(SPAWN_TRACE_PREFIX) ? lines.push(l) : process.stderr.write(`${l}\n`)));
-  const code = await new Promise<number | null>((r) => cp.once('exit', r));
+  // 'close', not 'exit': the child's last stderr lines may still be in the pipe when it exits.
+  const code = await new Promise<number | null>((r) => cp.once('close', r));
   if (code !== 0) throw new Error(`the traced run exited ${code}`);
   const by = collate(lines, spawned);
   const of = (kind: Spawned['kind']): Map<string, bigint>[] => spawned.filter((s) => s.kind === kind).map((s) => by.get(s.pid)!);
