@@ -13,7 +13,7 @@ export const SPAWN_TRACE_ENV = 'SIGMA_SPAWN_TRACE';
 export const SPAWN_TRACE_PREFIX = 'sigma-trace ';
 const on = process.env[SPAWN_TRACE_ENV] === '1';
 /** Stamps are written this long after the first one held: a write per stamp would wake the reader mid-spawn. */
-const FLUSH_AFTER_MS = 200;
+export const SPAWN_TRACE_FLUSH_MS = 200;
 let held: string[] = [];
 
 function flush(): void {
@@ -28,7 +28,7 @@ function flush(): void {
 
 export function traceSpawn(stage: string, id: string, id2?: string): void {
   if (!on) return;
-  if (held.length === 0) setTimeout(flush, FLUSH_AFTER_MS).unref();
+  if (held.length === 0) setTimeout(flush, SPAWN_TRACE_FLUSH_MS).unref();
   held.push(`${SPAWN_TRACE_PREFIX}${process.hrtime.bigint()} ${stage} ${id}${id2 === undefined ? '' : ` ${id2}`}\n`);
 }
 

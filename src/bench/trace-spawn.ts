@@ -19,7 +19,7 @@ import { startCluster } from '../cluster/launcher.js';
 import { defineCluster } from '../config/cluster.js';
 import { connectBus } from '../nats/real.js';
 import { deploy } from '../programs/client.js';
-import { SPAWN_TRACE_ENV, SPAWN_TRACE_PREFIX } from '../spawn-trace.js';
+import { SPAWN_TRACE_ENV, SPAWN_TRACE_FLUSH_MS, SPAWN_TRACE_PREFIX } from '../spawn-trace.js';
 import { median, round } from './harness.js';
 import { deployedProgram } from './suites/spawn-deployed.js';
 
@@ -72,6 +72,8 @@ async function child(count: number): Promise<void> {
       await deploy(bus, file, { name: `deployed-${i}`, realm: 'default' });
       process.send!({ kind: 'deployed', ...(await run(`deployed-${i}`)) } satisfies Spawned);
     }
+    // Every process holds its stamps up to SPAWN_TRACE_FLUSH_MS, and hosts are killed at the stop.
+    await new Promise((r) => setTimeout(r, 3 * SPAWN_TRACE_FLUSH_MS));
   } finally {
     await bus.close();
     await cluster.stop();
