@@ -176,3 +176,16 @@ test.serial('bench - apps --quick --json: every key of the issue for both apps a
     for (const r of ['rps', 'p95', 'cpu_per_req']) t.true(typeof figures[`${app}_${r}_vs_http`] === 'number', `${app}_${r}_vs_http`);
   }
 });
+
+test('bench - the spawn trace stamps every stage of a cold and a deployed spawn on one clock; a deployed bundle is read by its chunk in one round trip', async (t) => {
+  const TRACE = fileURLToPath(new URL('../src/bench/trace-spawn.js', import.meta.url));
+  const { stdout } = await run(process.execPath, [TRACE, '--count', '2', '--json'], { timeout: 120_000, maxBuffer: 16 * 2 ** 20 });
+  const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as Record<'cold' | 'deployed', Record<string, number>>;
+  for (const kind of ['cold', 'deployed'] as const) {
+    for (const stage of ['sched.nats-recv', 'sched.placed', 'node.run-recv', 'cache.written', 'node.to-host', 'host.recv', 'host.loaded', 'first-line', 'sched.created']) t.true(r[kind][stage]! > 0, `${kind}: ${stage}`);
+    t.true(r[kind]['first-line']! >= r[kind]['host.recv']!, kind);
+    t.true(r[kind]['host.recv']! >= r[kind]['node.to-host']!, kind);
+  }
+  t.true(r.deployed['store.chunk']! > 0);
+  t.is(r.deployed['store.info'], undefined); // the info read is the fallback only
+});

@@ -7,7 +7,9 @@ import { fileURLToPath } from 'node:url';
 import { EXIT } from '../src/cli/format.js';
 import { writeContext } from '../src/cluster/context.js';
 import { isolationStatus } from '../src/node/sandbox/probe.js';
-import { PROGRAM_BYTES_MAX } from '../src/programs/bundle.js';
+import { hashOf, PROGRAM_BYTES_MAX } from '../src/programs/bundle.js';
+import { programStore } from '../src/programs/client.js';
+import { CHUNK_TOKEN } from '../src/nats/types.js';
 import { startService, testCluster, waitFor, type TestCluster } from './helpers/cluster.js';
 
 // Programs as users write and ship them: an application outside this repository that depends on the
@@ -206,6 +208,56 @@ test.serial('deploy - a spawn whose bundle is gone from the store ends error wit
   const st = await waitFor(() => tc.client.proc(pid), (r) => r?.status !== undefined);
   t.is(st!.status!.kind, 'error');
   t.regex(st!.status!.message, /could not fetch program gone v1: .*no bundle/);
+});
+
+test.serial('deploy - a version names where its bundle\'s one chunk is: a fetch told it reads it in one go; a stale, malformed or wrong location falls back to the info', async (t) => {
+  t.is((await sigma('deploy', write('chunk/chunked.ts', serviceSource('chunked')))).code, EXIT.ok);
+  const store = await programStore(tc.bus);
+  const v = (await store.list('default')).find((p) => p.name === 'chunked')!.versions[0]!;
+  t.regex(v.chunk ?? '', CHUNK_TOKEN);
+  const ref = await store.resolve('default', 'chunked');
+  t.is(ref?.chunk, v.chunk); // carried to the node in the run order
+  const bundle = await store.fetch(v.hash, v.chunk);
+  t.is(hashOf(bundle), v.hash);
+  t.deepEqual(await store.fetch(v.hash, 'NoSuchChunk0000000000'), bundle);
+  t.deepEqual(await store.fetch(v.hash, '*.>'), bundle);
+  t.deepEqual(await store.fetch(v.hash), bundle);
+  // The object store itself: put says where, locate says the same, get with it returns the object.
+  const objects = await tc.bus.objectStore!('sigma_program_code');
+  t.deepEqual(await objects.locate(v.hash), { chunk: v.chunk });
+  t.is(await objects.locate('0'.repeat(64)), null);
+  const data = new TextEncoder().encode('not a program\n');
+  const at = await objects.put('test-object', data);
+  t.deepEqual(new Uint8Array((await objects.get('test-object', at))!), data);
+  await objects.delete('test-object');
+  t.is(await objects.get('test-object', at), null);
+  // Another bundle's chunk under this hash: the check against the hash refuses it.
+  t.is((await sigma('deploy', write('chunk/unchunked.ts', serviceSource('unchunked')))).code, EXIT.ok);
+  const other = (await store.list('default')).find((p) => p.name === 'unchunked')!.versions[0]!;
+  t.deepEqual(await store.fetch(v.hash, other.chunk), bundle); // another bundle's chunk: checked, then read by the info
+});
+
+test.serial('deploy - a program of cluster.config.ts resolves without a read of the realm\'s key once the programs watch has caught up; an unknown name is still read', async (t) => {
+  let reads = 0;
+  // The bus and its buckets with every KV read counted (methods bound: they use private fields).
+  const bound = <T extends object>(o: T, k: string | symbol): unknown => {
+    const v = Reflect.get(o, k, o) as unknown;
+    return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(o) : v;
+  };
+  const counted = new Proxy(tc.bus, {
+    get: (bus, k) =>
+      k === 'kv'
+        ? async (...a: Parameters<typeof bus.kv>) => new Proxy(await bus.kv(...a), { get: (kv, m) => (m === 'get' ? (...g: Parameters<typeof kv.get>) => (reads++, kv.get(...g)) : bound(kv, m)) })
+        : bound(bus, k),
+  });
+  const store = await programStore(counted);
+  const follow = await store.follow(() => {});
+  t.teardown(() => follow.stop());
+  await waitFor(async () => { const before = reads; await store.resolve('default', 'cfg-hello'); return reads - before; }, (n) => n === 0);
+  t.like(await store.resolve('default', 'cfg-hello'), { version: 1 });
+  const before = reads;
+  t.is(await store.resolve('default', 'no-such-program'), undefined);
+  t.true(reads > before);
 });
 
 test.serial('deploy - the programs of cluster.config.ts are deployed at start for every realm; a realm\'s own program of the name comes first', async (t) => {

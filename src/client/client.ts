@@ -8,6 +8,7 @@ import type { DataPathStatus } from '../datapath/status.js';
 import { realClock, realTimers } from '../ports/real.js';
 import type { Clock, Random, Timers } from '../ports/types.js';
 import { randomInt } from 'node:crypto';
+import { traceSpawn } from '../spawn-trace.js';
 
 /** Spawn keys from the operating system's generator: clients on many machines must not collide. */
 const cryptoRandom: Random = { next: () => randomInt(2 ** 48) / 2 ** 48, int: (n) => randomInt(n) };
@@ -113,6 +114,7 @@ export class SigmaClient {
       const fresh = options.key === undefined && attempt === 1;
       let reply;
       try {
+        traceSpawn('client.send', keyedPid(spec.realm ?? 'default', key));
         reply = await call(this.bus, SPAWN.subject, SPAWN.reply, { ...spec, idempotencyKey: key, ...(fresh ? { fresh } : {}), timeLeftMs: Math.max(0, leftMs) } satisfies SpawnRequest, Math.max(1, Math.min(SPAWN_ATTEMPT_TIMEOUT_MS, leftMs)));
       } catch (e) {
         const type = (e as { type?: string }).type;
@@ -129,6 +131,7 @@ export class SigmaClient {
         continue;
       }
       if (!reply.ok) throw ControlError.fromWire(reply.error);
+      traceSpawn('client.reply', reply.pid);
       return reply.pid;
     }
   }

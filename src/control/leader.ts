@@ -7,8 +7,9 @@ import { startRetention, type Retention } from './retention.js';
 import { keepLeadersOff } from './leader-placement.js';
 import { ProcTable } from './proc-table.js';
 import { realmJournals } from './realm-journals.js';
-import { EVICT, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
+import { EVICT, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, keyedPid, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
+import { traceSpawn } from '../spawn-trace.js';
 
 /** Pause before a leader opens a failed or ended watch again. */
 export const WATCH_REOPEN_MS = 250;
@@ -122,6 +123,12 @@ function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
   return { toNode, tellNode };
 }
 
+/** A spawn request as it comes off NATS, before the scheduler's mailbox (SIGMA_SPAWN_TRACE). */
+function traceRequest(input: unknown): void {
+  const { realm, idempotencyKey: key } = input as { realm?: unknown; idempotencyKey?: unknown };
+  if (typeof key === 'string') traceSpawn('sched.nats-recv', keyedPid(typeof realm === 'string' ? realm : 'default', key));
+}
+
 /** What acknowledges an exit event (any reply does; this one says what it is). */
 const EXIT_ACK = encode({ ok: true });
 
@@ -146,7 +153,7 @@ function serveRequests(bus: Bus, sched: ActorRef<SchedulerMsg>, answering: () =>
       }
     })();
   };
-  serve(SPAWN, (input, reply) => ({ type: 'spawn', input, receivedAtMs: clock.nowMs(), reply }));
+  serve(SPAWN, (input, reply) => (traceRequest(input), { type: 'spawn', input, receivedAtMs: clock.nowMs(), reply }));
   serve(EVICT, (r, reply) => ({ type: 'evict', pid: r.pid, graceMs: r.graceMs ?? EVICT_GRACE_MS_DEFAULT, reply }));
   serve(REALM_CREATE, (r, reply) => ({ type: 'realm-create', name: r.name, ...(r.quota === undefined ? {} : { quota: r.quota }), reply }));
   serve(REALM_QUOTA, (r, reply) => ({ type: 'realm-quota', name: r.name, quota: r.quota ?? {}, reply }));

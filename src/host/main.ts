@@ -16,6 +16,7 @@ import { refusalError } from '../datapath/refusal.js';
 import type { HostDataPath } from './datapath/host-datapath.js';
 import { decodeToHost, type ToNode } from './protocol.js';
 import { ProcRunner, currentProc } from './runner.js';
+import { traceSpawn } from '../spawn-trace.js';
 
 const hostId = process.env['SIGMA_HOST_ID'] ?? `host-${process.pid}`;
 /** Lookup sequence numbers wrap here (the IPC decoder takes 31 bits). */
@@ -105,6 +106,7 @@ process.on('message', (raw) => {
   }
   switch (m.t) {
     case 'run':
+      traceSpawn('host.recv', m.pid);
       void runner!.run(m.pid, m.modulePath, m.args, m.realm, m.endpoint);
       return;
     case 'evict':

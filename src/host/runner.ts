@@ -11,6 +11,7 @@ import { noDataPath } from './datapath/none.js';
 import type { ToNode } from './protocol.js';
 import type { Journal } from '../actors/persistent.js';
 import { noJournal } from '../proc/journal.js';
+import { traceSpawn } from '../spawn-trace.js';
 
 const requireProgram = createRequire(import.meta.url);
 
@@ -170,6 +171,7 @@ export class ProcRunner {
     let Cls: unknown;
     try {
       const mod = await loadProgram(modulePath);
+      traceSpawn('host.loaded', pid);
       Cls = mod.default;
     } catch (e) {
       return fail(`cannot load ${modulePath}: ${describe(e)}`);

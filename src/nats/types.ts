@@ -245,11 +245,25 @@ export type BusStatus =
 
 /** A JetStream object store (NATS 2.9): named blobs, chunked over the server's message size. */
 export interface ObjectStore {
-  put(name: string, data: Uint8Array): Promise<void>;
-  /** null when there is no such object. */
-  get(name: string): Promise<Uint8Array | null>;
+  /** Stores the object; resolves to where its one chunk is, when it has one chunk. */
+  put(name: string, data: Uint8Array): Promise<ObjectLocation>;
+  /**
+   * null when there is no such object. `at`: where put() or locate() said its chunk was, which saves the
+   * round trip that reads the object's info (a stale or wrong one falls back to that read).
+   */
+  get(name: string, at?: ObjectLocation): Promise<Uint8Array | null>;
+  /** Where the object is (its info, not its data); null when there is no such object. */
+  locate(name: string): Promise<ObjectLocation | null>;
   delete(name: string): Promise<void>;
 }
+
+/** An object of one chunk: the token naming that chunk in the store (`chunk`); absent for larger ones. */
+export interface ObjectLocation {
+  chunk?: string;
+}
+
+/** What a chunk token may be (nats.js names chunks by a nuid): one subject token, never a wildcard. */
+export const CHUNK_TOKEN = /^[A-Za-z0-9]{1,64}$/;
 
 /**
  * Who leads a replicated bucket's stream (its Raft group), and a way to move that leadership: a server

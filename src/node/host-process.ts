@@ -4,6 +4,7 @@ import { decodeToNode, type ToHost, type ToNode } from '../host/protocol.js';
 import type { HostCgroup, HostCgroups, HostLimits } from './sandbox/cgroups.js';
 import type { HostSandbox } from './sandbox/host-sandbox.js';
 import type { HostNameLookup } from './name-lookup.js';
+import { SPAWN_TRACE_ENV } from '../spawn-trace.js';
 
 /** A running proc host as the node manager sees it. The simulator provides an in-process one. */
 export interface HostHandle {
@@ -62,7 +63,7 @@ export function hostExecArgv(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** What a sandboxed host gets of the node's environment: nothing of root's but these (plus its own SIGMA_*). */
-const SANDBOXED_ENV_KEPT = ['PATH', 'LANG', 'SIGMA_LOG'];
+const SANDBOXED_ENV_KEPT = ['PATH', 'LANG', 'SIGMA_LOG', SPAWN_TRACE_ENV];
 /** stdin, stdout, stderr and Node's IPC channel come before the inherited fds. */
 const HOST_STDIO_FDS = 4;
 

@@ -10,6 +10,7 @@
 import { chmodSync, chownSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { assert } from '../assert.js';
+import { traceSpawn } from '../spawn-trace.js';
 import { hashOf, isHash, linkSdk } from '../programs/bundle.js';
 import { REALM_NAME } from '../control/names.js';
 import type { ProgramFiles } from './manager/index.js';
@@ -24,8 +25,8 @@ const STAGED_DIR = '.staged';
 
 export interface ProgramCacheOptions {
   dataDir: string;
-  /** The bundle named `hash`, already checked against it (ProgramStore.fetch refuses one that does not match). */
-  fetch(hash: string): Promise<Uint8Array>;
+  /** The bundle named `hash`, already checked against it (ProgramStore.fetch refuses one that does not match); `chunk`: where it is in the store, if known. */
+  fetch(hash: string, chunk?: string): Promise<Uint8Array>;
   /** The gid of a realm's hosts (sandboxed nodes); absent: hosts run as the node's user. */
   groupOf?: (realm: string) => number | undefined;
 }
@@ -95,19 +96,19 @@ export class ProgramCache implements ProgramFiles {
     return dir;
   }
 
-  path(realm: string, hash: string): Promise<string> {
+  path(realm: string, hash: string, chunk?: string): Promise<string> {
     if (!isHash(hash) || !REALM_NAME.test(realm)) return Promise.reject(new Error(`bad program reference ${realm}/${hash}`));
     const file = join(this.dirFor(realm), `${hash}.mjs`);
     if (this.#checked.has(file)) return Promise.resolve(file);
     let p = this.#fetching.get(file);
     if (p === undefined) {
-      p = this.#load(file, hash).finally(() => this.#fetching.delete(file));
+      p = this.#load(file, hash, chunk).finally(() => this.#fetching.delete(file));
       this.#fetching.set(file, p);
     }
     return p;
   }
 
-  async #load(file: string, hash: string): Promise<string> {
+  async #load(file: string, hash: string, chunk?: string): Promise<string> {
     if (existsSync(file)) {
       if (hashOf(readFileSync(file)) === hash) {
         this.#checked.add(file);
@@ -118,11 +119,13 @@ export class ProgramCache implements ProgramFiles {
     await this.#prefetching.get(hash);
     const staged = existsSync(this.#staged(hash)) ? readFileSync(this.#staged(hash)) : undefined;
     // Either checked here or by the store's fetch, which refuses a bundle that does not match its hash.
-    const code = staged !== undefined && hashOf(staged) === hash ? staged : await this.o.fetch(hash);
+    const code = staged !== undefined && hashOf(staged) === hash ? staged : await this.o.fetch(hash, chunk);
+    traceSpawn('cache.fetched', hash);
     const tmp = `${file}.${process.pid}.tmp`;
     writeFileSync(tmp, code, { mode: READ_ONLY });
     chmodSync(tmp, READ_ONLY);
     renameSync(tmp, file);
+    traceSpawn('cache.written', hash);
     this.fetched++;
     this.#checked.add(file);
     return file;

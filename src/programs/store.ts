@@ -10,6 +10,7 @@ import { REALM_NAME } from '../control/names.js';
 import { BUILTIN_PROGRAMS } from '../examples/index.js';
 import { DeployError } from './errors.js';
 import { hashOf, isHash, PROGRAM_NAME, type Bundle } from './bundle.js';
+import { traceSpawn } from '../spawn-trace.js';
 
 export const PROGRAMS_BUCKET = 'sigma_programs';
 export const PROGRAM_CODE_BUCKET = 'sigma_program_code';
@@ -20,6 +21,8 @@ const CAS_ATTEMPTS_MAX = 8;
 export interface ProgramVersion {
   version: number;
   hash: string;
+  /** Where its bundle's one chunk is in the object store (a fetch in one round trip); absent for older records and larger bundles. */
+  chunk?: string;
   bytes: number;
   kind: ProcKind;
   deployedAtMs: number;
@@ -33,11 +36,14 @@ export interface ProgramRecord {
   versions: ProgramVersion[];
 }
 
-/** What a spawn runs: the program's current bundle. */
+/** What a spawn runs: the program's current bundle (and where its chunk is, see ProgramVersion). */
 export interface ProgramRef {
   hash: string;
   version: number;
+  chunk?: string;
 }
+
+const refOf = (v: ProgramVersion): ProgramRef => ({ hash: v.hash, version: v.version, ...(v.chunk === undefined ? {} : { chunk: v.chunk }) });
 
 export const programKey = (realm: string, name: string): string => `${realm}.${name}`;
 /**
@@ -98,14 +104,15 @@ export class ProgramStore {
     if (Object.hasOwn(BUILTIN_PROGRAMS, name)) throw new DeployError('bad-name', `"${name}" is a built-in program (${Object.keys(BUILTIN_PROGRAMS).join(', ')}); give yours another name with --name`);
     if (realm !== CLUSTER_PROGRAMS && !(await this.realmExists(realm))) throw new DeployError('unknown-realm', `realm "${realm}" does not exist; create it with \`sigma realm create ${realm}\``);
     if (hashOf(b.code) !== b.hash) throw new DeployError('syntax', 'the bundle does not match its hash');
-    if ((await this.code.get(b.hash)) === null) await this.code.put(b.hash, b.code);
+    // Content-addressed: a bundle stored before (another realm's, an earlier deploy) is not sent again.
+    const at = (await this.code.locate(b.hash)) ?? (await this.code.put(b.hash, b.code));
     const dropped: string[] = [];
     const ver = await this.#change(realm, name, (cur) => {
       const versions = cur?.versions ?? [];
       // The same bundle again (a cluster restart, a deploy with nothing changed) is the same version.
       const same = cur?.versions.find((v) => v.version === cur.current && v.hash === b.hash);
       if (same !== undefined) return [cur!, same];
-      const v: ProgramVersion = { version: (versions.at(-1)?.version ?? 0) + 1, hash: b.hash, bytes: b.code.length, kind: b.kind, deployedAtMs: this.nowMs() };
+      const v: ProgramVersion = { version: (versions.at(-1)?.version ?? 0) + 1, hash: b.hash, ...(at.chunk === undefined ? {} : { chunk: at.chunk }), bytes: b.code.length, kind: b.kind, deployedAtMs: this.nowMs() };
       const all = [...versions, v];
       dropped.push(...all.slice(0, Math.max(0, all.length - PROGRAM_VERSIONS_MAX)).map((x) => x.hash));
       return [{ realm, name, current: v.version, versions: all.slice(-PROGRAM_VERSIONS_MAX) }, v];
@@ -163,17 +170,19 @@ export class ProgramStore {
     void (async () => {
       try {
         for await (const c of watch) {
+          if (c.caughtUp) this.#caughtUp = true;
           const rec = c.value === null ? undefined : decodeRecord(c.value);
           const v = rec?.versions.find((x) => x.version === rec.current);
           if (v === undefined) this.#followed.delete(c.key);
           else {
-            this.#followed.set(c.key, { hash: v.hash, version: v.version });
+            this.#followed.set(c.key, refOf(v));
             if (c.key.startsWith(`${CLUSTER_PROGRAMS}.`)) onCurrent?.(v.hash);
           }
         }
       } catch (e) {
         onError(e);
       } finally {
+        this.#caughtUp = false;
         this.#followed.clear();
       }
     })();
@@ -181,6 +190,8 @@ export class ProgramStore {
   }
 
   readonly #followed = new Map<string, ProgramRef>();
+  /** The watch has delivered the bucket as it was when it started: a key it has not brought is absent (or just deployed). */
+  #caughtUp = false;
 
   /** The programs of cluster.config.ts (every realm's, unless it has its own of the name). */
   async listCluster(): Promise<ProgramRecord[]> {
@@ -192,6 +203,11 @@ export class ProgramStore {
   /** What a spawn of `name` in `realm` runs now: the realm's own program, else the cluster's; undefined when neither has one. */
   async resolve(realm: string, name: string): Promise<ProgramRef | undefined> {
     if (!REALM_NAME.test(realm) || !PROGRAM_NAME.test(name)) return undefined;
+    // A program of cluster.config.ts the realm has none of (the watch says so once caught up): no read of
+    // the realm's absent key, which was a round trip on every such spawn. A realm's own program of the
+    // name deployed a moment ago is seen when the watch brings it, as any new version is.
+    const cluster = this.#followed.get(programKey(CLUSTER_PROGRAMS, name));
+    if (cluster !== undefined && this.#caughtUp && !this.#followed.has(programKey(realm, name))) return cluster;
     return (await this.#current(realm, name)) ?? (await this.#current(CLUSTER_PROGRAMS, name));
   }
 
@@ -200,7 +216,7 @@ export class ProgramStore {
     if (known !== undefined) return known;
     const r = await this.#record(realm, name);
     const v = r?.rec.versions.find((x) => x.version === r.rec.current);
-    return v === undefined ? undefined : { hash: v.hash, version: v.version };
+    return v === undefined ? undefined : refOf(v);
   }
 
   /** Removes the program from its realm (running procs keep their bundle, cached on their node). */
@@ -220,10 +236,16 @@ export class ProgramStore {
     return all.length;
   }
 
-  /** A bundle by hash, checked against it (nodes only: hosts reach no JetStream). */
-  async fetch(hash: string): Promise<Uint8Array> {
+  /**
+   * A bundle by hash, checked against it (nodes only: hosts reach no JetStream). `chunk`: where it is, if
+   * known (one round trip); a bundle read there that does not match is read again through its info.
+   */
+  async fetch(hash: string, chunk?: string): Promise<Uint8Array> {
     if (!isHash(hash)) throw new DeployError('unknown-program', `"${hash}" is not a program hash`);
+    const hinted = chunk === undefined ? null : await this.code.get(hash, { chunk });
+    if (hinted !== null && hashOf(hinted) === hash) return (traceSpawn('store.got', hash), hinted);
     const code = await this.code.get(hash);
+    traceSpawn('store.got', hash);
     if (code === null) throw new DeployError('unknown-program', `no bundle ${hash} in the store (removed?)`);
     if (hashOf(code) !== hash) throw new DeployError('unknown-program', `the stored bundle ${hash} does not match its hash`);
     return code;

@@ -13,7 +13,7 @@ import { deploy } from '../../programs/client.js';
 export const DEPLOYED_PROGRAM_BYTES = 100 * 1024;
 
 /** A stamping function proc (the monotonic clock, as the suite's other programs) padded to DEPLOYED_PROGRAM_BYTES with data unique to `i` (a hash of its own). */
-const deployedProgram = (procTypes: string, i: number): string => `import { FunctionProc } from ${JSON.stringify(procTypes)};
+export const deployedProgram = (procTypes: string, i: number): string => `import { FunctionProc } from ${JSON.stringify(procTypes)};
 const PAD = ${JSON.stringify(`${i}:`.padEnd(DEPLOYED_PROGRAM_BYTES, 'x'))};
 export default class Stamp extends FunctionProc {
   run(): string { return PAD.length > 0 ? process.hrtime.bigint().toString() : '0'; }

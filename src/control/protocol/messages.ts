@@ -96,7 +96,7 @@ export const dataPathGone: Decoder<DataPathGone> = (v) =>
   cast(isObj(v) && isStr(v['node']) && Array.isArray(v['endpoints']) && v['endpoints'].length <= GONE_ENDPOINTS_MAX && v['endpoints'].every(isInt), v);
 
 const runOrder = (v: unknown): boolean =>
-  isObj(v) && isStr(v['pid']) && isObj(v['spec']) && isStr(v['modulePath']) && (v['program'] === undefined || (isObj(v['program']) && isStr(v['program']['hash']) && isInt(v['program']['version']))) && (v['record'] === undefined || procRecord(v['record']) !== undefined) && (v['revision'] === undefined || isInt(v['revision']));
+  isObj(v) && isStr(v['pid']) && isObj(v['spec']) && isStr(v['modulePath']) && (v['program'] === undefined || (isObj(v['program']) && isStr(v['program']['hash']) && isInt(v['program']['version']) && (v['program']['chunk'] === undefined || isStr(v['program']['chunk'])))) && (v['record'] === undefined || procRecord(v['record']) !== undefined) && (v['revision'] === undefined || isInt(v['revision']));
 
 export const nodeRequest: Decoder<NodeRequest> = (v) => {
   if (!isObj(v)) return undefined;

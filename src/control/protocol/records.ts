@@ -98,6 +98,11 @@ export interface ProcRecord {
 export interface DeployedProgram {
   hash: string;
   version: number;
+  /**
+   * Where the bundle's one chunk is in the object store (ObjectLocation.chunk): the node reads it in
+   * one round trip instead of two. A hint only: the bundle is checked against `hash` either way.
+   */
+  chunk?: string;
 }
 
 export interface RealmRecord {

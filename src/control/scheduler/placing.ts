@@ -7,6 +7,7 @@ import { LC_PENDING_MAX, QueueFullError } from '../placement.js';
 import { keyedPid, type DeployedProgram, type ProcRecord, type SpawnReply } from '../protocol/index.js';
 import type { Idempotency, SchedulerMsg, SchedulerState } from './state.js';
 import { overQuota } from './quotas.js';
+import { traceSpawn } from '../../spawn-trace.js';
 
 /**
  * BE procs the scheduler places on its own node before spreading to the least loaded one. Its orders
@@ -24,6 +25,7 @@ export const IDEMPOTENCY_KEY_RE = /^[A-Za-z0-9_-]{1,64}$/;
  */
 function send(s: SchedulerState, r: ProcRecord): void {
   assert(r.node !== undefined, `a record sent at accept time is placed: ${r.pid}`);
+  traceSpawn('sched.order-sent', r.pid);
   s.deps.toNode(r.node, { op: 'run', order: { ...s.order(r), record: r, pendingCreate: true } }).then(
     () => s.ctx.self.tell({ type: 'run-taken', pid: r.pid }),
     (e: unknown) => s.ops.finish(r.pid, { kind: 'lost', message: `node ${r.node} did not take the proc: ${(e as Error).message}` }),
@@ -105,6 +107,7 @@ function place(s: SchedulerState, rec: ProcRecord, reply: (r: SpawnReply) => voi
 export function accept(s: SchedulerState, input: ProcRecord, reply: (r: SpawnReply) => void, checked = false, expiresAtMs = Infinity): void {
   const created = place(s, input, reply);
   if (created === undefined) return;
+  traceSpawn('sched.placed', created.pid);
   s.live.set(created.pid, created);
   s.creating.set(created.pid, undefined);
   if (created.node !== undefined && !checked) send(s, created);
@@ -208,6 +211,7 @@ export function spawn(s: SchedulerState, input: unknown, receivedAtMs: number, r
   if (!s.realms.has(spec.realm)) return refuse(reply, new ControlError('unknown-realm', `realm "${spec.realm}" does not exist; create it with \`sigma realm create ${spec.realm}\``, 'realm'));
   const idem = idempotency(input);
   if (typeof idem === 'string') return reply({ ok: false, error: { type: 'bad-spec', message: idem, field: 'idempotencyKey' } });
+  if (idem !== undefined) traceSpawn('sched.recv', keyedPid(spec.realm, idem.key));
   // Own properties only: a program named `constructor` or `__proto__` is unknown, not Object's.
   if (Object.hasOwn(s.deps.programs, spec.program)) return admit(s, spec, undefined, idem, expiresAtMs, reply);
   const deployed = s.deps.deployed;
@@ -224,6 +228,7 @@ function unknownProgram(s: SchedulerState, spec: ProcSpec): ControlError {
 }
 
 export function spawnResolved(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'spawn-resolved' }>): void {
+  if (m.idem !== undefined) traceSpawn('sched.resolved', keyedPid(m.spec.realm, m.idem.key));
   if (m.error !== undefined) return refuse(m.reply, new ControlError('internal', `could not read the programs of realm ${m.spec.realm}: ${(m.error as Error).message}`));
   if (m.program === undefined) return refuse(m.reply, unknownProgram(s, m.spec));
   // The realm may have gone while the program was read.
@@ -287,6 +292,7 @@ export function createExists(s: SchedulerState, m: Extract<SchedulerMsg, { type:
 }
 
 export function created(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'created' }>): void {
+  traceSpawn('sched.created', m.record.pid);
   m.reply({ ok: true, pid: m.record.pid });
   answerRepeats(s, m.record.pid, { ok: true, pid: m.record.pid });
   const decided = s.creating.get(m.record.pid);

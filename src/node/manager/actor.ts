@@ -6,6 +6,7 @@ import { hostFailed, hostGone, hostUp, place, realmRemoved } from './hosts.js';
 import { answer, datapathStatus, heardFrom, pingHosts } from './pings.js';
 import { CANCEL_GRACE_MS, dropUnstarted, exited, forceEvict, reportUnacknowledged, startEviction, started } from './procs.js';
 import { cancel, checkAwaiting, created, markRunning, markRunningLater, recordExit, retryUnrecorded, taken } from './records.js';
+import { traceSpawn } from '../../spawn-trace.js';
 import { NodeState, type NodeManagerConfig, type NodeManagerDeps, type NodeMsg, type NodeOps } from './state.js';
 
 /** The concerns' entry points for one another, bound to one state. */
@@ -72,13 +73,15 @@ function runOrder(s: NodeState, order: RunOrder): void {
   if (program === undefined) return placeOnceRecorded(s, order);
   const files = s.deps.programs;
   if (files === undefined) return s.ops.exited(order.pid, { kind: 'error', message: `node ${s.cfg.id} cannot run deployed programs` });
-  files.path(order.spec.realm, program.hash).then(
+  traceSpawn('node.fetch-start', order.pid, program.hash);
+  files.path(order.spec.realm, program.hash, program.chunk).then(
     (modulePath) => s.ctx.self.tell({ type: 'program-ready', pid: order.pid, modulePath }),
     (e: unknown) => s.ctx.self.tell({ type: 'program-ready', pid: order.pid, error: (e as Error).message }),
   );
 }
 
 function programReady(s: NodeState, m: Extract<NodeMsg, { type: 'program-ready' }>): void {
+  traceSpawn('node.program-ready', m.pid);
   const p = s.procs.get(m.pid);
   if (p === undefined) return; // evicted or cancelled meanwhile
   if (m.modulePath === undefined) return s.ops.exited(m.pid, { kind: 'error', message: `could not fetch program ${p.order.spec.program} v${p.order.program?.version}: ${m.error}` });
@@ -97,6 +100,7 @@ function placeOnceRecorded(s: NodeState, order: RunOrder): void {
 function route(s: NodeState, m: NodeMsg): void {
   switch (m.type) {
     case 'run':
+      traceSpawn('node.run-recv', m.order.pid);
       if (taken(s, m.order) !== undefined) runOrder(s, m.order);
       // A successor's order for a proc held here for its record: that record is durable, and names this node.
       else if (m.order.pendingCreate !== true && m.order.revision !== undefined) created(s, m.order.pid, m.order.revision);

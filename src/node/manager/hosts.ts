@@ -6,6 +6,7 @@ import type { DataPathPort, HostWiring } from '../datapath/port.js';
 import type { HostLimits } from '../sandbox/cgroups.js';
 import type { NodeMsg, NodeState } from './state.js';
 import { assert } from '../../assert.js';
+import { traceSpawn } from '../../spawn-trace.js';
 
 const DEDICATED = 'dedicated:';
 const SHARED = 'shared:';
@@ -84,6 +85,7 @@ function runOn(s: NodeState, hostId: string, order: RunOrder): void {
   p.hostId = hostId;
   const endpoint = s.dp?.openEndpoint(hostId, order.spec.exports);
   if (endpoint !== undefined) p.endpoint = endpoint;
+  traceSpawn('node.to-host', order.pid);
   h.handle.send({ t: 'run', pid: order.pid, modulePath: order.modulePath, args: order.spec.args, realm: order.spec.realm, ...(endpoint === undefined ? {} : { endpoint }) });
 }
 

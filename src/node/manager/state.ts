@@ -59,7 +59,7 @@ export interface NodeManagerDeps {
 
 /** Where a host of `realm` finds the bundle `hash`: a file in that realm's cache, fetched if missing. */
 export interface ProgramFiles {
-  path(realm: string, hash: string): Promise<string>;
+  path(realm: string, hash: string, chunk?: string): Promise<string>;
 }
 
 export type NodeMsg =
