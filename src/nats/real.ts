@@ -294,7 +294,13 @@ class RealBus implements Bus, JetStreamHost {
   }
 
   jsm(): Promise<JetStreamManager> {
-    this.#jsm ??= this.#js.jetstreamManager();
+    // Making one asks the server (account info): one that failed (no responders while the server
+    // reloads its users) is not kept, or every later call would fail with it (a realm's journal removal
+    // failed ten tries in a row, its bus's first JetStream call having met a reload).
+    this.#jsm ??= this.#js.jetstreamManager().catch((e: unknown) => {
+      this.#jsm = undefined;
+      throw e;
+    });
     return this.#jsm;
   }
 
