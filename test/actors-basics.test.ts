@@ -11,6 +11,7 @@ import {
   type Context,
 } from '../src/actors/index.js';
 import { eventually, realSystem, tick, virtualSystem } from './helpers/actors.js';
+import { virtualPorts } from '../src/ports/virtual.js';
 
 type CounterMsg = { type: 'add'; n: number } | { type: 'get'; replyTo: ActorRef<number> };
 
@@ -224,5 +225,21 @@ test('basics - aligned repeats fall on multiples of the interval past the system
   for (const ms of [...at.a!, ...at.b!]) t.is((((ms - phase) % 750) + 750) % 750, 0, `${ms} is on the grid of phase ${phase}`);
   t.deepEqual(at.b, at.a!.filter((ms) => ms >= at.b![0]!), 'the later repeat fires at the same instants');
   t.true(at.a![0]! > 123 && at.a![0]! <= 123 + 750, `the first within one interval of its start: ${at.a![0]}`);
+  await system.shutdown();
+});
+
+test('basics - an aligned repeat whose timer fires a little early (ms-rounded loop time) does not tick again at once', async (t) => {
+  const ports = virtualPorts(1);
+  // The clock reads 0.3 ms behind the timers: every timer seems to fire early.
+  const { system } = virtualSystem(1, { ports: { ...ports, clock: { nowMs: () => ports.time.nowMs() - 0.3 } } });
+  const at: number[] = [];
+  system.spawn<'tick'>((ctx) => ({
+    receive: () => void at.push(ports.time.nowMs()),
+    preStart: () => void ctx.scheduleRepeat(750, 'tick', { aligned: true }),
+  }));
+  await ports.time.run({ untilMs: 5_000 });
+  const gaps = at.slice(1).map((ms, i) => Math.round(ms - at[i]!));
+  t.true(gaps.length >= 5);
+  t.true(gaps.every((g) => g === 750), `gaps ${gaps.join(', ')}`);
   await system.shutdown();
 });

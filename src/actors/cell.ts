@@ -172,10 +172,7 @@ export class Cell<M> implements Context<M> {
   scheduleRepeat(intervalMs: number, msg: M, options: { aligned?: boolean } = {}): TimerHandle {
     if (!(intervalMs > 0)) throw new InvalidOptionError('intervalMs', `must be positive, got ${intervalMs}`);
     let cancelled = false;
-    const clock = this.system.ports.clock;
-    const phase = this.system.timerPhaseMs;
-    /** To the next multiple of the interval past the phase, in (0, intervalMs]. */
-    const delay = options.aligned === true ? (): number => intervalMs - ((((clock.nowMs() - phase) % intervalMs) + intervalMs) % intervalMs) : (): number => intervalMs;
+    const delay = options.aligned === true ? this.#alignedDelays(intervalMs) : (): number => intervalMs;
     // A repeat is a chain of one-shots; a full mailbox skips a tick rather than queueing without bound.
     const tick = (): void => {
       if (cancelled) return;
@@ -457,6 +454,21 @@ export class Cell<M> implements Context<M> {
     }
     this.system.emit({ type: 'stopped', path: this.path });
     this.#resolveTerminated!();
+  }
+
+  /**
+   * Delays to the multiples of `intervalMs` past the system's phase, each due time the one after the
+   * last: a timer that fires a little early (ms-rounded loop time) must not tick again at once.
+   */
+  #alignedDelays(intervalMs: number): () => number {
+    const clock = this.system.ports.clock;
+    const phase = this.system.timerPhaseMs;
+    let due = -Infinity;
+    return () => {
+      const now = clock.nowMs();
+      due = Math.max(due + intervalMs, now - ((((now - phase) % intervalMs) + intervalMs) % intervalMs) + intervalMs);
+      return due - now;
+    };
   }
 
   #arm(delayMs: number, fn: () => void): TimerHandle {
