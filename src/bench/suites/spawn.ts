@@ -153,7 +153,7 @@ export const spawnSuite: Suite = {
       // Completion by one watch over the whole proc table, not one watch per proc.
       // An exit may be seen before spawn() has resolved with its pid: such early exits are kept
       // (bounded by the procs in flight) instead of reading each record back.
-      type Exit = { data: unknown; node: string | undefined };
+      type Exit = { data: unknown; node: string | undefined; status: string };
       const exits = new Map<string, (e: Exit) => void>();
       const early = new Map<string, Exit>();
       const ranOn = new Set<string>(); // nodes that have run a proc, hence have the realm's host up
@@ -163,7 +163,7 @@ export const spawnSuite: Suite = {
           const r = e.value === null ? undefined : decodeProcRecord(e.value);
           if (r?.state !== 'exited') continue;
           if (r.node !== undefined) ranOn.add(r.node);
-          const exit = { data: r.status?.data, node: r.node };
+          const exit = { data: r.status?.data, node: r.node, status: `${r.status?.kind}: ${r.status?.message}` };
           const waiter = exits.get(r.pid);
           if (waiter !== undefined) waiter(exit);
           else early.set(r.pid, exit);
@@ -176,6 +176,7 @@ export const spawnSuite: Suite = {
         const exit = early.get(pid) ?? (await new Promise<Exit>((r) => exits.set(pid, r)));
         early.delete(pid);
         exits.delete(pid);
+        if (typeof exit.data !== 'string') throw new BenchError(`${program} (${pid}) on ${exit.node} ended ${exit.status}, without its stamp`);
         return { startMs: msSince(t0, exit.data), node: exit.node };
       };
 
@@ -213,7 +214,10 @@ export const spawnSuite: Suite = {
         cold.push(c.startMs);
         if (c.node === leader) coldOnLeader++;
         const r = await run(`remote-${i}`, REMOTE_MCPU);
-        if (r.node === leader || r.node === undefined) throw new BenchError(`remote-${i} ran on ${r.node}, the leader's node: the reservation filling it did not hold`);
+        if (r.node === leader || r.node === undefined) {
+          const f = await client.proc(filler).catch(() => undefined);
+          throw new BenchError(`remote-${i} ran on ${r.node}, the leader's node (${await leaderNode(bus).catch(() => '?')} now): the reservation filling it did not hold (the filler ${filler}: ${f === undefined ? 'no record' : `${f.state} on ${f.node}${f.status === undefined ? '' : `, ${f.status.kind}: ${f.status.message}`}`})`);
+        }
         remote.push(r.startMs);
         pooled.push(await worker.start(pool[i]!, 'import'));
         pooledReq.push(await worker.start(poolReq[i]!, 'require'));
