@@ -51,12 +51,18 @@ test('apps state - queries only read: run against a persist that refuses, they a
   }
 });
 
-test('apps state - a query is answered while a command waits for the journal, and sees the command once it is answered', async (t) => {
+/** A service's state as its sigma deployment runs it, on a journal the test opens, closes and fails; recovered. */
+async function journaled(id: string, def: EventSourced) {
   const system = realSystem();
   const journal = new GatedJournal();
   const view: StateView = { ready: false, state: undefined };
-  const ref = system.spawn((c: Context<StateCall>) => new JournaledState(c, 'hotel-reservation', journal, reservationState, noRpc, view), { name: 'state' });
+  const ref = system.spawn((c: Context<StateCall>) => new JournaledState(c, id, journal, def, noRpc, view), { name: 'state' });
   await ref.ask<number>((ready: ActorRef<number>) => ({ ready }), 1000);
+  return { system, journal, view, ref };
+}
+
+test('apps state - a query is answered while a command waits for the journal, and sees the command once it is answered', async (t) => {
+  const { system, journal, view, ref } = await journaled('hotel-reservation', reservationState);
   t.true(view.ready);
   const q = queriesOf(reservationState, view);
   const check = async (): Promise<unknown> => (await serveCall(q, 'checkAvailability', ['', ['1'], '2015-04-09', '2015-04-10', 200], noRpc)) as unknown;
@@ -72,11 +78,7 @@ test('apps state - a query is answered while a command waits for the journal, an
 });
 
 test('apps state - a journal failure makes the view not ready until the restarted actor has recovered', async (t) => {
-  const system = realSystem();
-  const journal = new GatedJournal();
-  const view: StateView = { ready: false, state: undefined };
-  const ref = system.spawn((c: Context<StateCall>) => new JournaledState(c, 'boutique-cart', journal, cartState, noRpc, view), { name: 'state' });
-  await ref.ask<number>((ready: ActorRef<number>) => ({ ready }), 1000);
+  const { system, journal, view, ref } = await journaled('boutique-cart', cartState);
   journal.fail = new Error('journal away');
   const failed = await ref.ask<{ ok: boolean }>((reply) => ({ m: 'addItem', a: ['u1', { productId: 'p', quantity: 1 }], reply }), 1000);
   t.false(failed.ok);
