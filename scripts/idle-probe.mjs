@@ -32,7 +32,7 @@ function snap() {
   return out;
 }
 const desc = (m) => { const s = new Set([String(process.pid)]); let grew = true; while (grew) { grew = false; for (const [p, i] of m) if (!s.has(p) && s.has(String(i.ppid))) { s.add(p); grew = true; } } s.delete(String(process.pid)); return s; };
-await new Promise((r) => setTimeout(r, 3000));
+await new Promise((r) => setTimeout(r, Number(process.env.SETTLE_S ?? 3) * 1000));
 const a = snap(); const S = Number(process.argv[4] ?? 10);
 await new Promise((r) => setTimeout(r, S * 1000));
 const b = snap();
