@@ -235,6 +235,38 @@ test('hub - credits bound what a slow receiver holds, over real sockets; unaccep
   await h.close();
 });
 
+test('endpoint - a gone endpoint of another node: what was sent to it stays for the channel to free, not freed by the sender', (t) => {
+  const buf = new SharedArrayBuffer(4 << 20);
+  const pool = Pool.format(buf);
+  if (pool._tag === 'Left') throw pool.left;
+  const p = pool.right;
+  // A sender of node 1's range; the destination is of node 2's (ids: src/node/datapath/ids.ts).
+  const [nodeSide, epSide] = linkPair();
+  const written: Buffer[] = [];
+  nodeSide.onFrames((f) => written.push(Buffer.from(f)));
+  const me = (1 << 20) + 5;
+  const remote = (2 << 20) + 7;
+  const ep = new Endpoint({ id: me, pool: p, link: epSide, timers: realTimers });
+  const a = ep.alloc(100);
+  if (a._tag === 'Left') throw a.left;
+  t.is(ep.trySendBuffer(remote, a.right, 100, 1n)._tag, 'Right');
+  // The node's channel holds the send (it writes the payload from the pool) when the destination is
+  // announced gone: the sender must leave the buffer alone...
+  t.is(ep.closeDestination(remote), 0);
+  const info = p.inspect(a.right.offset, 100);
+  t.is(info._tag === 'Right' ? info.right.owner : 0, me, 'still the sender\'s, in flight over the channel');
+  // ... so that the channel's free when the send settles is the one that frees it.
+  t.is(p.free(me, a.right.offset, a.right.generation)._tag, 'Right');
+  t.is(p.stats().bytesUsed, 0);
+  // A destination of its own node gone: the frames died in its socket, the sender frees them (as above).
+  const b = ep.alloc(100);
+  if (b._tag === 'Left') throw b.left;
+  t.is(ep.trySendBuffer(me + 1, b.right, 100, 1n)._tag, 'Right');
+  t.is(ep.closeDestination(me + 1), 1);
+  t.is(p.stats().bytesUsed, 0);
+  ep.close();
+});
+
 test('hub - an in-process sink registers like a socket; a closed link detaches its endpoints for reclaim', async (t) => {
   const detached: number[] = [];
   const hub = new Hub({ onDetach: (ep) => detached.push(ep) });

@@ -103,3 +103,64 @@ test('pool threads - concurrent alloc/transfer/free never hands a buffer to two 
   t.deepEqual(p.stats(), before, 'the free space came back');
   t.deepEqual(p.audit(), []);
 });
+
+/**
+ * Two parties on one pool: the holder allocates, hands on (transfer) and frees buffers of owner 7 over
+ * and over, while the staler frees and transfers stale descriptors of the same slots (owner 7, the
+ * generations they had before): what Endpoint.closeDestination does with its ring of recent sends while
+ * the node's channel frees one of them. A stale descriptor must never disturb the buffer's current holder.
+ */
+const STALE_SOURCE = `
+import { Pool } from ${JSON.stringify(POOL_URL)};
+export function party(buffer, counter, role, iterations, stale) {
+  Atomics.add(counter, 1, 1);
+  for (let spins = 0; Atomics.load(counter, 1) < 2 && spins < 1e9; spins++);
+  const startedAt = Atomics.load(counter, 0);
+  const p = Pool.attach(buffer).right;
+  let rejected = 0, staleTaken = 0;
+  for (let i = 0; i < iterations; i++) {
+    Atomics.add(counter, 0, 1);
+    if (role === 'staler') {
+      const s = stale[i % stale.length];
+      if (p.free(7, s.offset, s.generation)._tag === 'Right') staleTaken++;
+      if (p.transfer(7, 9, s.offset, s.generation, 1)._tag === 'Right') staleTaken++;
+      continue;
+    }
+    const a = p.alloc(7, 100);
+    if (a._tag === 'Left') { rejected++; continue; }
+    if (p.transfer(7, 8, a.right.offset, a.right.generation, 100)._tag === 'Left') { rejected++; continue; }
+    if (p.free(8, a.right.offset, a.right.generation)._tag === 'Left') rejected++;
+  }
+  return { rejected, staleTaken, startedAt, endedAt: Atomics.load(counter, 0) };
+}
+`;
+
+test('pool threads - a stale free or transfer never disturbs the buffer its owner holds again (no leaked buffer)', async (t) => {
+  const buffer = new SharedArrayBuffer(1 << 20);
+  const formatted = Pool.format(buffer, { classes: [{ sizeBytes: 256, slots: 4 }], pageBytes: 4096, largeBytes: 4 * 4096 });
+  if (formatted._tag === 'Left') throw formatted.left;
+  const p = formatted.right;
+  // Every slot once, freed: descriptors of them that are stale from now on.
+  const stale = Array.from({ length: 4 }, () => p.alloc(7, 100)).map((a) => (a._tag === 'Right' ? a.right : t.fail('alloc') as never));
+  for (const s of stale) p.free(7, s.offset, s.generation);
+  const counter = new Int32Array(new SharedArrayBuffer(8));
+  const iterations = 1_000_000;
+  const src = `
+    import { parentPort, workerData } from 'node:worker_threads';
+    const { party } = await import('data:text/javascript,' + encodeURIComponent(workerData.source));
+    parentPort.postMessage(party(workerData.buffer, workerData.counter, workerData.role, workerData.iterations, workerData.stale));
+  `;
+  const run = (role: string): Promise<HammerResult & { staleTaken: number }> =>
+    new Promise((resolve, reject) => {
+      const w = new Worker(new URL(`data:text/javascript,${encodeURIComponent(src)}`), { workerData: { source: STALE_SOURCE, buffer, counter, role, iterations, stale: stale.map(({ offset, generation }) => ({ offset, generation })) } });
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+  const [staler, holder] = await Promise.all([run('staler'), run('holder')]);
+  t.log({ staler, holder });
+  t.true(staler.endedAt - staler.startedAt > iterations, 'the two ran at the same time');
+  t.is(staler.staleTaken, 0, 'no stale descriptor freed or moved a buffer');
+  t.is(holder.rejected, 0, "every alloc, transfer and free of the holder's own buffers succeeded");
+  t.is(p.unitsLive(), 0, 'nothing left allocated');
+  t.deepEqual(p.audit(), []);
+});

@@ -3,6 +3,7 @@ import type { TimerHandle, Timers } from '../ports/types.js';
 import { CreditGate, CreditReturner, type CreditGateOptions, type CreditReturnOptions, type CreditWaitError } from './credits.js';
 import { EndpointClosedError, LinkBackloggedError, stackless, type CreditsExhaustedError } from './errors.js';
 import { encodeFrame, F_DST, F_FLAGS, F_GENERATION, F_LENGTH, F_OFFSET, F_REQUEST_ID, F_SRC, FLAG_CREDIT, FRAME_BYTES, type FrameLink } from './frames.js';
+import { onOtherNode } from './endpoint-ids.js';
 import { Ownership, type BufferRef, type RejectCounts } from './ownership.js';
 import type { AllocError, Allocation, Pool } from './pool.js';
 
@@ -135,8 +136,12 @@ export class Endpoint {
   }
 
   /**
-   * `dst` is gone (its proc exited): fail waiting sends and free what we sent it that it never accepted
-   * (the frames died in its socket). Buffers it did accept are its own, reclaimed with it.
+   * `dst` is gone (its proc exited, or its node says so): fail waiting sends and, for a destination on
+   * this node, free what we sent it that it never accepted (the frames died in its socket). Buffers it
+   * did accept are its own, reclaimed with it. What went to another node's endpoint is not ours to free:
+   * the node's channel frees each such buffer when its send settles (src/datapath/remote.ts), and may
+   * still be writing it to the socket then. Freeing it here too made the channel's own free a stale one,
+   * and every refused forward in a chain brings such a notice.
    */
   closeDestination(dst: number): number {
     this.#gate.close(dst);
@@ -144,7 +149,7 @@ export class Endpoint {
     const ring = this.#sent.get(dst);
     this.#sent.delete(dst);
     let freed = 0;
-    if (ring !== undefined) {
+    if (ring !== undefined && !onOtherNode(this.id, dst)) {
       for (let i = 0; i < ring.offsets.length; i++) if (this.pool.free(this.id, ring.offsets[i]!, ring.generations[i]!)._tag === 'Right') freed++;
     }
     return freed;

@@ -376,8 +376,20 @@ export class Pool {
     return undefined;
   }
 
-  /** Frees unit `u` held by (owner, generation). Returns 0 or a negative reject code. */
+  /**
+   * Frees unit `u` held by (owner, generation). Returns 0 or a negative reject code.
+   *
+   * The generation is checked BEFORE the owner word is claimed: a stale descriptor of a buffer its owner
+   * holds again under a newer generation (a slot reused at once: the free lists are LIFO) must not touch
+   * the owner word. Claiming first and undoing after made the buffer look free (-owner) for a moment, and
+   * whatever another process did to it then failed: the node's channel freeing a forwarded buffer it had
+   * sent (left owned for good), a receiver accepting it (dropped, left with its sender). Stale frees come
+   * in volume (Endpoint.closeDestination frees its ring of recent sends), so chaos runs leaked a buffer.
+   * What is left is a real race (freed and reused by the same owner between the check and the claim),
+   * which the check after the claim still catches.
+   */
   #release(u: number, owner: number, generation: number): number {
+    if (Atomics.load(this.#gens, u) !== (generation | 0)) return R_STALE;
     const o = Atomics.compareExchange(this.#owners, u, owner, -owner);
     if (o !== owner) return this.#classify(u, o, generation);
     if (Atomics.load(this.#gens, u) !== (generation | 0)) {
@@ -408,6 +420,8 @@ export class Pool {
   #transfer(u: number, from: number, to: number, generation: number, lengthBytes: number): number {
     if (!isOwner(to)) return R_WRONG_OWNER;
     if (!fits(lengthBytes, this.#capacity(u))) return R_TOO_LONG;
+    // As in #release: a stale descriptor never moves the owner word, not even for a moment.
+    if (Atomics.load(this.#gens, u) !== (generation | 0)) return R_STALE;
     const o = Atomics.compareExchange(this.#owners, u, from, to);
     if (o !== from) return this.#classify(u, o, generation);
     if (Atomics.load(this.#gens, u) === (generation | 0)) return 0;

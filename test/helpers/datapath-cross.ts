@@ -29,7 +29,7 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
 
   test.before(async () => {
     if (skip !== undefined) return;
-    const programs = Object.fromEntries(['dp-xcall', 'dp-xhold', 'dp-xfwd', 'dp-victim', 'dp-flood', 'dp-slow'].map((n) => [n, fixture(n)]));
+    const programs = Object.fromEntries(['dp-xcall', 'dp-xcalls', 'dp-xhold', 'dp-xfwd', 'dp-victim', 'dp-flood', 'dp-slow'].map((n) => [n, fixture(n)]));
     tc = await testCluster({ nodes: 2, node: { mcpu: 4000, memMb: 8192, beSlots: 32 }, datapath: mode, programs }, ['default', 'other']);
   });
   test.after.always(async () => tc?.stop());
@@ -150,6 +150,33 @@ export function crossNodeTests(mode: 'bpf' | 'userspace', skip: string | undefin
     // A direct call to a missing remote endpoint fails typed too.
     const direct = await run({ program: 'dp-xcall', args: [[Y, (fwd.rec.endpoint! & ~0xfffff) | 0xffffe], 64, 1, 10_000], lc: true, mcpu: 1500 }, X);
     t.is((direct.data as { error?: string }).error, 'remote-endpoint-unknown', JSON.stringify(direct));
+    await stop(fwd.pid);
+  });
+
+  serial(`datapath cross-node ${mode} - forwards refused on a third hop, call after call: every caller hears it, and every pool is whole afterwards`, async (t) => {
+    // A chain X -> fwd on Y -> a missing endpoint on X, as above, but hundreds of calls, several at once:
+    // every refused forward frees the stage's buffer, answers the caller on X with an error built in Y's
+    // pool and announces the endpoint gone to fwd's host (chaos runs left a buffer on the stage's node).
+    // Before the fix, the host freed what it had sent there while the channel still held it: a quarter of
+    // the forwards came back remote-bad-buffer. The leak itself was a race between that host and the node
+    // on one buffer (datapath-pool-threads.test.ts drives it); this test did not catch it in 4000 calls.
+    const fwd = await service('dp-xfwd', 'fwd', { lc: true, mcpu: 3000, args: [X, (onX & ~0xfffff) | 0xffffe] });
+    stopLater(t, fwd.pid);
+    t.is(fwd.rec.node, Y);
+    const [baseX, baseY] = [await used(X), await used(Y)];
+    const calls = 400;
+    const s = await run({ program: 'dp-xcalls', args: ['fwd', calls, 8, 10_000], lc: true, mcpu: 1500 }, X);
+    // The node's own endpoint on Y (sigma call's path) through the same stage: the refusal is told to it directly.
+    const local: Record<string, number> = {};
+    for (let i = 0; i < 10; i++) {
+      const e = await tc.client.dataPathCall('fwd', `local ${i}`, { timeoutMs: 10_000 }).then(() => 'answered', (err: unknown) => (err as { type?: string }).type ?? 'untyped');
+      local[e] = (local[e] ?? 0) + 1;
+    }
+    t.is(await waitFor(() => used(X), (u) => u === baseX).catch(() => used(X)), baseX, "the callers' pool on X is whole");
+    t.is(await waitFor(() => used(Y), (u) => u === baseY).catch(() => used(Y)), baseY, "the stage's pool on Y is whole: forwarded buffers and error answers all freed");
+    // Every forward reached X and was refused there: none found its buffer freed under it on Y (remote-bad-buffer).
+    t.deepEqual(s.data, { ok: 0, errors: { 'remote-handler remote-endpoint-unknown': calls } }, 'each call answered with the refusal, none left to its timeout');
+    t.deepEqual(local, { 'remote-endpoint-unknown': 10 });
     await stop(fwd.pid);
   });
 

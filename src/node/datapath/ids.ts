@@ -13,13 +13,11 @@
  * started by hand, from a hash of its id; a peer whose heartbeat claims an index already taken is not
  * dialled (logged), so a collision costs reachability of that node, never a mixed-up buffer.
  */
-export const EP_NODE_SHIFT = 20;
+import { EP_NODE_SHIFT } from '../../datapath/endpoint-ids.js';
+
+export { EP_NODE_SHIFT, nodeIndexOf } from '../../datapath/endpoint-ids.js';
 export const EP_LOCAL_MAX = (1 << EP_NODE_SHIFT) - 1;
 export const NODE_INDEX_MAX = 1023;
-
-export function nodeIndexOf(endpoint: number): number {
-  return endpoint >>> EP_NODE_SHIFT;
-}
 
 /** The id range of node `index`: ids in [first, last]. */
 export function endpointRange(index: number): { first: number; last: number } {
