@@ -185,7 +185,9 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
     try {
       for (const e of events) this.#state = this.onEvent(this.#state as S, e);
     } catch (e) {
-      this.#failure = { error: e }; // #state may be half changed: nothing more may be persisted from it
+      // #state may be half changed: nothing more may be persisted from it. The write in flight was
+      // checked before, so it goes on; what is queued behind it fails, as after a failed write.
+      this.#failWrites(e, []);
       return Promise.reject(e);
     }
     const stored = new Promise<void>((resolve, reject) => this.#queued.push({ events: copies, resolve, reject }));
