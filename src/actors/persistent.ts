@@ -120,8 +120,10 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
   #pendingEvents = 0;
   /** Resolves when every event persisted so far is stored; rejects once a write failed. */
   #tail: Promise<void> = Promise.resolve();
-  /** The write loop, while it runs. */
-  #writing: Promise<void> | undefined;
+  /** Whether the write loop runs; set and cleared by the loop itself (it may end before its first await). */
+  #writing = false;
+  /** The last write loop: stopping waits for it. */
+  #written: Promise<void> = Promise.resolve();
   #failure: { error: unknown } | undefined;
 
   abstract initialState(): S;
@@ -167,9 +169,12 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
     await this.onRecovered?.();
   }
 
-  /** Writes accepted before a stop or restart are finished first: the next incarnation recovers after them. */
+  /**
+   * Writes accepted before a stop or restart are finished first: the next incarnation recovers after
+   * them. A subclass that has its own postStop calls this one.
+   */
   async postStop(): Promise<void> {
-    await this.#writing;
+    await this.#written;
   }
 
   /**
@@ -194,7 +199,7 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
     stored.catch(() => {}); // the caller's promise below carries the failure; this one is only chained
     this.#pendingEvents += events.length;
     this.#tail = stored;
-    this.#writing ??= this.#writeLoop();
+    if (!this.#writing) this.#written = this.#writeLoop();
     return stored.then(() => this.state);
   }
 
@@ -205,6 +210,7 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
 
   /** One append at a time, each with every event queued when it starts (up to the batch bound). */
   async #writeLoop(): Promise<void> {
+    this.#writing = true;
     try {
       while (this.#queued.length > 0 && this.#failure === undefined) {
         const batch = this.#nextBatch();
@@ -222,7 +228,7 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
         await this.#maybeSnapshot();
       }
     } finally {
-      this.#writing = undefined;
+      this.#writing = false;
     }
   }
 
