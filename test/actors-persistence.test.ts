@@ -1,5 +1,5 @@
 import test from 'ava';
-import { InMemoryJournal, JournalConflictError, PersistentActor, oneForOne, type ActorRef, type Context, type Journal, type SystemEvent } from '../src/actors/index.js';
+import { InMemoryJournal, JournalConflictError, JournalReadError, PersistentActor, oneForOne, type ActorRef, type Context, type Journal, type SystemEvent } from '../src/actors/index.js';
 import { virtualSystem } from './helpers/actors.js';
 
 type Cmd = { type: 'deposit'; amount: number } | { type: 'withdraw'; amount: number; replyTo?: ActorRef<string> } | { type: 'balance'; replyTo: ActorRef<number> } | { type: 'crash' };
@@ -120,4 +120,48 @@ test('persistence - a snapshot that cannot be saved fails no command: the events
   t.deepEqual(failed, [], 'no command failed');
   const again = system.spawn((ctx: Context<Cmd>) => new Account(ctx, journal, 'acct-nosnap', 2));
   t.is(await balance(again, () => ports.time.run()), 15, 'recovered from the events alone');
+});
+
+/** Books seats without awaiting the write: the next booking checks against the pending ones (group commit). */
+class Seats extends PersistentActor<{ seats: number; replyTo: ActorRef<string> }, number, number> {
+  readonly persistenceId = 'seats';
+  constructor(ctx: Context<{ seats: number; replyTo: ActorRef<string> }>, protected readonly journal: Journal) {
+    super(ctx);
+  }
+  initialState(): number {
+    return 0;
+  }
+  onEvent(taken: number, n: number): number {
+    return taken + n;
+  }
+  receive(m: { seats: number; replyTo: ActorRef<string> }): void {
+    const [checked, stored] = [this.state, this.storedState];
+    if (checked + m.seats > 5) return m.replyTo.tell('full');
+    void this.persist(m.seats).then(
+      () => m.replyTo.tell(`booked: checked ${checked} taken, ${stored} stored`),
+      (e: unknown) => m.replyTo.tell(`failed: ${String(e)}`),
+    );
+  }
+}
+
+test('persistence - group commit: commands check the pending events, which go to the journal in one append', async (t) => {
+  const { system, ports } = virtualSystem();
+  const journal = new InMemoryJournal();
+  const seats = system.spawn((ctx: Context<{ seats: number; replyTo: ActorRef<string> }>) => new Seats(ctx, journal));
+  await ports.time.run();
+  const replies = Array.from({ length: 7 }, () => seats.ask<string>((replyTo) => ({ seats: 1, replyTo }), 1000));
+  await ports.time.run();
+  t.deepEqual(await Promise.all(replies), [0, 1, 2, 3, 4].map((n) => `booked: checked ${n} taken, 0 stored`).concat(['full', 'full']));
+  t.is(journal.appends, 2, 'the first booking alone, then the four booked while it was in flight');
+  const read = async (after: number): Promise<number[]> => {
+    const out = [];
+    for await (const e of journal.read('seats', after)) out.push(e.seq);
+    return out;
+  };
+  t.deepEqual(await read(1), [2, 3, 4, 5]);
+  await t.throwsAsync(read(3), { instanceOf: JournalReadError }, 'a read starts at a batch end, not inside a batch');
+  const again = system.spawn((ctx: Context<{ seats: number; replyTo: ActorRef<string> }>) => new Seats(ctx, journal));
+  const more = again.ask<string>((replyTo) => ({ seats: 1, replyTo }), 1000);
+  await ports.time.run();
+  t.is(await more, 'full', 'recovered: five seats taken');
 });

@@ -66,6 +66,28 @@ test.serial('journal - a second writer under the same id is refused', async (t) 
   await t.throwsAsync(journal.append('bad id', ['x'], 0));
 });
 
+test.serial('journal - one append is one key however many events; reads walk batch to batch; a writer behind meets the next batch', async (t) => {
+  t.is(await journal.append('batches', ['a', 'b', 'c'], 0), 3);
+  t.is(await journal.append('batches', ['d'], 3), 4);
+  t.is(await journal.append('batches', ['e', 'f'], 4), 6);
+  const kv = await bus.kv(JOURNAL_BUCKET);
+  t.deepEqual((await kv.keys('batches.*')).sort(), ['batches.000000000001', 'batches.000000000004', 'batches.000000000005']);
+  const read = async (after: number): Promise<unknown[]> => {
+    const out = [];
+    for await (const e of journal.read('batches', after)) out.push([e.seq, e.event]);
+    return out;
+  };
+  t.deepEqual(await read(0), [[1, 'a'], [2, 'b'], [3, 'c'], [4, 'd'], [5, 'e'], [6, 'f']]);
+  t.deepEqual(await read(4), [[5, 'e'], [6, 'f']]);
+  t.deepEqual(await read(6), []);
+  // Behind by one batch or by two: either way its next key is a batch's first, which is taken.
+  for (const behind of [3, 0]) {
+    const e = await t.throwsAsync(journal.append('batches', ['stale'], behind), { instanceOf: JournalConflictError });
+    t.is(e?.actualSeq, 6, `a writer at ${behind} learns where the journal is`);
+  }
+  t.deepEqual(await read(0), [[1, 'a'], [2, 'b'], [3, 'c'], [4, 'd'], [5, 'e'], [6, 'f']], 'nothing written by the refused writers');
+});
+
 test.serial("journal - a realm's journal is made and removed with the realm, and its NATS user reaches that journal only", async (t) => {
   const creds = { admin: 'admin-pw', realms: 'realm-key', channel: 'x' };
   const guarded = await startNatsServer({ users: natsUsers(creds, ['a', 'b']) });
@@ -81,7 +103,9 @@ test.serial("journal - a realm's journal is made and removed with the realm, and
       return new KvJournal(kv, kv);
     };
     const own = await journalOf(a, 'a');
-    t.is(await own.append('cart', ['x', 'y'], 0), 2);
+    // Two appends, two batches: a read starts at a batch's end (a snapshot's seq is one).
+    t.is(await own.append('cart', ['x'], 0), 1);
+    t.is(await own.append('cart', ['y'], 1), 2);
     await own.saveSnapshot('cart', { seq: 1, state: 'x' });
     t.deepEqual(await own.loadSnapshot('cart'), { seq: 1, state: 'x' });
     const read = [];

@@ -12,9 +12,12 @@ export interface EventSourced<S = any, E = any> {
   /** Applies one event to the state (it may change it in place) and returns the state. */
   apply(state: S, event: E): S;
   /**
-   * The handlers over the current state. They check a command, then `persist` its events: the events
-   * are applied only once stored, so a handler reads its own change after the await. Handlers run one at
-   * a time on sigma-ts (an actor's mailbox), so a check and the events it allows are not interleaved.
+   * The handlers over the current state. They check a command, then `persist` its events, once, as the
+   * last step; `persist` resolves once they are stored. Handlers run one at a time on sigma-ts (an
+   * actor's mailbox), so a check and the events it allows are not interleaved — but with group commit
+   * (sigma-state.ts) the next handler runs as soon as this one has called persist, against the state
+   * with its events applied (a booking sees the rooms the bookings before it took), and the events of the
+   * handlers that ran while a write was in flight are stored together in the next one.
    */
   handlers(state: () => S, persist: (...events: E[]) => Promise<void>): Handlers;
   /**

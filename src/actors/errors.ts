@@ -97,6 +97,22 @@ export class JournalConflictError extends ActorError {
   }
 }
 
+/** A journal record this code cannot read on from (not what an append wrote): recovery stops rather than skip events. */
+export class JournalCorruptError extends ActorError {
+  readonly type = 'journal-corrupt';
+  constructor(readonly persistenceId: string, readonly key: string, detail: string) {
+    super(`journal ${persistenceId}: record ${key} is ${detail}; restore the journal from a backup or remove the persistence id's records`);
+  }
+}
+
+/** A read from a sequence inside a batch: reads start at 0 or at a sequence an append returned (a batch's end). */
+export class JournalReadError extends ActorError {
+  readonly type = 'journal-read';
+  constructor(readonly persistenceId: string, readonly afterSeq: number) {
+    super(`journal ${persistenceId}: sequence ${afterSeq} is inside a batch; read from 0 or from a sequence append returned (snapshots are taken there)`);
+  }
+}
+
 export function describe(error: unknown): string {
   return error instanceof Error ? `${error.name}: ${error.message}` : String(error);
 }
