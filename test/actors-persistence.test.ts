@@ -1,5 +1,5 @@
 import test from 'ava';
-import { InMemoryJournal, JournalConflictError, JournalReadError, PersistentActor, oneForOne, type ActorRef, type Context, type Journal, type SystemEvent } from '../src/actors/index.js';
+import { InMemoryJournal, JOURNAL_BATCH_BYTES_MAX, JournalConflictError, JournalReadError, PersistentActor, oneForOne, type ActorRef, type Context, type Journal, type SystemEvent } from '../src/actors/index.js';
 import { virtualSystem } from './helpers/actors.js';
 
 type Cmd = { type: 'deposit'; amount: number } | { type: 'withdraw'; amount: number; replyTo?: ActorRef<string> } | { type: 'balance'; replyTo: ActorRef<number> } | { type: 'crash' };
@@ -164,4 +164,33 @@ test('persistence - group commit: commands check the pending events, which go to
   const more = again.ask<string>((replyTo) => ({ seats: 1, replyTo }), 1000);
   await ports.time.run();
   t.is(await more, 'full', 'recovered: five seats taken');
+});
+
+/** Persists one large event per command without awaiting it, as Seats does. */
+class Blobs extends PersistentActor<{ kb: number; replyTo: ActorRef<string> }, string, number> {
+  readonly persistenceId = 'blobs';
+  constructor(ctx: Context<{ kb: number; replyTo: ActorRef<string> }>, protected readonly journal: Journal) {
+    super(ctx);
+  }
+  initialState(): number {
+    return 0;
+  }
+  onEvent(n: number): number {
+    return n + 1;
+  }
+  receive(m: { kb: number; replyTo: ActorRef<string> }): void {
+    void this.persist('x'.repeat(m.kb * 1024)).then(() => m.replyTo.tell('stored'));
+  }
+}
+
+test('persistence - group commit: a batch stays under JOURNAL_BATCH_BYTES_MAX, so events storable alone are not refused for being batched', async (t) => {
+  const { system, ports } = virtualSystem();
+  const journal = new InMemoryJournal();
+  const blobs = system.spawn((ctx: Context<{ kb: number; replyTo: ActorRef<string> }>) => new Blobs(ctx, journal));
+  await ports.time.run();
+  const kb = JOURNAL_BATCH_BYTES_MAX / 1024 / 2 - 1; // two fit in a batch, a third does not
+  const replies = Array.from({ length: 7 }, () => blobs.ask<string>((replyTo) => ({ kb, replyTo }), 1000));
+  await ports.time.run();
+  t.deepEqual(await Promise.all(replies), Array(7).fill('stored'));
+  t.is(journal.appends, 4, 'the first alone (nothing in flight), then the six queued behind it two at a time');
 });

@@ -2,7 +2,7 @@
 export { Actor } from './actor.js';
 export { ActorSystem, createSystem, DEFAULT_THROUGHPUT, DEFAULT_TURN_BUDGET, type SystemOptions, type SystemStats } from './system.js';
 export { stateful, stateless, type Hooks } from './functional.js';
-export { PersistentActor, InMemoryJournal, JOURNAL_BATCH_EVENTS_MAX, type Journal, type JournalEntry, type Snapshot } from './persistent.js';
+export { PersistentActor, InMemoryJournal, JOURNAL_BATCH_EVENTS_MAX, JOURNAL_BATCH_BYTES_MAX, type Journal, type JournalEntry, type Snapshot } from './persistent.js';
 export { JOURNAL_BUCKET, KvJournal, SNAPSHOT_BUCKET } from './kv-journal.js';
 export { Mailbox, DEFAULT_MAILBOX_CAPACITY, MAILBOX_CAPACITY_MAX, type MailboxOptions, type OverflowPolicy } from './mailbox.js';
 export {

@@ -74,10 +74,17 @@ export class InMemoryJournal implements Journal {
  * is one JetStream message, which the server bounds (1 MiB by default), so the bound is on the count.
  */
 export const JOURNAL_BATCH_EVENTS_MAX = 256;
+/**
+ * Bytes of JSON in one append at most, well under nats-server's default 1 MiB message: commands whose
+ * events were each storable alone must not fail for having been batched together.
+ */
+export const JOURNAL_BATCH_BYTES_MAX = 256 * 1024;
 
 /** One command's events on their way to the journal, and its persist() waiting for them. */
 interface PendingWrite {
   readonly events: readonly unknown[];
+  /** Their JSON's size, for JOURNAL_BATCH_BYTES_MAX. */
+  readonly bytes: number;
   readonly resolve: () => void;
   readonly reject: (e: unknown) => void;
 }
@@ -195,7 +202,7 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
       this.#failWrites(e, []);
       return Promise.reject(e);
     }
-    const stored = new Promise<void>((resolve, reject) => this.#queued.push({ events: copies, resolve, reject }));
+    const stored = new Promise<void>((resolve, reject) => this.#queued.push({ events: copies, bytes: Buffer.byteLength(JSON.stringify(copies)), resolve, reject }));
     stored.catch(() => {}); // the caller's promise below carries the failure; this one is only chained
     this.#pendingEvents += events.length;
     this.#tail = stored;
@@ -233,9 +240,13 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
   }
 
   #nextBatch(): PendingWrite[] {
-    let n = 1; // the first command goes whole even past the bound: its events are one command's
-    for (let events = this.#queued[0]!.events.length; n < this.#queued.length && events + this.#queued[n]!.events.length <= JOURNAL_BATCH_EVENTS_MAX; n++) {
-      events += this.#queued[n]!.events.length;
+    // The first command goes whole even past the bounds: its events are one command's.
+    let [n, events, bytes] = [1, this.#queued[0]!.events.length, this.#queued[0]!.bytes];
+    for (; n < this.#queued.length; n++) {
+      const next = this.#queued[n]!;
+      if (events + next.events.length > JOURNAL_BATCH_EVENTS_MAX || bytes + next.bytes > JOURNAL_BATCH_BYTES_MAX) break;
+      events += next.events.length;
+      bytes += next.bytes;
     }
     return this.#queued.splice(0, n);
   }

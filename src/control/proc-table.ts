@@ -8,6 +8,8 @@ export const INDEX_COMPLETE = '_complete';
 
 /** Bound on compare-and-set retries for one transition; contention past it is a bug, not load. */
 export const PROC_CAS_ATTEMPTS_MAX = 16;
+/** How many live records a recovery reads at once (liveRecords). */
+const LIVE_READS_PARALLEL = 32;
 
 export class ProcTableError extends Error {
   readonly type = 'proc-table';
@@ -106,12 +108,21 @@ export class ProcTable {
     const repair = options.repair !== false;
     if (this.live === undefined || (!repair && (await this.live.get(INDEX_COMPLETE)) === null)) return (await this.list()).filter((r) => r.state !== 'exited');
     if ((await this.live.get(INDEX_COMPLETE)) === null) return this.#buildIndex(this.live);
+    const live = this.live;
+    const pids = (await live.keys()).filter((pid) => pid !== INDEX_COMPLETE);
     const out: ProcRecord[] = [];
-    for (const pid of await this.live.keys()) {
-      if (pid === INDEX_COMPLETE) continue;
-      const cur = await this.get(pid); // a failed read fails the whole: a live proc must not be forgotten
-      if (cur !== undefined && cur.record.state !== 'exited') out.push(cur.record);
-      else if (repair) await this.live.delete(pid).catch(() => {});
+    // Reads LIVE_READS_PARALLEL at a time: a failover's recovery waits for them (one round trip each,
+    // in turn, was seconds of a storm's live procs under load).
+    for (let i = 0; i < pids.length; i += LIVE_READS_PARALLEL) {
+      const batch = pids.slice(i, i + LIVE_READS_PARALLEL);
+      const read = await Promise.all(batch.map((pid) => this.get(pid))); // a failed read fails the whole: a live proc must not be forgotten
+      await Promise.all(
+        read.map((cur, j) => {
+          if (cur !== undefined && cur.record.state !== 'exited') out.push(cur.record);
+          else if (repair) return live.delete(batch[j]!).catch(() => {});
+          return undefined;
+        }),
+      );
     }
     return out;
   }

@@ -5,6 +5,8 @@ import type { Msg, StreamLeadership } from './types.js';
 
 /** A replica heard from longer ago than this (ns, as stream info says) is not counted healthy. */
 const REPLICA_ACTIVE_MAX_NS = 1_000_000_000;
+/** The same for a meta group peer: its leader hears from each about once a second, so two beats' slack. */
+const META_PEER_ACTIVE_MAX_NS = 2_500_000_000;
 
 /** What the nats.js binding (real.ts) lends its stream leadership. */
 export interface LeadershipHost {
@@ -14,6 +16,11 @@ export interface LeadershipHost {
   timeoutMs: number;
   /** This machine's own server's HTTP monitoring (`http://host:8222`), where the meta leader is asked. */
   monitorUrl?: string;
+}
+
+/** What `/jsz` says of the meta group (the fields read here). */
+interface Jsz {
+  meta_cluster?: { leader?: string; cluster_size?: number; replicas?: Array<{ name: string; current?: boolean; offline?: boolean; active?: number }> };
 }
 
 /** Stream leadership over JetStream's API (stream info, leader stepdown) and the server's `/jsz`. */
@@ -30,11 +37,17 @@ export function realLeadership(h: LeadershipHost): StreamLeadership {
       const healthy = (r: (typeof replicas)[number]): boolean => r.current && r.offline !== true && r.active <= REPLICA_ACTIVE_MAX_NS;
       return replicas.length > 0 && replicas.every(healthy) ? si.cluster?.leader : undefined;
     },
-    async metaLeader() {
+    async metaGroup() {
       if (h.monitorUrl === undefined) return undefined;
       const r = await fetch(`${h.monitorUrl}/jsz`, { signal: AbortSignal.timeout(h.timeoutMs) }).catch(() => undefined);
-      const jsz = r?.ok === true ? ((await r.json().catch(() => undefined)) as { meta_cluster?: { leader?: string } } | undefined) : undefined;
-      return jsz?.meta_cluster?.leader || undefined;
+      const jsz = r?.ok === true ? ((await r.json().catch(() => undefined)) as Jsz | undefined) : undefined;
+      const meta = jsz?.meta_cluster;
+      if (meta?.leader === undefined || meta.leader === '') return undefined;
+      // Only the leader's server lists the peers (a follower's /jsz has no replicas: not known whole). A
+      // killed peer stays `current` there; its `active` (since last heard, ns) is what grows.
+      const peers = meta.replicas ?? [];
+      const whole = peers.length > 0 && peers.length + 1 >= (meta.cluster_size ?? 0) && peers.every((p) => p.current === true && p.offline !== true && (p.active ?? Infinity) <= META_PEER_ACTIVE_MAX_NS);
+      return { leader: meta.leader, whole };
     },
     async stepDown(bucket) {
       const m = await h.request(`$JS.API.STREAM.LEADER.STEPDOWN.${stream(bucket)}`, new Uint8Array());

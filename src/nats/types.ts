@@ -282,10 +282,16 @@ export interface StreamLeadership {
   /** Asks the bucket's stream leader to hand leadership to a current replica (fast: no election timeout). */
   stepDown(bucket: string): Promise<void>;
   /**
-   * The server leading JetStream's meta group (every consumer, so every KV listing and watch, is made
-   * through it), as the connection's own server's monitoring reports it; undefined when unknown.
+   * JetStream's meta group (every consumer, so every KV listing and watch, is made through its leader),
+   * as the connection's own server's monitoring reports it; undefined when unknown. `whole`: every peer
+   * is current and was heard from within a second (no server down or cut off).
    */
-  metaLeader(): Promise<string | undefined>;
+  metaGroup(): Promise<MetaGroup | undefined>;
+}
+
+export interface MetaGroup {
+  leader: string;
+  whole: boolean;
 }
 
 export interface Bus {

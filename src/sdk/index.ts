@@ -8,7 +8,7 @@ export type { ExitKind, ProcContext, ProcKind, ProcSpec, RestartPolicy, Status }
 export type { CallOptions, DataHandler, DataMessage, DataPathApi, DataReply, EndpointAddress, PoolBuffer, Target } from '../proc/data.js';
 export { CallTimeoutError, DataPathUnavailableError, ProcDataError, RemoteHandlerError, UnknownTargetError } from '../proc/data.js';
 export { Actor } from '../actors/actor.js';
-export { PersistentActor, InMemoryJournal, JOURNAL_BATCH_EVENTS_MAX, type Journal, type JournalEntry, type Snapshot } from '../actors/persistent.js';
+export { PersistentActor, InMemoryJournal, JOURNAL_BATCH_EVENTS_MAX, JOURNAL_BATCH_BYTES_MAX, type Journal, type JournalEntry, type Snapshot } from '../actors/persistent.js';
 export { JournalConflictError } from '../actors/errors.js';
 export { JournalUnavailableError } from '../proc/journal.js';
 export type { ActorRef, Context } from '../actors/types.js';

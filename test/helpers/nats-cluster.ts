@@ -18,6 +18,8 @@ import { findNatsServer } from '../../src/nats/server.js';
 export interface NatsCluster {
   /** Client URL of server i (0-based). */
   url(i: number): string;
+  /** HTTP monitoring URL of server i (`/jsz`). */
+  monitorUrl(i: number): string;
   /** Every client URL, server 0 first. */
   readonly urls: string[];
   readonly size: number;
@@ -88,6 +90,7 @@ interface Member {
   name: string;
   clientPort: number;
   clusterPort: number;
+  monitorPort: number;
   dir: string;
   child: ChildProcess | undefined;
   pid: number | undefined;
@@ -97,7 +100,7 @@ export async function startNatsCluster(options: { onLog?: (server: string, line:
   const bin = findNatsServer();
   if (bin === undefined) throw new Error('nats-server is missing: apt-get install nats-server');
   const members: Member[] = [];
-  for (let i = 0; i < CLUSTER_SIZE; i++) members.push({ name: `s${i + 1}`, clientPort: await freePort(), clusterPort: await freePort(), dir: mkdtempSync(join(tmpdir(), `sigma-cluster-s${i + 1}-`)), child: undefined, pid: undefined });
+  for (let i = 0; i < CLUSTER_SIZE; i++) members.push({ name: `s${i + 1}`, clientPort: await freePort(), clusterPort: await freePort(), monitorPort: await freePort(), dir: mkdtempSync(join(tmpdir(), `sigma-cluster-s${i + 1}-`)), child: undefined, pid: undefined });
   // proxies[from][to]: the route from `from` dials this one to reach `to`.
   const proxies: (RouteProxy | undefined)[][] = [];
   for (let a = 0; a < CLUSTER_SIZE; a++) {
@@ -107,7 +110,7 @@ export async function startNatsCluster(options: { onLog?: (server: string, line:
   const launch = (i: number): Promise<void> => {
     const m = members[i]!;
     const routes = members.flatMap((_, j) => (j === i ? [] : [`nats://127.0.0.1:${proxies[i]![j]!.port}`])).join(',');
-    const args = ['-a', '127.0.0.1', '-p', String(m.clientPort), '--server_name', m.name, '-js', '-sd', m.dir, '--cluster_name', 'sigma-contract', '--cluster', `nats://127.0.0.1:${m.clusterPort}`, '--cluster_advertise', DEAD_ADVERTISE, '--routes', routes];
+    const args = ['-a', '127.0.0.1', '-p', String(m.clientPort), '-m', String(m.monitorPort), '--server_name', m.name, '-js', '-sd', m.dir, '--cluster_name', 'sigma-contract', '--cluster', `nats://127.0.0.1:${m.clusterPort}`, '--cluster_advertise', DEAD_ADVERTISE, '--routes', routes];
     const child = spawn('/bin/sh', ['-c', WATCHDOG, 'sigma-cluster-watchdog', bin, ...args], { stdio: ['pipe', 'ignore', 'pipe'] });
     m.child = child;
     return new Promise<void>((resolve, reject) => {
@@ -154,6 +157,7 @@ export async function startNatsCluster(options: { onLog?: (server: string, line:
   }
   return {
     url: (i) => `nats://127.0.0.1:${members[i]!.clientPort}`,
+    monitorUrl: (i) => `http://127.0.0.1:${members[i]!.monitorPort}`,
     urls: members.map((m) => `nats://127.0.0.1:${m.clientPort}`),
     size: CLUSTER_SIZE,
     kill: killMember,

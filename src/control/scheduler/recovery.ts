@@ -6,18 +6,15 @@ import { setQuota } from './quotas.js';
 export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcRecord[]; nodes: NodeRecord[]; realms: string[]; quotas: Array<[string, RealmQuota]> }> {
   // Live procs only, through the table's index: recovery must not grow with history.
   const [records, nodeKeys, realms] = await Promise.all([deps.table.liveRecords(), deps.nodesKv.keys(), deps.realmsKv.keys()]);
-  const nodes: NodeRecord[] = [];
-  for (const k of nodeKeys) {
-    const e = await deps.nodesKv.get(k);
-    const n = e?.value == null ? undefined : decodeNodeRecord(e.value);
-    if (n !== undefined) nodes.push(n);
-  }
+  // The gets in parallel: a recovery's reads are on the failover's path (one round trip, not one a key).
+  const [nodeValues, realmValues] = await Promise.all([Promise.all(nodeKeys.map((k) => deps.nodesKv.get(k))), Promise.all(realms.map((k) => deps.realmsKv.get(k)))]);
+  const nodes = nodeValues.flatMap((e) => (e?.value == null ? [] : [decodeNodeRecord(e.value)])).filter((n): n is NodeRecord => n !== undefined);
   const quotas: Array<[string, RealmQuota]> = [];
-  for (const k of realms) {
-    const e = await deps.realmsKv.get(k);
+  realms.forEach((k, i) => {
+    const e = realmValues[i];
     const quota = e?.value == null ? undefined : decodeRealmRecord(e.value)?.quota;
     if (quota !== undefined) quotas.push([k, quota]);
-  }
+  });
   return { records, nodes, realms, quotas };
 }
 

@@ -1,0 +1,75 @@
+import test from 'ava';
+import { pino } from 'pino';
+import { followMetaLeader, META_SETTLE_MS } from '../src/control/leader-placement.js';
+import { connectBus } from '../src/nats/real.js';
+import type { MetaGroup, StreamLeadership } from '../src/nats/types.js';
+import { VirtualTime } from '../src/ports/virtual.js';
+import { startNatsCluster } from './helpers/nats-cluster.js';
+import { waitFor } from './helpers/cluster.js';
+
+const silent = pino({ level: 'silent' });
+
+/** A leadership whose meta group the test sets; only metaGroup and server are asked. */
+function fakeLeadership(own: string, group: () => MetaGroup | undefined): StreamLeadership {
+  return {
+    server: () => own,
+    metaGroup: async () => group(),
+    leaderOf: async () => undefined,
+    stepDown: async () => {},
+  };
+}
+
+test('meta leader - a scheduler defers only once its server has led a whole meta group for META_SETTLE_MS', async (t) => {
+  const time = new VirtualTime();
+  let group: MetaGroup | undefined = { leader: 'n1', whole: false };
+  const meta = followMetaLeader(fakeLeadership('n1', () => group), { timers: time, clock: time }, silent);
+  try {
+    await time.run({ untilMs: time.nowMs() + META_SETTLE_MS * 2 });
+    t.false(meta.ownIsLeader(), 'a group with a peer down: no hand-over, however long');
+    t.is(meta.leader(), 'n1');
+    group = { leader: 'n1', whole: true };
+    await time.run({ untilMs: time.nowMs() + META_SETTLE_MS / 2 });
+    t.false(meta.ownIsLeader(), 'whole, but not for long enough');
+    await time.run({ untilMs: time.nowMs() + META_SETTLE_MS });
+    t.true(meta.ownIsLeader(), 'whole and led by its own server for long enough');
+    group = { leader: 'n1', whole: false };
+    await time.run({ untilMs: time.nowMs() + META_SETTLE_MS / 2 });
+    t.false(meta.ownIsLeader(), 'a peer lost: the hand-over is off at once');
+    group = { leader: 'n1', whole: true };
+    await time.run({ untilMs: time.nowMs() + META_SETTLE_MS / 2 });
+    t.false(meta.ownIsLeader(), 'the settling starts again once the peer is back');
+    group = { leader: 'n2', whole: true };
+    await time.run({ untilMs: time.nowMs() + META_SETTLE_MS * 2 });
+    t.false(meta.ownIsLeader(), 'another server leads');
+  } finally {
+    meta.stop();
+  }
+});
+
+test.serial('meta group - the leader server reports the group whole, and not whole while a peer is killed or cut off', async (t) => {
+  t.timeout(120_000);
+  const nats = await startNatsCluster();
+  const buses = await Promise.all([0, 1, 2].map((i) => connectBus({ servers: [nats.url(i)], name: `meta-${i}`, replicas: 3, monitorUrl: nats.monitorUrl(i) })));
+  try {
+    const lead = buses.map((b) => b.leadership!()!);
+    const whole = await waitFor(() => lead[0]!.metaGroup(), (g) => g !== undefined, 30_000);
+    const leaderIndex = [0, 1, 2].find((i) => lead[i]!.server() === whole!.leader)!;
+    t.true(leaderIndex !== undefined, `the meta leader ${whole!.leader} is one of the three`);
+    const atLeader = lead[leaderIndex]!;
+    t.true((await waitFor(() => atLeader.metaGroup(), (g) => g?.whole === true, 30_000))!.whole, 'three servers up: whole');
+    const follower = [0, 1, 2].find((i) => i !== leaderIndex)!;
+    t.false((await lead[follower]!.metaGroup())!.whole, "a follower's view lists no peers: never reported whole");
+    const other = [0, 1, 2].find((i) => i !== leaderIndex && i !== follower)!;
+    nats.kill(other);
+    const down = await waitFor(() => atLeader.metaGroup(), (g) => g !== undefined && !g.whole, 30_000);
+    t.is(down!.leader, whole!.leader, 'still led by the same server: only a peer is gone');
+    await nats.restart(other);
+    t.true((await waitFor(() => atLeader.metaGroup(), (g) => g?.whole === true, 30_000))!.whole, 'whole again once it is back');
+    nats.partition(other, true);
+    t.false((await waitFor(() => atLeader.metaGroup(), (g) => g !== undefined && !g.whole, 30_000))!.whole, 'a peer cut off: not whole');
+    nats.partition(other, false);
+  } finally {
+    await Promise.all(buses.map((b) => b.close()));
+    await nats.stop();
+  }
+});
