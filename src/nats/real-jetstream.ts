@@ -53,6 +53,13 @@ export const WATCH_OPEN_RETRY_MS = 20;
  */
 export const NO_LEADER_RETRY_MS = 50;
 export const NO_LEADER_RETRY_MS_MAX = 250;
+/**
+ * One attempt of a key read: one that got no answer this long is asked again. A stream electing a leader
+ * after its server died answers a later request, not the one made before: the chaos service scenario's
+ * recovery waited out a whole JetStream timeout (5 s) on one get while the proc table's stream had a
+ * leader again.
+ */
+export const GET_ATTEMPT_MS = 1_000;
 
 export class RealKv implements Kv {
   constructor(
@@ -66,16 +73,21 @@ export class RealKv implements Kv {
     return classify(e, `KV ${op} ${this.bucket}/${key}`, this.timeoutMs);
   }
 
-  /** Runs `call` again while the stream has no leader (see NO_LEADER_RETRY_MS); other failures as they come. */
-  async #untilLeader<T>(op: string, key: string, call: () => Promise<T>): Promise<T> {
+  /**
+   * Runs `call` again while the stream has no leader (see NO_LEADER_RETRY_MS); other failures as they
+   * come. A `read` is idempotent: an attempt that gets no answer within GET_ATTEMPT_MS is made again.
+   */
+  async #untilLeader<T>(op: string, key: string, call: () => Promise<T>, read = false): Promise<T> {
     const what = `KV ${op} ${this.bucket}/${key}`;
     const deadline = Date.now() + this.timeoutMs;
     for (let attempt = 1; ; attempt++) {
+      const leftMs = Math.max(1, deadline - Date.now());
       try {
-        return await bounded(call(), what, Math.max(1, deadline - Date.now()));
+        return await bounded(call(), what, read ? Math.min(GET_ATTEMPT_MS, leftMs) : leftMs);
       } catch (e) {
         const pauseMs = Math.min(NO_LEADER_RETRY_MS * attempt, NO_LEADER_RETRY_MS_MAX);
-        if ((this.#fail(e, op, key) as { type?: string }).type !== 'no-responders' || Date.now() + pauseMs >= deadline) throw e;
+        const type = (this.#fail(e, op, key) as { type?: string }).type;
+        if (!(type === 'no-responders' || (read && type === 'timeout')) || Date.now() + pauseMs >= deadline) throw type === 'timeout' ? new TimeoutError(what, this.timeoutMs, { cause: e }) : e;
         await new Promise((r) => setTimeout(r, pauseMs));
       }
     }
@@ -97,7 +109,7 @@ export class RealKv implements Kv {
 
   async get(key: string): Promise<KvEntry | null> {
     checkKey(key);
-    const e = await this.#untilLeader('get', key, () => this.kv.get(key)).catch((err: unknown) => Promise.reject(this.#fail(err, 'get', key)));
+    const e = await this.#untilLeader('get', key, () => this.kv.get(key), true).catch((err: unknown) => Promise.reject(this.#fail(err, 'get', key)));
     // nats.js hands back DEL/PURGE markers as entries; for the port a deleted key is absent.
     return e === null || e.operation !== 'PUT' ? null : { key: e.key, value: e.value, revision: e.revision };
   }
