@@ -1,5 +1,6 @@
 import test from 'ava';
-import { encode, NODE, type ProcRecord } from '../src/control/protocol/index.js';
+import { BUCKET, encode, NODE, type ProcRecord } from '../src/control/protocol/index.js';
+import { NoRespondersError } from '../src/nats/errors.js';
 import { parseSpec } from '../src/proc/spec.js';
 import type { Status } from '../src/proc/types.js';
 import { SIM_PROGRAMS } from '../src/sim/host.js';
@@ -174,4 +175,40 @@ test('sim - a repeated run order for a proc that already ended on the node is no
   await w.during(bus.request(NODE.subject(rec.node), encode({ op: 'run', order }), { timeoutMs: 2_000 }), 3_000);
   await w.ports.time.advance(2_000);
   t.deepEqual(runs.filter((p) => p === pid), [pid], 'it ran once');
+});
+
+// A realm's removal lists the names bucket and deletes its record; after a healed partition JetStream
+// found no responders for longer than a listing's own retries (chaos partition seed 1), and the failed
+// removal had already dropped the realm from the scheduler: asked again, it was "unknown", its record
+// left in the bucket. Each step is now tried again, and a removal that fails for good leaves the realm
+// there to be removed again.
+test('sim - a realm removal rides out a names bucket without responders; one that fails for good can be asked again', async (t) => {
+  const w = await started(5);
+  const kv = await w.during(w.nats.connect('probe').kv(BUCKET.names), 1_000);
+  const proto = Object.getPrototypeOf(kv) as { keys: (this: { bucket: string }, filter?: string) => Promise<string[]> };
+  const keys = proto.keys;
+  let failures = 0;
+  let failing = 3;
+  proto.keys = function (filter) {
+    if (this.bucket !== BUCKET.names || failing <= 0) return keys.call(this, filter);
+    failing--;
+    failures++;
+    return Promise.reject(new NoRespondersError(`KV keys ${BUCKET.names}/>`));
+  };
+  try {
+    await w.during(w.client.createRealm('brief'), 1_000);
+    await w.during(w.client.removeRealm('brief', { timeoutMs: 20_000 }), 20_000);
+    t.is(failures, 3, 'the listing failed three times before it worked');
+    t.false((await w.during(w.client.realms(), 1_000)).includes('brief'), 'removed: its record is gone');
+
+    await w.during(w.client.createRealm('stuck'), 1_000);
+    failing = Infinity;
+    const e = await t.throwsAsync(w.during(w.client.removeRealm('stuck', { timeoutMs: 60_000 }), 60_000));
+    t.regex(e!.message, /not removed/);
+    failing = 0;
+    await w.during(w.client.removeRealm('stuck', { timeoutMs: 20_000 }), 20_000);
+    t.false((await w.during(w.client.realms(), 1_000)).includes('stuck'), 'asked again, the removal went through');
+  } finally {
+    proto.keys = keys;
+  }
 });

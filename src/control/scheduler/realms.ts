@@ -41,12 +41,12 @@ export function realmRemove(s: SchedulerState, name: string, reply: AckReply): v
 
 /** Drops the realm's names, its record, and what nodes keep for it. Best effort toward nodes. */
 async function forget(s: SchedulerState, name: string): Promise<void> {
-  for (const key of await s.deps.namesKv.keys()) {
+  for (const key of await retried(s, name, 'names not listed', () => s.deps.namesKv.keys())) {
     if (!key.startsWith(`${name}.`)) continue;
     // A lost delete leaves a removed realm's name behind (realm-teardown-under-load seed 3030).
     for (let attempt = 1; attempt <= NAME_DELETE_ATTEMPTS_MAX; attempt++) if (await s.deps.namesKv.delete(key).then(() => true, () => false)) break;
   }
-  await s.deps.realmsKv.delete(name);
+  await retried(s, name, 'record not deleted', () => s.deps.realmsKv.delete(name));
   s.quotas.delete(name);
   // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool), told again while a
   // notice goes unanswered: a lost one left a removed realm's idle host and pool on a node (chaos datapath).
@@ -54,19 +54,24 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
   // Its journal last, after the record (its NATS user is on the way out): a host of the realm that
   // still writes finds no stream, and has no right to make one.
   // (No await without journals: the simulator's seeds were recorded without that turn.)
-  if (s.deps.journals !== undefined) await removeJournal(s, s.deps.journals, name);
+  const journals = s.deps.journals;
+  if (journals !== undefined) await retried(s, name, 'journal not removed', () => journals.remove(name));
 }
 
-/** Tries of removing a realm's journal, a second apart: JetStream may be between leaders or reloading users. */
-export const JOURNAL_REMOVE_ATTEMPTS_MAX = 10;
+/**
+ * Tries of one step of a realm's removal, a second apart: JetStream may be between leaders or reloading
+ * users. After a healed partition its streams elected for up to 35 s, and a listing of the names found
+ * no responders for longer than its own retries (the chaos partition scenario, seed 1).
+ */
+export const REALM_FORGET_ATTEMPTS_MAX = 30;
 
-async function removeJournal(s: SchedulerState, journals: RealmJournals, realm: string): Promise<void> {
+async function retried<T>(s: SchedulerState, realm: string, what: string, step: () => Promise<T>): Promise<T> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await journals.remove(realm);
+      return await step();
     } catch (e) {
-      if (attempt >= JOURNAL_REMOVE_ATTEMPTS_MAX) throw e;
-      s.log.warn({ err: e, realm, attempt }, 'realm journal not removed yet; trying again');
+      if (attempt >= REALM_FORGET_ATTEMPTS_MAX || !s.active) throw e;
+      s.log.warn({ err: e, realm, attempt }, `realm removal: ${what} yet; trying again`);
       await new Promise<void>((r) => s.ctx.ports.timers.setTimeout(r, 1_000));
     }
   }
@@ -91,7 +96,11 @@ export function realmGone(s: SchedulerState, name: string): void {
   s.removing.delete(name);
   forget(s, name).then(
     () => waiting.forEach((w) => w({ ok: true })),
-    (e: unknown) => waiting.forEach((w) => w({ ok: false, error: new ControlError('internal', `realm ${name}: ${(e as Error).message}`).toWire() })),
+    (e: unknown) => {
+      // Still there (its record at least): a removal asked again starts over rather than find it unknown.
+      s.realms.add(name);
+      waiting.forEach((w) => w({ ok: false, error: new ControlError('internal', `realm ${name} not removed: ${(e as Error).message}; try again`).toWire() }));
+    },
   );
 }
 
