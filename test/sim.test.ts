@@ -1,5 +1,5 @@
 import test from 'ava';
-import { BUCKET, encode, NODE, type ProcRecord } from '../src/control/protocol/index.js';
+import { BUCKET, encode, NODE, NODE_NOTE, type ProcRecord } from '../src/control/protocol/index.js';
 import { NoRespondersError } from '../src/nats/errors.js';
 import { parseSpec } from '../src/proc/spec.js';
 import type { Status } from '../src/proc/types.js';
@@ -211,4 +211,34 @@ test('sim - a realm removal rides out a names bucket without responders; one tha
   } finally {
     proto.keys = keys;
   }
+});
+
+// Around a leader change two schedulers may order one keyed pid to the same node: the first one's create
+// failed (the second's won, naming this node), and the first then cancels. The node runs the proc under the
+// durable record it read back, so that cancel is not its to obey; obeying it, the proc ran once and nobody
+// wrote its exit: the record stayed 'starting' (the chaos partition scenario, seed 1).
+test("sim - a cancel from a scheduler whose create lost does not stop a proc that runs under another's record; its exit is written", async (t) => {
+  const runs: string[] = [];
+  const observer = { hostUp() {}, hostDown() {}, procRun: (_n: string, _h: unknown, pid: string) => void runs.push(pid), procExit() {} };
+  const w = await simWorld(5, { observer });
+  await w.ports.time.advance(3_000);
+  await w.during(w.client.createRealm('default'), 1_000);
+  const spec = parseSpec({ program: 'sleep', args: [3_000] });
+  if (spec._tag === 'Left') return t.fail(spec.left.message);
+  const pid = 'default.k_two-terms';
+  const record = (term: number): ProcRecord => ({ pid, spec: spec.right, state: 'starting', node: 'node-2', restarts: 0, term, createdAtMs: 0 });
+  const bus = w.nodes.get('node-2')!.bus!;
+  // The winning scheduler's record (term 2), as its create left it; the losing one's order (term 1).
+  const live = await w.during(bus.kv(BUCKET.live), 1_000);
+  await w.during(live.put(pid, new Uint8Array(0)), 1_000);
+  await w.during(w.during(bus.kv(BUCKET.procs), 1_000).then((kv) => kv.create(pid, encode(record(2)))), 1_000);
+  await w.during(bus.request(NODE.subject('node-2'), encode({ op: 'run', order: { pid, spec: spec.right, modulePath: SIM_PROGRAMS.sleep!, record: record(1), pendingCreate: true } }), { timeoutMs: 2_000 }), 3_000);
+  await w.ports.time.advance(2_000); // the node reads the record back: it names node-2, so the proc starts
+  t.deepEqual(runs, [pid]);
+  bus.publish(NODE_NOTE.subject('node-2'), encode({ op: 'cancel', pid, term: 1 }));
+  await w.ports.time.advance(10_000);
+  const rec = (await table(w)).find((r) => r.pid === pid);
+  t.is(rec?.state, 'exited', JSON.stringify(rec));
+  t.is(rec?.status?.kind, 'ok', 'it ran to its end: the cancel was the losing scheduler\'s');
+  t.deepEqual(runs, [pid], 'once');
 });

@@ -99,7 +99,9 @@ export function realmGone(s: SchedulerState, name: string): void {
     (e: unknown) => {
       // Still there (its record at least): a removal asked again starts over rather than find it unknown.
       s.realms.add(name);
-      waiting.forEach((w) => w({ ok: false, error: new ControlError('internal', `realm ${name} not removed: ${(e as Error).message}; try again`).toWire() }));
+      // Deposed meanwhile (JetStream's elections after a healed partition): the next leader finishes it.
+      const error = s.active ? new ControlError('internal', `realm ${name} not removed: ${(e as Error).message}; try again`) : new ControlError('no-scheduler', `realm ${name} not removed: this scheduler lost its lease meanwhile; ask the next one`);
+      waiting.forEach((w) => w({ ok: false, error: error.toWire() }));
     },
   );
 }

@@ -43,7 +43,7 @@ export function recordExit(s: NodeState, pid: string, p: Proc, status: Status): 
     // rather than leave it starting. Only the one its own order made: another scheduler's create of
     // the same key may have won, for a run elsewhere (a CAS that writes nothing when none is ours).
     s.unrecorded.delete(pid);
-    const ours = (r: ProcRecord): boolean => r.state !== 'exited' && r.node === s.cfg.id && r.term === p.order.record?.term;
+    const ours = (r: ProcRecord): boolean => r.state !== 'exited' && r.node === s.cfg.id && r.term === (p.record?.term ?? p.order.record?.term);
     void s.deps.table.transition(pid, (r) => (ours(r) ? { ...r, state: 'exited', status: { kind: 'error', message: 'its spawn failed: the record could not be written in time' } } : undefined)).catch(() => {});
     return;
   }
@@ -145,8 +145,12 @@ export function cancel(s: NodeState, pid: string, term: number | undefined, stop
   const p = s.procs.get(pid) ?? s.unrecorded.get(pid)?.p ?? s.awaiting.get(pid)?.p;
   if (p === undefined) return;
   // A keyed pid may come from two schedulers around a leader change: the cancel of one whose create
-  // failed must not stop the run another's order started.
-  if (term !== undefined && p.order.record?.term !== undefined && p.order.record.term !== term) return;
+  // failed must not stop the run another's record names. The term is the durable record's when this
+  // node read it back (its order may be the failed scheduler's, another's create having won): stopped
+  // on that cancel, the proc ran once and its exit, not its own scheduler's, was never written (the
+  // chaos partition scenario: records left 'starting' of procs that had run).
+  const known = p.record?.term ?? p.order.record?.term;
+  if (term !== undefined && known !== undefined && known !== term) return;
   p.cancelled = true;
   s.awaiting.delete(pid);
   const u = s.unrecorded.get(pid);
