@@ -66,7 +66,7 @@ export interface ConnectOptions {
   replicas?: number;
   /** Try the servers in the order given (the first is this machine's own) rather than shuffled. */
   ordered?: boolean;
-  /** The HTTP monitoring URL of this machine's own server (`http://host:8222`): where metaLeader() asks. */
+  /** The HTTP monitoring URL of this machine's own server (`http://host:8222`): where metaGroup() asks. */
   monitorUrl?: string;
 }
 
