@@ -173,7 +173,12 @@ export function dataPathProcTests(mode: 'bpf' | 'userspace', skip: string | unde
     const killed = await run({ program: 'dpcall', args: ['doomed', 'die'] });
     t.is(killed.kind, 'error', 'the call fails: its target died');
     t.is((await tc.client.waitExit(doomed.pid, { timeoutMs: WAIT_MS })).kind, 'crashed');
-    t.is(await waitFor(used, (u) => u === baseline), baseline, 'a dead host gives everything back');
+    // A flake (1 run in 5 or so under the full suite) left 256 bytes here: say what the node saw.
+    const back = await waitFor(used, (u) => u === baseline).catch(async (e: unknown) => {
+      t.log(JSON.stringify(await status()));
+      throw e;
+    });
+    t.is(back, baseline, 'a dead host gives everything back');
     t.true((await status()).reclaimed.buffers >= 40);
   });
 
