@@ -4,6 +4,19 @@ import type { Bus } from '../nats/types.js';
 /** Writes in flight while the table is filled with history. */
 const FILL_CONCURRENCY = 256;
 
+/** Tries of one history write: a put of the same record again is harmless, and 256 in flight on a loaded 3-server cluster timed out (chaos, seed 2). */
+const FILL_ATTEMPTS_MAX = 5;
+
+async function putAgain(put: () => Promise<number>): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return void (await put());
+    } catch (e) {
+      if (attempt >= FILL_ATTEMPTS_MAX || (e as { type?: string }).type !== 'timeout') throw e;
+    }
+  }
+}
+
 /** An exited record as the scheduler and a node leave it. */
 function exitedRecord(realm: string, i: number, nowMs: number): ProcRecord {
   return {
@@ -30,7 +43,7 @@ export async function fillHistory(bus: Bus, realm: string, count: number, tick: 
     Array.from({ length: FILL_CONCURRENCY }, async () => {
       for (let i = next++; i < count; i = next++) {
         const r = exitedRecord(realm, i, nowMs);
-        await procs.put(r.pid, encode(r));
+        await putAgain(() => procs.put(r.pid, encode(r)));
         if (i % 1000 === 0) tick(1000);
       }
     }),
