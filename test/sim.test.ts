@@ -182,7 +182,8 @@ test('sim - a repeated run order for a proc that already ended on the node is no
 // removal had already dropped the realm from the scheduler: asked again, it was "unknown", its record
 // left in the bucket. Each step is now tried again, and a removal that fails for good leaves the realm
 // there to be removed again.
-test('sim - a realm removal rides out a names bucket without responders; one that fails for good can be asked again', async (t) => {
+// Serial: it patches the simulated KV's prototype, which the concurrent tests' worlds share.
+test.serial('sim - a realm removal rides out a names bucket without responders; one that fails for good can be asked again', async (t) => {
   const w = await started(5);
   const kv = await w.during(w.nats.connect('probe').kv(BUCKET.names), 1_000);
   const proto = Object.getPrototypeOf(kv) as { keys: (this: { bucket: string }, filter?: string) => Promise<string[]> };
@@ -241,4 +242,25 @@ test("sim - a cancel from a scheduler whose create lost does not stop a proc tha
   t.is(rec?.state, 'exited', JSON.stringify(rec));
   t.is(rec?.status?.kind, 'ok', 'it ran to its end: the cancel was the losing scheduler\'s');
   t.deepEqual(runs, [pid], 'once');
+});
+
+// A create whose answer was lost can land after its spawn was refused and its cleanup found no record;
+// nobody knows that proc. A realm's removal ends what its live index still holds (the chaos partition
+// scenario, seed 2: a removed realm's record left 'starting').
+test('sim - a realm removal ends records of the realm that no scheduler knows of', async (t) => {
+  const w = await started(7);
+  await w.during(w.client.createRealm('gone'), 1_000);
+  const spec = parseSpec({ program: 'sleep', args: [600_000], realm: 'gone' });
+  if (spec._tag === 'Left') return t.fail(spec.left.message);
+  const pid = 'gone.k_landed-late';
+  const bus = w.nats.connect('late-create');
+  const live = await w.during(bus.kv(BUCKET.live), 1_000);
+  await w.during(live.put(pid, new Uint8Array(0)), 1_000);
+  const procs = await w.during(bus.kv(BUCKET.procs), 1_000);
+  await w.during(procs.create(pid, encode({ pid, spec: spec.right, state: 'starting', node: 'node-2', restarts: 0, term: 1, createdAtMs: 0 } satisfies ProcRecord)), 1_000);
+  await w.during(w.client.removeRealm('gone', { timeoutMs: 10_000 }), 10_000);
+  const rec = (await table(w)).find((r) => r.pid === pid);
+  t.is(rec?.state, 'exited', JSON.stringify(rec));
+  t.is(rec?.status?.kind, 'evicted');
+  t.deepEqual(await w.during(live.keys('gone.>'), 1_000), [], 'out of the live index');
 });

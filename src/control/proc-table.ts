@@ -93,6 +93,20 @@ export class ProcTable {
     return r !== undefined;
   }
 
+  /**
+   * Ends every record of `realm` still in the live index (with `status`): a removed realm's leftovers.
+   * Returns the pids it ended. Reads only the realm's index keys.
+   */
+  async endRealm(realm: string, status: Status): Promise<string[]> {
+    if (this.live === undefined) return [];
+    const ended: string[] = [];
+    for (const pid of await this.live.keys(`${realm}.>`)) {
+      if (await this.exit(pid, status)) ended.push(pid);
+      else if ((await this.get(pid)) === undefined) await this.live.delete(pid); // an entry whose create never landed
+    }
+    return ended;
+  }
+
   /** An exit leaves the index; a delete that does not land is dropped by the next live(). */
   #ended(r: ProcRecord): void {
     if (r.state === 'exited') this.live?.delete(r.pid).catch(() => {});

@@ -46,6 +46,11 @@ async function forget(s: SchedulerState, name: string): Promise<void> {
     // A lost delete leaves a removed realm's name behind (realm-teardown-under-load seed 3030).
     for (let attempt = 1; attempt <= NAME_DELETE_ATTEMPTS_MAX; attempt++) if (await s.deps.namesKv.delete(key).then(() => true, () => false)) break;
   }
+  // Records of the realm this scheduler does not know of end here: a create whose answer was lost may
+  // land after its spawn was refused and its cleanup found nothing (the chaos partition scenario, seed 2:
+  // a record left 'starting' in the live index of a removed realm).
+  const orphans = await retried(s, name, 'live records not ended', () => s.deps.table.endRealm(name, { kind: 'evicted', message: `its realm ${name} was removed` }));
+  if (orphans.length > 0) s.log.warn({ realm: name, pids: orphans.slice(0, 10), count: orphans.length }, 'realm removal ended records no scheduler knew of');
   await retried(s, name, 'record not deleted', () => s.deps.realmsKv.delete(name));
   s.quotas.delete(name);
   // Nodes drop what they keep per realm (its idle hosts, its shared-memory pool), told again while a
