@@ -128,9 +128,19 @@ function ranWhere(world: ChaosWorld, pid: string): string {
   return world.machines.flatMap((m) => Array<string>(runsOf(world, pid, [m])).fill(m.name)).join(' ');
 }
 
-/** A lost proc with what tells why: its record's state and node, and how often it ran. */
-function describeLost(world: ChaosWorld, pid: string, r: ProcRecord | undefined): string {
-  const where = r === undefined ? 'no record' : `${r.state}${r.node === undefined ? '' : ` on ${r.node}`}`;
+/**
+ * A lost proc with what tells why: its record's state and node, and how often it ran. Without a record,
+ * one more read says whether the table has none or could not be read (two full runs had accepted
+ * spawns with "no record" that had run once, and the verdict could not tell the two apart).
+ */
+async function describeLost(world: ChaosWorld, pid: string, r: ProcRecord | undefined): Promise<string> {
+  const where =
+    r !== undefined
+      ? `${r.state}${r.node === undefined ? '' : ` on ${r.node}`}`
+      : await world.client.proc(pid).then(
+          (again) => (again === undefined ? 'no record (the table has none)' : `no record until a last read: ${again.state}`),
+          (e: unknown) => `no record (unreadable: ${(e as Error).message})`,
+        );
   return `${pid} [${where}, ran ${runsOf(world, pid)}x]`;
 }
 
@@ -148,7 +158,7 @@ export async function check(world: ChaosWorld, records: readonly SpawnRecord[]):
   const failed = records.filter((r) => r.failed !== undefined);
   return {
     accepted: accepted.length,
-    lost: accepted.filter((r) => table.get(r.pid)?.state !== 'exited').map((r) => describeLost(world, r.pid, table.get(r.pid))),
+    lost: await Promise.all(accepted.filter((r) => table.get(r.pid)?.state !== 'exited').map((r) => describeLost(world, r.pid, table.get(r.pid)))),
     runTwice: records.filter((r) => runsOf(world, r.pid) > 1).map((r) => `${r.pid} [${ranWhere(world, r.pid)}]`),
     ghosts: failed.filter((r) => table.has(r.pid) || runsOf(world, r.pid) > 0).map((r) => r.pid),
     failed,
