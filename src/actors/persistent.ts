@@ -192,8 +192,10 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
   protected persist(...events: E[]): Promise<S> {
     if (this.#failure !== undefined) return Promise.reject(this.#failure.error);
     if (events.length === 0) return this.persisted().then(() => this.state);
-    // The journal and the stored state get a copy: the handler's objects now belong to #state.
-    const copies = structuredClone(events);
+    // The journal and the stored state get a copy (the handler's objects now belong to #state), made by
+    // one JSON round trip, as the journal will store them, whose length bounds the batch.
+    const json = JSON.stringify(events);
+    const copies = JSON.parse(json) as unknown[];
     try {
       for (const e of events) this.#state = this.onEvent(this.#state as S, e);
     } catch (e) {
@@ -202,7 +204,7 @@ export abstract class PersistentActor<C, E, S> extends Actor<C> {
       this.#failWrites(e, []);
       return Promise.reject(e);
     }
-    const stored = new Promise<void>((resolve, reject) => this.#queued.push({ events: copies, bytes: Buffer.byteLength(JSON.stringify(copies)), resolve, reject }));
+    const stored = new Promise<void>((resolve, reject) => this.#queued.push({ events: copies, bytes: Buffer.byteLength(json), resolve, reject }));
     stored.catch(() => {}); // the caller's promise below carries the failure; this one is only chained
     this.#pendingEvents += events.length;
     this.#tail = stored;

@@ -102,7 +102,7 @@ export class ProcTable {
     const ended: string[] = [];
     for (const pid of await this.live.keys(`${realm}.>`)) {
       if (await this.exit(pid, status)) ended.push(pid);
-      else if ((await this.get(pid)) === undefined) await this.live.delete(pid); // an entry whose create never landed
+      else await this.live.delete(pid); // exited already (its index delete was lost), or its create never landed
     }
     return ended;
   }

@@ -284,7 +284,7 @@ export interface StreamLeadership {
   /**
    * JetStream's meta group (every consumer, so every KV listing and watch, is made through its leader),
    * as the connection's own server's monitoring reports it; undefined when unknown. `whole`: every peer
-   * is current and was heard from within a second (no server down or cut off).
+   * is current and was heard from lately (no server down or cut off).
    */
   metaGroup(): Promise<MetaGroup | undefined>;
 }

@@ -8,7 +8,7 @@ export async function snapshot(deps: SchedulerDeps): Promise<{ records: ProcReco
   const [records, nodeKeys, realms] = await Promise.all([deps.table.liveRecords(), deps.nodesKv.keys(), deps.realmsKv.keys()]);
   // The gets in parallel: a recovery's reads are on the failover's path (one round trip, not one a key).
   const [nodeValues, realmValues] = await Promise.all([Promise.all(nodeKeys.map((k) => deps.nodesKv.get(k))), Promise.all(realms.map((k) => deps.realmsKv.get(k)))]);
-  const nodes = nodeValues.flatMap((e) => (e?.value == null ? [] : [decodeNodeRecord(e.value)])).filter((n): n is NodeRecord => n !== undefined);
+  const nodes = nodeValues.map((e) => (e?.value == null ? undefined : decodeNodeRecord(e.value))).filter((n): n is NodeRecord => n !== undefined);
   const quotas: Array<[string, RealmQuota]> = [];
   realms.forEach((k, i) => {
     const e = realmValues[i];

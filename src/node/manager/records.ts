@@ -43,7 +43,7 @@ export function recordExit(s: NodeState, pid: string, p: Proc, status: Status): 
     // rather than leave it starting. Only the one its own order made: another scheduler's create of
     // the same key may have won, for a run elsewhere (a CAS that writes nothing when none is ours).
     s.unrecorded.delete(pid);
-    const ours = (r: ProcRecord): boolean => r.state !== 'exited' && r.node === s.cfg.id && r.term === (p.record?.term ?? p.order.record?.term);
+    const ours = (r: ProcRecord): boolean => r.state !== 'exited' && r.node === s.cfg.id && r.term === knownTerm(p);
     void s.deps.table.transition(pid, (r) => (ours(r) ? { ...r, state: 'exited', status: { kind: 'error', message: 'its spawn failed: the record could not be written in time' } } : undefined)).catch(() => {});
     return;
   }
@@ -140,6 +140,11 @@ export function created(s: NodeState, pid: string, revision: number): void {
   if (p !== undefined) recordKnown(s, pid, p, revision);
 }
 
+/** The term of the proc's record: the durable one's once read back, else its order's. */
+function knownTerm(p: Proc): number | undefined {
+  return p.record?.term ?? p.order.record?.term;
+}
+
 /** The scheduler could not create the record: nothing is written for the proc, and it stops. */
 export function cancel(s: NodeState, pid: string, term: number | undefined, stop: (p: Proc) => void): void {
   const p = s.procs.get(pid) ?? s.unrecorded.get(pid)?.p ?? s.awaiting.get(pid)?.p;
@@ -149,7 +154,7 @@ export function cancel(s: NodeState, pid: string, term: number | undefined, stop
   // node read it back (its order may be the failed scheduler's, another's create having won): stopped
   // on that cancel, the proc ran once and its exit, not its own scheduler's, was never written (the
   // chaos partition scenario: records left 'starting' of procs that had run).
-  const known = p.record?.term ?? p.order.record?.term;
+  const known = knownTerm(p);
   if (term !== undefined && known !== undefined && known !== term) return;
   p.cancelled = true;
   s.awaiting.delete(pid);
