@@ -43,6 +43,8 @@ const DEBIAN_PACKAGES = [
   { pkg: 'nats-server', bin: 'nats-server', linuxOnly: false },
   // `nft`: the chaos harness's cut-off and lossy links (src/chaos/); nothing else needs it.
   { pkg: 'nftables', bin: 'nft', linuxOnly: true },
+  // `wrk`: the apps benchmark's closed loop (apps/common/wrk.ts); without it autocannon, which costs more CPU.
+  { pkg: 'wrk', bin: 'wrk', linuxOnly: true },
 ];
 const USAGE = `usage: node scripts/bootstrap.mjs [--force-build] [--strict] [--quiet] [--json] [--only=npm,apt,build,native]
   --force-build  rebuild TypeScript and native code even if up to date
@@ -173,10 +175,11 @@ function missingPackages() {
 }
 
 function consequences(missing) {
-  const bpf = missing.filter((p) => p !== 'nats-server' && p !== 'nftables');
+  const bpf = missing.filter((p) => p !== 'nats-server' && p !== 'nftables' && p !== 'wrk');
   const lost = [];
   if (bpf.length > 0) lost.push('no BPF data path (the userspace one still works)');
   if (missing.includes('nftables')) lost.push('no lossy or cut-off links in `npm run chaos` (kill and pause faults still work)');
+  if (missing.includes('wrk')) lost.push('the apps benchmark loads on autocannon (more of the cores it measures go to the load)');
   if (missing.includes('nats-server')) lost.push('no embedded NATS server (tests and `npm run cluster` need it)');
   return lost.join(', ');
 }

@@ -222,6 +222,8 @@ test('hub - credits bound what a slow receiver holds, over real sockets; unaccep
   await until(() => got === total && held === 0, 'all consumed');
   t.true(maxHeld <= 4, `receiver held at most ${maxHeld}`);
   await until(() => used(h, 'a') === 0, 'pool back to empty');
+  // Credits come back in frames of their own, after the buffers are freed: all four before the count below.
+  await until(() => a1.ep.stats().credits.inFlight === 0, 'credits back');
 
   // A receiver that stops reading (its proc hung, then died): frames sit in its socket, never accepted.
   a2.socket.pause();

@@ -3,8 +3,10 @@
  * `node loadgen.js <port> <connections> <durationS> [ratePerS]`; prints one JSON line (requests, errors,
  * status codes, duration, every latency in ms).
  *
- * Without a rate: a closed loop with autocannon, `connections` visitors each sending its next request
- * when the last one is answered.
+ * Without a rate: a closed loop, `connections` connections each sending its next request when the last
+ * one is answered: on wrk where it is installed (apps/common/wrk.ts: a few µs of CPU per request against
+ * autocannon's ~120, on the cores the deployment under test uses), else on autocannon
+ * (`SIGMA_LOADGEN=autocannon` forces it). The result says which (`generator`).
  *
  * With a rate: an open loop. Request i is due at start + i / rate (evenly spaced) and goes to the next
  * visitor in turn, over a pool of `connections` keep-alive connections (undici); its latency is measured
@@ -18,6 +20,7 @@
 import autocannon from 'autocannon';
 import { performance } from 'node:perf_hooks';
 import { Pool } from 'undici';
+import { wrkAvailable, wrkClosedLoop } from './wrk.js';
 
 /** One request as a mix draws it. */
 export interface MixRequest {
@@ -42,6 +45,8 @@ export interface LoadResult {
   /** Seconds. */
   duration: number;
   latenciesMs: number[];
+  /** What sent the load: `wrk` or `autocannon` (closed loop), `undici` (open loop). */
+  generator?: string;
 }
 
 /** The open loop's timer granularity: every tick sends what has fallen due since the last. */
@@ -53,7 +58,12 @@ const REQUEST_TIMEOUT_MS = 10_000;
 export async function main<T, C extends object>(mix: Mix<T, C>): Promise<void> {
   const [port, connections, durationS, rate] = process.argv.slice(2).map(Number) as [number, number, number, number | undefined];
   const url = `http://127.0.0.1:${port}`;
-  const r = rate !== undefined && rate > 0 ? await openLoop(mix, url, connections, durationS, rate) : await closedLoop(mix, url, connections, durationS);
+  const r: LoadResult =
+    rate !== undefined && rate > 0
+      ? { ...(await openLoop(mix, url, connections, durationS, rate)), generator: 'undici' }
+      : process.env['SIGMA_LOADGEN'] !== 'autocannon' && (await wrkAvailable())
+        ? { ...(await wrkClosedLoop(mix, url, connections, durationS)), generator: 'wrk' }
+        : { ...(await closedLoop(mix, url, connections, durationS)), generator: 'autocannon' };
   process.stdout.write(`${JSON.stringify(r)}\n`);
 }
 

@@ -1,5 +1,5 @@
 import type { ActorRef, Context } from '../../src/actors/index.js';
-import { ServiceProc, type DataMessage } from '../../src/proc/types.js';
+import { ServiceProc, type DataMessage, type ProcContext } from '../../src/proc/types.js';
 import { JournaledState, type StateCall, type StateView } from './sigma-state.js';
 import { httpAnswer, readRequest } from '../../src/gateway/envelope.js';
 import { parseCookies, parseForm, serveCall, type App, type Handlers, type Rpc } from './app.js';
@@ -8,11 +8,13 @@ export const RPC_TIMEOUT_MS = 5_000;
 /** How long a stateful service may take to recover its state from the journal before it fails to start. */
 export const STATE_RECOVERY_MS = 20_000;
 const utf8 = new TextDecoder();
+const decode = (bytes: Uint8Array): string => utf8.decode(bytes);
 
 /** Calls between an app's services on the data path: JSON `{ m, a }` in, `{ ok, value | error }` back. */
-export function dataPathRpc(call: (target: string, payload: string, o: { timeoutMs: number }) => Promise<Uint8Array>): Rpc {
+export function dataPathRpc(proc: Pick<ProcContext, 'callWith'>): Rpc {
   return async (service, method, args) => {
-    const r = JSON.parse(utf8.decode(await call(service, JSON.stringify({ m: method, a: args }), { timeoutMs: RPC_TIMEOUT_MS }))) as { ok: boolean; value?: unknown; error?: string };
+    // The answer is decoded where it lies in the pool (callWith), not copied out first.
+    const r = JSON.parse(await proc.callWith(service, JSON.stringify({ m: method, a: args }), decode, { timeoutMs: RPC_TIMEOUT_MS })) as { ok: boolean; value?: unknown; error?: string };
     if (!r.ok) throw new Error(r.error ?? `${service}.${method} failed`);
     return r.value;
   };
@@ -54,7 +56,7 @@ export function serviceProc(app: App): new (...a: never[]) => ServiceProc<never>
       return JSON.stringify(await serveCall(this.#handlers, req.m, req.a, this.#rpcOf()));
     }
     #rpcOf(): Rpc {
-      return (this.#rpc ??= dataPathRpc((t, p, o) => this.proc.call(t, p, o)));
+      return (this.#rpc ??= dataPathRpc(this.proc));
     }
   } as never;
 }
@@ -66,7 +68,7 @@ export function frontendProc(app: App): new (...a: never[]) => ServiceProc<never
     async onData(msg: DataMessage): Promise<Uint8Array> {
       const { head, body } = readRequest(msg.bytes);
       const form = head.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true ? parseForm(utf8.decode(body)) : {};
-      const a = await app.frontend({ method: head.method, path: head.path, query: head.query, form, cookies: parseCookies(head.headers['cookie']), ...(head.headers['referer'] === undefined ? {} : { referer: head.headers['referer'] }) }, dataPathRpc((t, p, o) => this.proc.call(t, p, o)));
+      const a = await app.frontend({ method: head.method, path: head.path, query: head.query, form, cookies: parseCookies(head.headers['cookie']), ...(head.headers['referer'] === undefined ? {} : { referer: head.headers['referer'] }) }, dataPathRpc(this.proc));
       return httpAnswer(a.status, a.body, a.headers);
     }
   } as never;

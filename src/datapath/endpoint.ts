@@ -20,6 +20,7 @@ import type { AllocError, Allocation, Pool } from './pool.js';
 export const DEFAULT_SEND_TIMEOUT_MS = 1000;
 const CREDIT_RETRY_DELAY_MS = 1;
 const SENT: Either<never, void> = right(undefined);
+const UTF8 = new TextEncoder();
 
 export interface EndpointOptions {
   id: number;
@@ -112,6 +113,29 @@ export class Endpoint {
     }
     this.pool.bytes(a.right.offset, payload.length).set(payload);
     const r = this.#writeData(dst, a.right, payload.length, options.requestId ?? 0n);
+    if (r._tag === 'Left') this.pool.free(this.id, a.right.offset, a.right.generation);
+    return r;
+  }
+
+  /**
+   * `send` without a promise when a credit is at hand now (most sends): copies `payload` into the pool
+   * (a string is encoded straight into it: no intermediate buffer) and writes its descriptor. Left with
+   * `credits-exhausted` means nothing happened: wait in `send`.
+   */
+  trySend(dst: number, payload: Uint8Array | string, requestId = 0n): Either<CreditsExhaustedError | SendError, void> {
+    if (this.#closed) return left(new EndpointClosedError(this.id));
+    const credit = this.#gate.tryAcquire(dst);
+    if (credit._tag === 'Left') return credit;
+    const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
+    const a = this.pool.alloc(this.id, Math.max(1, length));
+    if (a._tag === 'Left') {
+      this.#gate.grant(dst, 1);
+      return a;
+    }
+    const view = this.pool.bytes(a.right.offset, length);
+    if (typeof payload === 'string') UTF8.encodeInto(payload, view);
+    else view.set(payload);
+    const r = this.#writeData(dst, a.right, length, requestId);
     if (r._tag === 'Left') this.pool.free(this.id, a.right.offset, a.right.generation);
     return r;
   }

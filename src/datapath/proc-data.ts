@@ -312,8 +312,11 @@ export class ProcData implements LocalDataPathApi {
         }
       });
     }
+    if (typeof payload !== 'string' && !(payload instanceof Uint8Array)) throw new TypeError('a payload is a Uint8Array, a string or a buffer from ctx.alloc');
+    const now = this.#ep.trySend(dst, payload, requestId);
+    if (now._tag === 'Right') return undefined;
+    if (now.left.type !== 'credits-exhausted') throw now.left;
     const bytes = typeof payload === 'string' ? utf8.encode(payload) : payload;
-    if (!(bytes instanceof Uint8Array)) throw new TypeError('a payload is a Uint8Array, a string or a buffer from ctx.alloc');
     const opts = { requestId, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
     return this.#ep.send(dst, bytes, opts).then((r) => {
       if (r._tag === 'Left') throw r.left;
