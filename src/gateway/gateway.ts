@@ -50,6 +50,8 @@ interface Held {
   body: PoolBuffer | undefined;
   answer: PoolBuffer | undefined;
   closed: boolean;
+  /** The bound in force: the body's arrival, then the answer's write. */
+  timer: ReturnType<typeof setTimeout> | undefined;
 }
 
 /**
@@ -158,9 +160,10 @@ export class Gateway {
     if (this.#inFlight >= this.#limits.requestsInFlightMax) return this.#fail(req, res, route, 'busy', `${this.#limits.requestsInFlightMax} requests are in flight on this gateway`, t0);
     this.#inFlight++;
     this.#o.metrics.inFlight.inc();
-    const held: Held = { body: undefined, answer: undefined, closed: false };
+    const held: Held = { body: undefined, answer: undefined, closed: false, timer: undefined };
     res.once('close', () => {
       held.closed = true;
+      clearTimeout(held.timer);
       held.body?.release();
       held.answer?.release();
       this.#inFlight--;
@@ -173,10 +176,12 @@ export class Gateway {
       return this.#fail(req, res, route, 'bad-request', (e as Error).message, t0);
     }
     const prefix = head === undefined ? 0 : 4 + head.length;
-    const bodyTimer = setTimeout(() => this.#fail(req, res, route, 'body-timeout', `the body did not arrive within ${this.#limits.bodyTimeoutMs} ms`, t0), this.#limits.bodyTimeoutMs);
-    res.once('close', () => clearTimeout(bodyTimer));
+    // A request without a body (most GETs) ends as soon as its head is parsed: no bound to arm.
+    if ((length ?? 0) > 0 || req.headers['transfer-encoding'] !== undefined) {
+      held.timer = setTimeout(() => this.#fail(req, res, route, 'body-timeout', `the body did not arrive within ${this.#limits.bodyTimeoutMs} ms`, t0), this.#limits.bodyTimeoutMs);
+    }
     const ready = (buf: PoolBuffer): void => {
-      clearTimeout(bodyTimer);
+      clearTimeout(held.timer);
       if (head !== undefined) writeHead(buf.bytes, head);
       this.#call(api, route, buf, held, req, res, t0);
     };
@@ -245,7 +250,7 @@ export class Gateway {
         this.#o.metrics.procLatency.observe(labels, (performance.now() - c0) / 1000);
         if (held.closed) return answer.release(); // the client left meanwhile
         held.answer = answer;
-        this.#answer(route, answer, req, res, t0);
+        this.#answer(route, held, req, res, t0);
       },
       (e: unknown) => {
         buf.release(); // refused before it was sent: still ours (idempotent once it was)
@@ -256,7 +261,8 @@ export class Gateway {
   }
 
   /** Writes the answer from the pool; its buffer goes back once the kernel has it (res 'close'), or when the write bound cuts a client that does not read. */
-  #answer(route: RouteRecord, answer: PoolBuffer, req: IncomingMessage, res: ServerResponse, t0: number): void {
+  #answer(route: RouteRecord, held: Held, req: IncomingMessage, res: ServerResponse, t0: number): void {
+    const answer = held.answer!;
     let status = 200;
     let body = answer.bytes;
     let headers: Record<string, string> = {};
@@ -271,11 +277,10 @@ export class Gateway {
     if (!res.hasHeader('content-type')) res.setHeader('content-type', 'application/octet-stream');
     res.setHeader('content-length', body.length);
     res.statusCode = status;
-    const writeTimer = setTimeout(() => {
+    held.timer = setTimeout(() => {
       this.#o.metrics.errors.inc({ realm: route.realm, route: route.name, kind: 'slow-client' });
       res.destroy(); // 'close' follows once libuv has let go of the buffer: then it is freed
     }, this.#limits.writeTimeoutMs);
-    res.once('close', () => clearTimeout(writeTimer));
     res.once('finish', () => this.#done(route, status, t0));
     if (req.method === 'HEAD') res.end();
     else res.end(body);
