@@ -49,15 +49,15 @@ const isSigma = (cmd: string): boolean => cmd.includes('nats-server') || cmd.inc
 const isHttpOf = (app: AppName) => (cmd: string): boolean => cmd.includes('common/http-server') && cmd.includes(`apps/${app}/`);
 type AppName = 'boutique' | 'hotel';
 
-interface Load { rps: number; latenciesMs: number[]; errors: number }
+interface Load { rps: number; latenciesMs: number[]; errors: number; generator: string }
 
 function load(app: AppName, port: number, durationS: number, rate?: number): Promise<Load> {
   return new Promise((resolve, reject) => {
     execFile(process.execPath, [join(app === 'boutique' ? APP : HOTEL, 'loadgen.js'), String(port), String(CONNECTIONS), String(durationS), ...(rate === undefined ? [] : [String(rate)])], { maxBuffer: 256 << 20 }, (e, stdout) => {
       if (e !== null) return reject(e);
-      const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { requests: { total: number }; duration: number; errors: number; timeouts: number; statusCodeStats: Record<string, { count: number }>; latenciesMs: number[] };
+      const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { requests: { total: number }; duration: number; errors: number; timeouts: number; statusCodeStats: Record<string, { count: number }>; latenciesMs: number[]; generator: string };
       const bad = Object.entries(r.statusCodeStats).reduce((n, [code, s]) => n + (Number(code) >= 400 ? s.count : 0), 0);
-      resolve({ rps: r.requests.total / r.duration, latenciesMs: r.latenciesMs, errors: bad + r.errors + r.timeouts });
+      resolve({ rps: r.requests.total / r.duration, latenciesMs: r.latenciesMs, errors: bad + r.errors + r.timeouts, generator: r.generator });
     });
   });
 }
@@ -78,6 +78,7 @@ async function measure(ctx: BenchContext, app: AppName, ports: { sigma: number; 
     const cpuMsUsed = cpuMs(match[d]) - c0;
     out[`${app}_${d}_cpu_cores`] = round(cpuMsUsed / (closedS * 1000), 2);
     out[`${app}_${d}_rps`] = round(closed.rps, 0);
+    out['closed_loop_generator'] = closed.generator;
     // CPU per request over the same phase (the goal is on this, not on cores: sigma serves more requests).
     out[`${app}_${d}_cpu_us_per_req`] = round((cpuMsUsed * 1000) / Math.max(1, closed.rps * closedS), 0);
     errors[d] += closed.errors;
