@@ -7,7 +7,8 @@
  *
  * wrk runs one Lua script; this one replays requests generated here from the same mix, in order,
  * cycling: visitors interleaved one request each, with more visitors than connections, so that no
- * visitor has two requests in flight (its cart's add still comes before its checkout).
+ * visitor has two requests in flight (its cart's add still comes before its checkout). Generating them
+ * here keeps one definition of each mix (apps/<app>/loadgen.ts) for both loops.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -15,8 +16,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LoadResult, Mix, MixRequest } from './loadgen.js';
 
-/** Visitors per connection: a visitor's next request is that many requests of the cycle behind. */
-const VISITORS_PER_CONNECTION = 8;
+/**
+ * Visitors: at least two per connection (a visitor's next request is that many requests of the cycle
+ * behind its last, so never in flight beside it), up to eight, within a cycle of about 25,000 requests
+ * (the hotel's mix has 200 tasks a visitor: 128 visitors; Boutique's 19: 512).
+ */
+const visitorsFor = (connections: number, tasks: number): number => Math.min(8 * connections, Math.max(2 * connections, Math.floor(25_600 / tasks)));
 const TIMEOUT_S = 10;
 
 // Requests are separated by NUL (never in a request); `done` prints one JSON line after wrk's report.
@@ -66,7 +71,7 @@ export async function wrkClosedLoop<T, C extends object>(mix: Mix<T, C>, url: st
     const script = join(dir, 'replay.lua');
     const requests = join(dir, 'requests');
     writeFileSync(script, REPLAY_LUA);
-    writeFileSync(requests, replayCycle(mix, u.host, connections * VISITORS_PER_CONNECTION).join('\0'));
+    writeFileSync(requests, replayCycle(mix, u.host, visitorsFor(connections, mix.tasks.length)).join('\0'));
     const args = ['-t1', `-c${connections}`, `-d${durationS}s`, `--timeout`, `${TIMEOUT_S}s`, '-s', script, url, '--', requests];
     const stdout = await new Promise<string>((resolve, reject) => execFile('wrk', args, { maxBuffer: 16 << 20 }, (e, out, err) => (e === null ? resolve(out) : reject(new Error(`wrk ${args.join(' ')}: ${e.message} ${err}`)))));
     const r = JSON.parse(stdout.trim().split('\n').at(-1)!) as { requests: number; duration_us: number; connect: number; read: number; write: number; status: number; timeout: number };
