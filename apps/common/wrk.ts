@@ -32,6 +32,9 @@ function init(args)
   local data = f:read("*a")
   f:close()
   for r in string.gmatch(data, "([^%z]+)") do reqs[#reqs + 1] = r end
+  -- wrk checks the script's request once per thread before it sends any: that call gets the cycle's
+  -- last request, and the first one sent is the cycle's first.
+  i = #reqs - 1
 end
 function request()
   i = i % #reqs + 1
