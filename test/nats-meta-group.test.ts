@@ -15,6 +15,7 @@ function fakeLeadership(own: string, group: () => MetaGroup | undefined): Stream
     server: () => own,
     metaGroup: async () => group(),
     leaderOf: async () => undefined,
+    replicasOf: async () => undefined,
     stepDown: async () => {},
   };
 }
