@@ -1,6 +1,7 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { followMetaLeader, META_SETTLE_MS } from '../src/control/leader-placement.js';
+import { followMetaLeader, keepLeadersOff, LEADERS_CHECK_MS, META_SETTLE_MS, watchReplicas } from '../src/control/leader-placement.js';
+import { realTimers } from '../src/ports/real.js';
 import { connectBus } from '../src/nats/real.js';
 import type { MetaGroup, StreamLeadership } from '../src/nats/types.js';
 import { VirtualTime } from '../src/ports/virtual.js';
@@ -15,6 +16,7 @@ function fakeLeadership(own: string, group: () => MetaGroup | undefined): Stream
     server: () => own,
     metaGroup: async () => group(),
     leaderOf: async () => undefined,
+    replicasOf: async () => undefined,
     stepDown: async () => {},
   };
 }
@@ -68,6 +70,43 @@ test.serial('meta group - the leader server reports the group whole, and not who
     nats.partition(other, true);
     t.false((await waitFor(() => atLeader.metaGroup(), (g) => g !== undefined && !g.whole, 30_000))!.whole, 'a peer cut off: not whole');
     nats.partition(other, false);
+  } finally {
+    await Promise.all(buses.map((b) => b.close()));
+    await nats.stop();
+  }
+});
+
+test.serial('stream replicas - a replica killed -9 is seen absent, and its return makes the placement hold the stream where it is', async (t) => {
+  t.timeout(180_000);
+  const nats = await startNatsCluster();
+  const buses = await Promise.all([0, 1, 2].map((i) => connectBus({ servers: [nats.url(i)], name: `replicas-${i}`, replicas: 3, monitorUrl: nats.monitorUrl(i) })));
+  try {
+    await buses[0]!.kv('held_test');
+    const lead = buses.map((b) => b.leadership!()!);
+    const leader = (await waitFor(() => lead[0]!.leaderOf('held_test'), (l) => l !== undefined, 30_000))!;
+    const at = [0, 1, 2].find((i) => lead[i]!.server() === leader)!;
+    const victim = [0, 1, 2].find((i) => i !== at)!;
+    const watch = watchReplicas(lead[at]!, { timers: realTimers }, silent, { buckets: ['held_test'] });
+    try {
+      const victimName = lead[victim]!.server()!;
+      await waitFor(async () => (await lead[at]!.replicasOf('held_test'))?.peers.every((p) => p.healthy), (ok) => ok === true, 30_000);
+      await new Promise((r) => setTimeout(r, 2 * LEADERS_CHECK_MS)); // seen healthy by the watch
+      t.deepEqual([...watch.suspects()], [], 'all three current: none taken for absent');
+      nats.kill(victim);
+      t.true(await waitFor(async () => watch.suspects().has(victimName), (s) => s, 60_000), `${victimName} seen absent once killed`);
+      await nats.restart(victim);
+      await waitFor(async () => (await lead[at]!.replicasOf('held_test'))?.peers.every((p) => p.healthy), (ok) => ok === true, 60_000);
+      // The scheduler on the leader's server: without the hold the stream would go to a peer nats-server picks.
+      const keeper = keepLeadersOff(lead[at]!, { timers: realTimers }, silent, { buckets: ['held_test'], metaLeader: () => undefined, replicas: watch });
+      try {
+        await new Promise((r) => setTimeout(r, 3 * LEADERS_CHECK_MS));
+        t.is(await lead[at]!.leaderOf('held_test'), leader, 'the stream stays on its leader: a stepdown may have picked the restarted server');
+      } finally {
+        keeper.stop();
+      }
+    } finally {
+      watch.stop();
+    }
   } finally {
     await Promise.all(buses.map((b) => b.close()));
     await nats.stop();

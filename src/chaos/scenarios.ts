@@ -13,6 +13,7 @@ import { BUCKET } from '../control/protocol/index.js';
 import { killServiceMachine } from './service.js';
 import { CHAIN_BEFORE_FAULT_MS, chainVictim, judgeChain, startChain, type ChainOutcome } from './chain.js';
 import { buffersLeaked, removedRealmLeftovers } from './leftovers.js';
+import { controlReplicas, readUnderEachLeader } from './replicas.js';
 
 export interface FaultContext {
   world: ChaosWorld;
@@ -58,6 +59,8 @@ const FIRST_ACCEPT_POLL_MS = 20;
 /** Exited procs written into the table before the scheduler's machine is killed (the issue's 100,000). */
 const HISTORY_PROCS = 100_000;
 const FIRST_ACCEPT_WAIT_MS = 60_000;
+/** How long the scheduler scenario waits for a lease holder to kill. */
+const LEADER_WAIT_MS = 15_000;
 
 /** Brings a machine's processes back: its NATS server (if it has one) and its node. */
 async function reboot(world: ChaosWorld, m: LabMachine, natsKilled: boolean): Promise<void> {
@@ -84,12 +87,14 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'scheduler',
     what: "a spawn storm while the scheduler's machine is killed (its node and NATS server, kill -9)",
     async inject({ world, quick, log, accepted }) {
-      const holder = await world.leader();
-      if (holder === undefined) throw new Error('no scheduler leader to kill');
-      const m = world.machineOf(holder);
       // The history of a long-running cluster, which its successor's recovery must not read.
       await fillHistory(world.bus, REALM, HISTORY_PROCS);
       const history = await exitedInTable(world);
+      // The holder is read after the fill, right before the kill: the lease may move meanwhile (a node
+      // whose server leads JetStream's meta group hands it over), and a seed-3 run killed a machine
+      // that had stopped leading 20 s before (its "failover" of 0.04 s measured nothing).
+      const holder = await leaderNow(world);
+      const m = world.machineOf(holder);
       const i = world.natsIndex(m);
       const t0 = Date.now();
       world.killNode(m);
@@ -172,6 +177,17 @@ export const SCENARIOS: readonly Scenario[] = [
   },
 ];
 
+/** The lease holder now, waiting out a hand-over (a lease vacant for a moment). */
+async function leaderNow(world: ChaosWorld): Promise<string> {
+  const deadline = Date.now() + LEADER_WAIT_MS;
+  for (;;) {
+    const holder = await world.leader();
+    if (holder !== undefined) return holder;
+    if (Date.now() > deadline) throw new Error(`no scheduler leader to kill within ${LEADER_WAIT_MS} ms`);
+    await sleep(FIRST_ACCEPT_POLL_MS);
+  }
+}
+
 /** Exited procs in the table: its records less the live index's (which also holds its completeness mark). */
 async function exitedInTable(world: ChaosWorld): Promise<number> {
   const [procs, live] = await Promise.all([world.bus.kv(BUCKET.procs), world.bus.kv(BUCKET.live)]);
@@ -239,6 +255,11 @@ export async function runScenario(s: Scenario, lab: Lab, o: { seed: number; quic
     const leaked = await buffersLeaked(world);
     const removedRealm = await removedRealmLeftovers(world, SPARE_REALM, records.map((r) => r.pid).filter((pid) => pid.startsWith(`${SPARE_REALM}.`)));
     log(`buffers ${leaked.length === 0 ? 'all returned' : `not returned: ${leaked.join('; ')}`}; realm ${SPARE_REALM} removed, ${removedRealm.length === 0 ? 'nothing left' : `left: ${removedRealm.join('; ')}`}`);
+    // What each NATS server holds of the tables the checks read, and, for a lost proc without a record,
+    // what each replica says when it leads (a proc that ran once and that no read finds: see replicas.ts).
+    for (const line of await controlReplicas(world)) log(line);
+    const unrecorded = verdict.lost.filter((l) => l.includes('no record')).map((l) => l.split(' ')[0]!);
+    for (const line of await readUnderEachLeader(world, unrecorded)) log(`lost, read under each leader: ${line}`);
     return { scenario: s.name, seed: o.seed, verdict, fault, leftovers: { buffersLeaked: leaked, removedRealm }, faultLog };
   } finally {
     await world.stop();

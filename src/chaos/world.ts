@@ -114,8 +114,8 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
 
   await Promise.all(machines.map(startNode));
   const client = await SigmaClient.connect(bus);
-  await untilScheduler(() => client.createRealm(REALM), { attempts: 200, delayMs: 250 });
-  await client.createRealm(SPARE_REALM);
+  await untilScheduler(() => ensureRealm(client, bus, REALM), { attempts: 200, delayMs: 250 });
+  await untilScheduler(() => ensureRealm(client, bus, SPARE_REALM), { attempts: 200, delayMs: 250 });
   await untilRealmRuns(client, SPARE_REALM);
   const leaderKv = await bus.kv(BUCKET.leader);
   return {
@@ -192,6 +192,27 @@ function untilReady(child: ChildProcess, id: string, logFile: string): Promise<v
     });
   });
 }
+
+/**
+ * Creates a realm of the fresh world. `realm-exists` is this run's own earlier attempt (its answer lost:
+ * the scheduler stepped the realms stream down at start, and a full run's service scenario stopped on it)
+ * once the realms bucket shows the record; otherwise (a failed write is also answered so) it is asked again.
+ */
+async function ensureRealm(client: SigmaClient, bus: Bus, name: string): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await client.createRealm(name);
+    } catch (e) {
+      if ((e as { type?: string }).type !== 'realm-exists') throw e;
+      const rec = await (await bus.kv(BUCKET.realms)).get(name).catch(() => null);
+      if (rec !== null) return;
+      if (attempt >= REALM_CREATE_ATTEMPTS_MAX) throw e;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
+const REALM_CREATE_ATTEMPTS_MAX = 40;
 
 /** Spawns `hello` in a new realm until one ends ok: its NATS user has reached every server. */
 async function untilRealmRuns(client: SigmaClient, realm: string): Promise<void> {

@@ -4,7 +4,7 @@ import type { Mutations } from './mutations.js';
 import type { Clock } from '../ports/types.js';
 import { fencedKv } from './fence.js';
 import { startRetention, type Retention } from './retention.js';
-import { keepLeadersOff } from './leader-placement.js';
+import { keepLeadersOff, type ReplicaWatch } from './leader-placement.js';
 import { ProcTable } from './proc-table.js';
 import { realmJournals } from './realm-journals.js';
 import { EVICT, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOTA, REALM_REMOVE, SPAWN, call, decodeJson, keyedPid, decodeNodeRecord, encode, type NodeRequest, type Rpc } from './protocol/index.js';
@@ -40,6 +40,8 @@ export interface LeaderDeps {
   seen?: SchedulerDeps['seen'];
   /** Stream leadership on a NATS cluster: the leader keeps the buckets' stream leaders off its own server. */
   leadership?: StreamLeadership;
+  /** NATS servers this process saw absent from a control stream (watchReplicas): no stream leadership is handed where it may land on one. */
+  replicas?: ReplicaWatch;
   /** Who leads JetStream's meta group, as this process last saw (followMetaLeader), so the leader does not ask again. */
   metaLeader?: () => string | undefined;
   /** Whether the lease is still held by this process's clock (LeaseOptions.onHeld); absent: until stopped. */
@@ -85,7 +87,7 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
   const subs = serveRequests(d.bus, sched, answering, d.system.ports.clock);
   const watches = followState(d, sched, isActive);
   const history = d.retention === undefined ? undefined : startRetention(new ProcTable(fencedKv(d.table.kv, isActive, term), d.table.live), d.system.ports, d.retention, d.system.log);
-  const leaders = d.leadership === undefined ? undefined : keepLeadersOff(d.leadership, d.system.ports, d.system.log, d.metaLeader === undefined ? {} : { metaLeader: d.metaLeader });
+  const leaders = d.leadership === undefined ? undefined : keepLeadersOff(d.leadership, d.system.ports, d.system.log, { ...(d.metaLeader === undefined ? {} : { metaLeader: d.metaLeader }), ...(d.replicas === undefined ? {} : { replicas: d.replicas }) });
   return async () => {
     active = false;
     history?.stop();

@@ -5,6 +5,11 @@ import type { Msg, StreamLeadership } from './types.js';
 
 /** A replica heard from longer ago than this (ns, as stream info says) is not counted healthy. */
 const REPLICA_ACTIVE_MAX_NS = 1_000_000_000;
+/**
+ * A replica silent this long (ns) is taken for down or cut off, not slow: a server back from such an
+ * absence may hold a replica that lacks writes it acknowledged before (see StreamLeadership.replicasOf).
+ */
+const REPLICA_ABSENT_NS = 3_000_000_000;
 /** The same for a meta group peer: its leader hears from each about once a second, so two beats' slack. */
 const META_PEER_ACTIVE_MAX_NS = 2_500_000_000;
 
@@ -36,6 +41,17 @@ export function realLeadership(h: LeadershipHost): StreamLeadership {
       // handed leadership to one (the chaos partition scenario: no scheduler for 11 s).
       const healthy = (r: (typeof replicas)[number]): boolean => r.current && r.offline !== true && r.active <= REPLICA_ACTIVE_MAX_NS;
       return replicas.length > 0 && replicas.every(healthy) ? si.cluster?.leader : undefined;
+    },
+    async replicasOf(bucket) {
+      const what = `stream info ${stream(bucket)}`;
+      const si = await bounded((await h.jsm()).streams.info(stream(bucket)), what, h.timeoutMs).catch((e: unknown) => Promise.reject(classify(e, what, h.timeoutMs)));
+      const replicas = si.cluster?.replicas;
+      if (replicas === undefined) return undefined;
+      const leader = si.cluster?.leader;
+      return {
+        ...(leader === undefined || leader === '' ? {} : { leader }),
+        peers: replicas.map((r) => ({ name: r.name, healthy: r.current && r.offline !== true && r.active <= REPLICA_ACTIVE_MAX_NS, absent: r.offline === true || r.active > REPLICA_ABSENT_NS })),
+      };
     },
     async metaGroup() {
       if (h.monitorUrl === undefined) return undefined;

@@ -279,6 +279,12 @@ export interface StreamLeadership {
    * the stream is not replicated.
    */
   leaderOf(bucket: string): Promise<string | undefined>;
+  /**
+   * The bucket's stream leader (undefined while it has none) and its other replicas, each `healthy`
+   * (current and heard from lately) and `absent` (offline, or silent for seconds: down or cut off, not
+   * merely slow); undefined when the stream is not replicated.
+   */
+  replicasOf(bucket: string): Promise<StreamReplicas | undefined>;
   /** Asks the bucket's stream leader to hand leadership to a current replica (fast: no election timeout). */
   stepDown(bucket: string): Promise<void>;
   /**
@@ -287,6 +293,12 @@ export interface StreamLeadership {
    * is current and was heard from lately (no server down or cut off).
    */
   metaGroup(): Promise<MetaGroup | undefined>;
+}
+
+export interface StreamReplicas {
+  leader?: string;
+  /** The replicas other than the leader. */
+  peers: Array<{ name: string; healthy: boolean; absent: boolean }>;
 }
 
 export interface MetaGroup {

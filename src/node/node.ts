@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
 import { startLeader } from '../control/leader.js';
-import { followMetaLeader } from '../control/leader-placement.js';
+import { followMetaLeader, watchReplicas } from '../control/leader-placement.js';
 import type { Status } from '../proc/types.js';
 import { Liveness } from '../control/liveness.js';
 import { ProcTable } from '../control/proc-table.js';
@@ -242,6 +242,8 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
   // On a NATS cluster whose servers report who leads the meta group, a node on that server's machine leaves the lease to others.
   const lead = o.bus.leadership?.();
   const meta = lead === undefined ? undefined : followMetaLeader(lead, system.ports, o.logger);
+  // Standbys too: a scheduler elected after a server's return must know it was away (leader-placement.ts).
+  const replicas = lead === undefined ? undefined : watchReplicas(lead, system.ports, o.logger);
   const leaderDeps = {
     // The stale-leader mutant skips the lease fence, this half of it too.
     leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
@@ -262,6 +264,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
     ...(o.retention === undefined ? {} : { retention: o.retention }),
     ...(lead === undefined ? {} : { leadership: lead }),
     ...(meta === undefined ? {} : { metaLeader: meta.leader }),
+    ...(replicas === undefined ? {} : { replicas }),
   };
   system.spawn(
     leaseActor({
@@ -296,6 +299,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
   return {
     stop: () => {
       meta?.stop();
+      replicas?.stop();
       beats.unsubscribe();
     },
   };

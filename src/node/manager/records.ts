@@ -13,20 +13,25 @@ import { reportExit } from './procs.js';
 export const AWAIT_CREATE_HEARTBEATS = 2;
 export const AWAIT_CREATE_READS_MAX = 10;
 
-/** CAS write of the proc's record: straight at the known revision, else read-modify-write. */
-async function write(s: NodeState, pid: string, p: Proc, change: (r: ProcRecord) => ProcRecord | undefined): Promise<void> {
+/**
+ * CAS write of the proc's record: straight at the known revision, else read-modify-write. Resolves
+ * false when the table has no record of the pid (nothing was written).
+ */
+async function write(s: NodeState, pid: string, p: Proc, change: (r: ProcRecord) => ProcRecord | undefined): Promise<boolean> {
   if (p.record !== undefined && p.revision !== undefined) {
     const next = change(p.record);
-    if (next === undefined) return;
+    if (next === undefined) return true;
     const rev = await s.deps.table.writeAt(next, p.revision);
     if (rev !== undefined) {
       p.record = next;
       p.revision = rev;
-      return;
+      return true;
     }
   }
   p.revision = undefined;
-  await s.deps.table.transition(pid, change);
+  let found = false;
+  await s.deps.table.transition(pid, (r) => ((found = true), change(r)));
+  return found;
 }
 
 export function markRunning(s: NodeState, pid: string, p: Proc): void {
@@ -56,7 +61,11 @@ export function recordExit(s: NodeState, pid: string, p: Proc, status: Status): 
     return;
   }
   write(s, pid, p, (r) => (r.state === 'exited' && s.cfg.exitTwice !== true ? undefined : { ...r, state: 'exited', node: s.cfg.id, status })).then(
-    () => s.unrecorded.delete(pid),
+    (found) => {
+      s.unrecorded.delete(pid);
+      // A proc runs only once its record is durable: a record gone by its exit was lost, and the spawn has no terminal status (chaos scheduler scenario).
+      if (!found) s.log.warn({ pid, orderRevision: p.order.revision, term: knownTerm(p), node: s.cfg.id }, 'the exit of a proc that ran here found no record to write it to');
+    },
     (e: unknown) => s.log.warn({ err: e, pid }, 'could not record an exit yet; will retry'),
   );
 }
