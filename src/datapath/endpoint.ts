@@ -102,19 +102,11 @@ export class Endpoint {
   }
 
   /** Copies `payload` into the pool and sends it, waiting up to `timeoutMs` for a credit. */
-  async send(dst: number, payload: Uint8Array, options: { requestId?: bigint; timeoutMs?: number } = {}): Promise<Either<SendError, void>> {
+  async send(dst: number, payload: Uint8Array | string, options: { requestId?: bigint; timeoutMs?: number } = {}): Promise<Either<SendError, void>> {
     if (this.#closed) return left(new EndpointClosedError(this.id));
     const credit = await this.#gate.acquire(dst, options.timeoutMs ?? this.#sendTimeoutMs);
     if (credit._tag === 'Left') return credit;
-    const a = this.pool.alloc(this.id, Math.max(1, payload.length));
-    if (a._tag === 'Left') {
-      this.#gate.grant(dst, 1);
-      return a;
-    }
-    this.pool.bytes(a.right.offset, payload.length).set(payload);
-    const r = this.#writeData(dst, a.right, payload.length, options.requestId ?? 0n);
-    if (r._tag === 'Left') this.pool.free(this.id, a.right.offset, a.right.generation);
-    return r;
+    return this.#copyAndWrite(dst, payload, options.requestId ?? 0n);
   }
 
   /**
@@ -126,6 +118,11 @@ export class Endpoint {
     if (this.#closed) return left(new EndpointClosedError(this.id));
     const credit = this.#gate.tryAcquire(dst);
     if (credit._tag === 'Left') return credit;
+    return this.#copyAndWrite(dst, payload, requestId);
+  }
+
+  /** With a credit for `dst` taken: the payload into a new pool buffer, and its descriptor out (the credit refunded on failure). */
+  #copyAndWrite(dst: number, payload: Uint8Array | string, requestId: bigint): Either<SendError, void> {
     const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
     const a = this.pool.alloc(this.id, Math.max(1, length));
     if (a._tag === 'Left') {

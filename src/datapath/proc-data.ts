@@ -36,7 +36,6 @@ export const NAME_CACHE_ENTRIES_MAX = 1_024;
  */
 export const CALL_TIMEOUT_TICK_MS = 10;
 
-const utf8 = new TextEncoder();
 const fromUtf8 = new TextDecoder();
 
 /** A pool buffer this proc owns: allocated, or a received message it retained. */
@@ -316,9 +315,8 @@ export class ProcData implements LocalDataPathApi {
     const now = this.#ep.trySend(dst, payload, requestId);
     if (now._tag === 'Right') return undefined;
     if (now.left.type !== 'credits-exhausted') throw now.left;
-    const bytes = typeof payload === 'string' ? utf8.encode(payload) : payload;
     const opts = { requestId, ...(timeoutMs === undefined ? {} : { timeoutMs }) };
-    return this.#ep.send(dst, bytes, opts).then((r) => {
+    return this.#ep.send(dst, payload, opts).then((r) => {
       if (r._tag === 'Left') throw r.left;
     });
   }
@@ -451,7 +449,7 @@ export class ProcData implements LocalDataPathApi {
   }
 
   #answerError(requestId: bigint, replyTo: number, reason: string): void {
-    void this.#ep.send(replyTo, utf8.encode(reason.slice(0, 1024)), { requestId: responseId(requestId, true) }).then((r) => {
+    void this.#ep.send(replyTo, reason.slice(0, 1024), { requestId: responseId(requestId, true) }).then((r) => {
       if (r._tag === 'Left') this.counts.answerFailures++;
     });
   }
