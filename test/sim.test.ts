@@ -1,6 +1,6 @@
 import test from 'ava';
 import { BUCKET, encode, NODE, NODE_NOTE, type ProcRecord } from '../src/control/protocol/index.js';
-import { NoRespondersError } from '../src/nats/errors.js';
+import { NoRespondersError, TimeoutError } from '../src/nats/errors.js';
 import { parseSpec } from '../src/proc/spec.js';
 import type { Status } from '../src/proc/types.js';
 import { SIM_PROGRAMS } from '../src/sim/host.js';
@@ -212,6 +212,35 @@ test.serial('sim - a realm removal rides out a names bucket without responders; 
   } finally {
     proto.keys = keys;
   }
+});
+
+// A realm create whose write failed without a refusal (a timeout whose write landed, no stream leader)
+// was answered 'realm-exists' as a refused one is: the client took a realm that was made for one that
+// was not, or was told to give up on one it could make. Serial: it patches the simulated KV's prototype.
+test.serial('sim - a realm create whose answer was lost is made; one whose write failed says so and can be asked again', async (t) => {
+  const w = await started(5);
+  const kv = await w.during(w.nats.connect('probe').kv(BUCKET.realms), 1_000);
+  const proto = Object.getPrototypeOf(kv) as { create: (this: { bucket: string }, key: string, value: Uint8Array) => Promise<number> };
+  const create = proto.create;
+  proto.create = async function (key, value) {
+    if (this.bucket !== BUCKET.realms) return create.call(this, key, value);
+    if (key === 'landed') await create.call(this, key, value); // written, its answer lost
+    throw new TimeoutError(`KV create ${BUCKET.realms}/${key}`, 5_000);
+  };
+  try {
+    await w.during(w.client.createRealm('landed'), 2_000);
+    t.true((await w.during(w.client.realms(), 1_000)).includes('landed'));
+    const e = await t.throwsAsync(w.during(w.client.createRealm('lost'), 2_000));
+    t.is((e as { type?: string }).type, 'internal', e!.message);
+    t.regex(e!.message, /not recorded/);
+  } finally {
+    proto.create = create;
+  }
+  await w.during(w.client.createRealm('lost'), 2_000);
+  const again = await t.throwsAsync(w.during(w.client.createRealm('lost'), 2_000));
+  t.is((again as { type?: string }).type, 'realm-exists', 'a refused create still means the realm exists');
+  const pid = await w.during(w.client.spawn({ program: 'sleep', args: [10], realm: 'landed' }, { timeoutMs: 2_000 }), 2_000);
+  t.true(pid.startsWith('landed.'), 'the realm whose answer was lost takes spawns');
 });
 
 // Around a leader change two schedulers may order one keyed pid to the same node: the first one's create

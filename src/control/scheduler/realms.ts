@@ -12,15 +12,22 @@ export const REALM_REMOVE_GRACE_MS = 1_000;
 export function realmCreate(s: SchedulerState, name: string, quota: RealmQuota | undefined, reply: AckReply): void {
   if (!REALM_NAME.test(name)) return reply({ ok: false, error: { type: 'bad-spec', message: `realm names match [a-z0-9][a-z0-9-]{0,62}, got "${name}"`, field: 'name' } });
   const rec: RealmRecord = { name, state: 'active', createdAtMs: s.nowMs(), ...(quota === undefined ? {} : { quota }) };
-  const record = (): void =>
-    void s.deps.realmsKv.create(name, encode(rec)).then(
-      () => {
-        s.realms.add(name);
-        setQuota(s, name, quota);
-        reply({ ok: true });
-      },
-      () => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() }),
+  const bytes = encode(rec);
+  const made = (): void => {
+    s.realms.add(name);
+    setQuota(s, name, quota);
+    reply({ ok: true });
+  };
+  const exists = (): void => reply({ ok: false, error: new ControlError('realm-exists', `realm "${name}" already exists`).toWire() });
+  // Only a refused create means another record is there. Any other failure (a timeout: the write may
+  // have landed; no stream leader) is read back: our own record is a realm made, another's is one that
+  // exists, none is a clear error the client may retry (it answered 'realm-exists' to all of them).
+  const readBack = (why: unknown): void =>
+    void s.deps.realmsKv.get(name).then(
+      (cur) => (cur === null ? reply({ ok: false, error: new ControlError('internal', `realm "${name}" was not recorded (${(why as Error).message}); creating it again is safe`).toWire() }) : sameBytes(cur.value, bytes) ? made() : exists()),
+      (e: unknown) => reply({ ok: false, error: new ControlError('internal', `realm "${name}": its record could not be written or read back (${(e as Error).message}); creating it again is safe`).toWire() }),
     );
+  const record = (): void => void s.deps.realmsKv.create(name, bytes).then(made, (e: unknown) => ((e as { type?: string }).type === 'key-exists' ? exists() : readBack(e)));
   // The journal before the record: a realm that exists has one (its hosts have no right to make it).
   // Without journals (the simulator) the record is written at once, as the recorded seeds expect.
   const journals = s.deps.journals;
@@ -122,3 +129,6 @@ export function realmSeen(s: SchedulerState, name: string, present: boolean): vo
   if (!present) s.realms.delete(name);
 }
 
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
+}
