@@ -112,7 +112,7 @@ function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
   const toNode = async (node: string, req: NodeRequest): Promise<void> => {
     if (node === d.local?.node) return d.local.deliver(req);
     const ack = await call(d.bus, NODE.subject(node), NODE.ack, req, d.nodeRequestTimeoutMs);
-    if (!ack.ok) throw new Error(ack.error.message);
+    if (!ack.ok) throw Object.assign(new Error(ack.error.message), { type: ack.error.type });
   };
   const tellNode = (node: string, req: NodeRequest): void => {
     if (node === d.local?.node) return void d.local.deliver(req).catch(() => {});

@@ -208,7 +208,7 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
   // Cloned, as a decode from the wire would, so the two actors never share a record object.
   const local = (req: NodeRequest): Promise<void> =>
     new Promise((resolve, reject) => {
-      const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(new Error(error.message))), () => resolve());
+      const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(Object.assign(new Error(error.message), { type: error.type }))), () => resolve());
       nm.tell(msg);
       if (msg.type === 'created' || msg.type === 'cancel') resolve();
     });

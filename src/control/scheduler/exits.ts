@@ -32,9 +32,10 @@ export function onExit(s: SchedulerState, pid: string, status: Status): void {
   s.placements.release(pid);
   const rec = s.live.get(pid);
   s.live.delete(pid);
-  s.evictWanted.delete(pid);
+  // An eviction asked for and overtaken by the proc's own exit still means: not again.
+  const evicting = s.evictWanted.delete(pid);
   if (rec !== undefined && !rec.spec.lc && rec.node !== undefined && s.beOn.has(rec.node)) s.countBe(rec.node, -1);
-  if (rec !== undefined && wantsRestart(s, rec, status)) respawn(s, rec);
+  if (rec !== undefined && !evicting && wantsRestart(s, rec, status)) respawn(s, rec);
   if (rec !== undefined && s.removing.has(rec.spec.realm)) s.ops.realmGone(rec.spec.realm);
   // A parent's death does not take its children along unless their spec asks for it.
   for (const child of s.live.childrenOf(pid)) if (child.spec.evictWithParent) s.ops.evict(child.pid, EVICT_WITH_PARENT_GRACE_MS, () => {});
