@@ -1,4 +1,5 @@
 import type { ActorRef, ActorSystem } from '../actors/index.js';
+import { ControlError } from './errors.js';
 import type { Bus, Kv, StreamLeadership, Subscription } from '../nats/types.js';
 import type { Mutations } from './mutations.js';
 import type { Clock } from '../ports/types.js';
@@ -112,7 +113,7 @@ function nodeLink(d: LeaderDeps): Pick<SchedulerDeps, 'toNode' | 'tellNode'> {
   const toNode = async (node: string, req: NodeRequest): Promise<void> => {
     if (node === d.local?.node) return d.local.deliver(req);
     const ack = await call(d.bus, NODE.subject(node), NODE.ack, req, d.nodeRequestTimeoutMs);
-    if (!ack.ok) throw Object.assign(new Error(ack.error.message), { type: ack.error.type });
+    if (!ack.ok) throw ControlError.fromWire(ack.error);
   };
   const tellNode = (node: string, req: NodeRequest): void => {
     if (node === d.local?.node) return void d.local.deliver(req).catch(() => {});

@@ -1,4 +1,5 @@
 import type { Retention } from '../control/retention.js';
+import { ControlError } from '../control/errors.js';
 import type { Logger } from 'pino';
 import { createSystem, type ActorRef, type ActorSystem } from '../actors/index.js';
 import { leaseActor } from '../control/lease.js';
@@ -208,7 +209,7 @@ function serveNodeRequests(o: NodeOptions, nm: ActorRef<NodeMsg>): { local: (req
   // Cloned, as a decode from the wire would, so the two actors never share a record object.
   const local = (req: NodeRequest): Promise<void> =>
     new Promise((resolve, reject) => {
-      const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(Object.assign(new Error(error.message), { type: error.type }))), () => resolve());
+      const msg = toMsg(structuredClone(req), (error) => (error === undefined ? resolve() : reject(ControlError.fromWire(error))), () => resolve());
       nm.tell(msg);
       if (msg.type === 'created' || msg.type === 'cancel') resolve();
     });

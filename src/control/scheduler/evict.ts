@@ -24,7 +24,7 @@ export function evict(s: SchedulerState, pid: string, graceMs: number, reply: Ac
       // Not running there (yet, or any more): its run order is still on its way (runTaken sends the
       // eviction again) or it ended by itself meanwhile (its exit is read below, and an eviction asked
       // for keeps a `restart` proc from coming back). Either way it will not run on: the eviction holds.
-      if ((e as { type?: string }).type === 'unknown-proc') reply({ ok: true });
+      if (e instanceof ControlError && e.type === 'unknown-proc') reply({ ok: true });
       else reply({ ok: false, error: new ControlError('internal', `node ${node} did not take the eviction: ${(e as Error).message}`).toWire() });
       exitedMeanwhile(s, pid, node);
     },

@@ -24,7 +24,7 @@ export function realmCreate(s: SchedulerState, name: string, quota: RealmQuota |
   // exists, none is a clear error the client may retry (it answered 'realm-exists' to all of them).
   const readBack = (why: unknown): void =>
     void s.deps.realmsKv.get(name).then(
-      (cur) => (cur === null ? reply({ ok: false, error: new ControlError('internal', `realm "${name}" was not recorded (${(why as Error).message}); creating it again is safe`).toWire() }) : sameBytes(cur.value, bytes) ? made() : exists()),
+      (cur) => (cur === null ? reply({ ok: false, error: new ControlError('internal', `realm "${name}" was not recorded (${(why as Error).message}); creating it again is safe`).toWire() }) : Buffer.compare(cur.value, bytes) === 0 ? made() : exists()),
       (e: unknown) => reply({ ok: false, error: new ControlError('internal', `realm "${name}": its record could not be written or read back (${(e as Error).message}); creating it again is safe`).toWire() }),
     );
   const record = (): void => void s.deps.realmsKv.create(name, bytes).then(made, (e: unknown) => ((e as { type?: string }).type === 'key-exists' ? exists() : readBack(e)));
@@ -127,8 +127,4 @@ export function realmGone(s: SchedulerState, name: string): void {
 export function realmSeen(s: SchedulerState, name: string, present: boolean): void {
   if (present && !s.removing.has(name)) s.realms.add(name);
   if (!present) s.realms.delete(name);
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
