@@ -3,6 +3,7 @@ import { pino } from 'pino';
 import { followMetaLeader, keepLeadersOff, LEADERS_CHECK_MS, META_SETTLE_MS, watchReplicas } from '../src/control/leader-placement.js';
 import { realTimers } from '../src/ports/real.js';
 import { connectBus } from '../src/nats/real.js';
+import { heardWithin } from '../src/nats/real-leadership.js';
 import type { MetaGroup, StreamLeadership } from '../src/nats/types.js';
 import { VirtualTime } from '../src/ports/virtual.js';
 import { startNatsCluster } from './helpers/nats-cluster.js';
@@ -46,6 +47,16 @@ test('meta leader - a scheduler defers only once its server has led a whole meta
   } finally {
     meta.stop();
   }
+});
+
+test('heard within - an active of 0 is a peer never heard from (nats-server 2.9 leaves it at 0), not one heard just now', (t) => {
+  const second = 1_000_000_000;
+  t.true(heardWithin({ current: true, active: 200_000_000 }, second), 'heard 200 ms ago');
+  t.false(heardWithin({ current: true, active: 0 }, second), 'never heard: a peer killed before the leader heard it stayed at 0');
+  t.false(heardWithin({ current: true }, second), 'no figure: unknown');
+  t.false(heardWithin({ current: true, active: 2 * second }, second), 'silent too long');
+  t.false(heardWithin({ current: false, active: 1 }, second), 'behind');
+  t.false(heardWithin({ current: true, offline: true, active: 1 }, second), 'offline');
 });
 
 test.serial('meta group - the leader server reports the group whole, and not whole while a peer is killed or cut off', async (t) => {

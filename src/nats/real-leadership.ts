@@ -13,12 +13,25 @@ const REPLICA_ABSENT_NS = 3_000_000_000;
 /** The same for a meta group peer: its leader hears from each about once a second, so two beats' slack. */
 const META_PEER_ACTIVE_MAX_NS = 2_500_000_000;
 
+/**
+ * Whether a Raft peer, as stream info or `/jsz` report it, was heard from within `maxNs`. An `active`
+ * of 0 is not "just now": nats-server 2.9 reports 0 for a peer it has never heard from (a known peer
+ * starts with no timestamp after an election or a restart, and `clusterInfo` leaves the duration at 0),
+ * and a peer killed before the new leader's first heartbeat reached it stayed at 0 — read as fresh for
+ * good. A clean-clone CI run saw a meta group reported whole 30 s after a peer's kill -9.
+ */
+export function heardWithin(p: { current?: boolean; offline?: boolean; active?: number }, maxNs: number): boolean {
+  return p.current === true && p.offline !== true && p.active !== undefined && p.active > 0 && p.active <= maxNs;
+}
+
 /** What the nats.js binding (real.ts) lends its stream leadership. */
 export interface LeadershipHost {
   serverName(): string | undefined;
   jsm(): Promise<JetStreamManager>;
   request(subject: string, data: Uint8Array): Promise<Msg>;
   timeoutMs: number;
+  /** Replicas per bucket, each on a server of its own: the meta group has at least this many members. */
+  replicas: number;
   /** This machine's own server's HTTP monitoring (`http://host:8222`), where the meta leader is asked. */
   monitorUrl?: string;
 }
@@ -39,8 +52,7 @@ export function realLeadership(h: LeadershipHost): StreamLeadership {
       const replicas = si.cluster?.replicas ?? [];
       // Heard from lately, too: a replica cut off a moment ago still reads as current, and a stepdown
       // handed leadership to one (the chaos partition scenario: no scheduler for 11 s).
-      const healthy = (r: (typeof replicas)[number]): boolean => r.current && r.offline !== true && r.active <= REPLICA_ACTIVE_MAX_NS;
-      return replicas.length > 0 && replicas.every(healthy) ? si.cluster?.leader : undefined;
+      return replicas.length > 0 && replicas.every((r) => heardWithin(r, REPLICA_ACTIVE_MAX_NS)) ? si.cluster?.leader : undefined;
     },
     async replicasOf(bucket) {
       const what = `stream info ${stream(bucket)}`;
@@ -50,7 +62,8 @@ export function realLeadership(h: LeadershipHost): StreamLeadership {
       const leader = si.cluster?.leader;
       return {
         ...(leader === undefined || leader === '' ? {} : { leader }),
-        peers: replicas.map((r) => ({ name: r.name, healthy: r.current && r.offline !== true && r.active <= REPLICA_ACTIVE_MAX_NS, absent: r.offline === true || r.active > REPLICA_ABSENT_NS })),
+        // Never heard (active 0) is neither healthy nor absent: a new leader has heard no one yet.
+        peers: replicas.map((r) => ({ name: r.name, healthy: heardWithin(r, REPLICA_ACTIVE_MAX_NS), absent: r.offline === true || r.active > REPLICA_ABSENT_NS })),
       };
     },
     async metaGroup() {
@@ -62,7 +75,10 @@ export function realLeadership(h: LeadershipHost): StreamLeadership {
       // Only the leader's server lists the peers (a follower's /jsz has no replicas: not known whole). A
       // killed peer stays `current` there; its `active` (since last heard, ns) is what grows.
       const peers = meta.replicas ?? [];
-      const whole = peers.length > 0 && peers.length + 1 >= (meta.cluster_size ?? 0) && peers.every((p) => p.current === true && p.offline !== true && (p.active ?? Infinity) <= META_PEER_ACTIVE_MAX_NS);
+      // Its reported size is not enough: the group grows as servers join it, and a test saw a group of
+      // two (a third server not added yet) reported whole, its third server killed and never missed.
+      const size = Math.max(meta.cluster_size ?? 0, h.replicas);
+      const whole = peers.length + 1 >= size && peers.every((p) => heardWithin(p, META_PEER_ACTIVE_MAX_NS));
       return { leader: meta.leader, whole };
     },
     async stepDown(bucket) {

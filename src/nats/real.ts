@@ -290,7 +290,7 @@ class RealBus implements Bus, JetStreamHost {
     // One replica: no leader to move and no meta group to follow; looking would cost an idle cluster
     // six stream-info requests (and their advisories) every few seconds.
     if (this.replicas === 1) return undefined;
-    return realLeadership({ serverName: () => this.nc.info?.server_name, jsm: () => this.jsm(), request: (subject, data) => this.request(subject, data, { timeoutMs: this.jsTimeoutMs }), timeoutMs: this.jsTimeoutMs, ...(this.monitorUrl === undefined ? {} : { monitorUrl: this.monitorUrl }) });
+    return realLeadership({ serverName: () => this.nc.info?.server_name, jsm: () => this.jsm(), request: (subject, data) => this.request(subject, data, { timeoutMs: this.jsTimeoutMs }), timeoutMs: this.jsTimeoutMs, replicas: this.replicas, ...(this.monitorUrl === undefined ? {} : { monitorUrl: this.monitorUrl }) });
   }
 
   jsm(): Promise<JetStreamManager> {
