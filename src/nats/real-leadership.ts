@@ -17,8 +17,7 @@ const META_PEER_ACTIVE_MAX_NS = 2_500_000_000;
  * Whether a Raft peer, as stream info or `/jsz` report it, was heard from within `maxNs`. An `active`
  * of 0 is not "just now": nats-server 2.9 reports 0 for a peer it has never heard from (a known peer
  * starts with no timestamp after an election or a restart, and `clusterInfo` leaves the duration at 0),
- * and a peer killed before the new leader's first heartbeat reached it stayed at 0 — read as fresh for
- * good. A clean-clone CI run saw a meta group reported whole 30 s after a peer's kill -9.
+ * so a peer killed before the leader first heard it would read as fresh for good.
  */
 export function heardWithin(p: { current?: boolean; offline?: boolean; active?: number }, maxNs: number): boolean {
   return p.current === true && p.offline !== true && p.active !== undefined && p.active > 0 && p.active <= maxNs;
