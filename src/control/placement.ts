@@ -1,4 +1,5 @@
 import { assert } from '../assert.js';
+import { OrderedNodes } from './ordered-nodes.js';
 
 /**
  * The scheduler's bookkeeping, pure and synchronous: node capacities, LC reservations, and per-realm
@@ -45,9 +46,24 @@ export class Placements {
   readonly #where = new Map<string, string>();
   /** Simulator mutant only (src/control/mutations.ts): placement forgets what is reserved. */
   readonly #overcommit: boolean;
+  /**
+   * Every node by (free mcpu, id), free memory alongside: LC best fit without a scan over every node.
+   * Kept in step by every change below (#changed); free mcpu is `mcpu - usedMcpu`, which orders nodes
+   * as placeLc always has (`left` = free - demand) while capacities and demands are integers.
+   */
+  readonly #byFree = new OrderedNodes();
+  /** Every node by (mcpu, id), memory alongside: whether a proc could ever fit, and the largest node. */
+  readonly #byCapacity = new OrderedNodes();
+  /** Told of every change to a node's capacity or reservations (the scheduler's BE index). */
+  readonly #watchers: Array<(node: string) => void> = [];
 
   constructor(options: { overcommit?: boolean } = {}) {
     this.#overcommit = options.overcommit === true;
+  }
+
+  /** Calls `f(node)` after every change to what a node has or has free (including its removal). */
+  watch(f: (node: string) => void): void {
+    this.#watchers.push(f);
   }
 
   /** Adds or updates a node. Capacity shrinking below what is reserved is allowed (nothing new fits). */
@@ -55,6 +71,9 @@ export class Placements {
     const cur = this.#nodes.get(n.id);
     if (cur === undefined) this.#nodes.set(n.id, { ...n, usedMcpu: 0, usedMemMb: 0, procs: new Map() });
     else Object.assign(cur, { mcpu: n.mcpu, memMb: n.memMb });
+    const now = this.#nodes.get(n.id)!;
+    this.#byCapacity.set({ id: n.id, key: now.mcpu, tie: n.id, x: now.mcpu, y: now.memMb });
+    this.#changed(now);
   }
 
   /** Removes a node; returns the pids that were on it (now lost). */
@@ -62,9 +81,18 @@ export class Placements {
     const n = this.#nodes.get(id);
     if (n === undefined) return [];
     this.#nodes.delete(id);
+    this.#byFree.delete(id);
+    this.#byCapacity.delete(id);
     const pids = [...n.procs.keys()];
     for (const p of pids) this.#where.delete(p);
+    for (const f of this.#watchers) f(id);
     return pids;
+  }
+
+  #changed(n: NodeState): void {
+    const freeMcpu = n.mcpu - n.usedMcpu;
+    this.#byFree.set({ id: n.id, key: freeMcpu, tie: n.id, x: freeMcpu, y: n.memMb - n.usedMemMb });
+    for (const f of this.#watchers) f(n.id);
   }
 
   nodes(): Array<NodeCapacity & { usedMcpu: number; usedMemMb: number; procs: number }> {
@@ -77,24 +105,20 @@ export class Placements {
 
   /**
    * Best fit: among nodes with room, the one that would have the least mcpu left (packs LC procs and
-   * keeps large holes for large procs). Ties break on node id so placement is deterministic.
+   * keeps large holes for large procs). Ties break on node id so placement is deterministic. Found in
+   * the (free mcpu, id) index: the first node with free mcpu >= demand whose free memory suffices.
    */
   placeLc(d: Demand): Placement {
-    let best: NodeState | undefined;
-    let everFits = false;
-    for (const n of this.#nodes.values()) {
-      if (d.mcpu <= n.mcpu && d.memMb <= n.memMb) everFits = true;
-      if (!this.#overcommit && (n.usedMcpu + d.mcpu > n.mcpu || n.usedMemMb + d.memMb > n.memMb)) continue;
-      const left = n.mcpu - n.usedMcpu - d.mcpu;
-      const bestLeft = best === undefined ? Infinity : best.mcpu - best.usedMcpu - d.mcpu;
-      if (left < bestLeft || (left === bestLeft && n.id < best!.id)) best = n;
+    const found = this.#overcommit ? this.#byFree.min()?.id : this.#byFree.first(d.mcpu, d.mcpu, d.memMb);
+    if (found !== undefined) {
+      const n = this.#nodes.get(found);
+      // Cheap check that the index is not stale: what it names exists and has the room.
+      assert(n !== undefined && (this.#overcommit || (n.usedMcpu + d.mcpu <= n.mcpu && n.usedMemMb + d.memMb <= n.memMb)), `LC index names ${found}, which has no room for ${d.pid}`);
+      this.assign(d, found);
+      return { kind: 'placed', node: found };
     }
-    if (best !== undefined) {
-      this.assign(d, best.id);
-      return { kind: 'placed', node: best.id };
-    }
-    if (!everFits) {
-      const biggest = Math.max(0, ...[...this.#nodes.values()].map((n) => n.mcpu));
+    if (this.#byCapacity.first(d.mcpu, d.mcpu, d.memMb) === undefined) {
+      const biggest = Math.max(0, this.#byCapacity.max()?.key ?? 0);
       return { kind: 'never-fits', reason: this.#nodes.size === 0 ? 'no nodes are registered' : `needs ${d.mcpu} mcpu / ${d.memMb} MB; the largest node has ${biggest} mcpu` };
     }
     return { kind: 'no-room-now' };
@@ -108,6 +132,7 @@ export class Placements {
     n.usedMcpu += d.mcpu;
     n.usedMemMb += d.memMb;
     this.#where.set(d.pid, node);
+    this.#changed(n);
   }
 
   /** Frees what `pid` held. Idempotent: a duplicate exit report releases nothing twice. */
@@ -121,6 +146,7 @@ export class Placements {
     n.procs.delete(pid);
     n.usedMcpu -= d.mcpu;
     n.usedMemMb -= d.memMb;
+    this.#changed(n);
   }
 
   /** Room on a node for best-effort work. */

@@ -14,7 +14,7 @@ export function nodeUp(s: SchedulerState, n: NodeRecord): void {
     if (cur !== undefined) adopt(s, cur, n.id);
   }
   // Its BE slots, as its heartbeat states them: the scheduler counts what it runs there against them.
-  s.credits.set(n.id, n.beSlots);
+  s.beNodes.setCredits(n.id, n.beSlots);
   s.ops.drain();
 }
 
@@ -26,8 +26,7 @@ export function checkNodes(s: SchedulerState): void {
 export function nodeDown(s: SchedulerState, id: string): void {
   s.log.warn({ node: id }, 'node is down');
   s.liveness.forget(id);
-  s.credits.delete(id);
-  s.beOn.delete(id);
+  s.beNodes.forget(id);
   for (const pid of s.placements.removeNode(id)) s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
   const waiting = s.unconfirmed.get(id);
   s.unconfirmed.delete(id);

@@ -32,22 +32,15 @@ function send(s: SchedulerState, r: ProcRecord): void {
   );
 }
 
-function fitsBe(s: SchedulerState, spec: ProcSpec, node: string, slots: number): boolean {
-  const free = s.placements.free(node);
-  return (s.beOn.get(node) ?? 0) < slots && free !== undefined && spec.mcpu <= free.mcpu && spec.memMb <= free.memMb;
-}
-
 /** A node with a free BE slot and room, if the BE queues are empty (queued work goes first, fairly). */
 function beNodeNow(s: SchedulerState, spec: ProcSpec): string | undefined {
   if (s.be.size > 0) return undefined;
   // Light load: the scheduler's own node, whose orders skip NATS (the lowest start latency).
   const localNode = s.deps.localNode;
-  const local = localNode === undefined ? undefined : s.credits.get(localNode);
-  if (localNode !== undefined && local !== undefined && (s.beOn.get(localNode) ?? 0) < LOCAL_FIRST_BE_MAX && fitsBe(s, spec, localNode, local)) return localNode;
-  // Past that, the least loaded node: one process (and core) per node shares the work.
-  let best: string | undefined;
-  for (const [node, slots] of s.credits) if (fitsBe(s, spec, node, slots) && (best === undefined || (s.beOn.get(node) ?? 0) < (s.beOn.get(best) ?? 0))) best = node;
-  return best;
+  if (localNode !== undefined && (s.beOn.get(localNode) ?? 0) < LOCAL_FIRST_BE_MAX && s.beNodes.fits(localNode, spec)) return localNode;
+  // Past that, the least loaded node: one process (and core) per node shares the work. From the
+  // index of nodes with a free slot, not a scan: placement costs the same at 10 nodes and 1,000.
+  return s.beNodes.leastLoaded(spec);
 }
 
 /** The run order of a record whose create is durable (its revision known): the node writes from there. */

@@ -5,6 +5,7 @@ import type { Mutations } from '../mutations.js';
 import { BeQueues, Placements } from '../placement.js';
 import type { ProcTable } from '../proc-table.js';
 import type { Ack, DeployedProgram, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
+import { BeNodes } from './be-nodes.js';
 import { LiveProcs } from './live-procs.js';
 import { Liveness } from '../liveness.js';
 
@@ -90,12 +91,8 @@ export class SchedulerState {
   readonly be = new BeQueues<Queued>();
   /** LC procs accepted while no node had room: placed, oldest first, when room appears. */
   readonly lcPending: ProcRecord[] = [];
-  /**
-   * BE slots each node offers (from its pulls) and BE procs this scheduler has running there: the
-   * scheduler counts for itself, so a pull racing with run orders in flight cannot over-fill a node.
-   */
-  readonly credits = new Map<string, number>();
-  readonly beOn = new Map<string, number>();
+  /** BE slots and BE procs per node, with the index of nodes that have a free slot (src/control/scheduler/be-nodes.ts). */
+  readonly beNodes: BeNodes;
   /** Accepted, not yet exited; with each realm's share, for its quota. */
   readonly live = new LiveProcs();
   /** Realms with a quota. */
@@ -131,6 +128,7 @@ export class SchedulerState {
     readonly ctx: Context<SchedulerMsg>,
   ) {
     this.placements = new Placements({ overcommit: deps.mutations?.lcOvercommit === true });
+    this.beNodes = new BeNodes(this.placements);
     this.liveness = new Liveness(deps.nodeTimeoutMs);
   }
 
@@ -147,10 +145,18 @@ export class SchedulerState {
     return `${spec.realm}.${this.deps.term.toString(36)}-${(this.#seq++).toString(36)}`;
   }
 
+  /** Each node's BE slots, in the order nodes came (read-only: changed through beNodes, which keeps its index). */
+  get credits(): ReadonlyMap<string, number> {
+    return this.beNodes.credits;
+  }
+
+  get beOn(): ReadonlyMap<string, number> {
+    return this.beNodes.beOn;
+  }
+
   /** One BE proc more (delta 1) or fewer (-1) on `node`. */
   countBe(node: string, delta: 1 | -1): void {
-    const n = (this.beOn.get(node) ?? 0) + delta;
-    this.beOn.set(node, n);
+    this.beNodes.count(node, delta);
   }
 
   order(r: ProcRecord, revision?: number): RunOrder {
