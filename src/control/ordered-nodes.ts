@@ -97,10 +97,6 @@ export class OrderedNodes {
     return this.#byId.size;
   }
 
-  has(id: string): boolean {
-    return this.#byId.has(id);
-  }
-
   /** Adds `e.id`, or moves it to its new key and amounts. */
   set(e: OrderedEntry): void {
     const cur = this.#byId.get(e.id);
