@@ -1,6 +1,6 @@
 import test from 'ava';
 import { createSystem } from '../src/actors/index.js';
-import { leaseActor } from '../src/control/lease.js';
+import { DEFER_GRACE_MS, leaseActor } from '../src/control/lease.js';
 import { virtualPorts } from '../src/ports/virtual.js';
 import { SimNats } from '../src/sim/nats.js';
 
@@ -76,4 +76,54 @@ test('lease - a healthy leader keeps its term; a partitioned one is replaced wit
   await ports.time.advance(10_000);
   t.true(terms.get('b')!.length >= 1);
   t.false(overlaps(terms.get('a')!, terms.get('b')!), JSON.stringify([...terms]));
+});
+
+/** Candidates on one simulated NATS, each with its own defer and hand-over switches. */
+async function candidates(seed: number) {
+  const ports = virtualPorts(seed);
+  const nats = new SimNats(ports, { latencyMs: 1 });
+  const elected = new Map<string, number[]>();
+  const start = async (id: string, o: { defer?: () => boolean; handOver?: () => boolean } = {}) => {
+    const kv = await nats.connect(id).kv('leader', { ttlMs: TTL_MS });
+    const system = createSystem({ name: id, ports });
+    elected.set(id, []);
+    system.spawn(leaseActor({ kv, key: 'scheduler', holder: id, ttlMs: TTL_MS, renewEveryMs: RENEW_MS, ...o, onElected: () => elected.get(id)!.push(ports.time.nowMs()), onDeposed: () => {} }), { name: 'lease' });
+    return system;
+  };
+  return { ports, elected, start };
+}
+
+test('lease - a deferring standby leaves a vacant lease to another, takes it alone after the grace; a holder told to hand over does', async (t) => {
+  const { ports, elected, start } = await candidates(3);
+  const a = await start('a', { defer: () => true });
+  const b = await start('b');
+  await ports.time.advance(5_000);
+  t.is(elected.get('b')!.length, 1, 'the candidate that does not defer wins the first election');
+  t.is(elected.get('a')!.length, 0);
+  const releasedAtMs = ports.time.nowMs();
+  const bStopped = b.shutdown(); // released at once (virtual time runs the release): a is alone
+  await ports.time.advance(5_000);
+  await bStopped;
+  const [aWon] = elected.get('a')!;
+  t.true(aWon !== undefined, 'alone, a deferring candidate still leads');
+  t.true(aWon! - releasedAtMs >= DEFER_GRACE_MS, `after the grace: ${aWon! - releasedAtMs} ms`);
+  const aStopped = a.shutdown();
+  await ports.time.advance(100);
+  await aStopped;
+
+  // A holder is moved by handOver, not by defer: a leader that defers (lightly) keeps its lease.
+  let move = false;
+  const c = await start('c', { defer: () => true, handOver: () => move });
+  await ports.time.advance(5_000);
+  t.is(elected.get('c')!.length, 1);
+  const d = await start('d');
+  await ports.time.advance(5_000);
+  t.is(elected.get('d')!.length, 0, 'c keeps the lease while handOver is false');
+  move = true;
+  await ports.time.advance(5_000);
+  t.is(elected.get('d')!.length, 1, 'handed over to d');
+  t.is(elected.get('c')!.length, 1, 'c, deferring, did not take it back');
+  const stopped = Promise.all([c.shutdown(), d.shutdown()]);
+  await ports.time.advance(100);
+  await stopped;
 });

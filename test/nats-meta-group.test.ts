@@ -76,13 +76,14 @@ test.serial('meta group - the leader server reports the group whole, and not who
     nats.kill(other);
     // A failure says what each server's /jsz said: that is how a CI failure here was traced to a meta
     // group of two (its third server not yet added) read as whole.
-    const down = await waitFor(() => atLeader.metaGroup(), (g) => g !== undefined && !g.whole, 30_000).catch(async (e: unknown) => {
-      const views = await Promise.all([0, 1, 2].map((i) => fetch(`${nats.monitorUrl(i)}/jsz`).then((r) => r.json() as Promise<{ meta_cluster?: unknown }>).then((j) => JSON.stringify(j.meta_cluster), (err: unknown) => `unreachable (${String(err)})`)));
-      throw new Error(`${(e as Error).message}; killed server ${other}; /jsz meta_cluster of each server: ${views.join(' | ')}`);
-    });
+    const views = async (e: unknown): Promise<never> => {
+      const jsz = await Promise.all([0, 1, 2].map((i) => fetch(`${nats.monitorUrl(i)}/jsz`).then((r) => r.json() as Promise<{ meta_cluster?: unknown }>).then((j) => JSON.stringify(j.meta_cluster), (err: unknown) => `unreachable (${String(err)})`)));
+      throw new Error(`${(e as Error).message}; server ${other} killed or restarted; /jsz meta_cluster of each server: ${jsz.join(' | ')}`);
+    };
+    const down = await waitFor(() => atLeader.metaGroup(), (g) => g !== undefined && !g.whole, 30_000).catch(views);
     t.is(down!.leader, whole!.leader, 'still led by the same server: only a peer is gone');
     await nats.restart(other);
-    t.true((await waitFor(() => atLeader.metaGroup(), (g) => g?.whole === true, 30_000))!.whole, 'whole again once it is back');
+    t.true((await waitFor(() => atLeader.metaGroup(), (g) => g?.whole === true, 30_000).catch(views))!.whole, 'whole again once it is back');
     nats.partition(other, true);
     t.false((await waitFor(() => atLeader.metaGroup(), (g) => g !== undefined && !g.whole, 30_000))!.whole, 'a peer cut off: not whole');
     nats.partition(other, false);
@@ -126,5 +127,31 @@ test.serial('stream replicas - a replica killed -9 is seen absent, and its retur
   } finally {
     await Promise.all(buses.map((b) => b.close()));
     await nats.stop();
+  }
+});
+
+test('meta leader - a standby defers while its server leads, and until its first look has ended', async (t) => {
+  const time = new VirtualTime();
+  let group: MetaGroup | undefined = { leader: 'n1', whole: false };
+  let answer: (() => void) | undefined;
+  let gate = new Promise<void>((r) => (answer = r));
+  const lead = fakeLeadership('n1', () => group);
+  const meta = followMetaLeader({ ...lead, metaGroup: async () => (await gate, group) }, { timers: time, clock: time }, silent);
+  try {
+    await time.run({ untilMs: time.nowMs() + 10 });
+    t.true(meta.ownLeads(), 'no look has ended: unknown, so it defers (an election waits at most its grace)');
+    answer!();
+    await time.run({ untilMs: time.nowMs() + 10 });
+    t.true(meta.ownLeads(), 'its server leads, whole or not');
+    t.false(meta.ownIsLeader(), 'but no hand-over: the group is not whole');
+    group = { leader: 'n2', whole: true };
+    gate = Promise.resolve();
+    await time.run({ untilMs: time.nowMs() + LEADERS_CHECK_MS * 2 });
+    t.false(meta.ownLeads(), 'another server leads');
+    group = undefined;
+    await time.run({ untilMs: time.nowMs() + LEADERS_CHECK_MS * 2 });
+    t.false(meta.ownLeads(), 'no meta leader known (electing, or no monitoring): nobody defers');
+  } finally {
+    meta.stop();
   }
 });

@@ -12,7 +12,9 @@ export const LEADERS_CHECK_MS = 3_000;
  * later: the chaos service scenario killed a scheduler 8 s after its election, before a first look at
  * 10 s, and its successor's recovery waited 7 s for the live index's election.
  */
-export const LEADERS_FIRST_LOOK_MS = LEADERS_CHECK_MS;
+export const LEADERS_FIRST_LOOK_MS = 1_000;
+/** The next look after one that asked for a stepdown: where did it land? */
+export const LEADERS_RECHECK_MS = 300;
 
 /**
  * NATS servers seen absent (offline, or silent for seconds) from a replicated bucket's stream, looked
@@ -84,47 +86,52 @@ export function keepLeadersOff(
   const buckets = o.buckets ?? Object.values(BUCKET);
   const replicas = o.replicas ?? suspectServers(log);
   const held = new Set<string>();
+  /** Moves one bucket's stream leader if it is misplaced and may move; whether it asked for a stepdown. */
+  const place = async (bucket: string, own: string, meta: string | undefined): Promise<boolean> => {
+    const r = await lead.replicasOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
+    if (r === undefined) return false;
+    replicas.note(r);
+    // Not while a replica is down or behind (moving then would pile leadership onto the survivors).
+    if (r.leader === undefined || r.peers.length === 0 || !r.peers.every((p) => p.healthy)) return false;
+    const suspects = replicas.suspects();
+    if (r.leader !== own && r.leader !== meta && !suspects.has(r.leader)) return false;
+    const risky = r.peers.filter((p) => suspects.has(p.name)).map((p) => p.name);
+    if (risky.length > 0) {
+      if (!held.has(bucket)) log.info({ bucket, leader: r.leader, suspects: risky }, "a control bucket's stream leader stays: a stepdown may land on a server that was absent (its replica may lack acknowledged writes)");
+      held.add(bucket);
+      return false;
+    }
+    const from = r.leader;
+    return lead.stepDown(bucket).then(
+      () => (log.info({ bucket, from, server: own, metaLeader: meta, suspect: suspects.has(from) }, "moved a control bucket's stream leader off the scheduler's and the meta leader's servers (or off one that was absent)"), true),
+      (e: unknown) => (log.debug({ err: e, bucket }, 'stream leader stepdown refused; the next look tries again'), true),
+    );
+  };
   const loop = periodically(ports.timers, LEADERS_FIRST_LOOK_MS, async (stopped) => {
     const own = lead.server();
-    if (own === undefined) return;
+    if (own === undefined || stopped()) return;
     // Off the meta leader's server too, when known (from followMetaLeader, which already asks, or
     // asked here): with three servers the streams then sit on the third, and the death of the
     // scheduler's machine or the meta leader's stops none of them (the chaos service scenario: leaders
     // moved onto the meta leader's machine died with it).
     const meta = o.metaLeader !== undefined ? o.metaLeader() : (await lead.metaGroup().catch(() => undefined))?.leader;
-    const avoid = new Set([own, ...(meta === undefined ? [] : [meta])]);
-    for (const bucket of buckets) {
-      if (stopped()) return;
-      const r = await lead.replicasOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
-      if (r === undefined) continue;
-      replicas.note(r);
-      // Not while a replica is down or behind (moving then would pile leadership onto the survivors).
-      if (r.leader === undefined || r.peers.length === 0 || !r.peers.every((p) => p.healthy)) continue;
-      const suspects = replicas.suspects();
-      if (!avoid.has(r.leader) && !suspects.has(r.leader)) continue;
-      const risky = r.peers.filter((p) => suspects.has(p.name)).map((p) => p.name);
-      if (risky.length > 0) {
-        if (!held.has(bucket)) log.info({ bucket, leader: r.leader, suspects: risky }, "a control bucket's stream leader stays: a stepdown may land on a server that was absent (its replica may lack acknowledged writes)");
-        held.add(bucket);
-        continue;
-      }
-      const from = r.leader;
-      await lead.stepDown(bucket).then(
-        () => log.info({ bucket, from, server: own, metaLeader: meta, suspect: suspects.has(from) }, "moved a control bucket's stream leader off the scheduler's and the meta leader's servers (or off one that was absent)"),
-        (e: unknown) => log.debug({ err: e, bucket }, 'stream leader stepdown refused; the next look tries again'),
-      );
-    }
+    // All buckets at once, and soon again after a stepdown (it lands on a replica nats-server picks,
+    // maybe the scheduler's own): a cluster just started is settled in a second or two, not in rounds
+    // of LEADERS_CHECK_MS. The chaos service scenario killed the first scheduler's machine 3.5 s after
+    // its election, in the middle of its moves, and its successor's recovery waited 4.6 s for elections.
+    const moved = await Promise.all(buckets.map((bucket) => place(bucket, own, meta)));
+    return moved.includes(true) ? LEADERS_RECHECK_MS : LEADERS_CHECK_MS;
   });
   return { stop: loop.stop };
 }
 
-/** Runs `look` after `firstMs`, then LEADERS_CHECK_MS after each look ends, until stopped. */
-function periodically(timers: Timers, firstMs: number, look: (stopped: () => boolean) => Promise<void>): { stop(): void } {
+/** Runs `look` after `firstMs`, then after each look ends, when it says (else LEADERS_CHECK_MS), until stopped. */
+function periodically(timers: Timers, firstMs: number, look: (stopped: () => boolean) => Promise<number | void>): { stop(): void } {
   let stopped = false;
   let timer: { cancel(): void } | undefined;
   const next = (delayMs: number): void => {
     if (stopped) return;
-    timer = timers.setTimeout(() => void look(() => stopped).finally(() => next(LEADERS_CHECK_MS)), delayMs);
+    timer = timers.setTimeout(() => void look(() => stopped).then((ms) => next(ms ?? LEADERS_CHECK_MS), () => next(LEADERS_CHECK_MS)), delayMs);
   };
   next(firstMs);
   return {
@@ -137,19 +144,32 @@ function periodically(timers: Timers, firstMs: number, look: (stopped: () => boo
 
 /**
  * Whether this process's NATS server leads JetStream's meta group, looked at every LEADERS_CHECK_MS.
- * Its stepdown needs the system account, so the scheduler moves instead (LeaseOptions.defer): a
- * machine dying with the meta leader stops every new consumer for an election of 4 to 9 s, and a
- * successor's recovery lists buckets through consumers (the chaos scheduler scenario's 8.5 s failover
- * was its recovery waiting for the meta group's election).
+ * Its stepdown needs the system account, so the scheduler moves instead (LeaseOptions): a machine
+ * dying with the meta leader stops every new consumer for an election of 4 to 9 s, and a successor's
+ * recovery lists buckets through consumers (the chaos scheduler scenario's 8.5 s failover was its
+ * recovery waiting for the meta group's election).
  *
- * Only while the meta group is whole: a hand-over guards against a later death, and during a fault
- * (a server down or cut off) it is a failover of its own on top of the fault's. The chaos service
- * scenario (seed 2) lost the streams' server; the scheduler elected after their election handed the
- * lease over 1.5 s later, and the services came back after a second election and recovery (9.9 s).
+ * `ownLeads` (a standby defers: LeaseOptions.defer): its server leads as last seen, or no look has
+ * ended yet. So the first election of a cluster goes to another node: in the chaos service scenario
+ * the node on the meta leader's server won it before its first look, and its machine was killed 5 s
+ * later; the successor's recovery waited 4.5 s for the meta group.
+ *
+ * `ownIsLeader` (the holder hands over: LeaseOptions.handOver): only while the meta group is whole, and
+ * once it has been so under this server for META_SETTLE_MS. A hand-over guards against a later death,
+ * and during a fault (a server down or cut off) it is a failover of its own on top of the fault's. The
+ * chaos service scenario (seed 2) lost the streams' server; the scheduler elected after their election
+ * handed the lease over 1.5 s later, and the services came back after a second election and recovery
+ * (9.9 s). The meta group moves during a fault, and a scheduler handed over then added a failover to
+ * it (the chaos partition scenario).
  */
-export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers; clock: Clock }, log: Logger): { leader(): string | undefined; ownIsLeader(): boolean; stop(): void } {
+export function followMetaLeader(
+  lead: StreamLeadership,
+  ports: { timers: Timers; clock: Clock },
+  log: Logger,
+): { leader(): string | undefined; ownLeads(): boolean; ownIsLeader(): boolean; stop(): void } {
   let ownSinceMs: number | undefined;
   let last: string | undefined;
+  let looked = false;
   const loop = periodically(ports.timers, 0, async () => {
     const meta = await lead.metaGroup().catch(() => undefined);
     const own = meta !== undefined && meta.leader === lead.server();
@@ -158,11 +178,11 @@ export function followMetaLeader(lead: StreamLeadership, ports: { timers: Timers
     ownSinceMs = own && meta.whole ? (ownSinceMs ?? ports.clock.nowMs()) : undefined;
     if (meta?.leader !== last) log.info({ metaLeader: meta?.leader, server: lead.server() }, 'JetStream meta leader seen');
     last = meta?.leader;
+    looked = true;
   });
   return {
     leader: () => last,
-    // Only once it has held for META_SETTLE_MS: the meta group moves during a fault, and a scheduler
-    // handed over then added a failover to it (the chaos partition scenario).
+    ownLeads: () => !looked || (last !== undefined && last === lead.server()),
     ownIsLeader: () => ownSinceMs !== undefined && ports.clock.nowMs() - ownSinceMs >= META_SETTLE_MS,
     stop: loop.stop,
   };

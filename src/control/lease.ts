@@ -21,12 +21,17 @@ export interface LeaseOptions {
    */
   onHeld?: (untilMs: number) => void;
   /**
-   * While true this candidate had better not lead (its NATS server leads JetStream's meta group, which
-   * would die with it): a holder hands the lease over, and a standby takes a vacant lease only once it
-   * has been vacant for `deferGraceMs`, so that a better placed candidate gets it first, and a cluster
-   * of only such candidates still gets a leader.
+   * While true a standby had better not lead (its NATS server leads JetStream's meta group, which would
+   * die with it): it takes a vacant lease only once it has been vacant for DEFER_GRACE_MS, so that a
+   * better placed candidate gets it first, and a cluster of only such candidates still gets a leader.
+   * Costs an election at most that grace, never a failover: it may be asked lightly.
    */
   defer?: () => boolean;
+  /**
+   * While true the holder hands the lease over (released; a standby takes it). A hand-over is a short
+   * failover of its own, so this asks more than `defer`: a placement settled for a while.
+   */
+  handOver?: () => boolean;
 }
 
 /** How long a deferring standby leaves a vacant lease to the others (see LeaseOptions.defer). */
@@ -94,7 +99,7 @@ class Lease extends Actor<Msg> {
     switch (msg.type) {
       case 'tick':
         if (this.#inFlight) return;
-        if (this.#revision !== 0 && this.o.defer?.() === true) return this.#handOver();
+        if (this.#revision !== 0 && this.o.handOver?.() === true) return this.#handOver();
         if (this.#revision === 0) this.#call(() => this.#acquire());
         else this.#call(() => this.o.kv.update(this.o.key, encode({ holder: this.o.holder, term: this.#term } satisfies LeaseRecord), this.#revision));
         return;

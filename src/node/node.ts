@@ -269,7 +269,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
   };
   system.spawn(
     leaseActor({
-      ...(meta === undefined ? {} : { defer: () => meta.ownIsLeader() }),
+      ...(meta === undefined ? {} : { defer: () => meta.ownLeads(), handOver: () => meta.ownIsLeader() }),
       kv: st.leaderKv,
       key: 'scheduler',
       holder: o.id,
