@@ -82,13 +82,18 @@ export function keepLeadersOff(
   ports: { timers: Timers },
   log: Logger,
   o: { buckets?: readonly string[]; metaLeader?: () => string | undefined; replicas?: Omit<ReplicaWatch, 'stop'> } = {},
-): { stop(): void } {
+): { stop(): void; streamServers(): ReadonlySet<string> } {
   const buckets = o.buckets ?? Object.values(BUCKET);
   const replicas = o.replicas ?? suspectServers(log);
   const held = new Set<string>();
+  /** Each bucket's stream leader at the last look (absent: none, or not known). */
+  const leaders = new Map<string, string>();
+  let servers: ReadonlySet<string> = new Set();
   /** Moves one bucket's stream leader if it is misplaced and may move; whether it asked for a stepdown. */
   const place = async (bucket: string, own: string, meta: string | undefined): Promise<boolean> => {
     const r = await lead.replicasOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
+    if (r?.leader === undefined) leaders.delete(bucket);
+    else leaders.set(bucket, r.leader);
     if (r === undefined) return false;
     replicas.note(r);
     // Not while a replica is down or behind (moving then would pile leadership onto the survivors).
@@ -120,9 +125,15 @@ export function keepLeadersOff(
     // of LEADERS_CHECK_MS. The chaos service scenario killed the first scheduler's machine 3.5 s after
     // its election, in the middle of its moves, and its successor's recovery waited 4.6 s for elections.
     const moved = await Promise.all(buckets.map((bucket) => place(bucket, own, meta)));
+    servers = new Set(leaders.values());
     return moved.includes(true) ? LEADERS_RECHECK_MS : LEADERS_CHECK_MS;
   });
-  return { stop: loop.stop };
+  return {
+    stop: loop.stop,
+    // The servers whose death stops a control stream for an election (4-9 s): a service there would wait
+    // for it before it could be brought back (the scheduler keeps services off them).
+    streamServers: () => servers,
+  };
 }
 
 /** Runs `look` after `firstMs`, then after each look ends, when it says (else LEADERS_CHECK_MS), until stopped. */
