@@ -1,6 +1,6 @@
 import test from 'ava';
 import { pino } from 'pino';
-import { keepLeadersOff, LEADERS_CHECK_MS, watchReplicas } from '../src/control/leader-placement.js';
+import { keepLeadersOff, LEADERS_CHECK_MS, LEADERS_RECHECK_MS, STEPDOWN_BACKOFF_MAX_MS, watchReplicas } from '../src/control/leader-placement.js';
 import type { StreamLeadership, StreamReplicas } from '../src/nats/types.js';
 import { VirtualTime } from '../src/ports/virtual.js';
 
@@ -65,7 +65,7 @@ test('leader placement - no stepdown that may land on a server back from a crash
   stream.write('during');
   await time.run({ untilMs: time.nowMs() + 2 * LEADERS_CHECK_MS });
   t.deepEqual([...watch.suspects()], ['n1'], 'n1 seen absent');
-  const keeper = keepLeadersOff(lead, { timers: time }, silent, { buckets: ['procs'], metaLeader: () => 'n3', replicas: watch });
+  const keeper = keepLeadersOff(lead, { timers: time, clock: time }, silent, { buckets: ['procs'], metaLeader: () => 'n3', replicas: watch });
   try {
     stream.down.delete('n1'); // back, current again, and short of a record its peers hold
     await time.run({ untilMs: time.nowMs() + 5 * LEADERS_CHECK_MS });
@@ -89,11 +89,12 @@ test('leader placement - with no server ever absent, the stream leader moves off
   const stream = new Stream();
   const lead = stream.leadership('n2', 'n3');
   const watch = watchReplicas(lead, { timers: time }, silent, { buckets: ['procs'] });
-  const keeper = keepLeadersOff(lead, { timers: time }, silent, { buckets: ['procs'], metaLeader: () => 'n3', replicas: watch });
+  const keeper = keepLeadersOff(lead, { timers: time, clock: time }, silent, { buckets: ['procs'], metaLeader: () => 'n3', replicas: watch });
   try {
     await time.run({ untilMs: time.nowMs() + 3 * LEADERS_CHECK_MS });
     t.is(stream.leader, 'n1', 'on the third server');
     t.deepEqual([...watch.suspects()], []);
+    t.deepEqual([...keeper.streamServers()], ['n1'], 'told to the scheduler once settled: services keep off n1');
   } finally {
     keeper.stop();
     watch.stop();
@@ -115,5 +116,23 @@ test('leader placement - a peer not heard from yet (a stream just made) is not t
     t.deepEqual([...watch.suspects()], ['n1'], 'seen, then absent');
   } finally {
     watch.stop();
+  }
+});
+
+test('leader placement - a stepdown that keeps landing on the other avoided server is asked less and less often', async (t) => {
+  const time = new VirtualTime();
+  const stream = new Stream();
+  // The scheduler on n1, the meta leader on n2: this stream's stepdowns go n2 -> n1 -> n2 ... never n3.
+  const lead = stream.leadership('n1', 'n2');
+  const keeper = keepLeadersOff(lead, { timers: time, clock: time }, silent, { buckets: ['procs'], metaLeader: () => 'n2' });
+  try {
+    await time.run({ untilMs: time.nowMs() + 60_000 });
+    t.true(stream.stepdowns >= 3, `it keeps trying: ${stream.stepdowns}`);
+    t.true(stream.stepdowns <= 8, `not every look (${60_000 / LEADERS_RECHECK_MS} of them): ${stream.stepdowns} stepdowns in a minute`);
+    t.deepEqual([...keeper.streamServers()], [stream.leader], 'between stepdowns the scheduler is told where the stream sits');
+    await time.run({ untilMs: time.nowMs() + 10 * STEPDOWN_BACKOFF_MAX_MS });
+    t.true(stream.stepdowns <= 8 + 10, `then at most one per ${STEPDOWN_BACKOFF_MAX_MS} ms: ${stream.stepdowns}`);
+  } finally {
+    keeper.stop();
   }
 });

@@ -7,7 +7,7 @@ import { withUser } from '../src/cluster/nats-users.js';
 import { keepLeadersOff } from '../src/control/leader-placement.js';
 import { connectBus, splitServers } from '../src/nats/real.js';
 import type { Bus } from '../src/nats/types.js';
-import { realTimers } from '../src/ports/real.js';
+import { realClock, realTimers } from '../src/ports/real.js';
 
 /** Every stream of the cluster's JetStream account, as the servers describe them (nats.js directly, not our port). */
 async function streamInfos(natsUrl: string): Promise<StreamInfo[]> {
@@ -92,7 +92,7 @@ test.serial("nats cluster - the scheduler's side keeps a bucket's stream leader 
     const own = await connectBus({ servers: [[urlOf(i), ...nats.urls.map((_, j) => urlOf(j)).filter((_, j) => j !== i)].join(',')], name: 'steer-own', ordered: true, replicas: 3 });
     buses.push(own);
     t.is(own.leadership!()!.server(), leader, 'an ordered connection is on the first server given');
-    const keeper = keepLeadersOff(own.leadership!()!, { timers: realTimers }, pino({ level: 'silent' }), { buckets: ['steer_test'] });
+    const keeper = keepLeadersOff(own.leadership!()!, { timers: realTimers, clock: realClock }, pino({ level: 'silent' }), { buckets: ['steer_test'] });
     try {
       const moved = await waitFor(() => own.leadership!()!.leaderOf('steer_test'), (l) => l !== undefined && l !== leader, 40_000);
       t.true(nats.names.includes(moved!) && moved !== leader, `moved to ${moved}`);

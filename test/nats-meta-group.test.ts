@@ -1,7 +1,7 @@
 import test from 'ava';
 import { pino } from 'pino';
 import { followMetaLeader, keepLeadersOff, LEADERS_CHECK_MS, META_SETTLE_MS, watchReplicas } from '../src/control/leader-placement.js';
-import { realTimers } from '../src/ports/real.js';
+import { realClock, realTimers } from '../src/ports/real.js';
 import { connectBus } from '../src/nats/real.js';
 import { heardWithin } from '../src/nats/real-leadership.js';
 import type { MetaGroup, StreamLeadership } from '../src/nats/types.js';
@@ -114,7 +114,7 @@ test.serial('stream replicas - a replica killed -9 is seen absent, and its retur
       await nats.restart(victim);
       await waitFor(async () => (await lead[at]!.replicasOf('held_test'))?.peers.every((p) => p.healthy), (ok) => ok === true, 60_000);
       // The scheduler on the leader's server: without the hold the stream would go to a peer nats-server picks.
-      const keeper = keepLeadersOff(lead[at]!, { timers: realTimers }, silent, { buckets: ['held_test'], metaLeader: () => undefined, replicas: watch });
+      const keeper = keepLeadersOff(lead[at]!, { timers: realTimers, clock: realClock }, silent, { buckets: ['held_test'], metaLeader: () => undefined, replicas: watch });
       try {
         await new Promise((r) => setTimeout(r, 3 * LEADERS_CHECK_MS));
         t.is(await lead[at]!.leaderOf('held_test'), leader, 'the stream stays on its leader: a stepdown may have picked the restarted server');

@@ -15,6 +15,13 @@ export const LEADERS_CHECK_MS = 3_000;
 export const LEADERS_FIRST_LOOK_MS = 1_000;
 /** The next look after one that asked for a stepdown: where did it land? */
 export const LEADERS_RECHECK_MS = 300;
+/**
+ * The n-th stepdown in a row of one bucket waits LEADERS_RECHECK_MS * 4^(n-1) after the one before, up
+ * to this. nats-server 2.9 picks the new leader itself, and a chaos run saw one land on the other
+ * avoided server again and again (n1, n2, n1, ... every 300 ms, never the third): each stepdown pauses
+ * the stream, and the lease's stream was among them.
+ */
+export const STEPDOWN_BACKOFF_MAX_MS = 30_000;
 
 /**
  * NATS servers seen absent (offline, or silent for seconds) from a replicated bucket's stream, looked
@@ -79,7 +86,7 @@ function suspectServers(log: Logger): Omit<ReplicaWatch, 'stop'> {
  */
 export function keepLeadersOff(
   lead: StreamLeadership,
-  ports: { timers: Timers },
+  ports: { timers: Timers; clock: Clock },
   log: Logger,
   o: { buckets?: readonly string[]; metaLeader?: () => string | undefined; replicas?: Omit<ReplicaWatch, 'stop'> } = {},
 ): { stop(): void; streamServers(): ReadonlySet<string> } {
@@ -89,6 +96,8 @@ export function keepLeadersOff(
   /** Each bucket's stream leader at the last look (absent: none, or not known). */
   const leaders = new Map<string, string>();
   let servers: ReadonlySet<string> = new Set();
+  /** Stepdowns in a row of a bucket that stayed misplaced, and when the next one may be asked. */
+  const tries = new Map<string, { count: number; notBeforeMs: number }>();
   /** Moves one bucket's stream leader if it is misplaced and may move; whether it asked for a stepdown. */
   const place = async (bucket: string, own: string, meta: string | undefined): Promise<boolean> => {
     const r = await lead.replicasOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
@@ -99,7 +108,10 @@ export function keepLeadersOff(
     // Not while a replica is down or behind (moving then would pile leadership onto the survivors).
     if (r.leader === undefined || r.peers.length === 0 || !r.peers.every((p) => p.healthy)) return false;
     const suspects = replicas.suspects();
-    if (r.leader !== own && r.leader !== meta && !suspects.has(r.leader)) return false;
+    if (r.leader !== own && r.leader !== meta && !suspects.has(r.leader)) return void tries.delete(bucket), false;
+    const tried = tries.get(bucket) ?? { count: 0, notBeforeMs: 0 };
+    const nowMs = ports.clock.nowMs();
+    if (nowMs < tried.notBeforeMs) return false;
     const risky = r.peers.filter((p) => suspects.has(p.name)).map((p) => p.name);
     if (risky.length > 0) {
       if (!held.has(bucket)) log.info({ bucket, leader: r.leader, suspects: risky }, "a control bucket's stream leader stays: a stepdown may land on a server that was absent (its replica may lack acknowledged writes)");
@@ -107,6 +119,7 @@ export function keepLeadersOff(
       return false;
     }
     const from = r.leader;
+    tries.set(bucket, { count: tried.count + 1, notBeforeMs: nowMs + Math.min(LEADERS_RECHECK_MS * 4 ** tried.count, STEPDOWN_BACKOFF_MAX_MS) });
     return lead.stepDown(bucket).then(
       () => (log.info({ bucket, from, server: own, metaLeader: meta, suspect: suspects.has(from) }, "moved a control bucket's stream leader off the scheduler's and the meta leader's servers (or off one that was absent)"), true),
       (e: unknown) => (log.debug({ err: e, bucket }, 'stream leader stepdown refused; the next look tries again'), true),
@@ -121,11 +134,13 @@ export function keepLeadersOff(
     // moved onto the meta leader's machine died with it).
     const meta = o.metaLeader !== undefined ? o.metaLeader() : (await lead.metaGroup().catch(() => undefined))?.leader;
     // All buckets at once, and soon again after a stepdown (it lands on a replica nats-server picks,
-    // maybe the scheduler's own): a cluster just started is settled in a second or two, not in rounds
-    // of LEADERS_CHECK_MS. The chaos service scenario killed the first scheduler's machine 3.5 s after
-    // its election, in the middle of its moves, and its successor's recovery waited 4.6 s for elections.
+    // maybe the scheduler's own), less soon for each one in a row: a cluster just started is settled in
+    // a second or two when the landings are kind. The chaos service scenario killed the first
+    // scheduler's machine 3.5 s after its election, in the middle of its moves (one every 3 s then), and
+    // its successor's recovery waited 4.6 s for elections.
     const moved = await Promise.all(buckets.map((bucket) => place(bucket, own, meta)));
-    servers = new Set(leaders.values());
+    // Told to the scheduler only from a look that asked for no stepdown: one asked may move a leader still.
+    if (!moved.includes(true)) servers = new Set(leaders.values());
     return moved.includes(true) ? LEADERS_RECHECK_MS : LEADERS_CHECK_MS;
   });
   return {
