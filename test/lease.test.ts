@@ -83,7 +83,7 @@ async function candidates(seed: number) {
   const ports = virtualPorts(seed);
   const nats = new SimNats(ports, { latencyMs: 1 });
   const elected = new Map<string, number[]>();
-  const start = async (id: string, o: { defer?: () => boolean; handOver?: () => boolean } = {}) => {
+  const start = async (id: string, o: { defer?: (first: boolean) => boolean; handOver?: () => boolean } = {}) => {
     const kv = await nats.connect(id).kv('leader', { ttlMs: TTL_MS });
     const system = createSystem({ name: id, ports });
     elected.set(id, []);
@@ -126,4 +126,21 @@ test('lease - a deferring standby leaves a vacant lease to another, takes it alo
   const stopped = Promise.all([c.shutdown(), d.shutdown()]);
   await ports.time.advance(100);
   await stopped;
+});
+
+test('lease - a candidate that defers only at the cluster\'s first election takes a lease released later at once', async (t) => {
+  const { ports, elected, start } = await candidates(4);
+  const a = await start('a', { defer: (first) => first });
+  const b = await start('b');
+  await ports.time.advance(5_000);
+  t.is(elected.get('b')!.length, 1, 'the first election goes to the candidate that does not defer');
+  const releasedAtMs = ports.time.nowMs();
+  const bStopped = b.shutdown();
+  await ports.time.advance(5_000);
+  await bStopped;
+  const [aWon] = elected.get('a')!;
+  t.true(aWon !== undefined && aWon - releasedAtMs < DEFER_GRACE_MS, `a has seen the lease held: no grace (${aWon! - releasedAtMs} ms)`);
+  const aStopped = a.shutdown();
+  await ports.time.advance(100);
+  await aStopped;
 });

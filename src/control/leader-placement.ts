@@ -31,18 +31,32 @@ export const STEPDOWN_BACKOFF_MAX_MS = 30_000;
  * server came back without the last 8 records written before the kill (same sequence range, 8 messages
  * fewer than its peers), and reads under its leadership found no record of 8 procs that had run.
  * Held for the life of the process: nothing in NATS mends such a replica.
+ *
+ * `ownLeads`: this process's server leads one of the buckets' streams as last seen, or no look has
+ * ended yet. A cluster's first election leaves such a candidate be (LeaseOptions.defer), so the first
+ * scheduler sits where no stream needs moving: a stepdown lands where nats-server 2.9 picks, and a
+ * chaos run's moves were still going on when its machine was killed 6 s after the start.
  */
-export function watchReplicas(lead: StreamLeadership, ports: { timers: Timers }, log: Logger, o: { buckets?: readonly string[] } = {}): ReplicaWatch {
+export function watchReplicas(lead: StreamLeadership, ports: { timers: Timers }, log: Logger, o: { buckets?: readonly string[] } = {}): ReplicaWatch & { ownLeads(): boolean } {
   const buckets = o.buckets ?? [BUCKET.procs];
   const { suspects, note } = suspectServers(log);
+  const leaders = new Map<string, string>();
+  let looked = false;
   const loop = periodically(ports.timers, 0, async (stopped) => {
     for (const bucket of buckets) {
       if (stopped()) return;
       const r = await lead.replicasOf(bucket).catch(() => undefined);
+      if (r?.leader === undefined) leaders.delete(bucket);
+      else leaders.set(bucket, r.leader);
       if (r !== undefined) note(r);
     }
+    looked = true;
   });
-  return { suspects, note, stop: loop.stop };
+  const ownLeads = (): boolean => {
+    const own = lead.server();
+    return !looked || (own !== undefined && [...leaders.values()].includes(own));
+  };
+  return { suspects, note, ownLeads, stop: loop.stop };
 }
 
 /** What watchReplicas keeps: the servers seen absent, and a way to add what a look of one's own saw. */

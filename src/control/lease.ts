@@ -24,9 +24,10 @@ export interface LeaseOptions {
    * While true a standby had better not lead (its NATS server leads JetStream's meta group, which would
    * die with it): it takes a vacant lease only once it has been vacant for DEFER_GRACE_MS, so that a
    * better placed candidate gets it first, and a cluster of only such candidates still gets a leader.
-   * Costs an election at most that grace, never a failover: it may be asked lightly.
+   * Costs an election at most that grace, never a failover: it may be asked lightly. `first`: this
+   * candidate has never seen the lease held (the cluster's first election, where a wait costs nothing).
    */
-  defer?: () => boolean;
+  defer?: (first: boolean) => boolean;
   /**
    * While true the holder hands the lease over (released; a standby takes it). A hand-over is a short
    * failover of its own, so this asks more than `defer`: a placement settled for a while.
@@ -71,6 +72,8 @@ class Lease extends Actor<Msg> {
   #epoch = 0;
   #inFlight = false;
   #deadline: TimerHandle | undefined;
+  /** Whether this candidate has seen the lease held, by itself or another (see LeaseOptions.defer). */
+  #seenHeld = false;
   /** When this standby first saw the lease vacant (absent or released), while it defers. */
   #vacantSinceMs: number | undefined;
 
@@ -169,7 +172,7 @@ class Lease extends Actor<Msg> {
 
   /** A deferring standby takes a vacant lease only once it has been vacant for DEFER_GRACE_MS. */
   #mayTake(vacant: boolean): boolean {
-    if (!vacant || this.o.defer?.() !== true) {
+    if (!vacant || this.o.defer?.(!this.#seenHeld) !== true) {
       this.#vacantSinceMs = undefined;
       return true;
     }
@@ -182,6 +185,7 @@ class Lease extends Actor<Msg> {
     const mine = encode({ holder: this.o.holder, term: 0 } satisfies LeaseRecord);
     const cur = await this.o.kv.get(this.o.key);
     const released = cur !== null && decodeLeaseRecord(cur.value)?.holder === '';
+    if (cur !== null) this.#seenHeld = true; // held, or released by a holder
     if (!this.#mayTake(cur === null || released)) return undefined;
     // Free (absent or lapsed) -> create; released by its last holder -> take it by CAS.
     return cur === null ? this.o.kv.create(this.o.key, mine) : released ? this.o.kv.update(this.o.key, mine, cur.revision) : undefined;

@@ -246,7 +246,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
   const lead = o.bus.leadership?.();
   const meta = lead === undefined ? undefined : followMetaLeader(lead, system.ports, o.logger);
   // Standbys too: a scheduler elected after a server's return must know it was away (leader-placement.ts).
-  const replicas = lead === undefined ? undefined : watchReplicas(lead, system.ports, o.logger);
+  const replicas = lead === undefined ? undefined : watchReplicas(lead, system.ports, o.logger, { buckets: Object.values(BUCKET) });
   const leaderDeps = {
     // The stale-leader mutant skips the lease fence, this half of it too.
     leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
@@ -271,7 +271,7 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
   };
   system.spawn(
     leaseActor({
-      ...(meta === undefined ? {} : { defer: () => meta.ownLeads(), handOver: () => meta.ownIsLeader() }),
+      ...(meta === undefined ? {} : { defer: (first: boolean) => meta.ownLeads() || (first && replicas?.ownLeads() === true), handOver: () => meta.ownIsLeader() }),
       kv: st.leaderKv,
       key: 'scheduler',
       holder: o.id,
