@@ -122,7 +122,10 @@ export function keepLeadersOff(
     // Not while a replica is down or behind (moving then would pile leadership onto the survivors).
     if (r.leader === undefined || r.peers.length === 0 || !r.peers.every((p) => p.healthy)) return false;
     const suspects = replicas.suspects();
-    if (r.leader !== own && r.leader !== meta && !suspects.has(r.leader)) return void tries.delete(bucket), false;
+    if (r.leader !== own && r.leader !== meta && !suspects.has(r.leader)) {
+      tries.delete(bucket); // where it belongs: the next misplacement starts the backoff afresh
+      return false;
+    }
     const tried = tries.get(bucket) ?? { count: 0, notBeforeMs: 0 };
     const nowMs = ports.clock.nowMs();
     if (nowMs < tried.notBeforeMs) return false;
