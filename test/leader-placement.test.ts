@@ -94,7 +94,6 @@ test('leader placement - with no server ever absent, the stream leader moves off
     await time.run({ untilMs: time.nowMs() + 3 * LEADERS_CHECK_MS });
     t.is(stream.leader, 'n1', 'on the third server');
     t.deepEqual([...watch.suspects()], []);
-    t.deepEqual([...keeper.streamServers()], ['n1'], 'told to the scheduler once settled: services keep off n1');
   } finally {
     keeper.stop();
     watch.stop();
@@ -129,7 +128,6 @@ test('leader placement - a stepdown that keeps landing on the other avoided serv
     await time.run({ untilMs: time.nowMs() + 60_000 });
     t.true(stream.stepdowns >= 3, `it keeps trying: ${stream.stepdowns}`);
     t.true(stream.stepdowns <= 8, `not every look (${60_000 / LEADERS_RECHECK_MS} of them): ${stream.stepdowns} stepdowns in a minute`);
-    t.deepEqual([...keeper.streamServers()], [stream.leader], 'between stepdowns the scheduler is told where the stream sits');
     await time.run({ untilMs: time.nowMs() + 10 * STEPDOWN_BACKOFF_MAX_MS });
     t.true(stream.stepdowns <= 8 + 10, `then at most one per ${STEPDOWN_BACKOFF_MAX_MS} ms: ${stream.stepdowns}`);
   } finally {

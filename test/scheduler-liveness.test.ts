@@ -1,10 +1,30 @@
 import test from 'ava';
-import type { ProcRecord } from '../src/control/protocol/index.js';
+import type { Context } from '../src/actors/index.js';
+import type { NodeRecord, ProcRecord } from '../src/control/protocol/index.js';
 import { recover } from '../src/control/scheduler/recovery.js';
 import { Liveness } from '../src/control/liveness.js';
 import { checkNodes, nodeUp } from '../src/control/scheduler/nodes.js';
+import { SchedulerState, type SchedulerDeps, type SchedulerMsg } from '../src/control/scheduler/state.js';
 import type { Status } from '../src/proc/types.js';
-import { beat, scheduler, TIMEOUT_MS } from './helpers/scheduler-state.js';
+
+const TIMEOUT_MS = 3_000;
+
+/** A scheduler's state with a clock of the test's own; `lost` collects the procs it ends lost. */
+function scheduler(deps: Partial<SchedulerDeps> = {}): { s: SchedulerState; at(ms: number): void; lost: string[]; down: string[] } {
+  let now = 0;
+  const down: string[] = [];
+  const ctx = { ports: { clock: { nowMs: () => now } }, log: { info: () => {}, warn: (o: { node: string }) => down.push(o.node) } } as unknown as Context<SchedulerMsg>;
+  const s = new SchedulerState({ nodeTimeoutMs: TIMEOUT_MS, term: 1, ...deps } as SchedulerDeps, ctx);
+  const lost: string[] = [];
+  Object.assign(s.ops, { drain: () => {}, finish: (pid: string, st: Status) => st.kind === 'lost' && lost.push(pid) });
+  return { s, at: (ms) => void (now = ms), lost, down };
+}
+
+const seq = new Map<string, number>();
+const beat = (id: string): NodeRecord => {
+  seq.set(id, (seq.get(id) ?? 0) + 1);
+  return { id, mcpu: 1000, memMb: 1024, address: '', startedAtMs: 1, heartbeatSeq: seq.get(id)!, beSlots: 4 };
+};
 
 /** Each of `ids` beats once a second from `fromMs` to `toMs`; the scheduler checks its nodes after each second. */
 function run(w: ReturnType<typeof scheduler>, ids: string[], fromMs: number, toMs: number): void {
@@ -83,7 +103,7 @@ test("liveness - a new scheduler starts from the heartbeats its node saw as a st
   for (const w of [seeded, fresh]) {
     Object.assign(w.s.ops, { finish: (pid: string, st: Status) => { if (st.kind === 'lost') w.lost.push(pid); w.s.live.delete(pid); } });
     w.at(6_000);
-    recover(w.s, { type: 'recovered', records: [running('p3', 'n3')], nodes: ['n1', 'n2', 'n3'].map((id) => beat(id)), realms: ['default'], quotas: [] });
+    recover(w.s, { type: 'recovered', records: [running('p3', 'n3')], nodes: ['n1', 'n2', 'n3'].map(beat), realms: ['default'], quotas: [] });
     run(w, ['n1', 'n2'], 6_000, 6_000);
   }
   t.deepEqual(seeded.lost, ['p3'], 'down at the first check after recovery');

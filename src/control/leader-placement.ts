@@ -103,20 +103,15 @@ export function keepLeadersOff(
   ports: { timers: Timers; clock: Clock },
   log: Logger,
   o: { buckets?: readonly string[]; metaLeader?: () => string | undefined; replicas?: Omit<ReplicaWatch, 'stop'> } = {},
-): { stop(): void; streamServers(): ReadonlySet<string> } {
+): { stop(): void } {
   const buckets = o.buckets ?? Object.values(BUCKET);
   const replicas = o.replicas ?? suspectServers(log);
   const held = new Set<string>();
-  /** Each bucket's stream leader at the last look (absent: none, or not known). */
-  const leaders = new Map<string, string>();
-  let servers: ReadonlySet<string> = new Set();
   /** Stepdowns in a row of a bucket that stayed misplaced, and when the next one may be asked. */
   const tries = new Map<string, { count: number; notBeforeMs: number }>();
   /** Moves one bucket's stream leader if it is misplaced and may move; whether it asked for a stepdown. */
   const place = async (bucket: string, own: string, meta: string | undefined): Promise<boolean> => {
     const r = await lead.replicasOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
-    if (r?.leader === undefined) leaders.delete(bucket);
-    else leaders.set(bucket, r.leader);
     if (r === undefined) return false;
     replicas.note(r);
     // Not while a replica is down or behind (moving then would pile leadership onto the survivors).
@@ -156,16 +151,9 @@ export function keepLeadersOff(
     // scheduler's machine 3.5 s after its election, in the middle of its moves (one every 3 s then), and
     // its successor's recovery waited 4.6 s for elections.
     const moved = await Promise.all(buckets.map((bucket) => place(bucket, own, meta)));
-    // Told to the scheduler only from a look that asked for no stepdown: one asked may move a leader still.
-    if (!moved.includes(true)) servers = new Set(leaders.values());
     return moved.includes(true) ? LEADERS_RECHECK_MS : LEADERS_CHECK_MS;
   });
-  return {
-    stop: loop.stop,
-    // The servers whose death stops a control stream for an election (4-9 s): a service there would wait
-    // for it before it could be brought back (the scheduler keeps services off them).
-    streamServers: () => servers,
-  };
+  return { stop: loop.stop };
 }
 
 /** Runs `look` after `firstMs`, then after each look ends, when it says (else LEADERS_CHECK_MS), until stopped. */

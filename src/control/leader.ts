@@ -12,7 +12,6 @@ import { EVICT, NODE, NODE_BEAT, NODE_NOTE, PROC_EVENT, REALM_CREATE, REALM_QUOT
 import { schedulerActor, type SchedulerDeps, type SchedulerMsg } from './scheduler/index.js';
 import { traceSpawn } from '../spawn-trace.js';
 
-const NO_SERVERS: ReadonlySet<string> = new Set();
 /** Pause before a leader opens a failed or ended watch again. */
 export const WATCH_REOPEN_MS = 250;
 /** Grace of an eviction whose request names none. */
@@ -82,7 +81,6 @@ export async function startLeader(d: LeaderDeps, term: number): Promise<() => Pr
       ...journalsOf(d.bus),
       nodeTimeoutMs: d.nodeTimeoutMs,
       ...(d.seen === undefined ? {} : { seen: d.seen }),
-      ...(d.leadership === undefined ? {} : { keepServicesOff: () => leaders?.streamServers() ?? NO_SERVERS }),
       ...(d.mutations === undefined ? {} : { mutations: d.mutations }),
     }),
     { name: `scheduler-${term}`, mailbox: { capacity: SCHEDULER_MAILBOX_CAPACITY } },

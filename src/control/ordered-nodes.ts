@@ -82,10 +82,10 @@ function remove(t: TreapNode | undefined, k: TreapNode): TreapNode | undefined {
   return pull(t);
 }
 
-function first(t: TreapNode | undefined, lo: number, needX: number, needY: number, skip?: (id: string) => boolean): TreapNode | undefined {
+function first(t: TreapNode | undefined, lo: number, needX: number, needY: number): TreapNode | undefined {
   if (t === undefined || t.maxX < needX || t.maxY < needY) return undefined;
-  if (t.key < lo) return first(t.right, lo, needX, needY, skip);
-  return first(t.left, lo, needX, needY, skip) ?? (t.x >= needX && t.y >= needY && skip?.(t.id) !== true ? t : first(t.right, lo, needX, needY, skip));
+  if (t.key < lo) return first(t.right, lo, needX, needY);
+  return first(t.left, lo, needX, needY) ?? (t.x >= needX && t.y >= needY ? t : first(t.right, lo, needX, needY));
 }
 
 export class OrderedNodes {
@@ -115,12 +115,9 @@ export class OrderedNodes {
     this.#root = remove(this.#root, t);
   }
 
-  /**
-   * The first node in key order with key >= lo, x >= needX and y >= needY, and not `skip`ped. Each
-   * node skipped costs a search step: for a few nodes to avoid, not for a filter of most of them.
-   */
-  first(lo: number, needX: number, needY: number, skip?: (id: string) => boolean): string | undefined {
-    return first(this.#root, lo, needX, needY, skip)?.id;
+  /** The first node in key order with key >= lo, x >= needX and y >= needY. */
+  first(lo: number, needX: number, needY: number): string | undefined {
+    return first(this.#root, lo, needX, needY)?.id;
   }
 
   /** The first and the last node in key order. */

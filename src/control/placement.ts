@@ -107,11 +107,9 @@ export class Placements {
    * Best fit: among nodes with room, the one that would have the least mcpu left (packs LC procs and
    * keeps large holes for large procs). Ties break on node id so placement is deterministic. Found in
    * the (free mcpu, id) index: the first node with free mcpu >= demand whose free memory suffices.
-   * Nodes `avoid` names are taken only when no other has room.
    */
-  placeLc(d: Demand, avoid?: (node: string) => boolean): Placement {
-    const fit = (skip?: (node: string) => boolean): string | undefined => this.#byFree.first(d.mcpu, d.mcpu, d.memMb, skip);
-    const found = this.#overcommit ? this.#byFree.min()?.id : ((avoid === undefined ? undefined : fit(avoid)) ?? fit());
+  placeLc(d: Demand): Placement {
+    const found = this.#overcommit ? this.#byFree.min()?.id : this.#byFree.first(d.mcpu, d.mcpu, d.memMb);
     if (found !== undefined) {
       const n = this.#nodes.get(found);
       // Cheap check that the index is not stale: what it names exists and has the room.

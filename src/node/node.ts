@@ -147,7 +147,6 @@ export async function startNode(o: NodeOptions): Promise<RunningNode> {
 
 function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: NodeStores): ActorRef<NodeMsg> {
   const bus = o.bus;
-  const lead = bus.leadership?.();
   return system.spawn(
     nodeManager(
       { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingEveryBeats: HOST_PING_EVERY_BEATS, recordEveryBeats: NODE_RECORD_EVERY_BEATS, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
@@ -158,7 +157,6 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
         namesKv: st.namesKv,
         publish: (ev) => bus.publish(PROC_EVENT.subject, encode(ev)),
         beat: (node) => bus.publish(NODE_BEAT.subject, encode(node)),
-        ...(lead === undefined ? {} : { natsServer: () => lead.server() }),
         reportExit: (ev) => bus.request(PROC_EVENT.subject, encode(ev), { timeoutMs: timing.nodeRequestTimeoutMs }).then(() => undefined),
         appendLog: o.appendLog,
         ...(o.datapath === undefined ? {} : { datapath: o.datapath }),

@@ -34,8 +34,6 @@ export interface NodeRecord {
   datapath?: DataPathAddress;
   /** Whether its proc hosts are sandboxed, and each protection that is missing where they are not. */
   isolation?: NodeIsolation;
-  /** The NATS server its connection is on (a cluster's): the scheduler keeps services off the one leading the control streams. */
-  natsServer?: string;
 }
 
 export interface NodeIsolation {

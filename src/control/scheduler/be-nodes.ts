@@ -72,11 +72,10 @@ export class BeNodes {
 
   /**
    * The least loaded node (fewest BE procs counted) with a free slot and room; ties go to the first in
-   * credits order. The same node the scan over #credits this replaced chose. Nodes `avoid` names are
-   * taken only when no other has a slot and room.
+   * credits order. The same node the scan over #credits this replaced chose.
    */
-  leastLoaded(d: { mcpu: number; memMb: number }, avoid?: (node: string) => boolean): string | undefined {
-    const node = (avoid === undefined ? undefined : this.#open.first(-Infinity, d.mcpu, d.memMb, avoid)) ?? this.#open.first(-Infinity, d.mcpu, d.memMb);
+  leastLoaded(d: { mcpu: number; memMb: number }): string | undefined {
+    const node = this.#open.first(-Infinity, d.mcpu, d.memMb);
     // Cheap check that the index is not stale: the node it names has the slot and the room.
     assert(node === undefined || this.fits(node, d), `BE index names ${node}, which has no slot or room`);
     return node;

@@ -7,7 +7,6 @@ export function nodeUp(s: SchedulerState, n: NodeRecord): void {
   // A record seen before (a reopened watch replays the latest) says nothing of the node now.
   if (!s.liveness.beat(n, s.nowMs())) return;
   s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
-  s.noteServer(n);
   const waiting = s.unconfirmed.get(n.id);
   s.unconfirmed.delete(n.id);
   for (const r of waiting ?? []) {
@@ -28,7 +27,6 @@ export function nodeDown(s: SchedulerState, id: string): void {
   s.log.warn({ node: id }, 'node is down');
   s.liveness.forget(id);
   s.beNodes.forget(id);
-  s.natsServers.delete(id);
   for (const pid of s.placements.removeNode(id)) s.ops.finish(pid, { kind: 'lost', message: `node ${id} stopped heartbeating` });
   const waiting = s.unconfirmed.get(id);
   s.unconfirmed.delete(id);

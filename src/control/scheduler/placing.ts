@@ -33,15 +33,14 @@ function send(s: SchedulerState, r: ProcRecord): void {
 }
 
 /** A node with a free BE slot and room, if the BE queues are empty (queued work goes first, fairly). */
-export function beNodeNow(s: SchedulerState, spec: ProcSpec): string | undefined {
+function beNodeNow(s: SchedulerState, spec: ProcSpec): string | undefined {
   if (s.be.size > 0) return undefined;
-  const avoid = s.keepOff(spec);
   // Light load: the scheduler's own node, whose orders skip NATS (the lowest start latency).
   const localNode = s.deps.localNode;
-  if (localNode !== undefined && avoid?.(localNode) !== true && (s.beOn.get(localNode) ?? 0) < LOCAL_FIRST_BE_MAX && s.beNodes.fits(localNode, spec)) return localNode;
+  if (localNode !== undefined && (s.beOn.get(localNode) ?? 0) < LOCAL_FIRST_BE_MAX && s.beNodes.fits(localNode, spec)) return localNode;
   // Past that, the least loaded node: one process (and core) per node shares the work. From the
   // index of nodes with a free slot, not a scan: placement costs the same at 10 nodes and 1,000.
-  return s.beNodes.leastLoaded(spec, avoid);
+  return s.beNodes.leastLoaded(spec);
 }
 
 /** The run order of a record whose create is durable (its revision known): the node writes from there. */
@@ -70,7 +69,7 @@ function refuse(reply: (r: SpawnReply) => void, e: ControlError): void {
 /** Places (LC) or queues (BE) an accepted record; undefined when it was refused (the reply is sent). */
 function place(s: SchedulerState, rec: ProcRecord, reply: (r: SpawnReply) => void): ProcRecord | undefined {
   if (rec.spec.lc) {
-    const p = s.placements.placeLc({ pid: rec.pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb }, s.keepOff(rec.spec));
+    const p = s.placements.placeLc({ pid: rec.pid, mcpu: rec.spec.mcpu, memMb: rec.spec.memMb });
     if (p.kind === 'never-fits') return void refuse(reply, new ControlError('never-fits', `no node could ever run this proc: ${p.reason}`));
     if (p.kind === 'no-room-now' && s.lcPending.length >= LC_PENDING_MAX) return void refuse(reply, new ControlError('queue-full', `${LC_PENDING_MAX} LC procs already wait for room`));
     if (p.kind === 'placed') return { ...rec, state: 'starting', node: p.node };
@@ -157,7 +156,7 @@ export function drain(s: SchedulerState): void {
       i++;
       continue;
     }
-    const p = s.placements.placeLc({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb }, s.keepOff(r.spec));
+    const p = s.placements.placeLc({ pid: r.pid, mcpu: r.spec.mcpu, memMb: r.spec.memMb });
     if (p.kind !== 'placed') {
       i++;
       continue;

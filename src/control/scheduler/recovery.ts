@@ -26,7 +26,6 @@ export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'rec
   if (s.deps.seen !== undefined) s.liveness = s.deps.seen(now);
   for (const n of m.nodes) {
     s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
-    s.noteServer(n);
     s.liveness.expect(n.id, now); // not heard of as a standby: a grace period from here
   }
   const alive = new Set(m.nodes.map((n) => n.id));

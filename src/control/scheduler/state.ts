@@ -35,12 +35,6 @@ export interface SchedulerDeps {
   nodeTimeoutMs: number;
   /** The heartbeats this process saw before it led (a copy at `nowMs`): a recovery starts its liveness from them. */
   seen?: (nowMs: number) => Liveness;
-  /**
-   * NATS servers whose machines had better not run a proc that is to be brought back (restart policy):
-   * they lead the control streams, and their death stops those for an election (4 to 9 s in nats-server)
-   * before anything is restarted. A preference: with no room elsewhere they are used. Absent: one server.
-   */
-  keepServicesOff?: () => ReadonlySet<string>;
   /** Simulator mutants (src/control/mutations.ts); none in production. */
   mutations?: Mutations;
 }
@@ -119,8 +113,6 @@ export class SchedulerState {
   readonly removing = new Map<string, AckReply[]>();
   /** Node liveness by heartbeats (scheduler clock); recovery may start it from what this process saw as a standby. */
   liveness: Liveness;
-  /** Node -> the NATS server its connection is on, as its heartbeats say (clusters only). */
-  readonly natsServers = new Map<string, string>();
   /** Node -> live procs recovery found there although its snapshot did not show the node: adopted at its heartbeat, lost at its timeout. */
   readonly unconfirmed = new Map<string, ProcRecord[]>();
   beatsFlowingSinceMs = 0;
@@ -146,25 +138,6 @@ export class SchedulerState {
 
   nowMs(): number {
     return this.ctx.ports.clock.nowMs();
-  }
-
-  /** Which NATS server a node's connection is on, if its record says (a heartbeat is not trusted to be well formed). */
-  noteServer(n: NodeRecord): void {
-    if (typeof n.natsServer === 'string') this.natsServers.set(n.id, n.natsServer);
-  }
-
-  /**
-   * For a proc that is to be brought back if its node dies (a restart policy): a test of the nodes to
-   * place it elsewhere than on (deps.keepServicesOff); undefined when there are none.
-   */
-  keepOff(spec: ProcSpec): ((node: string) => boolean) | undefined {
-    if (spec.restart === 'never') return undefined;
-    const servers = this.deps.keepServicesOff?.();
-    if (servers === undefined || servers.size === 0) return undefined;
-    return (node) => {
-      const server = this.natsServers.get(node);
-      return server !== undefined && servers.has(server);
-    };
   }
 
   /** The next pid of this term: realm first, so a realm's pids are found by prefix. */

@@ -46,8 +46,6 @@ export interface NodeManagerDeps {
   nodesKv: Kv;
   namesKv: Kv;
   publish(ev: ProcEvent): void;
-  /** The NATS server this node's connection is on, told in its heartbeat (a cluster's; absent: one server). */
-  natsServer?(): string | undefined;
   /** The heartbeat on core NATS (NODE_BEAT), for the scheduler's liveness; absent: the KV record only. */
   beat?(node: NodeRecord): void;
   /** An exit event the scheduler acknowledges (rejects when none did in time). */
