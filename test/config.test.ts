@@ -11,6 +11,7 @@ test('config - the shipped cluster.config.ts is valid and embedded', (t) => {
 test('config - defaults fill a minimal config', (t) => {
   const c = defineCluster({ nodes: 2 });
   t.deepEqual(c.nodes.map((n) => n.id), ['node-1', 'node-2']);
+  t.true(c.nodes.every((n) => n.procs), 'every node runs procs unless it says otherwise');
   t.is(c.datapath, 'auto');
   t.is(c.poolMb, 64);
   t.is(c.busyPollUs, 200);
@@ -32,6 +33,8 @@ test('config - bad input is rejected with the field named', (t) => {
     [{ busyPollUs: -1 }, 'busyPollUs'],
     [{ busyPollUs: 20_000 }, 'busyPollUs'],
     [{ busyPollUs: 2.5 }, 'busyPollUs'],
+    [{ nodes: [{ id: 'a', procs: 'no' as never }] }, 'procs'],
+    [{ nodes: [{ id: 'a', procs: false }, { id: 'b', procs: false }] }, 'procs'],
   ];
   for (const [input, field] of cases) {
     const r = parseCluster(input);

@@ -85,3 +85,26 @@ test('faults - kill the scheduler leader during a spawn storm: no spawn fails, n
     await tc.stop();
   }
 });
+
+test('faults - a node that runs no procs gets none, not even the restarts of a dead worker\'s services; it still holds the lease when it wins it', async (t) => {
+  const tc = await testCluster({ nodes: [{ id: 'ctl', procs: false }, { id: 'wrk' }] });
+  try {
+    const svc = await untilScheduler(() => tc.client.spawn({ program: 'counter', name: 'ctr', restart: 'always' }));
+    const sleepers = await Promise.all(Array.from({ length: 4 }, () => tc.client.spawn({ program: 'sleep' })));
+    for (const pid of [svc, ...sleepers]) t.is((await tc.client.waitStart(pid, { timeoutMs: 20_000 })).node, 'wrk', pid);
+    const rec = await (await tc.bus.kv(BUCKET.nodes)).get('ctl');
+    t.is((decodeJson(rec!.value) as { procs?: boolean }).procs, false, "its heartbeat record says so");
+    t.true(['ctl', 'wrk'].includes((await until(() => leader(tc), (l) => l !== undefined))!.holder));
+
+    tc.cluster.nodes.get('wrk')!.kill('SIGKILL');
+    t.is((await tc.client.waitExit(svc, { timeoutMs: 30_000 })).kind, 'lost');
+    // Its restart waits for room (the scheduler is whichever node is left: ctl), on no node.
+    const next = await until(() => tc.client.ps(), (rs) => rs.some((r) => r.spec.name === 'ctr' && r.pid !== svc));
+    await new Promise((r) => setTimeout(r, 2_000));
+    const waiting = (await tc.client.ps()).find((r) => r.pid === next.find((x) => x.spec.name === 'ctr' && x.pid !== svc)!.pid)!;
+    t.is(waiting.state, 'queued');
+    t.is(waiting.node, undefined);
+  } finally {
+    await tc.stop();
+  }
+});

@@ -19,7 +19,7 @@ function scanLc(p: Placements, d: Demand, overcommit: boolean): Placement {
     if (left < bestLeft || (left === bestLeft && n.id < best!.id)) best = n;
   }
   if (best !== undefined) return { kind: 'placed', node: best.id };
-  if (!everFits) return { kind: 'never-fits', reason: nodes.length === 0 ? 'no nodes are registered' : `needs ${d.mcpu} mcpu / ${d.memMb} MB; the largest node has ${Math.max(0, ...nodes.map((n) => n.mcpu))} mcpu` };
+  if (!everFits) return { kind: 'never-fits', reason: nodes.length === 0 ? 'no node that runs procs is registered' : `needs ${d.mcpu} mcpu / ${d.memMb} MB; the largest node has ${Math.max(0, ...nodes.map((n) => n.mcpu))} mcpu` };
   return { kind: 'no-room-now' };
 }
 

@@ -111,3 +111,21 @@ test("liveness - a new scheduler starts from the heartbeats its node saw as a st
   run(fresh, ['n1', 'n2'], 7_000, 10_000);
   t.deepEqual(fresh.lost, ['p3']);
 });
+
+test('placement - a node that runs no procs is alive to the scheduler, but nothing lands on it, after a recovery either', (t) => {
+  const control = (): NodeRecord => ({ ...beat('c1'), mcpu: 64_000, memMb: 65_536, procs: false });
+  const w = scheduler();
+  recover(w.s, { type: 'recovered', records: [], nodes: [control()], realms: ['default'], quotas: [] });
+  w.at(1_000);
+  nodeUp(w.s, control());
+  const lc = w.s.placements.placeLc({ pid: 'a', mcpu: 100, memMb: 64 });
+  t.is(lc.kind, 'never-fits', 'however large it says it is');
+  t.regex(lc.kind === 'never-fits' ? lc.reason : '', /no node that runs procs/);
+  t.is(w.s.beNodes.credits.get('c1'), undefined, 'no BE slots counted for it');
+  nodeUp(w.s, beat('w1'));
+  t.deepEqual(w.s.placements.placeLc({ pid: 'b', mcpu: 100, memMb: 64 }), { kind: 'placed', node: 'w1' });
+  t.deepEqual(w.s.placements.placeLc({ pid: 'c', mcpu: 0, memMb: 0 }), { kind: 'placed', node: 'w1' }, 'not even a proc that reserves nothing');
+  // Silent, it is down like any node: its liveness counts.
+  run(w, ['w1'], 2_000, 6_000);
+  t.deepEqual(w.down, ['c1']);
+});

@@ -18,6 +18,12 @@ export interface NodeConfig {
   dpIndex: number;
   /** Its gateway's HTTP port: default gateway.port plus its position in the list from 0 (0: any free one). */
   gatewayPort: number;
+  /**
+   * Whether the scheduler places procs on it (default true). A node that runs none still competes for the
+   * scheduler lease and serves its gateway: a control-plane machine, beside a NATS server, whose death
+   * takes no workload with it (docs/machines.md).
+   */
+  procs: boolean;
 }
 
 /**
@@ -194,7 +200,7 @@ function buildNodes(input: ClusterInput, gatewayPort: number): NodeConfig[] {
   const beSlots = input.node?.beSlots ?? DEFAULT_BE_SLOTS;
   const list = typeof input.nodes === 'number' || input.nodes === undefined ? Array.from({ length: input.nodes ?? DEFAULT_NODE_COUNT }, () => ({})) : input.nodes;
   if (list.length < 1 || list.length > NODES_MAX) throw new ClusterConfigError('nodes', `must be between 1 and ${NODES_MAX}, got ${list.length}`);
-  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb, beSlots: n.beSlots ?? beSlots, dpHost: n.dpHost ?? '127.0.0.1', dpPort: n.dpPort ?? 0, dpIndex: n.dpIndex ?? i + 1, gatewayPort: n.gatewayPort ?? (gatewayPort === 0 ? 0 : gatewayPort + i) }));
+  const nodes = list.map((n: Partial<NodeConfig>, i) => ({ id: n.id ?? `node-${i + 1}`, mcpu: n.mcpu ?? mcpu, memMb: n.memMb ?? memMb, beSlots: n.beSlots ?? beSlots, dpHost: n.dpHost ?? '127.0.0.1', dpPort: n.dpPort ?? 0, dpIndex: n.dpIndex ?? i + 1, gatewayPort: n.gatewayPort ?? (gatewayPort === 0 ? 0 : gatewayPort + i), procs: n.procs ?? true }));
   for (const n of nodes) {
     if (!ID_RE.test(n.id)) throw new ClusterConfigError('nodes[].id', `"${n.id}" must match ${ID_RE}`);
     if (!Number.isInteger(n.mcpu) || n.mcpu < 1) throw new ClusterConfigError(`nodes[${n.id}].mcpu`, `must be a positive integer (1000 = one core), got ${n.mcpu}`);
@@ -204,7 +210,9 @@ function buildNodes(input: ClusterInput, gatewayPort: number): NodeConfig[] {
     if (!Number.isInteger(n.dpIndex) || n.dpIndex < 1 || n.dpIndex > NODES_MAX) throw new ClusterConfigError(`nodes[${n.id}].dpIndex`, `must be an integer in [1, ${NODES_MAX}], got ${n.dpIndex}`);
     if (!Number.isInteger(n.gatewayPort) || n.gatewayPort < 0 || n.gatewayPort > PORT_MAX) throw new ClusterConfigError(`nodes[${n.id}].gatewayPort`, `must be an integer in [0, ${PORT_MAX}], got ${n.gatewayPort}`);
     if (typeof n.dpHost !== 'string' || n.dpHost.length === 0) throw new ClusterConfigError(`nodes[${n.id}].dpHost`, 'must be a non-empty address');
+    if (typeof n.procs !== 'boolean') throw new ClusterConfigError(`nodes[${n.id}].procs`, `must be true or false, got ${JSON.stringify(n.procs)}`);
   }
+  if (!nodes.some((n) => n.procs)) throw new ClusterConfigError('nodes[].procs', 'at least one node must run procs');
   if (new Set(nodes.map((n) => n.dpIndex)).size !== nodes.length) throw new ClusterConfigError('nodes[].dpIndex', 'must be distinct: each node owns its own endpoint-id range');
   if (new Set(nodes.map((n) => n.id)).size !== nodes.length) throw new ClusterConfigError('nodes', 'ids must be unique');
   return nodes;

@@ -119,7 +119,7 @@ export class Placements {
     }
     if (this.#byCapacity.first(d.mcpu, d.mcpu, d.memMb) === undefined) {
       const biggest = Math.max(0, this.#byCapacity.max()?.key ?? 0);
-      return { kind: 'never-fits', reason: this.#nodes.size === 0 ? 'no nodes are registered' : `needs ${d.mcpu} mcpu / ${d.memMb} MB; the largest node has ${biggest} mcpu` };
+      return { kind: 'never-fits', reason: this.#nodes.size === 0 ? 'no node that runs procs is registered' : `needs ${d.mcpu} mcpu / ${d.memMb} MB; the largest node has ${biggest} mcpu` };
     }
     return { kind: 'no-room-now' };
   }

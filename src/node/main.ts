@@ -38,6 +38,7 @@ const opts = new Command()
   .option('--nats-replicas <n>', `replicas of every bucket and stream this node creates (1..${REPLICAS_MAX}; 3 on a NATS cluster)`, '1')
   .option('--host-nats <url>', `the URL proc hosts connect to; with ${REALM_KEY_ENV} set, each realm's hosts get their realm's user on it; default: --nats`)
   .option('--mcpu <n>', 'capacity in millicores', '2000')
+  .option('--no-procs', 'run no procs: a control-plane node (lease, gateway), which the scheduler places nothing on')
   .option('--mem-mb <n>', 'memory capacity', '4096')
   .option('--be-slots <n>', 'best-effort procs run at once', '64')
   .option('--data-dir <dir>', 'logs and state', '.sigma')
@@ -54,7 +55,7 @@ const opts = new Command()
   .option('--gateway-limits <json>', "the gateway's bounds (cluster.config.ts gateway.limits), validated by the launcher", '{}')
   .option('--dp-index <n>', `this node's endpoint range, 1..${NODE_INDEX_MAX}, distinct per node (default: a hash of the id)`)
   .parse()
-  .opts<{ id: string; nats: string; natsReplicas: string; natsPingMs: string; natsOrdered?: boolean; natsMonitor?: string; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
+  .opts<{ id: string; nats: string; natsReplicas: string; natsPingMs: string; natsOrdered?: boolean; natsMonitor?: string; procs: boolean; mcpu: string; memMb: string; beSlots: string; dataDir: string; programs: string; datapath: string; poolMb: string; busyPollUs: string; dpHost: string; dpPort: string; dpIndex?: string; isolation: string; hostNats?: string; retention?: string; gatewayPort?: string; gatewayHost: string; gatewayLimits: string }>();
 
 const log = pino({ level: process.env['SIGMA_LOG'] ?? 'info', name: opts.id }, pino.destination(2));
 const programs = JSON.parse(opts.programs) as Record<string, string>;
@@ -168,6 +169,7 @@ lookupName = (realm, key) => (namesKv ??= bus.kv(BUCKET.names, { bind: true }).t
 const node = await startNode({
   id: opts.id,
   ...capacity,
+  procs: opts.procs,
   programs,
   deployed: { store: programStore, cache: programCache },
   bus,

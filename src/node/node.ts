@@ -57,6 +57,8 @@ export interface NodeOptions {
   mcpu: number;
   memMb: number;
   beSlots: number;
+  /** False: the node tells the scheduler to place nothing on it (src/config/cluster.ts, NodeConfig.procs). */
+  procs?: boolean;
   programs: Record<string, string>;
   bus: Bus;
   launcher: HostLauncher;
@@ -149,7 +151,7 @@ function spawnManager(o: NodeOptions, timing: NodeTiming, system: ActorSystem, s
   const bus = o.bus;
   return system.spawn(
     nodeManager(
-      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, heartbeatMs: timing.heartbeatMs, hostPingEveryBeats: HOST_PING_EVERY_BEATS, recordEveryBeats: NODE_RECORD_EVERY_BEATS, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
+      { id: o.id, mcpu: o.mcpu, memMb: o.memMb, address: o.id, beSlots: o.beSlots, procs: o.procs !== false, heartbeatMs: timing.heartbeatMs, hostPingEveryBeats: HOST_PING_EVERY_BEATS, recordEveryBeats: NODE_RECORD_EVERY_BEATS, hostPingMissesMax: HOST_PING_MISSES_MAX, ...(o.isolation === undefined ? {} : { isolation: o.isolation }), exitTwice: o.mutations?.exitTwice === true, forgetLingering: o.mutations?.forgetLingering === true, rerunRepeatedOrder: o.mutations?.rerunRepeatedOrder === true },
       {
         launcher: o.launcher,
         table: st.table,

@@ -30,6 +30,8 @@ export interface NodeRecord {
   heartbeatSeq: number;
   /** Best-effort procs it runs at once: the scheduler places BE work against these (there is no pull). */
   beSlots: number;
+  /** Present (false) on a node that runs no procs (a control-plane node): the scheduler places nothing there. */
+  procs?: false;
   /** Where its node-to-node data-path channel listens, and its endpoint-id range (src/node/datapath/ids.ts). */
   datapath?: DataPathAddress;
   /** Whether its proc hosts are sandboxed, and each protection that is missing where they are not. */

@@ -6,6 +6,9 @@ import { adopt } from './recovery.js';
 export function nodeUp(s: SchedulerState, n: NodeRecord): void {
   // A record seen before (a reopened watch replays the latest) says nothing of the node now.
   if (!s.liveness.beat(n, s.nowMs())) return;
+  // A node that runs no procs is alive (its heartbeats count) but has no place in placement: nothing, LC
+  // or BE, can land on it, whatever its capacity says.
+  if (n.procs === false) return;
   s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
   const waiting = s.unconfirmed.get(n.id);
   s.unconfirmed.delete(n.id);

@@ -25,7 +25,7 @@ export function recover(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'rec
   const now = s.nowMs();
   if (s.deps.seen !== undefined) s.liveness = s.deps.seen(now);
   for (const n of m.nodes) {
-    s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb });
+    if (n.procs !== false) s.placements.upsertNode({ id: n.id, mcpu: n.mcpu, memMb: n.memMb }); // as nodeUp
     s.liveness.expect(n.id, now); // not heard of as a standby: a grace period from here
   }
   const alive = new Set(m.nodes.map((n) => n.id));

@@ -28,7 +28,7 @@ function heartbeat(s: NodeState): void {
   checkAwaiting(s);
   reportUnacknowledged(s);
   const addr = deps.datapath?.peerAddress?.();
-  const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, beSlots: cfg.beSlots, ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
+  const node: NodeRecord = { id: cfg.id, mcpu: cfg.mcpu, memMb: cfg.memMb, address: cfg.address, startedAtMs: s.startedAtMs, heartbeatSeq: s.heartbeatSeq++, beSlots: cfg.beSlots, ...(cfg.procs ? {} : { procs: false as const }), ...(addr === undefined ? {} : { datapath: addr }), ...(cfg.isolation === undefined ? {} : { isolation: cfg.isolation }) };
   deps.beat?.(node);
   const record = JSON.stringify({ ...node, heartbeatSeq: 0 });
   if (deps.beat === undefined || node.heartbeatSeq % cfg.recordEveryBeats === 0 || record !== s.recordWritten) {

@@ -16,6 +16,8 @@ export interface NodeManagerConfig {
   address: string;
   /** Best-effort procs this node runs at once. */
   beSlots: number;
+  /** False: its records say so, and the scheduler places nothing here. */
+  procs: boolean;
   heartbeatMs: number;
   /**
    * Hosts are pinged every this many heartbeats: a host that dies is seen at once by its process exit,
