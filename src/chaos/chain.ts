@@ -2,7 +2,7 @@
  * The datapath scenario's fault: a chain of `stage` services (stage0 -> stage1 -> stage2, each on its
  * own machine, each adding 1 to every byte and forwarding the same buffer over the node-to-node
  * channel; the last answers the caller) called through the data path by several callers while the
- * machine of one stage dies (its node and NATS server, kill -9). Every call is recorded: it must end
+ * machine of one stage dies (its node, and its NATS server if it has one: kill -9). Every call is recorded: it must end
  * with the right answer or a typed error, within its bound; the chain must answer again afterwards.
  * Harness code: real time.
  */
@@ -21,6 +21,7 @@ export const CHAIN_CALL_TIMEOUT_MS = 2_000;
 export const CHAIN_HANG_SLACK_MS = 1_000;
 /** Spawns of one stage until it lands on a machine no other stage uses (placement is the scheduler's). */
 export const CHAIN_PLACE_ATTEMPTS_MAX = 20;
+export const CHAIN_PLACE_PAUSE_MS = 250;
 /** Bound on the chain answering (at first, and after the fault), and on a stage's name record. */
 export const CHAIN_WAIT_MS = 60_000;
 /** Calls flowing across the machines before the fault. */
@@ -60,14 +61,17 @@ async function nodeOfStage(world: ChaosWorld, name: string, pid: string): Promis
 /** Spawns a stage until it runs on a node none of `taken` is (an unwanted one is evicted first). */
 async function placeStage(world: ChaosWorld, i: number, taken: ReadonlySet<string>): Promise<string> {
   const spec = { program: 'stage', name: stageName(i), args: i + 1 < CHAIN_STAGES ? [stageName(i + 1)] : [], realm: SPARE_REALM, restart: 'always' as const };
+  const landed: string[] = [];
   for (let attempt = 1; attempt <= CHAIN_PLACE_ATTEMPTS_MAX; attempt++) {
     const pid = await world.client.spawn(spec);
     const node = await nodeOfStage(world, spec.name, pid);
     if (!taken.has(node)) return node;
+    landed.push(world.machineOf(node).name);
     await world.client.evict(pid);
     await world.client.waitExit(pid, { timeoutMs: CHAIN_WAIT_MS });
+    await sleep(CHAIN_PLACE_PAUSE_MS); // the storm's procs come and go: another moment, another least-loaded node
   }
-  throw new Error(`stage ${spec.name} was placed beside another stage ${CHAIN_PLACE_ATTEMPTS_MAX} times`);
+  throw new Error(`stage ${spec.name} was placed beside another stage ${CHAIN_PLACE_ATTEMPTS_MAX} times (on ${landed.join(' ')})`);
 }
 
 export interface Chain {

@@ -14,12 +14,10 @@ import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import { cleanStaleLabs, createLab, destroyLab, labUnavailable, type Lab } from './lab.js';
 import { runScenario, SCENARIOS, type ScenarioRun } from './scenarios.js';
-import { LEASE_TTL_S, NATS_SERVERS } from './world.js';
+import { LAB_MACHINES, LEASE_TTL_S, NATS_SERVERS, type Topology } from './world.js';
 import { percentile } from '../bench/harness.js';
 
 const CLI = fileURLToPath(import.meta.url);
-/** The lab: a client machine (the driver runs there) and three machines, each a node and a NATS server. */
-export const LAB_MACHINES = ['client', 'm1', 'm2', 'm3'] as const;
 const INNER_ENV = 'SIGMA_CHAOS_LAB';
 
 interface Options {
@@ -27,7 +25,10 @@ interface Options {
   seed: number;
   json?: boolean;
   keep?: boolean;
+  colocated?: boolean;
 }
+
+const topologyOf = (o: Options): Topology => (o.colocated === true ? 'colocated' : 'dedicated');
 
 const seedOption = (v: string): number => {
   const n = Number(v);
@@ -42,6 +43,7 @@ const program = new Command('chaos')
   .option('--seed <n>', 'the fault schedule comes from it', seedOption, 1)
   .option('--json', 'the last line printed is one JSON object')
   .option('--keep', 'keep the data directory (NATS stores, node logs) for a look afterwards')
+  .option('--colocated', 'three machines, each a NATS server, a node and procs (default: three control-plane machines, a NATS server and a node without procs each, and three workers)')
   .action((name: string, o: Options) => (process.env[INNER_ENV] === undefined ? outer(name, o) : inner(name, o, JSON.parse(process.env[INNER_ENV]) as Lab)));
 
 /** Root namespace: the lab around the inner run, and nothing of it left afterwards. */
@@ -54,7 +56,7 @@ async function outer(name: string, o: Options): Promise<void> {
   }
   const stale = cleanStaleLabs();
   if (stale.length > 0) console.error(`chaos: removed ${stale.length} stale lab(s) of killed runs: ${stale.join(', ')}`);
-  const lab = createLab(LAB_MACHINES);
+  const lab = createLab(LAB_MACHINES[topologyOf(o)]);
   const cleanup = (): void => destroyLab(lab.tag);
   process.on('exit', cleanup); // synchronous: runs on every way out but SIGKILL (the next run cleans that)
   const client = lab.machines.find((m) => m.name === 'client')!;
@@ -82,7 +84,7 @@ async function inner(name: string, o: Options, lab: Lab): Promise<void> {
   try {
     for (const s of chosen) {
       say(`${s.name}: ${s.what} (seed ${o.seed})`);
-      const run = await runScenario(s, lab, { seed: o.seed, quick: o.quick === true, dataDir, log: say });
+      const run = await runScenario(s, lab, { seed: o.seed, quick: o.quick === true, topology: topologyOf(o), dataDir, log: say });
       runs.push(run);
       say(summary(run));
       if (violations(run) > 0) say(`  repeat: ${repeat(s.name, o)}`);
@@ -94,7 +96,7 @@ async function inner(name: string, o: Options, lab: Lab): Promise<void> {
     if (o.keep === true) say(`data kept in ${dataDir}`);
     else rmSync(dataDir, { recursive: true, force: true });
   }
-  const figures = totals(runs);
+  const figures = totals(runs, LAB_MACHINES[topologyOf(o)].length - 1);
   if (o.json === true) console.log(JSON.stringify(figures));
   const bad = failure !== undefined || interrupted || runs.some((r) => violations(r) > 0);
   process.exit(bad ? 1 : 0);
@@ -102,7 +104,7 @@ async function inner(name: string, o: Options, lab: Lab): Promise<void> {
 
 const violations = (r: ScenarioRun): number =>
   r.verdict.lost.length + r.verdict.runTwice.length + r.verdict.ghosts.length + r.verdict.failedInFailover.length + (r.fault.servicesUnrecovered?.length ?? 0) + (r.fault.chain?.violations.length ?? 0) + r.leftovers.buffersLeaked.length + r.leftovers.removedRealm.length;
-const repeat = (name: string, o: Options): string => `npm run chaos -- ${name} --seed ${o.seed}${o.quick === true ? ' --quick' : ''}`;
+const repeat = (name: string, o: Options): string => `npm run chaos -- ${name} --seed ${o.seed}${o.quick === true ? ' --quick' : ''}${o.colocated === true ? ' --colocated' : ''}`;
 
 function summary(r: ScenarioRun): string {
   const v = r.verdict;
@@ -117,7 +119,7 @@ function summary(r: ScenarioRun): string {
 }
 
 /** The figures, keys as docs/chaos.md lists them. */
-function totals(runs: ScenarioRun[]): Record<string, number | null> {
+function totals(runs: ScenarioRun[], machines: number): Record<string, number | null> {
   const sum = (f: (r: ScenarioRun) => number): number => runs.reduce((a, r) => a + f(r), 0);
   const failover = runs.find((r) => r.fault.failoverS !== undefined)?.fault;
   const recoveries = runs.flatMap((r) => r.fault.serviceRecoveryS ?? []);
@@ -133,7 +135,7 @@ function totals(runs: ScenarioRun[]): Record<string, number | null> {
     service_recovery_p99_s: recoveries.length === 0 ? null : percentile(recoveries, 99),
     service_lease_ttl_s: LEASE_TTL_S,
     nats_servers: NATS_SERVERS,
-    machines: LAB_MACHINES.length - 1,
+    machines,
     failover_s: failover?.failoverS ?? null,
     failover_history_procs: failover?.historyProcs ?? null,
     chain_calls: chains.length === 0 ? null : chains.reduce((a, c) => a + c.calls, 0),

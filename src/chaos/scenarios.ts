@@ -7,7 +7,7 @@ import { SeededRandom } from '../ports/random.js';
 import { DEFAULT_TIMING } from '../node/node.js';
 import { setCut, type Lab, type LabMachine } from './lab.js';
 import { check, spawnStorm, type SpawnRecord, type Verdict } from './storm.js';
-import { REALM, SPARE_REALM, startWorld, type ChaosWorld } from './world.js';
+import { REALM, SPARE_REALM, startWorld, type ChaosWorld, type Topology } from './world.js';
 import { fillHistory } from '../bench/history.js';
 import { BUCKET } from '../control/protocol/index.js';
 import { killServiceMachine } from './service.js';
@@ -85,7 +85,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'scheduler',
-    what: "a spawn storm while the scheduler's machine is killed (its node and NATS server, kill -9)",
+    what: "a spawn storm while the scheduler's machine is killed (its node, and its NATS server if it has one: kill -9)",
     async inject({ world, quick, log, accepted }) {
       // The history of a long-running cluster, which its successor's recovery must not read.
       await fillHistory(world.bus, REALM, HISTORY_PROCS);
@@ -122,7 +122,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'service',
-    what: 'services called by name while the machine running most of them is killed (its node and NATS server, kill -9)',
+    what: 'services called by name while the machine running most of them is killed (its node, and its NATS server if it has one: kill -9)',
     async inject({ world, rng, quick, log }) {
       const t0 = Date.now();
       let natsKilled = false;
@@ -140,7 +140,7 @@ export const SCENARIOS: readonly Scenario[] = [
   },
   {
     name: 'datapath',
-    what: 'a data-path call chain across machines (stage0 -> stage1 -> stage2) while the machine of one stage is killed (its node and NATS server, kill -9)',
+    what: 'a data-path call chain across machines (stage0 -> stage1 -> stage2) while the machine of one stage is killed (its node, and its NATS server if it has one: kill -9)',
     async inject({ world, rng, quick, log }) {
       const chain = await startChain(world, log);
       try {
@@ -230,14 +230,14 @@ export interface ScenarioRun {
 }
 
 /** A fresh world on the lab, the storm with the scenario's fault in it, the checks, the world stopped. */
-export async function runScenario(s: Scenario, lab: Lab, o: { seed: number; quick: boolean; dataDir: string; log: (line: string) => void }): Promise<ScenarioRun> {
+export async function runScenario(s: Scenario, lab: Lab, o: { seed: number; quick: boolean; topology: Topology; dataDir: string; log: (line: string) => void }): Promise<ScenarioRun> {
   const rng = faultRandom(o.seed);
   const faultLog: string[] = [];
   const log = (l: string): void => {
     faultLog.push(l);
     o.log(`  ${s.name}: ${l}`);
   };
-  const world = await startWorld(lab, join(o.dataDir, s.name), o.log);
+  const world = await startWorld(lab, o.topology, join(o.dataDir, s.name), o.log);
   try {
     let stop = false;
     const accepted: SpawnRecord[] = [];

@@ -21,6 +21,19 @@ import { DEFAULT_TIMING } from '../node/node.js';
 import type { Lab, LabMachine } from './lab.js';
 
 export const NATS_SERVERS = 3;
+/**
+ * How the lab's machines share the work. `dedicated` (the default): three control-plane machines, each a
+ * NATS server and a node that runs no procs (it may hold the scheduler lease and serves its gateway),
+ * and three workers, each a node with procs and no NATS server, as a production cluster keeps its
+ * control plane off the machines its workloads run on (docs/machines.md). `colocated`: three machines,
+ * each a NATS server, a node and procs.
+ */
+export type Topology = 'dedicated' | 'colocated';
+/** The lab of each topology: the client machine (the driver runs there) first, the NATS servers' machines next. */
+export const LAB_MACHINES: Record<Topology, readonly string[]> = {
+  dedicated: ['client', 'c1', 'c2', 'c3', 'w1', 'w2', 'w3'],
+  colocated: ['client', 'm1', 'm2', 'm3'],
+};
 export const NATS_CLIENT_PORT = 4222;
 export const NATS_CLUSTER_PORT = 6222;
 export const NATS_MONITOR_PORT = 8222;
@@ -43,6 +56,7 @@ export interface ChaosWorld {
   readonly lab: Lab;
   /** The machines that run a node (and, the first three, a NATS server). */
   readonly machines: readonly LabMachine[];
+  readonly topology: Topology;
   readonly config: ClusterConfig;
   readonly nats: NatsCluster;
   readonly bus: Bus;
@@ -64,9 +78,10 @@ export interface ChaosWorld {
   stop(): Promise<void>;
 }
 
-export async function startWorld(lab: Lab, dataDir: string, log: (line: string) => void): Promise<ChaosWorld> {
+export async function startWorld(lab: Lab, topology: Topology, dataDir: string, log: (line: string) => void): Promise<ChaosWorld> {
   const machines = lab.machines.filter((m) => m.name !== 'client');
   assert(machines.length >= NATS_SERVERS, `a chaos world needs at least ${NATS_SERVERS} machines`);
+  assert(topology === 'colocated' || machines.length > NATS_SERVERS, 'a dedicated control plane leaves machines for the procs');
   mkdirSync(dataDir, { recursive: true });
   const creds = clusterCredentials(dataDir);
   const nats = await startNatsCluster({
@@ -81,7 +96,7 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
   const nodeId = (m: LabMachine): string => `${lab.tag}-${m.name}`;
   const config = defineCluster({
     name: lab.tag,
-    nodes: machines.map((m, i) => ({ id: nodeId(m), dpHost: m.addr, dpPort: DP_PORT, dpIndex: i + 1, gatewayPort: 0 })),
+    nodes: machines.map((m, i) => ({ id: nodeId(m), dpHost: m.addr, dpPort: DP_PORT, dpIndex: i + 1, gatewayPort: 0, procs: topology === 'colocated' || i >= NATS_SERVERS })),
     nats: { servers: nats.urls, replicas: NATS_SERVERS },
     realms: [REALM],
     dataDir,
@@ -121,6 +136,7 @@ export async function startWorld(lab: Lab, dataDir: string, log: (line: string) 
   return {
     lab,
     machines,
+    topology,
     config,
     nats,
     bus,
