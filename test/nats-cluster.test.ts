@@ -88,6 +88,7 @@ test.serial("nats cluster - the scheduler's side keeps a bucket's stream leader 
     const leader = await waitFor(() => any.leadership!()!.leaderOf('steer_test'), (l) => l !== undefined);
     const i = nats.names.indexOf(leader!);
     t.true(i >= 0, `the leader ${leader} is one of ${nats.names.join(', ')}`);
+    t.is(any.leadership!()!.server(), undefined, 'a shuffled connection has no server of its own (a worker machine runs none)');
     // A client on the leader's own server, as a scheduler on that server's machine would be.
     const own = await connectBus({ servers: [[urlOf(i), ...nats.urls.map((_, j) => urlOf(j)).filter((_, j) => j !== i)].join(',')], name: 'steer-own', ordered: true, replicas: 3 });
     buses.push(own);

@@ -189,8 +189,9 @@ function launchNode(l: NodeLaunch, m: LabMachine): ChildProcess {
   const urls = l.nats.urls;
   const own = l.index < NATS_SERVERS ? [urls[l.index]!, ...urls.filter((_, j) => j !== l.index)] : urls;
   const url = withUser(own.join(','), ADMIN_USER, l.creds.admin);
-  const monitor = l.index < NATS_SERVERS ? ['--nats-monitor', `http://${m.addr}:${NATS_MONITOR_PORT}`] : [];
-  const args = [...nodeArgs(l.config, n, { natsUrl: url, hostNatsUrl: own.join(','), dataDir: l.dir }), '--nats-ping-ms', String(NODE_NATS_PING_MS), '--nats-ordered', ...monitor];
+  // A worker has no server of its own: its servers are shuffled, and it knows of no server that dies with it.
+  const local = l.index < NATS_SERVERS ? ['--nats-ordered', '--nats-monitor', `http://${m.addr}:${NATS_MONITOR_PORT}`] : [];
+  const args = [...nodeArgs(l.config, n, { natsUrl: url, hostNatsUrl: own.join(','), dataDir: l.dir }), '--nats-ping-ms', String(NODE_NATS_PING_MS), ...local];
   const out = openSync(join(l.dataDir, `${m.name}.node.log`), 'a');
   return spawn('ip', ['netns', 'exec', m.ns, process.execPath, NODE_MAIN, ...args], { env: { ...nodeEnv(l.creds), SIGMA_LOG: process.env['SIGMA_LOG'] ?? 'warn' }, stdio: ['ignore', out, out, 'ipc'] });
 }

@@ -110,7 +110,7 @@ export function keepLeadersOff(
   /** Stepdowns in a row of a bucket that stayed misplaced, and when the next one may be asked. */
   const tries = new Map<string, { count: number; notBeforeMs: number }>();
   /** Moves one bucket's stream leader if it is misplaced and may move; whether it asked for a stepdown. */
-  const place = async (bucket: string, own: string, meta: string | undefined): Promise<boolean> => {
+  const place = async (bucket: string, own: string | undefined, meta: string | undefined): Promise<boolean> => {
     const r = await lead.replicasOf(bucket).catch(() => undefined); // a bucket not made yet, or electing
     if (r === undefined) return false;
     replicas.note(r);
@@ -138,8 +138,10 @@ export function keepLeadersOff(
     );
   };
   const loop = periodically(ports.timers, LEADERS_FIRST_LOOK_MS, async (stopped) => {
+    // A scheduler on a machine without a NATS server (a worker) has no server of its own to keep
+    // leaders off: only the meta leader's and the suspects' are left to avoid.
     const own = lead.server();
-    if (own === undefined || stopped()) return;
+    if (stopped()) return;
     // Off the meta leader's server too, when known (from followMetaLeader, which already asks, or
     // asked here): with three servers the streams then sit on the third, and the death of the
     // scheduler's machine or the meta leader's stops none of them (the chaos service scenario: leaders

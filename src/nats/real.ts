@@ -110,7 +110,9 @@ export async function connectBus(options: ConnectOptions): Promise<Bus> {
   } catch (e) {
     throw new ConnectError(servers, { cause: e }); // without the password
   }
-  return new RealBus(nc, options.name, jsTimeoutMs, replicas, options.monitorUrl);
+  // Either option says the first server given is this machine's own: the one that dies with it.
+  const local = options.ordered === true || options.monitorUrl !== undefined;
+  return new RealBus(nc, options.name, jsTimeoutMs, replicas, local, options.monitorUrl);
 }
 
 /**
@@ -185,6 +187,8 @@ class RealBus implements Bus, JetStreamHost {
     readonly name: string,
     private readonly jsTimeoutMs: number,
     private readonly replicas: number,
+    /** Whether the server this connection is on is this machine's own (StreamLeadership.server). */
+    private readonly local: boolean,
     private readonly monitorUrl?: string,
   ) {
     this.#js = jetstream(nc, { timeout: jsTimeoutMs });
@@ -290,7 +294,7 @@ class RealBus implements Bus, JetStreamHost {
     // One replica: no leader to move and no meta group to follow; looking would cost an idle cluster
     // six stream-info requests (and their advisories) every few seconds.
     if (this.replicas === 1) return undefined;
-    return realLeadership({ serverName: () => this.nc.info?.server_name, jsm: () => this.jsm(), request: (subject, data) => this.request(subject, data, { timeoutMs: this.jsTimeoutMs }), timeoutMs: this.jsTimeoutMs, replicas: this.replicas, ...(this.monitorUrl === undefined ? {} : { monitorUrl: this.monitorUrl }) });
+    return realLeadership({ serverName: () => (this.local ? this.nc.info?.server_name : undefined), jsm: () => this.jsm(), request: (subject, data) => this.request(subject, data, { timeoutMs: this.jsTimeoutMs }), timeoutMs: this.jsTimeoutMs, replicas: this.replicas, ...(this.monitorUrl === undefined ? {} : { monitorUrl: this.monitorUrl }) });
   }
 
   jsm(): Promise<JetStreamManager> {

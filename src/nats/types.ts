@@ -271,7 +271,11 @@ export const CHUNK_TOKEN = /^[A-Za-z0-9]{1,64}$/;
  * nats-server, fixed). Real NATS clusters only.
  */
 export interface StreamLeadership {
-  /** The name of the server this connection is on, once connected. */
+  /**
+   * The name of the server this connection is on, once connected, if it is this machine's own (the
+   * connection was made `ordered` or with a `monitorUrl`): undefined on a machine without a NATS
+   * server, whose process dies with none (a worker: docs/machines.md).
+   */
   server(): string | undefined;
   /**
    * The server leading the bucket's stream, if every replica is current; undefined while it has no
