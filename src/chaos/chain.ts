@@ -2,8 +2,9 @@
  * The datapath scenario's fault: a chain of `stage` services (stage0 -> stage1 -> stage2, each on its
  * own machine, each adding 1 to every byte and forwarding the same buffer over the node-to-node
  * channel; the last answers the caller) called through the data path by several callers while the
- * machine of one stage dies (its node, and its NATS server if it has one: kill -9). Every call is recorded: it must end
- * with the right answer or a typed error, within its bound; the chain must answer again afterwards.
+ * machine of one stage dies (its node, and its NATS server if it has one: kill -9). Every call is
+ * recorded: it must end with the right answer or a typed error, within its bound; the chain must answer
+ * again afterwards.
  * Harness code: real time.
  */
 import { CALL_REPLY_SLACK_MS } from '../client/client.js';

@@ -56,7 +56,6 @@ export interface ChaosWorld {
   readonly lab: Lab;
   /** The machines that run a node (and, the first three, a NATS server). */
   readonly machines: readonly LabMachine[];
-  readonly topology: Topology;
   readonly config: ClusterConfig;
   readonly nats: NatsCluster;
   readonly bus: Bus;
@@ -136,7 +135,6 @@ export async function startWorld(lab: Lab, topology: Topology, dataDir: string, 
   return {
     lab,
     machines,
-    topology,
     config,
     nats,
     bus,
