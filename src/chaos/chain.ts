@@ -8,6 +8,7 @@
  * Harness code: real time.
  */
 import { CALL_REPLY_SLACK_MS } from '../client/client.js';
+import { LOCAL_FIRST_BE_MAX } from '../control/scheduler/placing.js';
 import type { NameRecord } from '../control/protocol/index.js';
 import type { SeededRandom } from '../ports/random.js';
 import type { LabMachine } from './lab.js';
@@ -75,6 +76,19 @@ async function placeStage(world: ChaosWorld, i: number, taken: ReadonlySet<strin
   throw new Error(`stage ${spec.name} was placed beside another stage ${CHAIN_PLACE_ATTEMPTS_MAX} times (on ${landed.join(' ')})`);
 }
 
+/** Sleepers on `node` (spawned until `count` of them run there; any that land elsewhere are evicted). */
+async function occupy(world: ChaosWorld, node: string, count: number): Promise<string[]> {
+  const held: string[] = [];
+  for (let attempt = 1; held.length < count; attempt++) {
+    if (attempt > CHAIN_PLACE_ATTEMPTS_MAX) throw new Error(`only ${held.length} of ${count} sleepers landed on the scheduler's node ${node}`);
+    const pid = await world.client.spawn({ program: 'sleep', realm: SPARE_REALM });
+    const at = (await world.client.waitStart(pid, { timeoutMs: CHAIN_WAIT_MS })).node;
+    if (at === node) held.push(pid);
+    else await world.client.evict(pid).then(() => world.client.waitExit(pid, { timeoutMs: CHAIN_WAIT_MS }));
+  }
+  return held;
+}
+
 export interface Chain {
   /** Node of each stage, stage0 first. */
   readonly nodes: readonly string[];
@@ -83,10 +97,25 @@ export interface Chain {
   stop(): Promise<void>;
 }
 
-/** The stages, each on its own machine (last one first: each names the next), answering; then the callers. */
+/**
+ * The stages, each on its own machine (last one first: each names the next), answering; then the
+ * callers. Made on a quiet cluster (before the storm), where BE placement is plain: up to
+ * LOCAL_FIRST_BE_MAX procs on the scheduler's own node first, then the least loaded node. So while two
+ * stages are placed, sleepers fill the scheduler's node (if it runs procs); the last stage, placed once
+ * they are gone, lands there. (Placed during the storm, a stage took the scheduler's node or the least
+ * loaded one by the storm's chance, and a run gave up after 20 tries.)
+ */
 export async function startChain(world: ChaosWorld, log: (line: string) => void): Promise<Chain> {
+  const holder = await world.leader();
+  const local = holder !== undefined && world.config.nodes.some((n) => n.id === holder && n.procs) ? holder : undefined;
   const nodes: string[] = [];
-  for (let i = CHAIN_STAGES - 1; i >= 0; i--) nodes.unshift(await placeStage(world, i, new Set(nodes)));
+  const ballast = local === undefined ? [] : await occupy(world, local, LOCAL_FIRST_BE_MAX);
+  try {
+    for (let i = CHAIN_STAGES - 1; i >= 1; i--) nodes.unshift(await placeStage(world, i, new Set([...nodes, ...(local === undefined ? [] : [local])])));
+  } finally {
+    await Promise.all(ballast.map((pid) => world.client.evict(pid).then(() => world.client.waitExit(pid, { timeoutMs: CHAIN_WAIT_MS }))));
+  }
+  nodes.unshift(await placeStage(world, 0, new Set(nodes)));
   log(`chain ${nodes.map((n, i) => `${stageName(i)}@${world.machineOf(n).name}`).join(' -> ')}`);
   if ((await untilRight(world, Date.now() + CHAIN_WAIT_MS)) === undefined) throw new Error(`the chain did not answer within ${CHAIN_WAIT_MS} ms of its start`);
   const calls: ChainCall[] = [];
