@@ -221,7 +221,7 @@ const isolationText = (n: NodeRecord | undefined): string => {
 
 program.command('nodes').action(() => withClient(async (c) => {
   const ns = await c.nodes();
-  out(table(ns.map((n) => ({ id: n.id, mcpu: n.mcpu, memMb: n.memMb, address: n.address, heartbeat: n.heartbeatSeq, hosts: isolationText(n) })), ['id', 'mcpu', 'memMb', 'address', 'heartbeat', 'hosts']), ns);
+  out(table(ns.map((n) => ({ id: n.id, procs: n.procs === false ? 'no' : 'yes', mcpu: n.mcpu, memMb: n.memMb, address: n.address, heartbeat: n.heartbeatSeq, hosts: isolationText(n) })), ['id', 'procs', 'mcpu', 'memMb', 'address', 'heartbeat', 'hosts']), ns);
 }));
 
 program.command('names').option('--realm <realm>').action((o: { realm?: string }) => withClient(async (c) => {

@@ -226,8 +226,10 @@ function followState(d: LeaderDeps, sched: ActorRef<SchedulerMsg>, isActive: () 
     },
     Math.max(d.nodeTimeoutMs / 2, 2 * d.nodeRecordEveryMs),
   ).catch(() => {});
+  // From the latest record of each realm on: a realm the recovery's listing missed is known as soon
+  // as this replays (and checkRealm looks one up at its first request before that).
   void follow(
-    () => d.realmsKv.watch({}),
+    () => d.realmsKv.watch({ include: 'latest' }),
     (e) => sched.tell({ type: 'realm-seen', name: e.key, present: e.value !== null }),
   ).catch(() => {});
   return watches;

@@ -161,7 +161,8 @@ const realmsKv = await bus.kv(BUCKET.realms);
 // fetches (a KV write behind a 100 KB read: 1.8-2.8 ms, against 0.8-1.5 with the read elsewhere).
 const programsBus = await connectBus({ servers: [opts.nats], name: `${opts.id}-programs`, replicas: natsReplicas, pingIntervalMs: Number(opts.natsPingMs), ordered: opts.natsOrdered === true, ...(opts.natsMonitor === undefined ? {} : { monitorUrl: opts.natsMonitor }) });
 programStore = await ProgramStore.open(programsBus, realmsKv);
-await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'), (hash) => programCache.prefetch(hash));
+// A node that runs no procs fetches no programs ahead: it never runs them.
+await programStore.follow((e) => log.error({ err: e }, 'programs: the watch ended; each spawn of a deployed program reads its version'), opts.procs ? (hash) => programCache.prefetch(hash) : undefined);
 realmLimits = await followRealmLimits(realmsKv, (e) => log.error({ err: e }, 'realm quotas: the watch ended; new pools and hosts take the node defaults'));
 // Bound on first use: the node below makes the bucket.
 let namesKv: Promise<HostNameLookup> | undefined;

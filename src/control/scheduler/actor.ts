@@ -5,7 +5,7 @@ import { evict, removePending, runTaken } from './evict.js';
 import { finish, onExit, recordExit } from './exits.js';
 import { checkNodes, nodeDown, nodeUp } from './nodes.js';
 import { accept, created, createExists, createFailed, dispatch, drain, spawn, spawnResolved } from './placing.js';
-import { realmCreate, realmGone, realmRemove, realmSeen } from './realms.js';
+import { realmChecked, realmCreate, realmGone, realmRemove, realmSeen } from './realms.js';
 import { realmQuota } from './quotas.js';
 import { recover, snapshot } from './recovery.js';
 import { SchedulerState, type SchedulerDeps, type SchedulerMsg, type SchedulerOps } from './state.js';
@@ -70,6 +70,8 @@ function route(s: SchedulerState, m: SchedulerMsg): void {
       return nodeDown(s, m.id);
     case 'realm-seen':
       return realmSeen(s, m.name, m.present);
+    case 'realm-checked':
+      return realmChecked(s, m);
     case 'realm-create':
       return realmCreate(s, m.name, m.quota, m.reply);
     case 'realm-quota':

@@ -3,6 +3,7 @@ import { assert } from '../../assert.js';
 import { parseSpec } from '../../proc/spec.js';
 import type { ProcSpec } from '../../proc/types.js';
 import { ControlError } from '../errors.js';
+import { checkRealm, unknownRealm } from './realms.js';
 import { LC_PENDING_MAX, QueueFullError } from '../placement.js';
 import { keyedPid, type DeployedProgram, type ProcRecord, type SpawnReply } from '../protocol/index.js';
 import type { Idempotency, SchedulerMsg, SchedulerState } from './state.js';
@@ -201,7 +202,15 @@ export function spawn(s: SchedulerState, input: unknown, receivedAtMs: number, r
   const parsed = parseSpec(input);
   if (parsed._tag === 'Left') return reply({ ok: false, error: { type: 'bad-spec', message: parsed.left.message, field: parsed.left.field } });
   const spec = parsed.right;
-  if (!s.realms.has(spec.realm)) return refuse(reply, new ControlError('unknown-realm', `realm "${spec.realm}" does not exist; create it with \`sigma realm create ${spec.realm}\``, 'realm'));
+  // A realm unknown here is looked up first (realms.ts, checkRealm). Not read (its stream electing): no
+  // answer, so the client sends the spawn again, as it does while no scheduler answers.
+  if (!s.realms.has(spec.realm)) {
+    return checkRealm(s, spec.realm, (known) => {
+      if (known === true) spawn(s, input, receivedAtMs, reply);
+      else if (known === false) refuse(reply, unknownRealm(spec.realm, false, 'realm'));
+      else s.log.warn({ realm: spec.realm, err: known }, 'a spawn for a realm this scheduler does not know of waits for its retry: the realm could not be read');
+    });
+  }
   const idem = idempotency(input);
   if (typeof idem === 'string') return reply({ ok: false, error: { type: 'bad-spec', message: idem, field: 'idempotencyKey' } });
   if (idem !== undefined) traceSpawn('sched.recv', keyedPid(spec.realm, idem.key));

@@ -4,6 +4,7 @@ import { encode, decodeRealmRecord, type RealmQuota } from '../protocol/index.js
 import type { ProcSpec } from '../../proc/types.js';
 import type { RealmUsage } from './live-procs.js';
 import type { AckReply, SchedulerState } from './state.js';
+import { checkRealm, unknownRealm } from './realms.js';
 
 /** Why `spec` would take its realm past its quota, or undefined when it fits. */
 export function overQuota(q: RealmQuota | undefined, u: RealmUsage, spec: ProcSpec): string | undefined {
@@ -18,7 +19,7 @@ export function overQuota(q: RealmQuota | undefined, u: RealmUsage, spec: ProcSp
 
 /** Sets a realm's quota in its record, then in the scheduler's view (`{}`: no limits). */
 export function realmQuota(s: SchedulerState, name: string, quota: RealmQuota, reply: AckReply): void {
-  if (!s.realms.has(name)) return reply({ ok: false, error: new ControlError('unknown-realm', `realm "${name}" does not exist`, 'name').toWire() });
+  if (!s.realms.has(name)) return checkRealm(s, name, (known) => (known === true ? realmQuota(s, name, quota, reply) : reply({ ok: false, error: unknownRealm(name, known, 'name').toWire() })));
   const write = async (): Promise<void> => {
     const e = await s.deps.realmsKv.get(name);
     const rec = e?.value == null ? undefined : decodeRealmRecord(e.value);

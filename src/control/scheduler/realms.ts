@@ -1,8 +1,8 @@
 // Realms: created by a KV create (which refuses a second one), removed once their last proc ended.
 import { ControlError } from '../errors.js';
 import { NAME_DELETE_ATTEMPTS_MAX, REALM_NAME } from '../names.js';
-import { encode, type RealmRecord } from '../protocol/index.js';
-import type { AckReply, RealmJournals, SchedulerState } from './state.js';
+import { decodeRealmRecord, encode, type RealmRecord } from '../protocol/index.js';
+import type { AckReply, RealmJournals, SchedulerMsg, SchedulerState } from './state.js';
 import { setQuota } from './quotas.js';
 import type { RealmQuota } from '../protocol/index.js';
 
@@ -37,7 +37,7 @@ export function realmCreate(s: SchedulerState, name: string, quota: RealmQuota |
 
 /** Evicts every proc of the realm; once the last has exited, drops its names and its record. */
 export function realmRemove(s: SchedulerState, name: string, reply: AckReply): void {
-  if (!s.realms.has(name) && !s.removing.has(name)) return reply({ ok: false, error: new ControlError('unknown-realm', `realm "${name}" does not exist`).toWire() });
+  if (!s.realms.has(name) && !s.removing.has(name)) return checkRealm(s, name, (known) => (known === true ? realmRemove(s, name, reply) : reply({ ok: false, error: unknownRealm(name, known).toWire() })));
   s.realms.delete(name); // no new spawns from here on
   const waiting = s.removing.get(name) ?? [];
   waiting.push(reply);
@@ -127,4 +127,35 @@ export function realmGone(s: SchedulerState, name: string): void {
 export function realmSeen(s: SchedulerState, name: string, present: boolean): void {
   if (present && !s.removing.has(name)) s.realms.add(name);
   if (!present) s.realms.delete(name);
+}
+
+/**
+ * A realm this scheduler does not know of is looked up in the bucket before anything is refused for it:
+ * the recovery's listing of the realms can come back short without an error (a chaos pause run's
+ * successor listed none, refused every spawn `unknown-realm` and ran four of them under a paused
+ * predecessor's records, ghosts). An active record makes the realm known (its quota too); then `then`
+ * runs in the actor with whether it is known now, or the read's error.
+ */
+export function checkRealm(s: SchedulerState, name: string, then: (known: boolean | Error) => void): void {
+  s.deps.realmsKv.get(name).then(
+    (e) => {
+      const record = e?.value == null ? undefined : decodeRealmRecord(e.value);
+      s.ctx.self.tell({ type: 'realm-checked', name, ...(record === undefined ? {} : { record }), then });
+    },
+    (error: unknown) => s.ctx.self.tell({ type: 'realm-checked', name, error, then }),
+  );
+}
+
+export function realmChecked(s: SchedulerState, m: Extract<SchedulerMsg, { type: 'realm-checked' }>): void {
+  if (m.record?.state === 'active' && !s.removing.has(m.name) && !s.realms.has(m.name)) {
+    s.log.warn({ realm: m.name }, 'a realm missing from the recovered state was found in its bucket');
+    s.realms.add(m.name);
+    setQuota(s, m.name, m.record.quota);
+  }
+  m.then(m.error !== undefined ? (m.error instanceof Error ? m.error : new Error(String(m.error))) : s.realms.has(m.name));
+}
+
+/** The refusal of a realm that is not there (false) or could not be looked up (an error). */
+export function unknownRealm(name: string, known: false | Error, field?: string): ControlError {
+  return known === false ? new ControlError('unknown-realm', `realm "${name}" does not exist; create it with \`sigma realm create ${name}\``, field) : new ControlError('internal', `realm "${name}" is not known to this scheduler and its record could not be read (${known.message}); try again`, field);
 }

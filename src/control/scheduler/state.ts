@@ -4,7 +4,7 @@ import type { ProcSpec, Status } from '../../proc/types.js';
 import type { Mutations } from '../mutations.js';
 import { BeQueues, Placements } from '../placement.js';
 import type { ProcTable } from '../proc-table.js';
-import type { Ack, DeployedProgram, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RunOrder, SpawnReply } from '../protocol/index.js';
+import type { Ack, DeployedProgram, NodeRecord, NodeRequest, ProcEvent, ProcRecord, RealmQuota, RealmRecord, RunOrder, SpawnReply } from '../protocol/index.js';
 import { BeNodes } from './be-nodes.js';
 import { LiveProcs } from './live-procs.js';
 import { Liveness } from '../liveness.js';
@@ -67,6 +67,11 @@ export type SchedulerMsg =
   | { type: 'node-down'; id: string }
   /** A realm's record written (present) or deleted, as the realms watch saw it, in the bucket's order. */
   | { type: 'realm-seen'; name: string; present: boolean }
+  /**
+   * A realm this scheduler did not know of, as its record read now says (`record` absent: none; `error`:
+   * not read), and what was waiting on that: see realms.ts, checkRealm.
+   */
+  | { type: 'realm-checked'; name: string; record?: RealmRecord; error?: unknown; then: (known: boolean | Error) => void }
   | { type: 'realm-create'; name: string; quota?: RealmQuota; reply: AckReply }
   | { type: 'realm-quota'; name: string; quota: RealmQuota; reply: AckReply }
   | { type: 'realm-remove'; name: string; reply: AckReply }
