@@ -48,7 +48,7 @@ test.serial('cli - every documented exit code, each from an input that should pr
     [['realm', 'quota', 'nowhere', '--procs', '3'], EXIT.refused, /realm "nowhere" does not exist/],
     [['realm', 'quota', 'capped'], EXIT.ok, /quota -/],
     [['spawn', 'counter', '--realm', 'capped'], EXIT.ok],
-    [['nodes'], EXIT.ok, isolationStatus().sandboxed ? /\bprocs\b[\s\S]*\byes\b[\s\S]*\bsandboxed\b/ : /\bprocs\b[\s\S]*\byes\b[\s\S]*NOT sandboxed/],
+    [['nodes'], EXIT.ok, isolationStatus().sandboxed ? /\bPROCS\b[\s\S]*\byes\b[\s\S]*\bsandboxed\b/ : /\bPROCS\b[\s\S]*\byes\b[\s\S]*NOT sandboxed/],
     [['datapath'], EXIT.ok, isolationStatus().sandboxed ? /hosts sandboxed/ : /hosts NOT sandboxed/],
   ];
   for (const [args, code, message] of cases) {
