@@ -7,7 +7,7 @@ import { defineCluster } from './src/config/cluster.js';
  */
 export default defineCluster({
   name: 'sigma',
-  nodes: 3,
+  nodes: 3, // or a list: [{ id, mcpu, memMb, procs: false }, ...]; procs: false is a control-plane node that runs none (docs/machines.md)
   node: { mcpu: 2000, memMb: 4096 },
   realms: ['default'],
   nats: { embedded: true, port: 4222 },
