@@ -134,3 +134,21 @@ test('leader placement - a stepdown that keeps landing on the other avoided serv
     keeper.stop();
   }
 });
+
+test('replica watch - skipped while told to (the lease holder looks itself), looking again after', async (t) => {
+  const time = new VirtualTime();
+  const stream = new Stream();
+  const lead = stream.leadership('n2', 'n3');
+  let looks = 0;
+  const counted: StreamLeadership = { ...lead, replicasOf: (b) => (looks++, lead.replicasOf(b)) };
+  let holding = true;
+  const watch = watchReplicas(counted, { timers: time }, silent, { buckets: ['procs', 'nodes'], skip: () => holding });
+  await time.run({ untilMs: time.nowMs() + 3 * LEADERS_CHECK_MS });
+  t.is(looks, 0, 'no look while skipped');
+  t.true(watch.ownLeads(), 'and none ended: unknown, so a standby would defer');
+  holding = false;
+  await time.run({ untilMs: time.nowMs() + LEADERS_CHECK_MS });
+  t.true(looks >= 2, `both buckets looked at once it may (${looks})`);
+  t.true(watch.ownLeads(), 'n2, its own server, leads the stream');
+  watch.stop();
+});

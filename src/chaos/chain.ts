@@ -23,7 +23,6 @@ export const CHAIN_CALL_TIMEOUT_MS = 2_000;
 export const CHAIN_HANG_SLACK_MS = 1_000;
 /** Spawns of one stage until it lands on a machine no other stage uses (placement is the scheduler's). */
 export const CHAIN_PLACE_ATTEMPTS_MAX = 20;
-export const CHAIN_PLACE_PAUSE_MS = 250;
 /** Bound on the chain answering (at first, and after the fault), and on a stage's name record. */
 export const CHAIN_WAIT_MS = 60_000;
 /** Calls flowing across the machines before the fault. */
@@ -71,7 +70,6 @@ async function placeStage(world: ChaosWorld, i: number, taken: ReadonlySet<strin
     landed.push(world.machineOf(node).name);
     await world.client.evict(pid);
     await world.client.waitExit(pid, { timeoutMs: CHAIN_WAIT_MS });
-    await sleep(CHAIN_PLACE_PAUSE_MS); // the storm's procs come and go: another moment, another least-loaded node
   }
   throw new Error(`stage ${spec.name} was placed beside another stage ${CHAIN_PLACE_ATTEMPTS_MAX} times (on ${landed.join(' ')})`);
 }

@@ -37,12 +37,19 @@ export const STEPDOWN_BACKOFF_MAX_MS = 30_000;
  * scheduler sits where no stream needs moving: a stepdown lands where nats-server 2.9 picks, and a
  * chaos run's moves were still going on when its machine was killed 6 s after the start.
  */
-export function watchReplicas(lead: StreamLeadership, ports: { timers: Timers }, log: Logger, o: { buckets?: readonly string[] } = {}): ReplicaWatch & { ownLeads(): boolean } {
+export function watchReplicas(
+  lead: StreamLeadership,
+  ports: { timers: Timers },
+  log: Logger,
+  o: { buckets?: readonly string[]; skip?: () => boolean } = {},
+): ReplicaWatch & { ownLeads(): boolean } {
   const buckets = o.buckets ?? [BUCKET.procs];
   const { suspects, note } = suspectServers(log);
   const leaders = new Map<string, string>();
   let looked = false;
   const loop = periodically(ports.timers, 0, async (stopped) => {
+    // `skip`: the lease holder's leader placement looks at the same buckets and notes what it sees.
+    if (o.skip?.() === true) return;
     for (const bucket of buckets) {
       if (stopped()) return;
       const r = await lead.replicasOf(bucket).catch(() => undefined);

@@ -246,7 +246,11 @@ function campaign(o: NodeOptions, timing: NodeTiming, system: ActorSystem, st: N
   const lead = o.bus.leadership?.();
   const meta = lead === undefined ? undefined : followMetaLeader(lead, system.ports, o.logger);
   // Standbys too: a scheduler elected after a server's return must know it was away (leader-placement.ts).
-  const replicas = lead === undefined ? undefined : watchReplicas(lead, system.ports, o.logger, { buckets: Object.values(BUCKET) });
+  // Every control bucket where its own server may lead one (a standby defers the first election for
+  // it), the proc table's alone on a machine without a server; not while holding the lease, when the
+  // leader placement's looks note the same (keepLeadersOff).
+  const buckets = lead?.server() === undefined ? [BUCKET.procs] : Object.values(BUCKET);
+  const replicas = lead === undefined ? undefined : watchReplicas(lead, system.ports, o.logger, { buckets, skip: () => system.ports.clock.nowMs() < heldUntilMs });
   const leaderDeps = {
     // The stale-leader mutant skips the lease fence, this half of it too.
     leaseHeld: () => o.mutations?.staleLeader === true || system.ports.clock.nowMs() < heldUntilMs,
